@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The project's test command (README "Tests"). Run as root: the loopback fakes bind ports 53
+# and 443 on 127.x addresses, and some tests drop packets with iptables.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ "$(id -u)" -ne 0 ]; then
+  echo "scripts/test.sh: run as root (sudo scripts/test.sh): the tests bind ports 53/443 on loopback and use iptables" >&2
+  exit 2
+fi
+cargo fmt --all -- --check
+cargo clippy --all-targets --locked -- -D warnings
+cargo test --all-targets --locked

@@ -1,0 +1,94 @@
+//! Internet canary: a TCP connect to a host that no VPC endpoint serves. If it connects, the
+//! instance has an internet path (NAT or internet gateway) that S3/DynamoDB traffic could take
+//! instead of the gateway endpoint, so data-plane evidence alone cannot prove the path.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+use hickory_resolver::proto::rr::RecordType;
+
+use super::Check;
+use super::dns::Resolvers;
+use crate::net::dns::query_in_order;
+use crate::net::{millis, tcp};
+use crate::report::{CanaryOutcome, CanaryResult, CheckKind, CheckStatus, Evidence, TcpOutcome};
+
+pub async fn probe(resolvers: &Resolvers, host: &str, port: u16, timeout: Duration) -> CanaryResult {
+    let started = Instant::now();
+    let target = format!("{host}:{port}");
+    let addresses: Vec<IpAddr> = match host.parse::<IpAddr>() {
+        Ok(ip) => vec![ip],
+        Err(_) => match &resolvers.system {
+            Ok(servers) => query_in_order(servers, host, RecordType::A).await.addresses,
+            Err(_) => Vec::new(),
+        },
+    };
+    if addresses.is_empty() {
+        return CanaryResult {
+            target,
+            addresses: Vec::new(),
+            outcome: CanaryOutcome::NotResolved,
+            error: Some(format!("{host} did not resolve through the host's resolver")),
+            connect_ms: millis(started.elapsed()),
+        };
+    }
+    let attempts = addresses
+        .iter()
+        .take(4)
+        .map(|ip| tcp::connect(SocketAddr::new(*ip, port), None, timeout));
+    let results = join_all(attempts).await;
+    let connected = results.iter().any(|c| c.outcome == TcpOutcome::Connected);
+    CanaryResult {
+        target,
+        addresses: addresses.iter().map(|a| a.to_string()).collect(),
+        outcome: if connected {
+            CanaryOutcome::Reachable
+        } else {
+            CanaryOutcome::Unreachable
+        },
+        error: if connected {
+            None
+        } else {
+            results.iter().find_map(|c| c.error.clone())
+        },
+        connect_ms: millis(started.elapsed()),
+    }
+}
+
+impl Check for CanaryResult {
+    const KIND: CheckKind = CheckKind::Canary;
+    fn id(&self) -> String {
+        "canary".into()
+    }
+    fn subject(&self) -> String {
+        self.target.clone()
+    }
+    fn status(&self) -> CheckStatus {
+        // Either answer is information, not a failure: it decides how sure the path verdict is.
+        CheckStatus::Ok
+    }
+    fn summary(&self) -> String {
+        match self.outcome {
+            CanaryOutcome::Reachable => format!(
+                "internet canary {} reachable: the instance has an internet path too",
+                self.target
+            ),
+            CanaryOutcome::Unreachable => format!(
+                "internet canary {} unreachable ({}): no internet path",
+                self.target,
+                self.error.as_deref().unwrap_or("no connection")
+            ),
+            CanaryOutcome::NotResolved => format!(
+                "internet canary {} did not resolve: no internet path seen",
+                self.target
+            ),
+        }
+    }
+    fn duration_ms(&self) -> u64 {
+        self.connect_ms
+    }
+    fn evidence(&self) -> Evidence {
+        Evidence::Canary(self.clone())
+    }
+}

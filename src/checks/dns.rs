@@ -1,0 +1,149 @@
+//! DNS: every service name, A and AAAA, through the host's resolver configuration and through
+//! the VPC resolver; each answer classified against the service's ranges for the region.
+
+use std::net::SocketAddr;
+
+use hickory_resolver::proto::rr::RecordType;
+use ipnet::IpNet;
+
+use super::Check;
+use crate::net::dns::{Answer, ServerResolver, query_in_order};
+use crate::net::millis;
+use crate::ranges::IpRanges;
+use crate::report::{
+    AddressClass, CheckKind, CheckStatus, DnsLookup, DnsOutcome, Evidence, ResolverKind, Service,
+};
+
+/// The resolvers a run asks; building them can fail (no resolv.conf), which is itself evidence.
+pub struct Resolvers {
+    pub system: Result<Vec<ServerResolver>, String>,
+    pub vpc: Result<ServerResolver, String>,
+}
+
+impl Resolvers {
+    pub fn system_servers(&self) -> Vec<SocketAddr> {
+        match &self.system {
+            Ok(v) => v.iter().map(|r| r.server).collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+}
+
+/// What the classification needs to know about the run.
+pub struct Classifier<'a> {
+    pub ranges: &'a IpRanges,
+    pub region: &'a str,
+    pub vpc_cidrs: &'a [IpNet],
+}
+
+pub async fn lookup(
+    resolvers: &Resolvers,
+    kind: ResolverKind,
+    name: &str,
+    service: Service,
+    record_type: RecordType,
+    classifier: &Classifier<'_>,
+) -> DnsLookup {
+    let answer = match (kind, &resolvers.system, &resolvers.vpc) {
+        (ResolverKind::System, Ok(servers), _) => query_in_order(servers, name, record_type).await,
+        (ResolverKind::Vpc, _, Ok(server)) => server.query(name, record_type).await,
+        (ResolverKind::System, Err(e), _) | (ResolverKind::Vpc, _, Err(e)) => Answer {
+            server: None,
+            outcome: DnsOutcome::Error,
+            addresses: Vec::new(),
+            error: Some(e.clone()),
+            elapsed: std::time::Duration::ZERO,
+        },
+    };
+    DnsLookup {
+        name: name.to_string(),
+        service,
+        record_type: record_type.to_string(),
+        resolver: kind,
+        server: answer.server.map(|s| s.to_string()),
+        outcome: answer.outcome,
+        addresses: answer
+            .addresses
+            .iter()
+            .map(|ip| {
+                classifier
+                    .ranges
+                    .classify(*ip, service, classifier.region, classifier.vpc_cidrs)
+            })
+            .collect(),
+        error: answer.error,
+        latency_ms: millis(answer.elapsed),
+    }
+}
+
+impl Check for DnsLookup {
+    const KIND: CheckKind = CheckKind::Dns;
+    fn id(&self) -> String {
+        format!(
+            "dns/{}/{}/{}",
+            self.resolver.as_str(),
+            self.name,
+            self.record_type
+        )
+    }
+    fn subject(&self) -> String {
+        self.name.clone()
+    }
+    fn status(&self) -> CheckStatus {
+        match self.outcome {
+            DnsOutcome::Answered => {
+                if self
+                    .addresses
+                    .iter()
+                    .all(|a| a.class == AddressClass::ServiceRegion)
+                {
+                    CheckStatus::Ok
+                } else {
+                    CheckStatus::Warn
+                }
+            }
+            // Many service names have no AAAA record; only a missing A record is a failure.
+            DnsOutcome::NoData if self.record_type == "AAAA" => CheckStatus::Ok,
+            _ => CheckStatus::Fail,
+        }
+    }
+    fn summary(&self) -> String {
+        let server = self.server.as_deref().unwrap_or("no server");
+        let what = match self.outcome {
+            DnsOutcome::Answered => self
+                .addresses
+                .iter()
+                .map(|a| format!("{} ({})", a.ip, class_label(a.class)))
+                .collect::<Vec<_>>()
+                .join(", "),
+            DnsOutcome::NoData => "no record of this type".into(),
+            DnsOutcome::NxDomain => "NXDOMAIN".into(),
+            DnsOutcome::ServFail => "SERVFAIL".into(),
+            DnsOutcome::Refused => "REFUSED".into(),
+            DnsOutcome::Timeout => "timed out".into(),
+            DnsOutcome::Error => self.error.clone().unwrap_or_else(|| "error".into()),
+        };
+        format!(
+            "{} {} via {} resolver {server}: {what} ({} ms)",
+            self.name,
+            self.record_type,
+            self.resolver.as_str(),
+            self.latency_ms
+        )
+    }
+    fn duration_ms(&self) -> u64 {
+        self.latency_ms
+    }
+    fn evidence(&self) -> Evidence {
+        Evidence::Dns(self.clone())
+    }
+}
+
+pub fn class_label(class: AddressClass) -> &'static str {
+    match class {
+        AddressClass::ServiceRegion => "in range",
+        AddressClass::ServiceOtherRegion => "other region",
+        AddressClass::Private => "private",
+        AddressClass::Outside => "outside ranges",
+    }
+}

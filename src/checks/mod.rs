@@ -1,0 +1,40 @@
+//! One file per check. Each check returns typed evidence (report.rs types) and implements
+//! `Check`, which turns that evidence into a report record; checks never print.
+
+pub mod canary;
+pub mod dns;
+pub mod host;
+pub mod imds;
+pub mod nacl;
+pub mod proxy;
+pub mod region;
+pub mod tcp;
+pub mod tls;
+
+use crate::report::{CheckKind, CheckRecord, CheckStatus, Evidence};
+
+/// The common face of every check's result.
+pub trait Check {
+    const KIND: CheckKind;
+    /// Stable id within a report, unique per check instance.
+    fn id(&self) -> String;
+    /// What the check was about: a name, an address, a URL.
+    fn subject(&self) -> String;
+    fn status(&self) -> CheckStatus;
+    /// One line for the text report.
+    fn summary(&self) -> String;
+    fn duration_ms(&self) -> u64;
+    fn evidence(&self) -> Evidence;
+
+    fn record(&self) -> CheckRecord {
+        CheckRecord {
+            id: self.id(),
+            check: Self::KIND,
+            subject: self.subject(),
+            status: self.status(),
+            summary: self.summary(),
+            duration_ms: self.duration_ms(),
+            evidence: self.evidence(),
+        }
+    }
+}

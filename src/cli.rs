@@ -1,0 +1,122 @@
+//! Command-line definitions. Raw arguments are turned into a validated `Config` by config.rs.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "vpce-probe",
+    version,
+    about = "Proves from inside an EC2 instance whether Amazon S3 and DynamoDB are reached through the VPC's gateway endpoint, and names what is broken when they are not.",
+    after_help = "Exit codes: 0 healthy, 1 a problem was found, 2 bad usage or configuration (nothing probed), 3 the probe itself failed."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Probe once and print a report (the SSM Run Command job).
+    Probe(ProbeArgs),
+    /// Print the JSON Schema of the report.
+    Schema,
+    /// List every finding code with its meaning and fix.
+    Findings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExpectPath {
+    /// Traffic must go through the VPC's gateway endpoint.
+    Gateway,
+    /// Traffic must go through an interface endpoint (private addresses).
+    Interface,
+    /// Any working path is fine.
+    Any,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FailOn {
+    /// Exit 1 only for findings of severity error.
+    Error,
+    /// Exit 1 for warnings too.
+    Warning,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ProbeArgs {
+    /// S3 bucket to probe (repeatable).
+    #[arg(long = "bucket", value_name = "NAME")]
+    pub buckets: Vec<String>,
+
+    /// DynamoDB table to probe (repeatable).
+    #[arg(long = "table", value_name = "NAME")]
+    pub tables: Vec<String>,
+
+    /// An object key to GET in the signed-call checks.
+    #[arg(long, value_name = "KEY")]
+    pub key: Option<String>,
+
+    /// Region to probe; default: the SDK chain (AWS_REGION, AWS_DEFAULT_REGION, profile), else the instance's region from IMDS.
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+
+    /// Named profile of the shared AWS config files (default: AWS_PROFILE, else "default").
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+
+    /// Output on stdout: a short text report, or the full JSON report.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+
+    /// Also write the full JSON report to FILE (atomically).
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Timeout of each network operation, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 3.0)]
+    pub timeout: f64,
+
+    /// Deadline of the whole run, in seconds; the report keeps what finished by then and says the deadline cut it short.
+    #[arg(long, value_name = "SECS", default_value_t = 20.0)]
+    pub deadline: f64,
+
+    /// AWS ip-ranges.json file to classify addresses with (default: the embedded snapshot of S3 and DYNAMODB prefixes).
+    #[arg(long, value_name = "FILE")]
+    pub ip_ranges: Option<PathBuf>,
+
+    /// A host outside S3/DynamoDB whose TCP reachability tells whether the instance has an internet path; "none" turns it off.
+    #[arg(long, value_name = "HOST:PORT", default_value = "checkip.amazonaws.com:443")]
+    pub internet_canary: String,
+
+    /// The path the traffic is expected to take.
+    #[arg(long, value_enum, default_value_t = ExpectPath::Gateway)]
+    pub expect_path: ExpectPath,
+
+    /// Address of the Amazon-provided VPC resolver to compare the host's answers with.
+    #[arg(long, value_name = "IP[:PORT]", default_value = "169.254.169.253")]
+    pub vpc_resolver: String,
+
+    /// The resolver configuration the host uses.
+    #[arg(long, value_name = "FILE", default_value = "/etc/resolv.conf")]
+    pub resolv_conf: PathBuf,
+
+    /// Text that the issuer of a genuine service certificate contains (repeatable; default "Amazon"). Anything else is reported as TLS interception.
+    #[arg(long = "expect-issuer", value_name = "TEXT")]
+    pub expect_issuers: Vec<String>,
+
+    /// Which findings make the exit code 1.
+    #[arg(long, value_enum, default_value_t = FailOn::Error)]
+    pub fail_on: FailOn,
+
+    /// Never show the progress spinner (it only appears when stderr is a terminal).
+    #[arg(long)]
+    pub no_progress: bool,
+}

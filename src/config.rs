@@ -1,0 +1,434 @@
+//! Validated configuration of a run: everything checked before a single packet is sent,
+//! with messages that say what is wrong and how to fix it (exit 2).
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::cli::{ExpectPath, FailOn, Format, ProbeArgs};
+use crate::proxy_rules::{ProxyEnv, redact_proxy_url};
+use crate::ranges::IpRanges;
+use crate::report::{EffectiveConfig, EnvVar};
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+fn err<T>(msg: impl Into<String>) -> Result<T, ConfigError> {
+    Err(ConfigError(msg.into()))
+}
+
+/// The environment variables the probe reads, captured once so a run is a function of its inputs.
+#[derive(Clone, Debug, Default)]
+pub struct Environment {
+    pub aws_region: Option<String>,
+    pub imds_endpoint: Option<String>,
+    pub imds_disabled: bool,
+    pub endpoint_url: Option<String>,
+    pub endpoint_url_s3: Option<String>,
+    pub endpoint_url_dynamodb: Option<String>,
+    pub s3_us_east_1_regional_endpoint: Option<String>,
+    pub ca_bundle: Option<PathBuf>,
+    pub ssl_cert_file: Option<PathBuf>,
+    pub no_color: bool,
+    pub proxy: ProxyEnv,
+}
+
+impl Environment {
+    pub fn from_process() -> Self {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        Environment {
+            aws_region: var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION")),
+            imds_endpoint: var("AWS_EC2_METADATA_SERVICE_ENDPOINT"),
+            imds_disabled: var("AWS_EC2_METADATA_DISABLED")
+                .is_some_and(|v| v.eq_ignore_ascii_case("true")),
+            endpoint_url: var("AWS_ENDPOINT_URL"),
+            endpoint_url_s3: var("AWS_ENDPOINT_URL_S3"),
+            endpoint_url_dynamodb: var("AWS_ENDPOINT_URL_DYNAMODB"),
+            s3_us_east_1_regional_endpoint: var("AWS_S3_US_EAST_1_REGIONAL_ENDPOINT"),
+            ca_bundle: var("AWS_CA_BUNDLE").map(PathBuf::from),
+            ssl_cert_file: var("SSL_CERT_FILE").map(PathBuf::from),
+            // https://no-color.org: any non-empty value.
+            no_color: var("NO_COLOR").is_some(),
+            proxy: ProxyEnv::from_process(),
+        }
+    }
+
+    pub fn imds_endpoint_or_default(&self) -> String {
+        self.imds_endpoint
+            .clone()
+            .unwrap_or_else(|| "http://169.254.169.254".to_string())
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub buckets: Vec<String>,
+    pub tables: Vec<String>,
+    pub key: Option<String>,
+    pub region: Option<String>,
+    pub profile: Option<String>,
+    pub format: Format,
+    pub output: Option<PathBuf>,
+    pub timeout: Duration,
+    pub deadline: Duration,
+    pub ranges: IpRanges,
+    pub internet_canary: Option<(String, u16)>,
+    pub expect_path: ExpectPath,
+    pub vpc_resolver: SocketAddr,
+    pub resolv_conf: PathBuf,
+    pub expect_issuers: Vec<String>,
+    pub fail_on: FailOn,
+    pub progress: bool,
+    pub env: Environment,
+}
+
+impl Config {
+    pub fn from_args(args: ProbeArgs, env: Environment) -> Result<Config, ConfigError> {
+        if args.buckets.is_empty() && args.tables.is_empty() {
+            return err(
+                "nothing to probe: give at least one --bucket NAME or --table NAME (see vpce-probe probe --help)",
+            );
+        }
+        for bucket in &args.buckets {
+            validate_bucket_name(bucket)?;
+        }
+        for table in &args.tables {
+            validate_table_name(table)?;
+        }
+        let timeout = seconds("--timeout", args.timeout, 0.05, 300.0)?;
+        let deadline = seconds("--deadline", args.deadline, 0.1, 3600.0)?;
+        if deadline < timeout {
+            return err(format!(
+                "--deadline {} is shorter than --timeout {}: the whole run cannot be shorter than one network operation",
+                args.deadline, args.timeout
+            ));
+        }
+        let ranges = match &args.ip_ranges {
+            Some(path) => IpRanges::from_file(path).map_err(|e| ConfigError(e.to_string()))?,
+            None => IpRanges::embedded(),
+        };
+        if let Some(region) = &args.region {
+            validate_region(region, &ranges)?;
+        }
+        let internet_canary = parse_canary(&args.internet_canary)?;
+        let vpc_resolver = parse_resolver(&args.vpc_resolver)?;
+        if let Some(output) = &args.output {
+            let parent = output
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(std::path::Path::new("."));
+            if !parent.is_dir() {
+                return err(format!(
+                    "--output {}: directory {} does not exist",
+                    output.display(),
+                    parent.display()
+                ));
+            }
+        }
+        for (var, path) in [
+            ("AWS_CA_BUNDLE", &env.ca_bundle),
+            ("SSL_CERT_FILE", &env.ssl_cert_file),
+        ] {
+            if let Some(path) = path
+                && !path.is_file()
+            {
+                return err(format!(
+                    "{var}={}: no such file; point it at a PEM bundle or unset it",
+                    path.display()
+                ));
+            }
+        }
+        for url in [
+            &env.endpoint_url,
+            &env.endpoint_url_s3,
+            &env.endpoint_url_dynamodb,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if url::Url::parse(url).map(|u| u.host().is_none()).unwrap_or(true) {
+                return err(format!(
+                    "endpoint override '{url}' is not a URL with a host (AWS_ENDPOINT_URL*)"
+                ));
+            }
+        }
+        let expect_issuers = if args.expect_issuers.is_empty() {
+            vec!["Amazon".to_string()]
+        } else {
+            args.expect_issuers
+        };
+        Ok(Config {
+            buckets: dedup(args.buckets),
+            tables: dedup(args.tables),
+            key: args.key,
+            region: args.region,
+            profile: args.profile,
+            format: args.format,
+            output: args.output,
+            timeout,
+            deadline,
+            ranges,
+            internet_canary,
+            expect_path: args.expect_path,
+            vpc_resolver,
+            resolv_conf: args.resolv_conf,
+            expect_issuers,
+            fail_on: args.fail_on,
+            progress: !args.no_progress,
+            env,
+        })
+    }
+
+    /// What the report shows of the configuration: no secrets.
+    pub fn effective(&self) -> EffectiveConfig {
+        let overrides = [
+            ("AWS_ENDPOINT_URL", &self.env.endpoint_url),
+            ("AWS_ENDPOINT_URL_S3", &self.env.endpoint_url_s3),
+            ("AWS_ENDPOINT_URL_DYNAMODB", &self.env.endpoint_url_dynamodb),
+        ];
+        EffectiveConfig {
+            buckets: self.buckets.clone(),
+            tables: self.tables.clone(),
+            key: self.key.clone(),
+            region: self.region.clone(),
+            profile: self.profile.clone(),
+            timeout_ms: self.timeout.as_millis() as u64,
+            deadline_ms: self.deadline.as_millis() as u64,
+            ip_ranges: self.ranges.source.clone(),
+            internet_canary: self
+                .internet_canary
+                .as_ref()
+                .map(|(h, p)| format!("{h}:{p}")),
+            expect_path: format!("{:?}", self.expect_path).to_lowercase(),
+            vpc_resolver: self.vpc_resolver.to_string(),
+            resolv_conf: self.resolv_conf.display().to_string(),
+            expect_issuers: self.expect_issuers.clone(),
+            imds_endpoint: self.env.imds_endpoint.clone(),
+            endpoint_overrides: overrides
+                .into_iter()
+                .filter_map(|(name, v)| {
+                    v.as_ref().map(|v| EnvVar {
+                        name: name.into(),
+                        value: redact_proxy_url(v),
+                    })
+                })
+                .collect(),
+            proxy_env: self
+                .env
+                .proxy
+                .vars()
+                .iter()
+                .map(|(name, value)| EnvVar {
+                    name: name.clone(),
+                    value: redact_proxy_url(value),
+                })
+                .collect(),
+            extra_ca_files: [&self.env.ca_bundle, &self.env.ssl_cert_file]
+                .into_iter()
+                .flatten()
+                .map(|p| p.display().to_string())
+                .collect(),
+        }
+    }
+}
+
+fn dedup(mut v: Vec<String>) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    v.retain(|x| seen.insert(x.clone()));
+    v
+}
+
+fn seconds(flag: &str, value: f64, min: f64, max: f64) -> Result<Duration, ConfigError> {
+    if !value.is_finite() || value < min || value > max {
+        return err(format!(
+            "{flag} {value}: must be between {min} and {max} seconds"
+        ));
+    }
+    Ok(Duration::from_secs_f64(value))
+}
+
+/// S3 general purpose bucket naming rules:
+/// https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html
+pub fn validate_bucket_name(name: &str) -> Result<(), ConfigError> {
+    let bad = |why: &str| err(format!("--bucket '{name}': {why} (S3 bucket naming rules)"));
+    if !(3..=63).contains(&name.len()) {
+        return bad("bucket names are 3 to 63 characters long");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+    {
+        return bad("bucket names use only lowercase letters, digits, dots and hyphens");
+    }
+    let first = name.as_bytes()[0];
+    let last = name.as_bytes()[name.len() - 1];
+    if !first.is_ascii_alphanumeric() || !last.is_ascii_alphanumeric() {
+        return bad("bucket names begin and end with a letter or digit");
+    }
+    if name.contains("..") {
+        return bad("bucket names have no two adjacent dots");
+    }
+    if name.parse::<std::net::Ipv4Addr>().is_ok() {
+        return bad("bucket names are not formatted as IP addresses");
+    }
+    for prefix in ["xn--", "sthree-", "amzn-s3-demo-"] {
+        if name.starts_with(prefix) {
+            return bad(&format!("bucket names do not start with '{prefix}'"));
+        }
+    }
+    if name.ends_with("--x-s3") {
+        return bad(
+            "this is an S3 Express directory bucket, which is served by its own zonal endpoints, not the S3 gateway endpoint",
+        );
+    }
+    for suffix in ["-s3alias", "--ol-s3", ".mrap", "--table-s3"] {
+        if name.ends_with(suffix) {
+            return bad(&format!("bucket names do not end with '{suffix}'"));
+        }
+    }
+    Ok(())
+}
+
+/// DynamoDB table naming rules:
+/// https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/HowItWorks.NamingRulesDataTypes.html
+pub fn validate_table_name(name: &str) -> Result<(), ConfigError> {
+    if !(3..=255).contains(&name.len()) {
+        return err(format!(
+            "--table '{name}': table names are 3 to 255 characters long (DynamoDB naming rules)"
+        ));
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+    {
+        return err(format!(
+            "--table '{name}': table names use only letters, digits, '_', '-' and '.' (DynamoDB naming rules)"
+        ));
+    }
+    Ok(())
+}
+
+pub fn validate_region(region: &str, ranges: &IpRanges) -> Result<(), ConfigError> {
+    if ranges.knows_region(region) && region != "GLOBAL" {
+        return Ok(());
+    }
+    let suggestion = ranges
+        .regions()
+        .into_iter()
+        .map(|r| (strsim::levenshtein(region, r), r))
+        .min()
+        .filter(|(d, _)| *d <= 3)
+        .map(|(_, r)| format!("; did you mean {r}?"))
+        .unwrap_or_default();
+    err(format!(
+        "--region '{region}': not a region with S3 or DynamoDB addresses in the ip-ranges data ({}, {}){suggestion} (a region newer than the data needs a fresh --ip-ranges file)",
+        ranges.source, ranges.create_date
+    ))
+}
+
+fn parse_canary(raw: &str) -> Result<Option<(String, u16)>, ConfigError> {
+    if raw.eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    let bad = || {
+        err(format!(
+            "--internet-canary '{raw}': expected HOST:PORT (for example checkip.amazonaws.com:443) or none"
+        ))
+    };
+    let Some((host, port)) = raw.rsplit_once(':') else {
+        return bad();
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let Ok(port) = port.parse::<u16>() else {
+        return bad();
+    };
+    if host.is_empty() || port == 0 {
+        return bad();
+    }
+    Ok(Some((host.to_string(), port)))
+}
+
+fn parse_resolver(raw: &str) -> Result<SocketAddr, ConfigError> {
+    if let Ok(ip) = raw.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, 53));
+    }
+    raw.parse::<SocketAddr>().or_else(|_| {
+        err(format!(
+            "--vpc-resolver '{raw}': expected an IP address, optionally with :PORT (for example 169.254.169.253)"
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_names() {
+        let ok = ["abc", "my-bucket.logs", "a1b2c3", &"a".repeat(63)];
+        for name in ok {
+            assert!(validate_bucket_name(name).is_ok(), "{name}");
+        }
+        let bad = [
+            ("ab", "3 to 63"),
+            ("My_Bucket", "lowercase"),
+            ("-abc", "begin and end"),
+            ("abc-", "begin and end"),
+            ("a..b", "adjacent dots"),
+            ("192.168.5.4", "IP addresses"),
+            ("xn--abc", "xn--"),
+            ("data--x-s3", "directory bucket"),
+            ("abc-s3alias", "-s3alias"),
+        ];
+        for (name, want) in bad {
+            let e = validate_bucket_name(name).expect_err(name).to_string();
+            assert!(e.contains(want) && e.contains(name), "{e}");
+        }
+    }
+
+    #[test]
+    fn table_names() {
+        assert!(validate_table_name("Orders_2024.v1-a").is_ok());
+        assert!(validate_table_name("ab").is_err());
+        assert!(
+            validate_table_name("orders table")
+                .unwrap_err()
+                .to_string()
+                .contains("only letters")
+        );
+    }
+
+    #[test]
+    fn regions_are_checked_against_the_ranges_with_a_suggestion() {
+        let ranges = IpRanges::embedded();
+        assert!(validate_region("eu-west-1", &ranges).is_ok());
+        let e = validate_region("eu-wst-1", &ranges).unwrap_err().to_string();
+        assert!(e.contains("did you mean eu-west-1?"), "{e}");
+        assert!(validate_region("GLOBAL", &ranges).is_err());
+    }
+
+    #[test]
+    fn canary_and_resolver_parsing() {
+        assert_eq!(parse_canary("none").unwrap(), None);
+        assert_eq!(
+            parse_canary("example.com:443").unwrap(),
+            Some(("example.com".into(), 443))
+        );
+        assert_eq!(
+            parse_canary("[2001:db8::1]:443").unwrap(),
+            Some(("2001:db8::1".into(), 443))
+        );
+        assert!(parse_canary("example.com").is_err());
+        assert!(parse_canary("example.com:0").is_err());
+        assert_eq!(
+            parse_resolver("169.254.169.253").unwrap(),
+            "169.254.169.253:53".parse().unwrap()
+        );
+        assert_eq!(
+            parse_resolver("127.0.0.1:5353").unwrap(),
+            "127.0.0.1:5353".parse().unwrap()
+        );
+        assert!(parse_resolver("resolver.local").is_err());
+    }
+}

@@ -1,0 +1,810 @@
+//! Results → findings, path verdicts and root causes. No I/O: a pure function with
+//! table-driven tests.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use crate::catalogue::{FindingCode, checklist_rank};
+use crate::checks::region::RegionCheck;
+use crate::checks::{Check, tls as tls_check};
+use crate::cli::{ExpectPath, FailOn};
+use crate::config::Config;
+use crate::proxy_rules::{self, HttpClientKind};
+use crate::run::{ProbeResults, TargetSpec};
+use crate::report::*;
+
+pub struct Expectations {
+    pub expect_path: ExpectPath,
+    pub expect_issuers: Vec<String>,
+    pub fail_on: FailOn,
+    pub proxy_env: proxy_rules::ProxyEnv,
+}
+
+impl Expectations {
+    pub fn from_config(cfg: &Config) -> Self {
+        Expectations {
+            expect_path: cfg.expect_path,
+            expect_issuers: cfg.expect_issuers.clone(),
+            fail_on: cfg.fail_on,
+            proxy_env: cfg.env.proxy.clone(),
+        }
+    }
+}
+
+pub struct Diagnosis {
+    pub findings: Vec<Finding>,
+    pub targets: Vec<TargetReport>,
+    pub verdict: Verdict,
+}
+
+struct Findings(Vec<Finding>);
+
+impl Findings {
+    #[allow(clippy::too_many_arguments)]
+    fn add(
+        &mut self,
+        code: FindingCode,
+        severity: Severity,
+        target: &str,
+        title: String,
+        detail: String,
+        remediation: String,
+        check_ids: Vec<String>,
+    ) {
+        // One finding per code and target: the detail of the first one names every address.
+        if self.0.iter().any(|f| f.code == code && f.target == target) {
+            return;
+        }
+        self.0.push(Finding {
+            code,
+            severity,
+            target: target.to_string(),
+            title,
+            detail,
+            remediation,
+            checklist_item: code.checklist_item().to_string(),
+            check_ids,
+        });
+    }
+}
+
+pub fn diagnose(r: &ProbeResults, exp: &Expectations) -> Diagnosis {
+    let mut f = Findings(Vec::new());
+    let instance = r.instance.as_ref();
+    let region_check = RegionCheck {
+        facts: r.region.clone(),
+    };
+
+    // Instance metadata.
+    if let Some(imds) = &r.imds
+        && !imds.reachable
+    {
+        let no_region = r.region.effective.is_none();
+        f.add(
+            FindingCode::IMDS_UNAVAILABLE,
+            if no_region { Severity::Error } else { Severity::Warning },
+            "host",
+            format!("instance metadata (IMDSv2) unavailable at {}", imds.endpoint),
+            format!(
+                "{}. {}",
+                imds.error.as_deref().unwrap_or("no answer"),
+                if no_region {
+                    "No region is configured either, so no service name could be probed."
+                } else {
+                    "The probe ran with the configured region; instance facts (VPC, subnet, security groups, account) are missing, and SDKs relying on the instance role will find no credentials."
+                }
+            ),
+            format!(
+                "{} If this is not an EC2 instance, pass --region.",
+                FindingCode::IMDS_UNAVAILABLE.general_fix()
+            ),
+            vec!["imds".into()],
+        );
+    }
+
+    // Region.
+    for (source, region) in region_check.mismatches() {
+        let instance_region = r.region.instance.clone().unwrap_or_default();
+        f.add(
+            FindingCode::REGION_MISMATCH_SDK,
+            Severity::Error,
+            "host",
+            format!("{source} says {region}, but the instance is in {instance_region}"),
+            format!(
+                "Calls would go to the {region} endpoints; the gateway endpoint of this VPC only serves {instance_region}."
+            ),
+            if source == "--region" {
+                format!("Probe the instance's region (--region {instance_region}) unless you mean to test cross-region access.")
+            } else {
+                format!("export AWS_REGION={instance_region} (or set region = {instance_region} in the profile)")
+            },
+            vec!["region".into()],
+        );
+    }
+    if region_check.global_endpoint() && r.targets.iter().any(|t| t.service == Service::S3) {
+        let host = r.region.s3_endpoint_host.clone().unwrap_or_default();
+        f.add(
+            FindingCode::S3_GLOBAL_ENDPOINT,
+            Severity::Error,
+            "host",
+            format!("S3 calls would use the global endpoint {host}"),
+            format!(
+                "{host} is served from us-east-1; the instance is in {}.",
+                r.region.instance.as_deref().unwrap_or("another region")
+            ),
+            FindingCode::S3_GLOBAL_ENDPOINT.general_fix().into(),
+            vec!["region".into()],
+        );
+    }
+
+    // Host resolver vs the VPC resolver.
+    let vpc_resolvers = vpc_resolver_ips(r);
+    let custom: Vec<String> = r
+        .system_resolvers
+        .iter()
+        .map(|s| s.ip())
+        .filter(|ip| !ip.is_loopback() && !vpc_resolvers.contains(ip))
+        .map(|ip| ip.to_string())
+        .collect();
+    if !custom.is_empty() && custom.len() == r.system_resolvers.len() {
+        f.add(
+            FindingCode::DNS_CUSTOM_RESOLVER,
+            Severity::Note,
+            "host",
+            format!("the host resolves through {}, not the VPC resolver", custom.join(", ")),
+            format!(
+                "resolv.conf lists {}; the Amazon-provided resolver is {}.",
+                custom.join(", "),
+                vpc_resolvers.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(" or ")
+            ),
+            FindingCode::DNS_CUSTOM_RESOLVER.general_fix().into(),
+            vec![],
+        );
+    }
+
+    // Proxy variables that contradict each other.
+    if let Some(env) = &r.proxy_env {
+        for (upper, lower) in &env.conflicts {
+            f.add(
+                FindingCode::PROXY_ENV_CONFLICT,
+                Severity::Warning,
+                "host",
+                format!("{upper} and {lower} are set to different values"),
+                "curl reads the lower-case variable first, botocore lets lower case win, and other tools differ; the same host then takes different paths depending on the client.".into(),
+                format!("Set {upper} and {lower} to the same value, or unset one of them."),
+                vec!["proxy/env".into()],
+            );
+        }
+        let imds_proxied: Vec<&proxy_rules::ProxyDecision> = env
+            .decisions
+            .iter()
+            .filter(|d| d.url.contains("/latest/api/token") && d.proxy.is_some())
+            .collect();
+        if !imds_proxied.is_empty() {
+            let clients: Vec<&str> = imds_proxied.iter().map(|d| d.client.label()).collect();
+            let host = url::Url::parse(&imds_proxied[0].url)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_string))
+                .unwrap_or_else(|| "169.254.169.254".into());
+            f.add(
+                FindingCode::IMDS_VIA_PROXY,
+                Severity::Warning,
+                "host",
+                format!("instance metadata requests would go through the proxy for {}", clients.join(", ")),
+                imds_proxied
+                    .iter()
+                    .map(|d| d.explanation.clone())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                format!(
+                    "export NO_PROXY={} (and no_proxy the same)",
+                    proxy_rules::recommended_no_proxy(&exp.proxy_env, &[host.as_str()])
+                ),
+                vec!["proxy/env".into()],
+            );
+        }
+    }
+
+    // Per target.
+    let canary = r.canary.as_ref().map(|c| c.outcome);
+    let mut targets = Vec::new();
+    for t in &r.targets {
+        diagnose_target(r, exp, t, &mut f);
+        targets.push(TargetReport {
+            id: t.id.clone(),
+            service: t.service,
+            name: t.name.clone(),
+            endpoint_names: t.endpoint_names.clone(),
+            endpoint_override: t.endpoint_override.clone(),
+            path: path_verdict(r, exp, t, canary),
+        });
+    }
+
+    // Path expectations.
+    for t in &targets {
+        let wrong = match exp.expect_path {
+            ExpectPath::Any => false,
+            ExpectPath::Gateway => matches!(
+                t.path.kind,
+                PathKind::InterfaceEndpoint | PathKind::Proxy | PathKind::Internet
+            ),
+            ExpectPath::Interface => matches!(
+                t.path.kind,
+                PathKind::GatewayEndpoint | PathKind::Proxy | PathKind::Internet
+            ),
+        };
+        if wrong {
+            let expected = match exp.expect_path {
+                ExpectPath::Gateway => "the gateway endpoint",
+                _ => "an interface endpoint",
+            };
+            f.add(
+                FindingCode::PATH_NOT_GATEWAY_ENDPOINT,
+                Severity::Error,
+                &t.id,
+                format!("traffic to {} goes through {}, not {expected}", t.id, describe_kind(t.path.kind)),
+                t.path.evidence.join("; "),
+                FindingCode::PATH_NOT_GATEWAY_ENDPOINT.general_fix().into(),
+                vec![],
+            );
+        }
+    }
+    if instance.is_some() {
+        // Nothing else: the facts are in the report.
+    }
+
+    let mut findings = f.0;
+    findings.sort_by(|a, b| {
+        b.severity
+            .cmp(&a.severity)
+            .then(checklist_rank(&a.checklist_item).cmp(&checklist_rank(&b.checklist_item)))
+            .then(a.target.cmp(&b.target))
+    });
+    let verdict = verdict(&findings, exp.fail_on, r.deadline_hit);
+    Diagnosis {
+        findings,
+        targets,
+        verdict,
+    }
+}
+
+fn describe_kind(kind: PathKind) -> &'static str {
+    match kind {
+        PathKind::GatewayEndpoint => "the gateway endpoint",
+        PathKind::InterfaceEndpoint => "an interface endpoint",
+        PathKind::Proxy => "a proxy",
+        PathKind::Internet => "the internet (NAT or internet gateway)",
+        PathKind::Unknown => "an unknown path",
+    }
+}
+
+/// The Amazon-provided resolver addresses: --vpc-resolver, 169.254.169.253, and VPC base + 2.
+fn vpc_resolver_ips(r: &ProbeResults) -> BTreeSet<IpAddr> {
+    let mut ips: BTreeSet<IpAddr> = BTreeSet::new();
+    ips.insert(IpAddr::from([169, 254, 169, 253]));
+    if let Some(v) = r.vpc_resolver {
+        ips.insert(v.ip());
+    }
+    if let Some(i) = &r.instance {
+        for cidr in &i.vpc_cidrs {
+            if let Ok(ipnet::IpNet::V4(net)) = cidr.parse::<ipnet::IpNet>() {
+                let base = u32::from(net.network());
+                ips.insert(IpAddr::from(std::net::Ipv4Addr::from(base.wrapping_add(2))));
+            }
+        }
+    }
+    ips
+}
+
+fn ids<T: Check>(items: &[&T]) -> Vec<String> {
+    items.iter().map(|i| i.id()).collect()
+}
+
+fn diagnose_target(r: &ProbeResults, exp: &Expectations, t: &TargetSpec, f: &mut Findings) {
+    let expect_gateway = exp.expect_path == ExpectPath::Gateway;
+    for name in &t.endpoint_names {
+        let system: Vec<&DnsLookup> = r
+            .dns
+            .iter()
+            .filter(|d| &d.name == name && d.resolver == ResolverKind::System)
+            .collect();
+        let vpc: Vec<&DnsLookup> = r
+            .dns
+            .iter()
+            .filter(|d| &d.name == name && d.resolver == ResolverKind::Vpc)
+            .collect();
+        let a = system.iter().find(|d| d.record_type == "A");
+        let aaaa = system.iter().find(|d| d.record_type == "AAAA");
+        let resolved_any = system.iter().any(|d| d.outcome == DnsOutcome::Answered);
+
+        // Resolution.
+        if !resolved_any && !system.is_empty() {
+            let failure = a.or(aaaa).copied();
+            let how = failure
+                .map(|d| match d.outcome {
+                    DnsOutcome::NoData => "no A or AAAA record".to_string(),
+                    DnsOutcome::NxDomain => "NXDOMAIN (the name does not exist for this resolver)".into(),
+                    DnsOutcome::Timeout => format!(
+                        "no answer from {} within the timeout",
+                        d.server.as_deref().unwrap_or("the resolver")
+                    ),
+                    _ => d.error.clone().unwrap_or_else(|| format!("{:?}", d.outcome)),
+                })
+                .unwrap_or_default();
+            f.add(
+                FindingCode::DNS_RESOLUTION_FAILED,
+                Severity::Error,
+                &t.id,
+                format!("{name} does not resolve"),
+                format!("The host's resolver answered {how}."),
+                FindingCode::DNS_RESOLUTION_FAILED.general_fix().into(),
+                ids(&system),
+            );
+        }
+        let answered: Vec<&ClassifiedAddress> = system.iter().flat_map(|d| d.addresses.iter()).collect();
+        let private: Vec<&str> = answered
+            .iter()
+            .filter(|a| a.class == AddressClass::Private)
+            .map(|a| a.ip.as_str())
+            .collect();
+        if !private.is_empty() {
+            f.add(
+                FindingCode::DNS_INTERFACE_ENDPOINT,
+                if expect_gateway { Severity::Error } else { Severity::Note },
+                &t.id,
+                format!("{name} resolves to private addresses ({})", private.join(", ")),
+                "Private answers for an AWS service name come from an interface endpoint's private DNS (or a private hosted zone); the SDK then connects to that interface endpoint, not through the gateway endpoint.".into(),
+                FindingCode::DNS_INTERFACE_ENDPOINT.general_fix().into(),
+                ids(&system),
+            );
+        }
+        let outside: Vec<String> = answered
+            .iter()
+            .filter(|a| matches!(a.class, AddressClass::Outside | AddressClass::ServiceOtherRegion))
+            .map(|a| match (&a.class, &a.prefix_region) {
+                (AddressClass::ServiceOtherRegion, Some(reg)) => format!("{} ({reg})", a.ip),
+                _ => a.ip.clone(),
+            })
+            .collect();
+        if !outside.is_empty() {
+            f.add(
+                FindingCode::DNS_OUTSIDE_SERVICE_RANGE,
+                Severity::Error,
+                &t.id,
+                format!("{name} resolves outside the {} ranges of {}", t.service.ranges_name(), r.region.effective.as_deref().unwrap_or("the region")),
+                format!(
+                    "Answers {} are not in the published {} prefixes of {}, so the gateway endpoint's prefix-list route does not cover them.",
+                    outside.join(", "),
+                    t.service.ranges_name(),
+                    r.region.effective.as_deref().unwrap_or("the region"),
+                ),
+                FindingCode::DNS_OUTSIDE_SERVICE_RANGE.general_fix().into(),
+                ids(&system),
+            );
+        }
+        // The host's resolver vs the VPC's, compared by kind of answer (S3 rotates addresses).
+        if let (Some(sys_a), Some(vpc_a)) = (a, vpc.iter().find(|d| d.record_type == "A")) {
+            let kind = |d: &DnsLookup| -> Option<String> {
+                match d.outcome {
+                    // A resolver that does not answer says nothing about its answers.
+                    DnsOutcome::Timeout | DnsOutcome::Error => None,
+                    DnsOutcome::Answered => {
+                        let classes: BTreeSet<String> =
+                            d.addresses.iter().map(|a| format!("{:?}", a.class)).collect();
+                        Some(classes.into_iter().collect::<Vec<_>>().join("+"))
+                    }
+                    other => Some(format!("{other:?}")),
+                }
+            };
+            if let (Some(ks), Some(kv)) = (kind(sys_a), kind(vpc_a))
+                && ks != kv
+            {
+                f.add(
+                    FindingCode::DNS_RESOLVERS_DISAGREE,
+                    Severity::Warning,
+                    &t.id,
+                    format!("the host's resolver and the VPC resolver answer {name} differently"),
+                    format!("{} / {}", sys_a.summary(), vpc_a.summary()),
+                    FindingCode::DNS_RESOLVERS_DISAGREE.general_fix().into(),
+                    vec![sys_a.id(), vpc_a.id()],
+                );
+            }
+        }
+
+        // TCP.
+        let attempts: Vec<&TcpAttempt> = r.tcp.iter().filter(|a| &a.name == name).collect();
+        let connected = attempts.iter().any(|a| a.outcome == TcpOutcome::Connected);
+        let v4_ok = attempts
+            .iter()
+            .any(|a| a.outcome == TcpOutcome::Connected && !a.address.contains(':'));
+        // An IPv6 address without an IPv6 route is normal on IPv4-only subnets when IPv4 works.
+        let failed: Vec<&&TcpAttempt> = attempts
+            .iter()
+            .filter(|a| a.outcome != TcpOutcome::Connected)
+            .filter(|a| !(v4_ok && a.address.contains(':') && a.outcome == TcpOutcome::Unreachable))
+            .collect();
+        for (outcome, code) in [
+            (TcpOutcome::Timeout, FindingCode::TCP_TIMEOUT),
+            (TcpOutcome::Refused, FindingCode::TCP_REFUSED),
+            (TcpOutcome::Unreachable, FindingCode::TCP_UNREACHABLE),
+        ] {
+            let these: Vec<&TcpAttempt> = failed.iter().filter(|a| a.outcome == outcome).map(|a| **a).collect();
+            if these.is_empty() {
+                continue;
+            }
+            let addrs: Vec<&str> = these.iter().map(|a| a.address.as_str()).collect();
+            let severity = if connected { Severity::Warning } else { Severity::Error };
+            f.add(
+                code,
+                severity,
+                &t.id,
+                format!(
+                    "TCP 443 to {name} {} ({})",
+                    match outcome {
+                        TcpOutcome::Timeout => "times out",
+                        TcpOutcome::Refused => "is refused",
+                        _ => "is unreachable",
+                    },
+                    addrs.join(", ")
+                ),
+                format!(
+                    "{}{} Suspects: {}.",
+                    these[0].error.as_deref().map(|e| format!("{e}. ")).unwrap_or_default(),
+                    if connected { "Other addresses of the name connect, so this is partial." } else { "No address of the name connects." },
+                    crate::checks::tcp::suspects(outcome)
+                ),
+                tcp_remediation(outcome, r, t.service),
+                ids(&these),
+            );
+        }
+
+        // TLS.
+        let handshakes: Vec<&TlsHandshake> = r.tls.iter().filter(|h| &h.name == name).collect();
+        let verified = handshakes.iter().any(|h| h.outcome == TlsOutcome::Verified);
+        let intercepted: Vec<&TlsHandshake> = handshakes
+            .iter()
+            .filter(|h| tls_check::is_interception(h, &exp.expect_issuers))
+            .copied()
+            .collect();
+        if let Some(h) = intercepted.first() {
+            let leaf = h.chain.first();
+            f.add(
+                FindingCode::TLS_INTERCEPTED,
+                Severity::Error,
+                &t.id,
+                format!("the certificate for {name} does not come from the service"),
+                format!(
+                    "{} presented a certificate for [{}] issued by '{}' ({}); genuine service certificates are issued by {}.",
+                    h.address,
+                    leaf.map(|c| c.dns_names.join(", ")).unwrap_or_default(),
+                    leaf.map(|c| c.issuer.as_str()).unwrap_or("?"),
+                    h.error.as_deref().unwrap_or("trusted by this host"),
+                    exp.expect_issuers.join(" or ")
+                ),
+                FindingCode::TLS_INTERCEPTED.general_fix().into(),
+                ids(&intercepted),
+            );
+        }
+        let tls_failed: Vec<&TlsHandshake> = handshakes
+            .iter()
+            .filter(|h| !matches!(h.outcome, TlsOutcome::Verified | TlsOutcome::NotAttempted))
+            .filter(|h| !tls_check::is_interception(h, &exp.expect_issuers))
+            .copied()
+            .collect();
+        if let Some(h) = tls_failed.first() {
+            f.add(
+                FindingCode::TLS_FAILED,
+                if verified { Severity::Warning } else { Severity::Error },
+                &t.id,
+                format!("TLS handshake with {name} fails at {}", h.address),
+                h.error.clone().unwrap_or_else(|| format!("{:?}", h.outcome)),
+                FindingCode::TLS_FAILED.general_fix().into(),
+                ids(&tls_failed),
+            );
+        }
+
+        // Proxy.
+        proxy_findings(r, exp, t, name, f);
+    }
+
+    // Network ACL ephemeral ports (one sweep per service).
+    for sweep in r.nacl.iter().filter(|s| s.service == t.service && !s.failing.is_empty()) {
+        let failing = sweep.failing.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ");
+        let kernel = sweep
+            .kernel_ephemeral
+            .map(|k| format!("The kernel picks source ports from {k}, "))
+            .unwrap_or_default();
+        let hits = sweep.hits_kernel_range();
+        f.add(
+            FindingCode::NACL_EPHEMERAL_BLOCKED,
+            if hits { Severity::Error } else { Severity::Warning },
+            &t.id,
+            format!("return traffic to source ports {failing} is dropped"),
+            format!(
+                "Connections to {}:443 from source ports {failing} time out while other ranges connect. {kernel}{}",
+                sweep.address,
+                if hits { "so ordinary connections fail." } else { "so ordinary connections still work." }
+            ),
+            format!(
+                "In the network ACL of {}, allow inbound TCP 1024-65535 from the {} prefix list CIDRs (aws ec2 create-network-acl-entry --ingress --protocol tcp --port-range From=1024,To=65535 ...).",
+                r.instance.as_ref().and_then(|i| i.subnet_id.as_deref()).unwrap_or("the subnet"),
+                t.service.ranges_name()
+            ),
+            vec![sweep.id()],
+        );
+    }
+}
+
+fn proxy_findings(r: &ProbeResults, exp: &Expectations, t: &TargetSpec, name: &str, f: &mut Findings) {
+    let Some(env) = &r.proxy_env else { return };
+    let url = format!("https://{name}/");
+    let sdk = crate::checks::proxy::decision_for(env, HttpClientKind::AwsSdkRust, &url);
+    let resolved: Vec<IpAddr> = r
+        .dns
+        .iter()
+        .filter(|d| d.name == name)
+        .flat_map(|d| d.addresses.iter().filter_map(|a| a.ip.parse().ok()))
+        .collect();
+    let target_names: Vec<&str> = r
+        .targets
+        .iter()
+        .flat_map(|t| t.endpoint_names.iter().map(String::as_str))
+        .collect();
+    let fix = format!(
+        "export NO_PROXY={} (and no_proxy the same)",
+        proxy_rules::recommended_no_proxy(&exp.proxy_env, &target_names)
+    );
+    if let Some(d) = sdk
+        && let Some(p) = &d.proxy
+    {
+        f.add(
+            FindingCode::PROXY_IN_PATH,
+            if exp.expect_path == ExpectPath::Any { Severity::Note } else { Severity::Error },
+            &t.id,
+            format!("the SDK sends {name} through the proxy {}", p.url_redacted),
+            d.explanation.clone(),
+            fix.clone(),
+            vec!["proxy/env".into()],
+        );
+        for probe in r.proxy_probes.iter().filter(|p| p.name == name) {
+            let (code, title) = match probe.outcome {
+                ProxyOutcome::Tunnelled => continue,
+                ProxyOutcome::Refused => (
+                    FindingCode::PROXY_REFUSED_CONNECT,
+                    format!("the proxy {} refuses CONNECT to {name}", probe.proxy.url_redacted),
+                ),
+                ProxyOutcome::Unreachable | ProxyOutcome::Timeout | ProxyOutcome::Error => (
+                    FindingCode::PROXY_UNREACHABLE,
+                    format!("the proxy {} cannot be reached", probe.proxy.url_redacted),
+                ),
+            };
+            f.add(
+                code,
+                Severity::Error,
+                &t.id,
+                title,
+                probe.summary(),
+                format!("{} Or: {fix}", code.general_fix()),
+                vec![probe.id()],
+            );
+        }
+    }
+    if let Ok(parsed) = url::Url::parse(&url) {
+        let ineffective = proxy_rules::ineffective_entries(&exp.proxy_env, &parsed, &resolved);
+        if let Some(first) = ineffective.first() {
+            let sdk_hit = ineffective
+                .iter()
+                .any(|e| e.clients.contains(&HttpClientKind::AwsSdkRust));
+            f.add(
+                FindingCode::NO_PROXY_INEFFECTIVE,
+                if sdk_hit { Severity::Error } else { Severity::Warning },
+                &t.id,
+                format!("{}='{}' does not bypass the proxy for {name}", first.variable, first.entry),
+                ineffective
+                    .iter()
+                    .map(|e| {
+                        format!(
+                            "'{}' ({}): {}",
+                            e.entry,
+                            e.clients.iter().map(|c| c.label()).collect::<Vec<_>>().join(", "),
+                            e.reason
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                fix,
+                vec!["proxy/env".into()],
+            );
+        }
+    }
+}
+
+fn tcp_remediation(outcome: TcpOutcome, r: &ProbeResults, service: Service) -> String {
+    let i = r.instance.as_ref();
+    let subnet = i.and_then(|i| i.subnet_id.as_deref()).unwrap_or("<subnet-id>");
+    let sgs = i
+        .map(|i| i.security_group_ids.join(" "))
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "<sg-id>".into());
+    let region = r.region.effective.as_deref().unwrap_or("<region>");
+    match outcome {
+        TcpOutcome::Timeout => format!(
+            "Check in order: (1) the route table of {subnet} has a route to the com.amazonaws.{region}.{svc} prefix list via the gateway endpoint: aws ec2 describe-route-tables --filters Name=association.subnet-id,Values={subnet}; (2) the security groups {sgs} allow egress TCP 443 to that prefix list: aws ec2 describe-security-groups --group-ids {sgs}; (3) the network ACL of {subnet} allows TCP 443 out and 1024-65535 in: aws ec2 describe-network-acls --filters Name=association.subnet-id,Values={subnet}.",
+            svc = service.as_str()
+        ),
+        TcpOutcome::Refused => "Look for a REJECT rule in the host firewall (iptables -S; nft list ruleset) or an appliance answering for the service address.".into(),
+        _ => "Check the instance's routes (ip route get <address>) and host firewall; a blackhole, unreachable or prohibit route gives this error.".into(),
+    }
+}
+
+fn path_verdict(
+    r: &ProbeResults,
+    exp: &Expectations,
+    t: &TargetSpec,
+    canary: Option<CanaryOutcome>,
+) -> PathVerdict {
+    let mut evidence = Vec::new();
+    let names = &t.endpoint_names;
+    let for_names = |n: &String| names.contains(n);
+    let proxied = r.proxy_env.as_ref().and_then(|env| {
+        names.iter().find_map(|n| {
+            crate::checks::proxy::decision_for(env, HttpClientKind::AwsSdkRust, &format!("https://{n}/"))
+                .and_then(|d| d.proxy.as_ref().map(|p| (n, p, d)))
+        })
+    });
+    let classes: Vec<AddressClass> = r
+        .dns
+        .iter()
+        .filter(|d| for_names(&d.name) && d.resolver == ResolverKind::System)
+        .flat_map(|d| d.addresses.iter().map(|a| a.class))
+        .collect();
+    let connected: Vec<&TcpAttempt> = r
+        .tcp
+        .iter()
+        .filter(|a| for_names(&a.name) && a.outcome == TcpOutcome::Connected)
+        .collect();
+    let intercepted = r
+        .tls
+        .iter()
+        .any(|h| for_names(&h.name) && tls_check::is_interception(h, &exp.expect_issuers));
+    let reachable_direct = !connected.is_empty();
+    let verdict = |kind, confidence, reachable, evidence: Vec<String>, to_confirm: Option<&str>| PathVerdict {
+        kind,
+        confidence,
+        reachable,
+        evidence,
+        to_confirm: to_confirm.map(str::to_string),
+    };
+    let confirm_hint = "let the instance role read the VPC configuration (ec2:DescribeRouteTables, ec2:DescribeVpcEndpoints) or test a bucket policy with aws:SourceVpce";
+
+    if let Some((name, proxy, decision)) = proxied {
+        evidence.push(format!("the SDK sends {name} through {} ({})", proxy.url_redacted, decision.explanation));
+        let tunnelled = r
+            .proxy_probes
+            .iter()
+            .any(|p| for_names(&p.name) && p.outcome == ProxyOutcome::Tunnelled);
+        evidence.push(if tunnelled { "the proxy opened a CONNECT tunnel".into() } else { "the proxy did not open a tunnel".into() });
+        return verdict(PathKind::Proxy, Confidence::Inferred, tunnelled, evidence, None);
+    }
+    if let Some(ep) = &t.endpoint_override {
+        evidence.push(format!("an endpoint override sends the SDK to {ep}"));
+    }
+    if classes.contains(&AddressClass::Private) {
+        evidence.push("the service name resolves to private addresses (interface endpoint private DNS)".into());
+        return verdict(PathKind::InterfaceEndpoint, Confidence::Inferred, reachable_direct, evidence, None);
+    }
+    if intercepted {
+        evidence.push("a TLS-inspecting device answered with its own certificate".into());
+        return verdict(PathKind::Proxy, Confidence::Inferred, reachable_direct, evidence, None);
+    }
+    if !reachable_direct {
+        evidence.push("no TCP connection to the service's addresses".into());
+        return verdict(PathKind::Unknown, Confidence::Unknown, false, evidence, None);
+    }
+    let all_in_range = !classes.is_empty() && classes.iter().all(|c| *c == AddressClass::ServiceRegion);
+    let peers: Vec<&str> = connected
+        .iter()
+        .map(|a| a.address.as_str())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if all_in_range && t.endpoint_override.is_none() {
+        evidence.push(format!(
+            "connected to {} inside the {} ranges of {}",
+            peers.join(", "),
+            t.service.ranges_name(),
+            r.region.effective.as_deref().unwrap_or("the region")
+        ));
+        evidence.push("no proxy applies".into());
+        match canary {
+            Some(CanaryOutcome::Unreachable) | Some(CanaryOutcome::NotResolved) => {
+                evidence.push("the internet canary is unreachable: there is no other path".into());
+                verdict(PathKind::GatewayEndpoint, Confidence::Inferred, true, evidence, Some("the control-plane check (route table holds the endpoint's prefix-list route) would confirm it"))
+            }
+            Some(CanaryOutcome::Reachable) => {
+                evidence.push("the internet canary is reachable: a NAT or internet gateway path exists too".into());
+                verdict(PathKind::Unknown, Confidence::Unknown, true, evidence, Some(confirm_hint))
+            }
+            None => {
+                evidence.push("the internet canary is off".into());
+                verdict(PathKind::Unknown, Confidence::Unknown, true, evidence, Some(confirm_hint))
+            }
+        }
+    } else {
+        evidence.push(format!("connected to {} outside the service's regional ranges", peers.join(", ")));
+        if canary == Some(CanaryOutcome::Reachable) {
+            evidence.push("the internet canary is reachable".into());
+            verdict(PathKind::Internet, Confidence::Inferred, true, evidence, None)
+        } else {
+            verdict(PathKind::Unknown, Confidence::Unknown, true, evidence, Some(confirm_hint))
+        }
+    }
+}
+
+/// Codes that are consequences of another code for the same target.
+fn explained_by(code: FindingCode) -> &'static [FindingCode] {
+    use FindingCode::*;
+    match code {
+        TCP_TIMEOUT => &[NACL_EPHEMERAL_BLOCKED, DNS_OUTSIDE_SERVICE_RANGE, DNS_INTERFACE_ENDPOINT],
+        TLS_FAILED => &[TCP_TIMEOUT, TCP_REFUSED, TCP_UNREACHABLE],
+        PATH_NOT_GATEWAY_ENDPOINT => &[
+            PROXY_IN_PATH,
+            DNS_INTERFACE_ENDPOINT,
+            DNS_OUTSIDE_SERVICE_RANGE,
+            TLS_INTERCEPTED,
+            NO_PROXY_INEFFECTIVE,
+        ],
+        PROXY_IN_PATH => &[NO_PROXY_INEFFECTIVE],
+        PROXY_UNREACHABLE | PROXY_REFUSED_CONNECT => &[],
+        _ => &[],
+    }
+}
+
+fn verdict(findings: &[Finding], fail_on: FailOn, deadline_hit: bool) -> Verdict {
+    let threshold = match fail_on {
+        FailOn::Error => Severity::Error,
+        FailOn::Warning => Severity::Warning,
+    };
+    let failing: Vec<&Finding> = findings.iter().filter(|f| f.severity >= threshold).collect();
+    let mut roots: Vec<&Finding> = failing
+        .iter()
+        .filter(|f| {
+            !explained_by(f.code).iter().any(|cause| {
+                findings
+                    .iter()
+                    .any(|o| o.code == *cause && (o.target == f.target || o.target == "host"))
+            })
+        })
+        .copied()
+        .collect();
+    roots.sort_by_key(|f| (checklist_rank(&f.checklist_item), f.target.clone()));
+    let root_causes: Vec<RootCause> = roots
+        .iter()
+        .map(|f| RootCause {
+            code: f.code,
+            target: f.target.clone(),
+            title: f.title.clone(),
+        })
+        .collect();
+    let (status, exit_code, summary) = if !failing.is_empty() {
+        let first = root_causes
+            .first()
+            .map(|r| format!("{} ({}): {}", r.code, r.target, r.title))
+            .unwrap_or_default();
+        (OverallStatus::Problems, 1, format!("problem found: {first}"))
+    } else if deadline_hit {
+        (
+            OverallStatus::Problems,
+            3,
+            "the deadline ended the run before every check finished; raise --deadline".to_string(),
+        )
+    } else {
+        (OverallStatus::Healthy, 0, "healthy: every probed path works".to_string())
+    };
+    Verdict {
+        status,
+        summary,
+        root_causes,
+        exit_code,
+    }
+}

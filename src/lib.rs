@@ -1,0 +1,18 @@
+//! vpce-probe: proves from inside an EC2 instance whether S3 and DynamoDB traffic reaches the
+//! services through the VPC's gateway endpoint, and names what is broken when it does not.
+//!
+//! Data flows one way: configuration → checks → results → diagnosis → report → renderers.
+
+pub mod catalogue;
+pub mod checks;
+pub mod cli;
+pub mod config;
+pub mod diagnose;
+pub mod net;
+pub mod proxy_rules;
+pub mod ranges;
+pub mod render;
+pub mod report;
+pub mod run;
+
+pub use run::run_once;

@@ -1,0 +1,89 @@
+//! Thin: parse, dispatch, map errors to exit codes (0 healthy, 1 problem, 2 usage, 3 probe failure).
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use vpce_probe::catalogue::FindingCode;
+use vpce_probe::cli::{Cli, Command, Format};
+use vpce_probe::config::{Config, Environment};
+use vpce_probe::render;
+
+const EXIT_USAGE: u8 = 2;
+const EXIT_PROBE_FAILED: u8 = 3;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("VPCE_PROBE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off")),
+        )
+        .init();
+    match cli.command {
+        Command::Schema => {
+            println!("{}", render::json::schema());
+            ExitCode::SUCCESS
+        }
+        Command::Findings => {
+            for code in FindingCode::ALL {
+                println!("{code}\t{}\t{}\t{}", code.checklist_item(), code.meaning(), code.general_fix());
+            }
+            ExitCode::SUCCESS
+        }
+        Command::Probe(args) => {
+            let cfg = match Config::from_args(args, Environment::from_process()) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("vpce-probe: {e}");
+                    return ExitCode::from(EXIT_USAGE);
+                }
+            };
+            probe(cfg)
+        }
+    }
+}
+
+fn probe(cfg: Config) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("vpce-probe: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_PROBE_FAILED);
+        }
+    };
+    let spinner = (cfg.progress && std::io::stderr().is_terminal()).then(|| {
+        let pb = indicatif::ProgressBar::new_spinner();
+        pb.set_message("probing DNS, TCP, TLS, proxy and IMDS...");
+        pb.enable_steady_tick(Duration::from_millis(100));
+        pb
+    });
+    let report = runtime.block_on(vpce_probe::run_once(&cfg));
+    if let Some(pb) = spinner {
+        pb.finish_and_clear();
+    }
+    if let Some(path) = &cfg.output
+        && let Err(e) = render::json::write_atomic(&report, path)
+    {
+        eprintln!("vpce-probe: cannot write the report to {}: {e}", path.display());
+        return ExitCode::from(EXIT_PROBE_FAILED);
+    }
+    let text = match cfg.format {
+        Format::Json => render::json::to_string(&report) + "\n",
+        Format::Text => {
+            let color = std::io::stdout().is_terminal() && !cfg.env.no_color;
+            render::text::render(&report, &render::text::Style { color })
+        }
+    };
+    let mut stdout = std::io::stdout().lock();
+    // A closed pipe (| head) is not a probe failure.
+    let _ = stdout.write_all(text.as_bytes());
+    let _ = stdout.flush();
+    ExitCode::from(u8::try_from(report.verdict.exit_code).unwrap_or(EXIT_PROBE_FAILED))
+}

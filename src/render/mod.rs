@@ -1,0 +1,4 @@
+//! Renderers take `&Report` and nothing else.
+
+pub mod json;
+pub mod text;

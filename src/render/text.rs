@@ -1,0 +1,158 @@
+//! The short text report for people and SSM Run Command output: one line per check (DNS
+//! grouped per name), the paths, then the findings with their fixes.
+
+use std::fmt::Write;
+
+use crate::report::*;
+
+pub struct Style {
+    pub color: bool,
+}
+
+impl Style {
+    fn paint(&self, code: &str, s: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_string()
+        }
+    }
+    fn status(&self, s: CheckStatus) -> String {
+        let label = format!("{:<4}", s.as_str());
+        match s {
+            CheckStatus::Ok => self.paint("32", &label),
+            CheckStatus::Warn => self.paint("33", &label),
+            CheckStatus::Fail => self.paint("31;1", &label),
+            CheckStatus::Skip => self.paint("2", &label),
+        }
+    }
+    fn severity(&self, s: Severity) -> String {
+        let label = format!("{:<7}", s.as_str().to_uppercase());
+        match s {
+            Severity::Error => self.paint("31;1", &label),
+            Severity::Warning => self.paint("33", &label),
+            Severity::Note => self.paint("2", &label),
+        }
+    }
+}
+
+pub fn render(report: &Report, style: &Style) -> String {
+    let mut out = String::new();
+    let instance = report
+        .instance
+        .as_ref()
+        .map(|i| {
+            format!(
+                "{} {} {} {}",
+                i.instance_id.as_deref().unwrap_or("?"),
+                i.availability_zone.as_deref().unwrap_or("?"),
+                i.vpc_id.as_deref().unwrap_or("?"),
+                i.subnet_id.as_deref().unwrap_or("?")
+            )
+        })
+        .unwrap_or_else(|| "not on EC2 (IMDS unavailable)".into());
+    let _ = writeln!(
+        out,
+        "vpce-probe {}  {}  region {}  {} ms",
+        report.tool.version,
+        instance,
+        report.region.effective.as_deref().unwrap_or("unknown"),
+        report.duration_ms
+    );
+    let _ = writeln!(
+        out,
+        "ranges: {} ({})  report {}",
+        report.ip_ranges.source, report.ip_ranges.create_date, report.report_id
+    );
+    out.push_str("\nCHECKS\n");
+    let mut dns_done: Vec<&str> = Vec::new();
+    for c in &report.checks {
+        if c.check == CheckKind::Dns {
+            if dns_done.contains(&c.subject.as_str()) {
+                continue;
+            }
+            dns_done.push(&c.subject);
+            let group: Vec<&CheckRecord> = report
+                .checks
+                .iter()
+                .filter(|o| o.check == CheckKind::Dns && o.subject == c.subject)
+                .collect();
+            let worst = group
+                .iter()
+                .map(|g| g.status)
+                .max_by_key(|s| match s {
+                    CheckStatus::Fail => 3,
+                    CheckStatus::Warn => 2,
+                    CheckStatus::Ok => 1,
+                    CheckStatus::Skip => 0,
+                })
+                .unwrap_or(CheckStatus::Skip);
+            let _ = writeln!(out, "  {} {:<7} {}", style.status(worst), "dns", dns_line(&c.subject, &group));
+            continue;
+        }
+        let _ = writeln!(out, "  {} {:<7} {}", style.status(c.status), c.check.as_str(), c.summary);
+    }
+    out.push_str("\nPATHS\n");
+    for t in &report.targets {
+        let _ = writeln!(
+            out,
+            "  {:<28} {} ({}){}",
+            t.id,
+            t.path.kind.as_str(),
+            t.path.confidence.as_str(),
+            if t.path.reachable { "" } else { ", not reachable" }
+        );
+        for e in &t.path.evidence {
+            let _ = writeln!(out, "      - {e}");
+        }
+        if let Some(c) = &t.path.to_confirm {
+            let _ = writeln!(out, "      to confirm: {c}");
+        }
+    }
+    if !report.findings.is_empty() {
+        out.push_str("\nFINDINGS\n");
+        for f in &report.findings {
+            let _ = writeln!(out, "  {} {} [{}] {}", style.severity(f.severity), f.code, f.target, f.title);
+            let _ = writeln!(out, "          {}", f.detail);
+            let _ = writeln!(out, "          fix: {}", f.remediation);
+        }
+    }
+    let _ = writeln!(out, "\nVERDICT  {}", report.verdict.summary);
+    if report.verdict.root_causes.len() > 1 {
+        for r in &report.verdict.root_causes {
+            let _ = writeln!(out, "  root cause: {} [{}] {}", r.code, r.target, r.title);
+        }
+    }
+    out
+}
+
+fn dns_line(name: &str, group: &[&CheckRecord]) -> String {
+    let mut parts = Vec::new();
+    for kind in [ResolverKind::System, ResolverKind::Vpc] {
+        let mut answers = Vec::new();
+        let mut server = None;
+        let mut ms = 0;
+        for g in group {
+            let Evidence::Dns(d) = &g.evidence else { continue };
+            if d.resolver != kind {
+                continue;
+            }
+            server = server.or(d.server.clone());
+            ms = ms.max(d.latency_ms);
+            match d.outcome {
+                DnsOutcome::Answered => answers.extend(d.addresses.iter().map(|a| {
+                    format!("{} ({})", a.ip, crate::checks::dns::class_label(a.class))
+                })),
+                DnsOutcome::NoData => {}
+                other => answers.push(format!("{} {:?}", d.record_type, other)),
+            }
+        }
+        let answers = if answers.is_empty() { "no address".to_string() } else { answers.join(", ") };
+        parts.push(format!(
+            "{} {}: {answers} {ms} ms",
+            kind.as_str(),
+            server.unwrap_or_else(|| "-".into())
+        ));
+    }
+    format!("{name} -> {}", parts.join(" | "))
+}

@@ -1,0 +1,577 @@
+//! The report: plain serde data and nothing else. Renderers and sinks take `&Report`.
+//! Field names are a contract (design.md): add, never rename.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::proxy_rules::{HttpClientKind, ProxyChoice};
+
+pub const SCHEMA_VERSION: &str = "1.0";
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct Report {
+    pub schema_version: String,
+    /// Unique per run; collectors use it to drop duplicates.
+    pub report_id: String,
+    pub tool: ToolInfo,
+    pub started_at: String,
+    pub finished_at: String,
+    pub duration_ms: u64,
+    pub host: HostFacts,
+    /// None when IMDS could not be read (off EC2, blocked, or disabled).
+    pub instance: Option<InstanceFacts>,
+    pub region: RegionFacts,
+    pub config: EffectiveConfig,
+    pub ip_ranges: RangesInfo,
+    pub targets: Vec<TargetReport>,
+    pub checks: Vec<CheckRecord>,
+    pub findings: Vec<Finding>,
+    pub verdict: Verdict,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct ToolInfo {
+    pub name: String,
+    pub version: String,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+pub struct HostFacts {
+    pub hostname: Option<String>,
+    pub os: Option<String>,
+    pub kernel: Option<String>,
+    pub uptime_secs: u64,
+    /// The local wall clock when the run started (RFC 3339, UTC).
+    pub clock_utc: String,
+    /// The kernel's ephemeral source-port range (net.ipv4.ip_local_port_range).
+    pub ephemeral_ports: Option<PortRange>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct PortRange {
+    pub first: u16,
+    pub last: u16,
+}
+
+impl PortRange {
+    pub fn overlaps(&self, other: &PortRange) -> bool {
+        self.first <= other.last && other.first <= self.last
+    }
+}
+
+impl std::fmt::Display for PortRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.first, self.last)
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct InstanceFacts {
+    pub region: Option<String>,
+    pub availability_zone: Option<String>,
+    pub instance_id: Option<String>,
+    pub account_id: Option<String>,
+    pub mac: Option<String>,
+    pub vpc_id: Option<String>,
+    pub subnet_id: Option<String>,
+    pub private_ipv4: Option<String>,
+    pub public_ipv4: Option<String>,
+    pub security_group_ids: Vec<String>,
+    pub vpc_cidrs: Vec<String>,
+    /// The role of the instance profile (its name only; credentials are never read here).
+    pub iam_role: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+pub struct RegionFacts {
+    /// The region the probe used for service names and ranges.
+    pub effective: Option<String>,
+    /// Where `effective` came from: "--region", "AWS_REGION", "profile", "imds".
+    pub effective_source: Option<String>,
+    pub instance: Option<String>,
+    /// What the AWS SDKs on this host would use (environment, then profile), if anything.
+    pub sdk: Option<String>,
+    pub sdk_source: Option<String>,
+    /// The S3 endpoint host the SDK would use for this region and environment.
+    pub s3_endpoint_host: Option<String>,
+}
+
+/// The configuration the run used, with secrets redacted.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+pub struct EffectiveConfig {
+    pub buckets: Vec<String>,
+    pub tables: Vec<String>,
+    pub key: Option<String>,
+    pub region: Option<String>,
+    pub profile: Option<String>,
+    pub timeout_ms: u64,
+    pub deadline_ms: u64,
+    pub ip_ranges: String,
+    pub internet_canary: Option<String>,
+    pub expect_path: String,
+    pub vpc_resolver: String,
+    pub resolv_conf: String,
+    pub expect_issuers: Vec<String>,
+    pub imds_endpoint: Option<String>,
+    pub endpoint_overrides: Vec<EnvVar>,
+    /// Proxy variables as set, passwords replaced by `***`.
+    pub proxy_env: Vec<EnvVar>,
+    pub extra_ca_files: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct EnvVar {
+    pub name: String,
+    pub value: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct RangesInfo {
+    /// "embedded" or the file path given with --ip-ranges.
+    pub source: String,
+    /// The `createDate` of the ip-ranges document.
+    pub create_date: String,
+    pub prefixes: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Service {
+    S3,
+    Dynamodb,
+}
+
+impl Service {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Service::S3 => "s3",
+            Service::Dynamodb => "dynamodb",
+        }
+    }
+    /// The `service` value in ip-ranges.json.
+    pub fn ranges_name(self) -> &'static str {
+        match self {
+            Service::S3 => "S3",
+            Service::Dynamodb => "DYNAMODB",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct TargetReport {
+    /// "s3:<bucket>" or "dynamodb:<table>".
+    pub id: String,
+    pub service: Service,
+    pub name: String,
+    /// The host names the SDKs use for this target.
+    pub endpoint_names: Vec<String>,
+    /// Set when AWS_ENDPOINT_URL_S3 / _DYNAMODB / AWS_ENDPOINT_URL redirects the SDK.
+    pub endpoint_override: Option<String>,
+    pub path: PathVerdict,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum PathKind {
+    GatewayEndpoint,
+    InterfaceEndpoint,
+    Proxy,
+    Internet,
+    Unknown,
+}
+
+impl PathKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PathKind::GatewayEndpoint => "gateway-endpoint",
+            PathKind::InterfaceEndpoint => "interface-endpoint",
+            PathKind::Proxy => "proxy",
+            PathKind::Internet => "internet",
+            PathKind::Unknown => "unknown",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Confidence {
+    /// The route table proves it (control-plane evidence).
+    Confirmed,
+    /// The only path left by the data-plane evidence.
+    Inferred,
+    Unknown,
+}
+
+impl Confidence {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Confidence::Confirmed => "confirmed",
+            Confidence::Inferred => "inferred",
+            Confidence::Unknown => "unknown",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct PathVerdict {
+    pub kind: PathKind,
+    pub confidence: Confidence,
+    /// Whether the service answered on TCP 443 through this path at all.
+    pub reachable: bool,
+    pub evidence: Vec<String>,
+    /// What would turn this verdict into a confirmed one, when it is not.
+    pub to_confirm: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckStatus {
+    Ok,
+    Warn,
+    Fail,
+    Skip,
+}
+
+impl CheckStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckStatus::Ok => "ok",
+            CheckStatus::Warn => "warn",
+            CheckStatus::Fail => "fail",
+            CheckStatus::Skip => "skip",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckKind {
+    Imds,
+    Host,
+    Region,
+    Dns,
+    Tcp,
+    Nacl,
+    Tls,
+    Proxy,
+    Canary,
+}
+
+impl CheckKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckKind::Imds => "imds",
+            CheckKind::Host => "host",
+            CheckKind::Region => "region",
+            CheckKind::Dns => "dns",
+            CheckKind::Tcp => "tcp",
+            CheckKind::Nacl => "nacl",
+            CheckKind::Tls => "tls",
+            CheckKind::Proxy => "proxy",
+            CheckKind::Canary => "canary",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct CheckRecord {
+    /// Stable within a report, e.g. "dns/system/s3.eu-west-1.amazonaws.com/A".
+    pub id: String,
+    pub check: CheckKind,
+    /// The host name, address or target the check is about.
+    pub subject: String,
+    pub status: CheckStatus,
+    pub summary: String,
+    pub duration_ms: u64,
+    pub evidence: Evidence,
+}
+
+/// Typed evidence of each check, exactly what diagnosis read.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Evidence {
+    Imds(ImdsEvidence),
+    Region(RegionFacts),
+    Dns(DnsLookup),
+    Tcp(TcpAttempt),
+    Nacl(NaclSweep),
+    Tls(TlsHandshake),
+    Proxy(ProxyProbe),
+    ProxyEnv(ProxyEnvEvidence),
+    Canary(CanaryResult),
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct ImdsEvidence {
+    pub endpoint: String,
+    pub reachable: bool,
+    pub error: Option<String>,
+    /// Paths that could not be read (404 is normal for some, e.g. public-ipv4).
+    pub missing: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ResolverKind {
+    /// The host's own configuration (resolv.conf), as the SDKs resolve.
+    System,
+    /// The Amazon-provided VPC resolver.
+    Vpc,
+}
+
+impl ResolverKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResolverKind::System => "system",
+            ResolverKind::Vpc => "vpc",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum DnsOutcome {
+    Answered,
+    /// The name exists but has no record of this type (normal for AAAA in many regions).
+    NoData,
+    NxDomain,
+    ServFail,
+    Refused,
+    Timeout,
+    Error,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum AddressClass {
+    /// Inside the service's published ranges for the probed region.
+    ServiceRegion,
+    /// Inside the service's ranges, but for another region.
+    ServiceOtherRegion,
+    /// A private (RFC 1918 / VPC / ULA) address: an interface endpoint or a private DNS zone.
+    Private,
+    /// Anywhere else.
+    Outside,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct ClassifiedAddress {
+    pub ip: String,
+    pub class: AddressClass,
+    /// The ip-ranges prefix that matched, if any.
+    pub prefix: Option<String>,
+    pub prefix_region: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct DnsLookup {
+    pub name: String,
+    pub service: Service,
+    pub record_type: String,
+    pub resolver: ResolverKind,
+    /// The server that answered (or the last one tried).
+    pub server: Option<String>,
+    pub outcome: DnsOutcome,
+    pub addresses: Vec<ClassifiedAddress>,
+    pub error: Option<String>,
+    pub latency_ms: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum TcpOutcome {
+    Connected,
+    Timeout,
+    Refused,
+    Unreachable,
+    Error,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct TcpAttempt {
+    pub name: String,
+    pub service: Service,
+    pub address: String,
+    pub port: u16,
+    pub address_class: AddressClass,
+    pub local_address: Option<String>,
+    pub outcome: TcpOutcome,
+    /// errno and its text when the kernel gave one.
+    pub error: Option<String>,
+    pub connect_ms: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct NaclSweep {
+    pub service: Service,
+    pub address: String,
+    pub port: u16,
+    pub ranges: Vec<PortRangeResult>,
+    /// Merged spans of source ports whose connections did not complete while others did.
+    pub failing: Vec<PortRange>,
+    pub kernel_ephemeral: Option<PortRange>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct PortRangeResult {
+    pub range: PortRange,
+    pub source_port: Option<u16>,
+    pub outcome: TcpOutcome,
+    pub connect_ms: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum TlsOutcome {
+    /// Verified, for the right name, from an expected issuer.
+    Verified,
+    /// Verified by a trusted root, but the issuer is not the service's: a TLS-inspecting middlebox.
+    UnexpectedIssuer,
+    /// The certificate does not cover the service name.
+    WrongName,
+    /// Chain does not lead to a trusted root.
+    UntrustedIssuer,
+    /// Any other verification error (expired, bad signature...).
+    InvalidCertificate,
+    Timeout,
+    HandshakeFailed,
+    /// Not attempted because TCP did not connect.
+    NotAttempted,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct CertificateInfo {
+    pub subject: String,
+    pub issuer: String,
+    pub dns_names: Vec<String>,
+    pub not_after: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct TlsHandshake {
+    pub name: String,
+    pub service: Service,
+    pub address: String,
+    pub outcome: TlsOutcome,
+    pub error: Option<String>,
+    pub protocol: Option<String>,
+    pub cipher_suite: Option<String>,
+    /// The chain as the server presented it, leaf first.
+    pub chain: Vec<CertificateInfo>,
+    pub handshake_ms: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct ProxyEnvEvidence {
+    /// Variables as set in the probe's environment, passwords redacted.
+    pub variables: Vec<EnvVar>,
+    /// Pairs of UPPER/lower variables set to different values.
+    pub conflicts: Vec<(String, String)>,
+    /// Per URL and client: proxied or direct, and why.
+    pub decisions: Vec<crate::proxy_rules::ProxyDecision>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProxyOutcome {
+    /// CONNECT answered 2xx.
+    Tunnelled,
+    /// The proxy answered CONNECT with a non-2xx status.
+    Refused,
+    /// Could not reach the proxy (DNS, TCP).
+    Unreachable,
+    Timeout,
+    Error,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct ProxyProbe {
+    pub name: String,
+    pub service: Service,
+    pub client: HttpClientKind,
+    pub proxy: ProxyChoice,
+    pub outcome: ProxyOutcome,
+    pub status_line: Option<String>,
+    pub error: Option<String>,
+    pub connect_ms: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct CanaryResult {
+    pub target: String,
+    pub addresses: Vec<String>,
+    pub outcome: CanaryOutcome,
+    pub error: Option<String>,
+    pub connect_ms: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum CanaryOutcome {
+    /// A TCP connection completed: the instance has a path to the internet.
+    Reachable,
+    /// No connection: no direct internet path (or the canary host is down).
+    Unreachable,
+    /// The canary name did not resolve.
+    NotResolved,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Context only.
+    Note,
+    /// Works now but is fragile or wasteful.
+    Warning,
+    /// Traffic fails or does not take the expected path.
+    Error,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Note => "note",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct Finding {
+    pub code: crate::catalogue::FindingCode,
+    pub severity: Severity,
+    /// The target ("s3:bucket") or "host" when it applies to the whole instance.
+    pub target: String,
+    pub title: String,
+    pub detail: String,
+    pub remediation: String,
+    /// The checklist item: region, dns, route-table, security-group, network-acl, tls, proxy, ...
+    pub checklist_item: String,
+    /// Ids of the checks whose evidence led here.
+    pub check_ids: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OverallStatus {
+    Healthy,
+    Problems,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct Verdict {
+    pub status: OverallStatus,
+    /// One line for people.
+    pub summary: String,
+    /// The findings that explain the rest, most fundamental first.
+    pub root_causes: Vec<RootCause>,
+    pub exit_code: i32,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct RootCause {
+    pub code: crate::catalogue::FindingCode,
+    pub target: String,
+    pub title: String,
+}

@@ -1,0 +1,560 @@
+//! `run_once`: configuration in, report out. Checks run concurrently; each stage starts as
+//! soon as what it needs is known (a name's TCP and TLS start when its DNS answers arrive),
+//! so a healthy run costs about its slowest chain, and a black-holed address one timeout.
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use futures_util::future::join_all;
+use hickory_resolver::proto::rr::RecordType;
+use ipnet::IpNet;
+use tokio::sync::OnceCell;
+
+use crate::checks::dns::{Classifier, Resolvers};
+use crate::checks::imds::ImdsResult;
+use crate::checks::region::{RegionCheck, dns_suffix, override_host};
+use crate::checks::{Check, canary, dns, host, imds, nacl, proxy, region, tcp, tls};
+use crate::config::Config;
+use crate::diagnose::{self, Diagnosis};
+use crate::net::dns::{ServerResolver, system_servers};
+use crate::net::tls::TlsContext;
+use crate::net::{Budget, millis};
+use crate::proxy_rules::HttpClientKind;
+use crate::report::*;
+
+/// A target as the run sees it: which names the SDKs would use for it.
+#[derive(Clone, Debug)]
+pub struct TargetSpec {
+    pub id: String,
+    pub service: Service,
+    pub name: String,
+    pub endpoint_names: Vec<String>,
+    pub endpoint_override: Option<String>,
+}
+
+/// Everything the checks found: the input of diagnosis.
+#[derive(Default)]
+pub struct ProbeResults {
+    pub host: HostFacts,
+    pub imds: Option<ImdsEvidence>,
+    pub instance: Option<InstanceFacts>,
+    pub imds_ms: u64,
+    pub region: RegionFacts,
+    pub targets: Vec<TargetSpec>,
+    pub dns: Vec<DnsLookup>,
+    pub tcp: Vec<TcpAttempt>,
+    pub tls: Vec<TlsHandshake>,
+    pub nacl: Vec<NaclSweep>,
+    pub proxy_env: Option<ProxyEnvEvidence>,
+    pub proxy_probes: Vec<ProxyProbe>,
+    pub canary: Option<CanaryResult>,
+    pub system_resolvers: Vec<SocketAddr>,
+    pub vpc_resolver: Option<SocketAddr>,
+    pub setup_errors: Vec<String>,
+    pub deadline_hit: bool,
+}
+
+/// Results land here as they complete, so a deadline keeps what was already learned.
+#[derive(Default)]
+struct Collector(Mutex<ProbeResults>);
+
+impl Collector {
+    fn with<R>(&self, f: impl FnOnce(&mut ProbeResults) -> R) -> R {
+        match self.0.lock() {
+            Ok(mut g) => f(&mut g),
+            Err(poisoned) => f(&mut poisoned.into_inner()),
+        }
+    }
+}
+
+/// How many addresses of one name are connected to (S3 answers up to 8 per query).
+const MAX_ADDRESSES_PER_NAME: usize = 8;
+
+pub async fn run_once(cfg: &Config) -> Report {
+    let started_wall = SystemTime::now();
+    let started = Instant::now();
+    let budget = Budget::new(cfg.timeout, cfg.deadline);
+    let collector = Arc::new(Collector::default());
+    collector.with(|r| r.host = host::collect(rfc3339(started_wall)));
+
+    let work = probe_all(cfg, budget, collector.clone());
+    let hit = tokio::time::timeout(cfg.deadline, work).await.is_err();
+
+    let mut results = match Arc::try_unwrap(collector) {
+        Ok(c) => c.0.into_inner().unwrap_or_else(|p| p.into_inner()),
+        // Tasks still hold the collector only if the deadline cut them off.
+        Err(shared) => shared.with(std::mem::take),
+    };
+    results.deadline_hit = hit;
+    mark_vpc_addresses_private(&mut results);
+    let diagnosis = diagnose::diagnose(&results, &diagnose::Expectations::from_config(cfg));
+    assemble(cfg, results, diagnosis, started_wall, started.elapsed())
+}
+
+async fn probe_all(cfg: &Config, budget: Budget, collector: Arc<Collector>) {
+    let resolvers = Arc::new(build_resolvers(cfg));
+    collector.with(|r| {
+        r.system_resolvers = resolvers.system_servers();
+        r.vpc_resolver = Some(cfg.vpc_resolver);
+        if let Err(e) = &resolvers.system {
+            r.setup_errors.push(e.clone());
+        }
+    });
+    // Loading the trust store reads files: off the async threads, while IMDS and DNS start.
+    let extra_cas: Vec<_> = [&cfg.env.ca_bundle, &cfg.env.ssl_cert_file]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
+    let tls_loader = TlsLoader::start(extra_cas);
+    let imds_cell: OnceCell<ImdsResult> = OnceCell::new();
+    let imds_once = || imds_cell.get_or_init(|| imds::collect(&cfg.env, budget.op()));
+
+    let imds_task = async {
+        let r = imds_once().await;
+        collector.with(|c| {
+            c.imds = Some(r.evidence.clone());
+            c.instance = r.facts.clone();
+            c.imds_ms = millis(r.duration);
+        });
+    };
+
+    let canary_task = async {
+        if let Some((host, port)) = &cfg.internet_canary {
+            let result = canary::probe(&resolvers, host, *port, budget.op()).await;
+            collector.with(|c| c.canary = Some(result));
+        }
+    };
+
+    let main_task = async {
+        let sdk = region::sdk_region(&cfg.env, cfg.profile.as_deref()).await;
+        // The instance's region is only waited for when nothing else names one.
+        let imds_region = if cfg.region.is_none() && sdk.is_none() {
+            imds_once().await.facts.as_ref().and_then(|f| f.region.clone())
+        } else {
+            None
+        };
+        let provisional = region::evaluate(
+            cfg.region.as_deref(),
+            sdk.clone(),
+            imds_region.as_deref(),
+            &cfg.env,
+        );
+        let Some(probe_region) = provisional.effective.clone() else {
+            // Without a region there is nothing region-specific to probe; IMDS_UNAVAILABLE says why.
+            let instance = imds_once().await;
+            let facts = region::evaluate(None, sdk, None, &cfg.env);
+            collector.with(|c| {
+                c.region = facts;
+                c.targets = targets(cfg, "", instance.facts.as_ref());
+            });
+            return;
+        };
+        let static_targets = targets(cfg, &probe_region, None);
+        let names = unique_names(&static_targets);
+        let proxy_urls: Vec<url::Url> = names
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .filter_map(proxy::https_url)
+            .chain(url::Url::parse(&format!("{}/latest/api/token", cfg.env.imds_endpoint_or_default())).ok())
+            .collect();
+        let proxy_env = proxy::analyze(&cfg.env.proxy, &proxy_urls);
+        collector.with(|c| {
+            c.targets = static_targets.clone();
+            c.proxy_env = Some(proxy_env.clone());
+        });
+        let ctx = NameCtx {
+            cfg,
+            budget,
+            resolvers: &resolvers,
+            region: &probe_region,
+            proxy_env: &proxy_env,
+            collector: &collector,
+            tls: &tls_loader,
+        };
+        let pipelines = join_all(names.iter().map(|(name, service)| {
+            let nacl = is_regional_name(name, *service, &probe_region);
+            ctx.name_pipeline(name, *service, nacl, Vec::new())
+        }));
+        // The account-based DynamoDB name needs the account id, which IMDS knows.
+        let account_pipeline = async {
+            if cfg.tables.is_empty() || override_host(ddb_override(cfg)).is_some() {
+                return;
+            }
+            let instance = imds_once().await;
+            let Some(account) = instance.facts.as_ref().and_then(|f| f.account_id.clone()) else {
+                return;
+            };
+            let name = account_ddb_name(&account, &probe_region);
+            let vpc_cidrs = vpc_cidrs(instance.facts.as_ref());
+            collector.with(|c| {
+                for t in c.targets.iter_mut().filter(|t| t.service == Service::Dynamodb) {
+                    t.endpoint_names.push(name.clone());
+                }
+            });
+            ctx.name_pipeline(&name, Service::Dynamodb, false, vpc_cidrs)
+                .await;
+        };
+        tokio::join!(pipelines, account_pipeline);
+        // Final region facts need the instance's region, which IMDS gives even when not waited for.
+        let instance = imds_once().await;
+        let instance_region = instance.facts.as_ref().and_then(|f| f.region.clone());
+        let facts = region::evaluate(cfg.region.as_deref(), sdk, instance_region.as_deref(), &cfg.env);
+        collector.with(|c| c.region = facts);
+    };
+
+    tokio::join!(imds_task, canary_task, main_task);
+}
+
+struct NameCtx<'a> {
+    cfg: &'a Config,
+    budget: Budget,
+    resolvers: &'a Resolvers,
+    region: &'a str,
+    proxy_env: &'a ProxyEnvEvidence,
+    collector: &'a Collector,
+    tls: &'a TlsLoader,
+}
+
+/// The trust store, loaded once in the background and shared by every handshake.
+struct TlsLoader {
+    cell: OnceCell<Result<TlsContext, String>>,
+    pending: Mutex<Option<tokio::task::JoinHandle<Result<TlsContext, String>>>>,
+}
+
+impl TlsLoader {
+    fn start(extra_pem_files: Vec<std::path::PathBuf>) -> Self {
+        let handle = tokio::task::spawn_blocking(move || TlsContext::new(&extra_pem_files));
+        TlsLoader {
+            cell: OnceCell::new(),
+            pending: Mutex::new(Some(handle)),
+        }
+    }
+
+    async fn get(&self) -> &Result<TlsContext, String> {
+        self.cell
+            .get_or_init(|| async {
+                let handle = self.pending.lock().ok().and_then(|mut g| g.take());
+                match handle {
+                    Some(h) => h.await.unwrap_or_else(|e| Err(e.to_string())),
+                    None => Err("TLS context unavailable".into()),
+                }
+            })
+            .await
+    }
+}
+
+impl NameCtx<'_> {
+    /// DNS → (TCP → TLS per address) ∥ NACL sweep ∥ proxy CONNECT, for one service name.
+    async fn name_pipeline(
+        &self,
+        name: &str,
+        service: Service,
+        sweep_nacl: bool,
+        vpc_cidrs: Vec<IpNet>,
+    ) {
+        let classifier = Classifier {
+            ranges: &self.cfg.ranges,
+            region: self.region,
+            vpc_cidrs: &vpc_cidrs,
+        };
+        let lookups = [
+            (ResolverKind::System, RecordType::A),
+            (ResolverKind::System, RecordType::AAAA),
+            (ResolverKind::Vpc, RecordType::A),
+            (ResolverKind::Vpc, RecordType::AAAA),
+        ];
+        let proxy_probe = self.proxy_probe(name, service);
+        let dns_then_connect = async {
+            let answers = join_all(lookups.iter().map(|(kind, rt)| {
+                dns::lookup(self.resolvers, *kind, name, service, *rt, &classifier)
+            }))
+            .await;
+            // The host resolver's answers are what the SDKs connect to; the VPC resolver's are
+            // used only when the host's gave nothing, so the route is still tested.
+            let from = |kind| answers.iter().filter(move |l: &&DnsLookup| l.resolver == kind);
+            let use_kind = if from(ResolverKind::System).any(|l| !l.addresses.is_empty()) {
+                ResolverKind::System
+            } else {
+                ResolverKind::Vpc
+            };
+            let mut seen = BTreeSet::new();
+            let addresses: Vec<(IpAddr, AddressClass)> = from(use_kind)
+                .flat_map(|l| l.addresses.iter())
+                .filter_map(|a| Some((a.ip.parse::<IpAddr>().ok()?, a.class)))
+                .filter(|(ip, _)| seen.insert(*ip))
+                .take(MAX_ADDRESSES_PER_NAME)
+                .collect();
+            self.collector.with(|c| c.dns.extend(answers));
+            let sweep_target = addresses.iter().find(|(ip, _)| ip.is_ipv4()).map(|(ip, _)| *ip);
+            let connects = join_all(
+                addresses
+                    .iter()
+                    .map(|(ip, class)| self.connect_and_handshake(name, service, *ip, *class)),
+            );
+            let sweep = async {
+                if let (true, Some(ip)) = (sweep_nacl, sweep_target) {
+                    let kernel = self.collector.with(|c| c.host.ephemeral_ports);
+                    let result =
+                        nacl::sweep(service, ip, tcp::HTTPS_PORT, self.budget.op(), kernel).await;
+                    self.collector.with(|c| c.nacl.push(result));
+                }
+            };
+            tokio::join!(connects, sweep);
+        };
+        tokio::join!(dns_then_connect, proxy_probe);
+    }
+
+    async fn connect_and_handshake(
+        &self,
+        name: &str,
+        service: Service,
+        ip: IpAddr,
+        class: AddressClass,
+    ) {
+        let (attempt, stream) = tcp::attempt(name, service, ip, class, self.budget.op()).await;
+        self.collector.with(|c| c.tcp.push(attempt));
+        let Some(stream) = stream else { return };
+        let handshake = match self.tls.get().await {
+            Ok(ctx) => {
+                tls::handshake(
+                    ctx,
+                    stream,
+                    name,
+                    service,
+                    &ip.to_string(),
+                    self.budget.op(),
+                    &self.cfg.expect_issuers,
+                )
+                .await
+            }
+            Err(e) => TlsHandshake {
+                name: name.into(),
+                service,
+                address: ip.to_string(),
+                outcome: TlsOutcome::HandshakeFailed,
+                error: Some(format!("no trust roots: {e}")),
+                protocol: None,
+                cipher_suite: None,
+                chain: Vec::new(),
+                handshake_ms: 0,
+            },
+        };
+        self.collector.with(|c| c.tls.push(handshake));
+    }
+
+    async fn proxy_probe(&self, name: &str, service: Service) {
+        let Some(url) = proxy::https_url(name) else { return };
+        let Some(choice) = proxy::decision_for(self.proxy_env, HttpClientKind::AwsSdkRust, url.as_str())
+            .and_then(|d| d.proxy.clone())
+        else {
+            return;
+        };
+        let probe = proxy::connect_probe(
+            &self.cfg.env.proxy,
+            self.resolvers,
+            &choice,
+            HttpClientKind::AwsSdkRust,
+            name,
+            service,
+            self.budget.op(),
+        )
+        .await;
+        self.collector.with(|c| c.proxy_probes.push(probe));
+    }
+}
+
+/// Names were classified before IMDS told the VPC's CIDRs; an answer inside the VPC is an
+/// interface endpoint's address whatever its range.
+fn mark_vpc_addresses_private(results: &mut ProbeResults) {
+    let cidrs = vpc_cidrs(results.instance.as_ref());
+    let in_vpc = |ip: &str| {
+        ip.parse::<IpAddr>()
+            .is_ok_and(|ip| cidrs.iter().any(|n| n.contains(&ip)))
+    };
+    for lookup in &mut results.dns {
+        for a in &mut lookup.addresses {
+            if a.class == AddressClass::Outside && in_vpc(&a.ip) {
+                a.class = AddressClass::Private;
+            }
+        }
+    }
+    for attempt in &mut results.tcp {
+        if attempt.address_class == AddressClass::Outside && in_vpc(&attempt.address) {
+            attempt.address_class = AddressClass::Private;
+        }
+    }
+}
+
+fn build_resolvers(cfg: &Config) -> Resolvers {
+    let system = system_servers(&cfg.resolv_conf).and_then(|servers| {
+        servers
+            .into_iter()
+            .map(|s| ServerResolver::new(s, cfg.timeout))
+            .collect::<Result<Vec<_>, _>>()
+    });
+    Resolvers {
+        system,
+        vpc: ServerResolver::new(cfg.vpc_resolver, cfg.timeout),
+    }
+}
+
+fn ddb_override(cfg: &Config) -> Option<&String> {
+    cfg.env
+        .endpoint_url_dynamodb
+        .as_ref()
+        .or(cfg.env.endpoint_url.as_ref())
+}
+
+pub fn account_ddb_name(account: &str, region: &str) -> String {
+    format!("{account}.ddb.{region}.{}", dns_suffix(region))
+}
+
+fn is_regional_name(name: &str, service: Service, region: &str) -> bool {
+    let prefix = match service {
+        Service::S3 => "s3",
+        Service::Dynamodb => "dynamodb",
+    };
+    name == format!("{prefix}.{region}.{}", dns_suffix(region))
+}
+
+fn vpc_cidrs(instance: Option<&InstanceFacts>) -> Vec<IpNet> {
+    instance
+        .map(|f| f.vpc_cidrs.iter().filter_map(|c| c.parse().ok()).collect())
+        .unwrap_or_default()
+}
+
+/// The names the SDK would use for each target in `region` (empty when no region is known).
+pub fn targets(cfg: &Config, region: &str, instance: Option<&InstanceFacts>) -> Vec<TargetSpec> {
+    let suffix = dns_suffix(region);
+    let s3_override = override_host(cfg.env.endpoint_url_s3.as_ref().or(cfg.env.endpoint_url.as_ref()));
+    let ddb_override = override_host(ddb_override(cfg));
+    let mut out = Vec::new();
+    for bucket in &cfg.buckets {
+        let endpoint_names = if region.is_empty() {
+            Vec::new()
+        } else if let Some(host) = &s3_override {
+            vec![host.clone()]
+        } else {
+            let regional = region::s3_endpoint_host(region, &cfg.env);
+            // Virtual-hosted style unless the name has dots, which TLS wildcards cannot cover:
+            // then the SDK falls back to path style on the regional name.
+            if bucket.contains('.') {
+                vec![regional]
+            } else {
+                vec![format!("{bucket}.{regional}"), regional]
+            }
+        };
+        out.push(TargetSpec {
+            id: format!("s3:{bucket}"),
+            service: Service::S3,
+            name: bucket.clone(),
+            endpoint_names,
+            endpoint_override: s3_override.clone(),
+        });
+    }
+    for table in &cfg.tables {
+        let endpoint_names = if region.is_empty() {
+            Vec::new()
+        } else if let Some(host) = &ddb_override {
+            vec![host.clone()]
+        } else {
+            let mut names = vec![format!("dynamodb.{region}.{suffix}")];
+            if let Some(account) = instance.and_then(|i| i.account_id.as_ref()) {
+                names.push(account_ddb_name(account, region));
+            }
+            names
+        };
+        out.push(TargetSpec {
+            id: format!("dynamodb:{table}"),
+            service: Service::Dynamodb,
+            name: table.clone(),
+            endpoint_names,
+            endpoint_override: ddb_override.clone(),
+        });
+    }
+    out
+}
+
+fn unique_names(targets: &[TargetSpec]) -> Vec<(String, Service)> {
+    let mut seen = BTreeSet::new();
+    targets
+        .iter()
+        .flat_map(|t| t.endpoint_names.iter().map(move |n| (n.clone(), t.service)))
+        .filter(|(n, _)| seen.insert(n.clone()))
+        .collect()
+}
+
+pub fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+fn assemble(
+    cfg: &Config,
+    results: ProbeResults,
+    diagnosis: Diagnosis,
+    started_wall: SystemTime,
+    elapsed: Duration,
+) -> Report {
+    let mut checks: Vec<CheckRecord> = Vec::new();
+    if let Some(evidence) = &results.imds {
+        checks.push(
+            ImdsResult {
+                evidence: evidence.clone(),
+                facts: results.instance.clone(),
+                duration: Duration::from_millis(results.imds_ms),
+            }
+            .record(),
+        );
+    }
+    checks.push(
+        RegionCheck {
+            facts: results.region.clone(),
+        }
+        .record(),
+    );
+    if let Some(env) = &results.proxy_env {
+        checks.push(proxy::ProxyEnvCheck(env.clone()).record());
+    }
+    let mut dns = results.dns.clone();
+    dns.sort_by(|a, b| (&a.name, a.resolver, &a.record_type).cmp(&(&b.name, b.resolver, &b.record_type)));
+    checks.extend(dns.iter().map(Check::record));
+    let mut tcp = results.tcp.clone();
+    tcp.sort_by(|a, b| (&a.name, &a.address).cmp(&(&b.name, &b.address)));
+    checks.extend(tcp.iter().map(Check::record));
+    let mut tls = results.tls.clone();
+    tls.sort_by(|a, b| (&a.name, &a.address).cmp(&(&b.name, &b.address)));
+    checks.extend(tls.iter().map(Check::record));
+    checks.extend(results.nacl.iter().map(Check::record));
+    checks.extend(results.proxy_probes.iter().map(Check::record));
+    if let Some(c) = &results.canary {
+        checks.push(c.record());
+    }
+    let finished = started_wall + elapsed;
+    Report {
+        schema_version: SCHEMA_VERSION.into(),
+        report_id: uuid::Uuid::new_v4().to_string(),
+        tool: ToolInfo {
+            name: env!("CARGO_PKG_NAME").into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        },
+        started_at: rfc3339(started_wall),
+        finished_at: rfc3339(finished),
+        duration_ms: millis(elapsed),
+        host: results.host.clone(),
+        instance: results.instance.clone(),
+        region: results.region.clone(),
+        config: cfg.effective(),
+        ip_ranges: RangesInfo {
+            source: cfg.ranges.source.clone(),
+            create_date: cfg.ranges.create_date.clone(),
+            prefixes: cfg.ranges.prefixes.len(),
+        },
+        targets: diagnosis.targets,
+        checks,
+        findings: diagnosis.findings,
+        verdict: diagnosis.verdict,
+    }
+}

@@ -1,0 +1,309 @@
+//! A loopback "VPC" for one test: the probe's resolvers, the services, IMDS and a proxy all on
+//! addresses of 127.<id>.0.0/16, so tests run in parallel and never leave loopback.
+//! Needs root (DNS on port 53 and TLS on 443 of loopback aliases; iptables for drops).
+
+#![allow(dead_code)]
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::process::Command;
+
+use crate::support::*;
+
+pub const REGION: &str = "eu-west-1";
+pub const BUCKET: &str = "mybucket";
+pub const TABLE: &str = "orders";
+pub const ACCOUNT: &str = "123456789012";
+pub const LAB_CA_NAME: &str = "vpce-probe test CA";
+
+pub fn s3_name() -> String {
+    format!("s3.{REGION}.amazonaws.com")
+}
+pub fn bucket_name() -> String {
+    format!("{BUCKET}.s3.{REGION}.amazonaws.com")
+}
+pub fn ddb_name() -> String {
+    format!("dynamodb.{REGION}.amazonaws.com")
+}
+pub fn account_ddb_name() -> String {
+    format!("{ACCOUNT}.ddb.{REGION}.amazonaws.com")
+}
+
+pub struct Lab {
+    pub id: u8,
+    pub dir: tempfile::TempDir,
+    pub ca: TestCa,
+    pub ca_file: PathBuf,
+    pub ranges_file: PathBuf,
+    pub resolv_conf: PathBuf,
+    pub imds: ImdsServer,
+    pub system_dns: Option<DnsServer>,
+    pub vpc_dns: Option<DnsServer>,
+    pub services: Vec<TlsServer>,
+    pub env: Vec<(String, String)>,
+    pub firewall: Vec<Vec<String>>,
+}
+
+impl Lab {
+    pub fn ip(id: u8, c: u8, d: u8) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::new(127, id, c, d))
+    }
+    /// The S3 front of the lab.
+    pub fn s3_ip(&self) -> IpAddr {
+        Self::ip(self.id, 1, 10)
+    }
+    pub fn ddb_ip(&self) -> IpAddr {
+        Self::ip(self.id, 1, 70)
+    }
+    pub fn system_dns_addr(&self) -> SocketAddr {
+        SocketAddr::new(Self::ip(self.id, 0, 1), 53)
+    }
+    pub fn vpc_dns_addr(&self) -> SocketAddr {
+        SocketAddr::new(Self::ip(self.id, 0, 2), 53)
+    }
+    pub fn canary_addr(&self) -> String {
+        format!("{}:443", Self::ip(self.id, 2, 1))
+    }
+
+    /// The standard healthy lab: both resolvers answer in range, both fronts up.
+    pub fn healthy(id: u8) -> Lab {
+        let mut lab = Lab::bare(id, ImdsFacts::example());
+        let records = lab.records();
+        lab.start_dns(records.clone(), records);
+        lab.start_service(lab.s3_ip(), None);
+        lab.start_service(lab.ddb_ip(), None);
+        lab
+    }
+
+    /// Files, CA and IMDS; no DNS and no services yet.
+    pub fn bare(id: u8, mut facts: ImdsFacts) -> Lab {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ca = TestCa::new(LAB_CA_NAME);
+        let ca_file = ca.write_pem(dir.path(), "ca.pem");
+        let ranges_file = dir.path().join("ip-ranges.json");
+        let ranges = serde_json::json!({
+            "syncToken": "1",
+            "createDate": "2026-11-01-00-00-00",
+            "prefixes": [
+                {"ip_prefix": format!("127.{id}.1.0/26"), "region": REGION, "service": "S3", "network_border_group": REGION},
+                {"ip_prefix": format!("127.{id}.1.64/26"), "region": REGION, "service": "DYNAMODB", "network_border_group": REGION},
+                {"ip_prefix": format!("127.{id}.9.0/24"), "region": "us-east-1", "service": "S3", "network_border_group": "us-east-1"},
+                {"ip_prefix": "198.51.100.0/24", "region": "us-east-1", "service": "S3", "network_border_group": "us-east-1"}
+            ],
+            "ipv6_prefixes": []
+        });
+        std::fs::write(&ranges_file, ranges.to_string()).expect("write ranges");
+        let resolv_conf = dir.path().join("resolv.conf");
+        std::fs::write(
+            &resolv_conf,
+            format!("nameserver 127.{id}.0.1\noptions timeout:1 attempts:1\n"),
+        )
+        .expect("write resolv.conf");
+        facts.region = REGION.into();
+        facts.account_id = ACCOUNT.into();
+        facts.vpc_cidrs = vec![format!("127.{id}.8.0/24")];
+        let imds = start_imds("127.0.0.1:0".parse().unwrap(), facts, ImdsMode::Normal);
+        let env = vec![
+            ("AWS_EC2_METADATA_SERVICE_ENDPOINT".into(), imds.endpoint_url()),
+            ("SSL_CERT_FILE".into(), ca_file.display().to_string()),
+        ];
+        Lab {
+            id,
+            dir,
+            ca,
+            ca_file,
+            ranges_file,
+            resolv_conf,
+            imds,
+            system_dns: None,
+            vpc_dns: None,
+            services: Vec::new(),
+            env,
+            firewall: Vec::new(),
+        }
+    }
+
+    /// The lab's answers: every service name in range.
+    pub fn records(&self) -> DnsRecords {
+        DnsRecords::new()
+            .add(&bucket_name(), self.s3_ip())
+            .add(&s3_name(), self.s3_ip())
+            .add(&ddb_name(), self.ddb_ip())
+            .add(&account_ddb_name(), self.ddb_ip())
+    }
+
+    pub fn start_dns(&mut self, system: DnsRecords, vpc: DnsRecords) {
+        self.system_dns = Some(start_dns(self.system_dns_addr(), system, DnsMode::Answer));
+        self.vpc_dns = Some(start_dns(self.vpc_dns_addr(), vpc, DnsMode::Answer));
+    }
+
+    /// A TLS front at `ip`:443 with a certificate for every service name, from `ca` (the lab CA by default).
+    pub fn start_service(&mut self, ip: IpAddr, ca: Option<&TestCa>) {
+        let names = [
+            s3_name(),
+            format!("*.s3.{REGION}.amazonaws.com"),
+            ddb_name(),
+            format!("*.ddb.{REGION}.amazonaws.com"),
+        ];
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let leaf = ca.unwrap_or(&self.ca).issue(&names);
+        self.services.push(start_tls(SocketAddr::new(ip, 443), &leaf));
+    }
+
+    pub fn set_env(&mut self, name: &str, value: &str) {
+        self.env.retain(|(n, _)| n != name);
+        self.env.push((name.into(), value.into()));
+    }
+
+    /// Drop packets with iptables; the rule is removed when the lab is dropped.
+    pub fn drop_packets(&mut self, chain: &str, rule: &[&str]) {
+        let mut args: Vec<String> = vec!["-w".into(), "-I".into(), chain.into()];
+        args.extend(rule.iter().map(|s| s.to_string()));
+        args.extend(["-j".into(), "DROP".into()]);
+        let status = Command::new("iptables")
+            .args(&args)
+            .status()
+            .expect("iptables must be installed (CI installs it; run the tests as root)");
+        assert!(status.success(), "iptables {args:?} failed");
+        args[1] = "-D".into();
+        self.firewall.push(args);
+    }
+
+    /// The standard arguments: every network path pinned to the lab.
+    pub fn args(&self) -> Vec<String> {
+        vec![
+            "probe".into(),
+            "--bucket".into(),
+            BUCKET.into(),
+            "--table".into(),
+            TABLE.into(),
+            "--ip-ranges".into(),
+            self.ranges_file.display().to_string(),
+            "--resolv-conf".into(),
+            self.resolv_conf.display().to_string(),
+            "--vpc-resolver".into(),
+            self.vpc_dns_addr().ip().to_string(),
+            "--internet-canary".into(),
+            self.canary_addr(),
+            "--expect-issuer".into(),
+            LAB_CA_NAME.into(),
+            "--timeout".into(),
+            "1".into(),
+            "--deadline".into(),
+            "10".into(),
+        ]
+    }
+
+    pub fn run(&self, args: &[String]) -> Outcome {
+        run_probe(args, &self.env, self.dir.path())
+    }
+
+    /// Run with the standard arguments plus `extra`, and the JSON report written to a file.
+    pub fn probe(&self, extra: &[&str]) -> Outcome {
+        let mut args = self.args();
+        // A single-valued flag given by the test replaces the standard one.
+        for flag in ["--internet-canary", "--timeout", "--deadline", "--expect-issuer", "--vpc-resolver"] {
+            if extra.contains(&flag)
+                && let Some(i) = args.iter().position(|a| a == flag)
+            {
+                args.drain(i..i + 2);
+            }
+        }
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let out = self.dir.path().join("report.json");
+        args.push("--output".into());
+        args.push(out.display().to_string());
+        let mut outcome = self.run(&args);
+        outcome.report = std::fs::read_to_string(&out)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok());
+        let _ = std::fs::remove_file(&out);
+        outcome
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for args in &self.firewall {
+            let _ = Command::new("iptables").args(args).status();
+        }
+    }
+}
+
+pub struct Outcome {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub report: Option<serde_json::Value>,
+}
+
+impl Outcome {
+    pub fn report(&self) -> &serde_json::Value {
+        self.report
+            .as_ref()
+            .unwrap_or_else(|| panic!("no JSON report; stdout:\n{}\nstderr:\n{}", self.stdout, self.stderr))
+    }
+
+    pub fn codes(&self) -> Vec<String> {
+        self.report()["findings"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|f| f["code"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub fn finding(&self, code: &str) -> &serde_json::Value {
+        self.report()["findings"]
+            .as_array()
+            .and_then(|a| a.iter().find(|f| f["code"] == code))
+            .unwrap_or_else(|| panic!("no finding {code}; got {:?}\n{}", self.codes(), self.stdout))
+    }
+
+    pub fn path(&self, target: &str) -> (String, String) {
+        let t = self.report()["targets"]
+            .as_array()
+            .and_then(|a| a.iter().find(|t| t["id"] == target))
+            .unwrap_or_else(|| panic!("no target {target}\n{}", self.stdout));
+        (
+            t["path"]["kind"].as_str().unwrap_or("").to_string(),
+            t["path"]["confidence"].as_str().unwrap_or("").to_string(),
+        )
+    }
+
+    /// Assert the exit code and which codes must and must not appear; print the report if not.
+    pub fn expect(&self, code: i32, present: &[&str], absent: &[&str]) {
+        let codes = self.codes();
+        let missing: Vec<&&str> = present.iter().filter(|c| !codes.iter().any(|x| x == **c)).collect();
+        let unwanted: Vec<&&str> = absent.iter().filter(|c| codes.iter().any(|x| x == **c)).collect();
+        assert!(
+            self.code == code && missing.is_empty() && unwanted.is_empty(),
+            "exit {} (want {code}); missing {missing:?}; unwanted {unwanted:?}; got {codes:?}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code,
+            self.stdout,
+            self.stderr
+        );
+    }
+}
+
+/// Run the binary with a clean environment: only what the test sets, never the machine's AWS settings.
+pub fn run_probe(args: &[String], env: &[(String, String)], home: &std::path::Path) -> Outcome {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vpce-probe"));
+    cmd.args(args).env_clear();
+    cmd.env("PATH", std::env::var("PATH").unwrap_or_default());
+    cmd.env("HOME", home);
+    cmd.env("AWS_CONFIG_FILE", home.join("no-aws-config"));
+    cmd.env("AWS_SHARED_CREDENTIALS_FILE", home.join("no-aws-credentials"));
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run vpce-probe");
+    Outcome {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        report: None,
+    }
+}

@@ -1,0 +1,382 @@
+//! The real binary against loopback fakes: DNS, TLS fronts with a generated CA, an IMDSv2
+//! server, a CONNECT proxy. Each test owns 127.<id>.0.0/16. Needs root (see tests/common).
+
+mod common;
+mod support;
+
+use common::*;
+use support::*;
+
+#[test]
+fn healthy_lab_is_gateway_endpoint_inferred_and_exit_0() {
+    let lab = Lab::healthy(11);
+    let out = lab.probe(&[]);
+    out.expect(0, &[], &["TCP_TIMEOUT", "DNS_RESOLUTION_FAILED", "PATH_NOT_GATEWAY_ENDPOINT"]);
+    assert_eq!(out.path("s3:mybucket"), ("gateway-endpoint".into(), "inferred".into()));
+    assert_eq!(out.path("dynamodb:orders"), ("gateway-endpoint".into(), "inferred".into()));
+    let report = out.report();
+    assert_eq!(report["instance"]["instance_id"], "i-0123456789abcdef0");
+    assert_eq!(report["region"]["effective"], REGION);
+    assert_eq!(report["region"]["effective_source"], "imds");
+    assert_eq!(report["ip_ranges"]["create_date"], "2026-11-01-00-00-00");
+    // The account-based DynamoDB name was probed once the account was known.
+    let names: Vec<&str> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["check"] == "tls" && c["status"] == "ok")
+        .filter_map(|c| c["subject"].as_str())
+        .collect();
+    for want in [bucket_name(), s3_name(), ddb_name(), account_ddb_name()] {
+        assert!(names.contains(&want.as_str()), "no verified TLS to {want}: {names:?}");
+    }
+    let nacl_ok = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["check"] == "nacl")
+        .all(|c| c["status"] == "ok");
+    assert!(nacl_ok, "{}", out.stdout);
+    // Both resolvers were really asked.
+    assert!(lab.system_dns.as_ref().unwrap().queries() >= 8);
+    assert!(lab.vpc_dns.as_ref().unwrap().queries() >= 8);
+    // The text report is the short form with a verdict.
+    let text = lab.run(&lab.args());
+    assert_eq!(text.code, 0);
+    assert!(text.stdout.contains("VERDICT  healthy"), "{}", text.stdout);
+    assert!(text.stdout.contains("s3:mybucket"), "{}", text.stdout);
+    assert!(!text.stdout.contains("\x1b["), "no colour when stdout is not a terminal");
+}
+
+#[test]
+fn json_report_validates_against_the_checked_in_schema() {
+    let lab = Lab::healthy(12);
+    let mut args = lab.args();
+    args.extend(["--format".into(), "json".into()]);
+    let out = lab.run(&args);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).expect("stdout is JSON");
+    let schema_text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema/report.schema.json"))
+            .expect("schema/report.schema.json");
+    let schema: serde_json::Value = serde_json::from_str(&schema_text).unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("valid schema");
+    let errors: Vec<String> = validator.iter_errors(&report).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(report["schema_version"], "1.0");
+    assert_eq!(report["verdict"]["exit_code"], 0);
+}
+
+#[test]
+fn nxdomain_for_the_bucket_name_is_dns_resolution_failed() {
+    let mut lab = Lab::bare(13, ImdsFacts::example());
+    let records = || {
+        DnsRecords::new()
+            .add(&s3_name(), Lab::ip(13, 1, 10))
+            .add(&ddb_name(), Lab::ip(13, 1, 70))
+            .add(&account_ddb_name(), Lab::ip(13, 1, 70))
+    };
+    lab.start_dns(records(), records());
+    lab.start_service(lab.s3_ip(), None);
+    lab.start_service(lab.ddb_ip(), None);
+    let out = lab.probe(&[]);
+    out.expect(1, &["DNS_RESOLUTION_FAILED"], &["TCP_TIMEOUT"]);
+    let f = out.finding("DNS_RESOLUTION_FAILED");
+    assert_eq!(f["target"], "s3:mybucket");
+    assert!(f["detail"].as_str().unwrap().contains("NXDOMAIN"), "{f}");
+    assert_eq!(out.report()["verdict"]["root_causes"][0]["code"], "DNS_RESOLUTION_FAILED");
+}
+
+#[test]
+fn answers_outside_the_ranges_and_disagreeing_resolvers() {
+    let mut lab = Lab::bare(14, ImdsFacts::example());
+    let outside = Lab::ip(14, 5, 5);
+    let system = DnsRecords::new()
+        .add(&bucket_name(), outside)
+        .add(&s3_name(), outside)
+        .add(&ddb_name(), Lab::ip(14, 1, 70))
+        .add(&account_ddb_name(), Lab::ip(14, 1, 70));
+    let vpc = lab.records();
+    lab.start_dns(system, vpc);
+    lab.start_service(outside, None);
+    lab.start_service(lab.ddb_ip(), None);
+    let out = lab.probe(&["--internet-canary", "none"]);
+    out.expect(
+        1,
+        &["DNS_OUTSIDE_SERVICE_RANGE", "DNS_RESOLVERS_DISAGREE"],
+        &["TCP_TIMEOUT", "TCP_REFUSED"],
+    );
+    assert_eq!(out.finding("DNS_OUTSIDE_SERVICE_RANGE")["target"], "s3:mybucket");
+    assert_eq!(out.path("dynamodb:orders").0, "unknown", "canary off: the path cannot be inferred");
+}
+
+#[test]
+fn private_answers_mean_an_interface_endpoint() {
+    let mut lab = Lab::bare(15, ImdsFacts::example());
+    // Inside the VPC CIDR that IMDS reports (127.15.8.0/24).
+    let eni = Lab::ip(15, 8, 5);
+    let records = || {
+        DnsRecords::new()
+            .add(&bucket_name(), eni)
+            .add(&s3_name(), eni)
+            .add(&ddb_name(), Lab::ip(15, 1, 70))
+            .add(&account_ddb_name(), Lab::ip(15, 1, 70))
+    };
+    lab.start_dns(records(), records());
+    lab.start_service(eni, None);
+    lab.start_service(lab.ddb_ip(), None);
+    let out = lab.probe(&[]);
+    out.expect(1, &["DNS_INTERFACE_ENDPOINT", "PATH_NOT_GATEWAY_ENDPOINT"], &["DNS_OUTSIDE_SERVICE_RANGE"]);
+    assert_eq!(out.path("s3:mybucket"), ("interface-endpoint".into(), "inferred".into()));
+    // The root cause is the DNS answer; the path finding is its consequence.
+    let roots = &out.report()["verdict"]["root_causes"];
+    assert_eq!(roots[0]["code"], "DNS_INTERFACE_ENDPOINT");
+    assert!(!roots.as_array().unwrap().iter().any(|r| r["code"] == "PATH_NOT_GATEWAY_ENDPOINT"));
+    // Expecting the interface path makes the same network healthy.
+    let ok = lab.probe(&["--expect-path", "interface"]);
+    let wrong_path: Vec<&str> = ok.report()["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["code"] == "PATH_NOT_GATEWAY_ENDPOINT")
+        .filter_map(|f| f["target"].as_str())
+        .collect();
+    // Now the gateway path of DynamoDB is the unexpected one, and S3 is fine.
+    assert_eq!(wrong_path, vec!["dynamodb:orders"], "{}", ok.stdout);
+    assert_eq!(ok.finding("DNS_INTERFACE_ENDPOINT")["severity"], "note");
+}
+
+#[test]
+fn refused_connections_are_tcp_refused() {
+    let mut lab = Lab::bare(16, ImdsFacts::example());
+    let records = lab.records();
+    lab.start_dns(records.clone(), records);
+    // No S3 front at all: the kernel answers RST.
+    lab.start_service(lab.ddb_ip(), None);
+    let out = lab.probe(&[]);
+    out.expect(1, &["TCP_REFUSED"], &["TCP_TIMEOUT", "TLS_FAILED"]);
+    assert_eq!(out.finding("TCP_REFUSED")["severity"], "error");
+    assert_eq!(out.path("dynamodb:orders").0, "gateway-endpoint");
+}
+
+#[test]
+fn dropped_packets_are_a_timeout_and_the_run_takes_about_one_timeout() {
+    let mut lab = Lab::healthy(17);
+    let s3 = lab.s3_ip().to_string();
+    lab.drop_packets("OUTPUT", &["-d", &s3, "-p", "tcp", "--dport", "443"]);
+    let started = std::time::Instant::now();
+    let out = lab.probe(&[]);
+    let elapsed = started.elapsed();
+    out.expect(1, &["TCP_TIMEOUT"], &["TCP_REFUSED", "NACL_EPHEMERAL_BLOCKED"]);
+    let f = out.finding("TCP_TIMEOUT");
+    assert!(f["remediation"].as_str().unwrap().contains("describe-route-tables"), "{f}");
+    assert!(f["remediation"].as_str().unwrap().contains("subnet-"), "{f}");
+    // Not a timing assertion on speed: only that the checks did not run one after another
+    // (two names on the dropped address plus the NACL sweep would be 3+ timeouts in sequence).
+    assert!(elapsed < std::time::Duration::from_secs(8), "{elapsed:?}");
+    assert_eq!(out.path("dynamodb:orders").0, "gateway-endpoint");
+}
+
+#[test]
+fn narrow_nacl_ephemeral_range_is_named_with_the_failing_ports() {
+    let mut lab = Lab::healthy(18);
+    let s3 = lab.s3_ip().to_string();
+    // The "NACL" lets return traffic in only to ports 1024-32767.
+    lab.drop_packets("INPUT", &["-s", &s3, "-p", "tcp", "--sport", "443", "--dport", "32768:65535"]);
+    let out = lab.probe(&[]);
+    out.expect(1, &["NACL_EPHEMERAL_BLOCKED"], &[]);
+    let f = out.finding("NACL_EPHEMERAL_BLOCKED");
+    assert!(f["title"].as_str().unwrap().contains("32768-65535"), "{f}");
+    let roots = &out.report()["verdict"]["root_causes"];
+    assert_eq!(roots[0]["code"], "NACL_EPHEMERAL_BLOCKED", "{}", out.stdout);
+}
+
+#[test]
+fn a_trusted_interceptor_certificate_is_tls_intercepted() {
+    let mut lab = Lab::bare(19, ImdsFacts::example());
+    let records = lab.records();
+    lab.start_dns(records.clone(), records);
+    let interceptor = TestCa::new("Corp Inspection CA");
+    // The host trusts both CAs (as with a corporate bundle), but only the lab CA is genuine.
+    let bundle = lab.dir.path().join("bundle.pem");
+    std::fs::write(&bundle, format!("{}{}", lab.ca.cert_pem(), interceptor.cert_pem())).unwrap();
+    lab.set_env("SSL_CERT_FILE", &bundle.display().to_string());
+    lab.start_service(lab.s3_ip(), Some(&interceptor));
+    lab.start_service(lab.ddb_ip(), None);
+    let out = lab.probe(&[]);
+    out.expect(1, &["TLS_INTERCEPTED"], &["TLS_FAILED"]);
+    assert!(out.finding("TLS_INTERCEPTED")["detail"].as_str().unwrap().contains("Corp Inspection CA"));
+    assert_eq!(out.path("s3:mybucket").0, "proxy");
+    assert_eq!(out.path("dynamodb:orders").0, "gateway-endpoint");
+}
+
+#[test]
+fn untrusted_interceptor_is_intercepted_but_a_missing_service_root_is_tls_failed() {
+    let mut lab = Lab::bare(20, ImdsFacts::example());
+    let records = lab.records();
+    lab.start_dns(records.clone(), records);
+    let interceptor = TestCa::new("Unknown Middlebox CA");
+    lab.start_service(lab.s3_ip(), Some(&interceptor));
+    lab.start_service(lab.ddb_ip(), None);
+    let out = lab.probe(&[]);
+    out.expect(1, &["TLS_INTERCEPTED"], &[]);
+    assert_eq!(out.finding("TLS_INTERCEPTED")["target"], "s3:mybucket");
+    // Without the lab CA in the trust store, the genuine issuer is unknown: a host problem.
+    let mut lab2 = Lab::healthy(21);
+    let other = TestCa::new("Some other root");
+    let path = other.write_pem(lab2.dir.path(), "other.pem");
+    lab2.set_env("SSL_CERT_FILE", &path.display().to_string());
+    let out = lab2.probe(&[]);
+    out.expect(1, &["TLS_FAILED"], &["TLS_INTERCEPTED"]);
+}
+
+#[test]
+fn proxy_in_path_is_reported_with_the_no_proxy_fix_and_never_the_password() {
+    let mut lab = Lab::healthy(22);
+    let hosts = vec![
+        (s3_name(), lab.s3_ip()),
+        (bucket_name(), lab.s3_ip()),
+        (ddb_name(), lab.ddb_ip()),
+        (account_ddb_name(), lab.ddb_ip()),
+    ];
+    let proxy = start_connect_proxy(
+        "127.22.3.1:3128".parse().unwrap(),
+        ProxyMode::Tunnel,
+        hosts,
+        Some(("probe".into(), "s3cr3t-pw".into())),
+    );
+    lab.set_env("HTTPS_PROXY", "http://probe:s3cr3t-pw@127.22.3.1:3128");
+    lab.set_env("https_proxy", "http://probe:s3cr3t-pw@127.22.3.1:3128");
+    let out = lab.probe(&[]);
+    out.expect(1, &["PROXY_IN_PATH", "PATH_NOT_GATEWAY_ENDPOINT"], &["PROXY_UNREACHABLE", "PROXY_REFUSED_CONNECT"]);
+    assert_eq!(out.path("s3:mybucket"), ("proxy".into(), "inferred".into()));
+    let fix = out.finding("PROXY_IN_PATH")["remediation"].as_str().unwrap().to_string();
+    assert!(fix.contains("NO_PROXY=") && fix.contains(&s3_name()), "{fix}");
+    assert!(proxy.connects().iter().any(|c| c == &format!("{}:443", s3_name())), "{:?}", proxy.connects());
+    let json = out.report().to_string();
+    assert!(!json.contains("s3cr3t-pw") && !out.stdout.contains("s3cr3t-pw") && !out.stderr.contains("s3cr3t-pw"));
+    assert!(json.contains("***"));
+    // With the recommended NO_PROXY the same host is healthy again.
+    let value = fix
+        .split("NO_PROXY=")
+        .nth(1)
+        .and_then(|v| v.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    lab.set_env("NO_PROXY", &value);
+    lab.set_env("no_proxy", &value);
+    let out = lab.probe(&[]);
+    out.expect(0, &[], &["PROXY_IN_PATH"]);
+}
+
+#[test]
+fn proxy_unreachable_refusing_and_conflicting() {
+    let mut lab = Lab::healthy(23);
+    lab.set_env("HTTPS_PROXY", "http://127.23.3.9:3128");
+    let out = lab.probe(&[]);
+    out.expect(1, &["PROXY_IN_PATH", "PROXY_UNREACHABLE"], &[]);
+
+    let _proxy = start_connect_proxy("127.23.3.1:3128".parse().unwrap(), ProxyMode::Forbid, vec![], None);
+    lab.set_env("HTTPS_PROXY", "http://127.23.3.1:3128");
+    let out = lab.probe(&[]);
+    out.expect(1, &["PROXY_REFUSED_CONNECT"], &["PROXY_UNREACHABLE"]);
+    assert!(out.finding("PROXY_REFUSED_CONNECT")["detail"].as_str().unwrap().contains("403"));
+
+    lab.set_env("https_proxy", "http://127.23.3.2:3128");
+    let out = lab.probe(&[]);
+    out.expect(1, &["PROXY_ENV_CONFLICT"], &[]);
+}
+
+#[test]
+fn a_cidr_only_no_proxy_is_ineffective() {
+    let mut lab = Lab::healthy(24);
+    let _proxy = start_connect_proxy(
+        "127.24.3.1:3128".parse().unwrap(),
+        ProxyMode::Tunnel,
+        vec![(s3_name(), lab.s3_ip()), (bucket_name(), lab.s3_ip()), (ddb_name(), lab.ddb_ip()), (account_ddb_name(), lab.ddb_ip())],
+        None,
+    );
+    lab.set_env("HTTPS_PROXY", "http://127.24.3.1:3128");
+    lab.set_env("NO_PROXY", "127.24.1.0/24");
+    let out = lab.probe(&[]);
+    out.expect(1, &["NO_PROXY_INEFFECTIVE", "PROXY_IN_PATH"], &[]);
+    let f = out.finding("NO_PROXY_INEFFECTIVE");
+    assert!(f["title"].as_str().unwrap().contains("127.24.1.0/24"), "{f}");
+    let roots = &out.report()["verdict"]["root_causes"];
+    assert_eq!(roots[0]["code"], "NO_PROXY_INEFFECTIVE", "{}", out.stdout);
+}
+
+#[test]
+fn imds_unavailable_with_and_without_region() {
+    let mut lab = Lab::healthy(25);
+    // A port nothing listens on.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", dead.local_addr().unwrap());
+    drop(dead);
+    lab.set_env("AWS_EC2_METADATA_SERVICE_ENDPOINT", &url);
+    let out = lab.probe(&["--region", REGION]);
+    out.expect(0, &["IMDS_UNAVAILABLE"], &["DNS_RESOLUTION_FAILED"]);
+    assert_eq!(out.finding("IMDS_UNAVAILABLE")["severity"], "warning");
+    assert!(out.report()["instance"].is_null());
+    let out = lab.probe(&[]);
+    out.expect(1, &["IMDS_UNAVAILABLE"], &[]);
+    assert_eq!(out.finding("IMDS_UNAVAILABLE")["severity"], "error");
+}
+
+#[test]
+fn sdk_region_other_than_the_instance_is_the_root_cause() {
+    let mut lab = Lab::healthy(26);
+    lab.set_env("AWS_REGION", "us-east-1");
+    let out = lab.probe(&[]);
+    out.expect(1, &["REGION_MISMATCH_SDK"], &[]);
+    assert_eq!(out.report()["region"]["effective"], "us-east-1");
+    assert_eq!(out.report()["verdict"]["root_causes"][0]["code"], "REGION_MISMATCH_SDK");
+    let fix = out.finding("REGION_MISMATCH_SDK")["remediation"].as_str().unwrap().to_string();
+    assert!(fix.contains("AWS_REGION=eu-west-1"), "{fix}");
+}
+
+#[test]
+fn global_s3_endpoint_override_outside_us_east_1() {
+    let mut lab = Lab::healthy(27);
+    lab.set_env("AWS_ENDPOINT_URL_S3", "https://s3.amazonaws.com");
+    let out = lab.probe(&["--bucket", BUCKET]);
+    out.expect(1, &["S3_GLOBAL_ENDPOINT"], &[]);
+    let report = out.report();
+    assert_eq!(report["region"]["s3_endpoint_host"], "s3.amazonaws.com");
+}
+
+#[test]
+fn bad_input_exits_2_with_one_line_and_probes_nothing() {
+    let lab = Lab::healthy(28);
+    let bad_ranges = lab.dir.path().join("bad.json");
+    std::fs::write(&bad_ranges, "{\"prefixes\": 5}").unwrap();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["probe"], "nothing to probe"),
+        (vec!["probe", "--bucket", "Bad_Bucket"], "lowercase"),
+        (vec!["probe", "--bucket", "ok-bucket", "--region", "eu-wst-1"], "did you mean eu-west-1?"),
+        (vec!["probe", "--table", "a b c"], "only letters"),
+        (vec!["probe", "--bucket", "ok-bucket", "--timeout", "0"], "--timeout"),
+        (vec!["probe", "--bucket", "ok-bucket", "--timeout", "5", "--deadline", "2"], "shorter than"),
+        (vec!["probe", "--bucket", "ok-bucket", "--ip-ranges", bad_ranges.to_str().unwrap()], "not in AWS's ip-ranges.json format"),
+        (vec!["probe", "--bucket", "ok-bucket", "--internet-canary", "nohostport"], "HOST:PORT"),
+        (vec!["probe", "--bucket", "ok-bucket", "--output", "/nonexistent-dir/r.json"], "does not exist"),
+        (vec!["probe", "--bucket", "ok-bucket", "--format", "yaml"], "invalid value"),
+    ];
+    let queries_before = lab.system_dns.as_ref().unwrap().queries();
+    for (args, want) in cases {
+        let args: Vec<String> = args.into_iter().map(String::from).collect();
+        let out = lab.run(&args);
+        assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
+        assert!(out.stderr.contains(want), "{args:?}: {}", out.stderr);
+        assert!(out.stdout.is_empty(), "{args:?}: {}", out.stdout);
+        if !want.contains("invalid value") {
+            assert_eq!(out.stderr.trim().lines().count(), 1, "{args:?}: {}", out.stderr);
+        }
+    }
+    assert_eq!(lab.system_dns.as_ref().unwrap().queries(), queries_before, "nothing probed");
+    let mut env = lab.env.clone();
+    env.push(("AWS_CA_BUNDLE".into(), "/nonexistent/ca.pem".into()));
+    let out = run_probe(&["probe".into(), "--bucket".into(), "ok-bucket".into()], &env, lab.dir.path());
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("AWS_CA_BUNDLE"), "{}", out.stderr);
+}

@@ -1,0 +1,31 @@
+//! Loopback fake servers for the integration tests.
+//!
+//! Every fake runs on its own background thread with its own current-thread
+//! tokio runtime, binds synchronously before its `start_*` function returns,
+//! and stops (closing every connection it holds) when its handle is dropped.
+//! Fakes only ever talk to loopback addresses.
+//!
+//! Use from a test file with `mod support;`.
+#![allow(dead_code, unused_imports)]
+
+mod ca;
+mod dns;
+mod http;
+mod imds;
+mod proxy;
+mod runtime;
+mod tcp_sink;
+mod timefmt;
+mod tls;
+
+pub use ca::{Leaf, TestCa};
+pub use dns::{DnsMode, DnsRecords, DnsServer, start_dns};
+pub use imds::{
+    FAKE_ACCESS_KEY_ID, FAKE_SECRET_ACCESS_KEY, FAKE_SESSION_TOKEN, ImdsFacts, ImdsMode,
+    ImdsServer, start_imds,
+};
+pub use proxy::{ProxyMode, ProxyServer, start_connect_proxy};
+pub use runtime::{READ_TIMEOUT, wait_until};
+pub use tcp_sink::{TcpSink, start_tcp_sink};
+pub use timefmt::rfc3339;
+pub use tls::{TlsServer, start_tls};
