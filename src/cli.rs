@@ -19,7 +19,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Probe once and print a report (the SSM Run Command job).
-    Probe(ProbeArgs),
+    Probe(Box<ProbeArgs>),
     /// Print the JSON Schema of the report.
     Schema,
     /// List every finding code with its meaning and fix.
@@ -93,7 +93,11 @@ pub struct ProbeArgs {
     pub ip_ranges: Option<PathBuf>,
 
     /// A host outside S3/DynamoDB whose TCP reachability tells whether the instance has an internet path; "none" turns it off.
-    #[arg(long, value_name = "HOST:PORT", default_value = "checkip.amazonaws.com:443")]
+    #[arg(
+        long,
+        value_name = "HOST:PORT",
+        default_value = "checkip.amazonaws.com:443"
+    )]
     pub internet_canary: String,
 
     /// The path the traffic is expected to take.

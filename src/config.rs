@@ -147,7 +147,10 @@ impl Config {
         .into_iter()
         .flatten()
         {
-            if url::Url::parse(url).map(|u| u.host().is_none()).unwrap_or(true) {
+            if url::Url::parse(url)
+                .map(|u| u.host().is_none())
+                .unwrap_or(true)
+            {
                 return err(format!(
                     "endpoint override '{url}' is not a URL with a host (AWS_ENDPOINT_URL*)"
                 ));
@@ -403,7 +406,9 @@ mod tests {
     fn regions_are_checked_against_the_ranges_with_a_suggestion() {
         let ranges = IpRanges::embedded();
         assert!(validate_region("eu-west-1", &ranges).is_ok());
-        let e = validate_region("eu-wst-1", &ranges).unwrap_err().to_string();
+        let e = validate_region("eu-wst-1", &ranges)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("did you mean eu-west-1?"), "{e}");
         assert!(validate_region("GLOBAL", &ranges).is_err());
     }

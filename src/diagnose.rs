@@ -10,8 +10,8 @@ use crate::checks::{Check, tls as tls_check};
 use crate::cli::{ExpectPath, FailOn};
 use crate::config::Config;
 use crate::proxy_rules::{self, HttpClientKind};
-use crate::run::{ProbeResults, TargetSpec};
 use crate::report::*;
+use crate::run::{ProbeResults, TargetSpec};
 
 pub struct Expectations {
     pub expect_path: ExpectPath,
@@ -151,11 +151,18 @@ pub fn diagnose(r: &ProbeResults, exp: &Expectations) -> Diagnosis {
             FindingCode::DNS_CUSTOM_RESOLVER,
             Severity::Note,
             "host",
-            format!("the host resolves through {}, not the VPC resolver", custom.join(", ")),
+            format!(
+                "the host resolves through {}, not the VPC resolver",
+                custom.join(", ")
+            ),
             format!(
                 "resolv.conf lists {}; the Amazon-provided resolver is {}.",
                 custom.join(", "),
-                vpc_resolvers.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(" or ")
+                vpc_resolvers
+                    .iter()
+                    .map(|i| i.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" or ")
             ),
             FindingCode::DNS_CUSTOM_RESOLVER.general_fix().into(),
             vec![],
@@ -190,7 +197,10 @@ pub fn diagnose(r: &ProbeResults, exp: &Expectations) -> Diagnosis {
                 FindingCode::IMDS_VIA_PROXY,
                 Severity::Warning,
                 "host",
-                format!("instance metadata requests would go through the proxy for {}", clients.join(", ")),
+                format!(
+                    "instance metadata requests would go through the proxy for {}",
+                    clients.join(", ")
+                ),
                 imds_proxied
                     .iter()
                     .map(|d| d.explanation.clone())
@@ -242,7 +252,11 @@ pub fn diagnose(r: &ProbeResults, exp: &Expectations) -> Diagnosis {
                 FindingCode::PATH_NOT_GATEWAY_ENDPOINT,
                 Severity::Error,
                 &t.id,
-                format!("traffic to {} goes through {}, not {expected}", t.id, describe_kind(t.path.kind)),
+                format!(
+                    "traffic to {} goes through {}, not {expected}",
+                    t.id,
+                    describe_kind(t.path.kind)
+                ),
                 t.path.evidence.join("; "),
                 FindingCode::PATH_NOT_GATEWAY_ENDPOINT.general_fix().into(),
                 vec![],
@@ -323,12 +337,17 @@ fn diagnose_target(r: &ProbeResults, exp: &Expectations, t: &TargetSpec, f: &mut
             let how = failure
                 .map(|d| match d.outcome {
                     DnsOutcome::NoData => "no A or AAAA record".to_string(),
-                    DnsOutcome::NxDomain => "NXDOMAIN (the name does not exist for this resolver)".into(),
+                    DnsOutcome::NxDomain => {
+                        "NXDOMAIN (the name does not exist for this resolver)".into()
+                    }
                     DnsOutcome::Timeout => format!(
                         "no answer from {} within the timeout",
                         d.server.as_deref().unwrap_or("the resolver")
                     ),
-                    _ => d.error.clone().unwrap_or_else(|| format!("{:?}", d.outcome)),
+                    _ => d
+                        .error
+                        .clone()
+                        .unwrap_or_else(|| format!("{:?}", d.outcome)),
                 })
                 .unwrap_or_default();
             f.add(
@@ -341,7 +360,8 @@ fn diagnose_target(r: &ProbeResults, exp: &Expectations, t: &TargetSpec, f: &mut
                 ids(&system),
             );
         }
-        let answered: Vec<&ClassifiedAddress> = system.iter().flat_map(|d| d.addresses.iter()).collect();
+        let answered: Vec<&ClassifiedAddress> =
+            system.iter().flat_map(|d| d.addresses.iter()).collect();
         let private: Vec<&str> = answered
             .iter()
             .filter(|a| a.class == AddressClass::Private)
@@ -360,7 +380,12 @@ fn diagnose_target(r: &ProbeResults, exp: &Expectations, t: &TargetSpec, f: &mut
         }
         let outside: Vec<String> = answered
             .iter()
-            .filter(|a| matches!(a.class, AddressClass::Outside | AddressClass::ServiceOtherRegion))
+            .filter(|a| {
+                matches!(
+                    a.class,
+                    AddressClass::Outside | AddressClass::ServiceOtherRegion
+                )
+            })
             .map(|a| match (&a.class, &a.prefix_region) {
                 (AddressClass::ServiceOtherRegion, Some(reg)) => format!("{} ({reg})", a.ip),
                 _ => a.ip.clone(),
@@ -389,8 +414,11 @@ fn diagnose_target(r: &ProbeResults, exp: &Expectations, t: &TargetSpec, f: &mut
                     // A resolver that does not answer says nothing about its answers.
                     DnsOutcome::Timeout | DnsOutcome::Error => None,
                     DnsOutcome::Answered => {
-                        let classes: BTreeSet<String> =
-                            d.addresses.iter().map(|a| format!("{:?}", a.class)).collect();
+                        let classes: BTreeSet<String> = d
+                            .addresses
+                            .iter()
+                            .map(|a| format!("{:?}", a.class))
+                            .collect();
                         Some(classes.into_iter().collect::<Vec<_>>().join("+"))
                     }
                     other => Some(format!("{other:?}")),
@@ -428,12 +456,20 @@ fn diagnose_target(r: &ProbeResults, exp: &Expectations, t: &TargetSpec, f: &mut
             (TcpOutcome::Refused, FindingCode::TCP_REFUSED),
             (TcpOutcome::Unreachable, FindingCode::TCP_UNREACHABLE),
         ] {
-            let these: Vec<&TcpAttempt> = failed.iter().filter(|a| a.outcome == outcome).map(|a| **a).collect();
+            let these: Vec<&TcpAttempt> = failed
+                .iter()
+                .filter(|a| a.outcome == outcome)
+                .map(|a| **a)
+                .collect();
             if these.is_empty() {
                 continue;
             }
             let addrs: Vec<&str> = these.iter().map(|a| a.address.as_str()).collect();
-            let severity = if connected { Severity::Warning } else { Severity::Error };
+            let severity = if connected {
+                Severity::Warning
+            } else {
+                Severity::Error
+            };
             f.add(
                 code,
                 severity,
@@ -449,8 +485,16 @@ fn diagnose_target(r: &ProbeResults, exp: &Expectations, t: &TargetSpec, f: &mut
                 ),
                 format!(
                     "{}{} Suspects: {}.",
-                    these[0].error.as_deref().map(|e| format!("{e}. ")).unwrap_or_default(),
-                    if connected { "Other addresses of the name connect, so this is partial." } else { "No address of the name connects." },
+                    these[0]
+                        .error
+                        .as_deref()
+                        .map(|e| format!("{e}. "))
+                        .unwrap_or_default(),
+                    if connected {
+                        "Other addresses of the name connect, so this is partial."
+                    } else {
+                        "No address of the name connects."
+                    },
                     crate::checks::tcp::suspects(outcome)
                 ),
                 tcp_remediation(outcome, r, t.service),
@@ -494,10 +538,16 @@ fn diagnose_target(r: &ProbeResults, exp: &Expectations, t: &TargetSpec, f: &mut
         if let Some(h) = tls_failed.first() {
             f.add(
                 FindingCode::TLS_FAILED,
-                if verified { Severity::Warning } else { Severity::Error },
+                if verified {
+                    Severity::Warning
+                } else {
+                    Severity::Error
+                },
                 &t.id,
                 format!("TLS handshake with {name} fails at {}", h.address),
-                h.error.clone().unwrap_or_else(|| format!("{:?}", h.outcome)),
+                h.error
+                    .clone()
+                    .unwrap_or_else(|| format!("{:?}", h.outcome)),
                 FindingCode::TLS_FAILED.general_fix().into(),
                 ids(&tls_failed),
             );
@@ -508,8 +558,17 @@ fn diagnose_target(r: &ProbeResults, exp: &Expectations, t: &TargetSpec, f: &mut
     }
 
     // Network ACL ephemeral ports (one sweep per service).
-    for sweep in r.nacl.iter().filter(|s| s.service == t.service && !s.failing.is_empty()) {
-        let failing = sweep.failing.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ");
+    for sweep in r
+        .nacl
+        .iter()
+        .filter(|s| s.service == t.service && !s.failing.is_empty())
+    {
+        let failing = sweep
+            .failing
+            .iter()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
         let kernel = sweep
             .kernel_ephemeral
             .map(|k| format!("The kernel picks source ports from {k}, "))
@@ -535,7 +594,13 @@ fn diagnose_target(r: &ProbeResults, exp: &Expectations, t: &TargetSpec, f: &mut
     }
 }
 
-fn proxy_findings(r: &ProbeResults, exp: &Expectations, t: &TargetSpec, name: &str, f: &mut Findings) {
+fn proxy_findings(
+    r: &ProbeResults,
+    exp: &Expectations,
+    t: &TargetSpec,
+    name: &str,
+    f: &mut Findings,
+) {
     let Some(env) = &r.proxy_env else { return };
     let url = format!("https://{name}/");
     let sdk = crate::checks::proxy::decision_for(env, HttpClientKind::AwsSdkRust, &url);
@@ -559,7 +624,11 @@ fn proxy_findings(r: &ProbeResults, exp: &Expectations, t: &TargetSpec, name: &s
     {
         f.add(
             FindingCode::PROXY_IN_PATH,
-            if exp.expect_path == ExpectPath::Any { Severity::Note } else { Severity::Error },
+            if exp.expect_path == ExpectPath::Any {
+                Severity::Note
+            } else {
+                Severity::Error
+            },
             &t.id,
             format!("the SDK sends {name} through the proxy {}", p.url_redacted),
             d.explanation.clone(),
@@ -571,7 +640,10 @@ fn proxy_findings(r: &ProbeResults, exp: &Expectations, t: &TargetSpec, name: &s
                 ProxyOutcome::Tunnelled => continue,
                 ProxyOutcome::Refused => (
                     FindingCode::PROXY_REFUSED_CONNECT,
-                    format!("the proxy {} refuses CONNECT to {name}", probe.proxy.url_redacted),
+                    format!(
+                        "the proxy {} refuses CONNECT to {name}",
+                        probe.proxy.url_redacted
+                    ),
                 ),
                 ProxyOutcome::Unreachable | ProxyOutcome::Timeout | ProxyOutcome::Error => (
                     FindingCode::PROXY_UNREACHABLE,
@@ -597,16 +669,27 @@ fn proxy_findings(r: &ProbeResults, exp: &Expectations, t: &TargetSpec, name: &s
                 .any(|e| e.clients.contains(&HttpClientKind::AwsSdkRust));
             f.add(
                 FindingCode::NO_PROXY_INEFFECTIVE,
-                if sdk_hit { Severity::Error } else { Severity::Warning },
+                if sdk_hit {
+                    Severity::Error
+                } else {
+                    Severity::Warning
+                },
                 &t.id,
-                format!("{}='{}' does not bypass the proxy for {name}", first.variable, first.entry),
+                format!(
+                    "{}='{}' does not bypass the proxy for {name}",
+                    first.variable, first.entry
+                ),
                 ineffective
                     .iter()
                     .map(|e| {
                         format!(
                             "'{}' ({}): {}",
                             e.entry,
-                            e.clients.iter().map(|c| c.label()).collect::<Vec<_>>().join(", "),
+                            e.clients
+                                .iter()
+                                .map(|c| c.label())
+                                .collect::<Vec<_>>()
+                                .join(", "),
                             e.reason
                         )
                     })
@@ -621,7 +704,9 @@ fn proxy_findings(r: &ProbeResults, exp: &Expectations, t: &TargetSpec, name: &s
 
 fn tcp_remediation(outcome: TcpOutcome, r: &ProbeResults, service: Service) -> String {
     let i = r.instance.as_ref();
-    let subnet = i.and_then(|i| i.subnet_id.as_deref()).unwrap_or("<subnet-id>");
+    let subnet = i
+        .and_then(|i| i.subnet_id.as_deref())
+        .unwrap_or("<subnet-id>");
     let sgs = i
         .map(|i| i.security_group_ids.join(" "))
         .filter(|s| !s.is_empty())
@@ -648,8 +733,12 @@ fn path_verdict(
     let for_names = |n: &String| names.contains(n);
     let proxied = r.proxy_env.as_ref().and_then(|env| {
         names.iter().find_map(|n| {
-            crate::checks::proxy::decision_for(env, HttpClientKind::AwsSdkRust, &format!("https://{n}/"))
-                .and_then(|d| d.proxy.as_ref().map(|p| (n, p, d)))
+            crate::checks::proxy::decision_for(
+                env,
+                HttpClientKind::AwsSdkRust,
+                &format!("https://{n}/"),
+            )
+            .and_then(|d| d.proxy.as_ref().map(|p| (n, p, d)))
         })
     });
     let classes: Vec<AddressClass> = r
@@ -668,40 +757,77 @@ fn path_verdict(
         .iter()
         .any(|h| for_names(&h.name) && tls_check::is_interception(h, &exp.expect_issuers));
     let reachable_direct = !connected.is_empty();
-    let verdict = |kind, confidence, reachable, evidence: Vec<String>, to_confirm: Option<&str>| PathVerdict {
-        kind,
-        confidence,
-        reachable,
-        evidence,
-        to_confirm: to_confirm.map(str::to_string),
+    let verdict = |kind, confidence, reachable, evidence: Vec<String>, to_confirm: Option<&str>| {
+        PathVerdict {
+            kind,
+            confidence,
+            reachable,
+            evidence,
+            to_confirm: to_confirm.map(str::to_string),
+        }
     };
     let confirm_hint = "let the instance role read the VPC configuration (ec2:DescribeRouteTables, ec2:DescribeVpcEndpoints) or test a bucket policy with aws:SourceVpce";
 
     if let Some((name, proxy, decision)) = proxied {
-        evidence.push(format!("the SDK sends {name} through {} ({})", proxy.url_redacted, decision.explanation));
+        evidence.push(format!(
+            "the SDK sends {name} through {} ({})",
+            proxy.url_redacted, decision.explanation
+        ));
         let tunnelled = r
             .proxy_probes
             .iter()
             .any(|p| for_names(&p.name) && p.outcome == ProxyOutcome::Tunnelled);
-        evidence.push(if tunnelled { "the proxy opened a CONNECT tunnel".into() } else { "the proxy did not open a tunnel".into() });
-        return verdict(PathKind::Proxy, Confidence::Inferred, tunnelled, evidence, None);
+        evidence.push(if tunnelled {
+            "the proxy opened a CONNECT tunnel".into()
+        } else {
+            "the proxy did not open a tunnel".into()
+        });
+        return verdict(
+            PathKind::Proxy,
+            Confidence::Inferred,
+            tunnelled,
+            evidence,
+            None,
+        );
     }
     if let Some(ep) = &t.endpoint_override {
         evidence.push(format!("an endpoint override sends the SDK to {ep}"));
     }
     if classes.contains(&AddressClass::Private) {
-        evidence.push("the service name resolves to private addresses (interface endpoint private DNS)".into());
-        return verdict(PathKind::InterfaceEndpoint, Confidence::Inferred, reachable_direct, evidence, None);
+        evidence.push(
+            "the service name resolves to private addresses (interface endpoint private DNS)"
+                .into(),
+        );
+        return verdict(
+            PathKind::InterfaceEndpoint,
+            Confidence::Inferred,
+            reachable_direct,
+            evidence,
+            None,
+        );
     }
     if intercepted {
         evidence.push("a TLS-inspecting device answered with its own certificate".into());
-        return verdict(PathKind::Proxy, Confidence::Inferred, reachable_direct, evidence, None);
+        return verdict(
+            PathKind::Proxy,
+            Confidence::Inferred,
+            reachable_direct,
+            evidence,
+            None,
+        );
     }
     if !reachable_direct {
         evidence.push("no TCP connection to the service's addresses".into());
-        return verdict(PathKind::Unknown, Confidence::Unknown, false, evidence, None);
+        return verdict(
+            PathKind::Unknown,
+            Confidence::Unknown,
+            false,
+            evidence,
+            None,
+        );
     }
-    let all_in_range = !classes.is_empty() && classes.iter().all(|c| *c == AddressClass::ServiceRegion);
+    let all_in_range =
+        !classes.is_empty() && classes.iter().all(|c| *c == AddressClass::ServiceRegion);
     let peers: Vec<&str> = connected
         .iter()
         .map(|a| a.address.as_str())
@@ -719,24 +845,62 @@ fn path_verdict(
         match canary {
             Some(CanaryOutcome::Unreachable) | Some(CanaryOutcome::NotResolved) => {
                 evidence.push("the internet canary is unreachable: there is no other path".into());
-                verdict(PathKind::GatewayEndpoint, Confidence::Inferred, true, evidence, Some("the control-plane check (route table holds the endpoint's prefix-list route) would confirm it"))
+                verdict(
+                    PathKind::GatewayEndpoint,
+                    Confidence::Inferred,
+                    true,
+                    evidence,
+                    Some(
+                        "the control-plane check (route table holds the endpoint's prefix-list route) would confirm it",
+                    ),
+                )
             }
             Some(CanaryOutcome::Reachable) => {
-                evidence.push("the internet canary is reachable: a NAT or internet gateway path exists too".into());
-                verdict(PathKind::Unknown, Confidence::Unknown, true, evidence, Some(confirm_hint))
+                evidence.push(
+                    "the internet canary is reachable: a NAT or internet gateway path exists too"
+                        .into(),
+                );
+                verdict(
+                    PathKind::Unknown,
+                    Confidence::Unknown,
+                    true,
+                    evidence,
+                    Some(confirm_hint),
+                )
             }
             None => {
                 evidence.push("the internet canary is off".into());
-                verdict(PathKind::Unknown, Confidence::Unknown, true, evidence, Some(confirm_hint))
+                verdict(
+                    PathKind::Unknown,
+                    Confidence::Unknown,
+                    true,
+                    evidence,
+                    Some(confirm_hint),
+                )
             }
         }
     } else {
-        evidence.push(format!("connected to {} outside the service's regional ranges", peers.join(", ")));
+        evidence.push(format!(
+            "connected to {} outside the service's regional ranges",
+            peers.join(", ")
+        ));
         if canary == Some(CanaryOutcome::Reachable) {
             evidence.push("the internet canary is reachable".into());
-            verdict(PathKind::Internet, Confidence::Inferred, true, evidence, None)
+            verdict(
+                PathKind::Internet,
+                Confidence::Inferred,
+                true,
+                evidence,
+                None,
+            )
         } else {
-            verdict(PathKind::Unknown, Confidence::Unknown, true, evidence, Some(confirm_hint))
+            verdict(
+                PathKind::Unknown,
+                Confidence::Unknown,
+                true,
+                evidence,
+                Some(confirm_hint),
+            )
         }
     }
 }
@@ -745,7 +909,11 @@ fn path_verdict(
 fn explained_by(code: FindingCode) -> &'static [FindingCode] {
     use FindingCode::*;
     match code {
-        TCP_TIMEOUT => &[NACL_EPHEMERAL_BLOCKED, DNS_OUTSIDE_SERVICE_RANGE, DNS_INTERFACE_ENDPOINT],
+        TCP_TIMEOUT => &[
+            NACL_EPHEMERAL_BLOCKED,
+            DNS_OUTSIDE_SERVICE_RANGE,
+            DNS_INTERFACE_ENDPOINT,
+        ],
         TLS_FAILED => &[TCP_TIMEOUT, TCP_REFUSED, TCP_UNREACHABLE],
         PATH_NOT_GATEWAY_ENDPOINT => &[
             PROXY_IN_PATH,
@@ -765,7 +933,10 @@ fn verdict(findings: &[Finding], fail_on: FailOn, deadline_hit: bool) -> Verdict
         FailOn::Error => Severity::Error,
         FailOn::Warning => Severity::Warning,
     };
-    let failing: Vec<&Finding> = findings.iter().filter(|f| f.severity >= threshold).collect();
+    let failing: Vec<&Finding> = findings
+        .iter()
+        .filter(|f| f.severity >= threshold)
+        .collect();
     let mut roots: Vec<&Finding> = failing
         .iter()
         .filter(|f| {
@@ -791,7 +962,11 @@ fn verdict(findings: &[Finding], fail_on: FailOn, deadline_hit: bool) -> Verdict
             .first()
             .map(|r| format!("{} ({}): {}", r.code, r.target, r.title))
             .unwrap_or_default();
-        (OverallStatus::Problems, 1, format!("problem found: {first}"))
+        (
+            OverallStatus::Problems,
+            1,
+            format!("problem found: {first}"),
+        )
     } else if deadline_hit {
         (
             OverallStatus::Problems,
@@ -799,7 +974,11 @@ fn verdict(findings: &[Finding], fail_on: FailOn, deadline_hit: bool) -> Verdict
             "the deadline ended the run before every check finished; raise --deadline".to_string(),
         )
     } else {
-        (OverallStatus::Healthy, 0, "healthy: every probed path works".to_string())
+        (
+            OverallStatus::Healthy,
+            0,
+            "healthy: every probed path works".to_string(),
+        )
     };
     Verdict {
         status,

@@ -29,12 +29,17 @@ fn main() -> ExitCode {
         }
         Command::Findings => {
             for code in FindingCode::ALL {
-                println!("{code}\t{}\t{}\t{}", code.checklist_item(), code.meaning(), code.general_fix());
+                println!(
+                    "{code}\t{}\t{}\t{}",
+                    code.checklist_item(),
+                    code.meaning(),
+                    code.general_fix()
+                );
             }
             ExitCode::SUCCESS
         }
         Command::Probe(args) => {
-            let cfg = match Config::from_args(args, Environment::from_process()) {
+            let cfg = match Config::from_args(*args, Environment::from_process()) {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("vpce-probe: {e}");
@@ -71,7 +76,10 @@ fn probe(cfg: Config) -> ExitCode {
     if let Some(path) = &cfg.output
         && let Err(e) = render::json::write_atomic(&report, path)
     {
-        eprintln!("vpce-probe: cannot write the report to {}: {e}", path.display());
+        eprintln!(
+            "vpce-probe: cannot write the report to {}: {e}",
+            path.display()
+        );
         return ExitCode::from(EXIT_PROBE_FAILED);
     }
     let text = match cfg.format {

@@ -286,7 +286,9 @@ impl ProxyEnv {
 }
 
 /// The proxy a client would send a request to.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct ProxyChoice {
     /// The variable the proxy came from, e.g. "https_proxy".
     pub variable: String,
@@ -301,7 +303,9 @@ pub struct ProxyChoice {
 }
 
 /// Whether one client sends one URL through a proxy, and why.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct ProxyDecision {
     /// The client modelled.
     pub client: HttpClientKind,
@@ -501,46 +505,43 @@ fn sdk_parse_proxy(value: &str) -> Option<ParsedProxy> {
         return None;
     }
     // http/src/uri/scheme.rs::Scheme2::parse.
-    let (scheme, rest): (Option<&str>, &str) = if b.len() >= 7 && b[..7].eq_ignore_ascii_case(b"http://") {
-        (Some("http"), &value[7..])
-    } else if b.len() >= 8 && b[..8].eq_ignore_ascii_case(b"https://") {
-        (Some("https"), &value[8..])
-    } else {
-        let mut found = None;
-        if b.len() > 3 {
-            for (i, &c) in b.iter().enumerate() {
-                if c == b':' {
-                    if b.len() < i + 3 || &b[i + 1..i + 3] != b"//" {
+    let (scheme, rest): (Option<&str>, &str) =
+        if b.len() >= 7 && b[..7].eq_ignore_ascii_case(b"http://") {
+            (Some("http"), &value[7..])
+        } else if b.len() >= 8 && b[..8].eq_ignore_ascii_case(b"https://") {
+            (Some("https"), &value[8..])
+        } else {
+            let mut found = None;
+            if b.len() > 3 {
+                for (i, &c) in b.iter().enumerate() {
+                    if c == b':' {
+                        if b.len() < i + 3 || &b[i + 1..i + 3] != b"//" {
+                            break;
+                        }
+                        if i > 64 {
+                            return None;
+                        }
+                        found = Some(i);
                         break;
                     }
-                    if i > 64 {
-                        return None;
+                    if !(c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.' | b'~')) {
+                        break;
                     }
-                    found = Some(i);
-                    break;
-                }
-                if !(c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.' | b'~')) {
-                    break;
                 }
             }
-        }
-        match found {
-            Some(i) => (Some(&value[..i]), &value[i + 3..]),
-            None => (None, value),
-        }
-    };
+            match found {
+                Some(i) => (Some(&value[..i]), &value[i + 3..]),
+                None => (None, value),
+            }
+        };
     // http/src/uri/mod.rs::parse_full.
     let end = http_validate_authority(rest.as_bytes())?;
     match scheme {
         None if end != rest.len() => return None,
         Some(_) if end == 0 => return None,
-        Some(_) => {
-            // PathAndQuery::from_shared: approximated as "no blanks or controls".
-            if rest[end..].bytes().any(|c| c <= b' ' || c == 0x7f) {
-                return None;
-            }
-        }
-        None => {}
+        // PathAndQuery::from_shared: approximated as "no blanks or controls".
+        Some(_) if rest[end..].bytes().any(|c| c <= b' ' || c == 0x7f) => return None,
+        _ => {}
     }
     let scheme = match scheme {
         None => "http",
@@ -577,7 +578,10 @@ fn sdk_parse_proxy(value: &str) -> Option<ParsedProxy> {
 /// Port of hyper-util `DomainMatcher::contains` for one entry.
 fn sdk_domain_entry_matches(d: &str, domain: &str) -> bool {
     let domain_len = domain.len();
-    if d.eq_ignore_ascii_case(domain) || d.strip_prefix('.').is_some_and(|s| s.eq_ignore_ascii_case(domain)) {
+    if d.eq_ignore_ascii_case(domain)
+        || d.strip_prefix('.')
+            .is_some_and(|s| s.eq_ignore_ascii_case(domain))
+    {
         return true;
     }
     if let Some(tail) = domain.get(domain_len.saturating_sub(d.len())..)
@@ -601,10 +605,7 @@ fn sdk_no_proxy_match(list: &str, host: &Host<String>) -> Option<String> {
         Host::Domain(d) => {
             // `NoProxy::contains` parses the host as an IP first; a domain
             // that is an IP literal cannot come out of url::Url, but be safe.
-            match d.parse::<IpAddr>() {
-                Ok(ip) => Some(ip),
-                Err(_) => None,
-            }
+            d.parse::<IpAddr>().ok()
         }
         Host::Ipv4(a) => Some(IpAddr::V4(*a)),
         Host::Ipv6(a) => Some(IpAddr::V6(*a)),
@@ -618,7 +619,9 @@ fn sdk_no_proxy_match(list: &str, host: &Host<String>) -> Option<String> {
             None
         };
         match (ip, as_ip) {
-            (Some(ip), Some(SdkIpRule::Net(net))) if net.contains(&ip) => return Some(part.to_owned()),
+            (Some(ip), Some(SdkIpRule::Net(net))) if net.contains(&ip) => {
+                return Some(part.to_owned());
+            }
             (Some(ip), Some(SdkIpRule::Addr(addr))) if addr == ip => return Some(part.to_owned()),
             (None, None) if !part.is_empty() => {
                 if let Host::Domain(d) = host
@@ -643,7 +646,9 @@ const SDK_SOCKS_NOTE: &str = ", but aws-smithy-http-client reaches the proxy thr
 fn decide_sdk(env: &ProxyEnv, target: &Url) -> Outcome {
     let label = HttpClientKind::AwsSdkRust.label();
     let Some(host) = target.host().map(|h| h.to_owned()) else {
-        return Outcome::direct(format!("The {label} has no host to match in this URL, so hyper-util's Matcher::intercept returns no proxy."));
+        return Outcome::direct(format!(
+            "The {label} has no host to match in this URL, so hyper-util's Matcher::intercept returns no proxy."
+        ));
     };
     let scheme = target.scheme();
     if scheme != "http" && scheme != "https" {
@@ -669,7 +674,7 @@ fn decide_sdk(env: &ProxyEnv, target: &Url) -> Outcome {
             && let Some(other) = env.get(names[1])
             && other != value
         {
-            notes.push(format!("{} is ignored because {} is set", names[1], names[0]));
+            notes.push(format!("{} differs and is ignored", names[1]));
         }
         match sdk_parse_proxy(value) {
             Some(parsed) => Some((name, value.to_owned(), parsed)),
@@ -876,7 +881,10 @@ fn curl_parse_proxy(value: &str) -> (ParsedProxy, Option<String>) {
     // then ':' followed by '/'.
     let mut i = 0;
     if b.first().is_some_and(u8::is_ascii_alphabetic) {
-        while i < b.len() && i < 40 && (b[i].is_ascii_alphanumeric() || matches!(b[i], b'+' | b'-' | b'.')) {
+        while i < b.len()
+            && i < 40
+            && (b[i].is_ascii_alphanumeric() || matches!(b[i], b'+' | b'-' | b'.'))
+        {
             i += 1;
         }
     }
@@ -915,7 +923,11 @@ fn curl_parse_proxy(value: &str) -> (ParsedProxy, Option<String>) {
             }
         },
     };
-    if host.is_empty() || host.bytes().any(|c| c <= b' ' || c == 0x7f || b"\"<>\\^`{|}".contains(&c)) {
+    if host.is_empty()
+        || host
+            .bytes()
+            .any(|c| c <= b' ' || c == 0x7f || b"\"<>\\^`{|}".contains(&c))
+    {
         failure = Some("curl refuses the proxy value (\"Unsupported proxy syntax\")".to_owned());
     }
     let is_https = scheme == "https";
@@ -924,7 +936,11 @@ fn curl_parse_proxy(value: &str) -> (ParsedProxy, Option<String>) {
         other => {
             failure = Some(format!(
                 "curl refuses the proxy scheme '{other}' (\"Unsupported proxy scheme\"){}",
-                if guessed { ", guessed from the host name prefix" } else { "" }
+                if guessed {
+                    ", guessed from the host name prefix"
+                } else {
+                    ""
+                }
             ));
         }
     }
@@ -941,7 +957,9 @@ fn curl_parse_proxy(value: &str) -> (ParsedProxy, Option<String>) {
 
 fn decide_curl(env: &ProxyEnv, target: &Url) -> Outcome {
     let Some(host) = target.host().map(|h| h.to_owned()) else {
-        return Outcome::direct("curl has no host name to check in this URL, so it uses no proxy.".to_owned());
+        return Outcome::direct(
+            "curl has no host name to check in this URL, so it uses no proxy.".to_owned(),
+        );
     };
     let scheme = target.scheme();
     if scheme != "http" && scheme != "https" {
@@ -955,11 +973,12 @@ fn decide_curl(env: &ProxyEnv, target: &Url) -> Outcome {
     } else {
         &["https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"]
     };
-    let http_upper_note = if scheme == "http" && env.get("HTTP_PROXY").is_some_and(|v| !v.is_empty()) {
-        " (curl never reads the uppercase HTTP_PROXY)"
-    } else {
-        ""
-    };
+    let http_upper_note =
+        if scheme == "http" && env.get("HTTP_PROXY").is_some_and(|v| !v.is_empty()) {
+            " (curl never reads the uppercase HTTP_PROXY)"
+        } else {
+            ""
+        };
     let Some((variable, raw)) = env.first_non_empty(proxy_names) else {
         return Outcome::direct(format!(
             "curl connects directly because none of {} is set to a non-empty value{http_upper_note}.",
@@ -977,7 +996,12 @@ fn decide_curl(env: &ProxyEnv, target: &Url) -> Outcome {
         return Outcome::bypassed(
             entry,
             format!(
-                "curl connects directly because {no_name} (read before NO_PROXY) {rule} in Curl_check_noproxy, overriding {variable}."
+                "curl connects directly because {no_name} ({}) {rule} in Curl_check_noproxy, overriding {variable}.",
+                if no_name == "no_proxy" {
+                    "read before NO_PROXY"
+                } else {
+                    "no_proxy is unset or empty"
+                }
             ),
         );
     }
@@ -1003,7 +1027,9 @@ fn decide_curl(env: &ProxyEnv, target: &Url) -> Outcome {
     };
     let (parsed, failure) = curl_parse_proxy(raw);
     let order = proxy_names.join(", then ");
-    let failure_text = failure.map(|f| format!(", but {f}, so the transfer fails")).unwrap_or_default();
+    let failure_text = failure
+        .map(|f| format!(", but {f}, so the transfer fails"))
+        .unwrap_or_default();
     let explanation = format!(
         "curl sends {scheme} requests to {} from {variable} because it reads {order}{http_upper_note}, and {no_text}{failure_text}.",
         redact_proxy_url(raw)
@@ -1064,7 +1090,10 @@ fn py_splitport(host: &str) -> (&str, Option<&str>) {
     match host.rfind(':') {
         Some(colon) if host[colon + 1..].bytes().all(|c| c.is_ascii_digit()) => {
             let port = &host[colon + 1..];
-            (&host[..colon], if port.is_empty() { None } else { Some(port) })
+            (
+                &host[..colon],
+                if port.is_empty() { None } else { Some(port) },
+            )
         }
         _ => (host, None),
     }
@@ -1173,7 +1202,9 @@ fn botocore_parse_proxy(fixed: &str) -> (ParsedProxy, Option<String>) {
 fn decide_botocore(env: &ProxyEnv, target: &Url) -> Outcome {
     let label = HttpClientKind::Botocore.label();
     if target.host().is_none() {
-        return Outcome::direct(format!("{label} has no host in this URL and uses no proxy."));
+        return Outcome::direct(format!(
+            "{label} has no host in this URL and uses no proxy."
+        ));
     }
     let scheme = target.scheme();
     if scheme != "http" && scheme != "https" {
@@ -1186,17 +1217,30 @@ fn decide_botocore(env: &ProxyEnv, target: &Url) -> Outcome {
         let mut notes = Vec::new();
         if scheme == "http"
             && env.is_set(REQUEST_METHOD)
-            && env.vars().iter().any(|(n, v)| n.eq_ignore_ascii_case("http_proxy") && !n.ends_with("_proxy") && !v.is_empty())
+            && env.vars().iter().any(|(n, v)| {
+                n.eq_ignore_ascii_case("http_proxy") && !n.ends_with("_proxy") && !v.is_empty()
+            })
         {
-            notes.push("REQUEST_METHOD is set, so urllib drops the uppercase HTTP_PROXY (CGI rule)".to_owned());
+            notes.push(
+                "REQUEST_METHOD is set, so urllib drops the uppercase HTTP_PROXY (CGI rule)"
+                    .to_owned(),
+            );
         }
         let specific = format!("{scheme}_proxy");
         if env.get(&specific) == Some("")
-            && env.vars().iter().any(|(n, v)| n.eq_ignore_ascii_case(&specific) && n.as_str() != specific && !v.is_empty())
+            && env.vars().iter().any(|(n, v)| {
+                n.eq_ignore_ascii_case(&specific) && n.as_str() != specific && !v.is_empty()
+            })
         {
-            notes.push(format!("{specific} is set but empty, which also cancels the uppercase variable"));
+            notes.push(format!(
+                "{specific} is set but empty, which also cancels the uppercase variable"
+            ));
         }
-        if env.vars().iter().any(|(n, v)| n.eq_ignore_ascii_case("all_proxy") && !v.is_empty()) {
+        if env
+            .vars()
+            .iter()
+            .any(|(n, v)| n.eq_ignore_ascii_case("all_proxy") && !v.is_empty())
+        {
             notes.push("botocore ignores ALL_PROXY/all_proxy".to_owned());
         }
         let notes_text = if notes.is_empty() {
@@ -1218,7 +1262,9 @@ fn decide_botocore(env: &ProxyEnv, target: &Url) -> Outcome {
         let rule = if no_value == "*" {
             "is exactly '*'".to_owned()
         } else {
-            format!("entry '{entry}' matches {host_text} (urllib proxy_bypass_environment: equal or a '.'-suffix, as text)")
+            format!(
+                "entry '{entry}' matches {host_text} (urllib proxy_bypass_environment: equal or a '.'-suffix, as text)"
+            )
         };
         return Outcome::bypassed(
             entry,
@@ -1236,10 +1282,13 @@ fn decide_botocore(env: &ProxyEnv, target: &Url) -> Outcome {
     } else {
         String::new()
     };
-    let failure_text = failure.map(|f| format!(", but {f}, so requests fail")).unwrap_or_default();
+    let failure_text = failure
+        .map(|f| format!(", but {f}, so requests fail"))
+        .unwrap_or_default();
     let explanation = format!(
-        "{label} sends {scheme} requests to {}{fixed_note} from {variable} because urllib prefers lowercase {scheme}_proxy over the uppercase name, and {no_text}{failure_text}.",
-        redact_proxy_url(&raw)
+        "{label} sends {scheme} requests to {}{fixed_note} from {variable} because urllib's getproxies_environment takes {scheme}_proxy, or {} when the lowercase one is unset, and {no_text}{failure_text}.",
+        redact_proxy_url(&raw),
+        scheme.to_ascii_uppercase() + "_PROXY"
     );
     Outcome {
         proxy: Some(choice(&variable, &raw, parsed)),
@@ -1253,7 +1302,9 @@ fn decide_botocore(env: &ProxyEnv, target: &Url) -> Outcome {
 // ---------------------------------------------------------------------------
 
 /// An entry of NO_PROXY that does not do what it appears meant to do.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct IneffectiveEntry {
     /// As written in NO_PROXY.
     pub entry: String,
@@ -1271,9 +1322,13 @@ enum Intent {
     Star,
     UrlLike,
     WithPort,
-    Wildcard { suffix: String },
+    Wildcard {
+        suffix: String,
+    },
     /// An IP/CIDR entry containing an address the host name resolves to.
-    IpForName { resolved: IpAddr },
+    IpForName {
+        resolved: IpAddr,
+    },
     /// An IP/CIDR entry containing the literal IP host.
     IpForIp,
     Domain,
@@ -1325,7 +1380,10 @@ fn entry_intent(entry: &str, host: &Host<String>, resolved: &[IpAddr]) -> Option
         e = e.trim_start_matches('*');
     }
     let (e, with_port) = strip_port_suffix(e);
-    let bare = e.strip_prefix('[').and_then(|s| s.strip_suffix(']')).unwrap_or(e);
+    let bare = e
+        .strip_prefix('[')
+        .and_then(|s| s.strip_suffix(']'))
+        .unwrap_or(e);
     let net = bare
         .parse::<IpNet>()
         .ok()
@@ -1341,7 +1399,10 @@ fn entry_intent(entry: &str, host: &Host<String>, resolved: &[IpAddr]) -> Option
             _ => None,
         }
     } else {
-        let suffix = e.trim_start_matches('.').trim_end_matches('.').to_ascii_lowercase();
+        let suffix = e
+            .trim_start_matches('.')
+            .trim_end_matches('.')
+            .to_ascii_lowercase();
         match host {
             Host::Domain(d) if !suffix.is_empty() => {
                 let d = d.trim_end_matches('.').to_ascii_lowercase();
@@ -1396,9 +1457,9 @@ fn ineffective_reason(
             (HttpClientKind::Curl, Some((name, _))) => format!(
                 "{{clients}} reads {name} (non-empty) before {variable}, so {variable} is ignored"
             ),
-            (HttpClientKind::Botocore, Some((name, _))) => format!(
-                "{{clients}} prefers {name} over {variable}, so {variable} is ignored"
-            ),
+            (HttpClientKind::Botocore, Some((name, _))) => {
+                format!("{{clients}} prefers {name} over {variable}, so {variable} is ignored")
+            }
             (HttpClientKind::Botocore, None) => format!(
                 "no_proxy is set but empty, which makes {{clients}} drop {variable} as well"
             ),
@@ -1469,7 +1530,11 @@ fn ineffective_reason(
 /// a port that stops the match; a lone `*` inside a list; an entry in a
 /// variable the client does not read; etc. Only entries that would have
 /// mattered (the client proxies the target) are reported.
-pub fn ineffective_entries(env: &ProxyEnv, target: &Url, resolved: &[IpAddr]) -> Vec<IneffectiveEntry> {
+pub fn ineffective_entries(
+    env: &ProxyEnv,
+    target: &Url,
+    resolved: &[IpAddr],
+) -> Vec<IneffectiveEntry> {
     let Some(host) = target.host().map(|h| h.to_owned()) else {
         return Vec::new();
     };
@@ -1506,7 +1571,8 @@ pub fn ineffective_entries(env: &ProxyEnv, target: &Url, resolved: &[IpAddr]) ->
             let reason = groups
                 .iter()
                 .map(|(template, clients)| {
-                    let labels: Vec<String> = clients.iter().map(|c| c.label().to_owned()).collect();
+                    let labels: Vec<String> =
+                        clients.iter().map(|c| c.label().to_owned()).collect();
                     template.replace("{clients}", &join_labels(&labels))
                 })
                 .collect::<Vec<_>>()
@@ -1543,7 +1609,10 @@ pub fn case_conflicts(env: &ProxyEnv) -> Vec<(String, String)> {
 /// A host of `recommended_no_proxy`, normalised.
 fn normalise_host(raw: &str) -> Option<Host<String>> {
     let t = raw.trim();
-    let bare = t.strip_prefix('[').and_then(|s| s.strip_suffix(']')).unwrap_or(t);
+    let bare = t
+        .strip_prefix('[')
+        .and_then(|s| s.strip_suffix(']'))
+        .unwrap_or(t);
     if let Ok(ip) = bare.parse::<IpAddr>() {
         return Some(match ip {
             IpAddr::V4(a) => Host::Ipv4(a),
@@ -1689,19 +1758,57 @@ mod tests {
     const P: &str = "http://proxy.corp:3128";
 
     const CASES: &[Case] = &[
-        Case { name: "no vars", env: &[], url: S3, sdk: None, curl: None, boto: None },
+        Case {
+            name: "no vars",
+            env: &[],
+            url: S3,
+            sdk: None,
+            curl: None,
+            boto: None,
+        },
         Case {
             name: "https_proxy vs HTTPS_PROXY",
-            env: &[("https_proxy", "http://lower:1"), ("HTTPS_PROXY", "http://upper:2")],
+            env: &[
+                ("https_proxy", "http://lower:1"),
+                ("HTTPS_PROXY", "http://upper:2"),
+            ],
             url: S3,
             sdk: Some("HTTPS_PROXY"),
             curl: Some("https_proxy"),
             boto: Some("https_proxy"),
         },
-        Case { name: "only HTTPS_PROXY", env: &[("HTTPS_PROXY", P)], url: S3, sdk: Some("HTTPS_PROXY"), curl: Some("HTTPS_PROXY"), boto: Some("HTTPS_PROXY") },
-        Case { name: "only https_proxy", env: &[("https_proxy", P)], url: S3, sdk: Some("https_proxy"), curl: Some("https_proxy"), boto: Some("https_proxy") },
-        Case { name: "HTTP_PROXY for http URL", env: &[("HTTP_PROXY", P)], url: IMDS, sdk: Some("HTTP_PROXY"), curl: None, boto: Some("HTTP_PROXY") },
-        Case { name: "http_proxy for http URL", env: &[("http_proxy", P)], url: IMDS, sdk: Some("http_proxy"), curl: Some("http_proxy"), boto: Some("http_proxy") },
+        Case {
+            name: "only HTTPS_PROXY",
+            env: &[("HTTPS_PROXY", P)],
+            url: S3,
+            sdk: Some("HTTPS_PROXY"),
+            curl: Some("HTTPS_PROXY"),
+            boto: Some("HTTPS_PROXY"),
+        },
+        Case {
+            name: "only https_proxy",
+            env: &[("https_proxy", P)],
+            url: S3,
+            sdk: Some("https_proxy"),
+            curl: Some("https_proxy"),
+            boto: Some("https_proxy"),
+        },
+        Case {
+            name: "HTTP_PROXY for http URL",
+            env: &[("HTTP_PROXY", P)],
+            url: IMDS,
+            sdk: Some("HTTP_PROXY"),
+            curl: None,
+            boto: Some("HTTP_PROXY"),
+        },
+        Case {
+            name: "http_proxy for http URL",
+            env: &[("http_proxy", P)],
+            url: IMDS,
+            sdk: Some("http_proxy"),
+            curl: Some("http_proxy"),
+            boto: Some("http_proxy"),
+        },
         Case {
             name: "HTTP_PROXY under CGI",
             env: &[("HTTP_PROXY", P), ("REQUEST_METHOD", "GET")],
@@ -1726,8 +1833,22 @@ mod tests {
             curl: Some("HTTPS_PROXY"),
             boto: Some("HTTPS_PROXY"),
         },
-        Case { name: "ALL_PROXY fallback", env: &[("ALL_PROXY", P)], url: S3, sdk: Some("ALL_PROXY"), curl: Some("ALL_PROXY"), boto: None },
-        Case { name: "all_proxy fallback", env: &[("all_proxy", P)], url: IMDS, sdk: Some("all_proxy"), curl: Some("all_proxy"), boto: None },
+        Case {
+            name: "ALL_PROXY fallback",
+            env: &[("ALL_PROXY", P)],
+            url: S3,
+            sdk: Some("ALL_PROXY"),
+            curl: Some("ALL_PROXY"),
+            boto: None,
+        },
+        Case {
+            name: "all_proxy fallback",
+            env: &[("all_proxy", P)],
+            url: IMDS,
+            sdk: Some("all_proxy"),
+            curl: Some("all_proxy"),
+            boto: None,
+        },
         Case {
             name: "specific beats ALL_PROXY",
             env: &[("ALL_PROXY", "http://all:1"), ("https_proxy", P)],
@@ -1744,21 +1865,76 @@ mod tests {
             curl: Some("HTTPS_PROXY"),
             boto: Some("HTTPS_PROXY"),
         },
-        Case { name: "NO_PROXY *", env: &[("HTTPS_PROXY", P), ("NO_PROXY", "*")], url: S3, sdk: None, curl: None, boto: None },
-        Case { name: "no_proxy * for IMDS", env: &[("http_proxy", P), ("no_proxy", "*")], url: IMDS, sdk: Some("http_proxy"), curl: None, boto: None },
-        Case { name: "* inside a list", env: &[("HTTPS_PROXY", P), ("NO_PROXY", "localhost,*")], url: S3, sdk: None, curl: Some("HTTPS_PROXY"), boto: Some("HTTPS_PROXY") },
         Case {
-            name: "exact host",
-            env: &[("HTTPS_PROXY", P), ("NO_PROXY", "s3.eu-west-1.amazonaws.com")],
+            name: "NO_PROXY *",
+            env: &[("HTTPS_PROXY", P), ("NO_PROXY", "*")],
             url: S3,
             sdk: None,
             curl: None,
             boto: None,
         },
-        Case { name: ".suffix", env: &[("HTTPS_PROXY", P), ("NO_PROXY", ".amazonaws.com")], url: BUCKET, sdk: None, curl: None, boto: None },
-        Case { name: "suffix", env: &[("HTTPS_PROXY", P), ("NO_PROXY", "amazonaws.com")], url: BUCKET, sdk: None, curl: None, boto: None },
-        Case { name: ".suffix equals host", env: &[("HTTPS_PROXY", P), ("NO_PROXY", ".s3.eu-west-1.amazonaws.com")], url: S3, sdk: None, curl: None, boto: None },
-        Case { name: "suffix is not a substring", env: &[("HTTPS_PROXY", P), ("NO_PROXY", "zonaws.com")], url: S3, sdk: Some("HTTPS_PROXY"), curl: Some("HTTPS_PROXY"), boto: Some("HTTPS_PROXY") },
+        Case {
+            name: "no_proxy * for IMDS",
+            env: &[("http_proxy", P), ("no_proxy", "*")],
+            url: IMDS,
+            sdk: Some("http_proxy"),
+            curl: None,
+            boto: None,
+        },
+        Case {
+            name: "* inside a list",
+            env: &[("HTTPS_PROXY", P), ("NO_PROXY", "localhost,*")],
+            url: S3,
+            sdk: None,
+            curl: Some("HTTPS_PROXY"),
+            boto: Some("HTTPS_PROXY"),
+        },
+        Case {
+            name: "exact host",
+            env: &[
+                ("HTTPS_PROXY", P),
+                ("NO_PROXY", "s3.eu-west-1.amazonaws.com"),
+            ],
+            url: S3,
+            sdk: None,
+            curl: None,
+            boto: None,
+        },
+        Case {
+            name: ".suffix",
+            env: &[("HTTPS_PROXY", P), ("NO_PROXY", ".amazonaws.com")],
+            url: BUCKET,
+            sdk: None,
+            curl: None,
+            boto: None,
+        },
+        Case {
+            name: "suffix",
+            env: &[("HTTPS_PROXY", P), ("NO_PROXY", "amazonaws.com")],
+            url: BUCKET,
+            sdk: None,
+            curl: None,
+            boto: None,
+        },
+        Case {
+            name: ".suffix equals host",
+            env: &[
+                ("HTTPS_PROXY", P),
+                ("NO_PROXY", ".s3.eu-west-1.amazonaws.com"),
+            ],
+            url: S3,
+            sdk: None,
+            curl: None,
+            boto: None,
+        },
+        Case {
+            name: "suffix is not a substring",
+            env: &[("HTTPS_PROXY", P), ("NO_PROXY", "zonaws.com")],
+            url: S3,
+            sdk: Some("HTTPS_PROXY"),
+            curl: Some("HTTPS_PROXY"),
+            boto: Some("HTTPS_PROXY"),
+        },
         Case {
             name: "*.amazonaws.com",
             env: &[("HTTPS_PROXY", P), ("NO_PROXY", "*.amazonaws.com")],
@@ -1767,7 +1943,14 @@ mod tests {
             curl: Some("HTTPS_PROXY"),
             boto: Some("HTTPS_PROXY"),
         },
-        Case { name: "CIDR vs IP URL", env: &[("http_proxy", P), ("no_proxy", "10.0.0.0/8")], url: "http://10.1.2.3/", sdk: None, curl: None, boto: Some("http_proxy") },
+        Case {
+            name: "CIDR vs IP URL",
+            env: &[("http_proxy", P), ("no_proxy", "10.0.0.0/8")],
+            url: "http://10.1.2.3/",
+            sdk: None,
+            curl: None,
+            boto: Some("http_proxy"),
+        },
         Case {
             name: "CIDR vs name",
             env: &[("HTTPS_PROXY", P), ("NO_PROXY", "10.0.0.0/8")],
@@ -1776,13 +1959,44 @@ mod tests {
             curl: Some("HTTPS_PROXY"),
             boto: Some("HTTPS_PROXY"),
         },
-        Case { name: "IMDS address", env: &[("http_proxy", P), ("no_proxy", "169.254.169.254")], url: IMDS, sdk: None, curl: None, boto: None },
-        Case { name: "IMDS with HTTP_PROXY/NO_PROXY", env: &[("HTTP_PROXY", P), ("NO_PROXY", "localhost,169.254.169.254")], url: IMDS, sdk: None, curl: None, boto: None },
-        Case { name: "IMDS not listed", env: &[("http_proxy", P), ("no_proxy", "localhost")], url: IMDS, sdk: Some("http_proxy"), curl: Some("http_proxy"), boto: Some("http_proxy") },
-        Case { name: "IMDS CIDR", env: &[("http_proxy", P), ("no_proxy", "169.254.0.0/16")], url: IMDS, sdk: None, curl: None, boto: Some("http_proxy") },
+        Case {
+            name: "IMDS address",
+            env: &[("http_proxy", P), ("no_proxy", "169.254.169.254")],
+            url: IMDS,
+            sdk: None,
+            curl: None,
+            boto: None,
+        },
+        Case {
+            name: "IMDS with HTTP_PROXY/NO_PROXY",
+            env: &[("HTTP_PROXY", P), ("NO_PROXY", "localhost,169.254.169.254")],
+            url: IMDS,
+            sdk: None,
+            curl: None,
+            boto: None,
+        },
+        Case {
+            name: "IMDS not listed",
+            env: &[("http_proxy", P), ("no_proxy", "localhost")],
+            url: IMDS,
+            sdk: Some("http_proxy"),
+            curl: Some("http_proxy"),
+            boto: Some("http_proxy"),
+        },
+        Case {
+            name: "IMDS CIDR",
+            env: &[("http_proxy", P), ("no_proxy", "169.254.0.0/16")],
+            url: IMDS,
+            sdk: None,
+            curl: None,
+            boto: Some("http_proxy"),
+        },
         Case {
             name: "entry with port",
-            env: &[("HTTPS_PROXY", P), ("NO_PROXY", "s3.eu-west-1.amazonaws.com:443")],
+            env: &[
+                ("HTTPS_PROXY", P),
+                ("NO_PROXY", "s3.eu-west-1.amazonaws.com:443"),
+            ],
             url: S3,
             sdk: Some("HTTPS_PROXY"),
             curl: Some("HTTPS_PROXY"),
@@ -1790,13 +2004,23 @@ mod tests {
         },
         Case {
             name: "entry with port, URL spells it",
-            env: &[("HTTPS_PROXY", P), ("NO_PROXY", "s3.eu-west-1.amazonaws.com:8443")],
+            env: &[
+                ("HTTPS_PROXY", P),
+                ("NO_PROXY", "s3.eu-west-1.amazonaws.com:8443"),
+            ],
             url: "https://s3.eu-west-1.amazonaws.com:8443/",
             sdk: Some("HTTPS_PROXY"),
             curl: Some("HTTPS_PROXY"),
             boto: None,
         },
-        Case { name: "empty HTTPS_PROXY", env: &[("HTTPS_PROXY", "")], url: S3, sdk: None, curl: None, boto: None },
+        Case {
+            name: "empty HTTPS_PROXY",
+            env: &[("HTTPS_PROXY", "")],
+            url: S3,
+            sdk: None,
+            curl: None,
+            boto: None,
+        },
         Case {
             name: "empty HTTPS_PROXY hides https_proxy for the SDK",
             env: &[("HTTPS_PROXY", ""), ("https_proxy", P)],
@@ -1815,7 +2039,11 @@ mod tests {
         },
         Case {
             name: "empty NO_PROXY hides no_proxy for the SDK",
-            env: &[("HTTPS_PROXY", P), ("NO_PROXY", ""), ("no_proxy", "amazonaws.com")],
+            env: &[
+                ("HTTPS_PROXY", P),
+                ("NO_PROXY", ""),
+                ("no_proxy", "amazonaws.com"),
+            ],
             url: S3,
             sdk: Some("HTTPS_PROXY"),
             curl: None,
@@ -1823,7 +2051,10 @@ mod tests {
         },
         Case {
             name: "spaces around entries",
-            env: &[("HTTPS_PROXY", P), ("NO_PROXY", " localhost , .amazonaws.com ")],
+            env: &[
+                ("HTTPS_PROXY", P),
+                ("NO_PROXY", " localhost , .amazonaws.com "),
+            ],
             url: S3,
             sdk: None,
             curl: None,
@@ -1839,7 +2070,10 @@ mod tests {
         },
         Case {
             name: "uppercase host and entry",
-            env: &[("HTTPS_PROXY", P), ("NO_PROXY", "S3.EU-WEST-1.AMAZONAWS.COM")],
+            env: &[
+                ("HTTPS_PROXY", P),
+                ("NO_PROXY", "S3.EU-WEST-1.AMAZONAWS.COM"),
+            ],
             url: "https://S3.EU-WEST-1.AMAZONAWS.COM/",
             sdk: None,
             curl: None,
@@ -1847,13 +2081,24 @@ mod tests {
         },
         Case {
             name: "NO_PROXY vs no_proxy precedence",
-            env: &[("HTTPS_PROXY", P), ("NO_PROXY", "amazonaws.com"), ("no_proxy", "localhost")],
+            env: &[
+                ("HTTPS_PROXY", P),
+                ("NO_PROXY", "amazonaws.com"),
+                ("no_proxy", "localhost"),
+            ],
             url: S3,
             sdk: None,
             curl: Some("HTTPS_PROXY"),
             boto: Some("HTTPS_PROXY"),
         },
-        Case { name: "scheme-less proxy", env: &[("https_proxy", "proxy.corp:3128")], url: S3, sdk: Some("https_proxy"), curl: Some("https_proxy"), boto: Some("https_proxy") },
+        Case {
+            name: "scheme-less proxy",
+            env: &[("https_proxy", "proxy.corp:3128")],
+            url: S3,
+            sdk: Some("https_proxy"),
+            curl: Some("https_proxy"),
+            boto: Some("https_proxy"),
+        },
     ];
 
     #[test]
@@ -1881,14 +2126,24 @@ mod tests {
 
     #[test]
     fn bypass_entry_is_reported_as_written() {
-        let e = env(&[("HTTPS_PROXY", P), ("NO_PROXY", "localhost, .Amazonaws.com ")]);
+        let e = env(&[
+            ("HTTPS_PROXY", P),
+            ("NO_PROXY", "localhost, .Amazonaws.com "),
+        ]);
         for client in HttpClientKind::ALL {
             let d = decide(client, &e, &url(S3));
-            assert_eq!(d.bypass_entry.as_deref(), Some(".Amazonaws.com"), "{client:?}");
+            assert_eq!(
+                d.bypass_entry.as_deref(),
+                Some(".Amazonaws.com"),
+                "{client:?}"
+            );
         }
         let e = env(&[("https_proxy", P), ("no_proxy", "*")]);
         for client in HttpClientKind::ALL {
-            assert_eq!(decide(client, &e, &url(S3)).bypass_entry.as_deref(), Some("*"));
+            assert_eq!(
+                decide(client, &e, &url(S3)).bypass_entry.as_deref(),
+                Some("*")
+            );
         }
         // No proxy configured: direct without a bypass entry.
         let e = env(&[("NO_PROXY", "amazonaws.com")]);
@@ -1909,17 +2164,27 @@ mod tests {
 
         let e = env(&[("HTTPS_PROXY", "https://proxy.corp")]);
         let port = |c| decide(c, &e, &u).proxy.map(|p| p.port);
-        assert_eq!((port(Sdk), port(Curl), port(Boto)), (Some(443), Some(443), Some(443)));
+        assert_eq!(
+            (port(Sdk), port(Curl), port(Boto)),
+            (Some(443), Some(443), Some(443))
+        );
 
         let e = env(&[("HTTPS_PROXY", "proxy.corp:3128")]);
         for c in HttpClientKind::ALL {
             let p = decide(c, &e, &u).proxy.expect("proxied");
-            assert_eq!((p.scheme.as_str(), p.host.as_str(), p.port), ("http", "proxy.corp", 3128), "{c:?}");
+            assert_eq!(
+                (p.scheme.as_str(), p.host.as_str(), p.port),
+                ("http", "proxy.corp", 3128),
+                "{c:?}"
+            );
         }
 
         let e = env(&[("ALL_PROXY", "socks5://10.0.0.9")]);
         let sdk = decide(Sdk, &e, &u);
-        assert_eq!(sdk.proxy.as_ref().map(|p| (p.scheme.as_str(), p.port)), Some(("socks5", 1080)));
+        assert_eq!(
+            sdk.proxy.as_ref().map(|p| (p.scheme.as_str(), p.port)),
+            Some(("socks5", 1080))
+        );
         assert!(sdk.explanation.contains("unsupported scheme"));
         let curl = decide(Curl, &e, &u).proxy.expect("curl uses socks");
         assert_eq!((curl.scheme.as_str(), curl.port), ("socks5", 1080));
@@ -1927,7 +2192,10 @@ mod tests {
         // botocore turns a socks URL into http://socks5://...: host "socks5", port 80.
         let e = env(&[("https_proxy", "socks5://10.0.0.9:1080")]);
         let boto = decide(Boto, &e, &u).proxy.expect("botocore proxies");
-        assert_eq!((boto.host.as_str(), boto.port, boto.scheme.as_str()), ("socks5", 80, "http"));
+        assert_eq!(
+            (boto.host.as_str(), boto.port, boto.scheme.as_str()),
+            ("socks5", 80, "http")
+        );
 
         // The SDK refuses a scheme-less value with a path, then goes direct.
         let e = env(&[("https_proxy", "proxy.corp:3128/")]);
@@ -1956,13 +2224,24 @@ mod tests {
         let e = env(&[("Https_Proxy", P)]);
         assert!(decide(Sdk, &e, &url(S3)).proxy.is_none());
         assert!(decide(Curl, &e, &url(S3)).proxy.is_none());
-        assert_eq!(decide(Boto, &e, &url(S3)).proxy.map(|p| p.variable), Some("Https_Proxy".into()));
-        assert!(ProxyEnv::from_pairs([("PATH", "/bin"), ("HOME", "/root")]).vars().is_empty());
+        assert_eq!(
+            decide(Boto, &e, &url(S3)).proxy.map(|p| p.variable),
+            Some("Https_Proxy".into())
+        );
+        assert!(
+            ProxyEnv::from_pairs([("PATH", "/bin"), ("HOME", "/root")])
+                .vars()
+                .is_empty()
+        );
     }
 
     #[test]
     fn env_accessors() {
-        let e = env(&[("HTTPS_PROXY", ""), ("REQUEST_METHOD", "GET"), ("PATH", "/bin")]);
+        let e = env(&[
+            ("HTTPS_PROXY", ""),
+            ("REQUEST_METHOD", "GET"),
+            ("PATH", "/bin"),
+        ]);
         assert_eq!(e.get("HTTPS_PROXY"), Some(""));
         assert_eq!(e.get("PATH"), None);
         assert!(e.is_empty());
@@ -1981,7 +2260,11 @@ mod tests {
         assert_eq!(found[0].entry, "10.0.0.0/8");
         assert_eq!(found[0].variable, "NO_PROXY");
         assert_eq!(found[0].clients, vec![Sdk, Curl, Boto]);
-        assert!(found[0].reason.contains("literal IP"), "{}", found[0].reason);
+        assert!(
+            found[0].reason.contains("literal IP"),
+            "{}",
+            found[0].reason
+        );
         assert!(found[0].reason.contains("10.1.2.3"));
         // Not resolved into the range: nothing to report.
         assert!(ineffective_entries(&e, &u, &["192.168.0.1".parse().expect("ip")]).is_empty());
@@ -2000,9 +2283,16 @@ mod tests {
         let found = ineffective_entries(&e, &url(S3), &[]);
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].clients, vec![Sdk, Curl, Boto]);
-        assert!(found[0].reason.contains("not a wildcard"), "{}", found[0].reason);
+        assert!(
+            found[0].reason.contains("not a wildcard"),
+            "{}",
+            found[0].reason
+        );
 
-        let e = env(&[("HTTPS_PROXY", P), ("NO_PROXY", "s3.eu-west-1.amazonaws.com:443,localhost")]);
+        let e = env(&[
+            ("HTTPS_PROXY", P),
+            ("NO_PROXY", "s3.eu-west-1.amazonaws.com:443,localhost"),
+        ]);
         let found = ineffective_entries(&e, &url(S3), &[]);
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].entry, "s3.eu-west-1.amazonaws.com:443");
@@ -2012,7 +2302,11 @@ mod tests {
         assert!(ineffective_entries(&e, &url(S3), &[]).is_empty());
 
         // An entry in a variable curl does not read.
-        let e = env(&[("HTTPS_PROXY", P), ("NO_PROXY", "amazonaws.com"), ("no_proxy", "localhost")]);
+        let e = env(&[
+            ("HTTPS_PROXY", P),
+            ("NO_PROXY", "amazonaws.com"),
+            ("no_proxy", "localhost"),
+        ]);
         let found = ineffective_entries(&e, &url(S3), &[]);
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].clients, vec![Curl, Boto]);
@@ -2048,36 +2342,66 @@ mod tests {
 
     #[test]
     fn recommended_value_examples() {
-        let e = env(&[("no_proxy", "localhost,127.0.0.1"), ("NO_PROXY", "localhost, .internal")]);
+        let e = env(&[
+            ("no_proxy", "localhost,127.0.0.1"),
+            ("NO_PROXY", "localhost, .internal"),
+        ]);
         let rec = recommended_no_proxy(
             &e,
-            &["mybucket.s3.eu-west-1.amazonaws.com", "s3.eu-west-1.amazonaws.com", "169.254.169.254"],
+            &[
+                "mybucket.s3.eu-west-1.amazonaws.com",
+                "s3.eu-west-1.amazonaws.com",
+                "169.254.169.254",
+            ],
         );
-        assert_eq!(rec, "localhost,127.0.0.1,.internal,s3.eu-west-1.amazonaws.com,169.254.169.254");
+        assert_eq!(
+            rec,
+            "localhost,127.0.0.1,.internal,s3.eu-west-1.amazonaws.com,169.254.169.254"
+        );
         // Already covered by an existing entry under all three clients.
         let e = env(&[("NO_PROXY", ".amazonaws.com")]);
-        assert_eq!(recommended_no_proxy(&e, &["s3.eu-west-1.amazonaws.com"]), ".amazonaws.com");
+        assert_eq!(
+            recommended_no_proxy(&e, &["s3.eu-west-1.amazonaws.com"]),
+            ".amazonaws.com"
+        );
         // '*.amazonaws.com' covers nothing, so the host is added.
         let e = env(&[("NO_PROXY", "*.amazonaws.com")]);
         assert_eq!(
             recommended_no_proxy(&e, &["dynamodb.eu-west-1.amazonaws.com"]),
             "*.amazonaws.com,dynamodb.eu-west-1.amazonaws.com"
         );
-        assert_eq!(recommended_no_proxy(&ProxyEnv::default(), &["::1"]), "::1,[::1]");
+        assert_eq!(
+            recommended_no_proxy(&ProxyEnv::default(), &["::1"]),
+            "::1,[::1]"
+        );
     }
 
     #[test]
     fn recommended_value_makes_every_client_direct() {
         let host_sets: &[&[&str]] = &[
-            &["mybucket.s3.eu-west-1.amazonaws.com", "s3.eu-west-1.amazonaws.com"],
-            &["s3.eu-west-1.amazonaws.com", "dynamodb.eu-west-1.amazonaws.com", "169.254.169.254"],
-            &["S3.US-EAST-1.AMAZONAWS.COM.", "bucket.s3.us-east-1.amazonaws.com", "fd00:ec2::254"],
+            &[
+                "mybucket.s3.eu-west-1.amazonaws.com",
+                "s3.eu-west-1.amazonaws.com",
+            ],
+            &[
+                "s3.eu-west-1.amazonaws.com",
+                "dynamodb.eu-west-1.amazonaws.com",
+                "169.254.169.254",
+            ],
+            &[
+                "S3.US-EAST-1.AMAZONAWS.COM.",
+                "bucket.s3.us-east-1.amazonaws.com",
+                "fd00:ec2::254",
+            ],
             &["169.254.169.254", "10.0.0.5"],
         ];
         let starts: &[&[(&str, &str)]] = &[
             &[],
             &[("NO_PROXY", "*")],
-            &[("no_proxy", "localhost 10.0.0.0/8"), ("NO_PROXY", "*.amazonaws.com")],
+            &[
+                ("no_proxy", "localhost 10.0.0.0/8"),
+                ("NO_PROXY", "*.amazonaws.com"),
+            ],
             &[("NO_PROXY", "s3.eu-west-1.amazonaws.com:443,169.254.0.0/16")],
         ];
         for hosts in host_sets {
@@ -2097,7 +2421,11 @@ mod tests {
                         let u = url(&format!("{scheme}://{}/", host_display(&h)));
                         for client in HttpClientKind::ALL {
                             let d = decide(client, &e, &u);
-                            assert!(d.proxy.is_none(), "{rec} / {u} / {client:?}: {}", d.explanation);
+                            assert!(
+                                d.proxy.is_none(),
+                                "{rec} / {u} / {client:?}: {}",
+                                d.explanation
+                            );
                         }
                     }
                 }
@@ -2108,12 +2436,18 @@ mod tests {
     #[test]
     fn redaction() {
         let cases = [
-            ("http://user:s3cr3t@proxy.corp:3128", "http://user:***@proxy.corp:3128"),
+            (
+                "http://user:s3cr3t@proxy.corp:3128",
+                "http://user:***@proxy.corp:3128",
+            ),
             ("http://proxy.corp:3128", "http://proxy.corp:3128"),
             ("user:s3cr3t@proxy.corp:3128", "user:***@proxy.corp:3128"),
             ("http://user@proxy.corp:3128", "http://user@proxy.corp:3128"),
             ("http://us:p@ss/w0rd@proxy.corp", "http://***@proxy.corp"),
-            ("socks5h://u:p%40ss@10.0.0.1:1080/", "socks5h://u:***@10.0.0.1:1080/"),
+            (
+                "socks5h://u:p%40ss@10.0.0.1:1080/",
+                "socks5h://u:***@10.0.0.1:1080/",
+            ),
             ("", ""),
             ("::@", ":***@"),
         ];
@@ -2134,7 +2468,13 @@ mod tests {
             format!("ftp://alice:{secret}@proxy.corp"),
         ];
         for value in &values {
-            for var in ["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "http_proxy", "HTTP_PROXY"] {
+            for var in [
+                "HTTPS_PROXY",
+                "https_proxy",
+                "ALL_PROXY",
+                "http_proxy",
+                "HTTP_PROXY",
+            ] {
                 let e = env(&[(var, value.as_str())]);
                 for u in [url(S3), url(IMDS)] {
                     for client in HttpClientKind::ALL {
@@ -2153,14 +2493,55 @@ mod tests {
     #[test]
     fn never_panics_on_odd_values() {
         let odd = [
-            "", " ", "*", "/", "//", ":", "@", "[", "]", "[::1", "http://", "http://@", "http://:", "http://[::1]:99999",
-            "h\u{e9}llo:1", "\u{1F600}://x", ".", "..", ",,,", "*.", "10.0.0.0/99", "10.0.0.0/-1", "::/0", "a b", "\t",
-            "socks5h://", "HTTP://P:1", "http:proxy", "x:y:z", "%zz@host", "[@]",
+            "",
+            " ",
+            "*",
+            "/",
+            "//",
+            ":",
+            "@",
+            "[",
+            "]",
+            "[::1",
+            "http://",
+            "http://@",
+            "http://:",
+            "http://[::1]:99999",
+            "h\u{e9}llo:1",
+            "\u{1F600}://x",
+            ".",
+            "..",
+            ",,,",
+            "*.",
+            "10.0.0.0/99",
+            "10.0.0.0/-1",
+            "::/0",
+            "a b",
+            "\t",
+            "socks5h://",
+            "HTTP://P:1",
+            "http:proxy",
+            "x:y:z",
+            "%zz@host",
+            "[@]",
         ];
-        let urls = [url(S3), url(IMDS), url("http://[::1]:8080/"), url("https://a./"), url("file:///etc/passwd"), url("data:text/plain,x")];
+        let urls = [
+            url(S3),
+            url(IMDS),
+            url("http://[::1]:8080/"),
+            url("https://a./"),
+            url("file:///etc/passwd"),
+            url("data:text/plain,x"),
+        ];
         for a in odd {
             for b in odd {
-                let e = env(&[("HTTPS_PROXY", a), ("http_proxy", a), ("NO_PROXY", b), ("no_proxy", b), ("ALL_PROXY", b)]);
+                let e = env(&[
+                    ("HTTPS_PROXY", a),
+                    ("http_proxy", a),
+                    ("NO_PROXY", b),
+                    ("no_proxy", b),
+                    ("ALL_PROXY", b),
+                ]);
                 for u in &urls {
                     for client in HttpClientKind::ALL {
                         let _ = decide(client, &e, u);
@@ -2175,10 +2556,31 @@ mod tests {
     }
 
     #[test]
+    fn curl_blank_separated_lists() {
+        let e = env(&[("http_proxy", P), ("no_proxy", "localhost 169.254.169.254")]);
+        let d = decide(Curl, &e, &url(IMDS));
+        assert!(d.proxy.is_some());
+        assert!(
+            d.explanation
+                .contains("7.86–8.8 would match '169.254.169.254'"),
+            "{}",
+            d.explanation
+        );
+        let e = env(&[
+            ("http_proxy", P),
+            ("no_proxy", "localhost , 169.254.169.254"),
+        ]);
+        assert!(decide(Curl, &e, &url(IMDS)).proxy.is_none());
+    }
+
+    #[test]
     fn serde_names() {
         assert_eq!(HttpClientKind::AwsSdkRust.label(), "AWS SDK for Rust");
         assert_eq!(HttpClientKind::Curl.label(), "curl");
-        assert_eq!(HttpClientKind::Botocore.label(), "botocore (AWS CLI, boto3)");
+        assert_eq!(
+            HttpClientKind::Botocore.label(),
+            "botocore (AWS CLI, boto3)"
+        );
         assert_eq!(HttpClientKind::ALL.len(), 3);
     }
 }

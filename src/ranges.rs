@@ -210,13 +210,48 @@ mod tests {
             .expect("eu-west-1 S3 prefix");
         let inside = eu_s3.net.hosts().next().expect("host");
         let cases: Vec<(IpAddr, Service, &str, AddressClass)> = vec![
-            (inside, Service::S3, "eu-west-1", AddressClass::ServiceRegion),
-            (inside, Service::S3, "us-east-1", AddressClass::ServiceOtherRegion),
-            (inside, Service::Dynamodb, "eu-west-1", AddressClass::Outside),
-            ("10.0.3.4".parse().unwrap(), Service::S3, "eu-west-1", AddressClass::Private),
-            ("172.16.9.9".parse().unwrap(), Service::S3, "eu-west-1", AddressClass::Private),
-            ("192.0.2.1".parse().unwrap(), Service::S3, "eu-west-1", AddressClass::Outside),
-            ("fd00::1".parse().unwrap(), Service::S3, "eu-west-1", AddressClass::Private),
+            (
+                inside,
+                Service::S3,
+                "eu-west-1",
+                AddressClass::ServiceRegion,
+            ),
+            (
+                inside,
+                Service::S3,
+                "us-east-1",
+                AddressClass::ServiceOtherRegion,
+            ),
+            (
+                inside,
+                Service::Dynamodb,
+                "eu-west-1",
+                AddressClass::Outside,
+            ),
+            (
+                "10.0.3.4".parse().unwrap(),
+                Service::S3,
+                "eu-west-1",
+                AddressClass::Private,
+            ),
+            (
+                "172.16.9.9".parse().unwrap(),
+                Service::S3,
+                "eu-west-1",
+                AddressClass::Private,
+            ),
+            (
+                "192.0.2.1".parse().unwrap(),
+                Service::S3,
+                "eu-west-1",
+                AddressClass::Outside,
+            ),
+            (
+                "fd00::1".parse().unwrap(),
+                Service::S3,
+                "eu-west-1",
+                AddressClass::Private,
+            ),
         ];
         for (ip, service, region, want) in cases {
             let got = r.classify(ip, service, region, &vpc);

@@ -132,7 +132,11 @@ async fn probe_all(cfg: &Config, budget: Budget, collector: Arc<Collector>) {
         let sdk = region::sdk_region(&cfg.env, cfg.profile.as_deref()).await;
         // The instance's region is only waited for when nothing else names one.
         let imds_region = if cfg.region.is_none() && sdk.is_none() {
-            imds_once().await.facts.as_ref().and_then(|f| f.region.clone())
+            imds_once()
+                .await
+                .facts
+                .as_ref()
+                .and_then(|f| f.region.clone())
         } else {
             None
         };
@@ -158,7 +162,13 @@ async fn probe_all(cfg: &Config, budget: Budget, collector: Arc<Collector>) {
             .iter()
             .map(|(n, _)| n.as_str())
             .filter_map(proxy::https_url)
-            .chain(url::Url::parse(&format!("{}/latest/api/token", cfg.env.imds_endpoint_or_default())).ok())
+            .chain(
+                url::Url::parse(&format!(
+                    "{}/latest/api/token",
+                    cfg.env.imds_endpoint_or_default()
+                ))
+                .ok(),
+            )
             .collect();
         let proxy_env = proxy::analyze(&cfg.env.proxy, &proxy_urls);
         collector.with(|c| {
@@ -190,7 +200,11 @@ async fn probe_all(cfg: &Config, budget: Budget, collector: Arc<Collector>) {
             let name = account_ddb_name(&account, &probe_region);
             let vpc_cidrs = vpc_cidrs(instance.facts.as_ref());
             collector.with(|c| {
-                for t in c.targets.iter_mut().filter(|t| t.service == Service::Dynamodb) {
+                for t in c
+                    .targets
+                    .iter_mut()
+                    .filter(|t| t.service == Service::Dynamodb)
+                {
                     t.endpoint_names.push(name.clone());
                 }
             });
@@ -201,7 +215,12 @@ async fn probe_all(cfg: &Config, budget: Budget, collector: Arc<Collector>) {
         // Final region facts need the instance's region, which IMDS gives even when not waited for.
         let instance = imds_once().await;
         let instance_region = instance.facts.as_ref().and_then(|f| f.region.clone());
-        let facts = region::evaluate(cfg.region.as_deref(), sdk, instance_region.as_deref(), &cfg.env);
+        let facts = region::evaluate(
+            cfg.region.as_deref(),
+            sdk,
+            instance_region.as_deref(),
+            &cfg.env,
+        );
         collector.with(|c| c.region = facts);
     };
 
@@ -274,7 +293,11 @@ impl NameCtx<'_> {
             .await;
             // The host resolver's answers are what the SDKs connect to; the VPC resolver's are
             // used only when the host's gave nothing, so the route is still tested.
-            let from = |kind| answers.iter().filter(move |l: &&DnsLookup| l.resolver == kind);
+            let from = |kind| {
+                answers
+                    .iter()
+                    .filter(move |l: &&DnsLookup| l.resolver == kind)
+            };
             let use_kind = if from(ResolverKind::System).any(|l| !l.addresses.is_empty()) {
                 ResolverKind::System
             } else {
@@ -288,7 +311,10 @@ impl NameCtx<'_> {
                 .take(MAX_ADDRESSES_PER_NAME)
                 .collect();
             self.collector.with(|c| c.dns.extend(answers));
-            let sweep_target = addresses.iter().find(|(ip, _)| ip.is_ipv4()).map(|(ip, _)| *ip);
+            let sweep_target = addresses
+                .iter()
+                .find(|(ip, _)| ip.is_ipv4())
+                .map(|(ip, _)| *ip);
             let connects = join_all(
                 addresses
                     .iter()
@@ -346,9 +372,12 @@ impl NameCtx<'_> {
     }
 
     async fn proxy_probe(&self, name: &str, service: Service) {
-        let Some(url) = proxy::https_url(name) else { return };
-        let Some(choice) = proxy::decision_for(self.proxy_env, HttpClientKind::AwsSdkRust, url.as_str())
-            .and_then(|d| d.proxy.clone())
+        let Some(url) = proxy::https_url(name) else {
+            return;
+        };
+        let Some(choice) =
+            proxy::decision_for(self.proxy_env, HttpClientKind::AwsSdkRust, url.as_str())
+                .and_then(|d| d.proxy.clone())
         else {
             return;
         };
@@ -429,7 +458,12 @@ fn vpc_cidrs(instance: Option<&InstanceFacts>) -> Vec<IpNet> {
 /// The names the SDK would use for each target in `region` (empty when no region is known).
 pub fn targets(cfg: &Config, region: &str, instance: Option<&InstanceFacts>) -> Vec<TargetSpec> {
     let suffix = dns_suffix(region);
-    let s3_override = override_host(cfg.env.endpoint_url_s3.as_ref().or(cfg.env.endpoint_url.as_ref()));
+    let s3_override = override_host(
+        cfg.env
+            .endpoint_url_s3
+            .as_ref()
+            .or(cfg.env.endpoint_url.as_ref()),
+    );
     let ddb_override = override_host(ddb_override(cfg));
     let mut out = Vec::new();
     for bucket in &cfg.buckets {
@@ -519,7 +553,9 @@ fn assemble(
         checks.push(proxy::ProxyEnvCheck(env.clone()).record());
     }
     let mut dns = results.dns.clone();
-    dns.sort_by(|a, b| (&a.name, a.resolver, &a.record_type).cmp(&(&b.name, b.resolver, &b.record_type)));
+    dns.sort_by(|a, b| {
+        (&a.name, a.resolver, &a.record_type).cmp(&(&b.name, b.resolver, &b.record_type))
+    });
     checks.extend(dns.iter().map(Check::record));
     let mut tcp = results.tcp.clone();
     tcp.sort_by(|a, b| (&a.name, &a.address).cmp(&(&b.name, &b.address)));

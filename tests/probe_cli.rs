@@ -11,9 +11,23 @@ use support::*;
 fn healthy_lab_is_gateway_endpoint_inferred_and_exit_0() {
     let lab = Lab::healthy(11);
     let out = lab.probe(&[]);
-    out.expect(0, &[], &["TCP_TIMEOUT", "DNS_RESOLUTION_FAILED", "PATH_NOT_GATEWAY_ENDPOINT"]);
-    assert_eq!(out.path("s3:mybucket"), ("gateway-endpoint".into(), "inferred".into()));
-    assert_eq!(out.path("dynamodb:orders"), ("gateway-endpoint".into(), "inferred".into()));
+    out.expect(
+        0,
+        &[],
+        &[
+            "TCP_TIMEOUT",
+            "DNS_RESOLUTION_FAILED",
+            "PATH_NOT_GATEWAY_ENDPOINT",
+        ],
+    );
+    assert_eq!(
+        out.path("s3:mybucket"),
+        ("gateway-endpoint".into(), "inferred".into())
+    );
+    assert_eq!(
+        out.path("dynamodb:orders"),
+        ("gateway-endpoint".into(), "inferred".into())
+    );
     let report = out.report();
     assert_eq!(report["instance"]["instance_id"], "i-0123456789abcdef0");
     assert_eq!(report["region"]["effective"], REGION);
@@ -28,7 +42,10 @@ fn healthy_lab_is_gateway_endpoint_inferred_and_exit_0() {
         .filter_map(|c| c["subject"].as_str())
         .collect();
     for want in [bucket_name(), s3_name(), ddb_name(), account_ddb_name()] {
-        assert!(names.contains(&want.as_str()), "no verified TLS to {want}: {names:?}");
+        assert!(
+            names.contains(&want.as_str()),
+            "no verified TLS to {want}: {names:?}"
+        );
     }
     let nacl_ok = report["checks"]
         .as_array()
@@ -45,7 +62,10 @@ fn healthy_lab_is_gateway_endpoint_inferred_and_exit_0() {
     assert_eq!(text.code, 0);
     assert!(text.stdout.contains("VERDICT  healthy"), "{}", text.stdout);
     assert!(text.stdout.contains("s3:mybucket"), "{}", text.stdout);
-    assert!(!text.stdout.contains("\x1b["), "no colour when stdout is not a terminal");
+    assert!(
+        !text.stdout.contains("\x1b["),
+        "no colour when stdout is not a terminal"
+    );
 }
 
 #[test]
@@ -56,12 +76,17 @@ fn json_report_validates_against_the_checked_in_schema() {
     let out = lab.run(&args);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let report: serde_json::Value = serde_json::from_str(&out.stdout).expect("stdout is JSON");
-    let schema_text =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema/report.schema.json"))
-            .expect("schema/report.schema.json");
+    let schema_text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/schema/report.schema.json"
+    ))
+    .expect("schema/report.schema.json");
     let schema: serde_json::Value = serde_json::from_str(&schema_text).unwrap();
     let validator = jsonschema::validator_for(&schema).expect("valid schema");
-    let errors: Vec<String> = validator.iter_errors(&report).map(|e| e.to_string()).collect();
+    let errors: Vec<String> = validator
+        .iter_errors(&report)
+        .map(|e| e.to_string())
+        .collect();
     assert!(errors.is_empty(), "{errors:?}");
     assert_eq!(report["schema_version"], "1.0");
     assert_eq!(report["verdict"]["exit_code"], 0);
@@ -84,7 +109,10 @@ fn nxdomain_for_the_bucket_name_is_dns_resolution_failed() {
     let f = out.finding("DNS_RESOLUTION_FAILED");
     assert_eq!(f["target"], "s3:mybucket");
     assert!(f["detail"].as_str().unwrap().contains("NXDOMAIN"), "{f}");
-    assert_eq!(out.report()["verdict"]["root_causes"][0]["code"], "DNS_RESOLUTION_FAILED");
+    assert_eq!(
+        out.report()["verdict"]["root_causes"][0]["code"],
+        "DNS_RESOLUTION_FAILED"
+    );
 }
 
 #[test]
@@ -106,8 +134,15 @@ fn answers_outside_the_ranges_and_disagreeing_resolvers() {
         &["DNS_OUTSIDE_SERVICE_RANGE", "DNS_RESOLVERS_DISAGREE"],
         &["TCP_TIMEOUT", "TCP_REFUSED"],
     );
-    assert_eq!(out.finding("DNS_OUTSIDE_SERVICE_RANGE")["target"], "s3:mybucket");
-    assert_eq!(out.path("dynamodb:orders").0, "unknown", "canary off: the path cannot be inferred");
+    assert_eq!(
+        out.finding("DNS_OUTSIDE_SERVICE_RANGE")["target"],
+        "s3:mybucket"
+    );
+    assert_eq!(
+        out.path("dynamodb:orders").0,
+        "unknown",
+        "canary off: the path cannot be inferred"
+    );
 }
 
 #[test]
@@ -126,12 +161,25 @@ fn private_answers_mean_an_interface_endpoint() {
     lab.start_service(eni, None);
     lab.start_service(lab.ddb_ip(), None);
     let out = lab.probe(&[]);
-    out.expect(1, &["DNS_INTERFACE_ENDPOINT", "PATH_NOT_GATEWAY_ENDPOINT"], &["DNS_OUTSIDE_SERVICE_RANGE"]);
-    assert_eq!(out.path("s3:mybucket"), ("interface-endpoint".into(), "inferred".into()));
+    out.expect(
+        1,
+        &["DNS_INTERFACE_ENDPOINT", "PATH_NOT_GATEWAY_ENDPOINT"],
+        &["DNS_OUTSIDE_SERVICE_RANGE"],
+    );
+    assert_eq!(
+        out.path("s3:mybucket"),
+        ("interface-endpoint".into(), "inferred".into())
+    );
     // The root cause is the DNS answer; the path finding is its consequence.
     let roots = &out.report()["verdict"]["root_causes"];
     assert_eq!(roots[0]["code"], "DNS_INTERFACE_ENDPOINT");
-    assert!(!roots.as_array().unwrap().iter().any(|r| r["code"] == "PATH_NOT_GATEWAY_ENDPOINT"));
+    assert!(
+        !roots
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["code"] == "PATH_NOT_GATEWAY_ENDPOINT")
+    );
     // Expecting the interface path makes the same network healthy.
     let ok = lab.probe(&["--expect-path", "interface"]);
     let wrong_path: Vec<&str> = ok.report()["findings"]
@@ -167,10 +215,23 @@ fn dropped_packets_are_a_timeout_and_the_run_takes_about_one_timeout() {
     let started = std::time::Instant::now();
     let out = lab.probe(&[]);
     let elapsed = started.elapsed();
-    out.expect(1, &["TCP_TIMEOUT"], &["TCP_REFUSED", "NACL_EPHEMERAL_BLOCKED"]);
+    out.expect(
+        1,
+        &["TCP_TIMEOUT"],
+        &["TCP_REFUSED", "NACL_EPHEMERAL_BLOCKED"],
+    );
     let f = out.finding("TCP_TIMEOUT");
-    assert!(f["remediation"].as_str().unwrap().contains("describe-route-tables"), "{f}");
-    assert!(f["remediation"].as_str().unwrap().contains("subnet-"), "{f}");
+    assert!(
+        f["remediation"]
+            .as_str()
+            .unwrap()
+            .contains("describe-route-tables"),
+        "{f}"
+    );
+    assert!(
+        f["remediation"].as_str().unwrap().contains("subnet-"),
+        "{f}"
+    );
     // Not a timing assertion on speed: only that the checks did not run one after another
     // (two names on the dropped address plus the NACL sweep would be 3+ timeouts in sequence).
     assert!(elapsed < std::time::Duration::from_secs(8), "{elapsed:?}");
@@ -182,7 +243,19 @@ fn narrow_nacl_ephemeral_range_is_named_with_the_failing_ports() {
     let mut lab = Lab::healthy(18);
     let s3 = lab.s3_ip().to_string();
     // The "NACL" lets return traffic in only to ports 1024-32767.
-    lab.drop_packets("INPUT", &["-s", &s3, "-p", "tcp", "--sport", "443", "--dport", "32768:65535"]);
+    lab.drop_packets(
+        "INPUT",
+        &[
+            "-s",
+            &s3,
+            "-p",
+            "tcp",
+            "--sport",
+            "443",
+            "--dport",
+            "32768:65535",
+        ],
+    );
     let out = lab.probe(&[]);
     out.expect(1, &["NACL_EPHEMERAL_BLOCKED"], &[]);
     let f = out.finding("NACL_EPHEMERAL_BLOCKED");
@@ -199,13 +272,22 @@ fn a_trusted_interceptor_certificate_is_tls_intercepted() {
     let interceptor = TestCa::new("Corp Inspection CA");
     // The host trusts both CAs (as with a corporate bundle), but only the lab CA is genuine.
     let bundle = lab.dir.path().join("bundle.pem");
-    std::fs::write(&bundle, format!("{}{}", lab.ca.cert_pem(), interceptor.cert_pem())).unwrap();
+    std::fs::write(
+        &bundle,
+        format!("{}{}", lab.ca.cert_pem(), interceptor.cert_pem()),
+    )
+    .unwrap();
     lab.set_env("SSL_CERT_FILE", &bundle.display().to_string());
     lab.start_service(lab.s3_ip(), Some(&interceptor));
     lab.start_service(lab.ddb_ip(), None);
     let out = lab.probe(&[]);
     out.expect(1, &["TLS_INTERCEPTED"], &["TLS_FAILED"]);
-    assert!(out.finding("TLS_INTERCEPTED")["detail"].as_str().unwrap().contains("Corp Inspection CA"));
+    assert!(
+        out.finding("TLS_INTERCEPTED")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("Corp Inspection CA")
+    );
     assert_eq!(out.path("s3:mybucket").0, "proxy");
     assert_eq!(out.path("dynamodb:orders").0, "gateway-endpoint");
 }
@@ -248,13 +330,34 @@ fn proxy_in_path_is_reported_with_the_no_proxy_fix_and_never_the_password() {
     lab.set_env("HTTPS_PROXY", "http://probe:s3cr3t-pw@127.22.3.1:3128");
     lab.set_env("https_proxy", "http://probe:s3cr3t-pw@127.22.3.1:3128");
     let out = lab.probe(&[]);
-    out.expect(1, &["PROXY_IN_PATH", "PATH_NOT_GATEWAY_ENDPOINT"], &["PROXY_UNREACHABLE", "PROXY_REFUSED_CONNECT"]);
+    out.expect(
+        1,
+        &["PROXY_IN_PATH", "PATH_NOT_GATEWAY_ENDPOINT"],
+        &["PROXY_UNREACHABLE", "PROXY_REFUSED_CONNECT"],
+    );
     assert_eq!(out.path("s3:mybucket"), ("proxy".into(), "inferred".into()));
-    let fix = out.finding("PROXY_IN_PATH")["remediation"].as_str().unwrap().to_string();
-    assert!(fix.contains("NO_PROXY=") && fix.contains(&s3_name()), "{fix}");
-    assert!(proxy.connects().iter().any(|c| c == &format!("{}:443", s3_name())), "{:?}", proxy.connects());
+    let fix = out.finding("PROXY_IN_PATH")["remediation"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        fix.contains("NO_PROXY=") && fix.contains(&s3_name()),
+        "{fix}"
+    );
+    assert!(
+        proxy
+            .connects()
+            .iter()
+            .any(|c| c == &format!("{}:443", s3_name())),
+        "{:?}",
+        proxy.connects()
+    );
     let json = out.report().to_string();
-    assert!(!json.contains("s3cr3t-pw") && !out.stdout.contains("s3cr3t-pw") && !out.stderr.contains("s3cr3t-pw"));
+    assert!(
+        !json.contains("s3cr3t-pw")
+            && !out.stdout.contains("s3cr3t-pw")
+            && !out.stderr.contains("s3cr3t-pw")
+    );
     assert!(json.contains("***"));
     // With the recommended NO_PROXY the same host is healthy again.
     let value = fix
@@ -276,11 +379,21 @@ fn proxy_unreachable_refusing_and_conflicting() {
     let out = lab.probe(&[]);
     out.expect(1, &["PROXY_IN_PATH", "PROXY_UNREACHABLE"], &[]);
 
-    let _proxy = start_connect_proxy("127.23.3.1:3128".parse().unwrap(), ProxyMode::Forbid, vec![], None);
+    let _proxy = start_connect_proxy(
+        "127.23.3.1:3128".parse().unwrap(),
+        ProxyMode::Forbid,
+        vec![],
+        None,
+    );
     lab.set_env("HTTPS_PROXY", "http://127.23.3.1:3128");
     let out = lab.probe(&[]);
     out.expect(1, &["PROXY_REFUSED_CONNECT"], &["PROXY_UNREACHABLE"]);
-    assert!(out.finding("PROXY_REFUSED_CONNECT")["detail"].as_str().unwrap().contains("403"));
+    assert!(
+        out.finding("PROXY_REFUSED_CONNECT")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("403")
+    );
 
     lab.set_env("https_proxy", "http://127.23.3.2:3128");
     let out = lab.probe(&[]);
@@ -293,7 +406,12 @@ fn a_cidr_only_no_proxy_is_ineffective() {
     let _proxy = start_connect_proxy(
         "127.24.3.1:3128".parse().unwrap(),
         ProxyMode::Tunnel,
-        vec![(s3_name(), lab.s3_ip()), (bucket_name(), lab.s3_ip()), (ddb_name(), lab.ddb_ip()), (account_ddb_name(), lab.ddb_ip())],
+        vec![
+            (s3_name(), lab.s3_ip()),
+            (bucket_name(), lab.s3_ip()),
+            (ddb_name(), lab.ddb_ip()),
+            (account_ddb_name(), lab.ddb_ip()),
+        ],
         None,
     );
     lab.set_env("HTTPS_PROXY", "http://127.24.3.1:3128");
@@ -301,7 +419,10 @@ fn a_cidr_only_no_proxy_is_ineffective() {
     let out = lab.probe(&[]);
     out.expect(1, &["NO_PROXY_INEFFECTIVE", "PROXY_IN_PATH"], &[]);
     let f = out.finding("NO_PROXY_INEFFECTIVE");
-    assert!(f["title"].as_str().unwrap().contains("127.24.1.0/24"), "{f}");
+    assert!(
+        f["title"].as_str().unwrap().contains("127.24.1.0/24"),
+        "{f}"
+    );
     let roots = &out.report()["verdict"]["root_causes"];
     assert_eq!(roots[0]["code"], "NO_PROXY_INEFFECTIVE", "{}", out.stdout);
 }
@@ -330,8 +451,14 @@ fn sdk_region_other_than_the_instance_is_the_root_cause() {
     let out = lab.probe(&[]);
     out.expect(1, &["REGION_MISMATCH_SDK"], &[]);
     assert_eq!(out.report()["region"]["effective"], "us-east-1");
-    assert_eq!(out.report()["verdict"]["root_causes"][0]["code"], "REGION_MISMATCH_SDK");
-    let fix = out.finding("REGION_MISMATCH_SDK")["remediation"].as_str().unwrap().to_string();
+    assert_eq!(
+        out.report()["verdict"]["root_causes"][0]["code"],
+        "REGION_MISMATCH_SDK"
+    );
+    let fix = out.finding("REGION_MISMATCH_SDK")["remediation"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(fix.contains("AWS_REGION=eu-west-1"), "{fix}");
 }
 
@@ -353,14 +480,61 @@ fn bad_input_exits_2_with_one_line_and_probes_nothing() {
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["probe"], "nothing to probe"),
         (vec!["probe", "--bucket", "Bad_Bucket"], "lowercase"),
-        (vec!["probe", "--bucket", "ok-bucket", "--region", "eu-wst-1"], "did you mean eu-west-1?"),
+        (
+            vec!["probe", "--bucket", "ok-bucket", "--region", "eu-wst-1"],
+            "did you mean eu-west-1?",
+        ),
         (vec!["probe", "--table", "a b c"], "only letters"),
-        (vec!["probe", "--bucket", "ok-bucket", "--timeout", "0"], "--timeout"),
-        (vec!["probe", "--bucket", "ok-bucket", "--timeout", "5", "--deadline", "2"], "shorter than"),
-        (vec!["probe", "--bucket", "ok-bucket", "--ip-ranges", bad_ranges.to_str().unwrap()], "not in AWS's ip-ranges.json format"),
-        (vec!["probe", "--bucket", "ok-bucket", "--internet-canary", "nohostport"], "HOST:PORT"),
-        (vec!["probe", "--bucket", "ok-bucket", "--output", "/nonexistent-dir/r.json"], "does not exist"),
-        (vec!["probe", "--bucket", "ok-bucket", "--format", "yaml"], "invalid value"),
+        (
+            vec!["probe", "--bucket", "ok-bucket", "--timeout", "0"],
+            "--timeout",
+        ),
+        (
+            vec![
+                "probe",
+                "--bucket",
+                "ok-bucket",
+                "--timeout",
+                "5",
+                "--deadline",
+                "2",
+            ],
+            "shorter than",
+        ),
+        (
+            vec![
+                "probe",
+                "--bucket",
+                "ok-bucket",
+                "--ip-ranges",
+                bad_ranges.to_str().unwrap(),
+            ],
+            "not in AWS's ip-ranges.json format",
+        ),
+        (
+            vec![
+                "probe",
+                "--bucket",
+                "ok-bucket",
+                "--internet-canary",
+                "nohostport",
+            ],
+            "HOST:PORT",
+        ),
+        (
+            vec![
+                "probe",
+                "--bucket",
+                "ok-bucket",
+                "--output",
+                "/nonexistent-dir/r.json",
+            ],
+            "does not exist",
+        ),
+        (
+            vec!["probe", "--bucket", "ok-bucket", "--format", "yaml"],
+            "invalid value",
+        ),
     ];
     let queries_before = lab.system_dns.as_ref().unwrap().queries();
     for (args, want) in cases {
@@ -370,13 +544,26 @@ fn bad_input_exits_2_with_one_line_and_probes_nothing() {
         assert!(out.stderr.contains(want), "{args:?}: {}", out.stderr);
         assert!(out.stdout.is_empty(), "{args:?}: {}", out.stdout);
         if !want.contains("invalid value") {
-            assert_eq!(out.stderr.trim().lines().count(), 1, "{args:?}: {}", out.stderr);
+            assert_eq!(
+                out.stderr.trim().lines().count(),
+                1,
+                "{args:?}: {}",
+                out.stderr
+            );
         }
     }
-    assert_eq!(lab.system_dns.as_ref().unwrap().queries(), queries_before, "nothing probed");
+    assert_eq!(
+        lab.system_dns.as_ref().unwrap().queries(),
+        queries_before,
+        "nothing probed"
+    );
     let mut env = lab.env.clone();
     env.push(("AWS_CA_BUNDLE".into(), "/nonexistent/ca.pem".into()));
-    let out = run_probe(&["probe".into(), "--bucket".into(), "ok-bucket".into()], &env, lab.dir.path());
+    let out = run_probe(
+        &["probe".into(), "--bucket".into(), "ok-bucket".into()],
+        &env,
+        lab.dir.path(),
+    );
     assert_eq!(out.code, 2);
     assert!(out.stderr.contains("AWS_CA_BUNDLE"), "{}", out.stderr);
 }

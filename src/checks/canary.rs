@@ -14,7 +14,12 @@ use crate::net::dns::query_in_order;
 use crate::net::{millis, tcp};
 use crate::report::{CanaryOutcome, CanaryResult, CheckKind, CheckStatus, Evidence, TcpOutcome};
 
-pub async fn probe(resolvers: &Resolvers, host: &str, port: u16, timeout: Duration) -> CanaryResult {
+pub async fn probe(
+    resolvers: &Resolvers,
+    host: &str,
+    port: u16,
+    timeout: Duration,
+) -> CanaryResult {
     let started = Instant::now();
     let target = format!("{host}:{port}");
     let addresses: Vec<IpAddr> = match host.parse::<IpAddr>() {
@@ -29,7 +34,9 @@ pub async fn probe(resolvers: &Resolvers, host: &str, port: u16, timeout: Durati
             target,
             addresses: Vec::new(),
             outcome: CanaryOutcome::NotResolved,
-            error: Some(format!("{host} did not resolve through the host's resolver")),
+            error: Some(format!(
+                "{host} did not resolve through the host's resolver"
+            )),
             connect_ms: millis(started.elapsed()),
         };
     }

@@ -31,7 +31,10 @@ mod tests {
     fn port_range_file() {
         assert_eq!(
             parse_port_range("32768\t60999\n"),
-            Some(PortRange { first: 32768, last: 60999 })
+            Some(PortRange {
+                first: 32768,
+                last: 60999
+            })
         );
         assert_eq!(parse_port_range("70000 1"), None);
         assert_eq!(parse_port_range(""), None);

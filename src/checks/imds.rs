@@ -145,9 +145,7 @@ async fn fetch(client: &aws_config::imds::Client, path: &str) -> Result<Option<S
     match client.get(path).await {
         Ok(v) => Ok(Some(v.as_ref().trim().to_string())),
         Err(ImdsError::ErrorResponse(r)) if r.response().status().as_u16() == 404 => Ok(None),
-        Err(ImdsError::ErrorResponse(r)) => {
-            Err(format!("HTTP {}", r.response().status().as_u16()))
-        }
+        Err(ImdsError::ErrorResponse(r)) => Err(format!("HTTP {}", r.response().status().as_u16())),
         Err(ImdsError::FailedToLoadToken(e)) => Err(format!(
             "no IMDSv2 session token ({})",
             if e.is_dispatch_failure() {

@@ -92,7 +92,10 @@ pub async fn sweep(
 pub fn failing_spans(results: &[PortRangeResult]) -> Vec<PortRange> {
     let any_ok = results.iter().any(|r| r.outcome == TcpOutcome::Connected);
     let failed = |r: &&PortRangeResult| {
-        matches!(r.outcome, TcpOutcome::Timeout | TcpOutcome::Refused | TcpOutcome::Unreachable)
+        matches!(
+            r.outcome,
+            TcpOutcome::Timeout | TcpOutcome::Refused | TcpOutcome::Unreachable
+        )
     };
     if !any_ok {
         return Vec::new();
@@ -102,7 +105,9 @@ pub fn failing_spans(results: &[PortRangeResult]) -> Vec<PortRange> {
     sorted.sort_by_key(|r| r.range.first);
     for r in sorted {
         match spans.last_mut() {
-            Some(last) if last.last.checked_add(1) == Some(r.range.first) => last.last = r.range.last,
+            Some(last) if last.last.checked_add(1) == Some(r.range.first) => {
+                last.last = r.range.last
+            }
             _ => spans.push(r.range),
         }
     }
@@ -208,11 +213,21 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::type_complexity)]
     fn failing_spans_table() {
         use TcpOutcome::*;
         let cases: Vec<(Vec<PortRangeResult>, Vec<(u16, u16)>)> = vec![
-            (vec![result(1024, 32767, Connected), result(32768, 65535, Connected)], vec![]),
-            (vec![result(1024, 32767, Timeout), result(32768, 65535, Timeout)], vec![]),
+            (
+                vec![
+                    result(1024, 32767, Connected),
+                    result(32768, 65535, Connected),
+                ],
+                vec![],
+            ),
+            (
+                vec![result(1024, 32767, Timeout), result(32768, 65535, Timeout)],
+                vec![],
+            ),
             (
                 vec![
                     result(1024, 32767, Connected),
@@ -230,10 +245,16 @@ mod tests {
                 vec![(1024, 4999), (10000, 19999)],
             ),
             // A local error (not a network drop) is not an ACL verdict.
-            (vec![result(1024, 4999, Error), result(5000, 9999, Connected)], vec![]),
+            (
+                vec![result(1024, 4999, Error), result(5000, 9999, Connected)],
+                vec![],
+            ),
         ];
         for (input, want) in cases {
-            let got: Vec<(u16, u16)> = failing_spans(&input).iter().map(|r| (r.first, r.last)).collect();
+            let got: Vec<(u16, u16)> = failing_spans(&input)
+                .iter()
+                .map(|r| (r.first, r.last))
+                .collect();
             assert_eq!(got, want);
         }
     }
@@ -245,12 +266,21 @@ mod tests {
             address: "192.0.2.1".into(),
             port: 443,
             ranges: vec![],
-            failing: vec![PortRange { first: 32768, last: 65535 }],
-            kernel_ephemeral: Some(PortRange { first: 32768, last: 60999 }),
+            failing: vec![PortRange {
+                first: 32768,
+                last: 65535,
+            }],
+            kernel_ephemeral: Some(PortRange {
+                first: 32768,
+                last: 60999,
+            }),
         };
         assert!(sweep.hits_kernel_range());
         let narrow = NaclSweep {
-            failing: vec![PortRange { first: 1024, last: 4999 }],
+            failing: vec![PortRange {
+                first: 1024,
+                last: 4999,
+            }],
             ..sweep
         };
         assert!(!narrow.hits_kernel_range());

@@ -276,10 +276,7 @@ impl Check for ProxyProbe {
                 "{via}: refused: {}",
                 self.status_line.as_deref().unwrap_or("")
             ),
-            _ => format!(
-                "{via}: {}",
-                self.error.as_deref().unwrap_or("failed")
-            ),
+            _ => format!("{via}: {}", self.error.as_deref().unwrap_or("failed")),
         }
     }
     fn duration_ms(&self) -> u64 {

@@ -184,13 +184,20 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::type_complexity)]
     fn region_sources_and_mismatches() {
         let cases: Vec<(Option<&str>, Option<&str>, Option<&str>, &str, usize)> = vec![
             // cli, sdk, instance, effective, mismatches
             (None, None, Some("eu-west-1"), "eu-west-1", 0),
             (None, Some("eu-west-1"), Some("eu-west-1"), "eu-west-1", 0),
             (None, Some("us-east-1"), Some("eu-west-1"), "us-east-1", 1),
-            (Some("eu-west-2"), Some("us-east-1"), Some("eu-west-1"), "eu-west-2", 2),
+            (
+                Some("eu-west-2"),
+                Some("us-east-1"),
+                Some("eu-west-1"),
+                "eu-west-2",
+                2,
+            ),
             (Some("eu-west-1"), None, None, "eu-west-1", 0),
         ];
         for (cli, sdk, instance, want, n) in cases {
@@ -209,9 +216,18 @@ mod tests {
     #[test]
     fn s3_hosts() {
         let mut e = env();
-        assert_eq!(s3_endpoint_host("eu-west-1", &e), "s3.eu-west-1.amazonaws.com");
-        assert_eq!(s3_endpoint_host("cn-north-1", &e), "s3.cn-north-1.amazonaws.com.cn");
-        assert_eq!(s3_endpoint_host("us-east-1", &e), "s3.us-east-1.amazonaws.com");
+        assert_eq!(
+            s3_endpoint_host("eu-west-1", &e),
+            "s3.eu-west-1.amazonaws.com"
+        );
+        assert_eq!(
+            s3_endpoint_host("cn-north-1", &e),
+            "s3.cn-north-1.amazonaws.com.cn"
+        );
+        assert_eq!(
+            s3_endpoint_host("us-east-1", &e),
+            "s3.us-east-1.amazonaws.com"
+        );
         e.s3_us_east_1_regional_endpoint = Some("legacy".into());
         assert_eq!(s3_endpoint_host("us-east-1", &e), "s3.amazonaws.com");
         e.endpoint_url_s3 = Some("https://s3.amazonaws.com".into());

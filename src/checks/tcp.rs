@@ -8,7 +8,9 @@ use tokio::net::TcpStream;
 
 use super::Check;
 use crate::net::{millis, tcp};
-use crate::report::{AddressClass, CheckKind, CheckStatus, Evidence, Service, TcpAttempt, TcpOutcome};
+use crate::report::{
+    AddressClass, CheckKind, CheckStatus, Evidence, Service, TcpAttempt, TcpOutcome,
+};
 
 pub const HTTPS_PORT: u16 = 443;
 

@@ -118,7 +118,11 @@ mod tests {
             (104, TcpOutcome::Error),
         ];
         for (errno, want) in cases {
-            assert_eq!(classify(&io::Error::from_raw_os_error(errno)), want, "{errno}");
+            assert_eq!(
+                classify(&io::Error::from_raw_os_error(errno)),
+                want,
+                "{errno}"
+            );
         }
     }
 

@@ -79,11 +79,23 @@ impl TlsContext {
                 .dangerous()
                 .with_custom_certificate_verifier(capture.clone())
                 .with_no_client_auth(),
-            Err(e) => return HandshakeResult::failed(TlsOutcome::HandshakeFailed, e.to_string(), started),
+            Err(e) => {
+                return HandshakeResult::failed(
+                    TlsOutcome::HandshakeFailed,
+                    e.to_string(),
+                    started,
+                );
+            }
         };
         let server_name = match ServerName::try_from(name.to_string()) {
             Ok(n) => n,
-            Err(e) => return HandshakeResult::failed(TlsOutcome::HandshakeFailed, e.to_string(), started),
+            Err(e) => {
+                return HandshakeResult::failed(
+                    TlsOutcome::HandshakeFailed,
+                    e.to_string(),
+                    started,
+                );
+            }
         };
         let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
         let result = tokio::time::timeout(timeout, connector.connect(server_name, stream)).await;
@@ -112,7 +124,9 @@ impl TlsContext {
             Ok(Ok(tls)) => {
                 let (_, conn) = tls.get_ref();
                 out.protocol = conn.protocol_version().map(|v| format!("{v:?}"));
-                out.cipher_suite = conn.negotiated_cipher_suite().map(|s| format!("{:?}", s.suite()));
+                out.cipher_suite = conn
+                    .negotiated_cipher_suite()
+                    .map(|s| format!("{:?}", s.suite()));
                 if !issuer_expected(&out.chain, expect_issuers) {
                     out.outcome = TlsOutcome::UnexpectedIssuer;
                 }

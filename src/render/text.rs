@@ -87,10 +87,22 @@ pub fn render(report: &Report, style: &Style) -> String {
                     CheckStatus::Skip => 0,
                 })
                 .unwrap_or(CheckStatus::Skip);
-            let _ = writeln!(out, "  {} {:<7} {}", style.status(worst), "dns", dns_line(&c.subject, &group));
+            let _ = writeln!(
+                out,
+                "  {} {:<7} {}",
+                style.status(worst),
+                "dns",
+                dns_line(&c.subject, &group)
+            );
             continue;
         }
-        let _ = writeln!(out, "  {} {:<7} {}", style.status(c.status), c.check.as_str(), c.summary);
+        let _ = writeln!(
+            out,
+            "  {} {:<7} {}",
+            style.status(c.status),
+            c.check.as_str(),
+            c.summary
+        );
     }
     out.push_str("\nPATHS\n");
     for t in &report.targets {
@@ -100,7 +112,11 @@ pub fn render(report: &Report, style: &Style) -> String {
             t.id,
             t.path.kind.as_str(),
             t.path.confidence.as_str(),
-            if t.path.reachable { "" } else { ", not reachable" }
+            if t.path.reachable {
+                ""
+            } else {
+                ", not reachable"
+            }
         );
         for e in &t.path.evidence {
             let _ = writeln!(out, "      - {e}");
@@ -112,7 +128,14 @@ pub fn render(report: &Report, style: &Style) -> String {
     if !report.findings.is_empty() {
         out.push_str("\nFINDINGS\n");
         for f in &report.findings {
-            let _ = writeln!(out, "  {} {} [{}] {}", style.severity(f.severity), f.code, f.target, f.title);
+            let _ = writeln!(
+                out,
+                "  {} {} [{}] {}",
+                style.severity(f.severity),
+                f.code,
+                f.target,
+                f.title
+            );
             let _ = writeln!(out, "          {}", f.detail);
             let _ = writeln!(out, "          fix: {}", f.remediation);
         }
@@ -133,21 +156,29 @@ fn dns_line(name: &str, group: &[&CheckRecord]) -> String {
         let mut server = None;
         let mut ms = 0;
         for g in group {
-            let Evidence::Dns(d) = &g.evidence else { continue };
+            let Evidence::Dns(d) = &g.evidence else {
+                continue;
+            };
             if d.resolver != kind {
                 continue;
             }
             server = server.or(d.server.clone());
             ms = ms.max(d.latency_ms);
             match d.outcome {
-                DnsOutcome::Answered => answers.extend(d.addresses.iter().map(|a| {
-                    format!("{} ({})", a.ip, crate::checks::dns::class_label(a.class))
-                })),
+                DnsOutcome::Answered => {
+                    answers.extend(d.addresses.iter().map(|a| {
+                        format!("{} ({})", a.ip, crate::checks::dns::class_label(a.class))
+                    }))
+                }
                 DnsOutcome::NoData => {}
                 other => answers.push(format!("{} {:?}", d.record_type, other)),
             }
         }
-        let answers = if answers.is_empty() { "no address".to_string() } else { answers.join(", ") };
+        let answers = if answers.is_empty() {
+            "no address".to_string()
+        } else {
+            answers.join(", ")
+        };
         parts.push(format!(
             "{} {}: {answers} {ms} ms",
             kind.as_str(),

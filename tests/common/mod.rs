@@ -104,7 +104,10 @@ impl Lab {
         facts.vpc_cidrs = vec![format!("127.{id}.8.0/24")];
         let imds = start_imds("127.0.0.1:0".parse().unwrap(), facts, ImdsMode::Normal);
         let env = vec![
-            ("AWS_EC2_METADATA_SERVICE_ENDPOINT".into(), imds.endpoint_url()),
+            (
+                "AWS_EC2_METADATA_SERVICE_ENDPOINT".into(),
+                imds.endpoint_url(),
+            ),
             ("SSL_CERT_FILE".into(), ca_file.display().to_string()),
         ];
         Lab {
@@ -147,7 +150,8 @@ impl Lab {
         ];
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
         let leaf = ca.unwrap_or(&self.ca).issue(&names);
-        self.services.push(start_tls(SocketAddr::new(ip, 443), &leaf));
+        self.services
+            .push(start_tls(SocketAddr::new(ip, 443), &leaf));
     }
 
     pub fn set_env(&mut self, name: &str, value: &str) {
@@ -202,7 +206,13 @@ impl Lab {
     pub fn probe(&self, extra: &[&str]) -> Outcome {
         let mut args = self.args();
         // A single-valued flag given by the test replaces the standard one.
-        for flag in ["--internet-canary", "--timeout", "--deadline", "--expect-issuer", "--vpc-resolver"] {
+        for flag in [
+            "--internet-canary",
+            "--timeout",
+            "--deadline",
+            "--expect-issuer",
+            "--vpc-resolver",
+        ] {
             if extra.contains(&flag)
                 && let Some(i) = args.iter().position(|a| a == flag)
             {
@@ -239,9 +249,12 @@ pub struct Outcome {
 
 impl Outcome {
     pub fn report(&self) -> &serde_json::Value {
-        self.report
-            .as_ref()
-            .unwrap_or_else(|| panic!("no JSON report; stdout:\n{}\nstderr:\n{}", self.stdout, self.stderr))
+        self.report.as_ref().unwrap_or_else(|| {
+            panic!(
+                "no JSON report; stdout:\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
     }
 
     pub fn codes(&self) -> Vec<String> {
@@ -276,8 +289,14 @@ impl Outcome {
     /// Assert the exit code and which codes must and must not appear; print the report if not.
     pub fn expect(&self, code: i32, present: &[&str], absent: &[&str]) {
         let codes = self.codes();
-        let missing: Vec<&&str> = present.iter().filter(|c| !codes.iter().any(|x| x == **c)).collect();
-        let unwanted: Vec<&&str> = absent.iter().filter(|c| codes.iter().any(|x| x == **c)).collect();
+        let missing: Vec<&&str> = present
+            .iter()
+            .filter(|c| !codes.iter().any(|x| x == **c))
+            .collect();
+        let unwanted: Vec<&&str> = absent
+            .iter()
+            .filter(|c| codes.iter().any(|x| x == **c))
+            .collect();
         assert!(
             self.code == code && missing.is_empty() && unwanted.is_empty(),
             "exit {} (want {code}); missing {missing:?}; unwanted {unwanted:?}; got {codes:?}\n--- stdout\n{}\n--- stderr\n{}",
@@ -290,12 +309,20 @@ impl Outcome {
 
 /// Run the binary with a clean environment: only what the test sets, never the machine's AWS settings.
 pub fn run_probe(args: &[String], env: &[(String, String)], home: &std::path::Path) -> Outcome {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vpce-probe"));
+    // Tests get the binary from cargo; the timing example passes VPCE_PROBE_BIN.
+    let bin = option_env!("CARGO_BIN_EXE_vpce-probe")
+        .map(str::to_string)
+        .or_else(|| std::env::var("VPCE_PROBE_BIN").ok())
+        .expect("CARGO_BIN_EXE_vpce-probe or VPCE_PROBE_BIN");
+    let mut cmd = Command::new(bin);
     cmd.args(args).env_clear();
     cmd.env("PATH", std::env::var("PATH").unwrap_or_default());
     cmd.env("HOME", home);
     cmd.env("AWS_CONFIG_FILE", home.join("no-aws-config"));
-    cmd.env("AWS_SHARED_CREDENTIALS_FILE", home.join("no-aws-credentials"));
+    cmd.env(
+        "AWS_SHARED_CREDENTIALS_FILE",
+        home.join("no-aws-credentials"),
+    );
     for (k, v) in env {
         cmd.env(k, v);
     }

@@ -1,0 +1,69 @@
+//! Output contracts pinned by tests: the checked-in JSON Schema matches the types, and the
+//! README documents every finding code and every flag.
+
+use std::process::Command;
+
+fn binary(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_vpce-probe"))
+        .args(args)
+        .env_clear()
+        .output()
+        .expect("run vpce-probe");
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn repo_file(path: &str) -> String {
+    std::fs::read_to_string(format!("{}/{path}", env!("CARGO_MANIFEST_DIR")))
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+#[test]
+fn checked_in_schema_matches_the_report_types() {
+    let generated = binary(&["schema"]);
+    let checked_in = repo_file("schema/report.schema.json");
+    assert!(
+        generated.trim() == checked_in.trim(),
+        "schema/report.schema.json is stale: run `cargo run -- schema > schema/report.schema.json`"
+    );
+}
+
+#[test]
+fn readme_documents_every_finding_code() {
+    let readme = repo_file("README.md");
+    let codes = binary(&["findings"]);
+    let mut missing = Vec::new();
+    for line in codes.lines() {
+        let code = line.split('\t').next().unwrap_or_default();
+        if !readme.contains(&format!("`{code}`")) {
+            missing.push(code.to_string());
+        }
+    }
+    assert!(codes.lines().count() >= 45, "catalogue too short:\n{codes}");
+    assert!(
+        missing.is_empty(),
+        "README.md does not document {missing:?}"
+    );
+}
+
+#[test]
+fn readme_documents_every_probe_flag() {
+    let readme = repo_file("README.md");
+    let help = binary(&["probe", "--help"]);
+    let flags: Vec<&str> = help
+        .split_whitespace()
+        .filter(|w| w.starts_with("--") && w.len() > 2)
+        .map(|w| w.trim_end_matches([',', '.']))
+        .filter(|w| *w != "--help")
+        .collect();
+    assert!(flags.len() >= 15, "{help}");
+    let missing: Vec<&&str> = flags.iter().filter(|f| !readme.contains(**f)).collect();
+    assert!(
+        missing.is_empty(),
+        "README.md does not document {missing:?}"
+    );
+}
