@@ -11,3 +11,23 @@ if [ "${#need[@]}" -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
+
+# moto (fake S3/DynamoDB/STS server) for the AWS-level integration tests, in its own venv.
+MOTO_VERSION=5.2.5
+MOTO_VENV=/opt/vpce-probe-test/venv
+if [ ! -x "$MOTO_VENV/bin/moto_server" ]; then
+  py=/usr/bin/python3
+  [ -x "$py" ] || py=$(command -v python3)
+  probe_dir=$(mktemp -d)
+  if ! "$py" -m venv "$probe_dir/v" >/dev/null 2>&1; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends python3-venv
+  fi
+  rm -rf "$probe_dir"
+  rm -rf "$MOTO_VENV"
+  mkdir -p "$(dirname "$MOTO_VENV")"
+  "$py" -m venv "$MOTO_VENV"
+  "$MOTO_VENV/bin/pip" install -q "moto[server]==$MOTO_VERSION"
+  "$MOTO_VENV/bin/moto_server" --help >/dev/null
+fi

@@ -60,9 +60,21 @@ pub struct ProbeArgs {
     #[arg(long = "table", value_name = "NAME")]
     pub tables: Vec<String>,
 
-    /// An object key to GET in the signed-call checks.
+    /// An object to GET (only its first bytes) in the signed-call checks.
     #[arg(long, value_name = "KEY")]
     pub key: Option<String>,
+
+    /// A DynamoDB key to GetItem, as DynamoDB JSON, e.g. '{"pk":{"S":"id-1"}}'.
+    #[arg(long, value_name = "JSON")]
+    pub item_key: Option<String>,
+
+    /// Also PutObject then DeleteObject a small object under vpce-probe-write-test/ (the probe never writes otherwise).
+    #[arg(long)]
+    pub write_test: bool,
+
+    /// Skip the signed calls (credentials, STS, S3, DynamoDB): network checks only.
+    #[arg(long)]
+    pub no_calls: bool,
 
     /// Region to probe; default: the SDK chain (AWS_REGION, AWS_DEFAULT_REGION, profile), else the instance's region from IMDS.
     #[arg(long, value_name = "REGION")]

@@ -66,6 +66,9 @@ pub struct Config {
     pub buckets: Vec<String>,
     pub tables: Vec<String>,
     pub key: Option<String>,
+    pub item_key: Option<std::collections::HashMap<String, crate::checks::dynamodb::ItemKeyValue>>,
+    pub write_test: bool,
+    pub calls: bool,
     pub region: Option<String>,
     pub profile: Option<String>,
     pub format: Format,
@@ -95,6 +98,16 @@ impl Config {
         }
         for table in &args.tables {
             validate_table_name(table)?;
+        }
+        let item_key = match &args.item_key {
+            Some(raw) => Some(crate::checks::dynamodb::parse_item_key(raw).map_err(ConfigError)?),
+            None => None,
+        };
+        if item_key.is_some() && args.tables.is_empty() {
+            return err("--item-key needs a --table to read the item from");
+        }
+        if args.key.is_some() && args.buckets.is_empty() {
+            return err("--key needs a --bucket to read the object from");
         }
         let timeout = seconds("--timeout", args.timeout, 0.05, 300.0)?;
         let deadline = seconds("--deadline", args.deadline, 0.1, 3600.0)?;
@@ -165,6 +178,9 @@ impl Config {
             buckets: dedup(args.buckets),
             tables: dedup(args.tables),
             key: args.key,
+            item_key,
+            write_test: args.write_test,
+            calls: !args.no_calls,
             region: args.region,
             profile: args.profile,
             format: args.format,
@@ -194,6 +210,9 @@ impl Config {
             buckets: self.buckets.clone(),
             tables: self.tables.clone(),
             key: self.key.clone(),
+            item_key: self.item_key.is_some(),
+            write_test: self.write_test,
+            calls: self.calls,
             region: self.region.clone(),
             profile: self.profile.clone(),
             timeout_ms: self.timeout.as_millis() as u64,

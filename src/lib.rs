@@ -5,6 +5,7 @@
 
 pub mod catalogue;
 pub mod checks;
+pub mod classify;
 pub mod cli;
 pub mod config;
 pub mod diagnose;

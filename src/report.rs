@@ -102,6 +102,11 @@ pub struct EffectiveConfig {
     pub buckets: Vec<String>,
     pub tables: Vec<String>,
     pub key: Option<String>,
+    /// Whether --item-key was given (its value is data, not shown).
+    pub item_key: bool,
+    pub write_test: bool,
+    /// Whether the signed calls ran (off with --no-calls).
+    pub calls: bool,
     pub region: Option<String>,
     pub profile: Option<String>,
     pub timeout_ms: u64,
@@ -257,6 +262,10 @@ pub enum CheckKind {
     Tls,
     Proxy,
     Canary,
+    Credentials,
+    Sts,
+    S3,
+    Dynamodb,
 }
 
 impl CheckKind {
@@ -271,6 +280,10 @@ impl CheckKind {
             CheckKind::Tls => "tls",
             CheckKind::Proxy => "proxy",
             CheckKind::Canary => "canary",
+            CheckKind::Credentials => "creds",
+            CheckKind::Sts => "sts",
+            CheckKind::S3 => "s3",
+            CheckKind::Dynamodb => "dynamodb",
         }
     }
 }
@@ -301,6 +314,71 @@ pub enum Evidence {
     Proxy(ProxyProbe),
     ProxyEnv(ProxyEnvEvidence),
     Canary(CanaryResult),
+    Credentials(CredentialsEvidence),
+    Call(CallResult),
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+pub struct CredentialsEvidence {
+    pub found: bool,
+    /// The provider of the default chain that supplied them (Environment, Profile, WebIdentityToken, Ec2InstanceMetadata...).
+    pub source: Option<String>,
+    /// The access key id with all but its last 4 characters masked.
+    pub access_key_id: Option<String>,
+    pub expires_at: Option<String>,
+    pub expired: bool,
+    pub error: Option<String>,
+    /// STS GetCallerIdentity: who the calls are made as.
+    pub identity_arn: Option<String>,
+    pub account: Option<String>,
+    /// Why GetCallerIdentity failed (often: no STS path from a private subnet; not an S3 failure).
+    pub identity_error: Option<String>,
+    pub duration_ms: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum CallOutcome {
+    /// 2xx.
+    Ok,
+    /// The service (or something speaking for it) answered with an error.
+    ServiceError,
+    Timeout,
+    /// No connection (refused, unreachable, TLS, proxy).
+    ConnectionFailed,
+    /// Not attempted; `error` says why.
+    Skipped,
+    Error,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct CallResult {
+    pub service: Service,
+    /// "s3:bucket", "dynamodb:table", or "host" for STS.
+    pub target: String,
+    /// e.g. "HeadBucket", "DescribeTable (account endpoint)".
+    pub operation: String,
+    /// IAM action the call needs, e.g. "s3:ListBucket".
+    pub action: String,
+    pub endpoint_host: Option<String>,
+    /// The address the call was sent to (the name was pinned to it), when not through a proxy.
+    pub peer: Option<String>,
+    /// The proxy the SDK sent the call through, redacted.
+    pub proxy: Option<String>,
+    pub status: Option<u16>,
+    pub outcome: CallOutcome,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    /// Response headers that show who answered (request ids, Server, Via, Date...).
+    pub headers: std::collections::BTreeMap<String, String>,
+    pub finding: Option<crate::catalogue::FindingCode>,
+    pub denial: Option<crate::classify::Denial>,
+    pub bucket_region: Option<String>,
+    /// Server clock minus local clock, from the Date header.
+    pub clock_offset_secs: Option<i64>,
+    /// A short result, e.g. the bucket's location or the table's status.
+    pub detail: Option<String>,
+    pub duration_ms: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]

@@ -15,7 +15,11 @@ use tokio::sync::OnceCell;
 use crate::checks::dns::{Classifier, Resolvers};
 use crate::checks::imds::ImdsResult;
 use crate::checks::region::{RegionCheck, dns_suffix, override_host};
-use crate::checks::{Check, canary, dns, host, imds, nacl, proxy, region, tcp, tls};
+use crate::checks::calls::CallSite;
+use crate::checks::{
+    Check, canary, dns, dynamodb, host, identity, imds, nacl, proxy, region, s3, tcp, tls,
+};
+use crate::net::aws::{self as net_aws, PinnedResolver};
 use crate::config::Config;
 use crate::diagnose::{self, Diagnosis};
 use crate::net::dns::{ServerResolver, system_servers};
@@ -50,6 +54,8 @@ pub struct ProbeResults {
     pub proxy_env: Option<ProxyEnvEvidence>,
     pub proxy_probes: Vec<ProxyProbe>,
     pub canary: Option<CanaryResult>,
+    pub credentials: Option<CredentialsEvidence>,
+    pub calls: Vec<CallResult>,
     pub system_resolvers: Vec<SocketAddr>,
     pub vpc_resolver: Option<SocketAddr>,
     pub setup_errors: Vec<String>,
@@ -211,7 +217,18 @@ async fn probe_all(cfg: &Config, budget: Budget, collector: Arc<Collector>) {
             ctx.name_pipeline(&name, Service::Dynamodb, false, vpc_cidrs)
                 .await;
         };
-        tokio::join!(pipelines, account_pipeline);
+        let credentials = async {
+            if cfg.calls {
+                Some(identity::load(&probe_region, cfg.profile.as_deref(), budget.op()).await)
+            } else {
+                None
+            }
+        };
+        let (_, _, credentials) = tokio::join!(pipelines, account_pipeline, credentials);
+        if let Some((evidence, creds)) = credentials {
+            let instance = imds_once().await;
+            ctx.signed_calls(evidence, creds, instance.facts.as_ref()).await;
+        }
         // Final region facts need the instance's region, which IMDS gives even when not waited for.
         let instance = imds_once().await;
         let instance_region = instance.facts.as_ref().and_then(|f| f.region.clone());
@@ -369,6 +386,144 @@ impl NameCtx<'_> {
             },
         };
         self.collector.with(|c| c.tls.push(handshake));
+    }
+
+    /// The SDK's proxy for a name, redacted, if it would use one.
+    fn sdk_proxy(&self, name: &str) -> Option<String> {
+        let url = proxy::https_url(name)?;
+        crate::proxy_rules::decide(HttpClientKind::AwsSdkRust, &self.cfg.env.proxy, &url)
+            .proxy
+            .map(|p| p.url_redacted)
+    }
+
+    fn call_site(&self, resolver: &PinnedResolver, service: Service, target: &str, host: &str) -> CallSite {
+        CallSite {
+            service,
+            target: target.to_string(),
+            endpoint_host: Some(host.to_string()),
+            peer: resolver.pinned(host).map(|ip| ip.to_string()),
+            proxy: self.sdk_proxy(host),
+        }
+    }
+
+    /// Signed calls with the instance's own credentials, each name pinned to the address
+    /// that the TCP check connected to.
+    async fn signed_calls(
+        &self,
+        mut evidence: CredentialsEvidence,
+        credentials: Option<aws_credential_types::Credentials>,
+        instance: Option<&InstanceFacts>,
+    ) {
+        let cfg = self.cfg;
+        let resolver = PinnedResolver::new(self.resolvers.system.clone().unwrap_or_default());
+        let (tcp, targets) = self.collector.with(|c| (c.tcp.clone(), c.targets.clone()));
+        for attempt in tcp.iter().filter(|a| a.outcome == TcpOutcome::Connected) {
+            if resolver.pinned(&attempt.name).is_none()
+                && let Ok(ip) = attempt.address.parse()
+            {
+                resolver.pin(&attempt.name, ip);
+            }
+        }
+        let extra_pem: Vec<Vec<u8>> = [&cfg.env.ca_bundle, &cfg.env.ssl_cert_file]
+            .into_iter()
+            .flatten()
+            .filter_map(|p| std::fs::read(p).ok())
+            .collect();
+        let http = match net_aws::http_client(extra_pem, resolver.clone()) {
+            Ok(h) => h,
+            Err(e) => {
+                self.collector.with(|c| c.setup_errors.push(e));
+                return;
+            }
+        };
+        let timeout = self.budget.op();
+        let sdk = net_aws::sdk_config(self.region, http, credentials.clone(), timeout);
+        let have_credentials = credentials.is_some() && !evidence.expired;
+        let account = evidence
+            .account
+            .clone()
+            .or_else(|| instance.and_then(|i| i.account_id.clone()));
+        let suffix = dns_suffix(self.region);
+        let s3_override = cfg.env.endpoint_url_s3.clone().or(cfg.env.endpoint_url.clone());
+        let ddb_override = ddb_override(cfg).cloned();
+
+        let per_target = targets.iter().map(|t| {
+            let sdk = &sdk;
+            let resolver = &resolver;
+            let account = account.clone();
+            let s3_override = s3_override.clone();
+            let ddb_override = ddb_override.clone();
+            async move {
+                let Some(host) = t.endpoint_names.first() else {
+                    return Vec::new();
+                };
+                let site = self.call_site(resolver, t.service, &t.id, host);
+                let skip_reason = if !have_credentials {
+                    Some("no usable credentials (see the credentials check)".to_string())
+                } else if site.proxy.is_none() && site.peer.is_none() {
+                    Some(format!("no TCP connection to {host} (see the tcp checks)"))
+                } else {
+                    None
+                };
+                match t.service {
+                    Service::S3 => {
+                        if let Some(why) = skip_reason {
+                            return vec![site.skipped("HeadBucket", "s3:ListBucket", why)];
+                        }
+                        s3::BucketCalls {
+                            sdk,
+                            endpoint_url: s3_override.as_deref(),
+                            bucket: &t.name,
+                            key: cfg.key.as_deref(),
+                            write_test: cfg.write_test,
+                            site,
+                            timeout,
+                        }
+                        .run()
+                        .await
+                    }
+                    Service::Dynamodb => {
+                        if let Some(why) = skip_reason {
+                            return vec![site.skipped("DescribeTable", "dynamodb:DescribeTable", why)];
+                        }
+                        let regional_url = ddb_override
+                            .clone()
+                            .unwrap_or_else(|| format!("https://{host}"));
+                        let account_site = match (&ddb_override, &account) {
+                            (None, Some(a)) => {
+                                let name = account_ddb_name(a, self.region);
+                                let site = self.call_site(resolver, Service::Dynamodb, &t.id, &name);
+                                (site.peer.is_some() || site.proxy.is_some())
+                                    .then(|| (format!("https://{name}"), site))
+                            }
+                            _ => None,
+                        };
+                        let _ = suffix;
+                        dynamodb::TableCalls {
+                            sdk,
+                            table: &t.name,
+                            item_key: cfg.item_key.as_ref(),
+                            regional: (Some(regional_url), site),
+                            account: account_site,
+                            timeout,
+                        }
+                        .run()
+                        .await
+                    }
+                }
+            }
+        });
+        let sts = async {
+            if have_credentials {
+                identity::caller_identity(&sdk, &mut evidence, timeout).await;
+            }
+            evidence
+        };
+        let (calls, evidence) = tokio::join!(join_all(per_target), sts);
+        self.collector.with(|c| {
+            c.calls.extend(calls.into_iter().flatten());
+            c.credentials = Some(evidence);
+        });
     }
 
     async fn proxy_probe(&self, name: &str, service: Service) {
@@ -565,6 +720,10 @@ fn assemble(
     checks.extend(tls.iter().map(Check::record));
     checks.extend(results.nacl.iter().map(Check::record));
     checks.extend(results.proxy_probes.iter().map(Check::record));
+    if let Some(c) = &results.credentials {
+        checks.push(c.record());
+    }
+    checks.extend(results.calls.iter().map(Check::record));
     if let Some(c) = &results.canary {
         checks.push(c.record());
     }

@@ -435,10 +435,13 @@ fn imds_unavailable_with_and_without_region() {
     let url = format!("http://{}", dead.local_addr().unwrap());
     drop(dead);
     lab.set_env("AWS_EC2_METADATA_SERVICE_ENDPOINT", &url);
+    // The network checks run with --region; the instance role's credentials are gone too.
     let out = lab.probe(&["--region", REGION]);
-    out.expect(0, &["IMDS_UNAVAILABLE"], &["DNS_RESOLUTION_FAILED"]);
+    out.expect(1, &["IMDS_UNAVAILABLE", "NO_CREDENTIALS"], &["DNS_RESOLUTION_FAILED"]);
     assert_eq!(out.finding("IMDS_UNAVAILABLE")["severity"], "warning");
     assert!(out.report()["instance"].is_null());
+    let out = lab.probe(&["--region", REGION, "--no-calls"]);
+    out.expect(0, &["IMDS_UNAVAILABLE"], &["NO_CREDENTIALS"]);
     let out = lab.probe(&[]);
     out.expect(1, &["IMDS_UNAVAILABLE"], &[]);
     assert_eq!(out.finding("IMDS_UNAVAILABLE")["severity"], "error");

@@ -1,13 +1,17 @@
 //! One file per check. Each check returns typed evidence (report.rs types) and implements
 //! `Check`, which turns that evidence into a report record; checks never print.
 
+pub mod calls;
 pub mod canary;
 pub mod dns;
+pub mod dynamodb;
 pub mod host;
+pub mod identity;
 pub mod imds;
 pub mod nacl;
 pub mod proxy;
 pub mod region;
+pub mod s3;
 pub mod tcp;
 pub mod tls;
 

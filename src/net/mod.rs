@@ -1,6 +1,7 @@
 //! Narrow seams over the outside world. Everything that opens a socket goes through here,
 //! so tests point the probe at loopback fakes through configuration alone.
 
+pub mod aws;
 pub mod dns;
 pub mod tcp;
 pub mod tls;

@@ -257,3 +257,196 @@ pub(crate) fn base64(input: &[u8]) -> String {
     }
     out
 }
+
+// ------------------------------------------------------------ for the TLS front (front.rs)
+
+/// A response head (status line + headers), as read from an upstream server.
+pub(crate) struct ResponseHead {
+    pub version: String,
+    pub status: u16,
+    pub reason: String,
+    pub headers: Vec<(String, String)>,
+}
+
+impl ResponseHead {
+    /// First value of a header, matched case-insensitively.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Reads one response head, like `read_head` does for requests. Ok(None): the peer closed
+/// cleanly before sending anything.
+pub(crate) async fn read_response_head<R: AsyncRead + Unpin>(
+    r: &mut R,
+    buf: &mut Vec<u8>,
+) -> Result<Option<ResponseHead>, ReadError> {
+    loop {
+        if let Some((end, after)) = find_head_end(buf) {
+            let text = String::from_utf8_lossy(&buf[..end]).into_owned();
+            buf.drain(..after);
+            return parse_response_head(&text).map(Some);
+        }
+        if buf.len() > MAX_HEAD {
+            return Err(ReadError::TooLarge);
+        }
+        if fill(r, buf).await? == 0 {
+            return if buf.iter().all(|b| b.is_ascii_whitespace()) {
+                Ok(None)
+            } else {
+                Err(ReadError::Closed)
+            };
+        }
+    }
+}
+
+fn parse_response_head(text: &str) -> Result<ResponseHead, ReadError> {
+    let mut lines = text
+        .split('\n')
+        .map(|l| l.trim_end_matches('\r'))
+        .skip_while(|l| l.is_empty());
+    let first = lines
+        .next()
+        .ok_or_else(|| ReadError::Bad("empty response".into()))?;
+    let mut parts = first.splitn(3, ' ');
+    let version = parts.next().unwrap_or("");
+    let status = parts.next().unwrap_or("");
+    let reason = parts.next().unwrap_or("").trim();
+    if !version.starts_with("HTTP/") {
+        return Err(ReadError::Bad(format!("bad status line {first:?}")));
+    }
+    let status = status
+        .parse::<u16>()
+        .ok()
+        .filter(|s| (100..1000).contains(s))
+        .ok_or_else(|| ReadError::Bad(format!("bad status line {first:?}")))?;
+    let mut headers = Vec::new();
+    for line in lines {
+        let Some((k, v)) = line.split_once(':') else {
+            return Err(ReadError::Bad(format!("bad header line {line:?}")));
+        };
+        headers.push((k.trim().to_string(), v.trim().to_string()));
+    }
+    Ok(ResponseHead {
+        version: version.to_string(),
+        status,
+        reason: reason.to_string(),
+        headers,
+    })
+}
+
+/// Whether a Transfer-Encoding value ends in `chunked`.
+pub(crate) fn is_chunked(transfer_encoding: Option<&str>) -> bool {
+    transfer_encoding.is_some_and(|v| {
+        v.rsplit(',')
+            .next()
+            .is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"))
+    })
+}
+
+/// Reads `len` bytes (at most `max`), starting with what `buf` already holds.
+pub(crate) async fn read_exact_limited<R: AsyncRead + Unpin>(
+    r: &mut R,
+    buf: &mut Vec<u8>,
+    len: usize,
+    max: usize,
+) -> Result<Vec<u8>, ReadError> {
+    if len > max {
+        return Err(ReadError::TooLarge);
+    }
+    while buf.len() < len {
+        if fill(r, buf).await? == 0 {
+            return Err(ReadError::Closed);
+        }
+    }
+    Ok(buf.drain(..len).collect())
+}
+
+/// Reads until the peer closes (a body delimited by the end of the connection), at most `max`.
+pub(crate) async fn read_to_close<R: AsyncRead + Unpin>(
+    r: &mut R,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> Result<Vec<u8>, ReadError> {
+    loop {
+        if buf.len() > max {
+            return Err(ReadError::TooLarge);
+        }
+        if fill(r, buf).await? == 0 {
+            return Ok(std::mem::take(buf));
+        }
+    }
+}
+
+/// Reads a whole `Transfer-Encoding: chunked` body (chunks, last chunk, trailers, final CRLF)
+/// and returns it exactly as sent, still chunked, so it can be relayed intact.
+pub(crate) async fn read_chunked_raw<R: AsyncRead + Unpin>(
+    r: &mut R,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> Result<Vec<u8>, ReadError> {
+    // Offset of the next unparsed byte in `buf`.
+    let mut pos = 0usize;
+    // Returns the end of the line starting at `pos` (index just past '\n'), reading more as needed.
+    async fn line_end<R: AsyncRead + Unpin>(
+        r: &mut R,
+        buf: &mut Vec<u8>,
+        pos: usize,
+        max: usize,
+    ) -> Result<usize, ReadError> {
+        loop {
+            if let Some(i) = buf[pos..].iter().position(|&b| b == b'\n') {
+                return Ok(pos + i + 1);
+            }
+            if buf.len() > max + MAX_HEAD {
+                return Err(ReadError::TooLarge);
+            }
+            if fill(r, buf).await? == 0 {
+                return Err(ReadError::Closed);
+            }
+        }
+    }
+    loop {
+        let end = line_end(r, buf, pos, max).await?;
+        let line = String::from_utf8_lossy(&buf[pos..end]).into_owned();
+        let size_text = line
+            .trim()
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_string();
+        let size = usize::from_str_radix(&size_text, 16)
+            .map_err(|_| ReadError::Bad(format!("bad chunk size line {:?}", line.trim_end())))?;
+        pos = end;
+        if size == 0 {
+            // Trailers, then an empty line.
+            loop {
+                let end = line_end(r, buf, pos, max).await?;
+                let empty = buf[pos..end].iter().all(|b| *b == b'\r' || *b == b'\n');
+                pos = end;
+                if empty {
+                    return Ok(buf.drain(..pos).collect());
+                }
+            }
+        }
+        if pos + size > max {
+            return Err(ReadError::TooLarge);
+        }
+        while buf.len() < pos + size {
+            if fill(r, buf).await? == 0 {
+                return Err(ReadError::Closed);
+            }
+        }
+        pos += size;
+        // The CRLF after the chunk data.
+        let end = line_end(r, buf, pos, max).await?;
+        if !buf[pos..end].iter().all(|b| *b == b'\r' || *b == b'\n') {
+            return Err(ReadError::Bad("chunk data longer than its size".into()));
+        }
+        pos = end;
+    }
+}

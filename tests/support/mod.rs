@@ -10,8 +10,10 @@
 
 mod ca;
 mod dns;
+mod front;
 mod http;
 mod imds;
+mod moto;
 mod proxy;
 mod runtime;
 mod tcp_sink;
@@ -20,10 +22,12 @@ mod tls;
 
 pub use ca::{Leaf, TestCa};
 pub use dns::{DnsMode, DnsRecords, DnsServer, start_dns};
+pub use front::{CannedResponse, FrontOptions, FrontRule, FrontServer, start_front};
 pub use imds::{
     FAKE_ACCESS_KEY_ID, FAKE_SECRET_ACCESS_KEY, FAKE_SESSION_TOKEN, ImdsFacts, ImdsMode,
     ImdsServer, start_imds,
 };
+pub use moto::{MOTO_ACCOUNT_ID, MOTO_DEFAULT_PATH, MotoServer, moto};
 pub use proxy::{ProxyMode, ProxyServer, start_connect_proxy};
 pub use runtime::{READ_TIMEOUT, wait_until};
 pub use tcp_sink::{TcpSink, start_tcp_sink};

@@ -1,0 +1,236 @@
+//! What the signed-call checks share: turning an SDK result plus the captured response into a
+//! `CallResult`, classified into a finding with the rules of classify.rs.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+use super::Check;
+use crate::classify::{self, Classified, ErrorInfo};
+use crate::net::aws::{CaptureResponse, Captured};
+use crate::net::millis;
+use crate::report::{CallOutcome, CallResult, CheckKind, CheckStatus, Evidence, Service};
+
+/// Where a call went: filled in by the caller, the rest comes from the answer.
+#[derive(Clone, Debug)]
+pub struct CallSite {
+    pub service: Service,
+    pub target: String,
+    pub endpoint_host: Option<String>,
+    pub peer: Option<String>,
+    pub proxy: Option<String>,
+}
+
+impl CallSite {
+    pub fn skipped(&self, operation: &str, action: &str, why: String) -> CallResult {
+        let mut r = self.blank(operation, action);
+        r.outcome = CallOutcome::Skipped;
+        r.error_message = Some(why);
+        r
+    }
+
+    fn blank(&self, operation: &str, action: &str) -> CallResult {
+        CallResult {
+            service: self.service,
+            target: self.target.clone(),
+            operation: operation.into(),
+            action: action.into(),
+            endpoint_host: self.endpoint_host.clone(),
+            peer: self.peer.clone(),
+            proxy: self.proxy.clone(),
+            status: None,
+            outcome: CallOutcome::Error,
+            error_code: None,
+            error_message: None,
+            headers: Default::default(),
+            finding: None,
+            denial: None,
+            bucket_region: None,
+            clock_offset_secs: None,
+            detail: None,
+            duration_ms: 0,
+        }
+    }
+
+    /// Run one SDK call with a response capture and turn it into a `CallResult`.
+    pub async fn run<T, E, F, Fut>(
+        &self,
+        operation: &str,
+        action: &str,
+        call: F,
+        detail: impl FnOnce(&T) -> Option<String>,
+    ) -> CallResult
+    where
+        F: FnOnce(CaptureResponse) -> Fut,
+        Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let capture = CaptureResponse::default();
+        let started = Instant::now();
+        let result = call(capture.clone()).await;
+        let elapsed = started.elapsed();
+        let captured = capture.take();
+        let mut r = self.blank(operation, action);
+        r.duration_ms = millis(elapsed);
+        if let Some(c) = &captured {
+            r.status = Some(c.status);
+            r.headers = c.headers.clone();
+            r.bucket_region = c.headers.get("x-amz-bucket-region").cloned();
+            r.clock_offset_secs = c
+                .headers
+                .get("date")
+                .and_then(|d| classify::clock_offset_secs(d, SystemTime::now()));
+        }
+        match result {
+            Ok(output) => {
+                r.outcome = CallOutcome::Ok;
+                r.detail = detail(&output);
+            }
+            Err(SdkError::ServiceError(se)) => {
+                r.outcome = CallOutcome::ServiceError;
+                r.error_code = se.err().code().map(str::to_string);
+                r.error_message = se.err().message().map(str::to_string);
+                if r.status.is_none() {
+                    r.status = Some(se.raw().status().as_u16());
+                }
+                self.classify(&mut r, captured.as_ref());
+            }
+            Err(SdkError::TimeoutError(_)) => {
+                r.outcome = CallOutcome::Timeout;
+                r.error_message = Some("no answer within the timeout".into());
+            }
+            Err(SdkError::DispatchFailure(d)) => {
+                r.outcome = if d.is_timeout() {
+                    CallOutcome::Timeout
+                } else {
+                    CallOutcome::ConnectionFailed
+                };
+                r.error_message = Some(format!("{}", DisplayErrorContext(&SdkError::<E, HttpResponse>::DispatchFailure(d))));
+            }
+            Err(e @ SdkError::ResponseError(_)) => {
+                r.outcome = CallOutcome::ServiceError;
+                r.error_message = Some(format!("{}", DisplayErrorContext(&e)));
+                self.classify(&mut r, captured.as_ref());
+            }
+            Err(e) => {
+                r.outcome = CallOutcome::Error;
+                r.error_message = Some(format!("{}", DisplayErrorContext(&e)));
+            }
+        }
+        r
+    }
+
+    fn classify(&self, r: &mut CallResult, captured: Option<&Captured>) {
+        let info = ErrorInfo {
+            status: r.status.unwrap_or(0),
+            code: r.error_code.clone(),
+            message: r.error_message.clone(),
+            headers: captured.map(|c| c.headers.clone()).unwrap_or_default(),
+        };
+        let classified = classify::classify(self.service, &info);
+        r.finding = classify::finding_code(&classified);
+        match classified {
+            Classified::AccessDenied(d) => r.denial = Some(d),
+            Classified::WrongRegion { bucket_region } => {
+                if r.bucket_region.is_none() {
+                    r.bucket_region = bucket_region;
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Bound a whole call (the SDK's own timeouts cover the exchange; this covers everything else).
+pub async fn bounded(timeout: Duration, r: impl std::future::Future<Output = CallResult>, site: &CallSite, op: &str, action: &str) -> CallResult {
+    match tokio::time::timeout(timeout, r).await {
+        Ok(r) => r,
+        Err(_) => {
+            let mut r = site.blank(op, action);
+            r.outcome = CallOutcome::Timeout;
+            r.error_message = Some(format!("no result within {} ms", timeout.as_millis()));
+            r
+        }
+    }
+}
+
+impl Check for CallResult {
+    const KIND: CheckKind = CheckKind::S3;
+    fn id(&self) -> String {
+        format!(
+            "{}/{}/{}",
+            self.service.as_str(),
+            self.target.split(':').nth(1).unwrap_or(&self.target),
+            self.operation.replace(' ', "-")
+        )
+    }
+    fn subject(&self) -> String {
+        self.target.clone()
+    }
+    fn status(&self) -> CheckStatus {
+        match self.outcome {
+            CallOutcome::Ok => CheckStatus::Ok,
+            CallOutcome::Skipped => CheckStatus::Skip,
+            _ => CheckStatus::Fail,
+        }
+    }
+    fn summary(&self) -> String {
+        let via = match (&self.proxy, &self.peer) {
+            (Some(p), _) => format!(" via proxy {p}"),
+            (None, Some(peer)) => format!(" at {peer}"),
+            _ => String::new(),
+        };
+        let request_id = self
+            .headers
+            .get("x-amz-request-id")
+            .or_else(|| self.headers.get("x-amzn-requestid"))
+            .map(|id| format!(", request id {id}"))
+            .unwrap_or_default();
+        let what = match self.outcome {
+            CallOutcome::Ok => format!(
+                "{} {}",
+                self.status.map(|s| s.to_string()).unwrap_or_default(),
+                self.detail.as_deref().unwrap_or("ok")
+            ),
+            CallOutcome::Skipped => {
+                format!("skipped: {}", self.error_message.as_deref().unwrap_or(""))
+            }
+            _ => format!(
+                "{} {}{}",
+                self.status.map(|s| s.to_string()).unwrap_or_else(|| "no answer".into()),
+                self.error_code.as_deref().unwrap_or(""),
+                self.error_message
+                    .as_deref()
+                    .map(|m| format!(": {m}"))
+                    .unwrap_or_default()
+            ),
+        };
+        format!(
+            "{} {}{via}: {what}{request_id} ({} ms)",
+            self.operation, self.target, self.duration_ms
+        )
+    }
+    fn duration_ms(&self) -> u64 {
+        self.duration_ms
+    }
+    fn evidence(&self) -> Evidence {
+        Evidence::Call(self.clone())
+    }
+    fn record(&self) -> crate::report::CheckRecord {
+        crate::report::CheckRecord {
+            id: self.id(),
+            check: match self.service {
+                Service::S3 => CheckKind::S3,
+                Service::Dynamodb => CheckKind::Dynamodb,
+            },
+            subject: self.subject(),
+            status: self.status(),
+            summary: self.summary(),
+            duration_ms: self.duration_ms,
+            evidence: self.evidence(),
+        }
+    }
+}

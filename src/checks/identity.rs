@@ -1,0 +1,153 @@
+//! Credentials through the SDK's default chain (environment, profile, web identity, IMDS role)
+//! and the identity they stand for (STS GetCallerIdentity, which may itself have no path from
+//! a private subnet: that is reported, never counted as an S3 failure).
+
+use std::time::{Duration, Instant, SystemTime};
+
+use aws_config::default_provider::credentials::DefaultCredentialsChain;
+use aws_config::SdkConfig;
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::ProvideCredentials;
+use aws_types::region::Region;
+
+use super::Check;
+use crate::net::aws::{CaptureResponse, provider_name};
+use crate::net::millis;
+use crate::report::{CheckKind, CheckStatus, CredentialsEvidence, Evidence};
+
+pub async fn load(
+    region: &str,
+    profile: Option<&str>,
+    timeout: Duration,
+) -> (CredentialsEvidence, Option<Credentials>) {
+    let started = Instant::now();
+    let mut builder = DefaultCredentialsChain::builder().region(Region::new(region.to_string()));
+    if let Some(p) = profile {
+        builder = builder.profile_name(p);
+    }
+    let chain = builder.build().await;
+    let mut evidence = CredentialsEvidence::default();
+    let result = tokio::time::timeout(timeout * 2, chain.provide_credentials()).await;
+    evidence.duration_ms = millis(started.elapsed());
+    match result {
+        Err(_) => {
+            evidence.error = Some(format!(
+                "the credential chain gave no answer within {} ms",
+                (timeout * 2).as_millis()
+            ));
+            (evidence, None)
+        }
+        Ok(Err(e)) => {
+            evidence.error = Some(format!(
+                "{}",
+                aws_smithy_types::error::display::DisplayErrorContext(&e)
+            ));
+            (evidence, None)
+        }
+        Ok(Ok(creds)) => {
+            evidence.found = true;
+            evidence.source = Some(provider_name(&creds));
+            evidence.access_key_id = Some(mask(creds.access_key_id()));
+            if let Some(expiry) = creds.expiry() {
+                evidence.expires_at = Some(crate::run::rfc3339(expiry));
+                evidence.expired = expiry <= SystemTime::now();
+            }
+            if let Some(account) = creds.account_id() {
+                evidence.account = Some(account.as_str().to_string());
+            }
+            (evidence, Some(creds))
+        }
+    }
+}
+
+/// Ask STS who we are; failures are kept as `identity_error`.
+pub async fn caller_identity(sdk: &SdkConfig, evidence: &mut CredentialsEvidence, timeout: Duration) {
+    let client = aws_sdk_sts::Client::new(sdk);
+    let capture = CaptureResponse::default();
+    let call = client
+        .get_caller_identity()
+        .customize()
+        .interceptor(capture.clone())
+        .send();
+    match tokio::time::timeout(timeout * 2, call).await {
+        Err(_) => evidence.identity_error = Some("STS did not answer within the timeout".into()),
+        Ok(Err(e)) => {
+            evidence.identity_error = Some(format!(
+                "{}",
+                aws_smithy_types::error::display::DisplayErrorContext(&e)
+            ))
+        }
+        Ok(Ok(out)) => {
+            evidence.identity_arn = out.arn().map(str::to_string);
+            if let Some(a) = out.account() {
+                evidence.account = Some(a.to_string());
+            }
+        }
+    }
+}
+
+/// Access key ids are not secret, but there is no reason to print them whole.
+fn mask(key: &str) -> String {
+    let chars: Vec<char> = key.chars().collect();
+    let hidden = chars.len().saturating_sub(4);
+    let tail: String = chars[hidden..].iter().collect();
+    format!("{}{tail}", "*".repeat(hidden.min(16)))
+}
+
+impl Check for CredentialsEvidence {
+    const KIND: CheckKind = CheckKind::Credentials;
+    fn id(&self) -> String {
+        "credentials".into()
+    }
+    fn subject(&self) -> String {
+        self.source.clone().unwrap_or_else(|| "default chain".into())
+    }
+    fn status(&self) -> CheckStatus {
+        if !self.found || self.expired {
+            CheckStatus::Fail
+        } else if self.identity_error.is_some() {
+            CheckStatus::Warn
+        } else {
+            CheckStatus::Ok
+        }
+    }
+    fn summary(&self) -> String {
+        if !self.found {
+            return format!(
+                "no credentials: {}",
+                self.error.as_deref().unwrap_or("the default chain found none")
+            );
+        }
+        let who = match (&self.identity_arn, &self.identity_error) {
+            (Some(arn), _) => arn.clone(),
+            (None, Some(e)) => format!("identity unknown (STS: {e})"),
+            _ => "identity not asked".into(),
+        };
+        format!(
+            "{} from {}{}; {who}",
+            self.access_key_id.as_deref().unwrap_or("?"),
+            self.source.as_deref().unwrap_or("?"),
+            match (&self.expires_at, self.expired) {
+                (Some(t), true) => format!(", EXPIRED at {t}"),
+                (Some(t), false) => format!(", expires {t}"),
+                (None, _) => String::new(),
+            }
+        )
+    }
+    fn duration_ms(&self) -> u64 {
+        self.duration_ms
+    }
+    fn evidence(&self) -> Evidence {
+        Evidence::Credentials(self.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn access_keys_are_masked() {
+        assert_eq!(super::mask("ASIAFAKEIMDSEXAMPLE1"), "****************PLE1");
+        assert_eq!(super::mask("ab"), "ab");
+        assert_eq!(super::mask("ééééé"), "*éééé");
+    }
+}

@@ -1,0 +1,250 @@
+//! The seam to the AWS SDK: one HTTP client for every signed call, which
+//! - trusts the system roots plus AWS_CA_BUNDLE / SSL_CERT_FILE,
+//! - takes the proxy from the environment exactly as the SDK's default client does
+//!   (a custom client loses that unless it is asked for),
+//! - resolves each service name to the address the DNS and TCP checks already proved,
+//!   so the report can say which address each call used;
+//! and an interceptor that keeps the status and headers of every response.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_smithy_http_client::proxy::ProxyConfig;
+use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
+use aws_smithy_http_client::{Builder, Connector};
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::dns::{DnsFuture, ResolveDns, ResolveDnsError};
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeDeserializationInterceptorContextRef;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+use aws_smithy_types::retry::RetryConfig;
+use aws_smithy_types::timeout::TimeoutConfig;
+use aws_types::region::Region;
+use hickory_resolver::proto::rr::RecordType;
+
+use crate::net::dns::{ServerResolver, query_in_order};
+
+/// Names pinned to the address the data-plane checks proved; anything else (STS, a proxy's
+/// name) goes to the host's resolvers as the SDK's own resolver would.
+#[derive(Clone, Debug, Default)]
+pub struct PinnedResolver {
+    pins: Arc<Mutex<HashMap<String, IpAddr>>>,
+    system: Arc<Vec<ServerResolverHandle>>,
+}
+
+#[derive(Clone)]
+struct ServerResolverHandle(ServerResolver);
+
+impl std::fmt::Debug for ServerResolverHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ServerResolver({})", self.0.server)
+    }
+}
+
+impl PinnedResolver {
+    pub fn new(system: Vec<ServerResolver>) -> Self {
+        PinnedResolver {
+            pins: Arc::default(),
+            system: Arc::new(system.into_iter().map(ServerResolverHandle).collect()),
+        }
+    }
+
+    pub fn pin(&self, name: &str, ip: IpAddr) {
+        if let Ok(mut p) = self.pins.lock() {
+            p.insert(name.to_ascii_lowercase(), ip);
+        }
+    }
+
+    pub fn pinned(&self, name: &str) -> Option<IpAddr> {
+        self.pins
+            .lock()
+            .ok()
+            .and_then(|p| p.get(&name.to_ascii_lowercase()).copied())
+    }
+}
+
+impl ResolveDns for PinnedResolver {
+    fn resolve_dns<'a>(&'a self, name: &'a str) -> DnsFuture<'a> {
+        if let Some(ip) = self.pinned(name) {
+            return DnsFuture::ready(Ok(vec![ip]));
+        }
+        if let Ok(ip) = name.parse::<IpAddr>() {
+            return DnsFuture::ready(Ok(vec![ip]));
+        }
+        let system = self.system.clone();
+        DnsFuture::new(async move {
+            let servers: Vec<ServerResolver> = system.iter().map(|h| h.0.clone()).collect();
+            let answer = query_in_order(&servers, name, RecordType::A).await;
+            if answer.addresses.is_empty() {
+                Err(ResolveDnsError::new(format!(
+                    "{name} did not resolve: {}",
+                    answer.error.unwrap_or_else(|| format!("{:?}", answer.outcome))
+                )))
+            } else {
+                Ok(answer.addresses)
+            }
+        })
+    }
+}
+
+/// The HTTP client of every signed call.
+pub fn http_client(
+    extra_pem: Vec<Vec<u8>>,
+    resolver: PinnedResolver,
+) -> Result<SharedHttpClient, String> {
+    let mut trust = TrustStore::default();
+    for pem in extra_pem {
+        trust = trust.with_pem_certificate(pem);
+    }
+    let tls_context = TlsContext::builder()
+        .with_trust_store(trust)
+        .build()
+        .map_err(|e| format!("TLS context: {e}"))?;
+    Ok(Builder::new().build_with_connector_fn(move |settings, components| {
+        let mut builder = Connector::builder();
+        builder.set_connector_settings(settings.cloned());
+        if let Some(c) = components {
+            builder.set_sleep_impl(c.sleep_impl());
+        }
+        builder
+            .proxy_config(ProxyConfig::from_env())
+            .tls_provider(tls::Provider::Rustls(
+                tls::rustls_provider::CryptoMode::AwsLc,
+            ))
+            .tls_context(tls_context.clone())
+            .build_with_resolver(resolver.clone())
+    }))
+}
+
+/// An SdkConfig for the probe's calls: one attempt each (a retry would hide what happened),
+/// the probe's timeouts, the credentials the credentials check already loaded.
+pub fn sdk_config(
+    region: &str,
+    http: SharedHttpClient,
+    credentials: Option<Credentials>,
+    timeout: Duration,
+) -> SdkConfig {
+    let mut builder = SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(region.to_string()))
+        .http_client(http)
+        .retry_config(RetryConfig::standard().with_max_attempts(1))
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(timeout)
+                .read_timeout(timeout)
+                .operation_attempt_timeout(timeout * 2)
+                .operation_timeout(timeout * 2)
+                .build(),
+        )
+        .sleep_impl(aws_smithy_async::rt::sleep::default_async_sleep().unwrap_or_else(|| {
+            aws_smithy_async::rt::sleep::SharedAsyncSleep::new(
+                aws_smithy_async::rt::sleep::TokioSleep::new(),
+            )
+        }))
+        .time_source(aws_smithy_async::time::SystemTimeSource::new());
+    if let Some(c) = credentials {
+        builder = builder.credentials_provider(SharedCredentialsProvider::new(c));
+    }
+    builder.build()
+}
+
+/// What one response looked like on the wire.
+#[derive(Clone, Debug, Default)]
+pub struct Captured {
+    pub status: u16,
+    /// Lowercased names; only the headers that show who answered (never auth material).
+    pub headers: BTreeMap<String, String>,
+}
+
+/// Headers worth keeping: who answered, through what, and with which clock.
+pub const KEPT_HEADERS: &[&str] = &[
+    "x-amz-request-id",
+    "x-amz-id-2",
+    "x-amzn-requestid",
+    "x-amz-bucket-region",
+    "server",
+    "via",
+    "x-cache",
+    "x-squid-error",
+    "proxy-agent",
+    "date",
+    "content-type",
+];
+
+#[derive(Clone, Debug, Default)]
+pub struct CaptureResponse(pub Arc<Mutex<Option<Captured>>>);
+
+impl CaptureResponse {
+    pub fn take(&self) -> Option<Captured> {
+        self.0.lock().ok().and_then(|mut g| g.take())
+    }
+}
+
+impl Intercept for CaptureResponse {
+    fn name(&self) -> &'static str {
+        "vpce-probe-capture-response"
+    }
+
+    fn read_before_deserialization(
+        &self,
+        context: &BeforeDeserializationInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let response = context.response();
+        let headers = response
+            .headers()
+            .iter()
+            .filter(|(name, _)| KEPT_HEADERS.contains(&name.to_ascii_lowercase().as_str()))
+            .map(|(name, value)| (name.to_ascii_lowercase(), value.to_string()))
+            .collect();
+        if let Ok(mut slot) = self.0.lock() {
+            *slot = Some(Captured {
+                status: response.status().as_u16(),
+                headers,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The credential provider's name. aws-credential-types exposes it only through `Debug`
+/// (`provider_name: "..."`), so it is read from there; the secret is redacted by that impl.
+pub fn provider_name(credentials: &Credentials) -> String {
+    let debug = format!("{credentials:?}");
+    debug
+        .split("provider_name: \"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or("unknown")
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn provider_name_is_read_and_secrets_are_not() {
+        let c = Credentials::new("AKIDEXAMPLE", "very-secret", None, None, "Environment");
+        assert_eq!(provider_name(&c), "Environment");
+        assert!(!format!("{c:?}").contains("very-secret"));
+    }
+
+    #[tokio::test]
+    async fn pinned_names_resolve_to_their_pin() {
+        let r = PinnedResolver::new(Vec::new());
+        r.pin("S3.eu-west-1.amazonaws.com", "192.0.2.7".parse().unwrap());
+        let got = r.resolve_dns("s3.eu-west-1.amazonaws.com").await.unwrap();
+        assert_eq!(got, vec!["192.0.2.7".parse::<IpAddr>().unwrap()]);
+        assert!(r.resolve_dns("unpinned.example").await.is_err());
+    }
+}

@@ -1,0 +1,765 @@
+//! A TLS-terminating HTTP/1.1 reverse proxy in front of moto (or any plain-HTTP loopback
+//! server) that can answer chosen requests itself, the way AWS would, for what moto does
+//! not model: endpoint policies, bucket policies with aws:SourceVpce, wrong-region
+//! redirects, clock skew, a proxy in the path.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+use tokio_rustls::TlsAcceptor;
+
+use super::ca::Leaf;
+use super::http::{
+    Head, ReadError, ResponseHead, is_chunked, read_chunked_raw, read_exact_limited, read_head,
+    read_response_head, read_to_close, write_all,
+};
+use super::runtime::{Background, READ_TIMEOUT, bind_tcp, log, tokio_listener};
+
+/// Largest request or response body the front relays.
+const MAX_BODY: usize = 64 * 1024 * 1024;
+
+/// A response the front sends itself instead of forwarding.
+#[derive(Clone, Debug)]
+pub struct CannedResponse {
+    pub status: u16,
+    pub reason: String,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+fn request_id() -> String {
+    const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    (0..16)
+        .map(|_| ALNUM[fastrand::usize(..ALNUM.len())] as char)
+        .collect()
+}
+
+fn host_id() -> String {
+    const B64: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut s: String = (0..76)
+        .map(|_| B64[fastrand::usize(..B64.len())] as char)
+        .collect();
+    s.push('=');
+    s
+}
+
+fn ddb_request_id() -> String {
+    const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    (0..52)
+        .map(|_| ALNUM[fastrand::usize(..ALNUM.len())] as char)
+        .collect()
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&apos;")
+}
+
+/// The reason phrase AWS sends with a status.
+pub(crate) fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        200 => "OK",
+        204 => "No Content",
+        206 => "Partial Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        304 => "Not Modified",
+        307 => "Temporary Redirect",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        409 => "Conflict",
+        411 => "Length Required",
+        412 => "Precondition Failed",
+        413 => "Request Entity Too Large",
+        416 => "Requested Range Not Satisfiable",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "Unknown",
+    }
+}
+
+impl CannedResponse {
+    /// An S3 XML error as S3 sends it: `<Error><Code>…</Code><Message>…</Message>
+    /// <RequestId>…</RequestId><HostId>…</HostId></Error>`, Content-Type application/xml,
+    /// x-amz-request-id, x-amz-id-2, Server: AmazonS3. (HEAD requests get the headers only.)
+    pub fn s3_error(status: u16, code: &str, message: &str) -> Self {
+        let (rid, hid) = (request_id(), host_id());
+        let body = format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{}</Code><Message>{}</Message><RequestId>{rid}</RequestId><HostId>{hid}</HostId></Error>",
+            xml_escape(code),
+            xml_escape(message)
+        );
+        CannedResponse {
+            status,
+            reason: reason_phrase(status).to_string(),
+            headers: vec![
+                ("x-amz-request-id".into(), rid),
+                ("x-amz-id-2".into(), hid),
+                ("Content-Type".into(), "application/xml".into()),
+                ("Server".into(), "AmazonS3".into()),
+            ],
+            body,
+        }
+    }
+
+    /// A DynamoDB JSON error: `{"__type":"com.amazonaws.dynamodb.v20120810#<type>","message":"…"}`
+    /// (a `type_name` holding '#' is used as is), Content-Type application/x-amz-json-1.0,
+    /// x-amzn-RequestId.
+    pub fn dynamodb_error(status: u16, type_name: &str, message: &str) -> Self {
+        let full_type = if type_name.contains('#') {
+            type_name.to_string()
+        } else {
+            format!("com.amazonaws.dynamodb.v20120810#{type_name}")
+        };
+        let body = serde_json::json!({ "__type": full_type, "message": message }).to_string();
+        CannedResponse {
+            status,
+            reason: reason_phrase(status).to_string(),
+            headers: vec![
+                ("Server".into(), "Server".into()),
+                ("x-amzn-RequestId".into(), ddb_request_id()),
+                ("Content-Type".into(), "application/x-amz-json-1.0".into()),
+            ],
+            body,
+        }
+    }
+
+    /// S3's answer for a bucket addressed through another region's endpoint: 301
+    /// PermanentRedirect with x-amz-bucket-region (and, for non-HEAD requests, the XML body
+    /// naming the Endpoint and Bucket).
+    pub fn s3_wrong_region(bucket: &str, bucket_region: &str) -> Self {
+        let (rid, hid) = (request_id(), host_id());
+        let endpoint = if bucket_region == "us-east-1" {
+            format!("{bucket}.s3.amazonaws.com")
+        } else {
+            format!("{bucket}.s3.{bucket_region}.amazonaws.com")
+        };
+        let body = format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>PermanentRedirect</Code><Message>The bucket you are attempting to access must be addressed using the specified endpoint. Please send all future requests to this endpoint.</Message><Endpoint>{}</Endpoint><Bucket>{}</Bucket><RequestId>{rid}</RequestId><HostId>{hid}</HostId></Error>",
+            xml_escape(&endpoint),
+            xml_escape(bucket)
+        );
+        CannedResponse {
+            status: 301,
+            reason: reason_phrase(301).to_string(),
+            headers: vec![
+                ("x-amz-bucket-region".into(), bucket_region.to_string()),
+                ("x-amz-request-id".into(), rid),
+                ("x-amz-id-2".into(), hid),
+                ("Content-Type".into(), "application/xml".into()),
+                ("Server".into(), "AmazonS3".into()),
+            ],
+            body,
+        }
+    }
+}
+
+/// Which requests get a canned answer. Every `Some` field must match; rules are tried in order.
+#[derive(Clone, Debug)]
+pub struct FrontRule {
+    /// Exact Host header match without port (case-insensitive); None = any.
+    pub host: Option<String>,
+    /// e.g. "HEAD" (case-insensitive); None = any.
+    pub method: Option<String>,
+    /// Prefix of the request target (path and query); None = any.
+    pub path_prefix: Option<String>,
+    /// Substring of the X-Amz-Target header (DynamoDB operations, e.g. "DescribeTable");
+    /// None = any (a rule with Some never matches a request without the header).
+    pub amz_target_contains: Option<String>,
+    pub response: CannedResponse,
+}
+
+impl FrontRule {
+    /// A rule matching every request; narrow it with the fields.
+    pub fn any(response: CannedResponse) -> Self {
+        FrontRule {
+            host: None,
+            method: None,
+            path_prefix: None,
+            amz_target_contains: None,
+            response,
+        }
+    }
+
+    fn matches(&self, head: &Head, host: &str) -> bool {
+        if let Some(h) = &self.host
+            && !h.eq_ignore_ascii_case(host)
+        {
+            return false;
+        }
+        if let Some(m) = &self.method
+            && !m.eq_ignore_ascii_case(&head.method)
+        {
+            return false;
+        }
+        if let Some(p) = &self.path_prefix
+            && !head.target.starts_with(p.as_str())
+        {
+            return false;
+        }
+        if let Some(t) = &self.amz_target_contains
+            && !head
+                .header("x-amz-target")
+                .is_some_and(|v| v.contains(t.as_str()))
+        {
+            return false;
+        }
+        true
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct FrontOptions {
+    pub rules: Vec<FrontRule>,
+    /// Rewrite the Host header sent upstream: (host suffix, replacement host), matched
+    /// case-insensitively against the Host without port; first match wins. E.g.
+    /// ("ddb.eu-west-1.amazonaws.com", "dynamodb.eu-west-1.amazonaws.com") so that moto
+    /// serves DynamoDB's account-based endpoint.
+    pub host_rewrites: Vec<(String, String)>,
+    /// Shift the Date header of every response (upstream and canned) by this many seconds.
+    pub date_offset_secs: i64,
+    /// Extra headers added to every response (e.g. ("Via", "1.1 squid")).
+    pub extra_headers: Vec<(String, String)>,
+}
+
+pub struct FrontServer {
+    pub addr: SocketAddr,
+    requests: Arc<Mutex<Vec<String>>>,
+    connections: Arc<AtomicUsize>,
+    _bg: Background,
+}
+
+impl FrontServer {
+    /// Every request answered so far, in order, as
+    /// "METHOD host path-and-query -> status (canned|upstream)"; the host is the one the client
+    /// sent (before any rewrite), without port. A request the upstream could not answer is
+    /// recorded as "-> 502 (error)".
+    pub fn requests(&self) -> Vec<String> {
+        self.requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Client connections whose TLS handshake completed (shows keep-alive at work).
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+}
+
+struct Shared {
+    addr: SocketAddr,
+    upstream: SocketAddr,
+    options: FrontOptions,
+    requests: Arc<Mutex<Vec<String>>>,
+}
+
+impl Shared {
+    fn record(&self, line: String) {
+        self.requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(line);
+    }
+}
+
+/// TLS on `bind` presenting `leaf`; each request is answered by the first matching rule's
+/// canned response, or else forwarded over plain HTTP to `upstream` (a loopback address) and
+/// the answer relayed back. Keep-alive on the client side; one upstream connection per client
+/// connection, re-opened whenever the upstream closed it.
+pub fn start_front(
+    bind: SocketAddr,
+    leaf: &Leaf,
+    upstream: SocketAddr,
+    options: FrontOptions,
+) -> FrontServer {
+    assert!(
+        upstream.ip().is_loopback(),
+        "fake front: upstream {upstream} is not a loopback address"
+    );
+    let acceptor = TlsAcceptor::from(leaf.server_config());
+    let std_listener = bind_tcp("front", bind);
+    let addr = std_listener.local_addr().expect("local addr");
+    let requests = Arc::new(Mutex::new(Vec::new()));
+    let connections = Arc::new(AtomicUsize::new(0));
+    let shared = Arc::new(Shared {
+        addr,
+        upstream,
+        options,
+        requests: requests.clone(),
+    });
+    let conns = connections.clone();
+    let bg = Background::spawn(format!("fake-front-{addr}"), move || async move {
+        let Some(listener) = tokio_listener("front", addr, std_listener) else {
+            return;
+        };
+        loop {
+            match listener.accept().await {
+                Ok((stream, peer)) => {
+                    tokio::spawn(conn(
+                        shared.clone(),
+                        peer,
+                        stream,
+                        acceptor.clone(),
+                        conns.clone(),
+                    ));
+                }
+                Err(e) => {
+                    log("front", addr, format!("accept error: {e}"));
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    });
+    FrontServer {
+        addr,
+        requests,
+        connections,
+        _bg: bg,
+    }
+}
+
+/// The Host header without port (IPv6 literals keep their brackets).
+fn host_without_port(host: &str) -> String {
+    let host = host.trim();
+    if host.starts_with('[') {
+        return match host.find(']') {
+            Some(i) => host[..=i].to_string(),
+            None => host.to_string(),
+        };
+    }
+    match host.rsplit_once(':') {
+        Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) => h.to_string(),
+        _ => host.to_string(),
+    }
+}
+
+fn shifted_now(offset: i64) -> SystemTime {
+    shift(SystemTime::now(), offset)
+}
+
+fn shift(t: SystemTime, offset: i64) -> SystemTime {
+    let d = Duration::from_secs(offset.unsigned_abs());
+    if offset >= 0 {
+        t.checked_add(d).unwrap_or(t)
+    } else {
+        t.checked_sub(d).unwrap_or(t)
+    }
+}
+
+fn is_hop_by_hop(name: &str) -> bool {
+    ["connection", "keep-alive", "proxy-connection"]
+        .iter()
+        .any(|h| name.eq_ignore_ascii_case(h))
+}
+
+async fn conn(
+    shared: Arc<Shared>,
+    peer: SocketAddr,
+    stream: TcpStream,
+    acceptor: TlsAcceptor,
+    connections: Arc<AtomicUsize>,
+) {
+    let addr = shared.addr;
+    let mut tls = match timeout(READ_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(e)) => {
+            log("front", addr, format!("handshake with {peer} failed: {e}"));
+            return;
+        }
+        Err(_) => {
+            log("front", addr, format!("handshake with {peer} timed out"));
+            return;
+        }
+    };
+    connections.fetch_add(1, Ordering::SeqCst);
+    let mut buf = Vec::new();
+    let mut upstream: Option<Upstream> = None;
+    loop {
+        let head = match read_head(&mut tls, &mut buf).await {
+            Ok(Some(head)) => head,
+            // Closed, or idle past READ_TIMEOUT between requests.
+            Ok(None) | Err(ReadError::Closed) | Err(ReadError::Timeout) => break,
+            Err(e) => {
+                log("front", addr, format!("request from {peer}: {e}"));
+                let _ = write_plain_error(&mut tls, 400, "malformed request").await;
+                break;
+            }
+        };
+        let chunked = is_chunked(head.header("transfer-encoding"));
+        let length = if chunked {
+            None
+        } else {
+            match head.content_length() {
+                Ok(n) => Some(n),
+                Err(e) => {
+                    log("front", addr, format!("request from {peer}: {e}"));
+                    let _ = write_plain_error(&mut tls, 400, "bad Content-Length").await;
+                    break;
+                }
+            }
+        };
+        let expects_continue = head
+            .header("expect")
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("100-continue"));
+        if expects_continue
+            && (chunked || length.unwrap_or(0) > 0)
+            && write_all(&mut tls, b"HTTP/1.1 100 Continue\r\n\r\n")
+                .await
+                .is_err()
+        {
+            break;
+        }
+        let body = match (chunked, length) {
+            (true, _) => read_chunked_raw(&mut tls, &mut buf, MAX_BODY).await,
+            (false, Some(n)) => read_exact_limited(&mut tls, &mut buf, n, MAX_BODY).await,
+            (false, None) => Ok(Vec::new()),
+        };
+        let body = match body {
+            Ok(b) => b,
+            Err(e) => {
+                log("front", addr, format!("request body from {peer}: {e}"));
+                match e {
+                    ReadError::TooLarge => {
+                        let _ = write_plain_error(&mut tls, 413, "request body too large").await;
+                    }
+                    ReadError::Bad(_) => {
+                        let _ = write_plain_error(&mut tls, 400, "malformed body").await;
+                    }
+                    _ => {}
+                }
+                break;
+            }
+        };
+        let host = host_without_port(head.header("host").unwrap_or(""));
+        let close = head.wants_close();
+        let is_head = head.method.eq_ignore_ascii_case("HEAD");
+        let rule = shared
+            .options
+            .rules
+            .iter()
+            .find(|r| r.matches(&head, &host))
+            .cloned();
+        let (status, source, result) = if let Some(rule) = rule {
+            let r = write_canned(&mut tls, &shared.options, &rule.response, is_head, close).await;
+            (rule.response.status, "canned", r)
+        } else {
+            match forward(&shared, &mut upstream, &head, &host, &body).await {
+                Ok(resp) => {
+                    let status = resp.head.status;
+                    let r = write_relayed(&mut tls, &shared.options, resp, close).await;
+                    (status, "upstream", r)
+                }
+                Err(e) => {
+                    log(
+                        "front",
+                        addr,
+                        format!("{} {host}{}: upstream: {e}", head.method, head.target),
+                    );
+                    upstream = None;
+                    let r = write_plain_error(&mut tls, 502, &format!("upstream: {e}")).await;
+                    (502, "error", r.map(|_| ()))
+                }
+            }
+        };
+        shared.record(format!(
+            "{} {} {} -> {} ({})",
+            head.method, host, head.target, status, source
+        ));
+        if let Err(e) = result {
+            log("front", addr, format!("writing response to {peer}: {e}"));
+            break;
+        }
+        if close || source == "error" {
+            break;
+        }
+    }
+    let _ = timeout(READ_TIMEOUT, tls.shutdown()).await;
+}
+
+/// A plain-text error from the front itself; always closes the connection.
+async fn write_plain_error<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    status: u16,
+    msg: &str,
+) -> std::io::Result<bool> {
+    let body = format!("fake front: {msg}\n");
+    let out = format!(
+        "HTTP/1.1 {status} {}\r\nDate: {}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        reason_phrase(status),
+        httpdate::fmt_http_date(SystemTime::now()),
+        body.len()
+    );
+    write_all(w, out.as_bytes()).await.map(|_| true)
+}
+
+fn connection_header(close: bool) -> &'static str {
+    if close {
+        "Connection: close\r\n"
+    } else {
+        "Connection: keep-alive\r\n"
+    }
+}
+
+async fn write_canned<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    options: &FrontOptions,
+    resp: &CannedResponse,
+    is_head: bool,
+    close: bool,
+) -> std::io::Result<()> {
+    let has = |name: &str| {
+        resp.headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case(name))
+    };
+    let reason = if resp.reason.is_empty() {
+        reason_phrase(resp.status)
+    } else {
+        resp.reason.as_str()
+    };
+    let mut out = format!("HTTP/1.1 {} {reason}\r\n", resp.status);
+    if !has("date") {
+        out.push_str(&format!(
+            "Date: {}\r\n",
+            httpdate::fmt_http_date(shifted_now(options.date_offset_secs))
+        ));
+    }
+    if !has("x-amz-request-id") && !has("x-amzn-requestid") {
+        out.push_str(&format!("x-amz-request-id: {}\r\n", request_id()));
+    }
+    for (k, v) in resp.headers.iter().chain(options.extra_headers.iter()) {
+        if k.eq_ignore_ascii_case("content-length") || is_hop_by_hop(k) {
+            continue;
+        }
+        out.push_str(&format!("{k}: {v}\r\n"));
+    }
+    out.push_str(&format!("Content-Length: {}\r\n", resp.body.len()));
+    out.push_str(connection_header(close));
+    out.push_str("\r\n");
+    let mut bytes = out.into_bytes();
+    if !is_head && resp.status != 204 && resp.status != 304 {
+        bytes.extend_from_slice(resp.body.as_bytes());
+    }
+    write_all(w, &bytes).await
+}
+
+struct Upstream {
+    stream: TcpStream,
+    buf: Vec<u8>,
+    /// Whether this connection already carried an exchange (so a close is not an error).
+    reused: bool,
+}
+
+enum Framing {
+    /// No body (HEAD, 1xx, 204, 304).
+    None,
+    Length,
+    /// Relayed still chunked.
+    Chunked,
+    /// The upstream delimited the body by closing; the front sends a Content-Length.
+    UntilClose,
+}
+
+struct Relayed {
+    head: ResponseHead,
+    body: Vec<u8>,
+    framing: Framing,
+}
+
+async fn connect_upstream(to: SocketAddr) -> Result<Upstream, String> {
+    match timeout(READ_TIMEOUT, TcpStream::connect(to)).await {
+        Ok(Ok(stream)) => {
+            let _ = stream.set_nodelay(true);
+            Ok(Upstream {
+                stream,
+                buf: Vec::new(),
+                reused: false,
+            })
+        }
+        Ok(Err(e)) => Err(format!("connect {to}: {e}")),
+        Err(_) => Err(format!("connect {to}: timed out")),
+    }
+}
+
+/// The request as sent upstream: same method, target, headers and body, with the Host
+/// rewritten when a rule says so and hop-by-hop headers replaced.
+fn upstream_request(options: &FrontOptions, head: &Head, host: &str, body: &[u8]) -> Vec<u8> {
+    let rewritten = options
+        .host_rewrites
+        .iter()
+        .find(|(suffix, _)| {
+            host.to_ascii_lowercase()
+                .ends_with(&suffix.to_ascii_lowercase())
+        })
+        .map(|(_, to)| to.clone());
+    let mut out = format!("{} {} HTTP/1.1\r\n", head.method, head.target);
+    for (k, v) in &head.headers {
+        if is_hop_by_hop(k) || k.eq_ignore_ascii_case("expect") {
+            continue;
+        }
+        if k.eq_ignore_ascii_case("host")
+            && let Some(to) = &rewritten
+        {
+            out.push_str(&format!("{k}: {to}\r\n"));
+            continue;
+        }
+        out.push_str(&format!("{k}: {v}\r\n"));
+    }
+    out.push_str("Connection: keep-alive\r\n\r\n");
+    let mut bytes = out.into_bytes();
+    bytes.extend_from_slice(body);
+    bytes
+}
+
+async fn forward(
+    shared: &Shared,
+    slot: &mut Option<Upstream>,
+    head: &Head,
+    host: &str,
+    body: &[u8],
+) -> Result<Relayed, String> {
+    let request = upstream_request(&shared.options, head, host, body);
+    let is_head = head.method.eq_ignore_ascii_case("HEAD");
+    // A second attempt only when a kept-alive upstream connection turned out to be closed
+    // before it sent any byte of a response.
+    for _attempt in 0..2 {
+        let mut up = match slot.take() {
+            Some(up) => up,
+            None => connect_upstream(shared.upstream).await?,
+        };
+        if let Err(e) = write_all(&mut up.stream, &request).await {
+            if up.reused {
+                continue;
+            }
+            return Err(format!("writing request: {e}"));
+        }
+        let mut resp_head = match read_response_head(&mut up.stream, &mut up.buf).await {
+            Ok(Some(h)) => h,
+            Ok(None) | Err(ReadError::Closed) if up.reused => continue,
+            Ok(None) | Err(ReadError::Closed) => {
+                return Err("closed before answering".into());
+            }
+            Err(e) => return Err(format!("response: {e}")),
+        };
+        // Skip interim responses (the front already answered any Expect itself).
+        while (100..200).contains(&resp_head.status) && resp_head.status != 101 {
+            resp_head = match read_response_head(&mut up.stream, &mut up.buf).await {
+                Ok(Some(h)) => h,
+                Ok(None) => return Err("closed after an interim response".into()),
+                Err(e) => return Err(format!("response: {e}")),
+            };
+        }
+        let (framing, body) = if is_head
+            || resp_head.status == 204
+            || resp_head.status == 304
+            || resp_head.status < 200
+        {
+            (Framing::None, Ok(Vec::new()))
+        } else if is_chunked(resp_head.header("transfer-encoding")) {
+            (
+                Framing::Chunked,
+                read_chunked_raw(&mut up.stream, &mut up.buf, MAX_BODY).await,
+            )
+        } else if let Some(len) = resp_head.header("content-length") {
+            match len.trim().parse::<usize>() {
+                Ok(n) => (
+                    Framing::Length,
+                    read_exact_limited(&mut up.stream, &mut up.buf, n, MAX_BODY).await,
+                ),
+                Err(_) => return Err(format!("bad Content-Length {len:?}")),
+            }
+        } else {
+            (
+                Framing::UntilClose,
+                read_to_close(&mut up.stream, &mut up.buf, MAX_BODY).await,
+            )
+        };
+        let body = body.map_err(|e| format!("response body: {e}"))?;
+        let upstream_closes = matches!(framing, Framing::UntilClose)
+            || resp_head
+                .header("connection")
+                .is_some_and(|v| v.to_ascii_lowercase().contains("close"))
+            || (resp_head.version.eq_ignore_ascii_case("HTTP/1.0")
+                && !resp_head
+                    .header("connection")
+                    .is_some_and(|v| v.to_ascii_lowercase().contains("keep-alive")));
+        if !upstream_closes {
+            up.reused = true;
+            *slot = Some(up);
+        }
+        return Ok(Relayed {
+            head: resp_head,
+            body,
+            framing,
+        });
+    }
+    Err("upstream closed the connection twice".into())
+}
+
+async fn write_relayed<W: AsyncWrite + AsyncRead + Unpin>(
+    w: &mut W,
+    options: &FrontOptions,
+    resp: Relayed,
+    close: bool,
+) -> std::io::Result<()> {
+    let reason = if resp.head.reason.is_empty() {
+        reason_phrase(resp.head.status)
+    } else {
+        resp.head.reason.as_str()
+    };
+    let mut out = format!("HTTP/1.1 {} {reason}\r\n", resp.head.status);
+    let mut saw_date = false;
+    for (k, v) in &resp.head.headers {
+        if is_hop_by_hop(k) {
+            continue;
+        }
+        if matches!(resp.framing, Framing::UntilClose) && k.eq_ignore_ascii_case("content-length") {
+            continue;
+        }
+        if k.eq_ignore_ascii_case("date") {
+            saw_date = true;
+            let shifted = match httpdate::parse_http_date(v) {
+                Ok(t) if options.date_offset_secs != 0 => {
+                    httpdate::fmt_http_date(shift(t, options.date_offset_secs))
+                }
+                _ => v.clone(),
+            };
+            out.push_str(&format!("{k}: {shifted}\r\n"));
+            continue;
+        }
+        out.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if !saw_date {
+        out.push_str(&format!(
+            "Date: {}\r\n",
+            httpdate::fmt_http_date(shifted_now(options.date_offset_secs))
+        ));
+    }
+    for (k, v) in &options.extra_headers {
+        out.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if matches!(resp.framing, Framing::UntilClose) {
+        out.push_str(&format!("Content-Length: {}\r\n", resp.body.len()));
+    }
+    out.push_str(connection_header(close));
+    out.push_str("\r\n");
+    let mut bytes = out.into_bytes();
+    bytes.extend_from_slice(&resp.body);
+    write_all(w, &bytes).await
+}
