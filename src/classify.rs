@@ -112,7 +112,9 @@ const POLICY_PHRASES: &[(&str, PolicyType)] = &[
 /// "An error occurred (AccessDenied) when calling the GetObject operation: ", and the older
 /// forms without a reason. A bare "Access Denied" (any case) gives a denial naming nothing.
 pub fn parse_denial(message: &str) -> Option<Denial> {
-    let text = normalize_space(message);
+    // A message that went through a Debug formatter (an SDK error's context chain) has its
+    // quotes escaped; no service message contains a literal backslash-quote.
+    let text = normalize_space(&message.replace("\\\"", "\""));
     let lower = text.to_ascii_lowercase();
 
     const PERFORM: &str = "is not authorized to perform";
@@ -176,9 +178,13 @@ pub fn denial_code(d: &Denial) -> FindingCode {
 
 /// Classify a response.
 ///
-/// Order matters: clock and credential errors come first because S3 answers them with 403
-/// like a denial but they need other fixes; then region, not-found, denial, throttling and
-/// server errors. Bodiless answers (HeadBucket) are read from the status and headers: 301 or
+/// Order matters: clock skew and expired tokens come first because S3 answers them with 403
+/// like a denial but they need other fixes; then the wrong region (before invalid
+/// credentials, as AuthorizationHeaderMalformed is either), invalid credentials, not-found,
+/// denial, throttling and server errors; last, an unknown code whose message is still a
+/// policy denial. IllegalLocationConstraintException counts as the wrong region even
+/// without x-amz-bucket-region: S3 documents it as "accessing a bucket from a different
+/// Region than where the bucket exists". Bodiless answers (HeadBucket) are read from the status and headers: 301 or
 /// 307 is a redirect to the bucket's region, 400 with x-amz-bucket-region too, 403 a denial
 /// that names nothing, 404 a missing bucket (callers of object-level HEADs, whose bodiless
 /// 404 means a missing key, must not bring those here).
@@ -460,7 +466,10 @@ fn principal_before(text: &str, lower: &str, at: usize) -> Option<String> {
         }
         i + "user ".len()
     };
-    let principal = trim_token(text[start..at].trim());
+    // Only quotes: a role session name may end with a period, and no sentence ends here.
+    let principal = text[start..at]
+        .trim()
+        .trim_matches(|c| matches!(c, '"' | '\'' | '`' | '\u{201c}' | '\u{201d}'));
     (!principal.is_empty()).then(|| principal.to_string())
 }
 
@@ -1172,6 +1181,16 @@ mod tests {
             Some("arn:aws:s3:::amzn-s3-demo-bucket1/my report.pdf")
         );
         assert_eq!(d.policy, Some(VpcEndpoint));
+    }
+
+    #[test]
+    fn a_message_seen_through_debug_formatting_still_parses() {
+        // The [S3-403] VPC endpoint example as an SDK error chain prints it, quotes escaped.
+        let debugged = r#"service error: unhandled error (AccessDenied): Error { code: "AccessDenied", message: "User: arn:aws:iam::123456789012:user/MaryMajor is not authorized to perform: s3:GetObject on resource: \"arn:aws:s3:::amzn-s3-demo-bucket1/object-name\" with an explicit deny in a VPC endpoint policy", aws_request_id: "X" }"#;
+        let d = parse_denial(debugged).expect("denial");
+        assert_eq!(d.resource.as_deref(), Some(S3_OBJECT));
+        assert_eq!(d.principal.as_deref(), Some(MARY_123));
+        assert_eq!((d.policy, d.explicit), (Some(VpcEndpoint), true));
     }
 
     #[test]

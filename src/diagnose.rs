@@ -958,7 +958,11 @@ fn explained_by(code: FindingCode) -> &'static [FindingCode] {
             NO_PROXY_INEFFECTIVE,
         ],
         PROXY_IN_PATH => &[NO_PROXY_INEFFECTIVE],
-        WRONG_REGION_REDIRECT => &[REGION_MISMATCH_BUCKET, REGION_MISMATCH_SDK, S3_GLOBAL_ENDPOINT],
+        WRONG_REGION_REDIRECT => &[
+            REGION_MISMATCH_BUCKET,
+            REGION_MISMATCH_SDK,
+            S3_GLOBAL_ENDPOINT,
+        ],
         PROXY_UNREACHABLE | PROXY_REFUSED_CONNECT => &[],
         _ => &[],
     }
@@ -1051,7 +1055,10 @@ fn credential_findings(r: &ProbeResults, f: &mut Findings) {
                     "the credentials from {} expired",
                     c.source.as_deref().unwrap_or("the chain")
                 ),
-                format!("They expired at {}.", c.expires_at.as_deref().unwrap_or("?")),
+                format!(
+                    "They expired at {}.",
+                    c.expires_at.as_deref().unwrap_or("?")
+                ),
                 FindingCode::CREDENTIALS_EXPIRED.general_fix().into(),
                 vec!["credentials".into()],
             );
@@ -1172,12 +1179,12 @@ fn call_findings(r: &ProbeResults, t: &TargetSpec, f: &mut Findings) {
                 let action = d
                     .and_then(|d| d.action.clone())
                     .unwrap_or_else(|| call.action.clone());
-                let resource = d
-                    .and_then(|d| d.resource.clone())
-                    .unwrap_or_else(|| match t.service {
-                        Service::S3 => format!("arn:aws:s3:::{}", t.name),
-                        Service::Dynamodb => format!("table/{}", t.name),
-                    });
+                let resource =
+                    d.and_then(|d| d.resource.clone())
+                        .unwrap_or_else(|| match t.service {
+                            Service::S3 => format!("arn:aws:s3:::{}", t.name),
+                            Service::Dynamodb => format!("table/{}", t.name),
+                        });
                 f.add(
                     code,
                     Severity::Error,

@@ -315,7 +315,7 @@ pub enum Evidence {
     ProxyEnv(ProxyEnvEvidence),
     Canary(CanaryResult),
     Credentials(CredentialsEvidence),
-    Call(CallResult),
+    Call(Box<CallResult>),
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]

@@ -12,16 +12,16 @@ use hickory_resolver::proto::rr::RecordType;
 use ipnet::IpNet;
 use tokio::sync::OnceCell;
 
+use crate::checks::calls::CallSite;
 use crate::checks::dns::{Classifier, Resolvers};
 use crate::checks::imds::ImdsResult;
 use crate::checks::region::{RegionCheck, dns_suffix, override_host};
-use crate::checks::calls::CallSite;
 use crate::checks::{
     Check, canary, dns, dynamodb, host, identity, imds, nacl, proxy, region, s3, tcp, tls,
 };
-use crate::net::aws::{self as net_aws, PinnedResolver};
 use crate::config::Config;
 use crate::diagnose::{self, Diagnosis};
+use crate::net::aws::{self as net_aws, PinnedResolver};
 use crate::net::dns::{ServerResolver, system_servers};
 use crate::net::tls::TlsContext;
 use crate::net::{Budget, millis};
@@ -227,7 +227,8 @@ async fn probe_all(cfg: &Config, budget: Budget, collector: Arc<Collector>) {
         let (_, _, credentials) = tokio::join!(pipelines, account_pipeline, credentials);
         if let Some((evidence, creds)) = credentials {
             let instance = imds_once().await;
-            ctx.signed_calls(evidence, creds, instance.facts.as_ref()).await;
+            ctx.signed_calls(evidence, creds, instance.facts.as_ref())
+                .await;
         }
         // Final region facts need the instance's region, which IMDS gives even when not waited for.
         let instance = imds_once().await;
@@ -396,7 +397,13 @@ impl NameCtx<'_> {
             .map(|p| p.url_redacted)
     }
 
-    fn call_site(&self, resolver: &PinnedResolver, service: Service, target: &str, host: &str) -> CallSite {
+    fn call_site(
+        &self,
+        resolver: &PinnedResolver,
+        service: Service,
+        target: &str,
+        host: &str,
+    ) -> CallSite {
         CallSite {
             service,
             target: target.to_string(),
@@ -444,7 +451,11 @@ impl NameCtx<'_> {
             .clone()
             .or_else(|| instance.and_then(|i| i.account_id.clone()));
         let suffix = dns_suffix(self.region);
-        let s3_override = cfg.env.endpoint_url_s3.clone().or(cfg.env.endpoint_url.clone());
+        let s3_override = cfg
+            .env
+            .endpoint_url_s3
+            .clone()
+            .or(cfg.env.endpoint_url.clone());
         let ddb_override = ddb_override(cfg).cloned();
 
         let per_target = targets.iter().map(|t| {
@@ -484,7 +495,11 @@ impl NameCtx<'_> {
                     }
                     Service::Dynamodb => {
                         if let Some(why) = skip_reason {
-                            return vec![site.skipped("DescribeTable", "dynamodb:DescribeTable", why)];
+                            return vec![site.skipped(
+                                "DescribeTable",
+                                "dynamodb:DescribeTable",
+                                why,
+                            )];
                         }
                         let regional_url = ddb_override
                             .clone()
@@ -492,7 +507,8 @@ impl NameCtx<'_> {
                         let account_site = match (&ddb_override, &account) {
                             (None, Some(a)) => {
                                 let name = account_ddb_name(a, self.region);
-                                let site = self.call_site(resolver, Service::Dynamodb, &t.id, &name);
+                                let site =
+                                    self.call_site(resolver, Service::Dynamodb, &t.id, &name);
                                 (site.peer.is_some() || site.proxy.is_some())
                                     .then(|| (format!("https://{name}"), site))
                             }

@@ -647,19 +647,24 @@ async fn chunked_request_bodies_and_keep_alive_pass_through() {
     moto().create_bucket("selftest-raw", REGION);
     let f = fixture(10, FrontOptions::default());
     let host = "selftest-raw.s3.eu-west-1.amazonaws.com";
+    // moto does not check signatures, but answers 403 to anonymous reads of private objects
+    // as S3 does; this header makes it see the caller "testing".
+    const AUTH: &str = "Authorization: AWS4-HMAC-SHA256 \
+        Credential=testing/20260101/eu-west-1/s3/aws4_request, SignedHeaders=host, \
+        Signature=0000\r\n";
     let mut s = raw_client(&f, 10, host).await;
     let mut buf = Vec::new();
 
     let put = format!(
-        "PUT /chunked.txt HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\n\r\n\
-         6\r\nhello \r\n7;ext=1\r\nchunked\r\n0\r\n\r\n"
+        "PUT /chunked.txt HTTP/1.1\r\nHost: {host}\r\n{AUTH}Transfer-Encoding: chunked\r\n\r\n\
+         6\r\nhello \r\n7\r\nchunked\r\n0\r\n\r\n"
     );
     s.write_all(put.as_bytes()).await.unwrap();
     let (head, _) = raw_response(&mut s, &mut buf, false).await;
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     assert!(head.contains("Connection: keep-alive"), "{head}");
 
-    s.write_all(format!("GET /chunked.txt HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes())
+    s.write_all(format!("GET /chunked.txt HTTP/1.1\r\nHost: {host}\r\n{AUTH}\r\n").as_bytes())
         .await
         .unwrap();
     let (head, body) = raw_response(&mut s, &mut buf, false).await;
@@ -667,7 +672,7 @@ async fn chunked_request_bodies_and_keep_alive_pass_through() {
     assert_eq!(body, b"hello chunked");
 
     s.write_all(
-        format!("HEAD /chunked.txt HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")
+        format!("HEAD /chunked.txt HTTP/1.1\r\nHost: {host}\r\n{AUTH}Connection: close\r\n\r\n")
             .as_bytes(),
     )
     .await

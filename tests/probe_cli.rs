@@ -437,7 +437,11 @@ fn imds_unavailable_with_and_without_region() {
     lab.set_env("AWS_EC2_METADATA_SERVICE_ENDPOINT", &url);
     // The network checks run with --region; the instance role's credentials are gone too.
     let out = lab.probe(&["--region", REGION]);
-    out.expect(1, &["IMDS_UNAVAILABLE", "NO_CREDENTIALS"], &["DNS_RESOLUTION_FAILED"]);
+    out.expect(
+        1,
+        &["IMDS_UNAVAILABLE", "NO_CREDENTIALS"],
+        &["DNS_RESOLUTION_FAILED"],
+    );
     assert_eq!(out.finding("IMDS_UNAVAILABLE")["severity"], "warning");
     assert!(out.report()["instance"].is_null());
     let out = lab.probe(&["--region", REGION, "--no-calls"]);

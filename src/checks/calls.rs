@@ -108,7 +108,10 @@ impl CallSite {
                 } else {
                     CallOutcome::ConnectionFailed
                 };
-                r.error_message = Some(format!("{}", DisplayErrorContext(&SdkError::<E, HttpResponse>::DispatchFailure(d))));
+                r.error_message = Some(format!(
+                    "{}",
+                    DisplayErrorContext(&SdkError::<E, HttpResponse>::DispatchFailure(d))
+                ));
             }
             Err(e @ SdkError::ResponseError(_)) => {
                 r.outcome = CallOutcome::ServiceError;
@@ -134,10 +137,8 @@ impl CallSite {
         r.finding = classify::finding_code(&classified);
         match classified {
             Classified::AccessDenied(d) => r.denial = Some(d),
-            Classified::WrongRegion { bucket_region } => {
-                if r.bucket_region.is_none() {
-                    r.bucket_region = bucket_region;
-                }
+            Classified::WrongRegion { bucket_region } if r.bucket_region.is_none() => {
+                r.bucket_region = bucket_region;
             }
             _ => {}
         }
@@ -145,7 +146,13 @@ impl CallSite {
 }
 
 /// Bound a whole call (the SDK's own timeouts cover the exchange; this covers everything else).
-pub async fn bounded(timeout: Duration, r: impl std::future::Future<Output = CallResult>, site: &CallSite, op: &str, action: &str) -> CallResult {
+pub async fn bounded(
+    timeout: Duration,
+    r: impl std::future::Future<Output = CallResult>,
+    site: &CallSite,
+    op: &str,
+    action: &str,
+) -> CallResult {
     match tokio::time::timeout(timeout, r).await {
         Ok(r) => r,
         Err(_) => {
@@ -200,7 +207,9 @@ impl Check for CallResult {
             }
             _ => format!(
                 "{} {}{}",
-                self.status.map(|s| s.to_string()).unwrap_or_else(|| "no answer".into()),
+                self.status
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "no answer".into()),
                 self.error_code.as_deref().unwrap_or(""),
                 self.error_message
                     .as_deref()
@@ -217,7 +226,7 @@ impl Check for CallResult {
         self.duration_ms
     }
     fn evidence(&self) -> Evidence {
-        Evidence::Call(self.clone())
+        Evidence::Call(Box::new(self.clone()))
     }
     fn record(&self) -> crate::report::CheckRecord {
         crate::report::CheckRecord {

@@ -34,7 +34,9 @@ impl ItemKeyValue {
         match self {
             ItemKeyValue::S(s) => AttributeValue::S(s.clone()),
             ItemKeyValue::N(n) => AttributeValue::N(n.clone()),
-            ItemKeyValue::B(b) => AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(b.clone())),
+            ItemKeyValue::B(b) => {
+                AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(b.clone()))
+            }
         }
     }
 }
@@ -48,7 +50,12 @@ impl TableCalls<'_> {
         aws_sdk_dynamodb::Client::from_conf(conf.build())
     }
 
-    async fn describe(&self, endpoint_url: Option<&str>, site: &CallSite, operation: &str) -> CallResult {
+    async fn describe(
+        &self,
+        endpoint_url: Option<&str>,
+        site: &CallSite,
+        operation: &str,
+    ) -> CallResult {
         let client = self.client(endpoint_url);
         bounded(
             self.timeout * 3,
@@ -150,8 +157,14 @@ pub fn parse_item_key(raw: &str) -> Result<HashMap<String, ItemKeyValue>, String
     };
     let mut out = HashMap::new();
     for (name, typed) in map {
-        let Some((kind, v)) = typed.as_object().filter(|t| t.len() == 1).and_then(|t| t.iter().next()) else {
-            return bad(format!("attribute '{name}' must be {{\"S\"|\"N\"|\"B\": value}}"));
+        let Some((kind, v)) = typed
+            .as_object()
+            .filter(|t| t.len() == 1)
+            .and_then(|t| t.iter().next())
+        else {
+            return bad(format!(
+                "attribute '{name}' must be {{\"S\"|\"N\"|\"B\": value}}"
+            ));
         };
         let Some(text) = v.as_str() else {
             return bad(format!("attribute '{name}': the value is a JSON string"));
@@ -164,7 +177,11 @@ pub fn parse_item_key(raw: &str) -> Result<HashMap<String, ItemKeyValue>, String
                 Ok(b) => ItemKeyValue::B(b),
                 Err(_) => return bad(format!("attribute '{name}': B values are base64")),
             },
-            other => return bad(format!("attribute '{name}': key attributes are S, N or B, not {other}")),
+            other => {
+                return bad(format!(
+                    "attribute '{name}': key attributes are S, N or B, not {other}"
+                ));
+            }
         };
         out.insert(name.clone(), parsed);
     }
@@ -180,7 +197,10 @@ mod tests {
         let k = parse_item_key(r#"{"pk":{"S":"a"},"sk":{"N":"12"}}"#).unwrap();
         assert_eq!(k["pk"], ItemKeyValue::S("a".into()));
         assert_eq!(k["sk"], ItemKeyValue::N("12".into()));
-        assert_eq!(parse_item_key(r#"{"b":{"B":"AQI="}}"#).unwrap()["b"], ItemKeyValue::B(vec![1, 2]));
+        assert_eq!(
+            parse_item_key(r#"{"b":{"B":"AQI="}}"#).unwrap()["b"],
+            ItemKeyValue::B(vec![1, 2])
+        );
         for (bad, want) in [
             ("pk=a", "not JSON"),
             ("{}", "one or two"),

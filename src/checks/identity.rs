@@ -4,8 +4,8 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use aws_config::default_provider::credentials::DefaultCredentialsChain;
 use aws_config::SdkConfig;
+use aws_config::default_provider::credentials::DefaultCredentialsChain;
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::ProvideCredentials;
 use aws_types::region::Region;
@@ -61,7 +61,11 @@ pub async fn load(
 }
 
 /// Ask STS who we are; failures are kept as `identity_error`.
-pub async fn caller_identity(sdk: &SdkConfig, evidence: &mut CredentialsEvidence, timeout: Duration) {
+pub async fn caller_identity(
+    sdk: &SdkConfig,
+    evidence: &mut CredentialsEvidence,
+    timeout: Duration,
+) {
     let client = aws_sdk_sts::Client::new(sdk);
     let capture = CaptureResponse::default();
     let call = client
@@ -100,7 +104,9 @@ impl Check for CredentialsEvidence {
         "credentials".into()
     }
     fn subject(&self) -> String {
-        self.source.clone().unwrap_or_else(|| "default chain".into())
+        self.source
+            .clone()
+            .unwrap_or_else(|| "default chain".into())
     }
     fn status(&self) -> CheckStatus {
         if !self.found || self.expired {
@@ -115,7 +121,9 @@ impl Check for CredentialsEvidence {
         if !self.found {
             return format!(
                 "no credentials: {}",
-                self.error.as_deref().unwrap_or("the default chain found none")
+                self.error
+                    .as_deref()
+                    .unwrap_or("the default chain found none")
             );
         }
         let who = match (&self.identity_arn, &self.identity_error) {

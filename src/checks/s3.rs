@@ -37,7 +37,14 @@ impl BucketCalls<'_> {
             site.run(
                 "HeadBucket",
                 "s3:ListBucket",
-                |cap| client.head_bucket().bucket(bucket).customize().interceptor(cap).send(),
+                |cap| {
+                    client
+                        .head_bucket()
+                        .bucket(bucket)
+                        .customize()
+                        .interceptor(cap)
+                        .send()
+                },
                 |out| out.bucket_region().map(|r| format!("bucket in {r}")),
             ),
             site,

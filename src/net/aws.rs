@@ -4,6 +4,7 @@
 //!   (a custom client loses that unless it is asked for),
 //! - resolves each service name to the address the DNS and TCP checks already proved,
 //!   so the report can say which address each call used;
+//!
 //! and an interceptor that keeps the status and headers of every response.
 
 use std::collections::{BTreeMap, HashMap};
@@ -85,7 +86,9 @@ impl ResolveDns for PinnedResolver {
             if answer.addresses.is_empty() {
                 Err(ResolveDnsError::new(format!(
                     "{name} did not resolve: {}",
-                    answer.error.unwrap_or_else(|| format!("{:?}", answer.outcome))
+                    answer
+                        .error
+                        .unwrap_or_else(|| format!("{:?}", answer.outcome))
                 )))
             } else {
                 Ok(answer.addresses)
@@ -107,20 +110,22 @@ pub fn http_client(
         .with_trust_store(trust)
         .build()
         .map_err(|e| format!("TLS context: {e}"))?;
-    Ok(Builder::new().build_with_connector_fn(move |settings, components| {
-        let mut builder = Connector::builder();
-        builder.set_connector_settings(settings.cloned());
-        if let Some(c) = components {
-            builder.set_sleep_impl(c.sleep_impl());
-        }
-        builder
-            .proxy_config(ProxyConfig::from_env())
-            .tls_provider(tls::Provider::Rustls(
-                tls::rustls_provider::CryptoMode::AwsLc,
-            ))
-            .tls_context(tls_context.clone())
-            .build_with_resolver(resolver.clone())
-    }))
+    Ok(
+        Builder::new().build_with_connector_fn(move |settings, components| {
+            let mut builder = Connector::builder();
+            builder.set_connector_settings(settings.cloned());
+            if let Some(c) = components {
+                builder.set_sleep_impl(c.sleep_impl());
+            }
+            builder
+                .proxy_config(ProxyConfig::from_env())
+                .tls_provider(tls::Provider::Rustls(
+                    tls::rustls_provider::CryptoMode::AwsLc,
+                ))
+                .tls_context(tls_context.clone())
+                .build_with_resolver(resolver.clone())
+        }),
+    )
 }
 
 /// An SdkConfig for the probe's calls: one attempt each (a retry would hide what happened),
@@ -144,11 +149,13 @@ pub fn sdk_config(
                 .operation_timeout(timeout * 2)
                 .build(),
         )
-        .sleep_impl(aws_smithy_async::rt::sleep::default_async_sleep().unwrap_or_else(|| {
-            aws_smithy_async::rt::sleep::SharedAsyncSleep::new(
-                aws_smithy_async::rt::sleep::TokioSleep::new(),
-            )
-        }))
+        .sleep_impl(
+            aws_smithy_async::rt::sleep::default_async_sleep().unwrap_or_else(|| {
+                aws_smithy_async::rt::sleep::SharedAsyncSleep::new(
+                    aws_smithy_async::rt::sleep::TokioSleep::new(),
+                )
+            }),
+        )
         .time_source(aws_smithy_async::time::SystemTimeSource::new());
     if let Some(c) = credentials {
         builder = builder.credentials_provider(SharedCredentialsProvider::new(c));

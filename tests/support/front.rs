@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 use tokio_rustls::TlsAcceptor;
@@ -455,15 +455,24 @@ async fn conn(
             .iter()
             .find(|r| r.matches(&head, &host))
             .cloned();
-        let (status, source, result) = if let Some(rule) = rule {
+        // Each request is recorded before its answer is written, so a client that has its
+        // answer always finds it in `requests()`.
+        let record = |status: u16, source: &str| {
+            shared.record(format!(
+                "{} {} {} -> {} ({})",
+                head.method, host, head.target, status, source
+            ));
+        };
+        let (source, result) = if let Some(rule) = rule {
+            record(rule.response.status, "canned");
             let r = write_canned(&mut tls, &shared.options, &rule.response, is_head, close).await;
-            (rule.response.status, "canned", r)
+            ("canned", r)
         } else {
             match forward(&shared, &mut upstream, &head, &host, &body).await {
                 Ok(resp) => {
-                    let status = resp.head.status;
+                    record(resp.head.status, "upstream");
                     let r = write_relayed(&mut tls, &shared.options, resp, close).await;
-                    (status, "upstream", r)
+                    ("upstream", r)
                 }
                 Err(e) => {
                     log(
@@ -472,15 +481,12 @@ async fn conn(
                         format!("{} {host}{}: upstream: {e}", head.method, head.target),
                     );
                     upstream = None;
+                    record(502, "error");
                     let r = write_plain_error(&mut tls, 502, &format!("upstream: {e}")).await;
-                    (502, "error", r.map(|_| ()))
+                    ("error", r.map(|_| ()))
                 }
             }
         };
-        shared.record(format!(
-            "{} {} {} -> {} ({})",
-            head.method, host, head.target, status, source
-        ));
         if let Err(e) = result {
             log("front", addr, format!("writing response to {peer}: {e}"));
             break;
@@ -712,7 +718,7 @@ async fn forward(
     Err("upstream closed the connection twice".into())
 }
 
-async fn write_relayed<W: AsyncWrite + AsyncRead + Unpin>(
+async fn write_relayed<W: AsyncWrite + Unpin>(
     w: &mut W,
     options: &FrontOptions,
     resp: Relayed,

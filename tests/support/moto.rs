@@ -181,7 +181,7 @@ fn start_moto() -> Result<MotoServer, String> {
 fn spawn_watchdog(child: &Child, port: u16) -> Result<(), String> {
     const SCRIPT: &str = r#"
 parent=$1 moto=$2 port=$3
-is_moto() { tr '\0' ' ' <"/proc/$moto/cmdline" 2>/dev/null | grep -q -- "-p $port "; }
+is_moto() { { tr '\0' ' ' <"/proc/$moto/cmdline"; } 2>/dev/null | grep -q -- "-p $port "; }
 while kill -0 "$parent" 2>/dev/null; do sleep 0.5; done
 if is_moto; then
   kill "$moto" 2>/dev/null
