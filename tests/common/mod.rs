@@ -28,9 +28,26 @@ pub fn ddb_name() -> String {
 pub fn account_ddb_name() -> String {
     format!("{ACCOUNT}.ddb.{REGION}.amazonaws.com")
 }
+pub fn sts_name() -> String {
+    format!("sts.{REGION}.amazonaws.com")
+}
+
+/// Every name the lab's certificates cover.
+pub fn service_names() -> Vec<String> {
+    vec![
+        s3_name(),
+        format!("*.s3.{REGION}.amazonaws.com"),
+        ddb_name(),
+        format!("*.ddb.{REGION}.amazonaws.com"),
+        sts_name(),
+    ]
+}
 
 pub struct Lab {
     pub id: u8,
+    pub bucket: String,
+    pub table: String,
+    pub fronts: Vec<FrontServer>,
     pub dir: tempfile::TempDir,
     pub ca: TestCa,
     pub ca_file: PathBuf,
@@ -112,6 +129,9 @@ impl Lab {
         ];
         Lab {
             id,
+            bucket: BUCKET.into(),
+            table: TABLE.into(),
+            fronts: Vec::new(),
             dir,
             ca,
             ca_file,
@@ -129,7 +149,11 @@ impl Lab {
     /// The lab's answers: every service name in range.
     pub fn records(&self) -> DnsRecords {
         DnsRecords::new()
-            .add(&bucket_name(), self.s3_ip())
+            .add(
+                &format!("{}.s3.{REGION}.amazonaws.com", self.bucket),
+                self.s3_ip(),
+            )
+            .add(&sts_name(), self.s3_ip())
             .add(&s3_name(), self.s3_ip())
             .add(&ddb_name(), self.ddb_ip())
             .add(&account_ddb_name(), self.ddb_ip())
@@ -142,12 +166,7 @@ impl Lab {
 
     /// A TLS front at `ip`:443 with a certificate for every service name, from `ca` (the lab CA by default).
     pub fn start_service(&mut self, ip: IpAddr, ca: Option<&TestCa>) {
-        let names = [
-            s3_name(),
-            format!("*.s3.{REGION}.amazonaws.com"),
-            ddb_name(),
-            format!("*.ddb.{REGION}.amazonaws.com"),
-        ];
+        let names = service_names();
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
         let leaf = ca.unwrap_or(&self.ca).issue(&names);
         self.services
@@ -173,14 +192,47 @@ impl Lab {
         self.firewall.push(args);
     }
 
+    /// A lab whose S3, DynamoDB and STS names are served by TLS fronts to the shared moto
+    /// server, with per-lab bucket and table names (seeded in moto unless `seed` is false).
+    pub fn aws(id: u8, facts: ImdsFacts, s3: FrontOptions, ddb: FrontOptions, seed: bool) -> Lab {
+        let mut lab = Lab::bare(id, facts);
+        lab.bucket = format!("bucket-{id}");
+        lab.table = format!("table-{id}");
+        let moto = moto();
+        if seed {
+            moto.create_bucket(&lab.bucket, REGION);
+            moto.put_object(&lab.bucket, "probe/object.txt", b"hello from moto", REGION);
+            moto.create_table(&lab.table, REGION);
+            moto.put_item(&lab.table, "id-1", REGION);
+        }
+        let records = lab.records();
+        lab.start_dns(records.clone(), records);
+        let names = service_names();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let leaf = lab.ca.issue(&names);
+        lab.fronts.push(start_front(
+            SocketAddr::new(lab.s3_ip(), 443),
+            &leaf,
+            moto.addr,
+            s3,
+        ));
+        lab.fronts.push(start_front(
+            SocketAddr::new(lab.ddb_ip(), 443),
+            &leaf,
+            moto.addr,
+            ddb,
+        ));
+        lab
+    }
+
     /// The standard arguments: every network path pinned to the lab.
     pub fn args(&self) -> Vec<String> {
         vec![
             "probe".into(),
             "--bucket".into(),
-            BUCKET.into(),
+            self.bucket.clone(),
             "--table".into(),
-            TABLE.into(),
+            self.table.clone(),
             "--ip-ranges".into(),
             self.ranges_file.display().to_string(),
             "--resolv-conf".into(),

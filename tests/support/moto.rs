@@ -169,9 +169,9 @@ fn start_moto() -> Result<MotoServer, String> {
         }
     }
     Err(format!(
-        "moto could not be started ({last_error}); is it installed? \
-         moto is not installed: run sudo bash scripts/install-deps.sh \
-         (set VPCE_PROBE_MOTO_LOG=1 to see its output)"
+        "moto could not be started from {} ({last_error}); if moto is not installed: run sudo \
+         bash scripts/install-deps.sh; set VPCE_PROBE_MOTO_LOG=1 to see moto's output",
+        path.display()
     ))
 }
 

@@ -1,0 +1,413 @@
+//! The real binary's signed calls against a real S3/DynamoDB/STS API (moto server) behind TLS
+//! fronts with the test CA. Where moto does not behave like AWS (endpoint and bucket policies,
+//! wrong-region redirects, clock skew), the front answers with AWS's own status codes, headers
+//! and message texts. Needs root and moto (scripts/install-deps.sh).
+
+mod common;
+mod support;
+
+use common::*;
+use support::*;
+
+const PRINCIPAL: &str = "arn:aws:sts::123456789012:assumed-role/probe-role/i-0123456789abcdef0";
+
+fn bucket_host(lab_id: u8) -> String {
+    format!("bucket-{lab_id}.s3.{REGION}.amazonaws.com")
+}
+
+fn deny_on(
+    host: String,
+    method: &str,
+    path_prefix: &str,
+    response: CannedResponse,
+) -> FrontOptions {
+    FrontOptions {
+        rules: vec![FrontRule {
+            host: Some(host),
+            method: Some(method.into()),
+            path_prefix: Some(path_prefix.into()),
+            amz_target_contains: None,
+            response,
+        }],
+        ..FrontOptions::default()
+    }
+}
+
+fn call<'a>(out: &'a Outcome, operation: &str) -> &'a serde_json::Value {
+    out.report()["checks"]
+        .as_array()
+        .and_then(|a| {
+            a.iter().find(|c| {
+                c["evidence"]["type"] == "call" && c["evidence"]["operation"] == operation
+            })
+        })
+        .map(|c| &c["evidence"])
+        .unwrap_or_else(|| panic!("no {operation} call\n{}", out.stdout))
+}
+
+#[test]
+fn healthy_calls_prove_the_path_and_write_nothing_without_write_test() {
+    let lab = Lab::aws(
+        41,
+        ImdsFacts::example(),
+        FrontOptions::default(),
+        FrontOptions::default(),
+        true,
+    );
+    let out = lab.probe(&[
+        "--key",
+        "probe/object.txt",
+        "--item-key",
+        r#"{"pk":{"S":"id-1"}}"#,
+    ]);
+    out.expect(0, &[], &["NO_CREDENTIALS", "ACCESS_DENIED_UNATTRIBUTED"]);
+    for op in [
+        "HeadBucket",
+        "GetBucketLocation",
+        "ListObjectsV2",
+        "GetObject",
+        "DescribeTable",
+        "GetItem",
+    ] {
+        let c = call(&out, op);
+        assert_eq!(c["outcome"], "ok", "{op}: {c}");
+        assert!(
+            c["peer"]
+                .as_str()
+                .is_some_and(|p| p.starts_with("127.41.1.")),
+            "{op} peer: {c}"
+        );
+    }
+    assert_eq!(
+        call(&out, "GetObject")["detail"],
+        "15 byte(s) of probe/object.txt read"
+    );
+    assert_eq!(
+        call(&out, "GetBucketLocation")["detail"],
+        format!("location {REGION}")
+    );
+    assert_eq!(call(&out, "GetItem")["detail"], "item found");
+    // The account-based endpoint was called too, at its own name.
+    let account = call(&out, "DescribeTable (account endpoint)");
+    assert_eq!(account["outcome"], "ok", "{account}");
+    assert_eq!(account["endpoint_host"], account_ddb_name());
+    // Credentials came from the instance role over IMDS; STS said who we are.
+    let creds = out.report()["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "credentials")
+        .expect("credentials check");
+    assert_eq!(creds["status"], "ok", "{creds}");
+    assert!(
+        creds["evidence"]["identity_arn"].as_str().is_some(),
+        "{creds}"
+    );
+    assert!(!out.report().to_string().contains(FAKE_SECRET_ACCESS_KEY));
+    assert!(!out.report().to_string().contains(FAKE_ACCESS_KEY_ID));
+    let (kind, confidence) = out.path(&format!("s3:{}", lab.bucket));
+    assert_eq!(
+        (kind.as_str(), confidence.as_str()),
+        ("gateway-endpoint", "inferred")
+    );
+    let evidence = out.report()["targets"][0]["path"]["evidence"].to_string();
+    assert!(evidence.contains("signed"), "{evidence}");
+    // Nothing was written.
+    let requests = lab.fronts[0].requests();
+    assert!(
+        !requests
+            .iter()
+            .any(|r| r.starts_with("PUT") || r.starts_with("DELETE")),
+        "{requests:?}"
+    );
+}
+
+#[test]
+fn write_test_puts_then_deletes_under_its_prefix() {
+    let lab = Lab::aws(
+        42,
+        ImdsFacts::example(),
+        FrontOptions::default(),
+        FrontOptions::default(),
+        true,
+    );
+    let out = lab.probe(&["--write-test"]);
+    out.expect(0, &[], &[]);
+    assert_eq!(call(&out, "PutObject")["outcome"], "ok");
+    assert_eq!(call(&out, "DeleteObject")["outcome"], "ok");
+    let requests = lab.fronts[0].requests();
+    let put = requests
+        .iter()
+        .find(|r| r.starts_with("PUT"))
+        .expect("a PUT");
+    assert!(put.contains("/vpce-probe-write-test/"), "{put}");
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.starts_with("DELETE") && r.contains("/vpce-probe-write-test/"))
+    );
+}
+
+#[test]
+fn endpoint_policy_denial_names_the_policy_action_and_resource() {
+    let id = 43;
+    let message = format!(
+        "User: {PRINCIPAL} is not authorized to perform: s3:GetObject on resource: \"arn:aws:s3:::bucket-{id}/probe/object.txt\" because no VPC endpoint policy allows the s3:GetObject action"
+    );
+    let s3 = deny_on(
+        bucket_host(id),
+        "GET",
+        "/probe/",
+        CannedResponse::s3_error(403, "AccessDenied", &message),
+    );
+    let lab = Lab::aws(id, ImdsFacts::example(), s3, FrontOptions::default(), true);
+    let out = lab.probe(&["--key", "probe/object.txt"]);
+    out.expect(
+        1,
+        &["ACCESS_DENIED_VPCE_POLICY"],
+        &["ACCESS_DENIED_UNATTRIBUTED"],
+    );
+    let f = out.finding("ACCESS_DENIED_VPCE_POLICY");
+    let title = f["title"].as_str().unwrap();
+    assert!(
+        title.contains("s3:GetObject") && title.contains("arn:aws:s3:::bucket-43/probe/object.txt"),
+        "{title}"
+    );
+    assert!(
+        f["remediation"]
+            .as_str()
+            .unwrap()
+            .contains("describe-vpc-endpoints"),
+        "{f}"
+    );
+    assert!(
+        f["remediation"].as_str().unwrap().contains("vpc-0aaa"),
+        "{f}"
+    );
+    // The other calls still worked.
+    assert_eq!(call(&out, "HeadBucket")["outcome"], "ok");
+}
+
+#[test]
+fn bucket_policy_explicit_deny_and_bare_head_denial() {
+    let id = 44;
+    let message = format!(
+        "User: {PRINCIPAL} is not authorized to perform: s3:ListBucket on resource: \"arn:aws:s3:::bucket-{id}\" with an explicit deny in a resource-based policy"
+    );
+    let mut s3 = deny_on(
+        bucket_host(id),
+        "GET",
+        "/?list-type",
+        CannedResponse::s3_error(403, "AccessDenied", &message),
+    );
+    s3.rules.push(FrontRule {
+        host: Some(bucket_host(id)),
+        method: Some("HEAD".into()),
+        path_prefix: None,
+        amz_target_contains: None,
+        response: CannedResponse::s3_error(403, "AccessDenied", "Access Denied"),
+    });
+    let lab = Lab::aws(id, ImdsFacts::example(), s3, FrontOptions::default(), true);
+    let out = lab.probe(&[]);
+    out.expect(
+        1,
+        &[
+            "ACCESS_DENIED_RESOURCE_POLICY",
+            "ACCESS_DENIED_UNATTRIBUTED",
+        ],
+        &[],
+    );
+    let f = out.finding("ACCESS_DENIED_RESOURCE_POLICY");
+    assert!(
+        f["remediation"]
+            .as_str()
+            .unwrap()
+            .contains("aws:SourceVpce"),
+        "{f}"
+    );
+    let bare = out.finding("ACCESS_DENIED_UNATTRIBUTED");
+    let fix = bare["remediation"].as_str().unwrap();
+    // In order: endpoint policy, bucket policy, IAM.
+    let (e, b, i) = (
+        fix.find("endpoint policy").unwrap(),
+        fix.find("get-bucket-policy").unwrap(),
+        fix.find("IAM").unwrap(),
+    );
+    assert!(e < b && b < i, "{fix}");
+}
+
+#[test]
+fn dynamodb_identity_policy_denial() {
+    let id = 45;
+    let message = format!(
+        "User: {PRINCIPAL} is not authorized to perform: dynamodb:DescribeTable on resource: arn:aws:dynamodb:{REGION}:123456789012:table/table-{id} because no identity-based policy allows the dynamodb:DescribeTable action"
+    );
+    let ddb = FrontOptions {
+        rules: vec![FrontRule {
+            host: None,
+            method: None,
+            path_prefix: None,
+            amz_target_contains: Some("DescribeTable".into()),
+            response: CannedResponse::dynamodb_error(400, "AccessDeniedException", &message),
+        }],
+        ..FrontOptions::default()
+    };
+    let lab = Lab::aws(id, ImdsFacts::example(), FrontOptions::default(), ddb, true);
+    let out = lab.probe(&[]);
+    out.expect(1, &["ACCESS_DENIED_IDENTITY_POLICY"], &["TABLE_NOT_FOUND"]);
+    let f = out.finding("ACCESS_DENIED_IDENTITY_POLICY");
+    assert_eq!(f["target"], format!("dynamodb:table-{id}"));
+    assert!(
+        f["remediation"]
+            .as_str()
+            .unwrap()
+            .contains("simulate-principal-policy"),
+        "{f}"
+    );
+}
+
+#[test]
+fn bucket_in_another_region_is_a_region_mismatch() {
+    let id = 46;
+    let s3 = FrontOptions {
+        rules: vec![FrontRule {
+            host: Some(bucket_host(id)),
+            method: None,
+            path_prefix: None,
+            amz_target_contains: None,
+            response: CannedResponse::s3_wrong_region(&format!("bucket-{id}"), "us-west-2"),
+        }],
+        ..FrontOptions::default()
+    };
+    let lab = Lab::aws(id, ImdsFacts::example(), s3, FrontOptions::default(), true);
+    let out = lab.probe(&[]);
+    out.expect(1, &["WRONG_REGION_REDIRECT", "REGION_MISMATCH_BUCKET"], &[]);
+    assert_eq!(call(&out, "HeadBucket")["bucket_region"], "us-west-2");
+    let roots = &out.report()["verdict"]["root_causes"];
+    assert_eq!(roots[0]["code"], "REGION_MISMATCH_BUCKET", "{}", out.stdout);
+}
+
+#[test]
+fn missing_bucket_and_table() {
+    let lab = Lab::aws(
+        47,
+        ImdsFacts::example(),
+        FrontOptions::default(),
+        FrontOptions::default(),
+        false,
+    );
+    let out = lab.probe(&[]);
+    out.expect(
+        1,
+        &["BUCKET_NOT_FOUND", "TABLE_NOT_FOUND"],
+        &["ACCESS_DENIED_UNATTRIBUTED"],
+    );
+}
+
+#[test]
+fn server_clock_far_from_ours_is_clock_skew() {
+    let skewed = || FrontOptions {
+        date_offset_secs: 1800,
+        ..FrontOptions::default()
+    };
+    let lab = Lab::aws(48, ImdsFacts::example(), skewed(), skewed(), true);
+    let out = lab.probe(&[]);
+    out.expect(1, &["CLOCK_SKEW"], &[]);
+    let f = out.finding("CLOCK_SKEW");
+    assert!(f["title"].as_str().unwrap().contains("behind"), "{f}");
+    let offset = call(&out, "HeadBucket")["clock_offset_secs"]
+        .as_i64()
+        .unwrap();
+    assert!((1790..=1810).contains(&offset), "{offset}");
+}
+
+#[test]
+fn no_role_means_no_credentials_and_no_calls() {
+    let mut facts = ImdsFacts::example();
+    facts.role = None;
+    let lab = Lab::aws(
+        49,
+        facts,
+        FrontOptions::default(),
+        FrontOptions::default(),
+        true,
+    );
+    let out = lab.probe(&[]);
+    out.expect(1, &["NO_CREDENTIALS"], &["ACCESS_DENIED_UNATTRIBUTED"]);
+    assert_eq!(call(&out, "HeadBucket")["outcome"], "skipped");
+    assert!(
+        lab.fronts[0]
+            .requests()
+            .iter()
+            .all(|r| !r.contains(&format!("bucket-49")))
+    );
+}
+
+#[test]
+fn a_via_header_shows_a_relay_in_the_path() {
+    let relayed = || FrontOptions {
+        extra_headers: vec![("Via".into(), "1.1 corp-proxy (squid/5.7)".into())],
+        ..FrontOptions::default()
+    };
+    let lab = Lab::aws(
+        50,
+        ImdsFacts::example(),
+        relayed(),
+        FrontOptions::default(),
+        true,
+    );
+    let out = lab.probe(&[]);
+    out.expect(1, &["PATH_NOT_GATEWAY_ENDPOINT"], &[]);
+    assert_eq!(out.path("s3:bucket-50").0, "proxy");
+    assert_eq!(out.path("dynamodb:table-50").0, "gateway-endpoint");
+}
+
+#[test]
+fn calls_take_the_proxy_exactly_when_the_sdk_would() {
+    let mut lab = Lab::aws(
+        51,
+        ImdsFacts::example(),
+        FrontOptions::default(),
+        FrontOptions::default(),
+        true,
+    );
+    let hosts = vec![
+        (bucket_host(51), lab.s3_ip()),
+        (s3_name(), lab.s3_ip()),
+        (sts_name(), lab.s3_ip()),
+        (ddb_name(), lab.ddb_ip()),
+        (account_ddb_name(), lab.ddb_ip()),
+    ];
+    let proxy = start_connect_proxy(
+        "127.51.3.1:3128".parse().unwrap(),
+        ProxyMode::Tunnel,
+        hosts,
+        None,
+    );
+    lab.set_env("HTTPS_PROXY", "http://127.51.3.1:3128");
+    // DynamoDB is exempted the way all three clients understand.
+    lab.set_env(
+        "NO_PROXY",
+        &format!("{},ddb.{REGION}.amazonaws.com", ddb_name()),
+    );
+    let out = lab.probe(&["--expect-path", "any"]);
+    out.expect(0, &["PROXY_IN_PATH"], &["PROXY_UNREACHABLE"]);
+    let head = call(&out, "HeadBucket");
+    assert_eq!(head["outcome"], "ok", "{head}");
+    assert_eq!(head["proxy"], "http://127.51.3.1:3128");
+    let connects = proxy.connects();
+    assert!(
+        connects.contains(&format!("{}:443", bucket_host(51))),
+        "{connects:?}"
+    );
+    assert!(
+        !connects
+            .iter()
+            .any(|c| c.contains("dynamodb") || c.contains(".ddb.")),
+        "{connects:?}"
+    );
+    assert_eq!(call(&out, "DescribeTable")["outcome"], "ok");
+    assert!(call(&out, "DescribeTable")["proxy"].is_null());
+    assert_eq!(out.path("s3:bucket-51").0, "proxy");
+    assert_eq!(out.path("dynamodb:table-51").0, "gateway-endpoint");
+}
