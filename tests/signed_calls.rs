@@ -339,7 +339,7 @@ fn no_role_means_no_credentials_and_no_calls() {
         lab.fronts[0]
             .requests()
             .iter()
-            .all(|r| !r.contains(&format!("bucket-49")))
+            .all(|r| !r.contains("bucket-49"))
     );
 }
 
