@@ -76,6 +76,10 @@ pub struct ProbeArgs {
     #[arg(long)]
     pub no_calls: bool,
 
+    /// Do not read the VPC's configuration with EC2 Describe* (on by default when built with the control-plane feature).
+    #[arg(long)]
+    pub no_control_plane: bool,
+
     /// Region to probe; default: the SDK chain (AWS_REGION, AWS_DEFAULT_REGION, profile), else the instance's region from IMDS.
     #[arg(long, value_name = "REGION")]
     pub region: Option<String>,

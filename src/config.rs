@@ -69,6 +69,8 @@ pub struct Config {
     pub item_key: Option<std::collections::HashMap<String, crate::checks::dynamodb::ItemKeyValue>>,
     pub write_test: bool,
     pub calls: bool,
+    /// Read the VPC's configuration (needs the signed calls' credentials and the feature).
+    pub control_plane: bool,
     pub region: Option<String>,
     pub profile: Option<String>,
     pub format: Format,
@@ -181,6 +183,9 @@ impl Config {
             item_key,
             write_test: args.write_test,
             calls: !args.no_calls,
+            control_plane: !args.no_control_plane
+                && !args.no_calls
+                && cfg!(feature = "control-plane"),
             region: args.region,
             profile: args.profile,
             format: args.format,
@@ -213,6 +218,7 @@ impl Config {
             item_key: self.item_key.is_some(),
             write_test: self.write_test,
             calls: self.calls,
+            control_plane: self.control_plane,
             region: self.region.clone(),
             profile: self.profile.clone(),
             timeout_ms: self.timeout.as_millis() as u64,

@@ -216,6 +216,20 @@ pub fn diagnose(r: &ProbeResults, exp: &Expectations) -> Diagnosis {
     }
 
     credential_findings(r, &mut f);
+    if let Some(cp) = &r.control_plane {
+        let denied = cp.denied_actions();
+        if !denied.is_empty() {
+            f.add(
+                FindingCode::CONTROL_PLANE_DENIED,
+                Severity::Note,
+                "host",
+                format!("the role may not read the VPC configuration ({})", denied.join(", ")),
+                "The checks that need these reads are skipped; the path verdict rests on data-plane evidence.".into(),
+                format!("To get confirmed verdicts, allow the role: {}", denied.join(", ")),
+                vec!["ec2".into()],
+            );
+        }
+    }
 
     // Per target.
     let canary = r.canary.as_ref().map(|c| c.outcome);
@@ -560,6 +574,7 @@ fn diagnose_target(r: &ProbeResults, exp: &Expectations, t: &TargetSpec, f: &mut
     }
 
     call_findings(r, t, f);
+    control_plane_findings(r, t, f);
 
     // Network ACL ephemeral ports (one sweep per service).
     for sweep in r
@@ -861,6 +876,9 @@ fn path_verdict(
                 .unwrap_or_default()
         ));
     }
+    if let Some(v) = confirmed_by_route_table(r, t, &connected, &mut evidence) {
+        return v;
+    }
     let all_in_range =
         !classes.is_empty() && classes.iter().all(|c| *c == AddressClass::ServiceRegion);
     let peers: Vec<&str> = connected
@@ -948,9 +966,21 @@ fn explained_by(code: FindingCode) -> &'static [FindingCode] {
             NACL_EPHEMERAL_BLOCKED,
             DNS_OUTSIDE_SERVICE_RANGE,
             DNS_INTERFACE_ENDPOINT,
+            NO_GATEWAY_ENDPOINT,
+            ROUTE_TABLE_NOT_ASSOCIATED,
+            ROUTE_OVERRIDES_ENDPOINT,
+            SG_EGRESS_BLOCKS,
+            NACL_OUTBOUND_BLOCKS,
+            NACL_INBOUND_BLOCKS,
         ],
+        NACL_EPHEMERAL_BLOCKED => &[NACL_INBOUND_BLOCKS],
+        ACCESS_DENIED_UNATTRIBUTED | ACCESS_DENIED_VPCE_POLICY => &[ENDPOINT_POLICY_DENIES],
+        DNS_RESOLUTION_FAILED => &[VPC_DNS_DISABLED],
         TLS_FAILED => &[TCP_TIMEOUT, TCP_REFUSED, TCP_UNREACHABLE],
         PATH_NOT_GATEWAY_ENDPOINT => &[
+            NO_GATEWAY_ENDPOINT,
+            ROUTE_TABLE_NOT_ASSOCIATED,
+            ROUTE_OVERRIDES_ENDPOINT,
             PROXY_IN_PATH,
             DNS_INTERFACE_ENDPOINT,
             DNS_OUTSIDE_SERVICE_RANGE,
@@ -1295,6 +1325,371 @@ fn denial_remediation(
             "Check in order: (1) the endpoint policy: {endpoint_policy}; (2) the resource policy: {resource_policy} (aws:SourceVpce / aws:SourceVpc conditions; aws:SourceIp never matches through an endpoint); (3) role {role}'s IAM policies for {action} on {resource}."
         ),
     }
+}
+
+/// The VPC's configuration (when read) turns symptoms into causes.
+fn control_plane_findings(r: &ProbeResults, t: &TargetSpec, f: &mut Findings) {
+    let Some(cp) = &r.control_plane else { return };
+    let region = r.region.effective.as_deref().unwrap_or("<region>");
+    let instance = r.instance.as_ref();
+    let vpc = instance
+        .and_then(|i| i.vpc_id.as_deref())
+        .unwrap_or("<vpc-id>");
+    let service_name = crate::checks::control_plane::service_name(region, t.service);
+    let endpoint = cp.endpoints.iter().find(|e| e.service == t.service);
+    let prefix_list = cp.prefix_lists.iter().find(|p| p.service == t.service);
+    let peers = service_addresses(r, t, prefix_list);
+    let ids = vec!["ec2".to_string()];
+
+    if cp.read_ok("ec2:DescribeVpcEndpoints") && endpoint.is_none() {
+        let rtb = cp
+            .route_table
+            .as_ref()
+            .map(|t| t.id.as_str())
+            .unwrap_or("<rtb-id>");
+        f.add(
+            FindingCode::NO_GATEWAY_ENDPOINT,
+            Severity::Error,
+            &t.id,
+            format!("{vpc} has no gateway endpoint for {service_name}"),
+            format!("DescribeVpcEndpoints lists no Gateway endpoint of {service_name} in {vpc}."),
+            format!(
+                "aws ec2 create-vpc-endpoint --vpc-endpoint-type Gateway --vpc-id {vpc} --service-name {service_name} --route-table-ids {rtb}"
+            ),
+            ids.clone(),
+        );
+    }
+    if let (Some(ep), Some(table)) = (endpoint, &cp.route_table) {
+        let route =
+            prefix_list.and_then(|pl| crate::vpc_rules::endpoint_route(table, &pl.id, &ep.id));
+        if !ep.route_table_ids.contains(&table.id) || route.is_none() {
+            f.add(
+                FindingCode::ROUTE_TABLE_NOT_ASSOCIATED,
+                Severity::Error,
+                &t.id,
+                format!(
+                    "{} is not on {}'s route table {}",
+                    ep.id,
+                    instance
+                        .and_then(|i| i.subnet_id.as_deref())
+                        .unwrap_or("the subnet"),
+                    table.id
+                ),
+                format!(
+                    "The endpoint serves route tables [{}]; {} ({}) has no route {} -> {}.",
+                    ep.route_table_ids.join(", "),
+                    table.id,
+                    if table.main {
+                        "the VPC's main table"
+                    } else {
+                        "explicitly associated"
+                    },
+                    prefix_list.map(|p| p.id.as_str()).unwrap_or("<pl-id>"),
+                    ep.id
+                ),
+                format!(
+                    "aws ec2 modify-vpc-endpoint --vpc-endpoint-id {} --add-route-table-ids {}",
+                    ep.id, table.id
+                ),
+                ids.clone(),
+            );
+        } else if let Some(pl) = prefix_list {
+            // A more specific route for a service address wins over the prefix-list route.
+            for ip in &peers {
+                if let Some(winner) =
+                    crate::vpc_rules::effective_route(table, *ip, &cp.prefix_lists)
+                    && winner.target != ep.id
+                {
+                    let dest = winner.destination_cidr.clone().unwrap_or_default();
+                    f.add(
+                        FindingCode::ROUTE_OVERRIDES_ENDPOINT,
+                        Severity::Error,
+                        &t.id,
+                        format!("route {dest} -> {} in {} wins over {} -> {} for {ip}", winner.target, table.id, pl.id, ep.id),
+                        format!("Traffic to {ip} follows the more specific route {dest} via {}, not the gateway endpoint.", winner.target),
+                        format!("aws ec2 delete-route --route-table-id {} --destination-cidr-block {dest}", table.id),
+                        ids.clone(),
+                    );
+                    break;
+                }
+            }
+        }
+    }
+    if cp.read_ok("ec2:DescribeSecurityGroups") && !cp.security_groups.is_empty() {
+        let pl = prefix_list.map(|p| p.id.as_str());
+        let blocked: Vec<IpAddr> = peers
+            .iter()
+            .copied()
+            .filter(|ip| {
+                !cp.security_groups.iter().any(|g| {
+                    g.egress
+                        .iter()
+                        .any(|rule| crate::vpc_rules::sg_rule_allows(rule, Some(*ip), pl, 443))
+                })
+            })
+            .collect();
+        let no_rule_for_list = peers.is_empty()
+            && !cp.security_groups.iter().any(|g| {
+                g.egress
+                    .iter()
+                    .any(|rule| crate::vpc_rules::sg_rule_allows(rule, None, pl, 443))
+            });
+        if !blocked.is_empty() || no_rule_for_list {
+            let groups: Vec<&str> = cp.security_groups.iter().map(|g| g.id.as_str()).collect();
+            f.add(
+                FindingCode::SG_EGRESS_BLOCKS,
+                Severity::Error,
+                &t.id,
+                format!("no egress rule of {} allows TCP 443 to {}", groups.join(", "), pl.unwrap_or("the service")),
+                format!(
+                    "Egress rules evaluated for {}: none allows tcp/443 to the prefix list or to a CIDR containing them.",
+                    if blocked.is_empty() { "the prefix list".to_string() } else { blocked.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", ") }
+                ),
+                format!(
+                    "aws ec2 authorize-security-group-egress --group-id {} --ip-permissions 'IpProtocol=tcp,FromPort=443,ToPort=443,PrefixListIds=[{{PrefixListId={}}}]'",
+                    groups.first().copied().unwrap_or("<sg-id>"),
+                    pl.unwrap_or("<pl-id>")
+                ),
+                ids.clone(),
+            );
+        }
+    }
+    if let Some(acl) = &cp.network_acl {
+        let ephemeral = r.host.ephemeral_ports.unwrap_or(PortRange {
+            first: 1024,
+            last: 65535,
+        });
+        for ip in &peers {
+            let (rule, allow) = crate::vpc_rules::nacl_decide(&acl.entries, true, *ip, 443);
+            if !allow {
+                f.add(
+                    FindingCode::NACL_OUTBOUND_BLOCKS,
+                    Severity::Error,
+                    &t.id,
+                    format!("{} denies TCP 443 out to {ip} (rule {})", acl.id, rule.map(|n| n.to_string()).unwrap_or_else(|| "*".into())),
+                    "Network ACLs are evaluated in rule-number order; the first match decides, and nothing matching is a deny.".into(),
+                    format!(
+                        "aws ec2 create-network-acl-entry --network-acl-id {} --egress --rule-number {} --protocol tcp --port-range From=443,To=443 --cidr-block {} --rule-action allow",
+                        acl.id,
+                        free_rule_number(&acl.entries, true, rule),
+                        prefix_list.and_then(|p| p.cidrs.first().cloned()).unwrap_or_else(|| format!("{ip}/32"))
+                    ),
+                    ids.clone(),
+                );
+                break;
+            }
+            let denied = crate::vpc_rules::nacl_denied_ports(&acl.entries, *ip, ephemeral);
+            if let Some((span, rule)) = denied.first() {
+                let spans: Vec<String> = denied.iter().map(|(p, _)| p.to_string()).collect();
+                f.add(
+                    FindingCode::NACL_INBOUND_BLOCKS,
+                    Severity::Error,
+                    &t.id,
+                    format!("{} denies return traffic from {ip} to ports {}", acl.id, spans.join(", ")),
+                    format!(
+                        "The kernel's ephemeral ports are {ephemeral}; rule {} denies {span} inbound from {ip}.",
+                        rule.map(|n| n.to_string()).unwrap_or_else(|| "*".into())
+                    ),
+                    format!(
+                        "aws ec2 create-network-acl-entry --network-acl-id {} --ingress --rule-number {} --protocol tcp --port-range From=1024,To=65535 --cidr-block {} --rule-action allow",
+                        acl.id,
+                        free_rule_number(&acl.entries, false, *rule),
+                        prefix_list.and_then(|p| p.cidrs.first().cloned()).unwrap_or_else(|| format!("{ip}/32"))
+                    ),
+                    ids.clone(),
+                );
+                break;
+            }
+        }
+    }
+    if cp.dns_support == Some(false) {
+        f.add(
+            FindingCode::VPC_DNS_DISABLED,
+            Severity::Error,
+            "host",
+            format!("{vpc} has enableDnsSupport off"),
+            "The Amazon-provided resolver does not answer in this VPC.".into(),
+            format!("aws ec2 modify-vpc-attribute --vpc-id {vpc} --enable-dns-support '{{\"Value\":true}}'"),
+            ids.clone(),
+        );
+    }
+    if let Some(ep) = endpoint
+        && let Some(policy) = &ep.policy
+    {
+        let principal = r.credentials.as_ref().and_then(|c| c.identity_arn.clone());
+        for (action, resource) in probed_requests(r, t) {
+            let decision =
+                crate::vpc_rules::evaluate_policy(policy, &action, &resource, principal.as_deref());
+            let (severity, why) = match &decision {
+                crate::vpc_rules::PolicyDecision::Allowed { .. } => continue,
+                crate::vpc_rules::PolicyDecision::ExplicitDeny { statement } => (
+                    Severity::Error,
+                    format!("statement {statement} denies it explicitly"),
+                ),
+                crate::vpc_rules::PolicyDecision::ImplicitDeny => {
+                    (Severity::Error, "no statement allows it".to_string())
+                }
+                crate::vpc_rules::PolicyDecision::Undetermined { statement, reason } => (
+                    Severity::Note,
+                    format!("not evaluated: {statement}: {reason}"),
+                ),
+            };
+            f.add(
+                FindingCode::ENDPOINT_POLICY_DENIES,
+                severity,
+                &t.id,
+                format!("the policy of {} does not allow {action} on {resource}", ep.id),
+                why,
+                format!("aws ec2 modify-vpc-endpoint --vpc-endpoint-id {} --policy-document file://policy.json (add an Allow for {action} on {resource})", ep.id),
+                ids.clone(),
+            );
+            break;
+        }
+    }
+}
+
+/// The service addresses whose treatment matters: what the probe connected to, else the prefix list's first addresses.
+fn service_addresses(
+    r: &ProbeResults,
+    t: &TargetSpec,
+    pl: Option<&PrefixListFacts>,
+) -> Vec<IpAddr> {
+    let mut out: Vec<IpAddr> = r
+        .tcp
+        .iter()
+        .filter(|a| t.endpoint_names.contains(&a.name))
+        .filter_map(|a| a.address.parse().ok())
+        .collect::<BTreeSet<IpAddr>>()
+        .into_iter()
+        .collect();
+    if out.is_empty()
+        && let Some(pl) = pl
+    {
+        out.extend(
+            pl.cidrs
+                .iter()
+                .filter_map(|c| c.parse::<ipnet::IpNet>().ok())
+                .filter_map(|n| n.hosts().next()),
+        );
+    }
+    out
+}
+
+/// (IAM action, resource ARN) of what the probe asks the service for this target.
+fn probed_requests(r: &ProbeResults, t: &TargetSpec) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = r
+        .calls
+        .iter()
+        .filter(|c| c.target == t.id && c.outcome != CallOutcome::Skipped)
+        .map(|c| {
+            let resource = match t.service {
+                Service::S3
+                    if c.action == "s3:GetObject"
+                        || c.action == "s3:PutObject"
+                        || c.action == "s3:DeleteObject" =>
+                {
+                    format!("arn:aws:s3:::{}/*", t.name)
+                }
+                Service::S3 => format!("arn:aws:s3:::{}", t.name),
+                Service::Dynamodb => format!(
+                    "arn:aws:dynamodb:{}:{}:table/{}",
+                    r.region.effective.as_deref().unwrap_or("*"),
+                    r.instance
+                        .as_ref()
+                        .and_then(|i| i.account_id.as_deref())
+                        .unwrap_or("*"),
+                    t.name
+                ),
+            };
+            (c.action.clone(), resource)
+        })
+        .collect();
+    out.dedup();
+    out
+}
+
+/// A rule number just below the deciding rule, free in this direction.
+fn free_rule_number(entries: &[NaclEntry], egress: bool, deciding: Option<i32>) -> i32 {
+    let mut n = deciding.unwrap_or(100).min(32766) - 1;
+    while n > 1
+        && entries
+            .iter()
+            .any(|e| e.egress == egress && e.rule_number == n)
+    {
+        n -= 1;
+    }
+    n.max(1)
+}
+
+/// With the route table read: the route each peer really takes.
+fn confirmed_by_route_table(
+    r: &ProbeResults,
+    t: &TargetSpec,
+    connected: &[&TcpAttempt],
+    evidence: &mut Vec<String>,
+) -> Option<PathVerdict> {
+    let cp = r.control_plane.as_ref()?;
+    let table = cp.route_table.as_ref()?;
+    let peers: Vec<IpAddr> = connected
+        .iter()
+        .filter_map(|a| a.address.parse().ok())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if peers.is_empty() {
+        return None;
+    }
+    let routes: Vec<(IpAddr, &RouteFacts)> = peers
+        .iter()
+        .filter_map(|ip| {
+            crate::vpc_rules::effective_route(table, *ip, &cp.prefix_lists).map(|r| (*ip, r))
+        })
+        .collect();
+    let endpoint = cp.endpoints.iter().find(|e| e.service == t.service);
+    let pl = cp.prefix_lists.iter().find(|p| p.service == t.service);
+    if let (Some(ep), Some(pl)) = (endpoint, pl) {
+        let in_list = |ip: &IpAddr| {
+            pl.cidrs
+                .iter()
+                .filter_map(|c| c.parse::<ipnet::IpNet>().ok())
+                .any(|n| n.contains(ip))
+        };
+        if routes.len() == peers.len()
+            && routes.iter().all(|(_, r)| r.target == ep.id)
+            && peers.iter().all(in_list)
+        {
+            evidence.push(format!(
+                "route table {} sends {} to {} through {}, and every peer is in {}",
+                table.id, pl.id, ep.id, pl.name, pl.id
+            ));
+            return Some(PathVerdict {
+                kind: PathKind::GatewayEndpoint,
+                confidence: Confidence::Confirmed,
+                reachable: true,
+                evidence: std::mem::take(evidence),
+                to_confirm: None,
+            });
+        }
+    }
+    if let Some((ip, route)) = routes
+        .iter()
+        .find(|(_, r)| r.target.starts_with("igw-") || r.target.starts_with("nat-"))
+    {
+        evidence.push(format!(
+            "route table {} sends {ip} to {} ({}): the traffic leaves through the internet",
+            table.id,
+            route.target,
+            route.destination_cidr.as_deref().unwrap_or("prefix list")
+        ));
+        return Some(PathVerdict {
+            kind: PathKind::Internet,
+            confidence: Confidence::Confirmed,
+            reachable: true,
+            evidence: std::mem::take(evidence),
+            to_confirm: None,
+        });
+    }
+    None
 }
 
 #[cfg(test)]

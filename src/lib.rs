@@ -15,5 +15,6 @@ pub mod ranges;
 pub mod render;
 pub mod report;
 pub mod run;
+pub mod vpc_rules;
 
 pub use run::run_once;

@@ -107,6 +107,8 @@ pub struct EffectiveConfig {
     pub write_test: bool,
     /// Whether the signed calls ran (off with --no-calls).
     pub calls: bool,
+    /// Whether the VPC's configuration was read (off with --no-control-plane or without the feature).
+    pub control_plane: bool,
     pub region: Option<String>,
     pub profile: Option<String>,
     pub timeout_ms: u64,
@@ -140,10 +142,22 @@ pub struct RangesInfo {
 }
 
 #[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    JsonSchema,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Service {
+    #[default]
     S3,
     Dynamodb,
 }
@@ -266,6 +280,7 @@ pub enum CheckKind {
     Sts,
     S3,
     Dynamodb,
+    Ec2,
 }
 
 impl CheckKind {
@@ -284,6 +299,7 @@ impl CheckKind {
             CheckKind::Sts => "sts",
             CheckKind::S3 => "s3",
             CheckKind::Dynamodb => "dynamodb",
+            CheckKind::Ec2 => "ec2",
         }
     }
 }
@@ -316,6 +332,7 @@ pub enum Evidence {
     Canary(CanaryResult),
     Credentials(CredentialsEvidence),
     Call(Box<CallResult>),
+    ControlPlane(Box<ControlPlane>),
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
@@ -658,4 +675,110 @@ pub struct RootCause {
     pub code: crate::catalogue::FindingCode,
     pub target: String,
     pub title: String,
+}
+
+/// The VPC's configuration as read with EC2 Describe* (when the role may).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+pub struct ControlPlane {
+    /// Every read: which API, and whether it worked, was denied or failed.
+    pub reads: Vec<ControlPlaneRead>,
+    /// The subnet's route table (explicit association, else the VPC's main table).
+    pub route_table: Option<RouteTableFacts>,
+    /// Gateway endpoints of the VPC for the probed services.
+    pub endpoints: Vec<EndpointFacts>,
+    /// The services' managed prefix lists with their CIDRs.
+    pub prefix_lists: Vec<PrefixListFacts>,
+    /// The security groups of the instance's ENI.
+    pub security_groups: Vec<SecurityGroupFacts>,
+    /// The subnet's network ACL.
+    pub network_acl: Option<NetworkAclFacts>,
+    pub dns_support: Option<bool>,
+    pub dns_hostnames: Option<bool>,
+    pub duration_ms: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct ControlPlaneRead {
+    /// e.g. "ec2:DescribeRouteTables".
+    pub action: String,
+    pub outcome: ReadOutcome,
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReadOutcome {
+    Ok,
+    Denied,
+    Failed,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+pub struct RouteTableFacts {
+    pub id: String,
+    /// True when the subnet has no explicit association and uses the VPC's main table.
+    pub main: bool,
+    pub routes: Vec<RouteFacts>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RouteFacts {
+    pub destination_cidr: Option<String>,
+    pub destination_prefix_list: Option<String>,
+    /// vpce-, igw-, nat-, eni-, pcx-, tgw-, "local"...
+    pub target: String,
+    pub state: String,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+pub struct EndpointFacts {
+    pub id: String,
+    pub service: Service,
+    pub service_name: String,
+    pub state: String,
+    pub route_table_ids: Vec<String>,
+    pub policy: Option<String>,
+    pub ip_address_type: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+pub struct PrefixListFacts {
+    pub id: String,
+    pub name: String,
+    pub service: Service,
+    pub cidrs: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+pub struct SecurityGroupFacts {
+    pub id: String,
+    pub egress: Vec<SgRule>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SgRule {
+    /// "-1" (all), "tcp", "6", ...
+    pub protocol: String,
+    pub from_port: Option<i32>,
+    pub to_port: Option<i32>,
+    pub cidrs: Vec<String>,
+    pub prefix_list_ids: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+pub struct NetworkAclFacts {
+    pub id: String,
+    pub entries: Vec<NaclEntry>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct NaclEntry {
+    pub rule_number: i32,
+    pub egress: bool,
+    /// "-1" (all) or a protocol number ("6" is TCP).
+    pub protocol: String,
+    pub allow: bool,
+    pub cidr: Option<String>,
+    pub from_port: Option<i32>,
+    pub to_port: Option<i32>,
 }

@@ -56,6 +56,7 @@ pub struct ProbeResults {
     pub canary: Option<CanaryResult>,
     pub credentials: Option<CredentialsEvidence>,
     pub calls: Vec<CallResult>,
+    pub control_plane: Option<ControlPlane>,
     pub system_resolvers: Vec<SocketAddr>,
     pub vpc_resolver: Option<SocketAddr>,
     pub setup_errors: Vec<String>,
@@ -535,10 +536,22 @@ impl NameCtx<'_> {
             }
             evidence
         };
-        let (calls, evidence) = tokio::join!(join_all(per_target), sts);
+        let control_plane = async {
+            if !(cfg.control_plane && have_credentials) {
+                return None;
+            }
+            let instance = instance?;
+            instance.vpc_id.as_ref()?;
+            let services: BTreeSet<Service> = targets.iter().map(|t| t.service).collect();
+            let services: Vec<Service> = services.into_iter().collect();
+            read_control_plane(&sdk, instance, self.region, &services, timeout).await
+        };
+        let (calls, evidence, control_plane) =
+            tokio::join!(join_all(per_target), sts, control_plane);
         self.collector.with(|c| {
             c.calls.extend(calls.into_iter().flatten());
             c.credentials = Some(evidence);
+            c.control_plane = control_plane;
         });
     }
 
@@ -586,6 +599,28 @@ fn mark_vpc_addresses_private(results: &mut ProbeResults) {
             attempt.address_class = AddressClass::Private;
         }
     }
+}
+
+#[cfg(feature = "control-plane")]
+async fn read_control_plane(
+    sdk: &aws_config::SdkConfig,
+    instance: &InstanceFacts,
+    region: &str,
+    services: &[Service],
+    timeout: Duration,
+) -> Option<ControlPlane> {
+    Some(crate::checks::ec2::read(sdk, instance, region, services, timeout).await)
+}
+
+#[cfg(not(feature = "control-plane"))]
+async fn read_control_plane(
+    _sdk: &aws_config::SdkConfig,
+    _instance: &InstanceFacts,
+    _region: &str,
+    _services: &[Service],
+    _timeout: Duration,
+) -> Option<ControlPlane> {
+    None
 }
 
 fn build_resolvers(cfg: &Config) -> Resolvers {
@@ -740,6 +775,9 @@ fn assemble(
         checks.push(c.record());
     }
     checks.extend(results.calls.iter().map(Check::record));
+    if let Some(cp) = &results.control_plane {
+        checks.push(cp.record());
+    }
     if let Some(c) = &results.canary {
         checks.push(c.record());
     }

@@ -3,8 +3,11 @@
 
 pub mod calls;
 pub mod canary;
+pub mod control_plane;
 pub mod dns;
 pub mod dynamodb;
+#[cfg(feature = "control-plane")]
+pub mod ec2;
 pub mod host;
 pub mod identity;
 pub mod imds;

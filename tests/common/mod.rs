@@ -31,6 +31,9 @@ pub fn account_ddb_name() -> String {
 pub fn sts_name() -> String {
     format!("sts.{REGION}.amazonaws.com")
 }
+pub fn ec2_name() -> String {
+    format!("ec2.{REGION}.amazonaws.com")
+}
 
 /// Every name the lab's certificates cover.
 pub fn service_names() -> Vec<String> {
@@ -40,6 +43,7 @@ pub fn service_names() -> Vec<String> {
         ddb_name(),
         format!("*.ddb.{REGION}.amazonaws.com"),
         sts_name(),
+        ec2_name(),
     ]
 }
 
@@ -154,6 +158,7 @@ impl Lab {
                 self.s3_ip(),
             )
             .add(&sts_name(), self.s3_ip())
+            .add(&ec2_name(), self.s3_ip())
             .add(&s3_name(), self.s3_ip())
             .add(&ddb_name(), self.ddb_ip())
             .add(&account_ddb_name(), self.ddb_ip())

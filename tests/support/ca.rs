@@ -28,23 +28,29 @@ fn validity(params: &mut CertificateParams) {
     params.not_after = rcgen::date_time_ymd(2099, 12, 31);
 }
 
+/// The parameters of every test CA: subject CN=common_name, O=common_name, unconstrained CA.
+fn ca_params(common_name: &str) -> CertificateParams {
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    params
+        .distinguished_name
+        .push(DnType::CommonName, common_name);
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, common_name);
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    validity(&mut params);
+    params
+}
+
 impl TestCa {
     /// A self-signed CA with subject CN=common_name, O=common_name.
     pub fn new(common_name: &str) -> TestCa {
-        let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-        params
-            .distinguished_name
-            .push(DnType::CommonName, common_name);
-        params
-            .distinguished_name
-            .push(DnType::OrganizationName, common_name);
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        validity(&mut params);
+        let params = ca_params(common_name);
         let key = KeyPair::generate().expect("CA key");
         let cert = params.self_signed(&key).expect("self-sign CA");
         TestCa {
@@ -52,6 +58,25 @@ impl TestCa {
             cert_der: cert.der().clone(),
             issuer: Issuer::new(params, key),
         }
+    }
+
+    /// A CA made earlier by `new(common_name)` and saved with `cert_pem()` and `key_pem()`
+    /// (so that a long-running lab keeps one CA across server restarts). Leaves it issues
+    /// chain to that saved certificate: same subject, same key, same key identifier.
+    pub fn from_pem(common_name: &str, cert_pem: &str, key_pem: &str) -> Result<TestCa, String> {
+        let cert_der = CertificateDer::from_pem_slice(cert_pem.as_bytes())
+            .map_err(|e| format!("CA certificate PEM: {e}"))?;
+        let key = KeyPair::from_pem(key_pem).map_err(|e| format!("CA key PEM: {e}"))?;
+        Ok(TestCa {
+            cert_pem: cert_pem.to_string(),
+            cert_der,
+            issuer: Issuer::new(ca_params(common_name), key),
+        })
+    }
+
+    /// The CA's private key, PEM (PKCS#8), for `from_pem`.
+    pub fn key_pem(&self) -> String {
+        self.issuer.key().serialize_pem()
     }
 
     /// The CA certificate, PEM.

@@ -235,6 +235,10 @@ pub struct FrontOptions {
     pub date_offset_secs: i64,
     /// Extra headers added to every response (e.g. ("Via", "1.1 squid")).
     pub extra_headers: Vec<(String, String)>,
+    /// Canned answers chosen by the request body, checked after `rules`: (text the body
+    /// contains, answer). For Query-protocol APIs such as EC2, whose operation is in the body
+    /// (`Action=GetManagedPrefixListEntries`).
+    pub body_rules: Vec<(String, CannedResponse)>,
 }
 
 pub struct FrontServer {
@@ -454,7 +458,16 @@ async fn conn(
             .rules
             .iter()
             .find(|r| r.matches(&head, &host))
-            .cloned();
+            .cloned()
+            .or_else(|| {
+                let text = String::from_utf8_lossy(&body);
+                shared
+                    .options
+                    .body_rules
+                    .iter()
+                    .find(|(needle, _)| text.contains(needle.as_str()))
+                    .map(|(_, response)| FrontRule::any(response.clone()))
+            });
         // Each request is recorded before its answer is written, so a client that has its
         // answer always finds it in `requests()`.
         let record = |status: u16, source: &str| {

@@ -27,6 +27,8 @@ pub use imds::{
     FAKE_ACCESS_KEY_ID, FAKE_SECRET_ACCESS_KEY, FAKE_SESSION_TOKEN, ImdsFacts, ImdsMode,
     ImdsServer, start_imds,
 };
+#[cfg(feature = "control-plane")]
+pub use moto::MotoVpc;
 pub use moto::{MOTO_ACCOUNT_ID, MOTO_DEFAULT_PATH, MotoServer, moto};
 pub use proxy::{ProxyMode, ProxyServer, start_connect_proxy};
 pub use runtime::{READ_TIMEOUT, wait_until};

@@ -359,3 +359,154 @@ impl MotoServer {
         })
     }
 }
+
+/// A VPC built in moto for the control-plane tests, with the ids the instance's IMDS serves.
+#[cfg(feature = "control-plane")]
+#[derive(Clone, Debug)]
+pub struct MotoVpc {
+    pub vpc_id: String,
+    pub subnet_id: String,
+    pub route_table_id: String,
+    pub security_group_id: String,
+    pub s3_prefix_list: String,
+    pub dynamodb_prefix_list: String,
+    pub s3_endpoint: Option<String>,
+    pub dynamodb_endpoint: Option<String>,
+}
+
+#[cfg(feature = "control-plane")]
+impl MotoServer {
+    pub fn ec2(&self, region: &str) -> aws_sdk_ec2::Client {
+        let conf = aws_sdk_ec2::Config::builder()
+            .behavior_version(aws_sdk_ec2::config::BehaviorVersion::latest())
+            .region(aws_sdk_ec2::config::Region::new(region.to_string()))
+            .credentials_provider(credentials())
+            .endpoint_url(self.endpoint())
+            .http_client(aws_smithy_http_client::Builder::new().build_http())
+            .build();
+        aws_sdk_ec2::Client::from_conf(conf)
+    }
+
+    /// VPC 10.0.0.0/16, subnet 10.0.1.0/24 with its own route table, a security group (egress
+    /// open), and gateway endpoints for S3 / DynamoDB on that route table when asked.
+    pub fn create_vpc(&self, region: &str, s3_endpoint: bool, dynamodb_endpoint: bool) -> MotoVpc {
+        let ec2 = self.ec2(region);
+        let region = region.to_string();
+        block_on(|| async move {
+            let vpc = ec2
+                .create_vpc()
+                .cidr_block("10.0.0.0/16")
+                .send()
+                .await
+                .expect("create_vpc");
+            let vpc_id = vpc
+                .vpc()
+                .and_then(|v| v.vpc_id())
+                .expect("vpc id")
+                .to_string();
+            let subnet = ec2
+                .create_subnet()
+                .vpc_id(&vpc_id)
+                .cidr_block("10.0.1.0/24")
+                .send()
+                .await
+                .expect("create_subnet");
+            let subnet_id = subnet
+                .subnet()
+                .and_then(|s| s.subnet_id())
+                .expect("subnet id")
+                .to_string();
+            let rtb = ec2
+                .create_route_table()
+                .vpc_id(&vpc_id)
+                .send()
+                .await
+                .expect("create_route_table");
+            let route_table_id = rtb
+                .route_table()
+                .and_then(|t| t.route_table_id())
+                .expect("rtb id")
+                .to_string();
+            ec2.associate_route_table()
+                .route_table_id(&route_table_id)
+                .subnet_id(&subnet_id)
+                .send()
+                .await
+                .expect("associate_route_table");
+            let sg = ec2
+                .create_security_group()
+                .vpc_id(&vpc_id)
+                .group_name(format!("probe-{vpc_id}"))
+                .description("vpce-probe test")
+                .send()
+                .await
+                .expect("create_security_group");
+            let security_group_id = sg.group_id().expect("sg id").to_string();
+            let lists = ec2
+                .describe_prefix_lists()
+                .send()
+                .await
+                .expect("describe_prefix_lists");
+            let pl = |svc: &str| {
+                lists
+                    .prefix_lists()
+                    .iter()
+                    .find(|p| {
+                        p.prefix_list_name() == Some(&format!("com.amazonaws.{region}.{svc}"))
+                    })
+                    .and_then(|p| p.prefix_list_id())
+                    .expect("prefix list")
+                    .to_string()
+            };
+            let endpoint = |svc: &'static str| {
+                let ec2 = ec2.clone();
+                let vpc_id = vpc_id.clone();
+                let rtb = route_table_id.clone();
+                let region = region.clone();
+                async move {
+                    ec2.create_vpc_endpoint()
+                        .vpc_id(vpc_id)
+                        .vpc_endpoint_type(aws_sdk_ec2::types::VpcEndpointType::Gateway)
+                        .service_name(format!("com.amazonaws.{region}.{svc}"))
+                        .route_table_ids(rtb)
+                        .send()
+                        .await
+                        .expect("create_vpc_endpoint")
+                        .vpc_endpoint()
+                        .and_then(|e| e.vpc_endpoint_id())
+                        .map(str::to_string)
+                }
+            };
+            let s3_endpoint = if s3_endpoint {
+                endpoint("s3").await
+            } else {
+                None
+            };
+            let dynamodb_endpoint = if dynamodb_endpoint {
+                endpoint("dynamodb").await
+            } else {
+                None
+            };
+            MotoVpc {
+                s3_prefix_list: pl("s3"),
+                dynamodb_prefix_list: pl("dynamodb"),
+                vpc_id,
+                subnet_id,
+                route_table_id,
+                security_group_id,
+                s3_endpoint,
+                dynamodb_endpoint,
+            }
+        })
+    }
+
+    /// Run any EC2 change against moto (e.g. to break one thing).
+    pub fn ec2_change<F, Fut>(&self, region: &str, change: F)
+    where
+        F: FnOnce(aws_sdk_ec2::Client) -> Fut + Send,
+        Fut: std::future::Future<Output = ()>,
+    {
+        let ec2 = self.ec2(region);
+        block_on(|| change(ec2))
+    }
+}

@@ -1,0 +1,622 @@
+#!/usr/bin/env bash
+# The VPC lab: network namespaces that play an EC2 instance in a private subnet with S3 and
+# DynamoDB gateway endpoints, and the servers around it (VPC resolver, IMDS, S3/DynamoDB/STS
+# fronts to moto, an internet canary, a corporate proxy and DNS). See lab/README.md.
+#
+#   lab.sh up                 build the lab (removes leftovers of an earlier run first)
+#   lab.sh down               remove everything (idempotent; safe after any failure)
+#   lab.sh apply FAULT...     break something (lab.sh faults lists them)
+#   lab.sh reset              back to healthy without rebuilding
+#   lab.sh status             what is up, which faults are applied
+#   lab.sh faults             the fault names
+#   lab.sh exec CMD...        run CMD in the instance namespace with the probe's environment
+#
+# Run as root. Install steps live in scripts/install-deps.sh, not here.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+LAB_DIR=${VPL_DIR:-/run/vpce-lab}
+LAB_SERVERS=${VPL_SERVERS:-$REPO/target/debug/examples/lab_servers}
+MOTO=${VPCE_PROBE_MOTO:-/opt/vpce-probe-test/venv/bin/moto_server}
+MOTO_PY=$(dirname "$MOTO")/python
+MOTO_PORT=5000
+
+NS_INST=vpl-inst   # the EC2 instance
+NS_RTR=vpl-rtr     # the VPC router: the subnet's route table and network ACL
+NS_AWS=vpl-aws     # S3, DynamoDB, STS (moto behind TLS fronts) and the internet
+NS_META=vpl-meta   # the instance's link-local services: IMDS and the VPC resolver
+NS_CORP=vpl-corp   # another subnet: corporate proxy (tinyproxy) and DNS (dnsmasq)
+NAMESPACES=("$NS_INST" "$NS_RTR" "$NS_AWS" "$NS_META" "$NS_CORP")
+
+REGION=eu-west-1
+ACCOUNT=123456789012
+BUCKET=lab-bucket
+TABLE=lab-table
+ROLE=lab-role
+INSTANCE_ID=i-0a1b2c3d4e5f60718
+LAB_CA_NAME="vpce-probe lab CA"
+INSPECT_CA_NAME="Corp TLS Inspection CA"
+ROGUE_CA_NAME="Untrusted Middlebox CA"
+
+INST_IP=10.0.1.10
+SUBNET=10.0.1.0/24
+VPC_CIDR=10.0.0.0/16
+CORP_IP=10.0.2.10       # tinyproxy :3128 (allows) and :3129 (denies every CONNECT)
+CORP_DNS=10.0.2.53      # dnsmasq answering like the VPC resolver
+CORP_DNS_OVERRIDE=10.0.2.54 # dnsmasq with a "private zone" that overrides S3
+S3_PREFIX=198.51.100.0/26       # S3 in eu-west-1 (the lab's ip-ranges.json)
+DDB_PREFIX=198.51.100.64/26     # DYNAMODB in eu-west-1
+S3_USE1_PREFIX=198.51.100.128/26
+DDB_USE1_PREFIX=198.51.100.192/26
+S3_IP=198.51.100.10
+DDB_IP=198.51.100.70
+S3_USE1_IP=198.51.100.140
+DDB_USE1_IP=198.51.100.200
+IFE_IP=10.0.1.50        # an S3 interface endpoint's network interface in the subnet
+CANARY_IP=203.0.113.10  # an internet host (the probe's --internet-canary)
+STS_IP=203.0.113.20     # STS's public address: no endpoint, reachable only through NAT
+OUTSIDE_IP=203.0.113.80 # an address in no AWS range
+
+IMDS_IP=169.254.169.254
+VPC_DNS_IP=169.254.169.253
+
+FAULTS=(
+  "sg-egress-drop:security group: no egress rule (every packet the instance sends on its subnet interface is dropped)"
+  "nacl-ephemeral-narrow:network ACL: inbound allows TCP 1024-32767 only (return traffic to 32768-65535 dropped)"
+  "nacl-outbound-deny-443:network ACL: outbound TCP 443 denied"
+  "endpoint-route-missing:route table: no prefix-list routes for S3 and DynamoDB (private subnet: nothing else)"
+  "route-override-blackhole:route table: a more specific route for 198.51.100.0/28 (S3) to a deleted appliance (blackhole)"
+  "nat-gateway:route table: default route to a NAT gateway (the instance has an internet path)"
+  "dns-nxdomain:VPC resolver: NXDOMAIN for the S3 and DynamoDB names (a private zone shadows them)"
+  "dns-outside-range:VPC resolver: S3 names answer $S3_USE1_IP (an S3 range of us-east-1)"
+  "dns-interface-endpoint:VPC resolver: S3 names answer $IFE_IP (interface endpoint private DNS); a front serves it"
+  "vpc-dns-disabled:VPC resolver: does not answer (enableDnsSupport off)"
+  "dns-custom-resolver:instance: resolv.conf points at a corporate resolver ($CORP_DNS, dnsmasq) with the same answers"
+  "dns-custom-resolver-override:instance: resolv.conf points at a corporate resolver ($CORP_DNS_OVERRIDE) answering S3 with $OUTSIDE_IP"
+  "imds-no-role:IMDS: no instance profile (no role, no credentials)"
+  "imds-blocked:IMDS: 169.254.169.254 does not answer (IMDS disabled / hop limit)"
+  "s3-bucket-other-region:S3 front: the bucket lives in us-west-2 (301 PermanentRedirect, x-amz-bucket-region)"
+  "s3-endpoint-policy-deny:S3 front: AccessDenied because no VPC endpoint policy allows the action"
+  "s3-bucket-policy-deny:S3 front: AccessDenied with an explicit deny in a resource-based policy (bucket policy)"
+  "ddb-identity-deny:DynamoDB front: AccessDeniedException, no identity-based policy allows DescribeTable"
+  "tls-intercept:S3 front: certificate from '$INSPECT_CA_NAME', which the instance trusts (TLS inspection)"
+  "tls-intercept-untrusted:S3 front: certificate from '$ROGUE_CA_NAME', which the instance does not trust"
+  "proxy-down:corporate proxy: port 3128 refuses connections (proxy service stopped)"
+)
+
+log() { printf 'lab: %s\n' "$*" >&2; }
+die() { log "$*"; exit 1; }
+
+need_root() { [ "$(id -u)" -eq 0 ] || die "run as root (namespaces, veths, iptables)"; }
+
+nsx() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
+ipt() { local ns=$1; shift; ip netns exec "$ns" iptables -w "$@"; }
+
+ns_exists() { ip netns list 2>/dev/null | awk '{print $1}' | grep -qx "$1"; }
+
+# ---------------------------------------------------------------- processes
+
+pidfile() { echo "$LAB_DIR/pids/$1.pid"; }
+
+alive() {
+  local f pid
+  f=$(pidfile "$1")
+  [ -s "$f" ] || return 1
+  pid=$(cat "$f")
+  kill -0 "$pid" 2>/dev/null
+}
+
+# start NAME NS CMD...: runs CMD in NS in the background, records its pid (ip netns exec execs
+# the command, so $! is the daemon itself), logs to $LAB_DIR/logs/NAME.log.
+start_proc() {
+  local name=$1 ns=$2; shift 2
+  ip netns exec "$ns" "$@" </dev/null >>"$LAB_DIR/logs/$name.log" 2>&1 &
+  echo $! >"$(pidfile "$name")"
+}
+
+# stop_proc NAME: SIGTERM the recorded pid, wait up to 3 s, then SIGKILL.
+stop_proc() {
+  local f pid i
+  f=$(pidfile "$1")
+  [ -s "$f" ] || { rm -f "$f"; return 0; }
+  pid=$(cat "$f")
+  kill -TERM "$pid" 2>/dev/null || true
+  for i in $(seq 1 150); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.02
+  done
+  kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
+  rm -f "$f"
+}
+
+# Kills every process still inside the lab's namespaces (leftovers of a crashed run), by pid.
+kill_ns_procs() {
+  local ns pids=() p i
+  for ns in "${NAMESPACES[@]}"; do
+    ns_exists "$ns" || continue
+    while read -r p; do [ -n "$p" ] && pids+=("$p"); done < <(ip netns pids "$ns" 2>/dev/null || true)
+  done
+  [ "${#pids[@]}" -gt 0 ] || return 0
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for i in $(seq 1 150); do
+    local left=0
+    for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && left=1; done
+    [ "$left" -eq 0 ] && return 0
+    sleep 0.02
+  done
+  for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+}
+
+wait_file() { # wait_file FILE PROCNAME TIMEOUT_S
+  local i n
+  n=$(awk -v t="$3" 'BEGIN{print int(t/0.02)}')
+  for i in $(seq 1 "$n"); do
+    [ -s "$1" ] && return 0
+    alive "$2" || { log "$2 exited during startup; its log:"; tail -n 20 "$LAB_DIR/logs/$2.log" >&2; return 1; }
+    sleep 0.02
+  done
+  log "$2: $1 did not appear within $3 s; its log:"; tail -n 20 "$LAB_DIR/logs/$2.log" >&2
+  return 1
+}
+
+# ---------------------------------------------------------------- faults state
+
+has_fault() { grep -qx "$1" "$LAB_DIR/faults" 2>/dev/null; }
+
+known_fault() {
+  local f
+  for f in "${FAULTS[@]}"; do [ "${f%%:*}" = "$1" ] && return 0; done
+  return 1
+}
+
+# ---------------------------------------------------------------- server configs
+
+q() { printf '"%s"' "$1"; }
+
+# JSON object of DNS records from "name=ip" words (ip empty: NODATA).
+records_json() {
+  local out="" w name ip
+  for w in "$@"; do
+    name=${w%%=*}; ip=${w#*=}
+    out+="${out:+, }$(q "$name"): [${ip:+$(q "$ip")}]"
+  done
+  printf '{%s}' "$out"
+}
+
+meta_config() {
+  local s3=$S3_IP mode=answer role
+  role=$(q "$ROLE")
+  has_fault dns-outside-range && s3=$S3_USE1_IP
+  has_fault dns-interface-endpoint && s3=$IFE_IP
+  has_fault vpc-dns-disabled && mode=drop
+  has_fault imds-no-role && role=null
+  local recs=()
+  if ! has_fault dns-nxdomain; then
+    recs+=("s3.$REGION.amazonaws.com=$s3" "$BUCKET.s3.$REGION.amazonaws.com=$s3"
+      "dynamodb.$REGION.amazonaws.com=$DDB_IP" "$ACCOUNT.ddb.$REGION.amazonaws.com=$DDB_IP")
+  fi
+  recs+=("sts.$REGION.amazonaws.com=$STS_IP" "sts.amazonaws.com=$STS_IP"
+    "s3.us-east-1.amazonaws.com=$S3_USE1_IP" "$BUCKET.s3.us-east-1.amazonaws.com=$S3_USE1_IP"
+    "s3.amazonaws.com=$S3_USE1_IP" "$BUCKET.s3.amazonaws.com=$S3_USE1_IP"
+    "dynamodb.us-east-1.amazonaws.com=$DDB_USE1_IP" "$ACCOUNT.ddb.us-east-1.amazonaws.com=$DDB_USE1_IP"
+    "sts.us-east-1.amazonaws.com=$STS_IP")
+  cat <<EOF
+{
+  "ready_file": "$LAB_DIR/meta.ready",
+  "dns": [{"bind": "$VPC_DNS_IP:53", "mode": "$mode", "records": $(records_json "${recs[@]}")}],
+  "imds": [{"bind": "$IMDS_IP:80", "mode": "normal", "facts": {
+    "region": "$REGION", "az": "${REGION}a", "instance_id": "$INSTANCE_ID", "account_id": "$ACCOUNT",
+    "mac": "0e:1a:b2:c3:d4:e5", "vpc_id": "vpc-0a0a0a0a0a0a0a0a0", "subnet_id": "subnet-0b1b1b1b1b1b1b1b1",
+    "security_group_ids": ["sg-0c2c2c2c2c2c2c2c2"], "vpc_cidrs": ["$VPC_CIDR"], "local_ipv4": "$INST_IP",
+    "public_ipv4": null, "role": $role}}]
+}
+EOF
+}
+
+principal() { echo "arn:aws:sts::$ACCOUNT:assumed-role/$ROLE/$INSTANCE_ID"; }
+
+s3_deny_rules() { # s3_deny_rules "because no VPC endpoint policy allows the %s action"
+  local why=$1 host="$BUCKET.s3.$REGION.amazonaws.com" p
+  p=$(principal)
+  local loc list obj
+  # shellcheck disable=SC2059
+  loc="User: $p is not authorized to perform: s3:GetBucketLocation on resource: \\\"arn:aws:s3:::$BUCKET\\\" $(printf "$why" s3:GetBucketLocation)"
+  # shellcheck disable=SC2059
+  list="User: $p is not authorized to perform: s3:ListBucket on resource: \\\"arn:aws:s3:::$BUCKET\\\" $(printf "$why" s3:ListBucket)"
+  # shellcheck disable=SC2059
+  obj="User: $p is not authorized to perform: s3:GetObject on resource: \\\"arn:aws:s3:::$BUCKET/probe/object.txt\\\" $(printf "$why" s3:GetObject)"
+  cat <<EOF
+{"host": "$host", "path_prefix": "/?location", "response": {"s3_error": {"status": 403, "code": "AccessDenied", "message": "$loc"}}},
+{"host": "$host", "path_prefix": "/probe/", "response": {"s3_error": {"status": 403, "code": "AccessDenied", "message": "$obj"}}},
+{"host": "$host", "response": {"s3_error": {"status": 403, "code": "AccessDenied", "message": "$list"}}}
+EOF
+}
+
+aws_config() {
+  local s3_rules="" ddb_rules="" s3_ca=lab
+  if has_fault s3-bucket-other-region; then
+    s3_rules+="${s3_rules:+,}{\"host\": \"$BUCKET.s3.$REGION.amazonaws.com\", \"response\": {\"s3_wrong_region\": {\"bucket\": \"$BUCKET\", \"region\": \"us-west-2\"}}}"
+  fi
+  if has_fault s3-endpoint-policy-deny; then
+    s3_rules+="${s3_rules:+,}$(s3_deny_rules 'because no VPC endpoint policy allows the %s action')"
+  fi
+  if has_fault s3-bucket-policy-deny; then
+    s3_rules+="${s3_rules:+,}$(s3_deny_rules 'with an explicit deny in a resource-based policy')"
+  fi
+  if has_fault ddb-identity-deny; then
+    local m
+    m="User: $(principal) is not authorized to perform: dynamodb:DescribeTable on resource: arn:aws:dynamodb:$REGION:$ACCOUNT:table/$TABLE because no identity-based policy allows the dynamodb:DescribeTable action"
+    ddb_rules+="${ddb_rules:+,}{\"amz_target_contains\": \"DescribeTable\", \"response\": {\"dynamodb_error\": {\"status\": 400, \"type\": \"AccessDeniedException\", \"message\": \"$m\"}}}"
+  fi
+  has_fault tls-intercept && s3_ca=inspect
+  has_fault tls-intercept-untrusted && s3_ca=rogue
+  local s3_names ddb_names up="127.0.0.1:$MOTO_PORT"
+  s3_names="[\"s3.$REGION.amazonaws.com\", \"*.s3.$REGION.amazonaws.com\"]"
+  ddb_names="[\"dynamodb.$REGION.amazonaws.com\", \"*.ddb.$REGION.amazonaws.com\"]"
+  local rewrite="[[\"ddb.$REGION.amazonaws.com\", \"dynamodb.$REGION.amazonaws.com\"]]"
+  cat <<EOF
+{
+  "ready_file": "$LAB_DIR/aws.ready",
+  "cas": [
+    {"id": "lab", "name": "$LAB_CA_NAME", "cert": "$LAB_DIR/ca/lab-ca.pem", "key": "$LAB_DIR/ca/lab-ca.key"},
+    {"id": "inspect", "name": "$INSPECT_CA_NAME", "cert": "$LAB_DIR/ca/inspect-ca.pem", "key": "$LAB_DIR/ca/inspect-ca.key"},
+    {"id": "rogue", "name": "$ROGUE_CA_NAME", "cert": "$LAB_DIR/ca/rogue-ca.pem", "key": "$LAB_DIR/ca/rogue-ca.key"}
+  ],
+  "fronts": [
+    {"bind": "$S3_IP:443", "ca": "$s3_ca", "names": $s3_names, "upstream": "$up", "rules": [$s3_rules]},
+    {"bind": "$DDB_IP:443", "ca": "lab", "names": $ddb_names, "upstream": "$up", "rules": [$ddb_rules], "host_rewrites": $rewrite},
+    {"bind": "$IFE_IP:443", "ca": "lab", "names": $s3_names, "upstream": "$up"},
+    {"bind": "$STS_IP:443", "ca": "lab", "names": ["sts.$REGION.amazonaws.com", "sts.amazonaws.com"], "upstream": "$up"}
+  ],
+  "tcp_sinks": [{"bind": "$CANARY_IP:443"}]
+}
+EOF
+}
+
+# (Re)starts a lab_servers process when its config changed or it is not running.
+sync_server() { # sync_server NAME NS
+  local name=$1 ns=$2 cfg new
+  cfg="$LAB_DIR/$name.json"
+  new=$("${name}_config")
+  if [ -s "$cfg" ] && [ "$new" = "$(cat "$cfg")" ] && alive "$name"; then
+    return 0
+  fi
+  stop_proc "$name"
+  printf '%s\n' "$new" >"$cfg"
+  rm -f "$LAB_DIR/$name.ready"
+  start_proc "$name" "$ns" "$LAB_SERVERS" "$cfg"
+  wait_file "$LAB_DIR/$name.ready" "$name" 10
+}
+
+sync_servers() {
+  sync_server meta "$NS_META"
+  sync_server aws "$NS_AWS"
+}
+
+# ---------------------------------------------------------------- network
+
+write_resolv_conf() { # the instance's /etc/resolv.conf (ip netns exec bind-mounts it)
+  printf 'nameserver %s\noptions timeout:1 attempts:1\n' "$1" >"/etc/netns/$NS_INST/resolv.conf"
+}
+
+# Healthy routes, firewall and resolver; idempotent. Routes the faults touch carry proto static.
+net_healthy() {
+  local ns
+  for ns in "${NAMESPACES[@]}"; do
+    ipt "$ns" -F
+    ipt "$ns" -t nat -F
+  done
+  # The route table of the subnet: the gateway endpoints' prefix-list routes; no internet.
+  ip -n "$NS_RTR" route flush proto static
+  ip -n "$NS_RTR" route add "$S3_PREFIX" via 10.255.0.2 proto static
+  ip -n "$NS_RTR" route add "$DDB_PREFIX" via 10.255.0.2 proto static
+  ip -n "$NS_RTR" route add blackhole default proto static
+  # What the NAT gateway does when a default route points at it.
+  ipt "$NS_RTR" -t nat -A POSTROUTING -o igw -j MASQUERADE
+  write_resolv_conf "$VPC_DNS_IP"
+}
+
+apply_net_fault() {
+  case "$1" in
+    sg-egress-drop)
+      ipt "$NS_INST" -A OUTPUT -o eth0 -j DROP ;;
+    nacl-ephemeral-narrow)
+      ipt "$NS_RTR" -A FORWARD -o sub -p tcp ! --dport 1024:32767 -j DROP ;;
+    nacl-outbound-deny-443)
+      ipt "$NS_RTR" -A FORWARD -i sub -p tcp --dport 443 -j DROP ;;
+    endpoint-route-missing)
+      ip -n "$NS_RTR" route del "$S3_PREFIX" 2>/dev/null || true
+      ip -n "$NS_RTR" route del "$DDB_PREFIX" 2>/dev/null || true ;;
+    route-override-blackhole)
+      ip -n "$NS_RTR" route replace blackhole 198.51.100.0/28 proto static ;;
+    nat-gateway)
+      ip -n "$NS_RTR" route replace default via 10.255.1.2 dev igw proto static ;;
+    dns-custom-resolver)
+      write_resolv_conf "$CORP_DNS" ;;
+    dns-custom-resolver-override)
+      write_resolv_conf "$CORP_DNS_OVERRIDE" ;;
+    imds-blocked)
+      ipt "$NS_META" -A INPUT -p tcp --dport 80 -j DROP ;;
+    proxy-down)
+      ipt "$NS_CORP" -A INPUT -p tcp --dport 3128 -j REJECT --reject-with tcp-reset ;;
+    *) : ;; # a server fault: the configs say it
+  esac
+}
+
+veth() { # veth NS1 IF1 NS2 IF2
+  ip link add "$2" netns "$1" type veth peer name "$4" netns "$3"
+  ip -n "$1" link set "$2" up
+  ip -n "$3" link set "$4" up
+}
+
+build_network() {
+  local ns
+  mkdir -p "/etc/netns/$NS_INST" "/etc/netns/$NS_CORP"
+  for ns in "${NAMESPACES[@]}"; do
+    ip netns add "$ns"
+    nsx "$ns" sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
+    ip -n "$ns" link set lo up
+  done
+  nsx "$NS_RTR" sysctl -qw net.ipv4.ip_forward=1
+
+  # instance eth0 <-> router "sub" (the subnet; the router answers ARP for the interface
+  # endpoint's address, which lives in the aws namespace)
+  veth "$NS_INST" eth0 "$NS_RTR" sub
+  ip -n "$NS_INST" addr add "$INST_IP/24" dev eth0
+  ip -n "$NS_INST" route add default via 10.0.1.1
+  ip -n "$NS_RTR" addr add 10.0.1.1/24 dev sub
+  nsx "$NS_RTR" sysctl -qw net.ipv4.conf.sub.proxy_arp=1
+
+  # instance meta0 <-> meta "inst": the link-local services, outside route table, SG and NACL
+  veth "$NS_INST" meta0 "$NS_META" inst
+  ip -n "$NS_INST" route add 169.254.169.252/30 dev meta0 src "$INST_IP"
+  ip -n "$NS_META" addr add "$IMDS_IP/32" dev lo
+  ip -n "$NS_META" addr add "$VPC_DNS_IP/32" dev lo
+  ip -n "$NS_META" route add "$SUBNET" dev inst
+
+  # router "gwe" <-> aws "gwe": the gateway endpoint; router "igw" <-> aws "igw": the internet
+  veth "$NS_RTR" gwe "$NS_AWS" gwe
+  ip -n "$NS_RTR" addr add 10.255.0.1/30 dev gwe
+  ip -n "$NS_AWS" addr add 10.255.0.2/30 dev gwe
+  veth "$NS_RTR" igw "$NS_AWS" igw
+  ip -n "$NS_RTR" addr add 10.255.1.1/30 dev igw
+  ip -n "$NS_AWS" addr add 10.255.1.2/30 dev igw
+  ip -n "$NS_AWS" route add "$VPC_CIDR" via 10.255.0.1
+  local a
+  for a in "$S3_IP" "$DDB_IP" "$IFE_IP" "$CANARY_IP" "$STS_IP"; do
+    ip -n "$NS_AWS" addr add "$a/32" dev lo
+  done
+  ip -n "$NS_RTR" route add "$IFE_IP/32" via 10.255.0.2
+
+  # router "corp" <-> corp eth0: another subnet with the corporate proxy and DNS
+  veth "$NS_RTR" corp "$NS_CORP" eth0
+  ip -n "$NS_RTR" addr add 10.0.2.1/24 dev corp
+  for a in "$CORP_IP" "$CORP_DNS" "$CORP_DNS_OVERRIDE"; do
+    ip -n "$NS_CORP" addr add "$a/24" dev eth0
+  done
+  ip -n "$NS_CORP" route add default via 10.0.2.1
+  printf 'nameserver %s\noptions timeout:1 attempts:1\n' "$CORP_DNS" >"/etc/netns/$NS_CORP/resolv.conf"
+}
+
+write_files() {
+  mkdir -p "$LAB_DIR"/{pids,logs,ca,corp}
+  cat >"$LAB_DIR/ip-ranges.json" <<EOF
+{
+  "syncToken": "1732406400",
+  "createDate": "2026-11-01-00-00-00",
+  "prefixes": [
+    {"ip_prefix": "$S3_PREFIX", "region": "$REGION", "service": "AMAZON", "network_border_group": "$REGION"},
+    {"ip_prefix": "$S3_PREFIX", "region": "$REGION", "service": "S3", "network_border_group": "$REGION"},
+    {"ip_prefix": "$DDB_PREFIX", "region": "$REGION", "service": "AMAZON", "network_border_group": "$REGION"},
+    {"ip_prefix": "$DDB_PREFIX", "region": "$REGION", "service": "DYNAMODB", "network_border_group": "$REGION"},
+    {"ip_prefix": "$S3_USE1_PREFIX", "region": "us-east-1", "service": "S3", "network_border_group": "us-east-1"},
+    {"ip_prefix": "$DDB_USE1_PREFIX", "region": "us-east-1", "service": "DYNAMODB", "network_border_group": "us-east-1"}
+  ],
+  "ipv6_prefixes": []
+}
+EOF
+  local port
+  for port in 3128 3129; do
+    cat >"$LAB_DIR/corp/tinyproxy-$port.conf" <<EOF
+Port $port
+Listen $CORP_IP
+Timeout 30
+MaxClients 50
+Allow $VPC_CIDR
+ConnectPort 443
+LogLevel Info
+LogFile "$LAB_DIR/logs/tinyproxy-$port.access.log"
+ViaProxyName "corp-proxy"
+EOF
+  done
+  # 3129: the proxy's ACL denies every destination.
+  : >"$LAB_DIR/corp/deny-all.filter"
+  printf 'Filter "%s"\nFilterDefaultDeny Yes\n' "$LAB_DIR/corp/deny-all.filter" >>"$LAB_DIR/corp/tinyproxy-3129.conf"
+}
+
+dnsmasq_args() { # dnsmasq_args LISTEN S3_ANSWER
+  echo -k --conf-file=/dev/null --no-resolv --no-hosts --bind-interfaces --listen-address="$1" \
+    --pid-file= --user=root --group=root --log-facility=- \
+    --address=/s3."$REGION".amazonaws.com/"$2" \
+    --address=/dynamodb."$REGION".amazonaws.com/"$DDB_IP" \
+    --address=/ddb."$REGION".amazonaws.com/"$DDB_IP" \
+    --address=/sts."$REGION".amazonaws.com/"$STS_IP" \
+    --local=/#/
+}
+
+start_daemons() {
+  [ -x "$LAB_SERVERS" ] || die "$LAB_SERVERS missing: cargo build --example lab_servers"
+  [ -x "$MOTO" ] || die "$MOTO missing: sudo bash scripts/install-deps.sh"
+  local t
+  for t in tinyproxy dnsmasq iptables; do
+    command -v "$t" >/dev/null || die "$t missing: sudo bash scripts/install-deps.sh"
+  done
+  start_proc moto "$NS_AWS" "$MOTO" -H 127.0.0.1 -p "$MOTO_PORT"
+  start_proc tinyproxy-3128 "$NS_CORP" tinyproxy -d -c "$LAB_DIR/corp/tinyproxy-3128.conf"
+  start_proc tinyproxy-3129 "$NS_CORP" tinyproxy -d -c "$LAB_DIR/corp/tinyproxy-3129.conf"
+  # shellcheck disable=SC2046
+  start_proc dnsmasq-corp "$NS_CORP" dnsmasq $(dnsmasq_args "$CORP_DNS" "$S3_IP")
+  # shellcheck disable=SC2046
+  start_proc dnsmasq-override "$NS_CORP" dnsmasq $(dnsmasq_args "$CORP_DNS_OVERRIDE" "$OUTSIDE_IP")
+  sync_servers
+}
+
+# Seeds moto (once it answers): the bucket with an object, the table with an item.
+seed_moto() {
+  ip netns exec "$NS_AWS" "$MOTO_PY" - "$MOTO_PORT" "$REGION" "$BUCKET" "$TABLE" >>"$LAB_DIR/logs/seed.log" 2>&1 <<'PY' || { tail -n 20 "$LAB_DIR/logs/seed.log" >&2; die "seeding moto failed"; }
+import sys, time, urllib.request
+port, region, bucket, table = sys.argv[1:5]
+url = f"http://127.0.0.1:{port}"
+deadline = time.time() + 30
+while True:
+    try:
+        urllib.request.urlopen(url + "/moto-api/data.json", timeout=1).read()
+        break
+    except Exception as e:
+        if time.time() > deadline:
+            sys.exit(f"moto did not answer on {url}: {e}")
+        time.sleep(0.05)
+import boto3
+kw = dict(endpoint_url=url, region_name=region, aws_access_key_id="testing",
+          aws_secret_access_key="testing")
+s3 = boto3.client("s3", **kw)
+s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": region})
+s3.put_object(Bucket=bucket, Key="probe/object.txt", Body=b"hello from the lab")
+ddb = boto3.client("dynamodb", **kw)
+ddb.create_table(TableName=table, BillingMode="PAY_PER_REQUEST",
+                 AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                 KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}])
+ddb.put_item(TableName=table, Item={"pk": {"S": "id-1"}, "note": {"S": "seeded by lab.sh"}})
+print("seeded", bucket, table)
+PY
+}
+
+write_trust_bundle() { # the instance trusts the lab CA and the inspection CA, not the rogue one
+  cat "$LAB_DIR/ca/lab-ca.pem" "$LAB_DIR/ca/inspect-ca.pem" >"$LAB_DIR/trust.pem.tmp"
+  mv "$LAB_DIR/trust.pem.tmp" "$LAB_DIR/trust.pem"
+}
+
+# ---------------------------------------------------------------- commands
+
+cmd_down() {
+  need_root
+  local name
+  if [ -d "$LAB_DIR/pids" ]; then
+    for f in "$LAB_DIR"/pids/*.pid; do
+      [ -e "$f" ] || continue
+      name=$(basename "$f" .pid)
+      stop_proc "$name"
+    done
+  fi
+  kill_ns_procs
+  local ns
+  for ns in "${NAMESPACES[@]}"; do
+    ns_exists "$ns" && ip netns del "$ns" 2>/dev/null || true
+    rm -rf "/etc/netns/$ns"
+  done
+  rm -rf "$LAB_DIR"
+}
+
+cmd_up() {
+  need_root
+  local started=$SECONDS
+  cmd_down
+  mkdir -p "$LAB_DIR"
+  : >"$LAB_DIR/faults"
+  write_files
+  build_network
+  net_healthy
+  start_daemons
+  write_trust_bundle
+  seed_moto
+  log "up in $((SECONDS - started)) s: instance $NS_INST ($INST_IP); lab files in $LAB_DIR"
+}
+
+cmd_apply() {
+  need_root
+  [ -d "$LAB_DIR" ] && ns_exists "$NS_INST" || die "the lab is not up (lab.sh up)"
+  local f
+  for f in "$@"; do
+    known_fault "$f" || die "unknown fault '$f' (lab.sh faults lists them)"
+  done
+  for f in "$@"; do
+    has_fault "$f" && continue
+    echo "$f" >>"$LAB_DIR/faults"
+    apply_net_fault "$f"
+  done
+  sync_servers
+}
+
+cmd_reset() {
+  need_root
+  [ -d "$LAB_DIR" ] && ns_exists "$NS_INST" || die "the lab is not up (lab.sh up)"
+  : >"$LAB_DIR/faults"
+  net_healthy
+  sync_servers
+  local p
+  for p in moto tinyproxy-3128 tinyproxy-3129 dnsmasq-corp dnsmasq-override; do
+    alive "$p" || die "$p is not running (see $LAB_DIR/logs/$p.log); lab.sh up rebuilds the lab"
+  done
+}
+
+cmd_status() {
+  local ns f name
+  if [ ! -d "$LAB_DIR" ]; then echo "lab: down"; fi
+  for ns in "${NAMESPACES[@]}"; do
+    if ns_exists "$ns"; then echo "namespace $ns: up"; else echo "namespace $ns: absent"; fi
+  done
+  [ -d "$LAB_DIR" ] || return 0
+  for f in "$LAB_DIR"/pids/*.pid; do
+    [ -e "$f" ] || continue
+    name=$(basename "$f" .pid)
+    if alive "$name"; then echo "process $name: pid $(cat "$f")"; else echo "process $name: DEAD (pid $(cat "$f"))"; fi
+  done
+  echo "faults: $(tr '\n' ' ' <"$LAB_DIR/faults" 2>/dev/null)"
+  if ns_exists "$NS_RTR"; then
+    echo "route table ($NS_RTR):"; ip -n "$NS_RTR" route show proto static | sed 's/^/  /'
+  fi
+  for ns in "${NAMESPACES[@]}"; do
+    ns_exists "$ns" || continue
+    local rules
+    rules=$(ipt "$ns" -S | grep -v '^-P' || true; ipt "$ns" -t nat -S | grep -v '^-P' || true)
+    [ -n "$rules" ] && { echo "iptables $ns:"; echo "$rules" | sed 's/^/  /'; }
+  done
+  echo "instance resolver: $(grep nameserver "/etc/netns/$NS_INST/resolv.conf" 2>/dev/null || echo none)"
+  echo "probe: ip netns exec $NS_INST env -i PATH=/usr/bin:/bin HOME=/tmp SSL_CERT_FILE=$LAB_DIR/trust.pem vpce-probe probe --bucket $BUCKET --table $TABLE --ip-ranges $LAB_DIR/ip-ranges.json --internet-canary $CANARY_IP:443 --expect-issuer '$LAB_CA_NAME' --timeout 1 --deadline 15"
+}
+
+cmd_faults() {
+  local f
+  for f in "${FAULTS[@]}"; do printf '%-30s %s\n' "${f%%:*}" "${f#*:}"; done
+}
+
+# Runs a command in the instance namespace with the environment the lab's probe gets.
+cmd_exec() {
+  [ "$#" -gt 0 ] || die "usage: lab.sh exec CMD..."
+  local home
+  home=$(mktemp -d "$LAB_DIR/home.XXXXXX")
+  set +e
+  ip netns exec "$NS_INST" env -i PATH=/usr/local/bin:/usr/bin:/bin HOME="$home" \
+    AWS_CONFIG_FILE="$home/none" AWS_SHARED_CREDENTIALS_FILE="$home/none" \
+    SSL_CERT_FILE="$LAB_DIR/trust.pem" "$@"
+  local rc=$?
+  rm -rf "$home"
+  return "$rc"
+}
+
+main() {
+  local cmd=${1:-}
+  shift || true
+  case "$cmd" in
+    up) cmd_up ;;
+    down) cmd_down ;;
+    apply) [ "$#" -gt 0 ] || die "usage: lab.sh apply FAULT..."; cmd_apply "$@" ;;
+    reset) cmd_reset ;;
+    status) cmd_status ;;
+    faults) cmd_faults ;;
+    exec) cmd_exec "$@" ;;
+    *) sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; [ -z "$cmd" ] || exit 2 ;;
+  esac
+}
+
+main "$@"

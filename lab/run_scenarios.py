@@ -1,0 +1,387 @@
+#!/usr/bin/env python3
+"""Runs the VPC lab's scenarios: brings the lab up once, and for each lab/scenarios/*.toml
+resets it to healthy, applies the scenario's faults, runs the real `vpce-probe probe` inside
+the instance namespace and checks the report against the scenario's expectations.
+
+    sudo python3 lab/run_scenarios.py [--binary target/debug/vpce-probe] [--only NAME] [--keep]
+
+Python 3.11+, standard library only. See lab/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+LAB_SH = HERE / "lab.sh"
+SCENARIOS = HERE / "scenarios"
+LAB_DIR = Path(os.environ.get("VPL_DIR", "/run/vpce-lab"))
+NS_INST = "vpl-inst"
+LAB_CA_NAME = "vpce-probe lab CA"
+
+# Faults the runner implements itself (how the probe is started); the others are lab.sh's.
+RUNNER_FAULTS = {
+    # The instance's clock 30 minutes ahead (libfaketime, preloaded into the probe only).
+    "clock-ahead-30m": ["faketime", "-f", "+30m"],
+}
+
+
+def standard_args(home: Path) -> list[str]:
+    return [
+        "probe",
+        "--bucket", "lab-bucket",
+        "--table", "lab-table",
+        "--key", "probe/object.txt",
+        "--item-key", '{"pk":{"S":"id-1"}}',
+        "--ip-ranges", str(LAB_DIR / "ip-ranges.json"),
+        "--internet-canary", "203.0.113.10:443",
+        "--expect-issuer", LAB_CA_NAME,
+        "--timeout", "1",
+        "--deadline", "15",
+        "--no-progress",
+        "--format", "text",
+        "--output", str(home / "report.json"),
+    ]
+
+
+# Flags that take one value: a scenario giving one replaces the standard one.
+SINGLE_VALUED = {
+    "--internet-canary", "--timeout", "--deadline", "--ip-ranges", "--vpc-resolver",
+    "--resolv-conf", "--region", "--format", "--output", "--key", "--item-key",
+    "--expect-path", "--fail-on", "--profile",
+}
+
+SCENARIO_KEYS = {"description", "faults", "args", "env", "expect", "known_bug"}
+EXPECT_KEYS = {"exit", "present", "absent", "paths", "root_causes", "text"}
+
+
+class ScenarioError(Exception):
+    pass
+
+
+@dataclass
+class Scenario:
+    name: str
+    path: Path
+    description: str
+    faults: list[str]
+    args: list[str]
+    env: dict[str, str]
+    exit: int | None
+    present: list[str]
+    absent: list[str]
+    paths: dict[str, dict[str, str]]
+    root_causes: list[str]
+    text: list[str]
+    known_bug: str | None
+
+    @staticmethod
+    def load(path: Path) -> "Scenario":
+        try:
+            data = tomllib.loads(path.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as e:
+            raise ScenarioError(f"{path}: {e}") from e
+        unknown = set(data) - SCENARIO_KEYS
+        if unknown:
+            raise ScenarioError(f"{path}: unknown keys {sorted(unknown)}")
+        expect = data.get("expect", {})
+        unknown = set(expect) - EXPECT_KEYS
+        if unknown:
+            raise ScenarioError(f"{path}: unknown [expect] keys {sorted(unknown)}")
+        if "description" not in data or "exit" not in expect:
+            raise ScenarioError(f"{path}: needs description and expect.exit")
+        for target, p in expect.get("paths", {}).items():
+            if not set(p) <= {"kind", "confidence", "reachable"}:
+                raise ScenarioError(f"{path}: paths.{target}: only kind, confidence, reachable")
+        return Scenario(
+            name=path.stem,
+            path=path,
+            description=data["description"],
+            faults=list(data.get("faults", [])),
+            args=[str(a) for a in data.get("args", [])],
+            env={str(k): str(v) for k, v in data.get("env", {}).items()},
+            exit=expect.get("exit"),
+            present=list(expect.get("present", [])),
+            absent=list(expect.get("absent", [])),
+            paths=dict(expect.get("paths", {})),
+            root_causes=list(expect.get("root_causes", [])),
+            text=list(expect.get("text", [])),
+            known_bug=data.get("known_bug"),
+        )
+
+
+@dataclass
+class Result:
+    scenario: Scenario
+    seconds: float
+    problems: list[str] = field(default_factory=list)
+    stdout: str = ""
+    stderr: str = ""
+    report: dict | None = None
+    exit: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def lab(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Runs lab.sh in its own session, so that Ctrl-C reaches only this runner (which then
+    tears the lab down) and never a half-finished lab.sh."""
+    return subprocess.run(
+        ["bash", str(LAB_SH), *args],
+        check=check,
+        start_new_session=True,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def substitute(value: str, home: Path) -> str:
+    return value.replace("{lab_dir}", str(LAB_DIR)).replace("{home}", str(home))
+
+
+def build_command(s: Scenario, binary: Path, home: Path) -> list[str]:
+    args = standard_args(home)
+    extra = [substitute(a, home) for a in s.args]
+    for flag in SINGLE_VALUED:
+        if flag in extra and flag in args:
+            i = args.index(flag)
+            del args[i:i + 2]
+    args += extra
+    env = {
+        "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "HOME": str(home),
+        "AWS_CONFIG_FILE": str(home / "no-aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(home / "no-aws-credentials"),
+        "SSL_CERT_FILE": str(LAB_DIR / "trust.pem"),
+        "NO_COLOR": "1",
+    }
+    env.update({k: substitute(v, home) for k, v in s.env.items()})
+    wrapper: list[str] = []
+    for f in s.faults:
+        wrapper += RUNNER_FAULTS.get(f, [])
+    return [
+        "ip", "netns", "exec", NS_INST, "env", "-i",
+        *[f"{k}={v}" for k, v in env.items()],
+        *wrapper, str(binary), *args,
+    ]
+
+
+def split_code(spec: str) -> tuple[str, str | None]:
+    code, _, target = spec.partition("@")
+    return code, (target or None)
+
+
+def check(s: Scenario, r: Result) -> None:
+    rep = r.report
+    if rep is None:
+        r.problems.append("no JSON report was written")
+        if s.exit is not None and r.exit != s.exit:
+            r.problems.append(f"exit {r.exit}, expected {s.exit}")
+        return
+    if s.exit is not None and r.exit != s.exit:
+        r.problems.append(f"exit {r.exit}, expected {s.exit}")
+    findings = rep.get("findings", [])
+    have = [(f.get("code"), f.get("target")) for f in findings]
+
+    def found(spec: str) -> bool:
+        code, target = split_code(spec)
+        return any(c == code and (target is None or t == target) for c, t in have)
+
+    missing = [c for c in s.present if not found(c)]
+    unwanted = [c for c in s.absent if found(c)]
+    if missing:
+        r.problems.append(f"missing codes {missing}")
+    if unwanted:
+        r.problems.append(f"unwanted codes {unwanted}")
+    roots = [(c.get("code"), c.get("target")) for c in rep.get("verdict", {}).get("root_causes", [])]
+    for spec in s.root_causes:
+        code, target = split_code(spec)
+        if not any(c == code and (target is None or t == target) for c, t in roots):
+            r.problems.append(f"root cause {spec} not in verdict.root_causes")
+    targets = {t.get("id"): t.get("path", {}) for t in rep.get("targets", [])}
+    for target, want in s.paths.items():
+        got = targets.get(target)
+        if got is None:
+            r.problems.append(f"no target {target} in the report")
+            continue
+        for key, value in want.items():
+            if got.get(key) != value:
+                r.problems.append(f"{target} path {key} = {got.get(key)!r}, expected {value!r}")
+    for needle in s.text:
+        if needle not in r.stdout:
+            r.problems.append(f"text report lacks {needle!r}")
+
+
+def actual_summary(r: Result) -> str:
+    if r.report is None:
+        return f"  actual: exit {r.exit}, no report"
+    codes = sorted({f"{f.get('code')}@{f.get('target')}" for f in r.report.get("findings", [])})
+    paths = {
+        t.get("id"): f"{t.get('path', {}).get('kind')}/{t.get('path', {}).get('confidence')}"
+        for t in r.report.get("targets", [])
+    }
+    roots = [c.get("code") for c in r.report.get("verdict", {}).get("root_causes", [])]
+    return (
+        f"  actual:   exit {r.exit}; codes {codes}\n"
+        f"            paths {paths}; root causes {roots}"
+    )
+
+
+def expected_summary(s: Scenario) -> str:
+    paths = {k: f"{v.get('kind')}/{v.get('confidence')}" for k, v in s.paths.items()}
+    roots = f"; root causes {s.root_causes}" if s.root_causes else ""
+    return (
+        f"  expected: exit {s.exit}; present {s.present}; absent {s.absent}\n"
+        f"            paths {paths}{roots}"
+    )
+
+
+def run_scenario(s: Scenario, binary: Path) -> Result:
+    started = time.monotonic()
+    lab("reset")
+    lab_faults = [f for f in s.faults if f not in RUNNER_FAULTS]
+    if lab_faults:
+        lab("apply", *lab_faults)
+    home = Path(tempfile.mkdtemp(prefix="home.", dir=LAB_DIR))
+    try:
+        cmd = build_command(s, binary, home)
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60,
+                                  stdin=subprocess.DEVNULL)
+            result = Result(s, 0.0, stdout=proc.stdout, stderr=proc.stderr, exit=proc.returncode)
+        except subprocess.TimeoutExpired as e:
+            result = Result(s, 0.0, stdout=e.stdout or "", stderr=e.stderr or "", exit=None)
+            result.problems.append("the probe did not finish within 60 s")
+        report = home / "report.json"
+        if report.exists():
+            try:
+                result.report = json.loads(report.read_text())
+            except json.JSONDecodeError as e:
+                result.problems.append(f"report.json is not JSON: {e}")
+        if not result.problems:
+            check(s, result)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--binary", default="target/debug/vpce-probe",
+                    help="the vpce-probe binary (default: target/debug/vpce-probe)")
+    ap.add_argument("--only", action="append", default=[], metavar="NAME",
+                    help="run only this scenario (repeatable; NAME is the file name without .toml)")
+    ap.add_argument("--keep", action="store_true", help="leave the lab up at the end")
+    ap.add_argument("--show", action="store_true",
+                    help="print every probe's text report, not only those of failing scenarios")
+    ap.add_argument("--repeat", type=int, default=1, metavar="N",
+                    help="run the selected scenarios N times in a row (default 1)")
+    opts = ap.parse_args()
+
+    if os.geteuid() != 0:
+        print("run_scenarios: run as root (namespaces, iptables)", file=sys.stderr)
+        return 2
+    binary = Path(opts.binary)
+    if not binary.is_absolute():
+        binary = (Path.cwd() / binary) if (Path.cwd() / binary).exists() else REPO / binary
+    if not binary.exists():
+        print(f"run_scenarios: {binary} does not exist (cargo build --bin vpce-probe)", file=sys.stderr)
+        return 2
+    try:
+        scenarios = [Scenario.load(p) for p in sorted(SCENARIOS.glob("*.toml"))]
+    except ScenarioError as e:
+        print(f"run_scenarios: {e}", file=sys.stderr)
+        return 2
+    if opts.only:
+        names = {s.name for s in scenarios}
+        unknown = [n for n in opts.only if n not in names]
+        if unknown:
+            print(f"run_scenarios: no scenario {unknown}; have: {' '.join(sorted(names))}", file=sys.stderr)
+            return 2
+        scenarios = [s for s in scenarios if s.name in opts.only]
+
+    # SIGTERM (CI cancelling the job) tears the lab down like Ctrl-C does.
+    def on_term(signum, frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, on_term)
+
+    total_started = time.monotonic()
+    failed: list[str] = []
+    known: list[str] = []
+    try:
+        t = time.monotonic()
+        lab("up")
+        print(f"lab up in {time.monotonic() - t:.1f} s; {len(scenarios)} scenario(s); binary {binary}", flush=True)
+        for round_no in range(1, opts.repeat + 1):
+            if opts.repeat > 1:
+                print(f"--- run {round_no} of {opts.repeat}", flush=True)
+            for s in scenarios:
+                r = run_scenario(s, binary)
+                if r.ok and s.known_bug:
+                    status = "PASS"
+                    note = f"  (known_bug no longer reproduces: remove it from {s.path.name})"
+                elif r.ok:
+                    status, note = "PASS", ""
+                elif s.known_bug:
+                    status, note = "KNOWN-BUG", f"  ({s.known_bug})"
+                    known.append(s.name)
+                else:
+                    status, note = "FAIL", ""
+                    failed.append(s.name)
+                print(f"{status:<9} {s.name:<34} {r.seconds:5.1f} s{note}", flush=True)
+                if opts.show and (r.ok or status != "FAIL"):
+                    print(f"  {s.description}")
+                    print("\n".join("  | " + line for line in r.stdout.rstrip().splitlines()))
+                if not r.ok:
+                    for p in r.problems:
+                        print(f"  - {p}")
+                    print(expected_summary(s))
+                    print(actual_summary(r))
+                    if status == "FAIL":
+                        print("  --- probe text report")
+                        print("\n".join("  | " + line for line in r.stdout.rstrip().splitlines()))
+                        if r.stderr.strip():
+                            print("  --- probe stderr (last 20 lines)")
+                            print("\n".join("  | " + line for line in r.stderr.rstrip().splitlines()[-20:]))
+                    sys.stdout.flush()
+    except KeyboardInterrupt:
+        print("\ninterrupted: tearing the lab down", file=sys.stderr)
+        failed.append("(interrupted)")
+    except subprocess.CalledProcessError as e:
+        print(f"run_scenarios: {' '.join(map(str, e.cmd))} failed with exit {e.returncode}", file=sys.stderr)
+        failed.append("(lab error)")
+    finally:
+        if opts.keep and "(interrupted)" not in failed:
+            print(f"lab left up (--keep): bash {LAB_SH} status; bash {LAB_SH} down", flush=True)
+        else:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            lab("down", check=False)
+    total = time.monotonic() - total_started
+    runs = len(scenarios) * opts.repeat
+    print(
+        f"{runs - len([f for f in failed if not f.startswith('(')]) - len(known)} passed, "
+        f"{len([f for f in failed if not f.startswith('(')])} failed, {len(known)} known bug(s); "
+        f"total {total:.1f} s"
+    )
+    if failed:
+        print(f"FAILED: {' '.join(failed)}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

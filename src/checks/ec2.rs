@@ -1,0 +1,335 @@
+//! Control plane: the VPC's own configuration through EC2 Describe*, when the instance's role
+//! may read it (many may not: a denied read is a note and leaves its checks skipped).
+
+use std::time::{Duration, Instant};
+
+use aws_config::SdkConfig;
+use aws_sdk_ec2::types::{Filter, VpcAttributeName};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+use super::control_plane::service_name;
+use crate::net::millis;
+use crate::report::{
+    ControlPlane, ControlPlaneRead, EndpointFacts, InstanceFacts, NaclEntry, NetworkAclFacts,
+    PrefixListFacts, ReadOutcome, RouteFacts, RouteTableFacts, SecurityGroupFacts, Service, SgRule,
+};
+
+fn filter(name: &str, values: &[String]) -> Filter {
+    Filter::builder()
+        .name(name)
+        .set_values(Some(values.to_vec()))
+        .build()
+}
+
+/// Record the outcome of one read; Some(output) when it worked.
+fn record<T, E>(
+    reads: &mut Vec<ControlPlaneRead>,
+    action: &str,
+    result: Result<Result<T, SdkError<E, HttpResponse>>, tokio::time::error::Elapsed>,
+) -> Option<T>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let (outcome, error, value) = match result {
+        Err(_) => (
+            ReadOutcome::Failed,
+            Some("no answer within the timeout".to_string()),
+            None,
+        ),
+        Ok(Ok(v)) => (ReadOutcome::Ok, None, Some(v)),
+        Ok(Err(SdkError::ServiceError(se))) => {
+            let code = se.err().code().unwrap_or("").to_string();
+            let message = se.err().message().unwrap_or("").to_string();
+            let denied = matches!(
+                code.as_str(),
+                "UnauthorizedOperation" | "AccessDenied" | "AccessDeniedException"
+            ) || se.raw().status().as_u16() == 403;
+            (
+                if denied {
+                    ReadOutcome::Denied
+                } else {
+                    ReadOutcome::Failed
+                },
+                Some(format!("{code}: {message}")),
+                None,
+            )
+        }
+        Ok(Err(e)) => (
+            ReadOutcome::Failed,
+            Some(format!(
+                "{}",
+                aws_smithy_types::error::display::DisplayErrorContext(&e)
+            )),
+            None,
+        ),
+    };
+    reads.push(ControlPlaneRead {
+        action: action.to_string(),
+        outcome,
+        error,
+    });
+    value
+}
+
+pub async fn read(
+    sdk: &SdkConfig,
+    instance: &InstanceFacts,
+    region: &str,
+    services: &[Service],
+    timeout: Duration,
+) -> ControlPlane {
+    let started = Instant::now();
+    let client = aws_sdk_ec2::Client::new(sdk);
+    let limit = timeout * 2;
+    let vpc = instance.vpc_id.clone().unwrap_or_default();
+    let subnet = instance.subnet_id.clone().unwrap_or_default();
+    let names: Vec<String> = services.iter().map(|s| service_name(region, *s)).collect();
+    use tokio::time::timeout as t;
+
+    let (rtb, main_rtb, endpoints, pls, sgs, acl, dns_support, dns_hostnames) = tokio::join!(
+        t(
+            limit,
+            client
+                .describe_route_tables()
+                .filters(filter(
+                    "association.subnet-id",
+                    std::slice::from_ref(&subnet)
+                ))
+                .send()
+        ),
+        t(
+            limit,
+            client
+                .describe_route_tables()
+                .filters(filter("vpc-id", std::slice::from_ref(&vpc)))
+                .filters(filter("association.main", &["true".to_string()]))
+                .send()
+        ),
+        t(
+            limit,
+            client
+                .describe_vpc_endpoints()
+                .filters(filter("vpc-id", std::slice::from_ref(&vpc)))
+                .filters(filter("service-name", &names))
+                .send()
+        ),
+        t(
+            limit,
+            client
+                .describe_prefix_lists()
+                .filters(filter("prefix-list-name", &names))
+                .send()
+        ),
+        t(
+            limit,
+            client
+                .describe_security_groups()
+                .set_group_ids(Some(instance.security_group_ids.clone()))
+                .send()
+        ),
+        t(
+            limit,
+            client
+                .describe_network_acls()
+                .filters(filter(
+                    "association.subnet-id",
+                    std::slice::from_ref(&subnet)
+                ))
+                .send()
+        ),
+        t(
+            limit,
+            client
+                .describe_vpc_attribute()
+                .vpc_id(&vpc)
+                .attribute(VpcAttributeName::EnableDnsSupport)
+                .send()
+        ),
+        t(
+            limit,
+            client
+                .describe_vpc_attribute()
+                .vpc_id(&vpc)
+                .attribute(VpcAttributeName::EnableDnsHostnames)
+                .send()
+        ),
+    );
+    let mut cp = ControlPlane::default();
+    let reads = &mut cp.reads;
+
+    let explicit = record(reads, "ec2:DescribeRouteTables", rtb);
+    let main = record(reads, "ec2:DescribeRouteTables (main)", main_rtb);
+    let table = explicit
+        .as_ref()
+        .and_then(|o| o.route_tables().first().cloned())
+        .map(|t| (t, false))
+        .or_else(|| {
+            main.as_ref()
+                .and_then(|o| o.route_tables().first().cloned())
+                .map(|t| (t, true))
+        });
+    cp.route_table = table.map(|(t, main)| RouteTableFacts {
+        id: t.route_table_id().unwrap_or_default().to_string(),
+        main,
+        routes: t
+            .routes()
+            .iter()
+            .map(|r| RouteFacts {
+                destination_cidr: r
+                    .destination_cidr_block()
+                    .or(r.destination_ipv6_cidr_block())
+                    .map(str::to_string),
+                destination_prefix_list: r.destination_prefix_list_id().map(str::to_string),
+                target: r
+                    .gateway_id()
+                    .or(r.nat_gateway_id())
+                    .or(r.vpc_peering_connection_id())
+                    .or(r.transit_gateway_id())
+                    .or(r.network_interface_id())
+                    .or(r.instance_id())
+                    .or(r.local_gateway_id())
+                    .or(r.carrier_gateway_id())
+                    .or(r.egress_only_internet_gateway_id())
+                    .unwrap_or("unknown")
+                    .to_string(),
+                state: r
+                    .state()
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_else(|| "active".into()),
+            })
+            .collect(),
+    });
+
+    if let Some(out) = record(reads, "ec2:DescribeVpcEndpoints", endpoints) {
+        cp.endpoints = out
+            .vpc_endpoints()
+            .iter()
+            .filter(|e| {
+                e.vpc_endpoint_type().map(|t| t.as_str()) == Some("Gateway")
+                    || e.vpc_endpoint_type().is_none()
+            })
+            .filter_map(|e| {
+                let name = e.service_name().unwrap_or_default();
+                let service = services
+                    .iter()
+                    .find(|s| service_name(region, **s) == name)?;
+                Some(EndpointFacts {
+                    id: e.vpc_endpoint_id().unwrap_or_default().to_string(),
+                    service: *service,
+                    service_name: name.to_string(),
+                    state: e
+                        .state()
+                        .map(|s| s.as_str().to_string())
+                        .unwrap_or_default(),
+                    route_table_ids: e.route_table_ids().to_vec(),
+                    policy: e.policy_document().map(str::to_string),
+                    ip_address_type: e.ip_address_type().map(|t| t.as_str().to_string()),
+                })
+            })
+            .collect();
+    }
+
+    if let Some(out) = record(reads, "ec2:DescribePrefixLists", pls) {
+        let lists: Vec<(String, String)> = out
+            .prefix_lists()
+            .iter()
+            .filter_map(|p| {
+                Some((
+                    p.prefix_list_id()?.to_string(),
+                    p.prefix_list_name()?.to_string(),
+                ))
+            })
+            .collect();
+        // DescribePrefixLists may omit the CIDRs; the managed-list entries are the source.
+        let entries = futures_util::future::join_all(lists.iter().map(|(id, _)| {
+            tokio::time::timeout(
+                limit,
+                client
+                    .get_managed_prefix_list_entries()
+                    .prefix_list_id(id)
+                    .send(),
+            )
+        }))
+        .await;
+        for ((id, name), result) in lists.into_iter().zip(entries) {
+            let cidrs = record(reads, "ec2:GetManagedPrefixListEntries", result)
+                .map(|o| {
+                    o.entries()
+                        .iter()
+                        .filter_map(|e| e.cidr().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if let Some(service) = services.iter().find(|s| service_name(region, **s) == name) {
+                cp.prefix_lists.push(PrefixListFacts {
+                    id,
+                    name,
+                    service: *service,
+                    cidrs,
+                });
+            }
+        }
+    }
+
+    if let Some(out) = record(reads, "ec2:DescribeSecurityGroups", sgs) {
+        cp.security_groups = out
+            .security_groups()
+            .iter()
+            .map(|g| SecurityGroupFacts {
+                id: g.group_id().unwrap_or_default().to_string(),
+                egress: g
+                    .ip_permissions_egress()
+                    .iter()
+                    .map(|p| SgRule {
+                        protocol: p.ip_protocol().unwrap_or("-1").to_string(),
+                        from_port: p.from_port(),
+                        to_port: p.to_port(),
+                        cidrs: p
+                            .ip_ranges()
+                            .iter()
+                            .filter_map(|r| r.cidr_ip().map(str::to_string))
+                            .chain(
+                                p.ipv6_ranges()
+                                    .iter()
+                                    .filter_map(|r| r.cidr_ipv6().map(str::to_string)),
+                            )
+                            .collect(),
+                        prefix_list_ids: p
+                            .prefix_list_ids()
+                            .iter()
+                            .filter_map(|r| r.prefix_list_id().map(str::to_string))
+                            .collect(),
+                    })
+                    .collect(),
+            })
+            .collect();
+    }
+
+    if let Some(out) = record(reads, "ec2:DescribeNetworkAcls", acl) {
+        cp.network_acl = out.network_acls().first().map(|a| NetworkAclFacts {
+            id: a.network_acl_id().unwrap_or_default().to_string(),
+            entries: a
+                .entries()
+                .iter()
+                .map(|e| NaclEntry {
+                    rule_number: e.rule_number().unwrap_or(32767),
+                    egress: e.egress().unwrap_or(false),
+                    protocol: e.protocol().unwrap_or("-1").to_string(),
+                    allow: e.rule_action().map(|a| a.as_str()) == Some("allow"),
+                    cidr: e.cidr_block().or(e.ipv6_cidr_block()).map(str::to_string),
+                    from_port: e.port_range().and_then(|p| p.from()),
+                    to_port: e.port_range().and_then(|p| p.to()),
+                })
+                .collect(),
+        });
+    }
+
+    cp.dns_support = record(reads, "ec2:DescribeVpcAttribute", dns_support)
+        .and_then(|o| o.enable_dns_support().and_then(|v| v.value()));
+    cp.dns_hostnames = record(reads, "ec2:DescribeVpcAttribute", dns_hostnames)
+        .and_then(|o| o.enable_dns_hostnames().and_then(|v| v.value()));
+    cp.duration_ms = millis(started.elapsed());
+    cp
+}

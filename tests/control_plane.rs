@@ -1,0 +1,397 @@
+//! The control-plane checks against a real EC2 API emulator (moto server: VPCs, subnets, route
+//! tables, gateway endpoints with their prefix-list routes, security groups, network ACLs)
+//! behind the lab's TLS front. moto's AWS-managed prefix lists hold AWS's real CIDRs, so the
+//! front answers GetManagedPrefixListEntries with the lab's service addresses, as AWS would
+//! for a VPC whose services live there. Needs root and moto (scripts/install-deps.sh).
+#![cfg(feature = "control-plane")]
+
+mod common;
+mod support;
+
+use common::*;
+use support::*;
+
+fn entries_xml(cidr: &str) -> CannedResponse {
+    CannedResponse {
+        status: 200,
+        reason: "OK".into(),
+        headers: vec![("Content-Type".into(), "text/xml;charset=UTF-8".into())],
+        body: format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<GetManagedPrefixListEntriesResponse xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\"><requestId>lab</requestId><entrySet><item><cidr>{cidr}</cidr><description>lab</description></item></entrySet></GetManagedPrefixListEntriesResponse>"
+        ),
+    }
+}
+
+fn ec2_denied(action: &str) -> CannedResponse {
+    CannedResponse {
+        status: 403,
+        reason: "Forbidden".into(),
+        headers: vec![("Content-Type".into(), "text/xml;charset=UTF-8".into())],
+        body: format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>UnauthorizedOperation</Code><Message>You are not authorized to perform this operation. User: arn:aws:sts::123456789012:assumed-role/probe-role/i-0123456789abcdef0 is not authorized to perform: ec2:{action} because no identity-based policy allows the ec2:{action} action</Message></Error></Errors><RequestID>lab-denied</RequestID></Response>"
+        ),
+    }
+}
+
+/// A lab whose IMDS describes `vpc` and whose EC2 answers list the lab's service CIDRs.
+fn lab(id: u8, vpc: &MotoVpc, extra_body_rules: Vec<(String, CannedResponse)>) -> Lab {
+    let mut facts = ImdsFacts::example();
+    facts.vpc_id = vpc.vpc_id.clone();
+    facts.subnet_id = vpc.subnet_id.clone();
+    facts.security_group_ids = vec![vpc.security_group_id.clone()];
+    let mut body_rules = extra_body_rules;
+    body_rules.push((
+        format!("PrefixListId={}", vpc.s3_prefix_list),
+        entries_xml(&format!("127.{id}.1.0/26")),
+    ));
+    body_rules.push((
+        format!("PrefixListId={}", vpc.dynamodb_prefix_list),
+        entries_xml(&format!("127.{id}.1.64/26")),
+    ));
+    let front = FrontOptions {
+        body_rules,
+        ..FrontOptions::default()
+    };
+    Lab::aws(id, facts, front.clone(), front, true)
+}
+
+#[test]
+fn route_table_evidence_confirms_the_gateway_path() {
+    let vpc = moto().create_vpc(REGION, true, true);
+    let lab = lab(61, &vpc, vec![]);
+    let out = lab.probe(&[]);
+    out.expect(
+        0,
+        &[],
+        &[
+            "NO_GATEWAY_ENDPOINT",
+            "ROUTE_TABLE_NOT_ASSOCIATED",
+            "SG_EGRESS_BLOCKS",
+        ],
+    );
+    assert_eq!(
+        out.path("s3:bucket-61"),
+        ("gateway-endpoint".into(), "confirmed".into())
+    );
+    assert_eq!(
+        out.path("dynamodb:table-61"),
+        ("gateway-endpoint".into(), "confirmed".into())
+    );
+    let evidence = out.report()["targets"][0]["path"]["evidence"].to_string();
+    assert!(
+        evidence.contains(&vpc.route_table_id) && evidence.contains(&vpc.s3_prefix_list),
+        "{evidence}"
+    );
+    let ec2 = out.report()["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "ec2")
+        .expect("ec2 check");
+    assert_eq!(ec2["status"], "ok", "{ec2}");
+}
+
+#[test]
+fn missing_endpoint_and_unassociated_route_table() {
+    let vpc = moto().create_vpc(REGION, true, false);
+    // The S3 endpoint serves another route table only.
+    let other_rtb = vpc.clone();
+    moto().ec2_change(REGION, |ec2| async move {
+        let rtb = ec2
+            .create_route_table()
+            .vpc_id(&other_rtb.vpc_id)
+            .send()
+            .await
+            .expect("rtb")
+            .route_table()
+            .and_then(|t| t.route_table_id())
+            .expect("id")
+            .to_string();
+        ec2.modify_vpc_endpoint()
+            .vpc_endpoint_id(other_rtb.s3_endpoint.clone().expect("endpoint"))
+            .add_route_table_ids(rtb)
+            .remove_route_table_ids(&other_rtb.route_table_id)
+            .send()
+            .await
+            .expect("modify endpoint");
+        // moto keeps the route after RemoveRouteTableIds (lab-notes): remove it as AWS does.
+        let _ = ec2
+            .delete_route()
+            .route_table_id(&other_rtb.route_table_id)
+            .destination_prefix_list_id(&other_rtb.s3_prefix_list)
+            .send()
+            .await;
+    });
+    let lab = lab(62, &vpc, vec![]);
+    let out = lab.probe(&[]);
+    out.expect(
+        1,
+        &["NO_GATEWAY_ENDPOINT", "ROUTE_TABLE_NOT_ASSOCIATED"],
+        &[],
+    );
+    assert_eq!(
+        out.finding("NO_GATEWAY_ENDPOINT")["target"],
+        "dynamodb:table-62"
+    );
+    let fix = out.finding("NO_GATEWAY_ENDPOINT")["remediation"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        fix.contains("create-vpc-endpoint")
+            && fix.contains(&vpc.vpc_id)
+            && fix.contains(&vpc.route_table_id),
+        "{fix}"
+    );
+    let f = out.finding("ROUTE_TABLE_NOT_ASSOCIATED");
+    assert_eq!(f["target"], "s3:bucket-62");
+    assert!(
+        f["remediation"]
+            .as_str()
+            .unwrap()
+            .contains("--add-route-table-ids"),
+        "{f}"
+    );
+}
+
+#[test]
+fn security_group_without_egress_and_a_narrow_network_acl() {
+    let vpc = moto().create_vpc(REGION, true, true);
+    let v = vpc.clone();
+    moto().ec2_change(REGION, |ec2| async move {
+        ec2.revoke_security_group_egress()
+            .group_id(&v.security_group_id)
+            .ip_permissions(
+                aws_sdk_ec2::types::IpPermission::builder()
+                    .ip_protocol("-1")
+                    .ip_ranges(
+                        aws_sdk_ec2::types::IpRange::builder()
+                            .cidr_ip("0.0.0.0/0")
+                            .build(),
+                    )
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("revoke egress");
+        let acl = ec2
+            .create_network_acl()
+            .vpc_id(&v.vpc_id)
+            .send()
+            .await
+            .expect("acl")
+            .network_acl()
+            .and_then(|a| a.network_acl_id())
+            .expect("acl id")
+            .to_string();
+        let entry = |egress: bool, from: i32, to: i32| {
+            ec2.create_network_acl_entry()
+                .network_acl_id(&acl)
+                .rule_number(100)
+                .egress(egress)
+                .protocol("6")
+                .rule_action(aws_sdk_ec2::types::RuleAction::Allow)
+                .cidr_block("0.0.0.0/0")
+                .port_range(
+                    aws_sdk_ec2::types::PortRange::builder()
+                        .from(from)
+                        .to(to)
+                        .build(),
+                )
+                .send()
+        };
+        entry(true, 443, 443).await.expect("egress entry");
+        entry(false, 1024, 32767).await.expect("ingress entry");
+        let association = ec2
+            .describe_network_acls()
+            .filters(
+                aws_sdk_ec2::types::Filter::builder()
+                    .name("association.subnet-id")
+                    .values(&v.subnet_id)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("acls")
+            .network_acls()
+            .iter()
+            .flat_map(|a| a.associations())
+            .find(|a| a.subnet_id() == Some(v.subnet_id.as_str()))
+            .and_then(|a| a.network_acl_association_id())
+            .expect("association")
+            .to_string();
+        ec2.replace_network_acl_association()
+            .association_id(association)
+            .network_acl_id(&acl)
+            .send()
+            .await
+            .expect("replace association");
+    });
+    let lab = lab(63, &vpc, vec![]);
+    let out = lab.probe(&[]);
+    out.expect(
+        1,
+        &["SG_EGRESS_BLOCKS", "NACL_INBOUND_BLOCKS"],
+        &["NACL_OUTBOUND_BLOCKS"],
+    );
+    let nacl = out.finding("NACL_INBOUND_BLOCKS");
+    assert!(
+        nacl["title"].as_str().unwrap().contains("32768-60999"),
+        "{nacl}"
+    );
+    // The default deny: AWS lists it as rule 32767 ("*"); moto's new ACLs omit the entry.
+    let detail = nacl["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("rule *") || detail.contains("rule 32767"),
+        "{nacl}"
+    );
+    let sg = out.finding("SG_EGRESS_BLOCKS");
+    assert!(
+        sg["remediation"]
+            .as_str()
+            .unwrap()
+            .contains(&vpc.security_group_id),
+        "{sg}"
+    );
+}
+
+#[test]
+fn a_more_specific_route_overrides_the_endpoint_and_goes_to_the_internet() {
+    let vpc = moto().create_vpc(REGION, true, true);
+    let v = vpc.clone();
+    moto().ec2_change(REGION, |ec2| async move {
+        let igw = ec2
+            .create_internet_gateway()
+            .send()
+            .await
+            .expect("igw")
+            .internet_gateway()
+            .and_then(|g| g.internet_gateway_id())
+            .expect("igw id")
+            .to_string();
+        ec2.attach_internet_gateway()
+            .internet_gateway_id(&igw)
+            .vpc_id(&v.vpc_id)
+            .send()
+            .await
+            .expect("attach");
+        ec2.create_route()
+            .route_table_id(&v.route_table_id)
+            .destination_cidr_block("127.64.1.0/28")
+            .gateway_id(igw)
+            .send()
+            .await
+            .expect("route");
+    });
+    let lab = lab(64, &vpc, vec![]);
+    let out = lab.probe(&[]);
+    out.expect(
+        1,
+        &["ROUTE_OVERRIDES_ENDPOINT", "PATH_NOT_GATEWAY_ENDPOINT"],
+        &[],
+    );
+    assert_eq!(
+        out.path("s3:bucket-64"),
+        ("internet".into(), "confirmed".into())
+    );
+    assert_eq!(
+        out.path("dynamodb:table-64"),
+        ("gateway-endpoint".into(), "confirmed".into())
+    );
+    let f = out.finding("ROUTE_OVERRIDES_ENDPOINT");
+    assert!(
+        f["remediation"].as_str().unwrap().contains("delete-route")
+            && f["remediation"].as_str().unwrap().contains("127.64.1.0/28"),
+        "{f}"
+    );
+}
+
+#[test]
+fn endpoint_policy_and_vpc_dns_attribute() {
+    let vpc = moto().create_vpc(REGION, true, true);
+    let v = vpc.clone();
+    moto().ec2_change(REGION, |ec2| async move {
+        let policy = r#"{"Version":"2012-10-17","Statement":[{"Sid":"ObjectsOnly","Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"*"}]}"#;
+        ec2.modify_vpc_endpoint()
+            .vpc_endpoint_id(v.s3_endpoint.clone().expect("endpoint"))
+            .policy_document(policy)
+            .send()
+            .await
+            .expect("policy");
+        ec2.modify_vpc_attribute()
+            .vpc_id(&v.vpc_id)
+            .enable_dns_support(aws_sdk_ec2::types::AttributeBooleanValue::builder().value(false).build())
+            .send()
+            .await
+            .expect("dns attribute");
+    });
+    let lab = lab(65, &vpc, vec![]);
+    let out = lab.probe(&[]);
+    out.expect(1, &["ENDPOINT_POLICY_DENIES", "VPC_DNS_DISABLED"], &[]);
+    let f = out.finding("ENDPOINT_POLICY_DENIES");
+    assert_eq!(f["target"], "s3:bucket-65");
+    assert!(
+        f["title"].as_str().unwrap().contains("s3:ListBucket"),
+        "{f}"
+    );
+}
+
+#[test]
+fn a_role_that_may_not_describe_falls_back_to_data_plane_evidence() {
+    let vpc = moto().create_vpc(REGION, true, true);
+    let denied = vec![
+        (
+            "Action=DescribeRouteTables".to_string(),
+            ec2_denied("DescribeRouteTables"),
+        ),
+        (
+            "Action=DescribeVpcEndpoints".to_string(),
+            ec2_denied("DescribeVpcEndpoints"),
+        ),
+        (
+            "Action=DescribeSecurityGroups".to_string(),
+            ec2_denied("DescribeSecurityGroups"),
+        ),
+        (
+            "Action=DescribeNetworkAcls".to_string(),
+            ec2_denied("DescribeNetworkAcls"),
+        ),
+        (
+            "Action=DescribeVpcAttribute".to_string(),
+            ec2_denied("DescribeVpcAttribute"),
+        ),
+        (
+            "Action=DescribePrefixLists".to_string(),
+            ec2_denied("DescribePrefixLists"),
+        ),
+    ];
+    let lab = lab(66, &vpc, denied);
+    let out = lab.probe(&[]);
+    out.expect(
+        0,
+        &["CONTROL_PLANE_DENIED"],
+        &["NO_GATEWAY_ENDPOINT", "SG_EGRESS_BLOCKS"],
+    );
+    let f = out.finding("CONTROL_PLANE_DENIED");
+    assert_eq!(f["severity"], "note");
+    assert!(
+        f["title"]
+            .as_str()
+            .unwrap()
+            .contains("ec2:DescribeRouteTables"),
+        "{f}"
+    );
+    assert_eq!(
+        out.path("s3:bucket-66"),
+        ("gateway-endpoint".into(), "inferred".into())
+    );
+    // Off with --no-control-plane: no EC2 request at all.
+    let before = lab.fronts[0].requests().len();
+    let out = lab.probe(&["--no-control-plane"]);
+    out.expect(0, &[], &["CONTROL_PLANE_DENIED"]);
+    let ec2_requests = lab.fronts[0].requests()[before..]
+        .iter()
+        .filter(|r| r.contains(&ec2_name()))
+        .count();
+    assert_eq!(ec2_requests, 0);
+}
