@@ -98,12 +98,18 @@ ns_exists() { ip netns list 2>/dev/null | awk '{print $1}' | grep -qx "$1"; }
 
 pidfile() { echo "$LAB_DIR/pids/$1.pid"; }
 
+# Whether PID runs. A process that exited stays a zombie until PID 1 reaps it (slowly, on
+# some hosts); it holds no socket any more, so a zombie counts as gone.
+running() {
+  local st
+  st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) || return 1
+  [ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
+}
+
 alive() {
-  local f pid
+  local f
   f=$(pidfile "$1")
-  [ -s "$f" ] || return 1
-  pid=$(cat "$f")
-  kill -0 "$pid" 2>/dev/null
+  [ -s "$f" ] && running "$(cat "$f")"
 }
 
 # start NAME NS CMD...: runs CMD in NS in the background, records its pid (ip netns exec execs
@@ -122,10 +128,13 @@ stop_proc() {
   pid=$(cat "$f")
   kill -TERM "$pid" 2>/dev/null || true
   for i in $(seq 1 150); do
-    kill -0 "$pid" 2>/dev/null || break
+    running "$pid" || break
     sleep 0.02
   done
-  kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
+  if running "$pid"; then
+    kill -KILL "$pid" 2>/dev/null || true
+    for i in $(seq 1 50); do running "$pid" || break; sleep 0.02; done
+  fi
   rm -f "$f"
 }
 
@@ -140,7 +149,7 @@ kill_ns_procs() {
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   for i in $(seq 1 150); do
     local left=0
-    for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && left=1; done
+    for p in "${pids[@]}"; do running "$p" && left=1; done
     [ "$left" -eq 0 ] && return 0
     sleep 0.02
   done

@@ -64,7 +64,7 @@ SINGLE_VALUED = {
 }
 
 SCENARIO_KEYS = {"description", "faults", "args", "env", "expect", "known_bug"}
-EXPECT_KEYS = {"exit", "present", "absent", "paths", "root_causes", "text"}
+EXPECT_KEYS = {"exit", "present", "absent", "paths", "root_causes", "not_root_causes", "headline", "text"}
 
 
 class ScenarioError(Exception):
@@ -84,6 +84,8 @@ class Scenario:
     absent: list[str]
     paths: dict[str, dict[str, str]]
     root_causes: list[str]
+    not_root_causes: list[str]
+    headline: str | None
     text: list[str]
     known_bug: str | None
 
@@ -117,6 +119,8 @@ class Scenario:
             absent=list(expect.get("absent", [])),
             paths=dict(expect.get("paths", {})),
             root_causes=list(expect.get("root_causes", [])),
+            not_root_causes=list(expect.get("not_root_causes", [])),
+            headline=expect.get("headline"),
             text=list(expect.get("text", [])),
             known_bug=data.get("known_bug"),
         )
@@ -207,10 +211,20 @@ def check(s: Scenario, r: Result) -> None:
     if unwanted:
         r.problems.append(f"unwanted codes {unwanted}")
     roots = [(c.get("code"), c.get("target")) for c in rep.get("verdict", {}).get("root_causes", [])]
-    for spec in s.root_causes:
+    def is_root(spec: str) -> bool:
         code, target = split_code(spec)
-        if not any(c == code and (target is None or t == target) for c, t in roots):
+        return any(c == code and (target is None or t == target) for c, t in roots)
+
+    for spec in s.root_causes:
+        if not is_root(spec):
             r.problems.append(f"root cause {spec} not in verdict.root_causes")
+    for spec in s.not_root_causes:
+        if is_root(spec):
+            r.problems.append(f"{spec} is a root cause but should not be (another finding explains it)")
+    if s.headline is not None:
+        first = roots[0][0] if roots else None
+        if first != s.headline:
+            r.problems.append(f"the verdict names {first} first, expected {s.headline}")
     targets = {t.get("id"): t.get("path", {}) for t in rep.get("targets", [])}
     for target, want in s.paths.items():
         got = targets.get(target)
@@ -243,6 +257,10 @@ def actual_summary(r: Result) -> str:
 def expected_summary(s: Scenario) -> str:
     paths = {k: f"{v.get('kind')}/{v.get('confidence')}" for k, v in s.paths.items()}
     roots = f"; root causes {s.root_causes}" if s.root_causes else ""
+    if s.not_root_causes:
+        roots += f"; not root causes {s.not_root_causes}"
+    if s.headline:
+        roots += f"; headline {s.headline}"
     return (
         f"  expected: exit {s.exit}; present {s.present}; absent {s.absent}\n"
         f"            paths {paths}{roots}"

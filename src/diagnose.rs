@@ -1150,11 +1150,22 @@ fn call_findings(r: &ProbeResults, t: &TargetSpec, f: &mut Findings) {
                 } else {
                     FindingCode::TCP_UNREACHABLE
                 };
+                let connected = r.tcp.iter().any(|a| {
+                    Some(&a.address) == call.peer.as_ref() && a.outcome == TcpOutcome::Connected
+                });
+                let title = if connected && call.outcome == CallOutcome::Timeout {
+                    format!(
+                        "{host} accepted the connection but did not answer the signed {} call in time",
+                        call.operation
+                    )
+                } else {
+                    format!("the signed {} call to {host} failed", call.operation)
+                };
                 f.add(
                     code,
                     Severity::Error,
                     &t.id,
-                    format!("the signed {} call to {host} failed", call.operation),
+                    title,
                     msg,
                     code.general_fix().into(),
                     vec![call.id()],
@@ -1341,7 +1352,9 @@ fn control_plane_findings(r: &ProbeResults, t: &TargetSpec, f: &mut Findings) {
     let peers = service_addresses(r, t, prefix_list);
     let ids = vec!["ec2".to_string()];
 
-    if cp.read_ok("ec2:DescribeVpcEndpoints") && endpoint.is_none() {
+    // Without the subnet's route table the VPC is not visible to this role (another account's
+    // shared VPC, a wrong id): an empty endpoint list then proves nothing.
+    if cp.read_ok("ec2:DescribeVpcEndpoints") && endpoint.is_none() && cp.route_table.is_some() {
         let rtb = cp
             .route_table
             .as_ref()
@@ -2010,6 +2023,45 @@ mod tests {
                 1,
                 &["CREDENTIALS_EXPIRED"],
                 &["NO_CREDENTIALS"],
+                PathKind::GatewayEndpoint,
+            ),
+            (
+                "VPC not visible: no endpoint verdict",
+                |r, _| {
+                    r.control_plane = Some(ControlPlane {
+                        reads: vec![ControlPlaneRead {
+                            action: "ec2:DescribeVpcEndpoints".into(),
+                            outcome: ReadOutcome::Ok,
+                            error: None,
+                        }],
+                        ..ControlPlane::default()
+                    });
+                },
+                0,
+                &[],
+                &["NO_GATEWAY_ENDPOINT"],
+                PathKind::GatewayEndpoint,
+            ),
+            (
+                "VPC visible without an endpoint",
+                |r, _| {
+                    r.control_plane = Some(ControlPlane {
+                        reads: vec![ControlPlaneRead {
+                            action: "ec2:DescribeVpcEndpoints".into(),
+                            outcome: ReadOutcome::Ok,
+                            error: None,
+                        }],
+                        route_table: Some(RouteTableFacts {
+                            id: "rtb-1".into(),
+                            main: true,
+                            routes: vec![],
+                        }),
+                        ..ControlPlane::default()
+                    });
+                },
+                1,
+                &["NO_GATEWAY_ENDPOINT"],
+                &[],
                 PathKind::GatewayEndpoint,
             ),
             (

@@ -49,6 +49,9 @@ pub fn service_names() -> Vec<String> {
 
 pub struct Lab {
     pub id: u8,
+    /// --timeout of the standard args: moto (one Python process for all tests) needs more
+    /// than the loopback fakes when the suite runs in parallel.
+    pub timeout: String,
     pub bucket: String,
     pub table: String,
     pub fronts: Vec<FrontServer>,
@@ -133,6 +136,7 @@ impl Lab {
         ];
         Lab {
             id,
+            timeout: "1".into(),
             bucket: BUCKET.into(),
             table: TABLE.into(),
             fronts: Vec::new(),
@@ -201,6 +205,7 @@ impl Lab {
     /// server, with per-lab bucket and table names (seeded in moto unless `seed` is false).
     pub fn aws(id: u8, facts: ImdsFacts, s3: FrontOptions, ddb: FrontOptions, seed: bool) -> Lab {
         let mut lab = Lab::bare(id, facts);
+        lab.timeout = "5".into();
         lab.bucket = format!("bucket-{id}");
         lab.table = format!("table-{id}");
         let moto = moto();
@@ -249,9 +254,9 @@ impl Lab {
             "--expect-issuer".into(),
             LAB_CA_NAME.into(),
             "--timeout".into(),
-            "1".into(),
+            self.timeout.clone(),
             "--deadline".into(),
-            "10".into(),
+            "30".into(),
         ]
     }
 
