@@ -65,6 +65,7 @@ FAULTS=(
   "nacl-ephemeral-narrow:network ACL: inbound allows TCP 1024-32767 only (return traffic to 32768-65535 dropped)"
   "nacl-outbound-deny-443:network ACL: outbound TCP 443 denied"
   "endpoint-route-missing:route table: no prefix-list routes for S3 and DynamoDB (private subnet: nothing else)"
+  "ddb-endpoint-missing:route table: only the S3 gateway endpoint exists (no DynamoDB prefix-list route)"
   "route-override-blackhole:route table: a more specific route for 198.51.100.0/28 (S3) to a deleted appliance (blackhole)"
   "nat-gateway:route table: default route to a NAT gateway (the instance has an internet path)"
   "dns-nxdomain:VPC resolver: NXDOMAIN for the S3 and DynamoDB names (a private zone shadows them)"
@@ -335,6 +336,8 @@ apply_net_fault() {
       ipt "$NS_RTR" -A FORWARD -i sub -p tcp --dport 443 -j DROP ;;
     endpoint-route-missing)
       ip -n "$NS_RTR" route del "$S3_PREFIX" 2>/dev/null || true
+      ip -n "$NS_RTR" route del "$DDB_PREFIX" 2>/dev/null || true ;;
+    ddb-endpoint-missing)
       ip -n "$NS_RTR" route del "$DDB_PREFIX" 2>/dev/null || true ;;
     route-override-blackhole)
       ip -n "$NS_RTR" route replace blackhole 198.51.100.0/28 proto static ;;
