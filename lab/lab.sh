@@ -117,7 +117,7 @@ alive() {
 # the command, so $! is the daemon itself), logs to $LAB_DIR/logs/NAME.log.
 start_proc() {
   local name=$1 ns=$2; shift 2
-  ip netns exec "$ns" "$@" </dev/null >>"$LAB_DIR/logs/$name.log" 2>&1 &
+  ip netns exec "$ns" "$@" </dev/null >>"$LAB_DIR/logs/$name.log" 2>&1 9<&- &
   echo $! >"$(pidfile "$name")"
 }
 
@@ -616,9 +616,21 @@ cmd_exec() {
   return "$rc"
 }
 
+# One lab per machine: commands that change it hold a lock on the lab/ directory (no lock file
+# to leave behind). run_scenarios.py holds it for a whole run and sets VPL_LOCK_HELD=1.
+lock() {
+  [ "${VPL_LOCK_HELD:-}" = 1 ] && return 0
+  exec 9<"$REPO/lab"
+  if ! flock -n 9; then
+    log "another lab command or scenario run holds the lab; waiting"
+    flock 9
+  fi
+}
+
 main() {
   local cmd=${1:-}
   shift || true
+  case "$cmd" in up | down | apply | reset) lock ;; esac
   case "$cmd" in
     up) cmd_up ;;
     down) cmd_down ;;

@@ -11,6 +11,7 @@ Python 3.11+, standard library only. See lab/README.md.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import shutil
@@ -149,7 +150,19 @@ def lab(*args: str, check: bool = True) -> subprocess.CompletedProcess:
         check=check,
         start_new_session=True,
         stdin=subprocess.DEVNULL,
+        env={**os.environ, "VPL_LOCK_HELD": "1"},
     )
+
+
+def take_lab_lock() -> int:
+    """One lab per machine: the lock lab.sh takes too (on the lab/ directory, no file)."""
+    fd = os.open(HERE, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        print("run_scenarios: another lab run holds the lab; waiting", file=sys.stderr, flush=True)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
 
 
 def substitute(value: str, home: Path) -> str:
@@ -337,6 +350,7 @@ def main() -> int:
         raise KeyboardInterrupt
     signal.signal(signal.SIGTERM, on_term)
 
+    take_lab_lock()
     total_started = time.monotonic()
     failed: list[str] = []
     known: list[str] = []

@@ -2,7 +2,10 @@
 # Installs what the tests need on Debian 12 (as root). Idempotent; the one place install steps live.
 set -euo pipefail
 need=()
-for tool in iptables:iptables ip:iproute2 openssl:openssl; do
+# The VPC lab (lab/lab.sh) also needs a real proxy (tinyproxy-bin: the binary without the
+# service), a real DNS server (dnsmasq-base) and libfaketime (faketime) for clock skew.
+for tool in iptables:iptables ip:iproute2 openssl:openssl tinyproxy:tinyproxy-bin \
+  dnsmasq:dnsmasq-base faketime:faketime; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool##*:}")
 done
 if [ "${#need[@]}" -gt 0 ]; then

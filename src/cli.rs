@@ -80,6 +80,10 @@ pub struct ProbeArgs {
     #[arg(long)]
     pub no_control_plane: bool,
 
+    /// Also run AWS Reachability Analyzer from the instance's ENI to each gateway endpoint on TCP 443 (AWS charges per analysis; what it creates is deleted again).
+    #[arg(long)]
+    pub reachability_analyzer: bool,
+
     /// Region to probe; default: the SDK chain (AWS_REGION, AWS_DEFAULT_REGION, profile), else the instance's region from IMDS.
     #[arg(long, value_name = "REGION")]
     pub region: Option<String>,
@@ -100,9 +104,9 @@ pub struct ProbeArgs {
     #[arg(long, value_name = "SECS", default_value_t = 3.0)]
     pub timeout: f64,
 
-    /// Deadline of the whole run, in seconds; the report keeps what finished by then and says the deadline cut it short.
-    #[arg(long, value_name = "SECS", default_value_t = 20.0)]
-    pub deadline: f64,
+    /// Deadline of the whole run, in seconds (default 20, or 180 with --reachability-analyzer); the report keeps what finished by then and says the deadline cut it short.
+    #[arg(long, value_name = "SECS")]
+    pub deadline: Option<f64>,
 
     /// AWS ip-ranges.json file to classify addresses with (default: the embedded snapshot of S3 and DYNAMODB prefixes).
     #[arg(long, value_name = "FILE")]

@@ -71,6 +71,7 @@ pub struct Config {
     pub calls: bool,
     /// Read the VPC's configuration (needs the signed calls' credentials and the feature).
     pub control_plane: bool,
+    pub reachability_analyzer: bool,
     pub region: Option<String>,
     pub profile: Option<String>,
     pub format: Format,
@@ -112,12 +113,25 @@ impl Config {
             return err("--key needs a --bucket to read the object from");
         }
         let timeout = seconds("--timeout", args.timeout, 0.05, 300.0)?;
-        let deadline = seconds("--deadline", args.deadline, 0.1, 3600.0)?;
+        let default_deadline = if args.reachability_analyzer {
+            180.0
+        } else {
+            20.0
+        };
+        let deadline_secs = args.deadline.unwrap_or(default_deadline);
+        let deadline = seconds("--deadline", deadline_secs, 0.1, 3600.0)?;
         if deadline < timeout {
             return err(format!(
-                "--deadline {} is shorter than --timeout {}: the whole run cannot be shorter than one network operation",
-                args.deadline, args.timeout
+                "--deadline {deadline_secs} is shorter than --timeout {}: the whole run cannot be shorter than one network operation",
+                args.timeout
             ));
+        }
+        if args.reachability_analyzer
+            && (args.no_control_plane || args.no_calls || !cfg!(feature = "control-plane"))
+        {
+            return err(
+                "--reachability-analyzer needs the control plane: drop --no-control-plane / --no-calls (and build with the control-plane feature)",
+            );
         }
         let ranges = match &args.ip_ranges {
             Some(path) => IpRanges::from_file(path).map_err(|e| ConfigError(e.to_string()))?,
@@ -186,6 +200,7 @@ impl Config {
             control_plane: !args.no_control_plane
                 && !args.no_calls
                 && cfg!(feature = "control-plane"),
+            reachability_analyzer: args.reachability_analyzer,
             region: args.region,
             profile: args.profile,
             format: args.format,
@@ -219,6 +234,7 @@ impl Config {
             write_test: self.write_test,
             calls: self.calls,
             control_plane: self.control_plane,
+            reachability_analyzer: self.reachability_analyzer,
             region: self.region.clone(),
             profile: self.profile.clone(),
             timeout_ms: self.timeout.as_millis() as u64,

@@ -575,6 +575,7 @@ fn diagnose_target(r: &ProbeResults, exp: &Expectations, t: &TargetSpec, f: &mut
 
     call_findings(r, t, f);
     control_plane_findings(r, t, f);
+    reachability_findings(r, t, f);
 
     // Network ACL ephemeral ports (one sweep per service).
     for sweep in r
@@ -1557,6 +1558,50 @@ fn control_plane_findings(r: &ProbeResults, t: &TargetSpec, f: &mut Findings) {
                 ids.clone(),
             );
             break;
+        }
+    }
+}
+
+/// Reachability Analyzer's verdict, in the finding of the checklist item it names.
+fn reachability_findings(r: &ProbeResults, t: &TargetSpec, f: &mut Findings) {
+    for a in r.reachability.iter().filter(|a| a.service == t.service) {
+        if a.network_path_found != Some(false) {
+            continue;
+        }
+        for x in &a.explanations {
+            let code = match x.code.as_str() {
+                c if c.contains("SG") || c.contains("SECURITY_GROUP") => {
+                    FindingCode::SG_EGRESS_BLOCKS
+                }
+                c if c.contains("ACL") => FindingCode::NACL_OUTBOUND_BLOCKS,
+                "MORE_SPECIFIC_ROUTE" => FindingCode::ROUTE_OVERRIDES_ENDPOINT,
+                c if c.contains("ROUTE") => FindingCode::ROUTE_TABLE_NOT_ASSOCIATED,
+                _ => continue,
+            };
+            f.add(
+                code,
+                Severity::Error,
+                &t.id,
+                format!(
+                    "Reachability Analyzer finds no path from {} to {}: {}",
+                    a.source, a.destination, x.meaning
+                ),
+                format!(
+                    "Analysis {} explanation {}{}{}.",
+                    a.analysis_id.as_deref().unwrap_or("?"),
+                    x.code,
+                    x.component
+                        .as_deref()
+                        .map(|c| format!(" on {c}"))
+                        .unwrap_or_default(),
+                    x.direction
+                        .as_deref()
+                        .map(|d| format!(" ({d})"))
+                        .unwrap_or_default()
+                ),
+                code.general_fix().into(),
+                vec![format!("analyzer/{}", t.service.as_str())],
+            );
         }
     }
 }

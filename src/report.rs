@@ -72,6 +72,8 @@ pub struct InstanceFacts {
     pub instance_id: Option<String>,
     pub account_id: Option<String>,
     pub mac: Option<String>,
+    /// The primary network interface (eni-...).
+    pub eni_id: Option<String>,
     pub vpc_id: Option<String>,
     pub subnet_id: Option<String>,
     pub private_ipv4: Option<String>,
@@ -109,6 +111,8 @@ pub struct EffectiveConfig {
     pub calls: bool,
     /// Whether the VPC's configuration was read (off with --no-control-plane or without the feature).
     pub control_plane: bool,
+    /// Whether Reachability Analyzer ran (--reachability-analyzer).
+    pub reachability_analyzer: bool,
     pub region: Option<String>,
     pub profile: Option<String>,
     pub timeout_ms: u64,
@@ -281,6 +285,7 @@ pub enum CheckKind {
     S3,
     Dynamodb,
     Ec2,
+    Reachability,
 }
 
 impl CheckKind {
@@ -300,6 +305,7 @@ impl CheckKind {
             CheckKind::S3 => "s3",
             CheckKind::Dynamodb => "dynamodb",
             CheckKind::Ec2 => "ec2",
+            CheckKind::Reachability => "analyzer",
         }
     }
 }
@@ -333,6 +339,7 @@ pub enum Evidence {
     Credentials(CredentialsEvidence),
     Call(Box<CallResult>),
     ControlPlane(Box<ControlPlane>),
+    Reachability(ReachabilityEvidence),
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
@@ -781,4 +788,33 @@ pub struct NaclEntry {
     pub cidr: Option<String>,
     pub from_port: Option<i32>,
     pub to_port: Option<i32>,
+}
+
+/// One Reachability Analyzer run (opt-in: AWS charges per analysis).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+pub struct ReachabilityEvidence {
+    pub service: Service,
+    /// The instance's ENI.
+    pub source: String,
+    /// The gateway endpoint.
+    pub destination: String,
+    pub path_id: Option<String>,
+    pub analysis_id: Option<String>,
+    /// succeeded, failed, running (the deadline came first), interrupted, error.
+    pub status: String,
+    pub network_path_found: Option<bool>,
+    pub explanations: Vec<ReachabilityExplanation>,
+    /// Whether the path and analysis it created were deleted again.
+    pub cleaned_up: bool,
+    pub error: Option<String>,
+    pub duration_ms: u64,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+pub struct ReachabilityExplanation {
+    pub code: String,
+    /// The code in plain words.
+    pub meaning: String,
+    pub component: Option<String>,
+    pub direction: Option<String>,
 }

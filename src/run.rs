@@ -57,6 +57,7 @@ pub struct ProbeResults {
     pub credentials: Option<CredentialsEvidence>,
     pub calls: Vec<CallResult>,
     pub control_plane: Option<ControlPlane>,
+    pub reachability: Vec<ReachabilityEvidence>,
     pub system_resolvers: Vec<SocketAddr>,
     pub vpc_resolver: Option<SocketAddr>,
     pub setup_errors: Vec<String>,
@@ -544,14 +545,25 @@ impl NameCtx<'_> {
             instance.vpc_id.as_ref()?;
             let services: BTreeSet<Service> = targets.iter().map(|t| t.service).collect();
             let services: Vec<Service> = services.into_iter().collect();
-            read_control_plane(&sdk, instance, self.region, &services, timeout).await
+            read_control_plane(
+                &sdk,
+                instance,
+                self.region,
+                &services,
+                timeout,
+                cfg.reachability_analyzer.then_some(self.budget.deadline),
+            )
+            .await
         };
         let (calls, evidence, control_plane) =
             tokio::join!(join_all(per_target), sts, control_plane);
         self.collector.with(|c| {
             c.calls.extend(calls.into_iter().flatten());
             c.credentials = Some(evidence);
-            c.control_plane = control_plane;
+            if let Some((cp, reachability)) = control_plane {
+                c.control_plane = Some(cp);
+                c.reachability = reachability;
+            }
         });
     }
 
@@ -601,6 +613,7 @@ fn mark_vpc_addresses_private(results: &mut ProbeResults) {
     }
 }
 
+/// The VPC's configuration, then (when asked) Reachability Analyzer to each gateway endpoint.
 #[cfg(feature = "control-plane")]
 async fn read_control_plane(
     sdk: &aws_config::SdkConfig,
@@ -608,8 +621,18 @@ async fn read_control_plane(
     region: &str,
     services: &[Service],
     timeout: Duration,
-) -> Option<ControlPlane> {
-    Some(crate::checks::ec2::read(sdk, instance, region, services, timeout).await)
+    analyzer_deadline: Option<Instant>,
+) -> Option<(ControlPlane, Vec<ReachabilityEvidence>)> {
+    let cp = crate::checks::ec2::read(sdk, instance, region, services, timeout).await;
+    let mut analyses = Vec::new();
+    if let (Some(deadline), Some(eni)) = (analyzer_deadline, &instance.eni_id) {
+        let client = aws_sdk_ec2::Client::new(sdk);
+        analyses = join_all(cp.endpoints.iter().map(|e| {
+            crate::checks::reachability::analyze(&client, e.service, eni, &e.id, deadline)
+        }))
+        .await;
+    }
+    Some((cp, analyses))
 }
 
 #[cfg(not(feature = "control-plane"))]
@@ -619,7 +642,8 @@ async fn read_control_plane(
     _region: &str,
     _services: &[Service],
     _timeout: Duration,
-) -> Option<ControlPlane> {
+    _analyzer_deadline: Option<Instant>,
+) -> Option<(ControlPlane, Vec<ReachabilityEvidence>)> {
     None
 }
 
@@ -778,6 +802,7 @@ fn assemble(
     if let Some(cp) = &results.control_plane {
         checks.push(cp.record());
     }
+    checks.extend(results.reachability.iter().map(Check::record));
     if let Some(c) = &results.canary {
         checks.push(c.record());
     }

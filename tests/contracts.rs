@@ -57,7 +57,7 @@ fn readme_documents_every_probe_flag() {
     let flags: Vec<&str> = help
         .split_whitespace()
         .filter(|w| w.starts_with("--") && w.len() > 2)
-        .map(|w| w.trim_end_matches([',', '.']))
+        .map(|w| w.trim_end_matches(|c: char| !c.is_ascii_alphanumeric()))
         .filter(|w| *w != "--help")
         .collect();
     assert!(flags.len() >= 15, "{help}");

@@ -395,3 +395,122 @@ fn a_role_that_may_not_describe_falls_back_to_data_plane_evidence() {
         .count();
     assert_eq!(ec2_requests, 0);
 }
+
+fn ec2_xml(operation: &str, inner: &str) -> CannedResponse {
+    CannedResponse {
+        status: 200,
+        reason: "OK".into(),
+        headers: vec![("Content-Type".into(), "text/xml;charset=UTF-8".into())],
+        body: format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<{operation}Response xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\"><requestId>lab</requestId>{inner}</{operation}Response>"
+        ),
+    }
+}
+
+/// moto does not model Network Insights: the front answers the five calls as EC2 does.
+fn analyzer_answers(path_found: bool) -> Vec<(String, CannedResponse)> {
+    let explanation = if path_found {
+        String::new()
+    } else {
+        "<explanationSet><item><explanationCode>ENI_SG_RULES_MISMATCH</explanationCode><direction>egress</direction><component><id>sg-0lab</id></component></item></explanationSet>".to_string()
+    };
+    vec![
+        (
+            "Action=CreateNetworkInsightsPath".into(),
+            ec2_xml(
+                "CreateNetworkInsightsPath",
+                "<networkInsightsPath><networkInsightsPathId>nip-0lab</networkInsightsPathId></networkInsightsPath>",
+            ),
+        ),
+        (
+            "Action=StartNetworkInsightsAnalysis".into(),
+            ec2_xml(
+                "StartNetworkInsightsAnalysis",
+                "<networkInsightsAnalysis><networkInsightsAnalysisId>nia-0lab</networkInsightsAnalysisId><status>running</status></networkInsightsAnalysis>",
+            ),
+        ),
+        (
+            "Action=DescribeNetworkInsightsAnalyses".into(),
+            ec2_xml(
+                "DescribeNetworkInsightsAnalyses",
+                &format!(
+                    "<networkInsightsAnalysisSet><item><networkInsightsAnalysisId>nia-0lab</networkInsightsAnalysisId><networkInsightsPathId>nip-0lab</networkInsightsPathId><status>succeeded</status><networkPathFound>{path_found}</networkPathFound>{explanation}</item></networkInsightsAnalysisSet>"
+                ),
+            ),
+        ),
+        (
+            "Action=DeleteNetworkInsightsAnalysis".into(),
+            ec2_xml(
+                "DeleteNetworkInsightsAnalysis",
+                "<networkInsightsAnalysisId>nia-0lab</networkInsightsAnalysisId>",
+            ),
+        ),
+        (
+            "Action=DeleteNetworkInsightsPath".into(),
+            ec2_xml(
+                "DeleteNetworkInsightsPath",
+                "<networkInsightsPathId>nip-0lab</networkInsightsPathId>",
+            ),
+        ),
+    ]
+}
+
+#[test]
+fn reachability_analyzer_runs_only_when_asked_and_cleans_up() {
+    let vpc = moto().create_vpc(REGION, true, true);
+    let lab = lab(67, &vpc, analyzer_answers(false));
+    // Not asked: nothing is created.
+    let out = lab.probe(&[]);
+    out.expect(0, &[], &["SG_EGRESS_BLOCKS"]);
+    let created = |lab: &Lab| {
+        lab.fronts[0]
+            .requests()
+            .iter()
+            .filter(|r| r.contains("CreateNetworkInsightsPath"))
+            .count()
+    };
+    assert_eq!(created(&lab), 0);
+    let out = lab.probe(&["--reachability-analyzer"]);
+    out.expect(1, &["SG_EGRESS_BLOCKS"], &[]);
+    let sg = out.finding("SG_EGRESS_BLOCKS");
+    assert!(
+        sg["title"]
+            .as_str()
+            .unwrap()
+            .contains("Reachability Analyzer"),
+        "{sg}"
+    );
+    assert!(
+        sg["detail"]
+            .as_str()
+            .unwrap()
+            .contains("ENI_SG_RULES_MISMATCH"),
+        "{sg}"
+    );
+    let analyzer: Vec<&serde_json::Value> = out.report()["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["check"] == "reachability")
+        .collect();
+    assert_eq!(analyzer.len(), 2, "one analysis per gateway endpoint");
+    for a in &analyzer {
+        assert_eq!(a["evidence"]["cleaned_up"], true, "{a}");
+        assert!(
+            a["evidence"]["source"]
+                .as_str()
+                .unwrap()
+                .starts_with("eni-"),
+            "{a}"
+        );
+    }
+    let requests = lab
+        .fronts
+        .iter()
+        .flat_map(|f| f.requests())
+        .collect::<Vec<_>>();
+    let count = |needle: &str| requests.iter().filter(|r| r.contains(needle)).count();
+    assert_eq!(count("CreateNetworkInsightsPath"), 2, "{requests:?}");
+    assert_eq!(count("DeleteNetworkInsightsAnalysis"), 2, "{requests:?}");
+    assert_eq!(count("DeleteNetworkInsightsPath"), 2, "{requests:?}");
+}

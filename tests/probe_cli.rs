@@ -539,6 +539,16 @@ fn bad_input_exits_2_with_one_line_and_probes_nothing() {
             "does not exist",
         ),
         (
+            vec![
+                "probe",
+                "--bucket",
+                "ok-bucket",
+                "--reachability-analyzer",
+                "--no-control-plane",
+            ],
+            "needs the control plane",
+        ),
+        (
             vec!["probe", "--bucket", "ok-bucket", "--format", "yaml"],
             "invalid value",
         ),

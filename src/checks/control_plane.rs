@@ -105,3 +105,55 @@ impl Check for ControlPlane {
         Evidence::ControlPlane(Box::new(self.clone()))
     }
 }
+
+impl Check for crate::report::ReachabilityEvidence {
+    const KIND: CheckKind = CheckKind::Reachability;
+    fn id(&self) -> String {
+        format!("analyzer/{}", self.service.as_str())
+    }
+    fn subject(&self) -> String {
+        format!("{} -> {}", self.source, self.destination)
+    }
+    fn status(&self) -> CheckStatus {
+        match (self.network_path_found, self.cleaned_up) {
+            (Some(true), true) => CheckStatus::Ok,
+            (Some(true), false) => CheckStatus::Warn,
+            (Some(false), _) => CheckStatus::Fail,
+            (None, _) => CheckStatus::Warn,
+        }
+    }
+    fn summary(&self) -> String {
+        let found = match self.network_path_found {
+            Some(true) => "NetworkPathFound: true".to_string(),
+            Some(false) => format!(
+                "NetworkPathFound: false ({})",
+                self.explanations
+                    .iter()
+                    .map(|e| format!("{}: {}", e.code, e.meaning))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+            None => format!(
+                "no result ({}: {})",
+                self.status,
+                self.error.as_deref().unwrap_or("unknown")
+            ),
+        };
+        format!(
+            "Reachability Analyzer {} -> {} tcp/443: {found}; {}",
+            self.source,
+            self.destination,
+            if self.cleaned_up {
+                "path and analysis deleted"
+            } else {
+                "COULD NOT DELETE the path/analysis it created (see the ids in the JSON report)"
+            }
+        )
+    }
+    fn duration_ms(&self) -> u64 {
+        self.duration_ms
+    }
+    fn evidence(&self) -> Evidence {
+        Evidence::Reachability(self.clone())
+    }
+}

@@ -100,18 +100,21 @@ pub async fn collect(env: &Environment, timeout: Duration) -> ImdsResult {
     if let Some(mac) = facts.mac.clone() {
         let base = format!("/latest/meta-data/network/interfaces/macs/{mac}");
         let path = |leaf: &str| format!("{base}/{leaf}");
-        let (vpc_path, subnet_path, sgs_path, cidrs_path) = (
+        let (vpc_path, subnet_path, sgs_path, cidrs_path, eni_path) = (
             path("vpc-id"),
             path("subnet-id"),
             path("security-group-ids"),
             path("vpc-ipv4-cidr-blocks"),
+            path("interface-id"),
         );
-        let (vpc, subnet, sgs, cidrs) = tokio::join!(
+        let (vpc, subnet, sgs, cidrs, eni) = tokio::join!(
             fetch(&client, &vpc_path),
             fetch(&client, &subnet_path),
             fetch(&client, &sgs_path),
             fetch(&client, &cidrs_path),
+            fetch(&client, &eni_path),
         );
+        facts.eni_id = keep("interface-id", eni, true);
         facts.vpc_id = keep("vpc-id", vpc, true);
         facts.subnet_id = keep("subnet-id", subnet, true);
         facts.security_group_ids = lines(keep("security-group-ids", sgs, true));

@@ -13,6 +13,8 @@ pub mod identity;
 pub mod imds;
 pub mod nacl;
 pub mod proxy;
+#[cfg(feature = "control-plane")]
+pub mod reachability;
 pub mod region;
 pub mod s3;
 pub mod tcp;

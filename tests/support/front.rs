@@ -453,21 +453,28 @@ async fn conn(
         let host = host_without_port(head.header("host").unwrap_or(""));
         let close = head.wants_close();
         let is_head = head.method.eq_ignore_ascii_case("HEAD");
-        let rule = shared
+        let body_text = String::from_utf8_lossy(&body);
+        // Body rules are logged with their needle ("canned: Action=..."), so tests can tell
+        // which Query-protocol operations were answered.
+        let body_match = shared
+            .options
+            .body_rules
+            .iter()
+            .find(|(needle, _)| body_text.contains(needle.as_str()));
+        let header_rule = shared
             .options
             .rules
             .iter()
             .find(|r| r.matches(&head, &host))
-            .cloned()
-            .or_else(|| {
-                let text = String::from_utf8_lossy(&body);
-                shared
-                    .options
-                    .body_rules
-                    .iter()
-                    .find(|(needle, _)| text.contains(needle.as_str()))
-                    .map(|(_, response)| FrontRule::any(response.clone()))
-            });
+            .cloned();
+        let (rule, canned_label) = match (header_rule, body_match) {
+            (Some(r), _) => (Some(r), "canned".to_string()),
+            (None, Some((needle, response))) => (
+                Some(FrontRule::any(response.clone())),
+                format!("canned: {needle}"),
+            ),
+            (None, None) => (None, "canned".to_string()),
+        };
         // Each request is recorded before its answer is written, so a client that has its
         // answer always finds it in `requests()`.
         let record = |status: u16, source: &str| {
@@ -477,7 +484,7 @@ async fn conn(
             ));
         };
         let (source, result) = if let Some(rule) = rule {
-            record(rule.response.status, "canned");
+            record(rule.response.status, &canned_label);
             let r = write_canned(&mut tls, &shared.options, &rule.response, is_head, close).await;
             ("canned", r)
         } else {

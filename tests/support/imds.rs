@@ -352,6 +352,7 @@ impl State {
                 match item {
                     "" => [
                         "device-number",
+                        "interface-id",
                         "local-ipv4s",
                         "mac",
                         "owner-id",
@@ -363,6 +364,8 @@ impl State {
                     ]
                     .join("\n"),
                     "device-number" => "0".to_string(),
+                    // EC2 serves the ENI id here; the fake derives a stable one from the MAC.
+                    "interface-id" => format!("eni-0{}", f.mac.replace(':', "")),
                     "mac" => f.mac.clone(),
                     "owner-id" => f.account_id.clone(),
                     "vpc-id" => f.vpc_id.clone(),
