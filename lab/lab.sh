@@ -9,6 +9,9 @@
 #   lab.sh reset              back to healthy without rebuilding
 #   lab.sh status             what is up, which faults are applied
 #   lab.sh faults             the fault names
+#   lab.sh probe [VAR=VALUE...] [ARGS...]
+#                             run target/debug/vpce-probe (or $VPL_PROBE) in the instance with
+#                             the suite's standard arguments plus ARGS and environment VAR=VALUE
 #   lab.sh exec CMD...        run CMD in the instance namespace with the probe's environment
 #
 # Run as root. Install steps live in scripts/install-deps.sh, not here.
@@ -166,6 +169,19 @@ wait_file() { # wait_file FILE PROCNAME TIMEOUT_S
     sleep 0.02
   done
   log "$2: $1 did not appear within $3 s; its log:"; tail -n 20 "$LAB_DIR/logs/$2.log" >&2
+  return 1
+}
+
+# wait_listen NAME NS tcp|udp ADDR:PORT: until a socket listens there (or NAME died).
+wait_listen() {
+  local name=$1 ns=$2 proto=$3 addr=$4 i flag=-ltn
+  [ "$proto" = udp ] && flag=-lun
+  for i in $(seq 1 250); do
+    ip netns exec "$ns" ss -H "$flag" "src $addr" 2>/dev/null | grep -q . && return 0
+    alive "$name" || { log "$name exited during startup; its log:"; tail -n 20 "$LAB_DIR/logs/$name.log" >&2; return 1; }
+    sleep 0.02
+  done
+  log "$name: nothing listens on $proto $addr after 5 s"
   return 1
 }
 
@@ -363,6 +379,7 @@ veth() { # veth NS1 IF1 NS2 IF2
 
 build_network() {
   local ns
+  [ -d /etc/netns ] || : >"$LAB_DIR/made-etc-netns"
   mkdir -p "/etc/netns/$NS_INST" "/etc/netns/$NS_CORP"
   for ns in "${NAMESPACES[@]}"; do
     ip netns add "$ns"
@@ -471,6 +488,10 @@ start_daemons() {
   # shellcheck disable=SC2046
   start_proc dnsmasq-override "$NS_CORP" dnsmasq $(dnsmasq_args "$CORP_DNS_OVERRIDE" "$OUTSIDE_IP")
   sync_servers
+  wait_listen tinyproxy-3128 "$NS_CORP" tcp "$CORP_IP:3128"
+  wait_listen tinyproxy-3129 "$NS_CORP" tcp "$CORP_IP:3129"
+  wait_listen dnsmasq-corp "$NS_CORP" udp "$CORP_DNS:53"
+  wait_listen dnsmasq-override "$NS_CORP" udp "$CORP_DNS_OVERRIDE:53"
 }
 
 # Seeds moto (once it answers): the bucket with an object, the table with an item.
@@ -526,6 +547,8 @@ cmd_down() {
     ns_exists "$ns" && ip netns del "$ns" 2>/dev/null || true
     rm -rf "/etc/netns/$ns"
   done
+  # /etc/netns itself only if the lab made it and nothing else lives there.
+  [ -e "$LAB_DIR/made-etc-netns" ] && rmdir /etc/netns 2>/dev/null || true
   rm -rf "$LAB_DIR"
 }
 
@@ -594,7 +617,7 @@ cmd_status() {
     [ -n "$rules" ] && { echo "iptables $ns:"; echo "$rules" | sed 's/^/  /'; }
   done
   echo "instance resolver: $(grep nameserver "/etc/netns/$NS_INST/resolv.conf" 2>/dev/null || echo none)"
-  echo "probe: ip netns exec $NS_INST env -i PATH=/usr/bin:/bin HOME=/tmp SSL_CERT_FILE=$LAB_DIR/trust.pem vpce-probe probe --bucket $BUCKET --table $TABLE --ip-ranges $LAB_DIR/ip-ranges.json --internet-canary $CANARY_IP:443 --expect-issuer '$LAB_CA_NAME' --timeout 1 --deadline 15"
+  echo "run the probe: bash lab/lab.sh probe [VAR=VALUE...] [ARGS...]"
 }
 
 cmd_faults() {
@@ -627,6 +650,18 @@ lock() {
   fi
 }
 
+# The probe as run_scenarios.py runs it (standard arguments; a clean environment).
+cmd_probe() {
+  [ -d "$LAB_DIR" ] && ns_exists "$NS_INST" || die "the lab is not up (lab.sh up)"
+  local bin=${VPL_PROBE:-$REPO/target/debug/vpce-probe} envs=()
+  [ -x "$bin" ] || die "$bin missing: cargo build --bin vpce-probe (or set VPL_PROBE)"
+  while [ "$#" -gt 0 ] && [[ "$1" =~ ^[A-Za-z_][A-Za-z0-9_]*= ]]; do envs+=("$1"); shift; done
+  cmd_exec env "${envs[@]}" "$bin" probe --bucket "$BUCKET" --table "$TABLE" \
+    --key probe/object.txt --item-key '{"pk":{"S":"id-1"}}' \
+    --ip-ranges "$LAB_DIR/ip-ranges.json" --internet-canary "$CANARY_IP:443" \
+    --expect-issuer "$LAB_CA_NAME" --timeout 1 --deadline 15 --no-progress "$@"
+}
+
 main() {
   local cmd=${1:-}
   shift || true
@@ -639,7 +674,8 @@ main() {
     status) cmd_status ;;
     faults) cmd_faults ;;
     exec) cmd_exec "$@" ;;
-    *) sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; [ -z "$cmd" ] || exit 2 ;;
+    probe) cmd_probe "$@" ;;
+    *) sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; [ -z "$cmd" ] || exit 2 ;;
   esac
 }
 

@@ -1747,6 +1747,27 @@ fn confirmed_by_route_table(
             to_confirm: None,
         });
     }
+    // Whatever carried the traffic, the route table proves it was not the gateway endpoint.
+    let has_endpoint_route = match (endpoint, pl) {
+        (Some(ep), Some(pl)) => crate::vpc_rules::endpoint_route(table, &pl.id, &ep.id).is_some(),
+        _ => false,
+    };
+    if cp.read_ok("ec2:DescribeVpcEndpoints") && !has_endpoint_route {
+        evidence.push(format!(
+            "route table {} has no route to a gateway endpoint for {}",
+            table.id,
+            t.service.as_str()
+        ));
+        return Some(PathVerdict {
+            kind: PathKind::Unknown,
+            confidence: Confidence::Unknown,
+            reachable: true,
+            evidence: std::mem::take(evidence),
+            to_confirm: Some(
+                "the traffic works but not through a gateway endpoint: look for a NAT, proxy, peering or transit route".into(),
+            ),
+        });
+    }
     None
 }
 
@@ -2107,7 +2128,7 @@ mod tests {
                 1,
                 &["NO_GATEWAY_ENDPOINT"],
                 &[],
-                PathKind::GatewayEndpoint,
+                PathKind::Unknown,
             ),
             (
                 "deadline with nothing found",
