@@ -44,7 +44,7 @@ ROGUE_CA_NAME="Untrusted Middlebox CA"
 INST_IP=10.0.1.10
 SUBNET=10.0.1.0/24
 VPC_CIDR=10.0.0.0/16
-CORP_IP=10.0.2.10       # tinyproxy :3128 (allows) and :3129 (denies every CONNECT)
+CORP_IP=10.0.2.10       # tinyproxy :3128 (allows), :3129 (denies every CONNECT), :3130 (needs a password)
 CORP_DNS=10.0.2.53      # dnsmasq answering like the VPC resolver
 CORP_DNS_OVERRIDE=10.0.2.54 # dnsmasq with a "private zone" that overrides S3
 S3_PREFIX=198.51.100.0/26       # S3 in eu-west-1 (the lab's ip-ranges.json)
@@ -59,6 +59,8 @@ IFE_IP=10.0.1.50        # an S3 interface endpoint's network interface in the su
 CANARY_IP=203.0.113.10  # an internet host (the probe's --internet-canary)
 STS_IP=203.0.113.20     # STS's public address: no endpoint, reachable only through NAT
 OUTSIDE_IP=203.0.113.80 # an address in no AWS range
+EC2_IP=203.0.113.30     # EC2's public API address: nothing answers (the EC2 API is not modelled)
+PROXY_PASSWORD=s3cr3t-lab-proxy-pw
 
 IMDS_IP=169.254.169.254
 VPC_DNS_IP=169.254.169.253
@@ -110,26 +112,37 @@ running() {
   [ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
 }
 
-alive() {
-  local f
+starttime() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f20; }
+
+# The recorded pid of NAME, only if that pid is still the process the lab started (same start
+# time), so that a recycled pid is never signalled.
+pid_of() {
+  local f pid start
   f=$(pidfile "$1")
-  [ -s "$f" ] && running "$(cat "$f")"
+  [ -s "$f" ] || return 1
+  read -r pid start <"$f"
+  [ -n "$pid" ] && [ "$(starttime "$pid")" = "$start" ] && echo "$pid"
 }
 
-# start NAME NS CMD...: runs CMD in NS in the background, records its pid (ip netns exec execs
-# the command, so $! is the daemon itself), logs to $LAB_DIR/logs/NAME.log.
+alive() {
+  local pid
+  pid=$(pid_of "$1") && running "$pid"
+}
+
+# start NAME NS CMD...: runs CMD in NS in the background, records its pid and start time (ip
+# netns exec execs the command, so $! is the daemon itself), logs to $LAB_DIR/logs/NAME.log.
 start_proc() {
-  local name=$1 ns=$2; shift 2
+  local name=$1 ns=$2 pid; shift 2
   ip netns exec "$ns" "$@" </dev/null >>"$LAB_DIR/logs/$name.log" 2>&1 9<&- &
-  echo $! >"$(pidfile "$name")"
+  pid=$!
+  echo "$pid $(starttime "$pid")" >"$(pidfile "$name")"
 }
 
 # stop_proc NAME: SIGTERM the recorded pid, wait up to 3 s, then SIGKILL.
 stop_proc() {
   local f pid i
   f=$(pidfile "$1")
-  [ -s "$f" ] || { rm -f "$f"; return 0; }
-  pid=$(cat "$f")
+  pid=$(pid_of "$1") || { rm -f "$f"; return 0; }
   kill -TERM "$pid" 2>/dev/null || true
   for i in $(seq 1 150); do
     running "$pid" || break
@@ -221,7 +234,7 @@ meta_config() {
     recs+=("s3.$REGION.amazonaws.com=$s3" "$BUCKET.s3.$REGION.amazonaws.com=$s3"
       "dynamodb.$REGION.amazonaws.com=$DDB_IP" "$ACCOUNT.ddb.$REGION.amazonaws.com=$DDB_IP")
   fi
-  recs+=("sts.$REGION.amazonaws.com=$STS_IP" "sts.amazonaws.com=$STS_IP"
+  recs+=("sts.$REGION.amazonaws.com=$STS_IP" "sts.amazonaws.com=$STS_IP" "ec2.$REGION.amazonaws.com=$EC2_IP"
     "s3.us-east-1.amazonaws.com=$S3_USE1_IP" "$BUCKET.s3.us-east-1.amazonaws.com=$S3_USE1_IP"
     "s3.amazonaws.com=$S3_USE1_IP" "$BUCKET.s3.amazonaws.com=$S3_USE1_IP"
     "dynamodb.us-east-1.amazonaws.com=$DDB_USE1_IP" "$ACCOUNT.ddb.us-east-1.amazonaws.com=$DDB_USE1_IP"
@@ -445,7 +458,7 @@ write_files() {
 }
 EOF
   local port
-  for port in 3128 3129; do
+  for port in 3128 3129 3130; do
     cat >"$LAB_DIR/corp/tinyproxy-$port.conf" <<EOF
 Port $port
 Listen $CORP_IP
@@ -461,6 +474,8 @@ EOF
   # 3129: the proxy's ACL denies every destination.
   : >"$LAB_DIR/corp/deny-all.filter"
   printf 'Filter "%s"\nFilterDefaultDeny Yes\n' "$LAB_DIR/corp/deny-all.filter" >>"$LAB_DIR/corp/tinyproxy-3129.conf"
+  # 3130: Basic authentication (the probe must never print the password).
+  printf 'BasicAuth labuser %s\n' "$PROXY_PASSWORD" >>"$LAB_DIR/corp/tinyproxy-3130.conf"
 }
 
 dnsmasq_args() { # dnsmasq_args LISTEN S3_ANSWER
@@ -483,6 +498,7 @@ start_daemons() {
   start_proc moto "$NS_AWS" "$MOTO" -H 127.0.0.1 -p "$MOTO_PORT"
   start_proc tinyproxy-3128 "$NS_CORP" tinyproxy -d -c "$LAB_DIR/corp/tinyproxy-3128.conf"
   start_proc tinyproxy-3129 "$NS_CORP" tinyproxy -d -c "$LAB_DIR/corp/tinyproxy-3129.conf"
+  start_proc tinyproxy-3130 "$NS_CORP" tinyproxy -d -c "$LAB_DIR/corp/tinyproxy-3130.conf"
   # shellcheck disable=SC2046
   start_proc dnsmasq-corp "$NS_CORP" dnsmasq $(dnsmasq_args "$CORP_DNS" "$S3_IP")
   # shellcheck disable=SC2046
@@ -490,6 +506,7 @@ start_daemons() {
   sync_servers
   wait_listen tinyproxy-3128 "$NS_CORP" tcp "$CORP_IP:3128"
   wait_listen tinyproxy-3129 "$NS_CORP" tcp "$CORP_IP:3129"
+  wait_listen tinyproxy-3130 "$NS_CORP" tcp "$CORP_IP:3130"
   wait_listen dnsmasq-corp "$NS_CORP" udp "$CORP_DNS:53"
   wait_listen dnsmasq-override "$NS_CORP" udp "$CORP_DNS_OVERRIDE:53"
 }
@@ -589,7 +606,7 @@ cmd_reset() {
   net_healthy
   sync_servers
   local p
-  for p in moto tinyproxy-3128 tinyproxy-3129 dnsmasq-corp dnsmasq-override; do
+  for p in moto tinyproxy-3128 tinyproxy-3129 tinyproxy-3130 dnsmasq-corp dnsmasq-override; do
     alive "$p" || die "$p is not running (see $LAB_DIR/logs/$p.log); lab.sh up rebuilds the lab"
   done
 }
@@ -604,7 +621,7 @@ cmd_status() {
   for f in "$LAB_DIR"/pids/*.pid; do
     [ -e "$f" ] || continue
     name=$(basename "$f" .pid)
-    if alive "$name"; then echo "process $name: pid $(cat "$f")"; else echo "process $name: DEAD (pid $(cat "$f"))"; fi
+    if alive "$name"; then echo "process $name: pid $(pid_of "$name")"; else echo "process $name: DEAD"; fi
   done
   echo "faults: $(tr '\n' ' ' <"$LAB_DIR/faults" 2>/dev/null)"
   if ns_exists "$NS_RTR"; then

@@ -65,7 +65,10 @@ SINGLE_VALUED = {
 }
 
 SCENARIO_KEYS = {"description", "faults", "args", "env", "expect", "known_bug"}
-EXPECT_KEYS = {"exit", "present", "absent", "paths", "root_causes", "not_root_causes", "headline", "text"}
+EXPECT_KEYS = {
+    "exit", "present", "absent", "paths", "root_causes", "not_root_causes", "headline", "text",
+    "not_text",
+}
 
 
 class ScenarioError(Exception):
@@ -88,6 +91,7 @@ class Scenario:
     not_root_causes: list[str]
     headline: str | None
     text: list[str]
+    not_text: list[str]
     known_bug: str | None
 
     @staticmethod
@@ -123,6 +127,7 @@ class Scenario:
             not_root_causes=list(expect.get("not_root_causes", [])),
             headline=expect.get("headline"),
             text=list(expect.get("text", [])),
+            not_text=list(expect.get("not_text", [])),
             known_bug=data.get("known_bug"),
         )
 
@@ -136,6 +141,7 @@ class Result:
     stderr: str = ""
     report: dict | None = None
     exit: int | None = None
+    lab_broken: bool = False
 
     @property
     def ok(self) -> bool:
@@ -224,6 +230,7 @@ def check(s: Scenario, r: Result) -> None:
     if unwanted:
         r.problems.append(f"unwanted codes {unwanted}")
     roots = [(c.get("code"), c.get("target")) for c in rep.get("verdict", {}).get("root_causes", [])]
+
     def is_root(spec: str) -> bool:
         code, target = split_code(spec)
         return any(c == code and (target is None or t == target) for c, t in roots)
@@ -250,6 +257,11 @@ def check(s: Scenario, r: Result) -> None:
     for needle in s.text:
         if needle not in r.stdout:
             r.problems.append(f"text report lacks {needle!r}")
+    report_text = json.dumps(rep)
+    for needle in s.not_text:
+        for where, text in (("text report", r.stdout), ("stderr", r.stderr), ("JSON report", report_text)):
+            if needle in text:
+                r.problems.append(f"the {where} contains {needle!r}")
 
 
 def actual_summary(r: Result) -> str:
@@ -282,10 +294,15 @@ def expected_summary(s: Scenario) -> str:
 
 def run_scenario(s: Scenario, binary: Path) -> Result:
     started = time.monotonic()
-    lab("reset")
     lab_faults = [f for f in s.faults if f not in RUNNER_FAULTS]
-    if lab_faults:
-        lab("apply", *lab_faults)
+    try:
+        lab("reset")
+        if lab_faults:
+            lab("apply", *lab_faults)
+    except subprocess.CalledProcessError as e:
+        r = Result(s, time.monotonic() - started, lab_broken=True)
+        r.problems.append(f"lab.sh {' '.join(e.cmd[2:])} failed (exit {e.returncode}); the lab is rebuilt")
+        return r
     home = Path(tempfile.mkdtemp(prefix="home.", dir=LAB_DIR))
     try:
         cmd = build_command(s, binary, home)
@@ -337,6 +354,14 @@ def main() -> int:
     except ScenarioError as e:
         print(f"run_scenarios: {e}", file=sys.stderr)
         return 2
+    known_faults = set(RUNNER_FAULTS)
+    listing = subprocess.run(["bash", str(LAB_SH), "faults"], capture_output=True, text=True, check=True)
+    known_faults |= {line.split()[0] for line in listing.stdout.splitlines() if line.strip()}
+    for s in scenarios:
+        unknown = [f for f in s.faults if f not in known_faults]
+        if unknown:
+            print(f"run_scenarios: {s.path}: unknown faults {unknown}", file=sys.stderr)
+            return 2
     if opts.only:
         names = {s.name for s in scenarios}
         unknown = [n for n in opts.only if n not in names]
@@ -364,6 +389,8 @@ def main() -> int:
                 print(f"--- run {round_no} of {opts.repeat}", flush=True)
             for s in scenarios:
                 r = run_scenario(s, binary)
+                if r.lab_broken:
+                    lab("up")
                 if r.ok and s.known_bug:
                     status = "PASS"
                     note = f"  (known_bug no longer reproduces: remove it from {s.path.name})"

@@ -193,9 +193,17 @@ pub fn diagnose(r: &ProbeResults, exp: &Expectations) -> Diagnosis {
                 .ok()
                 .and_then(|u| u.host_str().map(str::to_string))
                 .unwrap_or_else(|| "169.254.169.254".into());
+            let sdk_proxied = imds_proxied
+                .iter()
+                .any(|d| d.client == HttpClientKind::AwsSdkRust);
+            let imds_failed = r.imds.as_ref().is_some_and(|i| !i.reachable);
             f.add(
                 FindingCode::IMDS_VIA_PROXY,
-                Severity::Warning,
+                if sdk_proxied && imds_failed {
+                    Severity::Error
+                } else {
+                    Severity::Warning
+                },
                 "host",
                 format!(
                     "instance metadata requests would go through the proxy for {}",
@@ -676,7 +684,18 @@ fn proxy_findings(
                 &t.id,
                 title,
                 probe.summary(),
-                format!("{} Or: {fix}", code.general_fix()),
+                if probe
+                    .status_line
+                    .as_deref()
+                    .is_some_and(|l| l.contains(" 407"))
+                {
+                    format!(
+                        "The proxy wants credentials: put them in the proxy URL ({}=http://USER:PASSWORD@{}:{}), or bypass it: {fix}",
+                        probe.proxy.variable, probe.proxy.host, probe.proxy.port
+                    )
+                } else {
+                    format!("{} Or: {fix}", code.general_fix())
+                },
                 vec![probe.id()],
             );
         }
@@ -963,7 +982,10 @@ fn path_verdict(
 fn explained_by(code: FindingCode) -> &'static [FindingCode] {
     use FindingCode::*;
     match code {
-        TCP_TIMEOUT => &[
+        TCP_TIMEOUT | TCP_REFUSED | TCP_UNREACHABLE => &[
+            // Calls to another region's endpoints cannot take this VPC's gateway endpoint.
+            REGION_MISMATCH_SDK,
+            S3_GLOBAL_ENDPOINT,
             NACL_EPHEMERAL_BLOCKED,
             DNS_OUTSIDE_SERVICE_RANGE,
             DNS_INTERFACE_ENDPOINT,
@@ -975,9 +997,22 @@ fn explained_by(code: FindingCode) -> &'static [FindingCode] {
             NACL_INBOUND_BLOCKS,
         ],
         NACL_EPHEMERAL_BLOCKED => &[NACL_INBOUND_BLOCKS],
-        ACCESS_DENIED_UNATTRIBUTED | ACCESS_DENIED_VPCE_POLICY => &[ENDPOINT_POLICY_DENIES],
-        DNS_RESOLUTION_FAILED => &[VPC_DNS_DISABLED],
-        TLS_FAILED => &[TCP_TIMEOUT, TCP_REFUSED, TCP_UNREACHABLE],
+        // A bare 403 (HeadBucket has no body) says nothing another call did not say better.
+        ACCESS_DENIED_UNATTRIBUTED => &[
+            ENDPOINT_POLICY_DENIES,
+            ACCESS_DENIED_VPCE_POLICY,
+            ACCESS_DENIED_RESOURCE_POLICY,
+            ACCESS_DENIED_IDENTITY_POLICY,
+            ACCESS_DENIED_SCP,
+            ACCESS_DENIED_RCP,
+            ACCESS_DENIED_PERMISSIONS_BOUNDARY,
+            ACCESS_DENIED_SESSION_POLICY,
+        ],
+        ACCESS_DENIED_VPCE_POLICY => &[ENDPOINT_POLICY_DENIES],
+        DNS_RESOLUTION_FAILED | DNS_OUTSIDE_SERVICE_RANGE => {
+            &[VPC_DNS_DISABLED, REGION_MISMATCH_SDK]
+        }
+        TLS_FAILED => &[TCP_TIMEOUT, TCP_REFUSED, TCP_UNREACHABLE, TLS_INTERCEPTED],
         PATH_NOT_GATEWAY_ENDPOINT => &[
             NO_GATEWAY_ENDPOINT,
             ROUTE_TABLE_NOT_ASSOCIATED,
@@ -994,7 +1029,8 @@ fn explained_by(code: FindingCode) -> &'static [FindingCode] {
             REGION_MISMATCH_SDK,
             S3_GLOBAL_ENDPOINT,
         ],
-        PROXY_UNREACHABLE | PROXY_REFUSED_CONNECT => &[],
+        IMDS_UNAVAILABLE => &[IMDS_VIA_PROXY],
+        NO_CREDENTIALS => &[IMDS_VIA_PROXY, IMDS_UNAVAILABLE],
         _ => &[],
     }
 }
@@ -1019,6 +1055,10 @@ fn verdict(findings: &[Finding], fail_on: FailOn, deadline_hit: bool) -> Verdict
         })
         .copied()
         .collect();
+    // Every failure explained by something below the threshold: show the failures themselves.
+    if roots.is_empty() {
+        roots = failing.clone();
+    }
     roots.sort_by_key(|f| (checklist_rank(&f.checklist_item), f.target.clone()));
     let root_causes: Vec<RootCause> = roots
         .iter()

@@ -155,12 +155,20 @@ async fn probe_all(cfg: &Config, budget: Budget, collector: Arc<Collector>) {
             &cfg.env,
         );
         let Some(probe_region) = provisional.effective.clone() else {
-            // Without a region there is nothing region-specific to probe; IMDS_UNAVAILABLE says why.
+            // Without a region there is nothing region-specific to probe; IMDS_UNAVAILABLE says
+            // why, and the proxy rules may say why IMDS did not answer.
             let instance = imds_once().await;
             let facts = region::evaluate(None, sdk, None, &cfg.env);
+            let imds_url = url::Url::parse(&format!(
+                "{}/latest/api/token",
+                cfg.env.imds_endpoint_or_default()
+            ));
+            let proxy_env =
+                proxy::analyze(&cfg.env.proxy, &imds_url.into_iter().collect::<Vec<_>>());
             collector.with(|c| {
                 c.region = facts;
                 c.targets = targets(cfg, "", instance.facts.as_ref());
+                c.proxy_env = Some(proxy_env);
             });
             return;
         };
