@@ -70,7 +70,6 @@ impl Findings {
 
 pub fn diagnose(r: &ProbeResults, exp: &Expectations) -> Diagnosis {
     let mut f = Findings(Vec::new());
-    let instance = r.instance.as_ref();
     let region_check = RegionCheck {
         facts: r.region.clone(),
     };
@@ -286,9 +285,6 @@ pub fn diagnose(r: &ProbeResults, exp: &Expectations) -> Diagnosis {
                 vec![],
             );
         }
-    }
-    if instance.is_some() {
-        // Nothing else: the facts are in the report.
     }
 
     let mut findings = f.0;

@@ -460,7 +460,6 @@ impl NameCtx<'_> {
             .account
             .clone()
             .or_else(|| instance.and_then(|i| i.account_id.clone()));
-        let suffix = dns_suffix(self.region);
         let s3_override = cfg
             .env
             .endpoint_url_s3
@@ -524,7 +523,6 @@ impl NameCtx<'_> {
                             }
                             _ => None,
                         };
-                        let _ = suffix;
                         dynamodb::TableCalls {
                             sdk,
                             table: &t.name,

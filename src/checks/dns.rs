@@ -104,6 +104,8 @@ impl Check for DnsLookup {
             }
             // Many service names have no AAAA record; only a missing A record is a failure.
             DnsOutcome::NoData if self.record_type == "AAAA" => CheckStatus::Ok,
+            // Some forwarders (dnsmasq) answer NXDOMAIN instead of NODATA for AAAA.
+            DnsOutcome::NxDomain if self.record_type == "AAAA" => CheckStatus::Warn,
             _ => CheckStatus::Fail,
         }
     }

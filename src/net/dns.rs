@@ -49,12 +49,12 @@ pub fn system_servers(resolv_conf: &Path) -> Result<Vec<SocketAddr>, String> {
 
 impl ServerResolver {
     pub fn new(server: SocketAddr, timeout: Duration) -> Result<Self, String> {
+        // UDP only: a TCP retry after a UDP timeout would double the cost of a silent
+        // resolver, and service answers (at most 8 addresses) never need TCP.
         let mut udp = ConnectionConfig::udp();
         udp.port = server.port();
-        let mut tcp = ConnectionConfig::tcp();
-        tcp.port = server.port();
-        let mut ns = NameServerConfig::udp_and_tcp(server.ip());
-        ns.connections = vec![udp, tcp];
+        let mut ns = NameServerConfig::udp(server.ip());
+        ns.connections = vec![udp];
         let config = ResolverConfig::from_name_servers(vec![ns]);
         let mut opts = ResolverOpts::default();
         opts.timeout = timeout;
@@ -62,6 +62,7 @@ impl ServerResolver {
         opts.cache_size = 0;
         opts.use_hosts_file = ResolveHosts::Never;
         opts.edns0 = true;
+        opts.try_tcp_on_error = false;
         let resolver = Resolver::builder_with_config(config, TokioRuntimeProvider::default())
             .with_options(opts)
             .build()
