@@ -3,6 +3,7 @@
 //!
 //! Data flows one way: configuration → checks → results → diagnosis → report → renderers.
 
+pub mod agent;
 pub mod catalogue;
 pub mod checks;
 pub mod classify;
