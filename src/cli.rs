@@ -20,6 +20,16 @@ pub struct Cli {
 pub enum Command {
     /// Probe once and print a report (the SSM Run Command job).
     Probe(Box<ProbeArgs>),
+    /// Validate the agent's configuration file without probing (used by the systemd unit's ExecStartPre).
+    CheckConfig {
+        /// The agent's configuration file.
+        #[arg(
+            long,
+            value_name = "FILE",
+            default_value = "/etc/vpce-probe/config.toml"
+        )]
+        config: PathBuf,
+    },
     /// Print the JSON Schema of the report.
     Schema,
     /// List every finding code with its meaning and fix.

@@ -27,6 +27,26 @@ fn main() -> ExitCode {
             println!("{}", render::json::schema());
             ExitCode::SUCCESS
         }
+        Command::CheckConfig { config } => {
+            match vpce_probe::agent::config::load(&config, Environment::from_process()) {
+                Ok(c) => {
+                    println!(
+                        "{}: ok: probe every {} s (jitter {} s), {} target(s), {} sink(s), spool {}",
+                        config.display(),
+                        c.interval.as_secs(),
+                        c.jitter.as_secs(),
+                        c.probe.buckets.len() + c.probe.tables.len(),
+                        c.sinks.len(),
+                        c.spool_dir.display()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("vpce-probe: {e}");
+                    ExitCode::from(EXIT_USAGE)
+                }
+            }
+        }
         Command::Findings => {
             for code in FindingCode::ALL {
                 println!(

@@ -67,3 +67,41 @@ fn readme_documents_every_probe_flag() {
         "README.md does not document {missing:?}"
     );
 }
+
+#[test]
+fn check_config_accepts_a_good_file_and_names_the_bad_key_and_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good = dir.path().join("good.toml");
+    std::fs::write(
+        &good,
+        "interval = \"60s\"\n[probe]\nbuckets = [\"mybucket\"]\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_vpce-probe"))
+        .args(["check-config", "--config", good.to_str().unwrap()])
+        .env_clear()
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ok: probe every 60 s"));
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "interval = \"60s\"\n[probe]\nbucket = [\"mybucket\"]\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_vpce-probe"))
+        .args(["check-config", "--config", bad.to_str().unwrap()])
+        .env_clear()
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 3") && err.contains("bucket"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(out.stdout.is_empty());
+}

@@ -1,0 +1,450 @@
+//! The agent's configuration file (TOML). Unknown keys are refused with their name and line; the
+//! `[probe]` section goes through exactly the validation of `vpce-probe probe`, so the daemon and
+//! the one-shot probe can never disagree about what a setting means.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::cli::{ExpectPath, FailOn, Format, ProbeArgs};
+use crate::config::{Config, Environment};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    /// Time between probes, e.g. "60s", "5m".
+    interval: Option<String>,
+    /// Up to this much random delay added to each interval, so a fleet does not probe in step.
+    jitter: Option<String>,
+    probe: ProbeSection,
+    metrics: Option<MetricsSection>,
+    spool: Option<SpoolSection>,
+    #[serde(default)]
+    sink: Vec<SinkSection>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProbeSection {
+    #[serde(default)]
+    buckets: Vec<String>,
+    #[serde(default)]
+    tables: Vec<String>,
+    key: Option<String>,
+    item_key: Option<String>,
+    region: Option<String>,
+    profile: Option<String>,
+    timeout: Option<String>,
+    deadline: Option<String>,
+    ip_ranges: Option<PathBuf>,
+    internet_canary: Option<String>,
+    expect_path: Option<String>,
+    vpc_resolver: Option<String>,
+    resolv_conf: Option<PathBuf>,
+    #[serde(default)]
+    expect_issuers: Vec<String>,
+    #[serde(default)]
+    write_test: bool,
+    #[serde(default)]
+    control_plane: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MetricsSection {
+    listen: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SpoolSection {
+    dir: Option<PathBuf>,
+    max_bytes: Option<u64>,
+    max_age: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, tag = "type", rename_all = "lowercase")]
+enum SinkSection {
+    Http {
+        name: Option<String>,
+        url: String,
+        bearer_token_file: Option<PathBuf>,
+        ca_file: Option<PathBuf>,
+        #[serde(default = "default_true")]
+        gzip: bool,
+    },
+    S3 {
+        name: Option<String>,
+        url: String,
+    },
+    Dir {
+        name: Option<String>,
+        path: PathBuf,
+    },
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// A validated agent configuration.
+#[derive(Debug)]
+pub struct AgentConfig {
+    pub interval: Duration,
+    pub jitter: Duration,
+    pub probe: Config,
+    pub metrics_listen: Option<SocketAddr>,
+    pub spool_dir: PathBuf,
+    pub spool_max_bytes: u64,
+    pub spool_max_age: Duration,
+    pub sinks: Vec<Sink>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sink {
+    Http {
+        name: String,
+        url: url::Url,
+        bearer_token_file: Option<PathBuf>,
+        ca_file: Option<PathBuf>,
+        gzip: bool,
+    },
+    S3 {
+        name: String,
+        bucket: String,
+        prefix: String,
+    },
+    Dir {
+        name: String,
+        path: PathBuf,
+    },
+}
+
+impl Sink {
+    pub fn name(&self) -> &str {
+        match self {
+            Sink::Http { name, .. } | Sink::S3 { name, .. } | Sink::Dir { name, .. } => name,
+        }
+    }
+}
+
+pub const DEFAULT_METRICS: &str = "127.0.0.1:9731";
+pub const DEFAULT_SPOOL_DIR: &str = "/var/lib/vpce-probe/spool";
+
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct AgentConfigError {
+    pub path: String,
+    pub message: String,
+}
+
+pub fn load(path: &Path, env: Environment) -> Result<AgentConfig, AgentConfigError> {
+    let err = |message: String| AgentConfigError {
+        path: path.display().to_string(),
+        message,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| err(format!("cannot read: {e}")))?;
+    parse(&text, env).map_err(err)
+}
+
+/// Parse and validate; the error is one line a person can act on.
+pub fn parse(text: &str, env: Environment) -> Result<AgentConfig, String> {
+    let file: FileConfig = toml::from_str(text).map_err(|e| one_line(&e, text))?;
+    let duration =
+        |field: &str, raw: &Option<String>, default: Duration| -> Result<Duration, String> {
+            match raw {
+                None => Ok(default),
+                Some(s) => humantime::parse_duration(s)
+                    .map_err(|e| format!("{field} = \"{s}\": {e} (write e.g. \"60s\" or \"5m\")")),
+            }
+        };
+    let interval = duration("interval", &file.interval, Duration::from_secs(60))?;
+    if interval < Duration::from_secs(5) {
+        return Err(format!(
+            "interval = \"{}\": probe at most every 5 seconds",
+            file.interval.unwrap_or_default()
+        ));
+    }
+    let jitter = duration("jitter", &file.jitter, interval / 10)?;
+    if jitter >= interval {
+        return Err("jitter must be shorter than interval".into());
+    }
+    let p = file.probe;
+    let seconds = |field: &str, raw: &Option<String>| -> Result<Option<f64>, String> {
+        raw.as_ref()
+            .map(|s| {
+                humantime::parse_duration(s)
+                    .map(|d| d.as_secs_f64())
+                    .map_err(|e| format!("probe.{field} = \"{s}\": {e}"))
+            })
+            .transpose()
+    };
+    let choice =
+        |field: &str, raw: &Option<String>, allowed: &[&str]| -> Result<Option<String>, String> {
+            match raw {
+                Some(v) if !allowed.contains(&v.as_str()) => Err(format!(
+                    "probe.{field} = \"{v}\": expected one of {}",
+                    allowed.join(", ")
+                )),
+                other => Ok(other.clone()),
+            }
+        };
+    let expect_path = match choice(
+        "expect_path",
+        &p.expect_path,
+        &["gateway", "interface", "any"],
+    )?
+    .as_deref()
+    {
+        Some("interface") => ExpectPath::Interface,
+        Some("any") => ExpectPath::Any,
+        _ => ExpectPath::Gateway,
+    };
+    let args = ProbeArgs {
+        buckets: p.buckets,
+        tables: p.tables,
+        key: p.key,
+        item_key: p.item_key,
+        write_test: p.write_test,
+        no_calls: false,
+        no_control_plane: p.control_plane == Some(false),
+        reachability_analyzer: false,
+        region: p.region,
+        profile: p.profile,
+        format: Format::Json,
+        output: None,
+        timeout: seconds("timeout", &p.timeout)?.unwrap_or(3.0),
+        deadline: seconds("deadline", &p.deadline)?,
+        ip_ranges: p.ip_ranges,
+        internet_canary: p
+            .internet_canary
+            .unwrap_or_else(|| "checkip.amazonaws.com:443".into()),
+        expect_path,
+        vpc_resolver: p.vpc_resolver.unwrap_or_else(|| "169.254.169.253".into()),
+        resolv_conf: p.resolv_conf.unwrap_or_else(|| "/etc/resolv.conf".into()),
+        expect_issuers: p.expect_issuers,
+        fail_on: FailOn::Error,
+        no_progress: true,
+    };
+    // The same validation as `vpce-probe probe`, with the messages prefixed by the section.
+    let probe = Config::from_args(args, env).map_err(|e| format!("[probe] {e}"))?;
+    if probe.deadline >= interval {
+        return Err(format!(
+            "probe.deadline ({} s) must be shorter than interval ({} s): runs must never overlap",
+            probe.deadline.as_secs_f64(),
+            interval.as_secs_f64()
+        ));
+    }
+    let metrics_listen = match file.metrics.and_then(|m| m.listen) {
+        Some(s) if s == "none" => None,
+        Some(s) => Some(s.parse::<SocketAddr>().map_err(|_| {
+            format!("metrics.listen = \"{s}\": expected IP:PORT (e.g. \"{DEFAULT_METRICS}\") or \"none\"")
+        })?),
+        None => DEFAULT_METRICS.parse().ok(),
+    };
+    let spool = file.spool;
+    let spool_dir = spool
+        .as_ref()
+        .and_then(|s| s.dir.clone())
+        .unwrap_or_else(|| DEFAULT_SPOOL_DIR.into());
+    let spool_max_bytes = spool
+        .as_ref()
+        .and_then(|s| s.max_bytes)
+        .unwrap_or(64 * 1024 * 1024);
+    let spool_max_age = duration(
+        "spool.max_age",
+        &spool.as_ref().and_then(|s| s.max_age.clone()),
+        Duration::from_secs(7 * 24 * 3600),
+    )?;
+    let mut sinks = Vec::new();
+    for (i, s) in file.sink.into_iter().enumerate() {
+        let default_name = |kind: &str| format!("{kind}-{}", i + 1);
+        let sink = match s {
+            SinkSection::Http {
+                name,
+                url,
+                bearer_token_file,
+                ca_file,
+                gzip,
+            } => {
+                let parsed = url::Url::parse(&url)
+                    .ok()
+                    .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+                    .ok_or_else(|| {
+                        format!("sink {}: url = \"{url}\" is not an http(s) URL", i + 1)
+                    })?;
+                for (field, file) in [
+                    ("bearer_token_file", &bearer_token_file),
+                    ("ca_file", &ca_file),
+                ] {
+                    if let Some(f) = file
+                        && !f.is_file()
+                    {
+                        return Err(format!(
+                            "sink {}: {field} = \"{}\": no such file",
+                            i + 1,
+                            f.display()
+                        ));
+                    }
+                }
+                Sink::Http {
+                    name: name.unwrap_or_else(|| default_name("http")),
+                    url: parsed,
+                    bearer_token_file,
+                    ca_file,
+                    gzip,
+                }
+            }
+            SinkSection::S3 { name, url } => {
+                let rest = url.strip_prefix("s3://").ok_or_else(|| {
+                    format!(
+                        "sink {}: url = \"{url}\": expected s3://BUCKET/PREFIX/",
+                        i + 1
+                    )
+                })?;
+                let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+                crate::config::validate_bucket_name(bucket)
+                    .map_err(|e| format!("sink {}: {e}", i + 1))?;
+                Sink::S3 {
+                    name: name.unwrap_or_else(|| default_name("s3")),
+                    bucket: bucket.to_string(),
+                    prefix: prefix.to_string(),
+                }
+            }
+            SinkSection::Dir { name, path } => Sink::Dir {
+                name: name.unwrap_or_else(|| default_name("dir")),
+                path,
+            },
+        };
+        if sinks.iter().any(|s: &Sink| s.name() == sink.name()) {
+            return Err(format!(
+                "sink {}: the name \"{}\" is used twice",
+                i + 1,
+                sink.name()
+            ));
+        }
+        sinks.push(sink);
+    }
+    Ok(AgentConfig {
+        interval,
+        jitter,
+        probe,
+        metrics_listen,
+        spool_dir,
+        spool_max_bytes,
+        spool_max_age,
+        sinks,
+    })
+}
+
+/// toml's messages span several lines (with a source excerpt); keep the line number and the reason.
+fn one_line(e: &toml::de::Error, text: &str) -> String {
+    let line = e
+        .span()
+        .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+    let reason = e.message().replace('\n', " ");
+    match line {
+        Some(l) => format!("line {l}: {reason}"),
+        None => reason,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+interval = "60s"
+jitter = "5s"
+
+[probe]
+buckets = ["mybucket"]
+tables = ["orders"]
+timeout = "2s"
+deadline = "20s"
+expect_path = "gateway"
+
+[metrics]
+listen = "127.0.0.1:9731"
+
+[spool]
+dir = "/var/lib/vpce-probe/spool"
+max_bytes = 1048576
+max_age = "2d"
+
+[[sink]]
+type = "dir"
+path = "/var/lib/vpce-probe/reports"
+
+[[sink]]
+type = "s3"
+url = "s3://reports-bucket/vpce-probe/"
+"#;
+
+    #[test]
+    fn a_good_file() {
+        let c = parse(GOOD, Environment::default()).expect("valid");
+        assert_eq!(c.interval, Duration::from_secs(60));
+        assert_eq!(c.jitter, Duration::from_secs(5));
+        assert_eq!(c.probe.buckets, vec!["mybucket"]);
+        assert_eq!(c.probe.timeout, Duration::from_secs(2));
+        assert_eq!(c.spool_max_bytes, 1_048_576);
+        assert_eq!(c.spool_max_age, Duration::from_secs(2 * 86400));
+        assert_eq!(c.sinks.len(), 2);
+        assert_eq!(c.sinks[0].name(), "dir-1");
+        assert_eq!(
+            c.sinks[1],
+            Sink::S3 {
+                name: "s3-2".into(),
+                bucket: "reports-bucket".into(),
+                prefix: "vpce-probe/".into()
+            }
+        );
+    }
+
+    #[test]
+    fn bad_files_say_what_and_where() {
+        let cases: Vec<(String, &str)> = vec![
+            (GOOD.replace("jitter = \"5s\"", "jiter = \"5s\""), "line 3"),
+            (GOOD.replace("jitter = \"5s\"", "jiter = \"5s\""), "jiter"),
+            (
+                GOOD.replace("tables = [\"orders\"]", "tabels = [\"orders\"]"),
+                "tabels",
+            ),
+            (
+                GOOD.replace("buckets = [\"mybucket\"]", "buckets = [\"My_Bucket\"]"),
+                "[probe] --bucket 'My_Bucket'",
+            ),
+            (
+                GOOD.replace("interval = \"60s\"", "interval = \"sixty\""),
+                "interval = \"sixty\"",
+            ),
+            (
+                GOOD.replace("interval = \"60s\"", "interval = \"10s\""),
+                "must be shorter than interval",
+            ),
+            (
+                GOOD.replace("expect_path = \"gateway\"", "expect_path = \"nat\""),
+                "expected one of gateway",
+            ),
+            (
+                GOOD.replace("127.0.0.1:9731", "localhost"),
+                "metrics.listen",
+            ),
+            (
+                GOOD.replace("s3://reports-bucket", "http://reports-bucket"),
+                "expected s3://",
+            ),
+            (GOOD.replace("type = \"dir\"", "type = \"ftp\""), "ftp"),
+            ("[probe".to_string(), "line 1"),
+        ];
+        for (text, want) in cases {
+            let e = parse(&text, Environment::default()).expect_err(want);
+            assert!(e.contains(want), "{want}: {e}");
+            assert!(!e.contains('\n'), "one line: {e}");
+        }
+    }
+}
