@@ -59,7 +59,9 @@ IFE_IP=10.0.1.50        # an S3 interface endpoint's network interface in the su
 CANARY_IP=203.0.113.10  # an internet host (the probe's --internet-canary)
 STS_IP=203.0.113.20     # STS's public address: no endpoint, reachable only through NAT
 OUTSIDE_IP=203.0.113.80 # an address in no AWS range
-EC2_IP=203.0.113.30     # EC2's public API address: nothing answers (the EC2 API is not modelled)
+EC2_IP=203.0.113.30     # EC2's public API address: reachable only through NAT; a front to moto (whose
+                        # VPC model does not hold the lab's ids, so reads find nothing) or, with the
+                        # ec2-describe-denied fault, EC2's UnauthorizedOperation answer
 PROXY_PASSWORD=s3cr3t-lab-proxy-pw
 
 IMDS_IP=169.254.169.254
@@ -88,6 +90,7 @@ FAULTS=(
   "tls-intercept:S3 front: certificate from '$INSPECT_CA_NAME', which the instance trusts (TLS inspection)"
   "tls-intercept-untrusted:S3 front: certificate from '$ROGUE_CA_NAME', which the instance does not trust"
   "proxy-down:corporate proxy: port 3128 refuses connections (proxy service stopped)"
+  "ec2-describe-denied:EC2 API: every call answers 403 UnauthorizedOperation (the role may not describe the VPC)"
 )
 
 log() { printf 'lab: %s\n' "$*" >&2; }
@@ -287,6 +290,13 @@ aws_config() {
     m="User: $(principal) is not authorized to perform: dynamodb:DescribeTable on resource: arn:aws:dynamodb:$REGION:$ACCOUNT:table/$TABLE because no identity-based policy allows the dynamodb:DescribeTable action"
     ddb_rules+="${ddb_rules:+,}{\"amz_target_contains\": \"DescribeTable\", \"response\": {\"dynamodb_error\": {\"status\": 400, \"type\": \"AccessDeniedException\", \"message\": \"$m\"}}}"
   fi
+  local ec2_rules=""
+  if has_fault ec2-describe-denied; then
+    # EC2's own error document (ec2Query protocol), as AWS answers a role without ec2:Describe*.
+    local body
+    body="<?xml version=\\\"1.0\\\" encoding=\\\"UTF-8\\\"?><Response><Errors><Error><Code>UnauthorizedOperation</Code><Message>You are not authorized to perform this operation. User: $(principal) is not authorized to perform: ec2:DescribeRouteTables because no identity-based policy allows the ec2:DescribeRouteTables action</Message></Error></Errors><RequestID>lab-ec2-denied</RequestID></Response>"
+    ec2_rules="{\"host\": \"ec2.$REGION.amazonaws.com\", \"response\": {\"raw\": {\"status\": 403, \"reason\": \"Forbidden\", \"headers\": [[\"Content-Type\", \"text/xml;charset=UTF-8\"]], \"body\": \"$body\"}}}"
+  fi
   has_fault tls-intercept && s3_ca=inspect
   has_fault tls-intercept-untrusted && s3_ca=rogue
   local s3_names ddb_names up="127.0.0.1:$MOTO_PORT"
@@ -305,7 +315,8 @@ aws_config() {
     {"bind": "$S3_IP:443", "ca": "$s3_ca", "names": $s3_names, "upstream": "$up", "rules": [$s3_rules]},
     {"bind": "$DDB_IP:443", "ca": "lab", "names": $ddb_names, "upstream": "$up", "rules": [$ddb_rules], "host_rewrites": $rewrite},
     {"bind": "$IFE_IP:443", "ca": "lab", "names": $s3_names, "upstream": "$up"},
-    {"bind": "$STS_IP:443", "ca": "lab", "names": ["sts.$REGION.amazonaws.com", "sts.amazonaws.com"], "upstream": "$up"}
+    {"bind": "$STS_IP:443", "ca": "lab", "names": ["sts.$REGION.amazonaws.com", "sts.amazonaws.com"], "upstream": "$up"},
+    {"bind": "$EC2_IP:443", "ca": "lab", "names": ["ec2.$REGION.amazonaws.com"], "upstream": "$up", "rules": [$ec2_rules]}
   ],
   "tcp_sinks": [{"bind": "$CANARY_IP:443"}]
 }
@@ -425,7 +436,7 @@ build_network() {
   ip -n "$NS_AWS" addr add 10.255.1.2/30 dev igw
   ip -n "$NS_AWS" route add "$VPC_CIDR" via 10.255.0.1
   local a
-  for a in "$S3_IP" "$DDB_IP" "$IFE_IP" "$CANARY_IP" "$STS_IP"; do
+  for a in "$S3_IP" "$DDB_IP" "$IFE_IP" "$CANARY_IP" "$STS_IP" "$EC2_IP"; do
     ip -n "$NS_AWS" addr add "$a/32" dev lo
   done
   ip -n "$NS_RTR" route add "$IFE_IP/32" via 10.255.0.2
