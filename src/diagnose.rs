@@ -184,7 +184,7 @@ pub fn diagnose(r: &ProbeResults, exp: &Expectations) -> Diagnosis {
         let imds_proxied: Vec<&proxy_rules::ProxyDecision> = env
             .decisions
             .iter()
-            .filter(|d| d.url.contains("/latest/api/token") && d.proxy.is_some())
+            .filter(|d| d.url.contains(crate::checks::proxy::IMDS_TOKEN_PATH) && d.proxy.is_some())
             .collect();
         if !imds_proxied.is_empty() {
             let clients: Vec<&str> = imds_proxied.iter().map(|d| d.client.label()).collect();
@@ -1920,6 +1920,24 @@ mod tests {
         (results, exp)
     }
 
+    /// Return traffic to 32768-65535 dropped while the kernel uses 32768-60999.
+    fn narrow_ephemeral_sweep() -> NaclSweep {
+        NaclSweep {
+            service: Service::S3,
+            address: "52.218.1.1".into(),
+            port: 443,
+            ranges: vec![],
+            failing: vec![PortRange {
+                first: 32768,
+                last: 65535,
+            }],
+            kernel_ephemeral: Some(PortRange {
+                first: 32768,
+                last: 60999,
+            }),
+        }
+    }
+
     type Mutate = fn(&mut ProbeResults, &mut Expectations);
     /// name, change to the healthy case, exit code, codes present, codes absent, path kind.
     type Case = (
@@ -2039,20 +2057,7 @@ mod tests {
                 "narrow ephemeral range explains the timeout",
                 |r, _| {
                     r.tcp = vec![tcp("52.218.1.1", TcpOutcome::Timeout)];
-                    r.nacl.push(NaclSweep {
-                        service: Service::S3,
-                        address: "52.218.1.1".into(),
-                        port: 443,
-                        ranges: vec![],
-                        failing: vec![PortRange {
-                            first: 32768,
-                            last: 65535,
-                        }],
-                        kernel_ephemeral: Some(PortRange {
-                            first: 32768,
-                            last: 60999,
-                        }),
-                    });
+                    r.nacl.push(narrow_ephemeral_sweep());
                 },
                 1,
                 &["NACL_EPHEMERAL_BLOCKED", "TCP_TIMEOUT"],
@@ -2201,20 +2206,7 @@ mod tests {
     fn consequences_are_not_root_causes() {
         let (mut r, e) = healthy();
         r.tcp = vec![tcp("52.218.1.1", TcpOutcome::Timeout)];
-        r.nacl.push(NaclSweep {
-            service: Service::S3,
-            address: "52.218.1.1".into(),
-            port: 443,
-            ranges: vec![],
-            failing: vec![PortRange {
-                first: 32768,
-                last: 65535,
-            }],
-            kernel_ephemeral: Some(PortRange {
-                first: 32768,
-                last: 60999,
-            }),
-        });
+        r.nacl.push(narrow_ephemeral_sweep());
         let d = diagnose(&r, &e);
         let roots: Vec<FindingCode> = d.verdict.root_causes.iter().map(|c| c.code).collect();
         assert_eq!(roots, vec![FindingCode::NACL_EPHEMERAL_BLOCKED]);

@@ -159,12 +159,8 @@ async fn probe_all(cfg: &Config, budget: Budget, collector: Arc<Collector>) {
             // why, and the proxy rules may say why IMDS did not answer.
             let instance = imds_once().await;
             let facts = region::evaluate(None, sdk, None, &cfg.env);
-            let imds_url = url::Url::parse(&format!(
-                "{}/latest/api/token",
-                cfg.env.imds_endpoint_or_default()
-            ));
-            let proxy_env =
-                proxy::analyze(&cfg.env.proxy, &imds_url.into_iter().collect::<Vec<_>>());
+            let imds_url: Vec<url::Url> = proxy::imds_token_url(&cfg.env).into_iter().collect();
+            let proxy_env = proxy::analyze(&cfg.env.proxy, &imds_url);
             collector.with(|c| {
                 c.region = facts;
                 c.targets = targets(cfg, "", instance.facts.as_ref());
@@ -178,13 +174,7 @@ async fn probe_all(cfg: &Config, budget: Budget, collector: Arc<Collector>) {
             .iter()
             .map(|(n, _)| n.as_str())
             .filter_map(proxy::https_url)
-            .chain(
-                url::Url::parse(&format!(
-                    "{}/latest/api/token",
-                    cfg.env.imds_endpoint_or_default()
-                ))
-                .ok(),
-            )
+            .chain(proxy::imds_token_url(&cfg.env))
             .collect();
         let proxy_env = proxy::analyze(&cfg.env.proxy, &proxy_urls);
         collector.with(|c| {

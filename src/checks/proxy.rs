@@ -48,6 +48,18 @@ pub fn https_url(name: &str) -> Option<Url> {
     Url::parse(&format!("https://{name}/")).ok()
 }
 
+/// The path of the IMDSv2 token request: the first request every IMDS client makes.
+pub const IMDS_TOKEN_PATH: &str = "/latest/api/token";
+
+/// The URL whose proxy decision says whether IMDS requests go through a proxy.
+pub fn imds_token_url(env: &crate::config::Environment) -> Option<Url> {
+    Url::parse(&format!(
+        "{}{IMDS_TOKEN_PATH}",
+        env.imds_endpoint_or_default()
+    ))
+    .ok()
+}
+
 /// The decision of `client` for `url`, if it was analysed.
 pub fn decision_for<'a>(
     evidence: &'a ProxyEnvEvidence,
