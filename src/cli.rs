@@ -30,6 +30,16 @@ pub enum Command {
         )]
         config: PathBuf,
     },
+    /// Probe on a schedule, serve metrics and ship every report (the systemd service).
+    Agent {
+        /// The agent's configuration file (see the README's configuration reference).
+        #[arg(
+            long,
+            value_name = "FILE",
+            default_value = "/etc/vpce-probe/config.toml"
+        )]
+        config: PathBuf,
+    },
     /// Print the JSON Schema of the report.
     Schema,
     /// List every finding code with its meaning and fix.
@@ -109,6 +119,18 @@ pub struct ProbeArgs {
     /// Also write the full JSON report to FILE (atomically).
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+
+    /// Also send the JSON report to URL (repeatable): https://collector/path (POST, gzip), s3://BUCKET/PREFIX/ (PutObject, key PREFIX/YYYY/MM/DD/INSTANCE/REPORT_ID.json) or /absolute/directory. A report that could not be delivered makes the exit code 3.
+    #[arg(long = "ship", value_name = "URL")]
+    pub ship: Vec<String>,
+
+    /// Bearer token for the http(s) --ship URLs, read from FILE (never from the command line).
+    #[arg(long, value_name = "FILE")]
+    pub ship_token_file: Option<PathBuf>,
+
+    /// Extra CA certificates (PEM) to trust for the https --ship URLs.
+    #[arg(long, value_name = "FILE")]
+    pub ship_ca_file: Option<PathBuf>,
 
     /// Timeout of each network operation, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 3.0)]

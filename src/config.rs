@@ -76,6 +76,8 @@ pub struct Config {
     pub profile: Option<String>,
     pub format: Format,
     pub output: Option<PathBuf>,
+    /// `--ship` destinations of the one-shot probe (the agent's sinks come from its file).
+    pub ship: Vec<crate::agent::config::Sink>,
     pub timeout: Duration,
     pub deadline: Duration,
     pub ranges: IpRanges,
@@ -155,6 +157,7 @@ impl Config {
                 ));
             }
         }
+        let ship = parse_ship(&args.ship, &args.ship_token_file, &args.ship_ca_file)?;
         for (var, path) in [
             ("AWS_CA_BUNDLE", &env.ca_bundle),
             ("SSL_CERT_FILE", &env.ssl_cert_file),
@@ -205,6 +208,7 @@ impl Config {
             profile: args.profile,
             format: args.format,
             output: args.output,
+            ship,
             timeout,
             deadline,
             ranges,
@@ -294,6 +298,49 @@ fn seconds(flag: &str, value: f64, min: f64, max: f64) -> Result<Duration, Confi
 
 /// S3 general purpose bucket naming rules:
 /// https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html
+/// `--ship URL...` with the token and CA files that apply to its http(s) URLs.
+fn parse_ship(
+    urls: &[String],
+    token_file: &Option<PathBuf>,
+    ca_file: &Option<PathBuf>,
+) -> Result<Vec<crate::agent::config::Sink>, ConfigError> {
+    use crate::agent::config::Sink;
+    for (flag, file) in [
+        ("--ship-token-file", token_file),
+        ("--ship-ca-file", ca_file),
+    ] {
+        if let Some(f) = file {
+            if !f.is_file() {
+                return err(format!("{flag} {}: no such file", f.display()));
+            }
+            if !urls.iter().any(|u| u.starts_with("http")) {
+                return err(format!(
+                    "{flag} applies to http(s) --ship URLs, and none is given"
+                ));
+            }
+        }
+    }
+    let mut sinks = Vec::new();
+    for (i, url) in urls.iter().enumerate() {
+        let mut sink = Sink::from_ship_url(url).map_err(ConfigError)?;
+        match &mut sink {
+            Sink::Http {
+                name,
+                bearer_token_file,
+                ca_file: ca,
+                ..
+            } => {
+                *bearer_token_file = token_file.clone();
+                *ca = ca_file.clone();
+                *name = format!("ship-{}", i + 1);
+            }
+            Sink::S3 { name, .. } | Sink::Dir { name, .. } => *name = format!("ship-{}", i + 1),
+        }
+        sinks.push(sink);
+    }
+    Ok(sinks)
+}
+
 pub fn validate_bucket_name(name: &str) -> Result<(), ConfigError> {
     let bad = |why: &str| err(format!("--bucket '{name}': {why} (S3 bucket naming rules)"));
     if !(3..=63).contains(&name.len()) {

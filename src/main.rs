@@ -15,11 +15,17 @@ const EXIT_PROBE_FAILED: u8 = 3;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The one-shot probe's output is its report; the agent's is its log (journald reads stderr).
+    let default_filter = match cli.command {
+        Command::Agent { .. } => "warn,vpce_probe=info",
+        _ => "off",
+    };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("VPCE_PROBE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .init();
     match cli.command {
@@ -47,6 +53,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Agent { config } => agent(config),
         Command::Findings => {
             for code in FindingCode::ALL {
                 println!(
@@ -71,17 +78,42 @@ fn main() -> ExitCode {
     }
 }
 
-fn probe(cfg: Config) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
+        .map_err(|e| {
             eprintln!("vpce-probe: cannot start the async runtime: {e}");
-            return ExitCode::from(EXIT_PROBE_FAILED);
+            ExitCode::from(EXIT_PROBE_FAILED)
+        })
+}
+
+fn agent(config: std::path::PathBuf) -> ExitCode {
+    let runtime = match runtime() {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    match runtime.block_on(vpce_probe::agent::daemon::run(
+        config,
+        Environment::from_process(),
+    )) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "the agent cannot start");
+            eprintln!("vpce-probe: {e}");
+            ExitCode::from(match e {
+                vpce_probe::agent::daemon::StartError::Config(_) => EXIT_USAGE,
+                vpce_probe::agent::daemon::StartError::Setup(_) => EXIT_PROBE_FAILED,
+            })
         }
+    }
+}
+
+fn probe(cfg: Config) -> ExitCode {
+    let runtime = match runtime() {
+        Ok(r) => r,
+        Err(code) => return code,
     };
     let spinner = (cfg.progress && std::io::stderr().is_terminal()).then(|| {
         let pb = indicatif::ProgressBar::new_spinner();
@@ -113,5 +145,25 @@ fn probe(cfg: Config) -> ExitCode {
     // A closed pipe (| head) is not a probe failure.
     let _ = stdout.write_all(text.as_bytes());
     let _ = stdout.flush();
+    drop(stdout);
+    let mut shipped_all = true;
+    if !cfg.ship.is_empty() {
+        let json = render::json::to_string(&report).into_bytes();
+        let sinks = cfg.ship.clone();
+        let results = runtime.block_on(vpce_probe::agent::sinks::ship_once(
+            &sinks,
+            std::sync::Arc::new(cfg),
+            &json,
+        ));
+        for (target, result) in results {
+            if let Err(e) = result {
+                eprintln!("vpce-probe: the report was not shipped to {target}: {e}");
+                shipped_all = false;
+            }
+        }
+    }
+    if !shipped_all {
+        return ExitCode::from(EXIT_PROBE_FAILED);
+    }
     ExitCode::from(u8::try_from(report.verdict.exit_code).unwrap_or(EXIT_PROBE_FAILED))
 }

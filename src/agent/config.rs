@@ -21,8 +21,17 @@ struct FileConfig {
     probe: ProbeSection,
     metrics: Option<MetricsSection>,
     spool: Option<SpoolSection>,
+    shipping: Option<ShippingSection>,
     #[serde(default)]
     sink: Vec<SinkSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ShippingSection {
+    retry_initial: Option<String>,
+    retry_max: Option<String>,
+    timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -100,7 +109,27 @@ pub struct AgentConfig {
     pub spool_dir: PathBuf,
     pub spool_max_bytes: u64,
     pub spool_max_age: Duration,
+    pub shipping: Shipping,
     pub sinks: Vec<Sink>,
+}
+
+/// How sinks retry: exponential backoff from `retry_initial` to `retry_max`, with jitter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shipping {
+    pub retry_initial: Duration,
+    pub retry_max: Duration,
+    /// Bound on one delivery attempt (connect, send, answer).
+    pub timeout: Duration,
+}
+
+impl Default for Shipping {
+    fn default() -> Self {
+        Shipping {
+            retry_initial: Duration::from_secs(1),
+            retry_max: Duration::from_secs(300),
+            timeout: Duration::from_secs(10),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -162,9 +191,9 @@ pub fn parse(text: &str, env: Environment) -> Result<AgentConfig, String> {
             }
         };
     let interval = duration("interval", &file.interval, Duration::from_secs(60))?;
-    if interval < Duration::from_secs(5) {
+    if interval < Duration::from_secs(1) {
         return Err(format!(
-            "interval = \"{}\": probe at most every 5 seconds",
+            "interval = \"{}\": probe at most every second",
             file.interval.unwrap_or_default()
         ));
     }
@@ -216,6 +245,9 @@ pub fn parse(text: &str, env: Environment) -> Result<AgentConfig, String> {
         profile: p.profile,
         format: Format::Json,
         output: None,
+        ship: Vec::new(),
+        ship_token_file: None,
+        ship_ca_file: None,
         timeout: seconds("timeout", &p.timeout)?.unwrap_or(3.0),
         deadline: seconds("deadline", &p.deadline)?,
         ip_ranges: p.ip_ranges,
@@ -259,6 +291,31 @@ pub fn parse(text: &str, env: Environment) -> Result<AgentConfig, String> {
         &spool.as_ref().and_then(|s| s.max_age.clone()),
         Duration::from_secs(7 * 24 * 3600),
     )?;
+    let defaults = Shipping::default();
+    let shipping = file.shipping.as_ref();
+    let shipping = Shipping {
+        retry_initial: duration(
+            "shipping.retry_initial",
+            &shipping.and_then(|s| s.retry_initial.clone()),
+            defaults.retry_initial,
+        )?,
+        retry_max: duration(
+            "shipping.retry_max",
+            &shipping.and_then(|s| s.retry_max.clone()),
+            defaults.retry_max,
+        )?,
+        timeout: duration(
+            "shipping.timeout",
+            &shipping.and_then(|s| s.timeout.clone()),
+            defaults.timeout,
+        )?,
+    };
+    if shipping.retry_initial.is_zero() || shipping.retry_initial > shipping.retry_max {
+        return Err("shipping.retry_initial must be above zero and at most retry_max".into());
+    }
+    if shipping.timeout.is_zero() {
+        return Err("shipping.timeout must be above zero".into());
+    }
     let mut sinks = Vec::new();
     for (i, s) in file.sink.into_iter().enumerate() {
         let default_name = |kind: &str| format!("{kind}-{}", i + 1);
@@ -299,19 +356,12 @@ pub fn parse(text: &str, env: Environment) -> Result<AgentConfig, String> {
                 }
             }
             SinkSection::S3 { name, url } => {
-                let rest = url.strip_prefix("s3://").ok_or_else(|| {
-                    format!(
-                        "sink {}: url = \"{url}\": expected s3://BUCKET/PREFIX/",
-                        i + 1
-                    )
-                })?;
-                let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-                crate::config::validate_bucket_name(bucket)
-                    .map_err(|e| format!("sink {}: {e}", i + 1))?;
+                let (bucket, prefix) =
+                    parse_s3_url(&url).map_err(|e| format!("sink {}: {e}", i + 1))?;
                 Sink::S3 {
                     name: name.unwrap_or_else(|| default_name("s3")),
-                    bucket: bucket.to_string(),
-                    prefix: prefix.to_string(),
+                    bucket,
+                    prefix,
                 }
             }
             SinkSection::Dir { name, path } => Sink::Dir {
@@ -336,8 +386,64 @@ pub fn parse(text: &str, env: Environment) -> Result<AgentConfig, String> {
         spool_dir,
         spool_max_bytes,
         spool_max_age,
+        shipping,
         sinks,
     })
+}
+
+/// `s3://BUCKET/PREFIX/` → (bucket, prefix); the prefix may be empty.
+fn parse_s3_url(url: &str) -> Result<(String, String), String> {
+    let rest = url
+        .strip_prefix("s3://")
+        .ok_or_else(|| format!("url = \"{url}\": expected s3://BUCKET/PREFIX/"))?;
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    crate::config::validate_bucket_name(bucket).map_err(|e| e.to_string())?;
+    Ok((bucket.to_string(), prefix.to_string()))
+}
+
+impl Sink {
+    /// The sink of `probe --ship URL`: http(s)://… posts, s3://BUCKET/PREFIX/ puts, and an
+    /// absolute path (or file:///path) writes into that directory.
+    pub fn from_ship_url(url: &str) -> Result<Sink, String> {
+        let fail = |why: &str| {
+            format!(
+                "--ship '{url}': {why} (expected https://collector/path, s3://BUCKET/PREFIX/ or /absolute/dir)"
+            )
+        };
+        if url.starts_with("s3://") {
+            let (bucket, prefix) = parse_s3_url(url).map_err(|e| fail(&e))?;
+            return Ok(Sink::S3 {
+                name: "ship-s3".into(),
+                bucket,
+                prefix,
+            });
+        }
+        if url.starts_with("http://") || url.starts_with("https://") {
+            let parsed = url::Url::parse(url)
+                .ok()
+                .filter(|u| u.host().is_some())
+                .ok_or_else(|| fail("not a valid URL"))?;
+            return Ok(Sink::Http {
+                name: "ship-http".into(),
+                url: parsed,
+                bearer_token_file: None,
+                ca_file: None,
+                gzip: true,
+            });
+        }
+        let path = url.strip_prefix("file://").unwrap_or(url);
+        let path = PathBuf::from(path);
+        if !path.is_absolute() {
+            return Err(fail("not a URL nor an absolute directory"));
+        }
+        if !path.is_dir() {
+            return Err(fail("no such directory"));
+        }
+        Ok(Sink::Dir {
+            name: "ship-dir".into(),
+            path,
+        })
+    }
 }
 
 /// toml's messages span several lines (with a source excerpt); keep the line number and the reason.
@@ -421,6 +527,21 @@ url = "s3://reports-bucket/vpce-probe/"
             (
                 GOOD.replace("interval = \"60s\"", "interval = \"sixty\""),
                 "interval = \"sixty\"",
+            ),
+            (
+                GOOD.replace("interval = \"60s\"", "interval = \"10s\""),
+                "must be shorter than interval",
+            ),
+            (
+                GOOD.replace(
+                    "[metrics]",
+                    "[shipping]\nretry_initial = \"10m\"\n[metrics]",
+                ),
+                "retry_initial must be",
+            ),
+            (
+                GOOD.replace("interval = \"60s\"", "interval = \"500ms\""),
+                "at most every second",
             ),
             (
                 GOOD.replace("interval = \"60s\"", "interval = \"10s\""),

@@ -15,6 +15,51 @@ use tokio::net::TcpStream;
 
 use crate::report::{CertificateInfo, TlsOutcome};
 
+/// System roots plus the extra PEM files, and what could not be loaded.
+fn root_store(extra_pem_files: &[std::path::PathBuf]) -> (RootCertStore, Vec<String>) {
+    let mut roots = RootCertStore::empty();
+    let mut load_errors = Vec::new();
+    let native = rustls_native_certs::load_native_certs();
+    for e in native.errors {
+        load_errors.push(e.to_string());
+    }
+    let (_added, _ignored) = roots.add_parsable_certificates(native.certs);
+    for path in extra_pem_files {
+        match CertificateDer::pem_file_iter(path) {
+            Ok(iter) => {
+                let certs: Vec<_> = iter.filter_map(Result::ok).collect();
+                if certs.is_empty() {
+                    load_errors.push(format!("{}: no PEM certificates", path.display()));
+                }
+                roots.add_parsable_certificates(certs);
+            }
+            Err(e) => load_errors.push(format!("{}: {e}", path.display())),
+        }
+    }
+    (roots, load_errors)
+}
+
+/// A verifying client configuration (for the report sinks): system roots plus the extra PEM
+/// files; a file that cannot be read is an error here, since the sink would fail on every send.
+pub fn client_config(
+    extra_pem_files: &[std::path::PathBuf],
+) -> Result<rustls::ClientConfig, String> {
+    let (roots, errors) = root_store(extra_pem_files);
+    if let Some(e) = errors.iter().find(|e| {
+        extra_pem_files
+            .iter()
+            .any(|p| e.starts_with(&p.display().to_string()))
+    }) {
+        return Err(format!("trust roots: {e}"));
+    }
+    rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| format!("TLS: {e}"))
+    .map(|b| b.with_root_certificates(roots).with_no_client_auth())
+}
+
 #[derive(Clone)]
 pub struct TlsContext {
     provider: Arc<CryptoProvider>,
@@ -27,25 +72,7 @@ impl TlsContext {
     /// System roots plus the extra PEM files (AWS_CA_BUNDLE, SSL_CERT_FILE).
     pub fn new(extra_pem_files: &[std::path::PathBuf]) -> Result<Self, String> {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let mut roots = RootCertStore::empty();
-        let mut load_errors = Vec::new();
-        let native = rustls_native_certs::load_native_certs();
-        for e in native.errors {
-            load_errors.push(e.to_string());
-        }
-        let (_added, _ignored) = roots.add_parsable_certificates(native.certs);
-        for path in extra_pem_files {
-            match CertificateDer::pem_file_iter(path) {
-                Ok(iter) => {
-                    let certs: Vec<_> = iter.filter_map(Result::ok).collect();
-                    if certs.is_empty() {
-                        load_errors.push(format!("{}: no PEM certificates", path.display()));
-                    }
-                    roots.add_parsable_certificates(certs);
-                }
-                Err(e) => load_errors.push(format!("{}: {e}", path.display())),
-            }
-        }
+        let (roots, load_errors) = root_store(extra_pem_files);
         let count = roots.len();
         let verifier =
             WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())

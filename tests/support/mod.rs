@@ -9,6 +9,7 @@
 #![allow(dead_code, unused_imports)]
 
 mod ca;
+mod collector;
 mod dns;
 mod front;
 mod http;
@@ -21,6 +22,7 @@ mod timefmt;
 mod tls;
 
 pub use ca::{Leaf, TestCa};
+pub use collector::{Collector, CollectorMode, Received, start_collector};
 pub use dns::{DnsMode, DnsRecords, DnsServer, start_dns};
 pub use front::{CannedResponse, FrontOptions, FrontRule, FrontServer, start_front};
 pub use imds::{

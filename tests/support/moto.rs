@@ -306,6 +306,22 @@ impl MotoServer {
         })
     }
 
+    /// The body of s3://bucket/key; panics when it is missing.
+    pub fn get_object(&self, bucket: &str, key: &str, region: &str) -> Vec<u8> {
+        let client = self.s3(region);
+        block_on(|| async move {
+            match client.get_object().bucket(bucket).key(key).send().await {
+                Ok(o) => o
+                    .body
+                    .collect()
+                    .await
+                    .map(|b| b.into_bytes().to_vec())
+                    .unwrap_or_else(|e| panic!("moto: read s3://{bucket}/{key}: {e}")),
+                Err(e) => panic!("moto: get s3://{bucket}/{key}: {}", DisplayErrorContext(&e)),
+            }
+        })
+    }
+
     /// Creates table `name` (hash key "pk", S; PAY_PER_REQUEST); fine if it exists.
     pub fn create_table(&self, name: &str, region: &str) {
         let client = self.dynamodb(region);

@@ -1,0 +1,516 @@
+//! `vpce-probe agent`: a schedule around [`crate::run_once`]. One run at a time; every report
+//! goes to the spool and from there to the sinks; metrics on loopback; systemd's notify protocol
+//! (READY, WATCHDOG, RELOADING, STOPPING); SIGHUP reloads, SIGTERM stops within a bound.
+
+use std::path::PathBuf;
+use std::pin::pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sd_notify::NotifyState;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tracing::{error, info, warn};
+
+use super::config::{self, AgentConfig};
+use super::metrics::{self, Liveness, Metrics};
+use super::shipper::{self, SharedSpool, Signals, with_spool};
+use super::sinks::Sender;
+use super::spool::{Spool, SpoolConfig};
+use crate::config::Environment;
+use crate::report::{OverallStatus, Report};
+
+/// How long SIGTERM lets a run in progress finish before abandoning it.
+pub const RUN_GRACE: Duration = Duration::from_secs(5);
+/// How long SIGTERM lets the shippers empty the spool (what is left is sent at the next start).
+pub const FLUSH_GRACE: Duration = Duration::from_secs(5);
+/// Slack on top of every promise the loop makes to the watchdog and /healthz.
+const LIVENESS_SLACK: Duration = Duration::from_secs(30);
+
+/// Why the agent did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A bad configuration file (exit 2, like every usage error).
+    #[error("{0}")]
+    Config(String),
+    /// Something on the machine (a taken port, an unusable spool directory).
+    #[error("{0}")]
+    Setup(String),
+}
+
+enum Control {
+    Reload,
+    Shutdown(&'static str),
+}
+
+/// The running shippers, one per sink.
+struct Shippers {
+    handles: Vec<JoinHandle<()>>,
+    stop: watch::Sender<bool>,
+}
+
+impl Shippers {
+    /// Tells them to stop and waits at most until `deadline` for each.
+    async fn stop(&mut self, deadline: Instant) {
+        let _ = self.stop.send(true);
+        for h in self.handles.drain(..) {
+            if tokio::time::timeout_at(deadline.into(), h).await.is_err() {
+                warn!("a sink did not stop in time; its report stays in the spool");
+            }
+        }
+    }
+}
+
+pub struct Agent {
+    path: PathBuf,
+    env: Environment,
+    metrics: Arc<Metrics>,
+    liveness: Arc<Liveness>,
+    spool: SharedSpool,
+    pushed: watch::Sender<u64>,
+    config: AgentConfig,
+    shippers: Shippers,
+}
+
+/// Runs until SIGTERM or SIGINT. Ok after a clean stop.
+pub async fn run(path: PathBuf, env: Environment) -> Result<(), StartError> {
+    let config = config::load(&path, env.clone()).map_err(|e| StartError::Config(e.to_string()))?;
+    let metrics = Arc::new(Metrics::new());
+    let liveness = Arc::new(Liveness::new(
+        config.probe.deadline + RUN_GRACE + LIVENESS_SLACK,
+    ));
+    let listener = match config.metrics_listen {
+        Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+            StartError::Setup(format!(
+                "cannot listen on {addr} for metrics: {e} (set [metrics] listen to a free address, or \"none\")"
+            ))
+        })?),
+        None => None,
+    };
+    // Signal handlers before anything that takes time: a SIGTERM from now on is ours to handle.
+    let (control_tx, mut control) = mpsc::channel(8);
+    spawn_signal_listener(control_tx).map_err(StartError::Setup)?;
+
+    let spool: SharedSpool = Arc::new(Mutex::new(None));
+    open_spool(&spool, &config)
+        .await
+        .map_err(StartError::Setup)?;
+    let senders = build_senders(&config).map_err(StartError::Config)?;
+    let (pushed, _) = watch::channel(0u64);
+    let shippers = start_shippers(&config, senders, &spool, &metrics, &pushed);
+    let mut agent = Agent {
+        path,
+        env,
+        metrics,
+        liveness,
+        spool,
+        pushed,
+        config,
+        shippers,
+    };
+    agent.publish_spool_content().await;
+
+    let metrics_server = listener.map(|l| {
+        let addr = l.local_addr().ok();
+        info!(listen = ?addr, "metrics at /metrics, liveness at /healthz");
+        tokio::spawn(metrics::serve(
+            l,
+            agent.metrics.clone(),
+            agent.liveness.clone(),
+        ))
+    });
+    let watchdog = spawn_watchdog(agent.liveness.clone());
+    notify(&[
+        NotifyState::Ready,
+        NotifyState::Status("probing on schedule"),
+    ]);
+    info!(
+        config = %agent.path.display(),
+        interval_s = agent.config.interval.as_secs_f64(),
+        targets = agent.config.probe.buckets.len() + agent.config.probe.tables.len(),
+        sinks = agent.config.sinks.len(),
+        "agent started"
+    );
+
+    let reason = agent.schedule(&mut control).await;
+    notify(&[NotifyState::Stopping]);
+    info!(reason, "stopping");
+    agent.flush_and_stop().await;
+    if let Some(w) = watchdog {
+        w.abort();
+    }
+    if let Some(m) = metrics_server {
+        m.abort();
+    }
+    info!("agent stopped");
+    Ok(())
+}
+
+impl Agent {
+    /// The schedule: a run at start, then one every interval (plus jitter); returns why it
+    /// stopped.
+    async fn schedule(&mut self, control: &mut mpsc::Receiver<Control>) -> &'static str {
+        let mut last_status: Option<OverallStatus> = None;
+        let mut next_run = Instant::now();
+        loop {
+            let wait = next_run.saturating_duration_since(Instant::now());
+            self.liveness.promise(wait + LIVENESS_SLACK);
+            tokio::select! {
+                _ = tokio::time::sleep_until(next_run.into()) => {}
+                c = control.recv() => match c {
+                    Some(Control::Reload) => { self.reload().await; continue; }
+                    Some(Control::Shutdown(why)) => return why,
+                    None => return "signal listener gone",
+                },
+            }
+            let started = Instant::now();
+            let probe = self.config.probe.clone();
+            self.liveness
+                .promise(probe.deadline + RUN_GRACE + LIVENESS_SLACK);
+            let mut run = pin!(crate::run_once(&probe));
+            let mut reload_after = false;
+            let mut stop: Option<&'static str> = None;
+            let report: Option<Report> = loop {
+                tokio::select! {
+                    r = &mut run => break Some(r),
+                    c = control.recv() => match c {
+                        Some(Control::Reload) => reload_after = true,
+                        Some(Control::Shutdown(why)) => {
+                            stop = Some(why);
+                            info!(grace_ms = RUN_GRACE.as_millis() as u64, "a run is in progress; letting it finish");
+                            match tokio::time::timeout(RUN_GRACE, &mut run).await {
+                                Ok(r) => break Some(r),
+                                Err(_) => {
+                                    warn!("abandoned the run in progress to stop in time");
+                                    self.metrics.run_abandoned();
+                                    break None;
+                                }
+                            }
+                        }
+                        None => { stop = Some("signal listener gone"); break None; }
+                    },
+                }
+            };
+            if let Some(report) = report {
+                self.record(&report, &mut last_status).await;
+            }
+            if let Some(why) = stop {
+                return why;
+            }
+            if reload_after {
+                self.reload().await;
+            }
+            let config = &self.config;
+            let jitter = config.jitter.mul_f64(fastrand::f64());
+            next_run = (started + config.interval + jitter).max(Instant::now());
+        }
+    }
+
+    async fn record(&mut self, report: &Report, last_status: &mut Option<OverallStatus>) {
+        self.metrics.record_run(report);
+        let status = report.verdict.status;
+        let causes: Vec<String> = report
+            .verdict
+            .root_causes
+            .iter()
+            .map(|c| format!("{} {}: {}", c.code, c.target, c.title))
+            .collect();
+        match (*last_status, status) {
+            (prev, OverallStatus::Problems) if prev != Some(OverallStatus::Problems) => warn!(
+                report_id = %report.report_id,
+                summary = %report.verdict.summary,
+                root_causes = %causes.join("; "),
+                "status changed: problems"
+            ),
+            (Some(OverallStatus::Problems), OverallStatus::Healthy) => warn!(
+                report_id = %report.report_id,
+                summary = %report.verdict.summary,
+                "status changed: healthy again"
+            ),
+            _ => info!(
+                report_id = %report.report_id,
+                status = ?status,
+                duration_ms = report.duration_ms,
+                findings = report.findings.len(),
+                "run finished"
+            ),
+        }
+        *last_status = Some(status);
+        if self.config.sinks.is_empty() {
+            return;
+        }
+        let json = crate::render::json::to_string(report).into_bytes();
+        let report_id = report.report_id.clone();
+        let metrics = self.metrics.clone();
+        let pushed = with_spool(&self.spool, move |s| {
+            let before = s.stats();
+            let result = s.push(&report_id, &json).map_err(|e| e.to_string());
+            let after = s.stats();
+            metrics.dropped("age", after.dropped_age.saturating_sub(before.dropped_age));
+            metrics.dropped(
+                "size",
+                after.dropped_size.saturating_sub(before.dropped_size),
+            );
+            result
+        })
+        .await;
+        match pushed {
+            Ok(_) => {
+                self.metrics.spooled();
+                self.pushed.send_modify(|n| *n += 1);
+            }
+            Err(e) => {
+                self.metrics.dropped("spool_error", 1);
+                error!(report_id = %report.report_id, error = %e, "cannot spool the report; it is lost");
+            }
+        }
+        self.publish_spool_content().await;
+    }
+
+    async fn publish_spool_content(&self) {
+        if let Ok(stats) = with_spool(&self.spool, |s| Ok(s.stats())).await {
+            self.metrics.spool_content(stats.entries, stats.bytes);
+        }
+    }
+
+    /// SIGHUP: read the file again; a bad file changes nothing and says why.
+    async fn reload(&mut self) {
+        notify(&[NotifyState::Reloading, monotonic_now()]);
+        match self.try_reload().await {
+            Ok(()) => {
+                self.metrics.reloaded(true);
+                info!(config = %self.path.display(), "configuration reloaded");
+                notify(&[
+                    NotifyState::Ready,
+                    NotifyState::Status("probing on schedule"),
+                ]);
+            }
+            Err(e) => {
+                self.metrics.reloaded(false);
+                error!(config = %self.path.display(), error = %e, "reload refused; the previous configuration stays");
+                let status = format!("reload refused: {e}");
+                notify(&[NotifyState::Ready, NotifyState::Status(&status)]);
+            }
+        }
+    }
+
+    async fn try_reload(&mut self) -> Result<(), String> {
+        let mut new = config::load(&self.path, self.env.clone()).map_err(|e| e.to_string())?;
+        let old = &self.config;
+        if new.metrics_listen != old.metrics_listen {
+            warn!("metrics.listen changed: it takes effect at the next restart");
+            new.metrics_listen = old.metrics_listen;
+        }
+        let senders = build_senders(&new)?;
+        let spool_changed = new.spool_dir != old.spool_dir
+            || new.spool_max_bytes != old.spool_max_bytes
+            || new.spool_max_age != old.spool_max_age
+            || new.sinks != old.sinks;
+        // Shippers are rebuilt on every reload (a CA or token file may have changed); a
+        // delivery in flight is waited for, so that its acknowledgement is not lost.
+        self.shippers
+            .stop(Instant::now() + new.shipping.timeout + Duration::from_secs(2))
+            .await;
+        if spool_changed && let Err(e) = open_spool(&self.spool, &new).await {
+            // Back to the old spool and sinks.
+            if let Err(e2) = open_spool(&self.spool, &self.config).await {
+                error!(error = %e2, "cannot reopen the previous spool either; reports are not spooled until the next good reload or a restart");
+            }
+            let old_senders = build_senders(&self.config).unwrap_or_default();
+            self.shippers = start_shippers(
+                &self.config,
+                old_senders,
+                &self.spool,
+                &self.metrics,
+                &self.pushed,
+            );
+            return Err(e);
+        }
+        self.shippers = start_shippers(&new, senders, &self.spool, &self.metrics, &self.pushed);
+        self.config = new;
+        self.publish_spool_content().await;
+        Ok(())
+    }
+
+    /// SIGTERM: give the shippers a bounded moment to empty the spool, then stop them. What is
+    /// left stays on disk and goes at the next start.
+    async fn flush_and_stop(&mut self) {
+        let until = Instant::now() + FLUSH_GRACE;
+        let sinks: Vec<String> = self
+            .config
+            .sinks
+            .iter()
+            .map(|s| s.name().to_string())
+            .collect();
+        while Instant::now() < until && !sinks.is_empty() {
+            let names = sinks.clone();
+            let left = with_spool(&self.spool, move |s| {
+                Ok(names.iter().map(|n| s.pending_for(n).len()).sum::<usize>())
+            })
+            .await
+            .unwrap_or(0);
+            if left == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.shippers
+            .stop(until.max(Instant::now() + Duration::from_millis(500)))
+            .await;
+        if let Ok(stats) = with_spool(&self.spool, |s| Ok(s.stats())).await
+            && stats.entries > 0
+        {
+            info!(
+                entries = stats.entries,
+                "reports left in the spool are sent at the next start"
+            );
+        }
+    }
+}
+
+fn build_senders(config: &AgentConfig) -> Result<Vec<Sender>, String> {
+    let probe = Arc::new(config.probe.clone());
+    config
+        .sinks
+        .iter()
+        .map(|s| Sender::new(s, probe.clone(), &config.shipping))
+        .collect()
+}
+
+fn start_shippers(
+    config: &AgentConfig,
+    senders: Vec<Sender>,
+    spool: &SharedSpool,
+    metrics: &Arc<Metrics>,
+    pushed: &watch::Sender<u64>,
+) -> Shippers {
+    let (stop_tx, stop) = watch::channel(false);
+    let handles = senders
+        .into_iter()
+        .map(|sender| {
+            shipper::spawn(
+                sender,
+                spool.clone(),
+                config.shipping,
+                metrics.clone(),
+                Signals {
+                    pushed: pushed.subscribe(),
+                    stop: stop.clone(),
+                },
+            )
+        })
+        .collect();
+    Shippers {
+        handles,
+        stop: stop_tx,
+    }
+}
+
+/// (Re)opens the spool for `config`: the old one is closed first (it holds the directory's lock).
+async fn open_spool(spool: &SharedSpool, config: &AgentConfig) -> Result<(), String> {
+    let spool = spool.clone();
+    let sinks: Vec<String> = config.sinks.iter().map(|s| s.name().to_string()).collect();
+    let spool_config = SpoolConfig {
+        dir: config.spool_dir.clone(),
+        max_bytes: config.spool_max_bytes,
+        max_age: config.spool_max_age,
+        sinks,
+    };
+    tokio::task::spawn_blocking(move || {
+        let mut guard = spool
+            .lock()
+            .map_err(|_| "the spool lock is poisoned".to_string())?;
+        *guard = None;
+        if spool_config.sinks.is_empty() {
+            return Ok(());
+        }
+        let opened = Spool::open(spool_config).map_err(|e| e.to_string())?;
+        let stats = opened.stats();
+        if stats.entries > 0 {
+            info!(
+                entries = stats.entries,
+                "reports found in the spool; sending them"
+            );
+        }
+        *guard = Some(opened);
+        Ok(())
+    })
+    .await
+    .map_err(|e| format!("spool task: {e}"))?
+}
+
+fn spawn_signal_listener(tx: mpsc::Sender<Control>) -> Result<(), String> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let listen = |kind: SignalKind, name: &str| {
+        signal(kind).map_err(|e| format!("cannot handle {name}: {e}"))
+    };
+    let mut term = listen(SignalKind::terminate(), "SIGTERM")?;
+    let mut int = listen(SignalKind::interrupt(), "SIGINT")?;
+    let mut hup = listen(SignalKind::hangup(), "SIGHUP")?;
+    tokio::spawn(async move {
+        loop {
+            let c = tokio::select! {
+                _ = term.recv() => Control::Shutdown("SIGTERM"),
+                _ = int.recv() => Control::Shutdown("SIGINT"),
+                _ = hup.recv() => Control::Reload,
+            };
+            if tx.send(c).await.is_err() {
+                return;
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Pings systemd's watchdog at half its period while the schedule keeps its promises; a stuck
+/// loop stops the pings and systemd restarts the service.
+fn spawn_watchdog(liveness: Arc<Liveness>) -> Option<JoinHandle<()>> {
+    let period = sd_notify::watchdog_enabled()?;
+    info!(
+        period_ms = period.as_millis() as u64,
+        "systemd watchdog enabled"
+    );
+    Some(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(period / 2);
+        loop {
+            tick.tick().await;
+            if liveness.alive() {
+                notify(&[NotifyState::Watchdog]);
+            } else {
+                error!("the probe schedule missed its deadline; no watchdog ping");
+            }
+        }
+    }))
+}
+
+fn monotonic_now() -> NotifyState<'static> {
+    NotifyState::monotonic_usec_now().unwrap_or(NotifyState::MonotonicUsec(0))
+}
+
+/// Sends to systemd from a thread of its own: the notify socket is a blocking datagram socket,
+/// and a manager that stops reading must never stall the schedule. Messages that find the queue
+/// full are dropped (the next WATCHDOG or READY supersedes them). Without NOTIFY_SOCKET (not
+/// under systemd) this does nothing.
+fn notify(states: &[NotifyState]) {
+    static NOTIFIER: std::sync::OnceLock<Option<std::sync::mpsc::SyncSender<String>>> =
+        std::sync::OnceLock::new();
+    let sender = NOTIFIER.get_or_init(|| {
+        std::env::var_os("NOTIFY_SOCKET")?;
+        let (tx, rx) = std::sync::mpsc::sync_channel::<String>(16);
+        std::thread::Builder::new()
+            .name("sd-notify".into())
+            .spawn(move || {
+                for message in rx {
+                    if let Err(e) = sd_notify::notify(&[NotifyState::Custom(&message)]) {
+                        warn!(error = %e, "cannot notify systemd");
+                    }
+                }
+            })
+            .ok()?;
+        Some(tx)
+    });
+    if let Some(tx) = sender {
+        let message: Vec<String> = states.iter().map(ToString::to_string).collect();
+        let _ = tx.try_send(message.join("\n"));
+    }
+}

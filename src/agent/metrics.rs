@@ -1,0 +1,502 @@
+//! The agent's Prometheus metrics (prometheus-client does the exposition format) and the
+//! loopback HTTP endpoint that serves them (`/metrics`, `/healthz`).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper::{Request, Response, StatusCode};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tracing::{debug, warn};
+
+use crate::report::{CheckStatus, Evidence, OverallStatus, Report};
+
+type Labels = Vec<(String, String)>;
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+fn labels(pairs: &[(&str, &str)]) -> Labels {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Every metric the agent exports. Cloning shares the values (they are Arc inside).
+pub struct Metrics {
+    registry: Registry,
+    check_success: Family<Labels, Gauge>,
+    phase_seconds: Family<Labels, FloatGauge>,
+    findings: Family<Labels, Gauge>,
+    path: Family<Labels, Gauge>,
+    target_reachable: Family<Labels, Gauge>,
+    healthy: Gauge,
+    exit_code: Gauge,
+    last_run_timestamp: FloatGauge,
+    last_run_duration: FloatGauge,
+    runs: Family<Labels, Counter>,
+    shipped: Family<Labels, Counter>,
+    ship_failures: Family<Labels, Counter>,
+    spooled: Counter,
+    dropped: Family<Labels, Counter>,
+    spool_entries: Gauge,
+    spool_bytes: Gauge,
+    reloads: Family<Labels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("vpce_probe");
+        let m = Metrics {
+            registry: Registry::default(),
+            check_success: Family::default(),
+            phase_seconds: Family::default(),
+            findings: Family::default(),
+            path: Family::default(),
+            target_reachable: Family::default(),
+            healthy: Gauge::default(),
+            exit_code: Gauge::default(),
+            last_run_timestamp: FloatGauge::default(),
+            last_run_duration: FloatGauge::default(),
+            runs: Family::default(),
+            shipped: Family::default(),
+            ship_failures: Family::default(),
+            spooled: Counter::default(),
+            dropped: Family::default(),
+            spool_entries: Gauge::default(),
+            spool_bytes: Gauge::default(),
+            reloads: Family::default(),
+        };
+        registry.register(
+            "check_success",
+            "Whether the checks of one kind passed for a target in the last run (1) or failed (0); target \"host\" for instance-wide checks",
+            m.check_success.clone(),
+        );
+        registry.register(
+            "phase_duration_seconds",
+            "Duration of a phase (dns, connect, tls, request) for a target in the last run; the slowest attempt that worked, else the slowest",
+            m.phase_seconds.clone(),
+        );
+        registry.register(
+            "findings",
+            "Findings of the last run by code and severity",
+            m.findings.clone(),
+        );
+        registry.register(
+            "path",
+            "The path each target's traffic takes (kind: gateway-endpoint, interface-endpoint, proxy, internet, unknown), 1 for the current one",
+            m.path.clone(),
+        );
+        registry.register(
+            "target_reachable",
+            "Whether the target's service answered on TCP 443 in the last run",
+            m.target_reachable.clone(),
+        );
+        registry.register(
+            "healthy",
+            "1 when the last run found no problem, else 0",
+            m.healthy.clone(),
+        );
+        registry.register(
+            "last_exit_code",
+            "The exit code `vpce-probe probe` would have had for the last run (0 healthy, 1 problems, 3 failed)",
+            m.exit_code.clone(),
+        );
+        registry.register(
+            "last_run_timestamp_seconds",
+            "When the last run finished (Unix time)",
+            m.last_run_timestamp.clone(),
+        );
+        registry.register(
+            "last_run_duration_seconds",
+            "How long the last run took",
+            m.last_run_duration.clone(),
+        );
+        registry.register(
+            "runs",
+            "Probe runs by result (healthy, problems, abandoned)",
+            m.runs.clone(),
+        );
+        registry.register(
+            "reports_shipped",
+            "Reports a sink acknowledged",
+            m.shipped.clone(),
+        );
+        registry.register(
+            "ship_failures",
+            "Failed delivery attempts by sink (each is retried)",
+            m.ship_failures.clone(),
+        );
+        registry.register(
+            "reports_spooled",
+            "Reports written to the spool",
+            m.spooled.clone(),
+        );
+        registry.register(
+            "reports_dropped",
+            "Reports dropped from the spool before every sink had them, by reason (size, age, spool_error)",
+            m.dropped.clone(),
+        );
+        registry.register(
+            "spool_entries",
+            "Reports in the spool now",
+            m.spool_entries.clone(),
+        );
+        registry.register(
+            "spool_bytes",
+            "Bytes of the reports in the spool now",
+            m.spool_bytes.clone(),
+        );
+        registry.register(
+            "config_reloads",
+            "Configuration reloads (SIGHUP) by result (ok, error)",
+            m.reloads.clone(),
+        );
+        let features = if cfg!(feature = "control-plane") {
+            "control-plane"
+        } else {
+            ""
+        };
+        registry.register(
+            "build",
+            "The agent's version and features",
+            Info::new(labels(&[
+                ("version", env!("CARGO_PKG_VERSION")),
+                ("features", features),
+            ])),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// Replaces the per-run metrics with those of `report`.
+    pub fn record_run(&self, report: &Report) {
+        self.check_success.clear();
+        self.phase_seconds.clear();
+        self.findings.clear();
+        self.path.clear();
+        self.target_reachable.clear();
+        for t in &report.targets {
+            self.path
+                .get_or_create(&labels(&[
+                    ("target", &t.id),
+                    ("kind", t.path.kind.as_str()),
+                    ("confidence", t.path.confidence.as_str()),
+                ]))
+                .set(1);
+            self.target_reachable
+                .get_or_create(&labels(&[("target", &t.id)]))
+                .set(i64::from(t.path.reachable));
+        }
+        for ((target, check), statuses) in group_checks(report) {
+            let passed = statuses.iter().all(|s| *s != CheckStatus::Fail);
+            if statuses.iter().all(|s| *s == CheckStatus::Skip) {
+                continue;
+            }
+            self.check_success
+                .get_or_create(&labels(&[("target", &target), ("check", check)]))
+                .set(i64::from(passed));
+        }
+        for ((target, phase), seconds) in phases(report) {
+            self.phase_seconds
+                .get_or_create(&labels(&[("target", &target), ("phase", phase)]))
+                .set(seconds);
+        }
+        let mut counts: BTreeMap<(String, String), i64> = BTreeMap::new();
+        for f in &report.findings {
+            let severity = serde_json::to_value(f.severity)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            *counts.entry((f.code.to_string(), severity)).or_default() += 1;
+        }
+        for ((code, severity), n) in counts {
+            self.findings
+                .get_or_create(&labels(&[("code", &code), ("severity", &severity)]))
+                .set(n);
+        }
+        let healthy = report.verdict.status == OverallStatus::Healthy;
+        self.healthy.set(i64::from(healthy));
+        self.exit_code.set(i64::from(report.verdict.exit_code));
+        self.last_run_timestamp.set(unix_now());
+        self.last_run_duration
+            .set(report.duration_ms as f64 / 1000.0);
+        let result = if healthy { "healthy" } else { "problems" };
+        self.runs
+            .get_or_create(&labels(&[("result", result)]))
+            .inc();
+    }
+
+    pub fn run_abandoned(&self) {
+        self.runs
+            .get_or_create(&labels(&[("result", "abandoned")]))
+            .inc();
+    }
+
+    pub fn shipped(&self, sink: &str) {
+        self.shipped.get_or_create(&labels(&[("sink", sink)])).inc();
+    }
+
+    pub fn ship_failed(&self, sink: &str) {
+        self.ship_failures
+            .get_or_create(&labels(&[("sink", sink)]))
+            .inc();
+    }
+
+    pub fn spooled(&self) {
+        self.spooled.inc();
+    }
+
+    pub fn dropped(&self, reason: &str, n: u64) {
+        if n > 0 {
+            self.dropped
+                .get_or_create(&labels(&[("reason", reason)]))
+                .inc_by(n);
+        }
+    }
+
+    pub fn spool_content(&self, entries: u64, bytes: u64) {
+        self.spool_entries
+            .set(i64::try_from(entries).unwrap_or(i64::MAX));
+        self.spool_bytes
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+
+    pub fn reloaded(&self, ok: bool) {
+        let result = if ok { "ok" } else { "error" };
+        self.reloads
+            .get_or_create(&labels(&[("result", result)]))
+            .inc();
+    }
+
+    /// The Prometheus text format (0.0.4), or OpenMetrics when asked for it.
+    pub fn encode(&self, openmetrics: bool) -> String {
+        let mut out = String::new();
+        let written = if openmetrics {
+            prometheus_client::encoding::text::encode(&mut out, &self.registry)
+        } else {
+            prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)
+        };
+        if let Err(e) = written {
+            warn!(error = %e, "cannot encode the metrics");
+        }
+        out
+    }
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// The targets a check is about: by host name for the network checks, by target id for the
+/// signed calls, "host" for everything instance-wide.
+fn targets_of(report: &Report, evidence: &Evidence) -> Vec<String> {
+    let by_name = |name: &str| -> Vec<String> {
+        report
+            .targets
+            .iter()
+            .filter(|t| {
+                t.endpoint_names
+                    .iter()
+                    .any(|n| n.eq_ignore_ascii_case(name))
+            })
+            .map(|t| t.id.clone())
+            .collect()
+    };
+    let found = match evidence {
+        Evidence::Dns(d) => by_name(&d.name),
+        Evidence::Tcp(t) => by_name(&t.name),
+        Evidence::Tls(t) => by_name(&t.name),
+        Evidence::Proxy(p) => by_name(&p.name),
+        Evidence::Nacl(n) => report
+            .targets
+            .iter()
+            .filter(|t| t.service == n.service)
+            .map(|t| t.id.clone())
+            .collect(),
+        Evidence::Call(c) => report
+            .targets
+            .iter()
+            .filter(|t| t.id == c.target || t.name == c.target)
+            .map(|t| t.id.clone())
+            .collect(),
+        _ => Vec::new(),
+    };
+    if found.is_empty() {
+        vec!["host".to_string()]
+    } else {
+        found
+    }
+}
+
+fn group_checks(report: &Report) -> BTreeMap<(String, &'static str), Vec<CheckStatus>> {
+    let mut groups: BTreeMap<(String, &'static str), Vec<CheckStatus>> = BTreeMap::new();
+    for c in &report.checks {
+        for target in targets_of(report, &c.evidence) {
+            groups
+                .entry((target, c.check.as_str()))
+                .or_default()
+                .push(c.status);
+        }
+    }
+    groups
+}
+
+/// Per target and phase: the slowest attempt that worked (what a client waits for), else the
+/// slowest that did not (how long failing took).
+fn phases(report: &Report) -> BTreeMap<(String, &'static str), f64> {
+    let mut samples: BTreeMap<(String, &'static str), (Option<u64>, u64)> = BTreeMap::new();
+    for c in &report.checks {
+        let (phase, ms) = match &c.evidence {
+            Evidence::Dns(d) if d.resolver == crate::report::ResolverKind::System => {
+                ("dns", d.latency_ms)
+            }
+            Evidence::Tcp(t) => ("connect", t.connect_ms),
+            Evidence::Tls(t) => ("tls", t.handshake_ms),
+            Evidence::Call(call) => ("request", call.duration_ms),
+            _ => continue,
+        };
+        let ok = c.status != CheckStatus::Fail;
+        for target in targets_of(report, &c.evidence) {
+            let entry = samples.entry((target, phase)).or_insert((None, 0));
+            if ok {
+                entry.0 = Some(entry.0.unwrap_or(0).max(ms));
+            }
+            entry.1 = entry.1.max(ms);
+        }
+    }
+    samples
+        .into_iter()
+        .map(|(k, (ok, all))| (k, ok.unwrap_or(all) as f64 / 1000.0))
+        .collect()
+}
+
+/// Liveness as `/healthz` and the watchdog see it: the schedule loop must come back by a time
+/// it announces before each wait or run.
+#[derive(Debug)]
+pub struct Liveness {
+    due_by: std::sync::Mutex<Instant>,
+}
+
+impl Liveness {
+    pub fn new(first_due: Duration) -> Liveness {
+        Liveness {
+            due_by: std::sync::Mutex::new(Instant::now() + first_due),
+        }
+    }
+
+    /// The loop promises to be back within `within`.
+    pub fn promise(&self, within: Duration) {
+        if let Ok(mut d) = self.due_by.lock() {
+            *d = Instant::now() + within;
+        }
+    }
+
+    pub fn alive(&self) -> bool {
+        self.due_by
+            .lock()
+            .map(|d| Instant::now() <= *d)
+            .unwrap_or(false)
+    }
+}
+
+/// Serves `/metrics` and `/healthz` until the task is dropped. Binding is done by the caller
+/// (so that a taken port is a startup error, not a log line).
+pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, liveness: Arc<Liveness>) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                warn!(error = %e, "metrics listener: accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let metrics = metrics.clone();
+        let liveness = liveness.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                let response = answer(&req, &metrics, &liveness);
+                async move { Ok::<_, std::convert::Infallible>(response) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(5))
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            // A scrape never takes long; a client that holds the connection open is cut off.
+            match tokio::time::timeout(Duration::from_secs(30), conn).await {
+                Ok(Err(e)) => debug!(%peer, error = %e, "metrics connection"),
+                Err(_) => debug!(%peer, "metrics connection timed out"),
+                Ok(Ok(())) => {}
+            }
+        });
+    }
+}
+
+fn answer(
+    req: &Request<hyper::body::Incoming>,
+    metrics: &Metrics,
+    liveness: &Liveness,
+) -> Response<Full<Bytes>> {
+    let reply = |status: StatusCode, content_type: &str, body: String| {
+        let mut r = Response::new(Full::new(Bytes::from(body)));
+        *r.status_mut() = status;
+        if let Ok(v) = hyper::header::HeaderValue::from_str(content_type) {
+            r.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+        }
+        r
+    };
+    if req.method() != hyper::Method::GET && req.method() != hyper::Method::HEAD {
+        return reply(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain",
+            "GET only\n".into(),
+        );
+    }
+    match req.uri().path() {
+        "/metrics" => {
+            let openmetrics = req
+                .headers()
+                .get(hyper::header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.contains("application/openmetrics-text"));
+            let content_type = if openmetrics {
+                "application/openmetrics-text; version=1.0.0; charset=utf-8"
+            } else {
+                prometheus_client::encoding::prometheus_text::CONTENT_TYPE
+            };
+            reply(StatusCode::OK, content_type, metrics.encode(openmetrics))
+        }
+        "/healthz" => {
+            if liveness.alive() {
+                reply(StatusCode::OK, "text/plain", "ok\n".into())
+            } else {
+                reply(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "text/plain",
+                    "the probe schedule is stuck\n".into(),
+                )
+            }
+        }
+        _ => reply(
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "try /metrics or /healthz\n".into(),
+        ),
+    }
+}

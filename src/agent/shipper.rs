@@ -1,0 +1,184 @@
+//! One task per sink moves reports from the spool to the sink: oldest first, acknowledged in the
+//! spool only after the sink confirmed, exponential backoff with jitter after a failure. The
+//! probe schedule never waits for a shipper: it pushes into the spool and bumps a counter.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
+
+use super::config::Shipping;
+use super::metrics::Metrics;
+use super::sinks::{ReportMeta, Sender};
+use super::spool::{EntryId, Pending, Spool};
+
+/// The spool, shared by the schedule and the shippers; `None` only while a reload reopens it.
+pub type SharedSpool = Arc<Mutex<Option<Spool>>>;
+
+/// Runs `f` on the spool on a blocking thread (the spool fsyncs).
+pub async fn with_spool<T, F>(spool: &SharedSpool, f: F) -> Result<T, String>
+where
+    F: FnOnce(&mut Spool) -> Result<T, String> + Send + 'static,
+    T: Send + 'static,
+{
+    let spool = spool.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut guard = spool
+            .lock()
+            .map_err(|_| "the spool lock is poisoned".to_string())?;
+        match guard.as_mut() {
+            Some(s) => f(s),
+            None => Err("the spool is being reopened".into()),
+        }
+    })
+    .await
+    .map_err(|e| format!("spool task: {e}"))?
+}
+
+/// Signals from the schedule to the shippers.
+#[derive(Clone)]
+pub struct Signals {
+    /// Bumped after every push: "look at the spool again".
+    pub pushed: watch::Receiver<u64>,
+    /// true: finish the current attempt and stop.
+    pub stop: watch::Receiver<bool>,
+}
+
+pub fn spawn(
+    sender: Sender,
+    spool: SharedSpool,
+    shipping: Shipping,
+    metrics: Arc<Metrics>,
+    signals: Signals,
+) -> JoinHandle<()> {
+    tokio::spawn(ship_loop(sender, spool, shipping, metrics, signals))
+}
+
+async fn ship_loop(
+    sender: Sender,
+    spool: SharedSpool,
+    shipping: Shipping,
+    metrics: Arc<Metrics>,
+    mut signals: Signals,
+) {
+    let name = sender.name.clone();
+    let mut backoff = shipping.retry_initial;
+    loop {
+        if *signals.stop.borrow() {
+            return;
+        }
+        // Mark the pushes seen before looking, so that a push racing this look wakes us again.
+        signals.pushed.borrow_and_update();
+        let sink = name.clone();
+        let pending: Vec<Pending> =
+            match with_spool(&spool, move |s| Ok(s.pending_for(&sink))).await {
+                Ok(p) => p,
+                Err(e) => {
+                    debug!(sink = %name, error = %e, "spool not available; retrying");
+                    if wait_or_stop(&mut signals, shipping.retry_initial).await {
+                        return;
+                    }
+                    continue;
+                }
+            };
+        if pending.is_empty() {
+            tokio::select! {
+                _ = signals.pushed.changed() => {}
+                _ = signals.stop.changed() => {}
+            }
+            continue;
+        }
+        let mut failed = false;
+        for entry in pending {
+            if *signals.stop.borrow() {
+                return;
+            }
+            let id = entry.id.clone();
+            let bytes = match with_spool(&spool, move |s| s.read(&id).map_err(|e| e.to_string()))
+                .await
+            {
+                Ok(b) => b,
+                // Dropped by a bound, or acknowledged meanwhile: nothing to send.
+                Err(e) => {
+                    debug!(sink = %name, report_id = %entry.report_id, error = %e, "entry gone");
+                    continue;
+                }
+            };
+            let meta = ReportMeta::from_json(&bytes)
+                .unwrap_or_else(|_| ReportMeta::unknown(&entry.report_id));
+            match sender.send(&meta, &bytes).await {
+                Ok(()) => {
+                    ack(&spool, &entry.id, &name).await;
+                    metrics.shipped(&name);
+                    if backoff != shipping.retry_initial {
+                        info!(sink = %name, target = %sender.describe(), "sink recovered");
+                    }
+                    backoff = shipping.retry_initial;
+                    debug!(sink = %name, report_id = %entry.report_id, "shipped");
+                }
+                Err(e) => {
+                    metrics.ship_failed(&name);
+                    let wait = jittered(backoff);
+                    warn!(
+                        sink = %name,
+                        target = %sender.describe(),
+                        report_id = %entry.report_id,
+                        error = %e,
+                        retry_in_ms = wait.as_millis() as u64,
+                        "cannot ship a report; it stays in the spool"
+                    );
+                    backoff = (backoff * 2).min(shipping.retry_max);
+                    failed = true;
+                    if wait_or_stop(&mut signals, wait).await {
+                        return;
+                    }
+                    break;
+                }
+            }
+        }
+        if !failed {
+            backoff = shipping.retry_initial;
+        }
+    }
+}
+
+async fn ack(spool: &SharedSpool, id: &EntryId, sink: &str) {
+    let (id, sink) = (id.clone(), sink.to_string());
+    if let Err(e) = with_spool(spool, move |s| s.ack(&id, &sink).map_err(|e| e.to_string())).await {
+        // The report was delivered; without the mark it is sent again (the collector dedups).
+        warn!(error = %e, "cannot record a delivery in the spool; the report may be sent twice");
+    }
+}
+
+/// Sleeps `d`; true when told to stop meanwhile.
+async fn wait_or_stop(signals: &mut Signals, d: Duration) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => *signals.stop.borrow(),
+        _ = signals.stop.changed() => true,
+    }
+}
+
+/// Between half and all of `d` ("equal jitter"): agents that lost the same collector at the same
+/// moment do not come back in step.
+fn jittered(d: Duration) -> Duration {
+    let half = d / 2;
+    half + half.mul_f64(fastrand::f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_between_half_and_whole() {
+        for _ in 0..1000 {
+            let j = jittered(Duration::from_secs(8));
+            assert!(
+                j >= Duration::from_secs(4) && j <= Duration::from_secs(8),
+                "{j:?}"
+            );
+        }
+    }
+}
