@@ -853,3 +853,62 @@ fn probe_ship_to_s3_puts_one_object_keyed_by_date_instance_and_report_id() {
     let shipped: serde_json::Value = serde_json::from_slice(&body).expect("JSON object");
     assert_eq!(shipped["report_id"], id);
 }
+
+#[test]
+fn sigterm_abandons_a_run_that_would_outlast_the_grace_and_still_exits_cleanly() {
+    let mut lab = Lab::healthy(38);
+    let s3 = lab.s3_ip().to_string();
+    // S3 black-holed with a long timeout: the run waits far longer than the stop grace.
+    lab.drop_packets("OUTPUT", &["-d", &s3, "-p", "tcp", "--dport", "443"]);
+    let archive = lab.dir.path().join("archive");
+    std::fs::create_dir(&archive).expect("dir");
+    let config = lab.dir.path().join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"interval = "60s"
+{probe}
+[metrics]
+listen = "none"
+
+[spool]
+dir = "{spool}"
+
+[[sink]]
+type = "dir"
+path = "{archive}"
+"#,
+            probe = probe_section(&lab, "30s", "40s"),
+            spool = lab.dir.path().join("spool").display(),
+            archive = archive.display(),
+        ),
+    )
+    .expect("config");
+    let agent = Agent::start(&lab, &config, &[]);
+    wait_for(
+        "the agent to start",
+        Duration::from_secs(20),
+        &agent,
+        || agent.log().contains("agent started"),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let log_before = agent.log();
+    let log = agent.log.clone();
+    let (status, took) = agent.terminate();
+    assert!(status.success(), "{status:?}");
+    // 5 s of run grace, then the spool flush (nothing to flush): well under the 30 s timeout.
+    assert!(
+        took >= Duration::from_secs(4) && took < Duration::from_secs(15),
+        "stopped after {took:?}"
+    );
+    assert!(
+        !log_before.contains("run finished"),
+        "the run was still going"
+    );
+    let log = log.lock().unwrap_or_else(|e| e.into_inner()).join("\n");
+    assert!(log.contains("abandoned the run in progress"), "{log}");
+    assert!(
+        dir_report_ids(&archive).is_empty(),
+        "an abandoned run ships nothing"
+    );
+}
