@@ -13,4 +13,7 @@ cargo test --all-targets --locked
 # The VPC lab (lab/README.md). `cargo test --all-targets` builds examples only as test
 # harnesses, so the lab's server binary (target/debug/examples/lab_servers) is built here.
 cargo build --locked --example lab_servers
+# The .deb and .rpm, built from the debug binary and inspected, the SSM document and the unit
+# (packaging/README.md, systemd/README.md).
+python3 scripts/check_packages.py
 python3 lab/run_scenarios.py --binary target/debug/vpce-probe
