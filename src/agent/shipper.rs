@@ -110,7 +110,7 @@ async fn ship_loop(
                 .unwrap_or_else(|_| ReportMeta::unknown(&entry.report_id));
             match sender.send(&meta, &bytes).await {
                 Ok(()) => {
-                    ack(&spool, &entry.id, &name).await;
+                    ack(&spool, &entry.id, &name, &metrics).await;
                     metrics.shipped(&name);
                     if backoff != shipping.retry_initial {
                         info!(sink = %name, target = %sender.describe(), "sink recovered");
@@ -144,11 +144,19 @@ async fn ship_loop(
     }
 }
 
-async fn ack(spool: &SharedSpool, id: &EntryId, sink: &str) {
+async fn ack(spool: &SharedSpool, id: &EntryId, sink: &str, metrics: &Metrics) {
     let (id, sink) = (id.clone(), sink.to_string());
-    if let Err(e) = with_spool(spool, move |s| s.ack(&id, &sink).map_err(|e| e.to_string())).await {
+    match with_spool(spool, move |s| {
+        s.ack(&id, &sink).map_err(|e| e.to_string())?;
+        Ok(s.stats())
+    })
+    .await
+    {
+        Ok(stats) => metrics.spool_content(stats.entries, stats.bytes),
         // The report was delivered; without the mark it is sent again (the collector dedups).
-        warn!(error = %e, "cannot record a delivery in the spool; the report may be sent twice");
+        Err(e) => {
+            warn!(error = %e, "cannot record a delivery in the spool; the report may be sent twice")
+        }
     }
 }
 

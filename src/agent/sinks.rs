@@ -269,7 +269,7 @@ impl Sender {
                     value.set_sensitive(true);
                     request = request.header(reqwest::header::AUTHORIZATION, value);
                 }
-                let response = request.send().await.map_err(|e| describe_reqwest(&e))?;
+                let response = request.send().await.map_err(describe_reqwest)?;
                 let status = response.status();
                 if status.is_success() {
                     Ok(())
@@ -363,9 +363,11 @@ fn read_token(path: &Path) -> Result<String, String> {
 }
 
 /// reqwest's Display stops at the outermost error ("error sending request"); the cause is below.
-fn describe_reqwest(e: &reqwest::Error) -> String {
+/// The URL is left out: it may carry credentials, and the log line names the sink anyway.
+fn describe_reqwest(e: reqwest::Error) -> String {
+    let e = e.without_url();
     let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
+    let mut source = std::error::Error::source(&e);
     while let Some(s) = source {
         text.push_str(": ");
         text.push_str(&s.to_string());
