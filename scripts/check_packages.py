@@ -14,7 +14,8 @@ What it proves, each check able to fail:
   that score);
 - the packaged binary's `check-config` refuses the shipped default with one clear line, accepts
   it once a bucket is named, accepts every documented example at once, and every key the parser
-  knows is documented in the default file.
+  knows is documented in the default file;
+- the packaged binary accepts every flag the SSM document's script passes it.
 
 CI packages the debug binary to stay cheap: it is stripped into a scratch target directory under
 the dist profile's name and packaged with the user-facing commands (`cargo deb --profile dist
@@ -22,8 +23,8 @@ the dist profile's name and packaged with the user-facing commands (`cargo deb -
 
 Usage: python3 scripts/check_packages.py [--no-build]   (from anywhere; scripts/test.sh runs it
 after the cargo build steps, so --no-build is only for a quick rerun). Tools: cargo-deb,
-cargo-generate-rpm, dpkg-deb, rpm/rpm2archive, objcopy, openssl, systemd-analyze,
-systemd-sysusers, systemd-tmpfiles (scripts/install-deps.sh installs what is missing).
+cargo-generate-rpm, dpkg-deb, dpkg-shlibdeps, rpm/rpm2archive, objcopy, openssl,
+systemd-analyze, systemd-sysusers, systemd-tmpfiles (scripts/install-deps.sh installs them).
 """
 
 from __future__ import annotations
@@ -621,11 +622,35 @@ def check_config(binary: Path, work: Path) -> None:
         check(not extra, f"[{section or 'top level'}] no documented key the parser does not know {sorted(extra) or ''}")
 
 
+def check_ssm_with_binary(binary: Path, work: Path) -> None:
+    """The document's script against the packaged binary: every flag it passes must exist. A
+    region the binary does not know stops it at validation (exit 2) before any network use."""
+    print("SSM document with the packaged binary")
+    doc = json.loads(SSM_DOC.read_text())
+    script = "\n".join(doc["mainSteps"][0]["inputs"]["runCommand"]) + "\n"
+    values = {
+        "Bucket": "my.bucket",
+        "Table": "orders",
+        "Region": "xx-nowhere-1",
+        "OutputS3Prefix": "s3://reports/vpce-probe",
+    }
+    for name, value in values.items():
+        check(re.fullmatch(doc["parameters"][name]["allowedPattern"], value) is not None, f"{name}={value} is allowed")
+        script = script.replace("{{ %s }}" % name, value)
+    path = work / "_ssm_script.sh"
+    path.write_text(script)
+    p = run(["sh", str(path)], env={"PATH": f"{binary.parent}:/usr/bin:/bin"})
+    check(
+        p.returncode == 2 and "--region 'xx-nowhere-1'" in p.stderr and "unexpected argument" not in p.stderr,
+        f"the binary takes every flag the document passes ({p.returncode}: {p.stderr.strip()!r})",
+    )
+
+
 def main() -> int:
     no_build = "--no-build" in sys.argv[1:]
     tools = (
-        "cargo-deb", "cargo-generate-rpm", "dpkg-deb", "rpm", "rpm2archive", "tar", "objcopy",
-        "openssl", "systemd-analyze", "systemd-sysusers", "systemd-tmpfiles",
+        "cargo-deb", "cargo-generate-rpm", "dpkg-deb", "dpkg-shlibdeps", "rpm", "rpm2archive",
+        "tar", "objcopy", "openssl", "systemd-analyze", "systemd-sysusers", "systemd-tmpfiles",
     )
     for tool in tools:
         if shutil.which(tool) is None:
@@ -641,6 +666,7 @@ def main() -> int:
     check_rpm(rpm, staged, version, work / "rpm-root")
     score = check_installed_root(work / "deb-root")
     check_config(work / "deb-root/usr/bin/vpce-probe", work)
+    check_ssm_with_binary(work / "deb-root/usr/bin/vpce-probe", work)
     if failures:
         print(f"\ncheck_packages: {len(failures)} check(s) failed:", *failures, sep="\n  ")
         return 1

@@ -5,11 +5,12 @@ need=()
 # The VPC lab (lab/lab.sh) also needs a real proxy (tinyproxy-bin: the binary without the
 # service), a real DNS server (dnsmasq-base) and libfaketime (faketime) for clock skew.
 # The package check (scripts/check_packages.py) reads the .rpm with rpm and rpm2archive, strips
-# the debug binary with objcopy (binutils) and checks the unit with systemd-analyze,
-# systemd-sysusers and systemd-tmpfiles (systemd; it is only installed, not booted).
+# the debug binary with objcopy (binutils), lets cargo-deb compute the libc dependency with
+# dpkg-shlibdeps (dpkg-dev) and checks the unit with systemd-analyze, systemd-sysusers and
+# systemd-tmpfiles (systemd; it is only installed, not booted).
 for tool in iptables:iptables ip:iproute2 openssl:openssl tinyproxy:tinyproxy-bin \
   dnsmasq:dnsmasq-base faketime:faketime rpm:rpm rpm2archive:rpm2cpio objcopy:binutils \
-  systemd-analyze:systemd; do
+  dpkg-shlibdeps:dpkg-dev systemd-analyze:systemd; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool##*:}")
 done
 if [ "${#need[@]}" -gt 0 ]; then
