@@ -61,7 +61,7 @@ impl Shippers {
     }
 }
 
-pub struct Agent {
+struct Agent {
     path: PathBuf,
     env: Environment,
     metrics: Arc<Metrics>,
