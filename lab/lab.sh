@@ -13,6 +13,8 @@
 #                             run target/debug/vpce-probe (or $VPL_PROBE) in the instance with
 #                             the suite's standard arguments plus ARGS and environment VAR=VALUE
 #   lab.sh exec CMD...        run CMD in the instance namespace with the probe's environment
+#   lab.sh seed N             add buckets lab-bucket-01..N and tables lab-table-01..N (moto and
+#                             the VPC resolver), for probes of many targets (benches/bench.py)
 #
 # Run as root. Install steps live in scripts/install-deps.sh, not here.
 set -euo pipefail
@@ -54,6 +56,8 @@ DDB_USE1_PREFIX=198.51.100.192/26
 S3_IP=198.51.100.10
 DDB_IP=198.51.100.70
 S3_USE1_IP=198.51.100.140
+S3_IP2=198.51.100.11    # second addresses of S3 and DynamoDB (fault dns-second-address)
+DDB_IP2=198.51.100.71
 DDB_USE1_IP=198.51.100.200
 IFE_IP=10.0.1.50        # an S3 interface endpoint's network interface in the subnet
 CANARY_IP=203.0.113.10  # an internet host (the probe's --internet-canary)
@@ -91,6 +95,10 @@ FAULTS=(
   "tls-intercept-untrusted:S3 front: certificate from '$ROGUE_CA_NAME', which the instance does not trust"
   "proxy-down:corporate proxy: port 3128 refuses connections (proxy service stopped)"
   "ec2-describe-denied:EC2 API: every call answers 403 UnauthorizedOperation (the role may not describe the VPC)"
+  "dns-second-address:VPC resolver: S3 names answer $S3_IP and $S3_IP2, DynamoDB names $DDB_IP and $DDB_IP2 (fronts serve all four)"
+  "blackhole-s3:route table: $S3_IP/32 (S3) to a deleted appliance (blackhole: connections time out)"
+  "blackhole-ddb:route table: $DDB_IP/32 (DynamoDB) to a deleted appliance (blackhole: connections time out)"
+  "blackhole-second-addresses:route table: $S3_IP2/32 and $DDB_IP2/32 (the second addresses) to a deleted appliance (blackhole)"
 )
 
 log() { printf 'lab: %s\n' "$*" >&2; }
@@ -215,27 +223,34 @@ known_fault() {
 
 q() { printf '"%s"' "$1"; }
 
-# JSON object of DNS records from "name=ip" words (ip empty: NODATA).
+# JSON object of DNS records from "name=ip[,ip...]" words (ip empty: NODATA).
 records_json() {
-  local out="" w name ip
+  local out="" w name ip ips a addrs
   for w in "$@"; do
-    name=${w%%=*}; ip=${w#*=}
-    out+="${out:+, }$(q "$name"): [${ip:+$(q "$ip")}]"
+    name=${w%%=*}; ip=${w#*=}; ips=""
+    IFS=, read -ra addrs <<<"$ip"
+    for a in "${addrs[@]}"; do ips+="${ips:+, }$(q "$a")"; done
+    out+="${out:+, }$(q "$name"): [$ips]"
   done
   printf '{%s}' "$out"
 }
 
 meta_config() {
-  local s3=$S3_IP mode=answer role
+  local s3=$S3_IP ddb=$DDB_IP mode=answer role
   role=$(q "$ROLE")
   has_fault dns-outside-range && s3=$S3_USE1_IP
   has_fault dns-interface-endpoint && s3=$IFE_IP
+  if has_fault dns-second-address; then s3+=",$S3_IP2"; ddb+=",$DDB_IP2"; fi
   has_fault vpc-dns-disabled && mode=drop
   has_fault imds-no-role && role=null
   local recs=()
   if ! has_fault dns-nxdomain; then
     recs+=("s3.$REGION.amazonaws.com=$s3" "$BUCKET.s3.$REGION.amazonaws.com=$s3"
-      "dynamodb.$REGION.amazonaws.com=$DDB_IP" "$ACCOUNT.ddb.$REGION.amazonaws.com=$DDB_IP")
+      "dynamodb.$REGION.amazonaws.com=$ddb" "$ACCOUNT.ddb.$REGION.amazonaws.com=$ddb")
+    local b
+    if [ -s "$LAB_DIR/extra-buckets" ]; then
+      while read -r b; do recs+=("$b.s3.$REGION.amazonaws.com=$s3"); done <"$LAB_DIR/extra-buckets"
+    fi
   fi
   recs+=("sts.$REGION.amazonaws.com=$STS_IP" "sts.amazonaws.com=$STS_IP" "ec2.$REGION.amazonaws.com=$EC2_IP"
     "s3.us-east-1.amazonaws.com=$S3_USE1_IP" "$BUCKET.s3.us-east-1.amazonaws.com=$S3_USE1_IP"
@@ -303,6 +318,12 @@ aws_config() {
   s3_names="[\"s3.$REGION.amazonaws.com\", \"*.s3.$REGION.amazonaws.com\"]"
   ddb_names="[\"dynamodb.$REGION.amazonaws.com\", \"*.ddb.$REGION.amazonaws.com\"]"
   local rewrite="[[\"ddb.$REGION.amazonaws.com\", \"dynamodb.$REGION.amazonaws.com\"]]"
+  local second=""
+  if has_fault dns-second-address; then
+    second="
+    {\"bind\": \"$S3_IP2:443\", \"ca\": \"$s3_ca\", \"names\": $s3_names, \"upstream\": \"$up\", \"rules\": [$s3_rules]},
+    {\"bind\": \"$DDB_IP2:443\", \"ca\": \"lab\", \"names\": $ddb_names, \"upstream\": \"$up\", \"rules\": [$ddb_rules], \"host_rewrites\": $rewrite},"
+  fi
   cat <<EOF
 {
   "ready_file": "$LAB_DIR/aws.ready",
@@ -313,7 +334,7 @@ aws_config() {
   ],
   "fronts": [
     {"bind": "$S3_IP:443", "ca": "$s3_ca", "names": $s3_names, "upstream": "$up", "rules": [$s3_rules]},
-    {"bind": "$DDB_IP:443", "ca": "lab", "names": $ddb_names, "upstream": "$up", "rules": [$ddb_rules], "host_rewrites": $rewrite},
+    {"bind": "$DDB_IP:443", "ca": "lab", "names": $ddb_names, "upstream": "$up", "rules": [$ddb_rules], "host_rewrites": $rewrite},$second
     {"bind": "$IFE_IP:443", "ca": "lab", "names": $s3_names, "upstream": "$up"},
     {"bind": "$STS_IP:443", "ca": "lab", "names": ["sts.$REGION.amazonaws.com", "sts.amazonaws.com"], "upstream": "$up"},
     {"bind": "$EC2_IP:443", "ca": "lab", "names": ["ec2.$REGION.amazonaws.com"], "upstream": "$up", "rules": [$ec2_rules]}
@@ -381,6 +402,13 @@ apply_net_fault() {
       ip -n "$NS_RTR" route del "$DDB_PREFIX" 2>/dev/null || true ;;
     route-override-blackhole)
       ip -n "$NS_RTR" route replace blackhole 198.51.100.0/28 proto static ;;
+    blackhole-s3)
+      ip -n "$NS_RTR" route replace blackhole "$S3_IP/32" proto static ;;
+    blackhole-ddb)
+      ip -n "$NS_RTR" route replace blackhole "$DDB_IP/32" proto static ;;
+    blackhole-second-addresses)
+      ip -n "$NS_RTR" route replace blackhole "$S3_IP2/32" proto static
+      ip -n "$NS_RTR" route replace blackhole "$DDB_IP2/32" proto static ;;
     nat-gateway)
       ip -n "$NS_RTR" route replace default via 10.255.1.2 dev igw proto static ;;
     dns-custom-resolver)
@@ -436,7 +464,7 @@ build_network() {
   ip -n "$NS_AWS" addr add 10.255.1.2/30 dev igw
   ip -n "$NS_AWS" route add "$VPC_CIDR" via 10.255.0.1
   local a
-  for a in "$S3_IP" "$DDB_IP" "$IFE_IP" "$CANARY_IP" "$STS_IP" "$EC2_IP"; do
+  for a in "$S3_IP" "$DDB_IP" "$S3_IP2" "$DDB_IP2" "$IFE_IP" "$CANARY_IP" "$STS_IP" "$EC2_IP"; do
     ip -n "$NS_AWS" addr add "$a/32" dev lo
   done
   ip -n "$NS_RTR" route add "$IFE_IP/32" via 10.255.0.2
@@ -550,6 +578,39 @@ ddb.create_table(TableName=table, BillingMode="PAY_PER_REQUEST",
 ddb.put_item(TableName=table, Item={"pk": {"S": "id-1"}, "note": {"S": "seeded by lab.sh"}})
 print("seeded", bucket, table)
 PY
+}
+
+# Seeds N more buckets and tables like seed_moto's, and gives the buckets DNS names.
+cmd_seed() {
+  need_root
+  [ -d "$LAB_DIR" ] && ns_exists "$NS_INST" || die "the lab is not up (lab.sh up)"
+  local n=${1:-}
+  [[ "$n" =~ ^[0-9]+$ ]] && [ "$n" -ge 1 ] && [ "$n" -le 99 ] || die "usage: lab.sh seed N (1-99)"
+  ip netns exec "$NS_AWS" "$MOTO_PY" - "$MOTO_PORT" "$REGION" "$BUCKET" "$TABLE" "$n" >>"$LAB_DIR/logs/seed.log" 2>&1 <<'PY' || { tail -n 20 "$LAB_DIR/logs/seed.log" >&2; die "seeding moto failed"; }
+import sys
+import boto3
+port, region, bucket, table, n = sys.argv[1:6]
+kw = dict(endpoint_url=f"http://127.0.0.1:{port}", region_name=region,
+          aws_access_key_id="testing", aws_secret_access_key="testing")
+s3 = boto3.client("s3", **kw)
+ddb = boto3.client("dynamodb", **kw)
+have_b = {b["Name"] for b in s3.list_buckets()["Buckets"]}
+have_t = set(ddb.list_tables()["TableNames"])
+for i in range(1, int(n) + 1):
+    b, t = f"{bucket}-{i:02d}", f"{table}-{i:02d}"
+    if b not in have_b:
+        s3.create_bucket(Bucket=b, CreateBucketConfiguration={"LocationConstraint": region})
+        s3.put_object(Bucket=b, Key="probe/object.txt", Body=b"hello from the lab")
+    if t not in have_t:
+        ddb.create_table(TableName=t, BillingMode="PAY_PER_REQUEST",
+                         AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}])
+        ddb.put_item(TableName=t, Item={"pk": {"S": "id-1"}, "note": {"S": "seeded by lab.sh seed"}})
+print("seeded", n, "buckets and tables")
+PY
+  local i
+  for ((i = 1; i <= n; i++)); do printf '%s-%02d\n' "$BUCKET" "$i"; done >"$LAB_DIR/extra-buckets"
+  sync_servers
 }
 
 write_trust_bundle() { # the instance trusts the lab CA and the inspection CA, not the rogue one
@@ -693,7 +754,7 @@ cmd_probe() {
 main() {
   local cmd=${1:-}
   shift || true
-  case "$cmd" in up | down | apply | reset) lock ;; esac
+  case "$cmd" in up | down | apply | reset | seed) lock ;; esac
   case "$cmd" in
     up) cmd_up ;;
     down) cmd_down ;;
@@ -703,7 +764,8 @@ main() {
     faults) cmd_faults ;;
     exec) cmd_exec "$@" ;;
     probe) cmd_probe "$@" ;;
-    *) sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; [ -z "$cmd" ] || exit 2 ;;
+    seed) cmd_seed "$@" ;;
+    *) sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; [ -z "$cmd" ] || exit 2 ;;
   esac
 }
 
