@@ -217,19 +217,26 @@ async fn probe_all(cfg: &Config, budget: Budget, collector: Arc<Collector>) {
             ctx.name_pipeline(&name, Service::Dynamodb, false, vpc_cidrs)
                 .await;
         };
-        let credentials = async {
-            if cfg.calls {
-                Some(identity::load(&probe_region, cfg.profile.as_deref(), budget.op()).await)
-            } else {
-                None
-            }
+        // The signed calls start as soon as the credentials are loaded: STS and the control
+        // plane need nothing from the data plane, so a timeout there (STS has no endpoint in a
+        // private subnet) overlaps the TCP checks instead of following them. The per-target
+        // calls wait for the TCP checks, whose addresses they are pinned to.
+        let (data_plane_done, data_plane_wait) = tokio::sync::oneshot::channel::<()>();
+        let data_plane = async {
+            tokio::join!(pipelines, account_pipeline);
+            let _ = data_plane_done.send(());
         };
-        let (_, _, credentials) = tokio::join!(pipelines, account_pipeline, credentials);
-        if let Some((evidence, creds)) = credentials {
+        let calls = async {
+            if !cfg.calls {
+                return;
+            }
+            let (evidence, creds) =
+                identity::load(&probe_region, cfg.profile.as_deref(), budget.op()).await;
             let instance = imds_once().await;
-            ctx.signed_calls(evidence, creds, instance.facts.as_ref())
+            ctx.signed_calls(evidence, creds, instance.facts.as_ref(), data_plane_wait)
                 .await;
-        }
+        };
+        tokio::join!(data_plane, calls);
         // Final region facts need the instance's region, which IMDS gives even when not waited for.
         let instance = imds_once().await;
         let instance_region = instance.facts.as_ref().and_then(|f| f.region.clone());
@@ -414,23 +421,17 @@ impl NameCtx<'_> {
     }
 
     /// Signed calls with the instance's own credentials, each name pinned to the address
-    /// that the TCP check connected to.
+    /// that the TCP check connected to. STS and the control plane start at once; the
+    /// per-target calls when `data_plane` says the TCP checks are done.
     async fn signed_calls(
         &self,
         mut evidence: CredentialsEvidence,
         credentials: Option<aws_credential_types::Credentials>,
         instance: Option<&InstanceFacts>,
+        data_plane: tokio::sync::oneshot::Receiver<()>,
     ) {
         let cfg = self.cfg;
         let resolver = PinnedResolver::new(self.resolvers.system.clone().unwrap_or_default());
-        let (tcp, targets) = self.collector.with(|c| (c.tcp.clone(), c.targets.clone()));
-        for attempt in tcp.iter().filter(|a| a.outcome == TcpOutcome::Connected) {
-            if resolver.pinned(&attempt.name).is_none()
-                && let Ok(ip) = attempt.address.parse()
-            {
-                resolver.pin(&attempt.name, ip);
-            }
-        }
         let extra_pem: Vec<Vec<u8>> = [&cfg.env.ca_bundle, &cfg.env.ssl_cert_file]
             .into_iter()
             .flatten()
@@ -457,76 +458,89 @@ impl NameCtx<'_> {
             .or(cfg.env.endpoint_url.clone());
         let ddb_override = ddb_override(cfg).cloned();
 
-        let per_target = targets.iter().map(|t| {
-            let sdk = &sdk;
-            let resolver = &resolver;
-            let account = account.clone();
-            let s3_override = s3_override.clone();
-            let ddb_override = ddb_override.clone();
-            async move {
-                let Some(host) = t.endpoint_names.first() else {
-                    return Vec::new();
-                };
-                let site = self.call_site(resolver, t.service, &t.id, host);
-                let skip_reason = if !have_credentials {
-                    Some("no usable credentials (see the credentials check)".to_string())
-                } else if site.proxy.is_none() && site.peer.is_none() {
-                    Some(format!("no TCP connection to {host} (see the tcp checks)"))
-                } else {
-                    None
-                };
-                match t.service {
-                    Service::S3 => {
-                        if let Some(why) = skip_reason {
-                            return vec![site.skipped("HeadBucket", "s3:ListBucket", why)];
-                        }
-                        s3::BucketCalls {
-                            sdk,
-                            endpoint_url: s3_override.as_deref(),
-                            bucket: &t.name,
-                            key: cfg.key.as_deref(),
-                            write_test: cfg.write_test,
-                            site,
-                            timeout,
-                        }
-                        .run()
-                        .await
-                    }
-                    Service::Dynamodb => {
-                        if let Some(why) = skip_reason {
-                            return vec![site.skipped(
-                                "DescribeTable",
-                                "dynamodb:DescribeTable",
-                                why,
-                            )];
-                        }
-                        let regional_url = ddb_override
-                            .clone()
-                            .unwrap_or_else(|| format!("https://{host}"));
-                        let account_site = match (&ddb_override, &account) {
-                            (None, Some(a)) => {
-                                let name = account_ddb_name(a, self.region);
-                                let site =
-                                    self.call_site(resolver, Service::Dynamodb, &t.id, &name);
-                                (site.peer.is_some() || site.proxy.is_some())
-                                    .then(|| (format!("https://{name}"), site))
-                            }
-                            _ => None,
-                        };
-                        dynamodb::TableCalls {
-                            sdk,
-                            table: &t.name,
-                            item_key: cfg.item_key.as_ref(),
-                            regional: (Some(regional_url), site),
-                            account: account_site,
-                            timeout,
-                        }
-                        .run()
-                        .await
-                    }
+        let per_target = async {
+            // Sent when the TCP checks are done (an error only if they were cut short).
+            let _ = data_plane.await;
+            let (tcp, targets) = self.collector.with(|c| (c.tcp.clone(), c.targets.clone()));
+            for attempt in tcp.iter().filter(|a| a.outcome == TcpOutcome::Connected) {
+                if resolver.pinned(&attempt.name).is_none()
+                    && let Ok(ip) = attempt.address.parse()
+                {
+                    resolver.pin(&attempt.name, ip);
                 }
             }
-        });
+            let calls = targets.iter().map(|t| {
+                let sdk = &sdk;
+                let resolver = &resolver;
+                let account = account.clone();
+                let s3_override = s3_override.clone();
+                let ddb_override = ddb_override.clone();
+                async move {
+                    let Some(host) = t.endpoint_names.first() else {
+                        return Vec::new();
+                    };
+                    let site = self.call_site(resolver, t.service, &t.id, host);
+                    let skip_reason = if !have_credentials {
+                        Some("no usable credentials (see the credentials check)".to_string())
+                    } else if site.proxy.is_none() && site.peer.is_none() {
+                        Some(format!("no TCP connection to {host} (see the tcp checks)"))
+                    } else {
+                        None
+                    };
+                    match t.service {
+                        Service::S3 => {
+                            if let Some(why) = skip_reason {
+                                return vec![site.skipped("HeadBucket", "s3:ListBucket", why)];
+                            }
+                            s3::BucketCalls {
+                                sdk,
+                                endpoint_url: s3_override.as_deref(),
+                                bucket: &t.name,
+                                key: cfg.key.as_deref(),
+                                write_test: cfg.write_test,
+                                site,
+                                timeout,
+                            }
+                            .run()
+                            .await
+                        }
+                        Service::Dynamodb => {
+                            if let Some(why) = skip_reason {
+                                return vec![site.skipped(
+                                    "DescribeTable",
+                                    "dynamodb:DescribeTable",
+                                    why,
+                                )];
+                            }
+                            let regional_url = ddb_override
+                                .clone()
+                                .unwrap_or_else(|| format!("https://{host}"));
+                            let account_site = match (&ddb_override, &account) {
+                                (None, Some(a)) => {
+                                    let name = account_ddb_name(a, self.region);
+                                    let site =
+                                        self.call_site(resolver, Service::Dynamodb, &t.id, &name);
+                                    (site.peer.is_some() || site.proxy.is_some())
+                                        .then(|| (format!("https://{name}"), site))
+                                }
+                                _ => None,
+                            };
+                            dynamodb::TableCalls {
+                                sdk,
+                                table: &t.name,
+                                item_key: cfg.item_key.as_ref(),
+                                regional: (Some(regional_url), site),
+                                account: account_site,
+                                timeout,
+                            }
+                            .run()
+                            .await
+                        }
+                    }
+                }
+            });
+            join_all(calls).await
+        };
         let sts = async {
             if have_credentials {
                 identity::caller_identity(&sdk, &mut evidence, timeout).await;
@@ -539,7 +553,10 @@ impl NameCtx<'_> {
             }
             let instance = instance?;
             instance.vpc_id.as_ref()?;
-            let services: BTreeSet<Service> = targets.iter().map(|t| t.service).collect();
+            // The services are known from the configuration; the data plane adds names only.
+            let services: BTreeSet<Service> = self
+                .collector
+                .with(|c| c.targets.iter().map(|t| t.service).collect());
             let services: Vec<Service> = services.into_iter().collect();
             read_control_plane(
                 &sdk,
@@ -551,8 +568,7 @@ impl NameCtx<'_> {
             )
             .await
         };
-        let (calls, evidence, control_plane) =
-            tokio::join!(join_all(per_target), sts, control_plane);
+        let (calls, evidence, control_plane) = tokio::join!(per_target, sts, control_plane);
         self.collector.with(|c| {
             c.calls.extend(calls.into_iter().flatten());
             c.credentials = Some(evidence);
