@@ -44,6 +44,34 @@ deadline = "{deadline}"
     )
 }
 
+/// An agent file with one directory sink: the shape most tests need.
+fn dir_sink_config(
+    lab: &Lab,
+    interval: &str,
+    (timeout, deadline): (&str, &str),
+    metrics_listen: &str,
+    archive: &Path,
+) -> String {
+    format!(
+        r#"interval = "{interval}"
+jitter = "0s"
+{probe}
+[metrics]
+listen = "{metrics_listen}"
+
+[spool]
+dir = "{spool}"
+
+[[sink]]
+type = "dir"
+path = "{archive}"
+"#,
+        probe = probe_section(lab, timeout, deadline),
+        spool = lab.dir.path().join("spool").display(),
+        archive = archive.display(),
+    )
+}
+
 /// A running agent; killed (SIGKILL) when dropped. Its stderr is collected line by line.
 struct Agent {
     child: Child,
@@ -443,29 +471,14 @@ fn sighup_applies_a_good_file_and_keeps_the_old_one_when_the_new_is_bad() {
     let metrics_addr = SocketAddr::new(Lab::ip(33, 4, 1), 9731);
     let config = lab.dir.path().join("agent.toml");
     let write = |archive: &Path, extra: &str| {
-        std::fs::write(
-            &config,
-            format!(
-                r#"interval = "1s"
-jitter = "0s"
-{extra}
-{probe}
-[metrics]
-listen = "{metrics_addr}"
-
-[spool]
-dir = "{spool}"
-
-[[sink]]
-type = "dir"
-path = "{archive}"
-"#,
-                probe = probe_section(&lab, "500ms", "900ms"),
-                spool = lab.dir.path().join("spool").display(),
-                archive = archive.display(),
-            ),
-        )
-        .expect("config");
+        let body = dir_sink_config(
+            &lab,
+            "1s",
+            ("500ms", "900ms"),
+            &metrics_addr.to_string(),
+            archive,
+        );
+        std::fs::write(&config, format!("{extra}\n{body}")).expect("config");
     };
     write(&first, "");
     let notify_path = lab.dir.path().join("notify.sock");
@@ -621,23 +634,12 @@ fn metrics_parse_with_the_prometheus_parser_and_describe_the_last_run() {
     let config = lab.dir.path().join("agent.toml");
     std::fs::write(
         &config,
-        format!(
-            r#"interval = "3s"
-jitter = "0s"
-{probe}
-[metrics]
-listen = "{metrics_addr}"
-
-[spool]
-dir = "{spool}"
-
-[[sink]]
-type = "dir"
-path = "{archive}"
-"#,
-            probe = probe_section(&lab, "1s", "2s"),
-            spool = lab.dir.path().join("spool").display(),
-            archive = archive.display(),
+        dir_sink_config(
+            &lab,
+            "3s",
+            ("1s", "2s"),
+            &metrics_addr.to_string(),
+            &archive,
         ),
     )
     .expect("config");
@@ -865,23 +867,7 @@ fn sigterm_abandons_a_run_that_would_outlast_the_grace_and_still_exits_cleanly()
     let config = lab.dir.path().join("agent.toml");
     std::fs::write(
         &config,
-        format!(
-            r#"interval = "60s"
-{probe}
-[metrics]
-listen = "none"
-
-[spool]
-dir = "{spool}"
-
-[[sink]]
-type = "dir"
-path = "{archive}"
-"#,
-            probe = probe_section(&lab, "30s", "40s"),
-            spool = lab.dir.path().join("spool").display(),
-            archive = archive.display(),
-        ),
+        dir_sink_config(&lab, "60s", ("30s", "40s"), "none", &archive),
     )
     .expect("config");
     let agent = Agent::start(&lab, &config, &[]);
