@@ -63,6 +63,7 @@ IFE_IP=10.0.1.50        # an S3 interface endpoint's network interface in the su
 CANARY_IP=203.0.113.10  # an internet host (the probe's --internet-canary)
 STS_IP=203.0.113.20     # STS's public address: no endpoint, reachable only through NAT
 OUTSIDE_IP=203.0.113.80 # an address in no AWS range
+S3_STALE_IP=198.51.100.12 # inside the S3 range, but no front serves it (a pinned address gone stale)
 EC2_IP=203.0.113.30     # EC2's public API address: reachable only through NAT; a front to moto (whose
                         # VPC model does not hold the lab's ids, so reads find nothing) or, with the
                         # ec2-describe-denied fault, EC2's UnauthorizedOperation answer
@@ -98,6 +99,8 @@ FAULTS=(
   "dns-second-address:VPC resolver: S3 names answer $S3_IP and $S3_IP2, DynamoDB names $DDB_IP and $DDB_IP2 (fronts serve all four)"
   "blackhole-s3:route table: $S3_IP/32 (S3) to a deleted appliance (blackhole: connections time out)"
   "blackhole-ddb:route table: $DDB_IP/32 (DynamoDB) to a deleted appliance (blackhole: connections time out)"
+  "hosts-stale-s3:instance: /etc/hosts pins the S3 names to $S3_STALE_IP (in the S3 range, no longer serving)"
+  "hosts-pinned-s3:instance: /etc/hosts pins the S3 names to $S3_IP (today's address: works, goes stale later)"
   "blackhole-second-addresses:route table: $S3_IP2/32 and $DDB_IP2/32 (the second addresses) to a deleted appliance (blackhole)"
 )
 
@@ -370,6 +373,14 @@ write_resolv_conf() { # the instance's /etc/resolv.conf (ip netns exec bind-moun
   printf 'nameserver %s\noptions timeout:1 attempts:1\n' "$1" >"/etc/netns/$NS_INST/resolv.conf"
 }
 
+# The instance's /etc/hosts and /etc/nsswitch.conf (bind-mounted the same way), so the lab
+# never depends on the machine's own files; extra lines pin names as an administrator would.
+write_hosts() {
+  printf '127.0.0.1 localhost\n::1 localhost ip6-localhost\n%s' "${1:-}" >"/etc/netns/$NS_INST/hosts"
+  printf 'hosts: files dns\n' >"/etc/netns/$NS_INST/nsswitch.conf"
+}
+s3_names() { echo "s3.$REGION.amazonaws.com $BUCKET.s3.$REGION.amazonaws.com"; }
+
 # Healthy routes, firewall and resolver; idempotent. Routes the faults touch carry proto static.
 net_healthy() {
   local ns
@@ -385,6 +396,7 @@ net_healthy() {
   # What the NAT gateway does when a default route points at it.
   ipt "$NS_RTR" -t nat -A POSTROUTING -o igw -j MASQUERADE
   write_resolv_conf "$VPC_DNS_IP"
+  write_hosts
 }
 
 apply_net_fault() {
@@ -413,6 +425,12 @@ apply_net_fault() {
       ip -n "$NS_RTR" route replace default via 10.255.1.2 dev igw proto static ;;
     dns-custom-resolver)
       write_resolv_conf "$CORP_DNS" ;;
+    hosts-stale-s3)
+      write_hosts "$S3_STALE_IP $(s3_names) # pinned during an outage
+" ;;
+    hosts-pinned-s3)
+      write_hosts "$S3_IP $(s3_names)
+" ;;
     dns-custom-resolver-override)
       write_resolv_conf "$CORP_DNS_OVERRIDE" ;;
     imds-blocked)

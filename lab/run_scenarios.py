@@ -67,8 +67,12 @@ SINGLE_VALUED = {
 SCENARIO_KEYS = {"description", "faults", "args", "env", "expect", "known_bug"}
 EXPECT_KEYS = {
     "exit", "present", "absent", "paths", "root_causes", "not_root_causes", "headline", "text",
-    "not_text",
+    "not_text", "client",
 }
+# [expect] client = "ok" | "fails": what the instance's own curl does with the bucket's URL
+# under the scenario's environment, so a scenario proves the application really fails (or
+# works) where the probe says so.
+CLIENT_URL = "https://lab-bucket.s3.eu-west-1.amazonaws.com/"
 
 
 class ScenarioError(Exception):
@@ -91,6 +95,7 @@ class Scenario:
     not_root_causes: list[str]
     headline: str | None
     text: list[str]
+    client: str | None
     not_text: list[str]
     known_bug: str | None
 
@@ -109,6 +114,8 @@ class Scenario:
             raise ScenarioError(f"{path}: unknown [expect] keys {sorted(unknown)}")
         if "description" not in data or "exit" not in expect:
             raise ScenarioError(f"{path}: needs description and expect.exit")
+        if expect.get("client") not in (None, "ok", "fails"):
+            raise ScenarioError(f"{path}: expect.client is \"ok\" or \"fails\"")
         for target, p in expect.get("paths", {}).items():
             if not set(p) <= {"kind", "confidence", "reachable"}:
                 raise ScenarioError(f"{path}: paths.{target}: only kind, confidence, reachable")
@@ -127,6 +134,7 @@ class Scenario:
             not_root_causes=list(expect.get("not_root_causes", [])),
             headline=expect.get("headline"),
             text=list(expect.get("text", [])),
+            client=expect.get("client"),
             not_text=list(expect.get("not_text", [])),
             known_bug=data.get("known_bug"),
         )
@@ -205,6 +213,21 @@ def build_command(s: Scenario, binary: Path, home: Path) -> list[str]:
 def split_code(spec: str) -> tuple[str, str | None]:
     code, _, target = spec.partition("@")
     return code, (target or None)
+
+
+def check_client(s: Scenario, r: Result) -> None:
+    env = [f"{k}={v}" for k, v in s.env.items()]
+    proc = subprocess.run(
+        ["bash", str(LAB_SH), "exec", "env", *env, "curl", "-sS", "-o", "/dev/null",
+         "--max-time", "3", CLIENT_URL],
+        capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL,
+        env={**os.environ, "VPL_LOCK_HELD": "1"},
+    )
+    works = proc.returncode == 0
+    if s.client == "ok" and not works:
+        r.problems.append(f"the instance's curl fails on {CLIENT_URL}: {proc.stderr.strip()}")
+    if s.client == "fails" and works:
+        r.problems.append(f"the instance's curl reaches {CLIENT_URL}; the scenario breaks nothing")
 
 
 def check(s: Scenario, r: Result) -> None:
@@ -321,6 +344,8 @@ def run_scenario(s: Scenario, binary: Path) -> Result:
                 result.problems.append(f"report.json is not JSON: {e}")
         if not result.problems:
             check(s, result)
+        if s.client is not None:
+            check_client(s, result)
     finally:
         shutil.rmtree(home, ignore_errors=True)
     result.seconds = time.monotonic() - started

@@ -164,6 +164,14 @@ pub struct ProbeArgs {
     #[arg(long, value_name = "FILE", default_value = "/etc/resolv.conf")]
     pub resolv_conf: PathBuf,
 
+    /// The hosts file the applications' resolution reads (nsswitch `files`).
+    #[arg(long, value_name = "FILE", default_value = "/etc/hosts")]
+    pub hosts_file: PathBuf,
+
+    /// The name-service switch configuration whose `hosts:` line orders the applications' resolution.
+    #[arg(long, value_name = "FILE", default_value = "/etc/nsswitch.conf")]
+    pub nsswitch_conf: PathBuf,
+
     /// Text that the issuer of a genuine service certificate contains (repeatable; default "Amazon"). Anything else is reported as TLS interception.
     #[arg(long = "expect-issuer", value_name = "TEXT")]
     pub expect_issuers: Vec<String>,

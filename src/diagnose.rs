@@ -350,9 +350,27 @@ fn diagnose_target(r: &ProbeResults, exp: &Expectations, t: &TargetSpec, f: &mut
         let a = system.iter().find(|d| d.record_type == "A");
         let aaaa = system.iter().find(|d| d.record_type == "AAAA");
         let resolved_any = system.iter().any(|d| d.outcome == DnsOutcome::Answered);
+        let app = r.app_dns.iter().find(|d| &d.name == name);
+        let app_answered = app.is_some_and(|d| d.answered_by.is_some());
 
         // Resolution.
-        if !resolved_any && !system.is_empty() {
+        if let Some(app) = app.filter(|d| d.answered_by.is_none() && resolved_any) {
+            f.add(
+                FindingCode::DNS_RESOLUTION_FAILED,
+                Severity::Error,
+                &t.id,
+                format!("{name} does not resolve for the applications"),
+                format!(
+                    "The DNS servers answer, but the applications' resolution (hosts: {} from {}) finds no address: {}.",
+                    app.nss_sources.join(" "),
+                    app.nss_origin,
+                    app.steps.join("; ")
+                ),
+                "Fix the hosts line of nsswitch.conf (or the local resolver it names) so the name reaches DNS.".into(),
+                vec![app.id()],
+            );
+        }
+        if !resolved_any && !system.is_empty() && !app_answered {
             let failure = a.or(aaaa).copied();
             let how = failure
                 .map(|d| match d.outcome {
@@ -380,8 +398,11 @@ fn diagnose_target(r: &ProbeResults, exp: &Expectations, t: &TargetSpec, f: &mut
                 ids(&system),
             );
         }
-        let answered: Vec<&ClassifiedAddress> =
-            system.iter().flat_map(|d| d.addresses.iter()).collect();
+        // What the applications connect to, when known; else the host's DNS servers' answers.
+        let answered: Vec<&ClassifiedAddress> = match app.filter(|d| d.answered_by.is_some()) {
+            Some(app) => app.addresses.iter().collect(),
+            None => system.iter().flat_map(|d| d.addresses.iter()).collect(),
+        };
         let private: Vec<&str> = answered
             .iter()
             .filter(|a| a.class == AddressClass::Private)
@@ -459,8 +480,17 @@ fn diagnose_target(r: &ProbeResults, exp: &Expectations, t: &TargetSpec, f: &mut
             }
         }
 
-        // TCP.
-        let attempts: Vec<&TcpAttempt> = r.tcp.iter().filter(|a| &a.name == name).collect();
+        // TCP: only the addresses the applications use decide; the VPC resolver's extra
+        // answers are evidence for the hosts-file finding.
+        let all_attempts: Vec<&TcpAttempt> = r.tcp.iter().filter(|a| &a.name == name).collect();
+        if let Some(app) = app.filter(|d| d.answered_by == Some(AppSource::HostsFile)) {
+            hosts_file_finding(r, t, name, app, &all_attempts, f);
+        }
+        let attempts: Vec<&TcpAttempt> = all_attempts
+            .iter()
+            .filter(|a| a.origin == AddressOrigin::Application)
+            .copied()
+            .collect();
         let connected = attempts.iter().any(|a| a.outcome == TcpOutcome::Connected);
         let v4_ok = attempts
             .iter()
@@ -523,7 +553,16 @@ fn diagnose_target(r: &ProbeResults, exp: &Expectations, t: &TargetSpec, f: &mut
         }
 
         // TLS.
-        let handshakes: Vec<&TlsHandshake> = r.tls.iter().filter(|h| &h.name == name).collect();
+        let vpc_only: BTreeSet<&str> = all_attempts
+            .iter()
+            .filter(|a| a.origin == AddressOrigin::VpcResolver)
+            .map(|a| a.address.as_str())
+            .collect();
+        let handshakes: Vec<&TlsHandshake> = r
+            .tls
+            .iter()
+            .filter(|h| &h.name == name && !vpc_only.contains(h.address.as_str()))
+            .collect();
         let verified = handshakes.iter().any(|h| h.outcome == TlsOutcome::Verified);
         let intercepted: Vec<&TlsHandshake> = handshakes
             .iter()
@@ -737,6 +776,95 @@ fn proxy_findings(
     }
 }
 
+/// A name the hosts file pins: an error when the pinned address fails or is not the service's.
+fn hosts_file_finding(
+    r: &ProbeResults,
+    t: &TargetSpec,
+    name: &str,
+    app: &AppResolution,
+    attempts: &[&TcpAttempt],
+    f: &mut Findings,
+) {
+    let Some(entry) = app.hosts_file.first() else {
+        return;
+    };
+    let pinned: Vec<&str> = app.addresses.iter().map(|a| a.ip.as_str()).collect();
+    let of_origin = |origin: AddressOrigin| -> Vec<&&TcpAttempt> {
+        attempts.iter().filter(|a| a.origin == origin).collect()
+    };
+    let describe = |list: &[&&TcpAttempt]| -> String {
+        list.iter()
+            .map(|a| {
+                let how = match a.outcome {
+                    TcpOutcome::Connected => "connects".to_string(),
+                    TcpOutcome::Timeout => "times out".to_string(),
+                    TcpOutcome::Refused => "is refused".to_string(),
+                    TcpOutcome::Unreachable => "is unreachable".to_string(),
+                    TcpOutcome::Error => "fails".to_string(),
+                };
+                format!("{} {how}", a.address)
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let app_attempts = of_origin(AddressOrigin::Application);
+    let vpc_attempts = of_origin(AddressOrigin::VpcResolver);
+    let app_fails = app_attempts
+        .iter()
+        .any(|a| a.outcome != TcpOutcome::Connected);
+    let tls_fails = r.tls.iter().any(|h| {
+        h.name == name
+            && pinned.contains(&h.address.as_str())
+            && !matches!(h.outcome, TlsOutcome::Verified | TlsOutcome::NotAttempted)
+    });
+    let not_service = app
+        .addresses
+        .iter()
+        .any(|a| a.class != AddressClass::ServiceRegion);
+    let broken = app_fails || tls_fails || not_service;
+    let mut detail = format!(
+        "The applications resolve names through nsswitch (hosts: {}), so they take {} from {} line {} (`{}`) and never ask DNS.",
+        app.nss_sources.join(" "),
+        pinned.join(", "),
+        entry.path,
+        entry.line,
+        entry.text
+    );
+    if !app_attempts.is_empty() {
+        detail.push_str(&format!(" TCP 443: {}.", describe(&app_attempts)));
+    }
+    if tls_fails {
+        detail.push_str(" The TLS handshake with the pinned address fails.");
+    }
+    if !vpc_attempts.is_empty() {
+        detail.push_str(&format!(
+            " The VPC resolver's answer: {}.",
+            describe(&vpc_attempts)
+        ));
+    }
+    f.add(
+        FindingCode::HOSTS_FILE_OVERRIDE,
+        if broken {
+            Severity::Error
+        } else {
+            Severity::Warning
+        },
+        &t.id,
+        format!(
+            "{name} is pinned to {} in {} line {}",
+            pinned.join(", "),
+            entry.path,
+            entry.line
+        ),
+        detail,
+        format!(
+            "Delete line {} of {} (`{}`) so {name} resolves through DNS (the VPC resolver); AWS moves service addresses, so a pinned one goes stale.",
+            entry.line, entry.path, entry.text
+        ),
+        vec![app.id()],
+    );
+}
+
 fn tcp_remediation(outcome: TcpOutcome, r: &ProbeResults, service: Service) -> String {
     let i = r.instance.as_ref();
     let subnet = i
@@ -776,16 +904,33 @@ fn path_verdict(
             .and_then(|d| d.proxy.as_ref().map(|p| (n, p, d)))
         })
     });
-    let classes: Vec<AddressClass> = r
-        .dns
+    // A name the applications resolve (hosts file, stub) is judged by their answer.
+    let classes: Vec<AddressClass> = names
         .iter()
-        .filter(|d| for_names(&d.name) && d.resolver == ResolverKind::System)
-        .flat_map(|d| d.addresses.iter().map(|a| a.class))
+        .flat_map(|n| {
+            match r
+                .app_dns
+                .iter()
+                .find(|d| &d.name == n && d.answered_by.is_some())
+            {
+                Some(app) => app.addresses.iter().map(|a| a.class).collect::<Vec<_>>(),
+                None => r
+                    .dns
+                    .iter()
+                    .filter(|d| &d.name == n && d.resolver == ResolverKind::System)
+                    .flat_map(|d| d.addresses.iter().map(|a| a.class))
+                    .collect(),
+            }
+        })
         .collect();
     let connected: Vec<&TcpAttempt> = r
         .tcp
         .iter()
-        .filter(|a| for_names(&a.name) && a.outcome == TcpOutcome::Connected)
+        .filter(|a| {
+            for_names(&a.name)
+                && a.outcome == TcpOutcome::Connected
+                && a.origin == AddressOrigin::Application
+        })
         .collect();
     let intercepted = r
         .tls
@@ -979,6 +1124,7 @@ fn explained_by(code: FindingCode) -> &'static [FindingCode] {
     use FindingCode::*;
     match code {
         TCP_TIMEOUT | TCP_REFUSED | TCP_UNREACHABLE => &[
+            HOSTS_FILE_OVERRIDE,
             // Calls to another region's endpoints cannot take this VPC's gateway endpoint.
             REGION_MISMATCH_SDK,
             S3_GLOBAL_ENDPOINT,
@@ -1005,11 +1151,18 @@ fn explained_by(code: FindingCode) -> &'static [FindingCode] {
             ACCESS_DENIED_SESSION_POLICY,
         ],
         ACCESS_DENIED_VPCE_POLICY => &[ENDPOINT_POLICY_DENIES],
-        DNS_RESOLUTION_FAILED | DNS_OUTSIDE_SERVICE_RANGE => {
-            &[VPC_DNS_DISABLED, REGION_MISMATCH_SDK]
-        }
-        TLS_FAILED => &[TCP_TIMEOUT, TCP_REFUSED, TCP_UNREACHABLE, TLS_INTERCEPTED],
+        DNS_RESOLUTION_FAILED => &[VPC_DNS_DISABLED, REGION_MISMATCH_SDK],
+        DNS_OUTSIDE_SERVICE_RANGE => &[VPC_DNS_DISABLED, REGION_MISMATCH_SDK, HOSTS_FILE_OVERRIDE],
+        DNS_INTERFACE_ENDPOINT => &[HOSTS_FILE_OVERRIDE],
+        TLS_FAILED => &[
+            TCP_TIMEOUT,
+            TCP_REFUSED,
+            TCP_UNREACHABLE,
+            TLS_INTERCEPTED,
+            HOSTS_FILE_OVERRIDE,
+        ],
         PATH_NOT_GATEWAY_ENDPOINT => &[
+            HOSTS_FILE_OVERRIDE,
             NO_GATEWAY_ENDPOINT,
             ROUTE_TABLE_NOT_ASSOCIATED,
             ROUTE_OVERRIDES_ENDPOINT,
@@ -1848,6 +2001,7 @@ mod tests {
             address: address.into(),
             port: 443,
             address_class: AddressClass::ServiceRegion,
+            origin: AddressOrigin::Application,
             local_address: None,
             outcome,
             error: None,

@@ -122,6 +122,10 @@ pub struct EffectiveConfig {
     pub expect_path: String,
     pub vpc_resolver: String,
     pub resolv_conf: String,
+    #[serde(default)]
+    pub hosts_file: String,
+    #[serde(default)]
+    pub nsswitch_conf: String,
     pub expect_issuers: Vec<String>,
     pub imds_endpoint: Option<String>,
     pub endpoint_overrides: Vec<EnvVar>,
@@ -330,6 +334,7 @@ pub enum Evidence {
     Imds(ImdsEvidence),
     Region(RegionFacts),
     Dns(DnsLookup),
+    AppResolution(AppResolution),
     Tcp(TcpAttempt),
     Nacl(NaclSweep),
     Tls(TlsHandshake),
@@ -423,6 +428,8 @@ pub enum ResolverKind {
     System,
     /// The Amazon-provided VPC resolver.
     Vpc,
+    /// The applications' own path (getaddrinfo: nsswitch order, hosts file, DNS, local stub).
+    Application,
 }
 
 impl ResolverKind {
@@ -430,8 +437,74 @@ impl ResolverKind {
         match self {
             ResolverKind::System => "system",
             ResolverKind::Vpc => "vpc",
+            ResolverKind::Application => "application",
         }
     }
+}
+
+/// The nsswitch source that answered a name for the applications.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum AppSource {
+    /// The hosts file (`files`).
+    HostsFile,
+    /// The DNS servers of resolv.conf (`dns`).
+    Dns,
+    /// systemd-resolved (`resolve`), asked at its stub listener.
+    Resolved,
+    /// A source the probe does not evaluate (mdns, nis, ...).
+    Other,
+}
+
+impl AppSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppSource::HostsFile => "hosts file",
+            AppSource::Dns => "dns",
+            AppSource::Resolved => "systemd-resolved",
+            AppSource::Other => "another nsswitch source",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct HostsFileEntry {
+    pub path: String,
+    /// 1-based line number.
+    pub line: usize,
+    /// The line without its comment.
+    pub text: String,
+}
+
+/// A name resolved the way the instance's applications resolve it.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct AppResolution {
+    pub name: String,
+    pub service: Service,
+    /// The `hosts:` sources of nsswitch.conf, in order.
+    pub nss_sources: Vec<String>,
+    /// Where the sources came from (the file, or glibc's default).
+    pub nss_origin: String,
+    /// What each source asked gave, in order.
+    pub steps: Vec<String>,
+    /// The source whose answer the applications use; none when no source answered.
+    pub answered_by: Option<AppSource>,
+    /// The hosts-file lines that answered, when the hosts file did.
+    pub hosts_file: Vec<HostsFileEntry>,
+    /// The addresses the applications connect to, classified.
+    pub addresses: Vec<ClassifiedAddress>,
+    pub latency_ms: u64,
+}
+
+/// Where a tested address came from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum AddressOrigin {
+    /// The applications' resolution (hosts file, DNS or the local stub): what they connect to.
+    #[default]
+    Application,
+    /// Only the VPC resolver's answer, tested because it differs from what the applications use.
+    VpcResolver,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -500,6 +573,9 @@ pub struct TcpAttempt {
     pub address: String,
     pub port: u16,
     pub address_class: AddressClass,
+    /// Whether the applications connect to this address or only the VPC resolver names it.
+    #[serde(default)]
+    pub origin: AddressOrigin,
     pub local_address: Option<String>,
     pub outcome: TcpOutcome,
     /// errno and its text when the kernel gave one.

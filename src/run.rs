@@ -12,6 +12,7 @@ use hickory_resolver::proto::rr::RecordType;
 use ipnet::IpNet;
 use tokio::sync::OnceCell;
 
+use crate::checks::app_resolve::{self, HostFiles};
 use crate::checks::calls::CallSite;
 use crate::checks::dns::{Classifier, Resolvers};
 use crate::checks::imds::ImdsResult;
@@ -48,6 +49,8 @@ pub struct ProbeResults {
     pub region: RegionFacts,
     pub targets: Vec<TargetSpec>,
     pub dns: Vec<DnsLookup>,
+    /// Each name as the applications resolve it (nsswitch, hosts file, DNS, local stub).
+    pub app_dns: Vec<AppResolution>,
     pub tcp: Vec<TcpAttempt>,
     pub tls: Vec<TlsHandshake>,
     pub nacl: Vec<NaclSweep>,
@@ -117,6 +120,14 @@ async fn probe_all(cfg: &Config, budget: Budget, collector: Arc<Collector>) {
         .cloned()
         .collect();
     let tls_loader = TlsLoader::start(extra_cas);
+    let host_files = HostFiles::load(cfg.nsswitch_conf.clone(), cfg.hosts_file.clone()).await;
+    // systemd-resolved's stub is asked only where nsswitch sends the applications to it.
+    let resolved_stub = host_files.uses_resolved().then(|| {
+        app_resolve::RESOLVED_STUB
+            .parse()
+            .map_err(|e| format!("{e}"))
+            .and_then(|addr| ServerResolver::new(addr, cfg.timeout))
+    });
     let imds_cell: OnceCell<ImdsResult> = OnceCell::new();
     let imds_once = || imds_cell.get_or_init(|| imds::collect(&cfg.env, budget.op()));
 
@@ -189,6 +200,8 @@ async fn probe_all(cfg: &Config, budget: Budget, collector: Arc<Collector>) {
             proxy_env: &proxy_env,
             collector: &collector,
             tls: &tls_loader,
+            host_files: &host_files,
+            resolved_stub: resolved_stub.as_ref(),
         };
         let pipelines = join_all(names.iter().map(|(name, service)| {
             let nacl = is_regional_name(name, *service, &probe_region);
@@ -260,6 +273,8 @@ struct NameCtx<'a> {
     proxy_env: &'a ProxyEnvEvidence,
     collector: &'a Collector,
     tls: &'a TlsLoader,
+    host_files: &'a HostFiles,
+    resolved_stub: Option<&'a Result<ServerResolver, String>>,
 }
 
 /// The trust store, loaded once in the background and shared by every handshake.
@@ -312,39 +327,37 @@ impl NameCtx<'_> {
         ];
         let proxy_probe = self.proxy_probe(name, service);
         let dns_then_connect = async {
-            let answers = join_all(lookups.iter().map(|(kind, rt)| {
-                dns::lookup(self.resolvers, *kind, name, service, *rt, &classifier)
-            }))
-            .await;
-            // The host resolver's answers are what the SDKs connect to; the VPC resolver's are
-            // used only when the host's gave nothing, so the route is still tested.
-            let from = |kind| {
-                answers
-                    .iter()
-                    .filter(move |l: &&DnsLookup| l.resolver == kind)
+            let (answers, stub) = tokio::join!(
+                join_all(lookups.iter().map(|(kind, rt)| {
+                    dns::lookup(self.resolvers, *kind, name, service, *rt, &classifier)
+                })),
+                self.stub_lookups(name, service, &classifier)
+            );
+            let of = |kind| -> Vec<&DnsLookup> {
+                answers.iter().filter(|l| l.resolver == kind).collect()
             };
-            let use_kind = if from(ResolverKind::System).any(|l| !l.addresses.is_empty()) {
-                ResolverKind::System
-            } else {
-                ResolverKind::Vpc
-            };
-            let mut seen = BTreeSet::new();
-            let addresses: Vec<(IpAddr, AddressClass)> = from(use_kind)
-                .flat_map(|l| l.addresses.iter())
-                .filter_map(|a| Some((a.ip.parse::<IpAddr>().ok()?, a.class)))
-                .filter(|(ip, _)| seen.insert(*ip))
-                .take(MAX_ADDRESSES_PER_NAME)
-                .collect();
-            self.collector.with(|c| c.dns.extend(answers));
+            let stub_refs: Vec<&DnsLookup> = stub.iter().collect();
+            let app = app_resolve::resolve(
+                self.host_files,
+                name,
+                service,
+                &of(ResolverKind::System),
+                &stub_refs,
+                &classifier,
+            );
+            let addresses =
+                addresses_to_test(&app, &of(ResolverKind::System), &of(ResolverKind::Vpc));
+            self.collector.with(|c| {
+                c.dns.extend(answers.iter().cloned());
+                c.app_dns.push(app);
+            });
             let sweep_target = addresses
                 .iter()
-                .find(|(ip, _)| ip.is_ipv4())
-                .map(|(ip, _)| *ip);
-            let connects = join_all(
-                addresses
-                    .iter()
-                    .map(|(ip, class)| self.connect_and_handshake(name, service, *ip, *class)),
-            );
+                .find(|(ip, _, origin)| ip.is_ipv4() && *origin == AddressOrigin::Application)
+                .map(|(ip, _, _)| *ip);
+            let connects = join_all(addresses.iter().map(|(ip, class, origin)| {
+                self.connect_and_handshake(name, service, *ip, *class, *origin)
+            }));
             let sweep = async {
                 if let (true, Some(ip)) = (sweep_nacl, sweep_target) {
                     let kernel = self.collector.with(|c| c.host.ephemeral_ports);
@@ -364,8 +377,10 @@ impl NameCtx<'_> {
         service: Service,
         ip: IpAddr,
         class: AddressClass,
+        origin: AddressOrigin,
     ) {
-        let (attempt, stream) = tcp::attempt(name, service, ip, class, self.budget.op()).await;
+        let (mut attempt, stream) = tcp::attempt(name, service, ip, class, self.budget.op()).await;
+        attempt.origin = origin;
         self.collector.with(|c| c.tcp.push(attempt));
         let Some(stream) = stream else { return };
         let handshake = match self.tls.get().await {
@@ -394,6 +409,41 @@ impl NameCtx<'_> {
             },
         };
         self.collector.with(|c| c.tls.push(handshake));
+    }
+
+    /// A and AAAA from systemd-resolved's stub, when nsswitch lists `resolve`.
+    async fn stub_lookups(
+        &self,
+        name: &str,
+        service: Service,
+        classifier: &Classifier<'_>,
+    ) -> Vec<DnsLookup> {
+        let Some(stub) = self.resolved_stub else {
+            return Vec::new();
+        };
+        let resolvers = Resolvers {
+            system: stub.clone().map(|s| vec![s]),
+            vpc: Err("not asked".into()),
+        };
+        let (a, aaaa) = tokio::join!(
+            dns::lookup(
+                &resolvers,
+                ResolverKind::System,
+                name,
+                service,
+                RecordType::A,
+                classifier
+            ),
+            dns::lookup(
+                &resolvers,
+                ResolverKind::System,
+                name,
+                service,
+                RecordType::AAAA,
+                classifier
+            )
+        );
+        vec![a, aaaa]
     }
 
     /// The SDK's proxy for a name, redacted, if it would use one.
@@ -462,7 +512,10 @@ impl NameCtx<'_> {
             // Sent when the TCP checks are done (an error only if they were cut short).
             let _ = data_plane.await;
             let (tcp, targets) = self.collector.with(|c| (c.tcp.clone(), c.targets.clone()));
-            for attempt in tcp.iter().filter(|a| a.outcome == TcpOutcome::Connected) {
+            // The calls go where the applications' calls go, never to a VPC-resolver-only address.
+            for attempt in tcp.iter().filter(|a| {
+                a.outcome == TcpOutcome::Connected && a.origin == AddressOrigin::Application
+            }) {
                 if resolver.pinned(&attempt.name).is_none()
                     && let Ok(ip) = attempt.address.parse()
                 {
@@ -603,6 +656,64 @@ impl NameCtx<'_> {
     }
 }
 
+/// The addresses a name's checks connect to: the applications' own (hosts file, DNS, stub),
+/// else the host's DNS servers', else the VPC resolver's so the route is still tested; plus
+/// the VPC resolver's answers when they differ in kind from the applications' (a hosts-file
+/// pin, a resolver that rewrites the answer), so the report can say which path works.
+fn addresses_to_test(
+    app: &AppResolution,
+    system: &[&DnsLookup],
+    vpc: &[&DnsLookup],
+) -> Vec<(IpAddr, AddressClass, AddressOrigin)> {
+    let flatten = |lookups: &[&DnsLookup]| -> Vec<(IpAddr, AddressClass)> {
+        lookups
+            .iter()
+            .flat_map(|l| l.addresses.iter())
+            .filter_map(|a| Some((a.ip.parse::<IpAddr>().ok()?, a.class)))
+            .collect()
+    };
+    let parse = |addrs: &[ClassifiedAddress]| -> Vec<(IpAddr, AddressClass)> {
+        addrs
+            .iter()
+            .filter_map(|a| Some((a.ip.parse::<IpAddr>().ok()?, a.class)))
+            .collect()
+    };
+    let application = if app.answered_by.is_some() {
+        parse(&app.addresses)
+    } else {
+        let from_system = flatten(system);
+        if from_system.is_empty() {
+            flatten(vpc)
+        } else {
+            from_system
+        }
+    };
+    let vpc_answers = flatten(vpc);
+    let kinds = |v: &[(IpAddr, AddressClass)]| -> BTreeSet<String> {
+        v.iter().map(|(_, c)| format!("{c:?}")).collect()
+    };
+    let differs = app.answered_by == Some(AppSource::HostsFile)
+        || (!application.is_empty() && kinds(&application) != kinds(&vpc_answers));
+    let mut seen = BTreeSet::new();
+    let mut out: Vec<(IpAddr, AddressClass, AddressOrigin)> = application
+        .into_iter()
+        .filter(|(ip, _)| seen.insert(*ip))
+        .take(MAX_ADDRESSES_PER_NAME)
+        .map(|(ip, class)| (ip, class, AddressOrigin::Application))
+        .collect();
+    if differs {
+        // One address of the VPC resolver's answer per family is enough to compare the paths.
+        let mut families = BTreeSet::new();
+        out.extend(
+            vpc_answers
+                .into_iter()
+                .filter(|(ip, _)| !seen.contains(ip) && families.insert(ip.is_ipv4()))
+                .map(|(ip, class)| (ip, class, AddressOrigin::VpcResolver)),
+        );
+    }
+    out
+}
+
 /// Names were classified before IMDS told the VPC's CIDRs; an answer inside the VPC is an
 /// interface endpoint's address whatever its range.
 fn mark_vpc_addresses_private(results: &mut ProbeResults) {
@@ -613,6 +724,13 @@ fn mark_vpc_addresses_private(results: &mut ProbeResults) {
     };
     for lookup in &mut results.dns {
         for a in &mut lookup.addresses {
+            if a.class == AddressClass::Outside && in_vpc(&a.ip) {
+                a.class = AddressClass::Private;
+            }
+        }
+    }
+    for app in &mut results.app_dns {
+        for a in &mut app.addresses {
             if a.class == AddressClass::Outside && in_vpc(&a.ip) {
                 a.class = AddressClass::Private;
             }
@@ -799,6 +917,9 @@ fn assemble(
         (&a.name, a.resolver, &a.record_type).cmp(&(&b.name, b.resolver, &b.record_type))
     });
     checks.extend(dns.iter().map(Check::record));
+    let mut app_dns = results.app_dns.clone();
+    app_dns.sort_by(|a, b| a.name.cmp(&b.name));
+    checks.extend(app_dns.iter().map(Check::record));
     let mut tcp = results.tcp.clone();
     tcp.sort_by(|a, b| (&a.name, &a.address).cmp(&(&b.name, &b.address)));
     checks.extend(tcp.iter().map(Check::record));

@@ -146,6 +146,71 @@ fn answers_outside_the_ranges_and_disagreeing_resolvers() {
 }
 
 #[test]
+fn a_hosts_file_pin_is_what_the_applications_use_and_the_probe_tests() {
+    // DNS answers well everywhere; the hosts file sends the bucket's name to a dead address.
+    let lab = Lab::healthy(40);
+    let stale = Lab::ip(40, 1, 99);
+    std::fs::write(
+        &lab.hosts_file,
+        format!(
+            "127.0.0.1 localhost\n# pinned during an outage\n{stale} {}\n",
+            bucket_name()
+        ),
+    )
+    .expect("write hosts");
+    let out = lab.probe(&[]);
+    out.expect(
+        1,
+        &["HOSTS_FILE_OVERRIDE", "TCP_REFUSED"],
+        &["DNS_RESOLUTION_FAILED"],
+    );
+    let f = out.finding("HOSTS_FILE_OVERRIDE");
+    assert_eq!(f["target"], "s3:mybucket");
+    assert_eq!(f["severity"], "error");
+    let hosts = lab.hosts_file.display().to_string();
+    assert!(
+        f["remediation"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("Delete line 3 of {hosts}")),
+        "{f}"
+    );
+    assert_eq!(
+        out.report()["verdict"]["root_causes"][0]["code"],
+        "HOSTS_FILE_OVERRIDE"
+    );
+    let checks = out.report()["checks"].as_array().unwrap().clone();
+    // The pinned address was tested as the applications' own, the DNS answer as the VPC's.
+    let tcp_to = |ip: &str| {
+        checks
+            .iter()
+            .find(|c| c["check"] == "tcp" && c["evidence"]["address"] == ip)
+            .map(|c| c["evidence"]["origin"].as_str().unwrap_or("").to_string())
+    };
+    assert_eq!(tcp_to(&stale.to_string()).as_deref(), Some("application"));
+    assert_eq!(
+        tcp_to(&lab.s3_ip().to_string()).as_deref(),
+        Some("vpc-resolver")
+    );
+    let app = checks
+        .iter()
+        .find(|c| c["id"] == format!("dns/application/{}", bucket_name()))
+        .expect("application resolution check");
+    assert_eq!(app["evidence"]["answered_by"], "hosts-file");
+    assert_eq!(app["evidence"]["hosts_file"][0]["line"], 3);
+    // The regional name is not pinned: DNS answers it and it stays healthy.
+    let regional = checks
+        .iter()
+        .find(|c| c["id"] == format!("dns/application/{}", s3_name()))
+        .expect("application resolution of the regional name");
+    assert_eq!(regional["evidence"]["answered_by"], "dns");
+    // With the pin removed (nsswitch asks DNS first and DNS answers), the probe is healthy.
+    std::fs::write(&lab.nsswitch_conf, "hosts: dns files\n").expect("write nsswitch");
+    lab.probe(&[])
+        .expect(0, &[], &["HOSTS_FILE_OVERRIDE", "TCP_REFUSED"]);
+}
+
+#[test]
 fn private_answers_mean_an_interface_endpoint() {
     let mut lab = Lab::bare(15, ImdsFacts::example());
     // Inside the VPC CIDR that IMDS reports (127.15.8.0/24).

@@ -52,6 +52,8 @@ struct ProbeSection {
     expect_path: Option<String>,
     vpc_resolver: Option<String>,
     resolv_conf: Option<PathBuf>,
+    hosts_file: Option<PathBuf>,
+    nsswitch_conf: Option<PathBuf>,
     #[serde(default)]
     expect_issuers: Vec<String>,
     #[serde(default)]
@@ -257,6 +259,10 @@ pub fn parse(text: &str, env: Environment) -> Result<AgentConfig, String> {
         expect_path,
         vpc_resolver: p.vpc_resolver.unwrap_or_else(|| "169.254.169.253".into()),
         resolv_conf: p.resolv_conf.unwrap_or_else(|| "/etc/resolv.conf".into()),
+        hosts_file: p.hosts_file.unwrap_or_else(|| "/etc/hosts".into()),
+        nsswitch_conf: p
+            .nsswitch_conf
+            .unwrap_or_else(|| "/etc/nsswitch.conf".into()),
         expect_issuers: p.expect_issuers,
         fail_on: FailOn::Error,
         no_progress: true,

@@ -54,6 +54,14 @@ pub async fn lookup(
             error: Some(e.clone()),
             elapsed: std::time::Duration::ZERO,
         },
+        // The applications' path is walked by app_resolve, from these lookups.
+        (ResolverKind::Application, _, _) => Answer {
+            server: None,
+            outcome: DnsOutcome::Error,
+            addresses: Vec::new(),
+            error: Some("not a DNS server lookup".into()),
+            elapsed: std::time::Duration::ZERO,
+        },
     };
     DnsLookup {
         name: name.to_string(),

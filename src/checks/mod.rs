@@ -1,6 +1,7 @@
 //! One file per check. Each check returns typed evidence (report.rs types) and implements
 //! `Check`, which turns that evidence into a report record; checks never print.
 
+pub mod app_resolve;
 pub mod calls;
 pub mod canary;
 pub mod control_plane;

@@ -9,7 +9,7 @@ use tokio::net::TcpStream;
 use super::Check;
 use crate::net::{millis, tcp};
 use crate::report::{
-    AddressClass, CheckKind, CheckStatus, Evidence, Service, TcpAttempt, TcpOutcome,
+    AddressClass, AddressOrigin, CheckKind, CheckStatus, Evidence, Service, TcpAttempt, TcpOutcome,
 };
 
 pub const HTTPS_PORT: u16 = 443;
@@ -30,6 +30,7 @@ pub async fn attempt(
             address: ip.to_string(),
             port: HTTPS_PORT,
             address_class: class,
+            origin: AddressOrigin::Application,
             local_address: c.local.map(|l| l.to_string()),
             outcome: c.outcome,
             error: c.error,

@@ -185,5 +185,26 @@ fn dns_line(name: &str, group: &[&CheckRecord]) -> String {
             server.unwrap_or_else(|| "-".into())
         ));
     }
+    // What the applications use comes first: it is what TCP, TLS and the calls tested.
+    for g in group {
+        if let Evidence::AppResolution(app) = &g.evidence {
+            let what = match (app.answered_by, app.hosts_file.first()) {
+                (None, _) => "no address".to_string(),
+                (Some(_), Some(h)) => {
+                    format!("{} from {} line {}", app_addresses(app), h.path, h.line)
+                }
+                (Some(source), None) => format!("{} from {}", app_addresses(app), source.as_str()),
+            };
+            parts.insert(0, format!("applications: {what}"));
+        }
+    }
     format!("{name} -> {}", parts.join(" | "))
+}
+
+fn app_addresses(app: &crate::report::AppResolution) -> String {
+    app.addresses
+        .iter()
+        .map(|a| format!("{} ({})", a.ip, crate::checks::dns::class_label(a.class)))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -60,6 +60,9 @@ pub struct Lab {
     pub ca_file: PathBuf,
     pub ranges_file: PathBuf,
     pub resolv_conf: PathBuf,
+    /// The instance's hosts file and nsswitch.conf (`hosts: files dns`), never the machine's.
+    pub hosts_file: PathBuf,
+    pub nsswitch_conf: PathBuf,
     pub imds: ImdsServer,
     pub system_dns: Option<DnsServer>,
     pub vpc_dns: Option<DnsServer>,
@@ -123,6 +126,10 @@ impl Lab {
             format!("nameserver 127.{id}.0.1\noptions timeout:1 attempts:1\n"),
         )
         .expect("write resolv.conf");
+        let hosts_file = dir.path().join("hosts");
+        std::fs::write(&hosts_file, "127.0.0.1 localhost\n").expect("write hosts");
+        let nsswitch_conf = dir.path().join("nsswitch.conf");
+        std::fs::write(&nsswitch_conf, "hosts: files dns\n").expect("write nsswitch.conf");
         facts.region = REGION.into();
         facts.account_id = ACCOUNT.into();
         facts.vpc_cidrs = vec![format!("127.{id}.8.0/24")];
@@ -145,6 +152,8 @@ impl Lab {
             ca_file,
             ranges_file,
             resolv_conf,
+            hosts_file,
+            nsswitch_conf,
             imds,
             system_dns: None,
             vpc_dns: None,
@@ -247,6 +256,10 @@ impl Lab {
             self.ranges_file.display().to_string(),
             "--resolv-conf".into(),
             self.resolv_conf.display().to_string(),
+            "--hosts-file".into(),
+            self.hosts_file.display().to_string(),
+            "--nsswitch-conf".into(),
+            self.nsswitch_conf.display().to_string(),
             "--vpc-resolver".into(),
             self.vpc_dns_addr().ip().to_string(),
             "--internet-canary".into(),
@@ -274,6 +287,8 @@ impl Lab {
             "--deadline",
             "--expect-issuer",
             "--vpc-resolver",
+            "--hosts-file",
+            "--nsswitch-conf",
         ] {
             if extra.contains(&flag)
                 && let Some(i) = args.iter().position(|a| a == flag)

@@ -1,0 +1,627 @@
+//! Resolution as the applications do it: the order of `hosts:` in nsswitch.conf, the hosts
+//! file, the host's DNS servers (resolv.conf) and a local stub (systemd-resolved), so the
+//! addresses TCP, TLS and the signed calls test are the ones the SDKs, the CLI and curl use.
+//!
+//! Written by hand rather than calling getaddrinfo: getaddrinfo says neither which source
+//! answered nor which hosts-file line did, cannot be pointed at other files for a test, and
+//! blocks with no timeout. The parts it runs (hosts file, nsswitch actions) are small.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use super::Check;
+use crate::checks::dns::{Classifier, class_label};
+use crate::report::{
+    AddressClass, AppResolution, AppSource, CheckKind, CheckStatus, ClassifiedAddress, DnsLookup,
+    DnsOutcome, Evidence, HostsFileEntry, ResolverKind, Service,
+};
+
+/// glibc's `hosts` database when nsswitch.conf has no `hosts:` line (nss/nss_database.c).
+const GLIBC_DEFAULT_HOSTS: &str = "dns [!UNAVAIL=return] files";
+/// Larger files are not hosts files or nsswitch.conf; refuse them rather than read them whole.
+const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// systemd-resolved's stub listener, asked for the `resolve` source.
+pub const RESOLVED_STUB: &str = "127.0.0.53:53";
+
+/// The host's name-service files, read once per run.
+#[derive(Clone, Debug)]
+pub struct HostFiles {
+    pub nsswitch_path: PathBuf,
+    /// The `hosts:` sources in order, with their actions.
+    pub sources: Vec<NssSource>,
+    /// Where `sources` came from: the file, or glibc's default.
+    pub sources_origin: String,
+    pub hosts_path: PathBuf,
+    /// Lines of the hosts file, or why it could not be read (evidence, never a crash).
+    pub hosts: Result<Vec<HostsLine>, String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostsLine {
+    pub line: usize,
+    pub ip: IpAddr,
+    pub names: Vec<String>,
+    pub text: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum NssStatus {
+    Success,
+    NotFound,
+    Unavail,
+    TryAgain,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NssAction {
+    Return,
+    Continue,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NssSource {
+    pub name: String,
+    actions: BTreeMap<NssStatus, NssAction>,
+}
+
+impl NssSource {
+    /// The action after this source ended with `status` (nsswitch.conf(5) defaults).
+    pub fn action(&self, status: NssStatus) -> NssAction {
+        self.actions.get(&status).copied().unwrap_or(match status {
+            NssStatus::Success => NssAction::Return,
+            _ => NssAction::Continue,
+        })
+    }
+}
+
+impl HostFiles {
+    /// Reads both files off the async threads; missing files are evidence, not errors.
+    pub async fn load(nsswitch_path: PathBuf, hosts_path: PathBuf) -> HostFiles {
+        let paths = (nsswitch_path.clone(), hosts_path.clone());
+        tokio::task::spawn_blocking(move || HostFiles::load_blocking(paths.0, paths.1))
+            .await
+            .unwrap_or_else(|e| HostFiles {
+                nsswitch_path,
+                sources: parse_nss_hosts(GLIBC_DEFAULT_HOSTS),
+                sources_origin: "glibc default".into(),
+                hosts_path,
+                hosts: Err(format!("reading the name-service files failed: {e}")),
+            })
+    }
+
+    fn load_blocking(nsswitch_path: PathBuf, hosts_path: PathBuf) -> HostFiles {
+        let nss_line = read_capped(&nsswitch_path).ok().and_then(|text| {
+            text.lines()
+                .map(|l| l.split('#').next().unwrap_or("").trim())
+                .find_map(|l| l.strip_prefix("hosts:").map(str::to_string))
+        });
+        let (sources, sources_origin) = match nss_line {
+            Some(line) => (parse_nss_hosts(&line), nsswitch_path.display().to_string()),
+            None => (
+                parse_nss_hosts(GLIBC_DEFAULT_HOSTS),
+                format!(
+                    "glibc default ({} has no hosts line)",
+                    nsswitch_path.display()
+                ),
+            ),
+        };
+        let hosts = read_capped(&hosts_path).map(|t| parse_hosts(&t));
+        HostFiles {
+            nsswitch_path,
+            sources,
+            sources_origin,
+            hosts_path,
+            hosts,
+        }
+    }
+
+    /// Whether any source asks systemd-resolved (then its stub is queried).
+    pub fn uses_resolved(&self) -> bool {
+        self.sources.iter().any(|s| s.name == "resolve")
+    }
+
+    fn hosts_file_hits(&self, name: &str) -> Vec<&HostsLine> {
+        match &self.hosts {
+            Ok(lines) => lines
+                .iter()
+                .filter(|l| l.names.iter().any(|n| n.eq_ignore_ascii_case(name)))
+                .collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+}
+
+/// A regular file of bounded size: a FIFO or a device must never hang or flood the probe.
+fn read_capped(path: &Path) -> Result<String, String> {
+    let meta =
+        std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if !meta.is_file() {
+        return Err(format!("{} is not a regular file", path.display()));
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(format!(
+            "{} is larger than {MAX_FILE_BYTES} bytes",
+            path.display()
+        ));
+    }
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_FILE_BYTES).read_to_string(&mut text))
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    Ok(text)
+}
+
+/// hosts(5): `IP name [aliases...]`, `#` comments; lines that do not parse are ignored, as libc does.
+pub fn parse_hosts(text: &str) -> Vec<HostsLine> {
+    text.lines()
+        .enumerate()
+        .filter_map(|(i, raw)| {
+            let content = raw.split('#').next().unwrap_or("");
+            let mut fields = content.split_whitespace();
+            // glibc accepts a zone index on link-local IPv6 ("fe80::1%eth0"); the zone is dropped.
+            let ip: IpAddr = fields.next()?.split('%').next()?.parse().ok()?;
+            let names: Vec<String> = fields.map(str::to_string).collect();
+            (!names.is_empty()).then(|| HostsLine {
+                line: i + 1,
+                ip,
+                names,
+                text: content.split_whitespace().collect::<Vec<_>>().join(" "),
+            })
+        })
+        .collect()
+}
+
+/// The sources of an nsswitch.conf `hosts:` line, e.g. `files resolve [!UNAVAIL=return] dns`.
+pub fn parse_nss_hosts(line: &str) -> Vec<NssSource> {
+    let mut sources: Vec<NssSource> = Vec::new();
+    let mut rest = line.trim();
+    while !rest.is_empty() {
+        if let Some(after) = rest.strip_prefix('[') {
+            let (inside, tail) = after.split_once(']').unwrap_or((after, ""));
+            if let Some(last) = sources.last_mut() {
+                for item in inside.split_whitespace() {
+                    apply_action(last, item);
+                }
+            }
+            rest = tail.trim_start();
+        } else {
+            let end = rest
+                .find(|c: char| c.is_whitespace() || c == '[')
+                .unwrap_or(rest.len());
+            sources.push(NssSource {
+                name: rest[..end].to_ascii_lowercase(),
+                actions: BTreeMap::new(),
+            });
+            rest = rest[end..].trim_start();
+        }
+    }
+    sources
+}
+
+fn apply_action(source: &mut NssSource, item: &str) {
+    let Some((status, action)) = item.split_once('=') else {
+        return;
+    };
+    let (negated, status) = match status.strip_prefix('!') {
+        Some(s) => (true, s),
+        None => (false, status),
+    };
+    let action = match action.to_ascii_lowercase().as_str() {
+        "return" => NssAction::Return,
+        // "merge" only matters for group databases; for hosts it behaves as continue.
+        "continue" | "merge" => NssAction::Continue,
+        _ => return,
+    };
+    let all = [
+        NssStatus::Success,
+        NssStatus::NotFound,
+        NssStatus::Unavail,
+        NssStatus::TryAgain,
+    ];
+    let named = match status.to_ascii_uppercase().as_str() {
+        "SUCCESS" => NssStatus::Success,
+        "NOTFOUND" => NssStatus::NotFound,
+        "UNAVAIL" => NssStatus::Unavail,
+        "TRYAGAIN" => NssStatus::TryAgain,
+        _ => return,
+    };
+    for s in all {
+        if (s == named) != negated {
+            source.actions.insert(s, action);
+        }
+    }
+}
+
+/// What one source gave for a name.
+struct SourceResult {
+    status: NssStatus,
+    addresses: Vec<IpAddr>,
+    hosts_lines: Vec<HostsFileEntry>,
+    note: String,
+}
+
+/// The outcome of DNS lookups (A and AAAA) as an nsswitch status, with their addresses.
+fn from_lookups(lookups: &[&DnsLookup], what: &str) -> SourceResult {
+    let addresses: Vec<IpAddr> = lookups
+        .iter()
+        .flat_map(|l| l.addresses.iter())
+        .filter_map(|a| a.ip.parse().ok())
+        .collect();
+    let outcomes: Vec<DnsOutcome> = lookups.iter().map(|l| l.outcome).collect();
+    let status = if !addresses.is_empty() {
+        NssStatus::Success
+    } else if outcomes.is_empty() || outcomes.iter().all(|o| *o == DnsOutcome::Error) {
+        NssStatus::Unavail
+    } else if outcomes
+        .iter()
+        .any(|o| matches!(o, DnsOutcome::Timeout | DnsOutcome::ServFail))
+    {
+        NssStatus::TryAgain
+    } else {
+        NssStatus::NotFound
+    };
+    let server = lookups
+        .iter()
+        .find_map(|l| l.server.clone())
+        .map(|s| format!(" ({s})"))
+        .unwrap_or_default();
+    SourceResult {
+        status,
+        addresses,
+        hosts_lines: Vec::new(),
+        note: format!("{what}{server}: {status:?}"),
+    }
+}
+
+/// Walks the `hosts:` sources for `name` as glibc does. `system` holds the host's DNS
+/// lookups (resolv.conf servers), `stub` those of systemd-resolved's stub when asked.
+pub fn resolve(
+    files: &HostFiles,
+    name: &str,
+    service: Service,
+    system: &[&DnsLookup],
+    stub: &[&DnsLookup],
+    classifier: &Classifier<'_>,
+) -> AppResolution {
+    let mut steps = Vec::new();
+    let mut answer: Option<(AppSource, SourceResult)> = None;
+    for source in &files.sources {
+        let (kind, result) = match source.name.as_str() {
+            "files" => {
+                let hits = files.hosts_file_hits(name);
+                let result = match (&files.hosts, hits.is_empty()) {
+                    (Err(e), _) => SourceResult {
+                        status: NssStatus::Unavail,
+                        addresses: Vec::new(),
+                        hosts_lines: Vec::new(),
+                        note: format!("files: {e}"),
+                    },
+                    (Ok(_), true) => SourceResult {
+                        status: NssStatus::NotFound,
+                        addresses: Vec::new(),
+                        hosts_lines: Vec::new(),
+                        note: format!("files ({}): NotFound", files.hosts_path.display()),
+                    },
+                    (Ok(_), false) => SourceResult {
+                        status: NssStatus::Success,
+                        addresses: hits.iter().map(|h| h.ip).collect(),
+                        hosts_lines: hits
+                            .iter()
+                            .map(|h| HostsFileEntry {
+                                path: files.hosts_path.display().to_string(),
+                                line: h.line,
+                                text: h.text.clone(),
+                            })
+                            .collect(),
+                        note: format!(
+                            "files ({} line {}): Success",
+                            files.hosts_path.display(),
+                            hits.iter()
+                                .map(|h| h.line.to_string())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    },
+                };
+                (AppSource::HostsFile, result)
+            }
+            "dns" => (AppSource::Dns, from_lookups(system, "dns")),
+            "resolve" => (AppSource::Resolved, from_lookups(stub, "resolve")),
+            // Multicast DNS modules answer only .local names; myhostname only the host's own.
+            other
+                if other.starts_with("mdns") || other == "myhostname" || other == "mymachines" =>
+            {
+                (
+                    AppSource::Other,
+                    SourceResult {
+                        status: NssStatus::NotFound,
+                        addresses: Vec::new(),
+                        hosts_lines: Vec::new(),
+                        note: format!("{other}: not for AWS service names"),
+                    },
+                )
+            }
+            other => (
+                AppSource::Other,
+                SourceResult {
+                    status: NssStatus::Unavail,
+                    addresses: Vec::new(),
+                    hosts_lines: Vec::new(),
+                    note: format!("{other}: not evaluated by the probe"),
+                },
+            ),
+        };
+        steps.push(result.note.clone());
+        let status = result.status;
+        if status == NssStatus::Success {
+            answer = Some((kind, result));
+        }
+        if source.action(status) == NssAction::Return {
+            break;
+        }
+    }
+    let latency_ms = system
+        .iter()
+        .chain(stub.iter())
+        .map(|l| l.latency_ms)
+        .max()
+        .unwrap_or(0);
+    let (answered_by, addresses, hosts_file) = match answer {
+        Some((kind, result)) => {
+            let mut seen = std::collections::BTreeSet::new();
+            let addresses = result
+                .addresses
+                .into_iter()
+                .filter(|ip| seen.insert(*ip))
+                .map(|ip| {
+                    classifier
+                        .ranges
+                        .classify(ip, service, classifier.region, classifier.vpc_cidrs)
+                })
+                .collect();
+            (Some(kind), addresses, result.hosts_lines)
+        }
+        None => (None, Vec::new(), Vec::new()),
+    };
+    AppResolution {
+        name: name.to_string(),
+        service,
+        nss_sources: files.sources.iter().map(|s| s.name.clone()).collect(),
+        nss_origin: files.sources_origin.clone(),
+        steps,
+        answered_by,
+        hosts_file,
+        addresses,
+        latency_ms,
+    }
+}
+
+impl Check for AppResolution {
+    const KIND: CheckKind = CheckKind::Dns;
+    fn id(&self) -> String {
+        format!("dns/{}/{}", ResolverKind::Application.as_str(), self.name)
+    }
+    fn subject(&self) -> String {
+        self.name.clone()
+    }
+    fn status(&self) -> CheckStatus {
+        match self.answered_by {
+            None => CheckStatus::Fail,
+            // A pinned address goes stale silently: always worth a look.
+            Some(AppSource::HostsFile) => CheckStatus::Warn,
+            Some(_)
+                if self
+                    .addresses
+                    .iter()
+                    .all(|a| a.class == AddressClass::ServiceRegion) =>
+            {
+                CheckStatus::Ok
+            }
+            Some(_) => CheckStatus::Warn,
+        }
+    }
+    fn summary(&self) -> String {
+        let what = match (&self.answered_by, self.hosts_file.first()) {
+            (None, _) => format!("no source answered ({})", self.steps.join("; ")),
+            (Some(AppSource::HostsFile), Some(h)) => format!(
+                "{} from {} line {}",
+                addresses_text(&self.addresses),
+                h.path,
+                h.line
+            ),
+            (Some(source), _) => {
+                format!(
+                    "{} from {}",
+                    addresses_text(&self.addresses),
+                    source.as_str()
+                )
+            }
+        };
+        format!(
+            "{} as applications resolve it (hosts: {}): {what}",
+            self.name,
+            self.nss_sources.join(" ")
+        )
+    }
+    fn duration_ms(&self) -> u64 {
+        self.latency_ms
+    }
+    fn evidence(&self) -> Evidence {
+        Evidence::AppResolution(self.clone())
+    }
+}
+
+fn addresses_text(addresses: &[ClassifiedAddress]) -> String {
+    addresses
+        .iter()
+        .map(|a| format!("{} ({})", a.ip, class_label(a.class)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ranges::IpRanges;
+
+    fn lookup(rt: &str, outcome: DnsOutcome, ips: &[&str]) -> DnsLookup {
+        DnsLookup {
+            name: "s3.eu-west-1.amazonaws.com".into(),
+            service: Service::S3,
+            record_type: rt.into(),
+            resolver: ResolverKind::System,
+            server: Some("10.0.0.2:53".into()),
+            outcome,
+            addresses: ips
+                .iter()
+                .map(|ip| ClassifiedAddress {
+                    ip: ip.to_string(),
+                    class: AddressClass::ServiceRegion,
+                    prefix: None,
+                    prefix_region: None,
+                })
+                .collect(),
+            error: None,
+            latency_ms: 3,
+        }
+    }
+
+    fn files(nss: &str, hosts: &str) -> HostFiles {
+        HostFiles {
+            nsswitch_path: "/etc/nsswitch.conf".into(),
+            sources: parse_nss_hosts(nss),
+            sources_origin: "test".into(),
+            hosts_path: "/etc/hosts".into(),
+            hosts: Ok(parse_hosts(hosts)),
+        }
+    }
+
+    fn run(files: &HostFiles, system: &[DnsLookup], stub: &[DnsLookup]) -> AppResolution {
+        let ranges = IpRanges::embedded();
+        let classifier = Classifier {
+            ranges: &ranges,
+            region: "eu-west-1",
+            vpc_cidrs: &[],
+        };
+        let system: Vec<&DnsLookup> = system.iter().collect();
+        let stub: Vec<&DnsLookup> = stub.iter().collect();
+        resolve(
+            files,
+            "s3.eu-west-1.amazonaws.com",
+            Service::S3,
+            &system,
+            &stub,
+            &classifier,
+        )
+    }
+
+    #[test]
+    fn hosts_file_parsing() {
+        let lines = parse_hosts(
+            "127.0.0.1 localhost\n# comment\n\n198.51.100.9  S3.eu-west-1.amazonaws.com  alias # pinned\nnot-an-ip name\nfe80::1%eth0 ll\n10.0.0.1\n",
+        );
+        assert_eq!(lines.len(), 3);
+        assert_eq!(lines[1].line, 4);
+        assert_eq!(lines[1].ip.to_string(), "198.51.100.9");
+        assert_eq!(
+            lines[1].text,
+            "198.51.100.9 S3.eu-west-1.amazonaws.com alias"
+        );
+        assert_eq!(lines[2].ip.to_string(), "fe80::1");
+    }
+
+    #[test]
+    fn nsswitch_actions() {
+        let s = parse_nss_hosts("files mdns4_minimal [NOTFOUND=return] dns myhostname");
+        let names: Vec<&str> = s.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["files", "mdns4_minimal", "dns", "myhostname"]);
+        assert_eq!(s[1].action(NssStatus::NotFound), NssAction::Return);
+        assert_eq!(s[1].action(NssStatus::Unavail), NssAction::Continue);
+        assert_eq!(s[0].action(NssStatus::Success), NssAction::Return);
+        let d = parse_nss_hosts("dns [!UNAVAIL=return] files");
+        assert_eq!(d[0].action(NssStatus::NotFound), NssAction::Return);
+        assert_eq!(d[0].action(NssStatus::Unavail), NssAction::Continue);
+        assert_eq!(d[0].action(NssStatus::Success), NssAction::Return);
+    }
+
+    #[test]
+    fn hosts_file_wins_before_dns() {
+        let f = files(
+            "files dns",
+            "198.51.100.9 s3.eu-west-1.amazonaws.com\n198.51.100.9 s3.eu-west-1.amazonaws.com\n",
+        );
+        let system = [lookup("A", DnsOutcome::Answered, &["52.218.1.1"])];
+        let r = run(&f, &system, &[]);
+        assert_eq!(r.answered_by, Some(AppSource::HostsFile));
+        assert_eq!(r.addresses.len(), 1, "duplicates collapse");
+        assert_eq!(r.addresses[0].ip, "198.51.100.9");
+        assert_eq!(r.hosts_file[0].line, 1);
+        assert_eq!(r.status(), CheckStatus::Warn);
+    }
+
+    #[test]
+    fn dns_first_ignores_hosts_file_when_dns_answers() {
+        let f = files("dns files", "198.51.100.9 s3.eu-west-1.amazonaws.com\n");
+        let system = [lookup("A", DnsOutcome::Answered, &["52.218.1.1"])];
+        let r = run(&f, &system, &[]);
+        assert_eq!(r.answered_by, Some(AppSource::Dns));
+        assert_eq!(r.addresses[0].ip, "52.218.1.1");
+        // NXDOMAIN falls through to the hosts file.
+        let r = run(&f, &[lookup("A", DnsOutcome::NxDomain, &[])], &[]);
+        assert_eq!(r.answered_by, Some(AppSource::HostsFile));
+    }
+
+    #[test]
+    fn notfound_return_stops_the_walk() {
+        let f = files(
+            "dns [NOTFOUND=return] files",
+            "198.51.100.9 s3.eu-west-1.amazonaws.com\n",
+        );
+        let r = run(&f, &[lookup("A", DnsOutcome::NxDomain, &[])], &[]);
+        assert_eq!(r.answered_by, None);
+        assert_eq!(r.status(), CheckStatus::Fail);
+    }
+
+    #[test]
+    fn resolved_stub_is_a_source() {
+        let f = files("resolve [!UNAVAIL=return] dns", "");
+        let stub = [lookup("A", DnsOutcome::Answered, &["10.0.9.9"])];
+        let system = [lookup("A", DnsOutcome::Answered, &["52.218.1.1"])];
+        let r = run(&f, &system, &stub);
+        assert_eq!(r.answered_by, Some(AppSource::Resolved));
+        assert_eq!(r.addresses[0].ip, "10.0.9.9");
+        // An unreachable stub is UNAVAIL: glibc goes on to dns.
+        let dead = [lookup("A", DnsOutcome::Error, &[])];
+        let r = run(&f, &system, &dead);
+        assert_eq!(r.answered_by, Some(AppSource::Dns));
+    }
+
+    #[test]
+    fn unreadable_hosts_file_is_evidence() {
+        let mut f = files("files dns", "");
+        f.hosts = Err("cannot read /etc/hosts: denied".into());
+        let r = run(
+            &f,
+            &[lookup("A", DnsOutcome::Answered, &["52.218.1.1"])],
+            &[],
+        );
+        assert_eq!(r.answered_by, Some(AppSource::Dns));
+        assert!(r.steps[0].contains("denied"), "{:?}", r.steps);
+    }
+
+    #[test]
+    fn fifo_and_missing_files_do_not_hang() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+        assert!(read_capped(&fifo).is_err());
+        let f = HostFiles::load_blocking(dir.path().join("none"), dir.path().join("none"));
+        assert!(f.hosts.is_err());
+        assert_eq!(f.sources[0].name, "dns");
+        assert!(f.sources_origin.starts_with("glibc default"));
+    }
+}
