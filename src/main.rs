@@ -126,7 +126,7 @@ fn probe(cfg: Config) -> ExitCode {
         pb.finish_and_clear();
     }
     if let Some(path) = &cfg.output
-        && let Err(e) = render::json::write_atomic(&report, path)
+        && let Err(e) = render::json::write_output(&report, path)
     {
         eprintln!(
             "vpce-probe: cannot write the report to {}: {e}",

@@ -584,3 +584,79 @@ fn bad_input_exits_2_with_one_line_and_probes_nothing() {
     assert_eq!(out.code, 2);
     assert!(out.stderr.contains("AWS_CA_BUNDLE"), "{}", out.stderr);
 }
+
+#[test]
+fn output_to_a_device_a_fifo_or_a_symlink_writes_through_it() {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let lab = Lab::healthy(91);
+    let cheap = ["--no-calls", "--internet-canary", "none"];
+    let run = |output: &std::path::Path| {
+        let mut args = lab.args();
+        args.retain(|a| a != "--internet-canary" && *a != lab.canary_addr());
+        args.extend(cheap.iter().map(|s| s.to_string()));
+        args.extend(["--output".into(), output.display().to_string()]);
+        lab.run(&args)
+    };
+    // A FIFO first: were it replaced by a regular file, /dev/null below would be too.
+    let fifo = lab.dir.path().join("report.fifo");
+    let status = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo");
+    assert!(status.success());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = fifo.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(std::fs::read_to_string(&reader));
+    });
+    let out = run(&fifo);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let meta = std::fs::symlink_metadata(&fifo).expect("lstat fifo");
+    assert!(meta.file_type().is_fifo(), "{:?}", meta.file_type());
+    let text = rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("the report arrives through the FIFO")
+        .expect("read the FIFO");
+    let report: serde_json::Value = serde_json::from_str(&text).expect("JSON report");
+    assert_eq!(report["schema_version"], "1.0");
+
+    let before = std::fs::metadata("/dev/null").expect("stat /dev/null");
+    assert!(before.file_type().is_char_device());
+    let out = run(std::path::Path::new("/dev/null"));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let after = std::fs::symlink_metadata("/dev/null").expect("lstat /dev/null");
+    assert!(
+        after.file_type().is_char_device(),
+        "{:?}",
+        after.file_type()
+    );
+    assert_eq!((after.rdev(), after.ino()), (before.rdev(), before.ino()));
+
+    // A symlink (relative, as ln -s writes them) stays a symlink; its target gets the report.
+    let target = lab.dir.path().join("reports").join("latest.json");
+    std::fs::create_dir(target.parent().expect("parent")).expect("mkdir");
+    std::fs::write(&target, "old").expect("write");
+    let link = lab.dir.path().join("report-link.json");
+    std::os::unix::fs::symlink("reports/latest.json", &link).expect("symlink");
+    let out = run(&link);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let meta = std::fs::symlink_metadata(&link).expect("lstat link");
+    assert!(meta.file_type().is_symlink(), "{:?}", meta.file_type());
+    assert_eq!(
+        std::fs::read_link(&link).expect("readlink"),
+        std::path::Path::new("reports/latest.json")
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&target).expect("read target"))
+            .expect("JSON report at the target");
+    assert_eq!(report["schema_version"], "1.0");
+    // No temporary file left next to the link or the target.
+    for dir in [lab.dir.path(), target.parent().expect("parent")] {
+        let tmp: Vec<_> = std::fs::read_dir(dir)
+            .expect("read_dir")
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp"))
+            .collect();
+        assert!(tmp.is_empty(), "{tmp:?}");
+    }
+}
