@@ -660,3 +660,27 @@ fn output_to_a_device_a_fifo_or_a_symlink_writes_through_it() {
         assert!(tmp.is_empty(), "{tmp:?}");
     }
 }
+
+#[test]
+fn a_proxy_token_given_as_the_user_name_is_never_printed() {
+    let mut lab = Lab::healthy(92);
+    // Port 9 (discard) on loopback: nothing listens, the proxy is unreachable.
+    lab.set_env("HTTPS_PROXY", "http://SECRETTOKEN123@127.0.0.1:9/");
+    let json = lab.probe(&["--format", "json"]);
+    json.expect(1, &["PROXY_IN_PATH", "PROXY_UNREACHABLE"], &[]);
+    let text = lab.probe(&[]);
+    let report = json.report().to_string();
+    for (what, s) in [
+        ("json stdout", &json.stdout),
+        ("json stderr", &json.stderr),
+        ("--output", &report),
+        ("text stdout", &text.stdout),
+        ("text stderr", &text.stderr),
+    ] {
+        assert!(!s.contains("SECRETTOKEN123"), "{what}: {s}");
+    }
+    let stdout: serde_json::Value = serde_json::from_str(&json.stdout).expect("stdout is JSON");
+    assert!(!stdout.to_string().contains("SECRETTOKEN123"));
+    // Redacted, not dropped: the proxy is still named.
+    assert!(report.contains("http://***@127.0.0.1:9/"), "{report}");
+}
