@@ -684,3 +684,57 @@ fn a_proxy_token_given_as_the_user_name_is_never_printed() {
     // Redacted, not dropped: the proxy is still named.
     assert!(report.contains("http://***@127.0.0.1:9/"), "{report}");
 }
+
+/// Run the binary with stdout a pipe whose read end is already closed: every write is EPIPE.
+fn run_with_closed_stdout(args: &[String], env: &[(String, String)]) -> (Option<i32>, String) {
+    let bin = env!("CARGO_BIN_EXE_vpce-probe");
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let out = std::process::Command::new(bin)
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .expect("run vpce-probe");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_closed_stdout_ends_every_command_quietly() {
+    let lab = Lab::healthy(93);
+    let config = lab.dir.path().join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[probe]\nbuckets = [\"{BUCKET}\"]\n[spool]\ndir = \"{}\"\n",
+            lab.dir.path().join("spool").display()
+        ),
+    )
+    .expect("config");
+    let to_strings = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<String>>();
+    let mut json = lab.args();
+    json.extend(to_strings(&["--format", "json"]));
+    let cases: Vec<(Vec<String>, i32)> = vec![
+        (to_strings(&["findings"]), 0),
+        (to_strings(&["schema"]), 0),
+        (to_strings(&["--help"]), 0),
+        (to_strings(&["probe", "--help"]), 0),
+        (
+            to_strings(&["check-config", "--config", &config.display().to_string()]),
+            0,
+        ),
+        (lab.args(), 0),
+        (json, 0),
+    ];
+    for (args, want) in cases {
+        let (code, stderr) = run_with_closed_stdout(&args, &lab.env);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_eq!(code, Some(want), "{args:?}: {stderr}");
+    }
+}
