@@ -186,7 +186,8 @@ impl Config {
                 .unwrap_or(true)
             {
                 return err(format!(
-                    "endpoint override '{url}' is not a URL with a host (AWS_ENDPOINT_URL*)"
+                    "endpoint override '{}' is not a URL with a host (AWS_ENDPOINT_URL*)",
+                    redact_proxy_url(url)
                 ));
             }
         }

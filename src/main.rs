@@ -29,24 +29,21 @@ fn main() -> ExitCode {
         )
         .init();
     match cli.command {
-        Command::Schema => {
-            println!("{}", render::json::schema());
-            ExitCode::SUCCESS
-        }
+        Command::Schema => listing(render::json::schema() + "\n", ExitCode::SUCCESS),
         Command::CheckConfig { config } => {
             match vpce_probe::agent::config::load(&config, Environment::from_process()) {
-                Ok(c) => {
-                    println!(
-                        "{}: ok: probe every {} s (jitter {} s), {} target(s), {} sink(s), spool {}",
+                Ok(c) => listing(
+                    format!(
+                        "{}: ok: probe every {} s (jitter {} s), {} target(s), {} sink(s), spool {}\n",
                         config.display(),
                         c.interval.as_secs(),
                         c.jitter.as_secs(),
                         c.probe.buckets.len() + c.probe.tables.len(),
                         c.sinks.len(),
                         c.spool_dir.display()
-                    );
-                    ExitCode::SUCCESS
-                }
+                    ),
+                    ExitCode::SUCCESS,
+                ),
                 Err(e) => {
                     eprintln!("vpce-probe: {e}");
                     ExitCode::from(EXIT_USAGE)
@@ -55,15 +52,18 @@ fn main() -> ExitCode {
         }
         Command::Agent { config } => agent(config),
         Command::Findings => {
-            for code in FindingCode::ALL {
-                println!(
-                    "{code}\t{}\t{}\t{}",
-                    code.checklist_item(),
-                    code.meaning(),
-                    code.general_fix()
-                );
-            }
-            ExitCode::SUCCESS
+            let text: String = FindingCode::ALL
+                .iter()
+                .map(|code| {
+                    format!(
+                        "{code}\t{}\t{}\t{}\n",
+                        code.checklist_item(),
+                        code.meaning(),
+                        code.general_fix()
+                    )
+                })
+                .collect();
+            listing(text, ExitCode::SUCCESS)
         }
         Command::Probe(args) => {
             let cfg = match Config::from_args(*args, Environment::from_process()) {
@@ -75,6 +75,27 @@ fn main() -> ExitCode {
             };
             probe(cfg)
         }
+    }
+}
+
+/// All of `text` to stdout. println! would panic (exit 101) when the reader has gone away.
+fn write_stdout(text: &str) -> std::io::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    stdout.flush()
+}
+
+/// Print a command's output and exit with `code`. A closed stdout (`| head -1`, `| true`) is a
+/// quiet exit with the same code, not 141 as if killed by SIGPIPE: the reader took what it
+/// wanted, and for check-config the verdict on the file is what the caller asked for.
+/// Any other write error (a full disk) is one line on stderr and exit 3.
+fn listing(text: String, code: ExitCode) -> ExitCode {
+    match write_stdout(&text) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            eprintln!("vpce-probe: cannot write to stdout: {e}");
+            ExitCode::from(EXIT_PROBE_FAILED)
+        }
+        _ => code,
     }
 }
 
@@ -126,7 +147,7 @@ fn probe(cfg: Config) -> ExitCode {
         pb.finish_and_clear();
     }
     if let Some(path) = &cfg.output
-        && let Err(e) = render::json::write_atomic(&report, path)
+        && let Err(e) = render::json::write_output(&report, path)
     {
         eprintln!(
             "vpce-probe: cannot write the report to {}: {e}",
@@ -141,11 +162,13 @@ fn probe(cfg: Config) -> ExitCode {
             render::text::render(&report, &render::text::Style { color })
         }
     };
-    let mut stdout = std::io::stdout().lock();
-    // A closed pipe (| head) is not a probe failure.
-    let _ = stdout.write_all(text.as_bytes());
-    let _ = stdout.flush();
-    drop(stdout);
+    // A closed pipe (| head) is not a probe failure: the exit code stays the verdict's and the
+    // report is still shipped. Other write errors are said, without changing the exit code.
+    if let Err(e) = write_stdout(&text)
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        eprintln!("vpce-probe: cannot write the report to stdout: {e}");
+    }
     let mut shipped_all = true;
     if !cfg.ship.is_empty() {
         let json = render::json::to_string(&report).into_bytes();

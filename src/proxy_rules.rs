@@ -292,7 +292,7 @@ impl ProxyEnv {
 pub struct ProxyChoice {
     /// The variable the proxy came from, e.g. "https_proxy".
     pub variable: String,
-    /// The proxy URL as written, with any password replaced by "***".
+    /// The proxy URL as written, with any user and password replaced by "***".
     pub url_redacted: String,
     /// The proxy host as the client reads it (IPv6 without brackets).
     pub host: String,
@@ -376,10 +376,21 @@ struct ParsedProxy {
 }
 
 fn choice(variable: &str, raw: &str, parsed: ParsedProxy) -> ProxyChoice {
+    let url_redacted = redact_proxy_url(raw);
+    // In a value like http://TOKEN/x@proxy the clients read the token as the host: never show
+    // a host that the redaction hid (the CONNECT check then finds "***" unreachable).
+    let host = if url_redacted
+        .to_ascii_lowercase()
+        .contains(&parsed.host.to_ascii_lowercase())
+    {
+        parsed.host
+    } else {
+        "***".to_owned()
+    };
     ProxyChoice {
         variable: variable.to_owned(),
-        url_redacted: redact_proxy_url(raw),
-        host: parsed.host,
+        url_redacted,
+        host,
         port: parsed.port,
         scheme: parsed.scheme,
     }
@@ -1703,27 +1714,25 @@ pub fn recommended_no_proxy(env: &ProxyEnv, hosts: &[&str]) -> String {
     entries.join(",")
 }
 
-/// A proxy URL with its password replaced by "***" (the user is kept).
-/// Inputs that do not parse are returned with everything between "://" and
-/// the last '@' replaced by "***@" if there is an '@', else unchanged.
+/// A URL with its whole userinfo replaced by "***": the password, and the user too, since a
+/// proxy token is often given as the user alone (`http://TOKEN@proxy:3128`).
+/// Works on text that does not parse as well: everything from after "://" (or from the start
+/// when what precedes "://" is not a scheme) to the last '@' is replaced, so a userinfo holding
+/// '/', '?', '#' or '@' is covered too (at the cost of over-redacting a path with an '@').
 pub fn redact_proxy_url(raw: &str) -> String {
-    let start = raw.find("://").map_or(0, |i| i + 3);
-    let Some(at_rel) = raw[start..].rfind('@') else {
-        return raw.to_owned();
+    let start = match raw.find("://") {
+        Some(i)
+            if i > 0
+                && raw[..i]
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.')) =>
+        {
+            i + 3
+        }
+        _ => 0,
     };
-    let at = start + at_rel;
-    let userinfo = &raw[start..at];
-    let scheme_ok = start == 0
-        || (!raw[..start - 3].is_empty()
-            && raw[..start - 3]
-                .bytes()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.')));
-    // A userinfo holding a delimiter does not parse as userinfo.
-    if !scheme_ok || userinfo.contains(['/', '?', '#', '@']) {
-        return format!("{}***{}", &raw[..start], &raw[at..]);
-    }
-    match userinfo.split_once(':') {
-        Some((user, _password)) => format!("{}{}:***{}", &raw[..start], user, &raw[at..]),
+    match raw[start..].rfind('@') {
+        Some(at) => format!("{}***{}", &raw[..start], &raw[start + at..]),
         None => raw.to_owned(),
     }
 }
@@ -2438,18 +2447,39 @@ mod tests {
         let cases = [
             (
                 "http://user:s3cr3t@proxy.corp:3128",
-                "http://user:***@proxy.corp:3128",
+                "http://***@proxy.corp:3128",
             ),
             ("http://proxy.corp:3128", "http://proxy.corp:3128"),
-            ("user:s3cr3t@proxy.corp:3128", "user:***@proxy.corp:3128"),
-            ("http://user@proxy.corp:3128", "http://user@proxy.corp:3128"),
+            ("http://proxy.corp:3128/", "http://proxy.corp:3128/"),
+            ("user:s3cr3t@proxy.corp:3128", "***@proxy.corp:3128"),
+            // A token as the user alone, with an empty password, and without a scheme.
+            (
+                "http://TOKEN@proxy.corp:3128/",
+                "http://***@proxy.corp:3128/",
+            ),
+            (
+                "http://TOKEN:@proxy.corp:3128",
+                "http://***@proxy.corp:3128",
+            ),
+            ("TOKEN@proxy.corp:3128", "***@proxy.corp:3128"),
+            ("http://:s3cr3t@proxy.corp", "http://***@proxy.corp"),
+            ("http://@proxy.corp", "http://***@proxy.corp"),
             ("http://us:p@ss/w0rd@proxy.corp", "http://***@proxy.corp"),
             (
                 "socks5h://u:p%40ss@10.0.0.1:1080/",
-                "socks5h://u:***@10.0.0.1:1080/",
+                "socks5h://***@10.0.0.1:1080/",
             ),
+            // "://" later in the value is not a scheme separator.
+            (
+                "TOKEN@proxy.corp:3128/?next=http://x",
+                "***@proxy.corp:3128/?next=http://x",
+            ),
+            ("u:a://b@proxy.corp", "***@proxy.corp"),
+            ("http://u:a://b@proxy.corp", "http://***@proxy.corp"),
+            ("://TOKEN@proxy.corp", "***@proxy.corp"),
             ("", ""),
-            ("::@", ":***@"),
+            ("::@", "***@"),
+            ("localhost,169.254.169.254", "localhost,169.254.169.254"),
         ];
         for (raw, want) in cases {
             assert_eq!(redact_proxy_url(raw), want, "{raw}");
@@ -2466,6 +2496,14 @@ mod tests {
             format!("socks5://alice:{secret}@proxy.corp"),
             format!("http://alice:{secret}/x@proxy.corp"),
             format!("ftp://alice:{secret}@proxy.corp"),
+            // The secret as the user name: a token with no password, or an empty one.
+            format!("http://{secret}@proxy.corp:3128/"),
+            format!("http://{secret}:@proxy.corp:3128"),
+            format!("{secret}@proxy.corp:3128"),
+            format!("https://{secret}@proxy.corp"),
+            format!("socks5h://{secret}@proxy.corp"),
+            format!("http://{secret}@[::1]:3128"),
+            format!("http://{secret}/x@proxy.corp"),
         ];
         for value in &values {
             for var in [

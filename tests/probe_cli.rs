@@ -649,3 +649,157 @@ fn bad_input_exits_2_with_one_line_and_probes_nothing() {
     assert_eq!(out.code, 2);
     assert!(out.stderr.contains("AWS_CA_BUNDLE"), "{}", out.stderr);
 }
+
+#[test]
+fn output_to_a_device_a_fifo_or_a_symlink_writes_through_it() {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let lab = Lab::healthy(91);
+    let cheap = ["--no-calls", "--internet-canary", "none"];
+    let run = |output: &std::path::Path| {
+        let mut args = lab.args();
+        args.retain(|a| a != "--internet-canary" && *a != lab.canary_addr());
+        args.extend(cheap.iter().map(|s| s.to_string()));
+        args.extend(["--output".into(), output.display().to_string()]);
+        lab.run(&args)
+    };
+    // A FIFO first: were it replaced by a regular file, /dev/null below would be too.
+    let fifo = lab.dir.path().join("report.fifo");
+    let status = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo");
+    assert!(status.success());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = fifo.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(std::fs::read_to_string(&reader));
+    });
+    let out = run(&fifo);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let meta = std::fs::symlink_metadata(&fifo).expect("lstat fifo");
+    assert!(meta.file_type().is_fifo(), "{:?}", meta.file_type());
+    let text = rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("the report arrives through the FIFO")
+        .expect("read the FIFO");
+    let report: serde_json::Value = serde_json::from_str(&text).expect("JSON report");
+    assert_eq!(report["schema_version"], "1.0");
+
+    let before = std::fs::metadata("/dev/null").expect("stat /dev/null");
+    assert!(before.file_type().is_char_device());
+    let out = run(std::path::Path::new("/dev/null"));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let after = std::fs::symlink_metadata("/dev/null").expect("lstat /dev/null");
+    assert!(
+        after.file_type().is_char_device(),
+        "{:?}",
+        after.file_type()
+    );
+    assert_eq!((after.rdev(), after.ino()), (before.rdev(), before.ino()));
+
+    // A symlink (relative, as ln -s writes them) stays a symlink; its target gets the report.
+    let target = lab.dir.path().join("reports").join("latest.json");
+    std::fs::create_dir(target.parent().expect("parent")).expect("mkdir");
+    std::fs::write(&target, "old").expect("write");
+    let link = lab.dir.path().join("report-link.json");
+    std::os::unix::fs::symlink("reports/latest.json", &link).expect("symlink");
+    let out = run(&link);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let meta = std::fs::symlink_metadata(&link).expect("lstat link");
+    assert!(meta.file_type().is_symlink(), "{:?}", meta.file_type());
+    assert_eq!(
+        std::fs::read_link(&link).expect("readlink"),
+        std::path::Path::new("reports/latest.json")
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&target).expect("read target"))
+            .expect("JSON report at the target");
+    assert_eq!(report["schema_version"], "1.0");
+    // No temporary file left next to the link or the target.
+    for dir in [lab.dir.path(), target.parent().expect("parent")] {
+        let tmp: Vec<_> = std::fs::read_dir(dir)
+            .expect("read_dir")
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp"))
+            .collect();
+        assert!(tmp.is_empty(), "{tmp:?}");
+    }
+}
+
+#[test]
+fn a_proxy_token_given_as_the_user_name_is_never_printed() {
+    let mut lab = Lab::healthy(92);
+    // Port 9 (discard) on loopback: nothing listens, the proxy is unreachable.
+    lab.set_env("HTTPS_PROXY", "http://SECRETTOKEN123@127.0.0.1:9/");
+    let json = lab.probe(&["--format", "json"]);
+    json.expect(1, &["PROXY_IN_PATH", "PROXY_UNREACHABLE"], &[]);
+    let text = lab.probe(&[]);
+    let report = json.report().to_string();
+    for (what, s) in [
+        ("json stdout", &json.stdout),
+        ("json stderr", &json.stderr),
+        ("--output", &report),
+        ("text stdout", &text.stdout),
+        ("text stderr", &text.stderr),
+    ] {
+        assert!(!s.contains("SECRETTOKEN123"), "{what}: {s}");
+    }
+    let stdout: serde_json::Value = serde_json::from_str(&json.stdout).expect("stdout is JSON");
+    assert!(!stdout.to_string().contains("SECRETTOKEN123"));
+    // Redacted, not dropped: the proxy is still named.
+    assert!(report.contains("http://***@127.0.0.1:9/"), "{report}");
+}
+
+/// Run the binary with stdout a pipe whose read end is already closed: every write is EPIPE.
+fn run_with_closed_stdout(args: &[String], env: &[(String, String)]) -> (Option<i32>, String) {
+    let bin = env!("CARGO_BIN_EXE_vpce-probe");
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let out = std::process::Command::new(bin)
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .expect("run vpce-probe");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_closed_stdout_ends_every_command_quietly() {
+    let lab = Lab::healthy(93);
+    let config = lab.dir.path().join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[probe]\nbuckets = [\"{BUCKET}\"]\n[spool]\ndir = \"{}\"\n",
+            lab.dir.path().join("spool").display()
+        ),
+    )
+    .expect("config");
+    let to_strings = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<String>>();
+    let mut json = lab.args();
+    json.extend(to_strings(&["--format", "json"]));
+    let cases: Vec<(Vec<String>, i32)> = vec![
+        (to_strings(&["findings"]), 0),
+        (to_strings(&["schema"]), 0),
+        (to_strings(&["--help"]), 0),
+        (to_strings(&["probe", "--help"]), 0),
+        (
+            to_strings(&["check-config", "--config", &config.display().to_string()]),
+            0,
+        ),
+        (lab.args(), 0),
+        (json, 0),
+    ];
+    for (args, want) in cases {
+        let (code, stderr) = run_with_closed_stdout(&args, &lab.env);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_eq!(code, Some(want), "{args:?}: {stderr}");
+    }
+}

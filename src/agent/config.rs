@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use crate::cli::{ExpectPath, FailOn, Format, ProbeArgs};
 use crate::config::{Config, Environment};
+use crate::proxy_rules::redact_proxy_url;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -337,7 +338,11 @@ pub fn parse(text: &str, env: Environment) -> Result<AgentConfig, String> {
                     .ok()
                     .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
                     .ok_or_else(|| {
-                        format!("sink {}: url = \"{url}\" is not an http(s) URL", i + 1)
+                        format!(
+                            "sink {}: url = \"{}\" is not an http(s) URL",
+                            i + 1,
+                            redact_proxy_url(&url)
+                        )
                     })?;
                 for (field, file) in [
                     ("bearer_token_file", &bearer_token_file),
@@ -399,9 +404,12 @@ pub fn parse(text: &str, env: Environment) -> Result<AgentConfig, String> {
 
 /// `s3://BUCKET/PREFIX/` → (bucket, prefix); the prefix may be empty.
 fn parse_s3_url(url: &str) -> Result<(String, String), String> {
-    let rest = url
-        .strip_prefix("s3://")
-        .ok_or_else(|| format!("url = \"{url}\": expected s3://BUCKET/PREFIX/"))?;
+    let rest = url.strip_prefix("s3://").ok_or_else(|| {
+        format!(
+            "url = \"{}\": expected s3://BUCKET/PREFIX/",
+            redact_proxy_url(url)
+        )
+    })?;
     let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
     crate::config::validate_bucket_name(bucket).map_err(|e| e.to_string())?;
     Ok((bucket.to_string(), prefix.to_string()))
@@ -413,7 +421,8 @@ impl Sink {
     pub fn from_ship_url(url: &str) -> Result<Sink, String> {
         let fail = |why: &str| {
             format!(
-                "--ship '{url}': {why} (expected https://collector/path, s3://BUCKET/PREFIX/ or /absolute/dir)"
+                "--ship '{}': {why} (expected https://collector/path, s3://BUCKET/PREFIX/ or /absolute/dir)",
+                redact_proxy_url(url)
             )
         };
         if url.starts_with("s3://") {
