@@ -249,6 +249,7 @@ pub fn diagnose(r: &ProbeResults, exp: &Expectations) -> Diagnosis {
             name: t.name.clone(),
             endpoint_names: t.endpoint_names.clone(),
             endpoint_override: t.endpoint_override.clone(),
+            names: endpoint_names(r, t),
             path: path_verdict(r, exp, t, canary),
         });
     }
@@ -774,6 +775,34 @@ fn proxy_findings(
             );
         }
     }
+}
+
+fn endpoint_names(r: &ProbeResults, t: &TargetSpec) -> Vec<EndpointName> {
+    t.endpoint_names
+        .iter()
+        .map(|name| {
+            let addresses = r
+                .app_dns
+                .iter()
+                .filter(|d| &d.name == name)
+                .flat_map(|d| {
+                    let source = match (d.answered_by, d.hosts_file.first()) {
+                        (_, Some(h)) => format!("{} line {}", h.path, h.line),
+                        (Some(s), None) => s.as_str().to_string(),
+                        (None, None) => String::new(),
+                    };
+                    d.addresses
+                        .iter()
+                        .map(move |a| format!("{} ({source})", a.ip))
+                })
+                .collect();
+            EndpointName {
+                name: name.clone(),
+                settings: t.name_settings.get(name).cloned().unwrap_or_default(),
+                addresses,
+            }
+        })
+        .collect()
 }
 
 /// A name the hosts file pins: an error when the pinned address fails or is not the service's.
@@ -2037,6 +2066,7 @@ mod tests {
                 service: Service::S3,
                 name: "b".into(),
                 endpoint_names: vec![NAME.into()],
+                name_settings: Default::default(),
                 endpoint_override: None,
             }],
             dns: vec![

@@ -10,6 +10,7 @@ pub mod classify;
 pub mod cli;
 pub mod config;
 pub mod diagnose;
+pub mod endpoints;
 pub mod net;
 pub mod proxy_rules;
 pub mod ranges;

@@ -136,6 +136,13 @@ fn probe(cfg: Config) -> ExitCode {
         Ok(r) => r,
         Err(code) => return code,
     };
+    // A malformed shared config file or an unknown profile is bad input: nothing is probed.
+    if let Err(e) = runtime.block_on(vpce_probe::endpoints::SdkSettings::load(
+        cfg.profile.as_deref(),
+    )) {
+        eprintln!("vpce-probe: {e}");
+        return ExitCode::from(EXIT_USAGE);
+    }
     let spinner = (cfg.progress && std::io::stderr().is_terminal()).then(|| {
         let pb = indicatif::ProgressBar::new_spinner();
         pb.set_message("probing DNS, TCP, TLS, proxy and IMDS...");

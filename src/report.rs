@@ -196,7 +196,21 @@ pub struct TargetReport {
     pub endpoint_names: Vec<String>,
     /// Set when AWS_ENDPOINT_URL_S3 / _DYNAMODB / AWS_ENDPOINT_URL redirects the SDK.
     pub endpoint_override: Option<String>,
+    /// Per name: the settings that produced it and the addresses the applications use.
+    #[serde(default)]
+    pub names: Vec<EndpointName>,
     pub path: PathVerdict,
+}
+
+/// One host name a target's clients call, and where both the name and its addresses came from.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct EndpointName {
+    pub name: String,
+    /// Each setting that produced the name, with its source (variable, profile, rules).
+    pub settings: Vec<String>,
+    /// The addresses the applications connect to, each with its source, e.g.
+    /// "198.51.100.10 (dns)" or "198.51.100.12 (/etc/hosts line 3)".
+    pub addresses: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

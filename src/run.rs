@@ -16,12 +16,13 @@ use crate::checks::app_resolve::{self, HostFiles};
 use crate::checks::calls::CallSite;
 use crate::checks::dns::{Classifier, Resolvers};
 use crate::checks::imds::ImdsResult;
-use crate::checks::region::{RegionCheck, dns_suffix, override_host};
+use crate::checks::region::{RegionCheck, override_host};
 use crate::checks::{
     Check, canary, dns, dynamodb, host, identity, imds, nacl, proxy, region, s3, tcp, tls,
 };
 use crate::config::Config;
 use crate::diagnose::{self, Diagnosis};
+use crate::endpoints::{self, SdkSettings};
 use crate::net::aws::{self as net_aws, PinnedResolver};
 use crate::net::dns::{ServerResolver, system_servers};
 use crate::net::tls::TlsContext;
@@ -36,6 +37,8 @@ pub struct TargetSpec {
     pub service: Service,
     pub name: String,
     pub endpoint_names: Vec<String>,
+    /// Per name, the settings that produced it and their sources.
+    pub name_settings: std::collections::BTreeMap<String, Vec<String>>,
     pub endpoint_override: Option<String>,
 }
 
@@ -149,6 +152,15 @@ async fn probe_all(cfg: &Config, budget: Budget, collector: Arc<Collector>) {
 
     let main_task = async {
         let sdk = region::sdk_region(&cfg.env, cfg.profile.as_deref()).await;
+        // The one-shot probe refused unusable config files before starting (exit 2); the
+        // agent, whose files may change between runs, reports them and goes on with defaults.
+        let settings = SdkSettings::load(cfg.profile.as_deref())
+            .await
+            .unwrap_or_else(|e| {
+                collector.with(|c| c.setup_errors.push(e.to_string()));
+                SdkSettings::default()
+            });
+        let settings = &settings;
         // The instance's region is only waited for when nothing else names one.
         let imds_region = if cfg.region.is_none() && sdk.is_none() {
             imds_once()
@@ -174,12 +186,19 @@ async fn probe_all(cfg: &Config, budget: Budget, collector: Arc<Collector>) {
             let proxy_env = proxy::analyze(&cfg.env.proxy, &imds_url);
             collector.with(|c| {
                 c.region = facts;
-                c.targets = targets(cfg, "", instance.facts.as_ref());
+                c.targets = targets(
+                    cfg,
+                    "",
+                    instance.facts.as_ref(),
+                    settings,
+                    &mut c.setup_errors,
+                );
                 c.proxy_env = Some(proxy_env);
             });
             return;
         };
-        let static_targets = targets(cfg, &probe_region, None);
+        let static_targets =
+            collector.with(|c| targets(cfg, &probe_region, None, settings, &mut c.setup_errors));
         let names = unique_names(&static_targets);
         let proxy_urls: Vec<url::Url> = names
             .iter()
@@ -202,21 +221,25 @@ async fn probe_all(cfg: &Config, budget: Budget, collector: Arc<Collector>) {
             tls: &tls_loader,
             host_files: &host_files,
             resolved_stub: resolved_stub.as_ref(),
+            settings,
         };
         let pipelines = join_all(names.iter().map(|(name, service)| {
-            let nacl = is_regional_name(name, *service, &probe_region);
+            let nacl = is_regional_name(name, &static_targets);
             ctx.name_pipeline(name, *service, nacl, Vec::new())
         }));
         // The account-based DynamoDB name needs the account id, which IMDS knows.
         let account_pipeline = async {
-            if cfg.tables.is_empty() || override_host(ddb_override(cfg)).is_some() {
+            if cfg.tables.is_empty() {
                 return;
             }
             let instance = imds_once().await;
             let Some(account) = instance.facts.as_ref().and_then(|f| f.account_id.clone()) else {
                 return;
             };
-            let name = account_ddb_name(&account, &probe_region);
+            let Some(named) = account_ddb_endpoint(&probe_region, &account, settings) else {
+                return;
+            };
+            let name = named.host.clone();
             let vpc_cidrs = vpc_cidrs(instance.facts.as_ref());
             collector.with(|c| {
                 for t in c
@@ -225,6 +248,7 @@ async fn probe_all(cfg: &Config, budget: Budget, collector: Arc<Collector>) {
                     .filter(|t| t.service == Service::Dynamodb)
                 {
                     t.endpoint_names.push(name.clone());
+                    t.name_settings.insert(name.clone(), named.settings.clone());
                 }
             });
             ctx.name_pipeline(&name, Service::Dynamodb, false, vpc_cidrs)
@@ -275,6 +299,7 @@ struct NameCtx<'a> {
     tls: &'a TlsLoader,
     host_files: &'a HostFiles,
     resolved_stub: Option<&'a Result<ServerResolver, String>>,
+    settings: &'a SdkSettings,
 }
 
 /// The trust store, loaded once in the background and shared by every handshake.
@@ -495,18 +520,31 @@ impl NameCtx<'_> {
             }
         };
         let timeout = self.budget.op();
-        let sdk = net_aws::sdk_config(self.region, http, credentials.clone(), timeout);
+        let sdk = net_aws::sdk_config(
+            self.region,
+            http,
+            credentials.clone(),
+            timeout,
+            net_aws::EndpointFlags {
+                fips: self.settings.fips(),
+                dualstack: self.settings.dualstack(),
+            },
+        );
         let have_credentials = credentials.is_some() && !evidence.expired;
         let account = evidence
             .account
             .clone()
             .or_else(|| instance.and_then(|i| i.account_id.clone()));
-        let s3_override = cfg
-            .env
+        let s3_override = self
+            .settings
             .endpoint_url_s3
-            .clone()
-            .or(cfg.env.endpoint_url.clone());
-        let ddb_override = ddb_override(cfg).cloned();
+            .as_ref()
+            .map(|s| s.value.clone());
+        let ddb_override = self
+            .settings
+            .endpoint_url_dynamodb
+            .as_ref()
+            .map(|s| s.value.clone());
 
         let per_target = async {
             // Sent when the TCP checks are done (an error only if they were cut short).
@@ -570,11 +608,18 @@ impl NameCtx<'_> {
                                 .unwrap_or_else(|| format!("https://{host}"));
                             let account_site = match (&ddb_override, &account) {
                                 (None, Some(a)) => {
-                                    let name = account_ddb_name(a, self.region);
-                                    let site =
-                                        self.call_site(resolver, Service::Dynamodb, &t.id, &name);
-                                    (site.peer.is_some() || site.proxy.is_some())
-                                        .then(|| (format!("https://{name}"), site))
+                                    account_ddb_endpoint(self.region, a, self.settings).and_then(
+                                        |named| {
+                                            let site = self.call_site(
+                                                resolver,
+                                                Service::Dynamodb,
+                                                &t.id,
+                                                &named.host,
+                                            );
+                                            (site.peer.is_some() || site.proxy.is_some())
+                                                .then(|| (format!("https://{}", named.host), site))
+                                        },
+                                    )
                                 }
                                 _ => None,
                             };
@@ -790,23 +835,28 @@ fn build_resolvers(cfg: &Config) -> Resolvers {
     }
 }
 
-fn ddb_override(cfg: &Config) -> Option<&String> {
-    cfg.env
-        .endpoint_url_dynamodb
-        .as_ref()
-        .or(cfg.env.endpoint_url.as_ref())
+/// The account-based DynamoDB name the SDKs would call for `account`, if they use one.
+fn account_ddb_endpoint(
+    region: &str,
+    account: &str,
+    settings: &SdkSettings,
+) -> Option<endpoints::NamedEndpoint> {
+    endpoints::dynamodb_names(region, Some(account), settings)
+        .ok()?
+        .into_iter()
+        .nth(1)
 }
 
-pub fn account_ddb_name(account: &str, region: &str) -> String {
-    format!("{account}.ddb.{region}.{}", dns_suffix(region))
-}
-
-fn is_regional_name(name: &str, service: Service, region: &str) -> bool {
-    let prefix = match service {
-        Service::S3 => "s3",
-        Service::Dynamodb => "dynamodb",
-    };
-    name == format!("{prefix}.{region}.{}", dns_suffix(region))
+/// The regional name of a target (S3: the path-style name, listed last; DynamoDB: first),
+/// where the NACL sweep runs.
+fn is_regional_name(name: &str, targets: &[TargetSpec]) -> bool {
+    targets.iter().any(|t| {
+        let regional = match t.service {
+            Service::S3 => t.endpoint_names.last(),
+            Service::Dynamodb => t.endpoint_names.first(),
+        };
+        regional.is_some_and(|r| r == name)
+    })
 }
 
 fn vpc_cidrs(instance: Option<&InstanceFacts>) -> Vec<IpNet> {
@@ -815,59 +865,55 @@ fn vpc_cidrs(instance: Option<&InstanceFacts>) -> Vec<IpNet> {
         .unwrap_or_default()
 }
 
-/// The names the SDK would use for each target in `region` (empty when no region is known).
-pub fn targets(cfg: &Config, region: &str, instance: Option<&InstanceFacts>) -> Vec<TargetSpec> {
-    let suffix = dns_suffix(region);
-    let s3_override = override_host(
-        cfg.env
-            .endpoint_url_s3
-            .as_ref()
-            .or(cfg.env.endpoint_url.as_ref()),
-    );
-    let ddb_override = override_host(ddb_override(cfg));
+/// The names the SDKs would use for each target in `region` (empty when no region is known),
+/// from the SDKs' endpoint rules; a name the rules refuse is a setup error.
+pub fn targets(
+    cfg: &Config,
+    region: &str,
+    instance: Option<&InstanceFacts>,
+    settings: &SdkSettings,
+    errors: &mut Vec<String>,
+) -> Vec<TargetSpec> {
+    let override_of =
+        |s: &Option<endpoints::Setting<String>>| override_host(s.as_ref().map(|s| &s.value));
     let mut out = Vec::new();
+    let mut spec = |id: String, service, name: &String, names: Result<Vec<_>, String>| {
+        let named: Vec<endpoints::NamedEndpoint> = if region.is_empty() {
+            Vec::new()
+        } else {
+            names.unwrap_or_else(|e| {
+                errors.push(format!("no endpoint for {id}: {e}"));
+                Vec::new()
+            })
+        };
+        out.push(TargetSpec {
+            id,
+            service,
+            name: name.clone(),
+            endpoint_names: named.iter().map(|n| n.host.clone()).collect(),
+            name_settings: named.into_iter().map(|n| (n.host, n.settings)).collect(),
+            endpoint_override: match service {
+                Service::S3 => override_of(&settings.endpoint_url_s3),
+                Service::Dynamodb => override_of(&settings.endpoint_url_dynamodb),
+            },
+        });
+    };
     for bucket in &cfg.buckets {
-        let endpoint_names = if region.is_empty() {
-            Vec::new()
-        } else if let Some(host) = &s3_override {
-            vec![host.clone()]
-        } else {
-            let regional = region::s3_endpoint_host(region, &cfg.env);
-            // Virtual-hosted style unless the name has dots, which TLS wildcards cannot cover:
-            // then the SDK falls back to path style on the regional name.
-            if bucket.contains('.') {
-                vec![regional]
-            } else {
-                vec![format!("{bucket}.{regional}"), regional]
-            }
-        };
-        out.push(TargetSpec {
-            id: format!("s3:{bucket}"),
-            service: Service::S3,
-            name: bucket.clone(),
-            endpoint_names,
-            endpoint_override: s3_override.clone(),
-        });
+        spec(
+            format!("s3:{bucket}"),
+            Service::S3,
+            bucket,
+            endpoints::s3_names(bucket, region, settings),
+        );
     }
+    let account = instance.and_then(|i| i.account_id.as_deref());
     for table in &cfg.tables {
-        let endpoint_names = if region.is_empty() {
-            Vec::new()
-        } else if let Some(host) = &ddb_override {
-            vec![host.clone()]
-        } else {
-            let mut names = vec![format!("dynamodb.{region}.{suffix}")];
-            if let Some(account) = instance.and_then(|i| i.account_id.as_ref()) {
-                names.push(account_ddb_name(account, region));
-            }
-            names
-        };
-        out.push(TargetSpec {
-            id: format!("dynamodb:{table}"),
-            service: Service::Dynamodb,
-            name: table.clone(),
-            endpoint_names,
-            endpoint_override: ddb_override.clone(),
-        });
+        spec(
+            format!("dynamodb:{table}"),
+            Service::Dynamodb,
+            table,
+            endpoints::dynamodb_names(region, account, settings),
+        );
     }
     out
 }

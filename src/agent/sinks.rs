@@ -422,7 +422,13 @@ async fn s3_client(
         chain = chain.profile_name(p);
     }
     let credentials = SharedCredentialsProvider::new(chain.build().await);
-    let sdk = crate::net::aws::sdk_config(&region, http, None, timeout);
+    let sdk = crate::net::aws::sdk_config(
+        &region,
+        http,
+        None,
+        timeout,
+        crate::net::aws::EndpointFlags::default(),
+    );
     let mut conf = aws_sdk_s3::config::Builder::from(&sdk).credentials_provider(credentials);
     if let Some(url) = probe
         .env

@@ -130,13 +130,24 @@ pub fn http_client(
 
 /// An SdkConfig for the probe's calls: one attempt each (a retry would hide what happened),
 /// the probe's timeouts, the credentials the credentials check already loaded.
+/// The endpoint variants the instance's SDKs are configured with, so the probe's calls go to
+/// the same names.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EndpointFlags {
+    pub fips: bool,
+    pub dualstack: bool,
+}
+
 pub fn sdk_config(
     region: &str,
     http: SharedHttpClient,
     credentials: Option<Credentials>,
     timeout: Duration,
+    flags: EndpointFlags,
 ) -> SdkConfig {
     let mut builder = SdkConfig::builder()
+        .use_fips(flags.fips)
+        .use_dual_stack(flags.dualstack)
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(region.to_string()))
         .http_client(http)
