@@ -99,6 +99,9 @@ FAULTS=(
   "dns-second-address:VPC resolver: S3 names answer $S3_IP and $S3_IP2, DynamoDB names $DDB_IP and $DDB_IP2 (fronts serve all four)"
   "blackhole-s3:route table: $S3_IP/32 (S3) to a deleted appliance (blackhole: connections time out)"
   "blackhole-ddb:route table: $DDB_IP/32 (DynamoDB) to a deleted appliance (blackhole: connections time out)"
+  "fips-names:VPC resolver: the FIPS names (s3-fips, dynamodb-fips) answer the service addresses, which serve them"
+  "fips-names-outside:VPC resolver: the FIPS names answer $OUTSIDE_IP (outside the prefix lists: no route through the endpoint)"
+  "dualstack-names:VPC resolver: the dual-stack names (s3.dualstack, dynamodb.<region>.api.aws) answer the service addresses (A only)"
   "hosts-stale-s3:instance: /etc/hosts pins the S3 names to $S3_STALE_IP (in the S3 range, no longer serving)"
   "hosts-pinned-s3:instance: /etc/hosts pins the S3 names to $S3_IP (today's address: works, goes stale later)"
   "blackhole-second-addresses:route table: $S3_IP2/32 and $DDB_IP2/32 (the second addresses) to a deleted appliance (blackhole)"
@@ -245,11 +248,22 @@ meta_config() {
   has_fault dns-interface-endpoint && s3=$IFE_IP
   if has_fault dns-second-address; then s3+=",$S3_IP2"; ddb+=",$DDB_IP2"; fi
   has_fault vpc-dns-disabled && mode=drop
+  local fips_s3="" fips_ddb=""
+  has_fault fips-names && { fips_s3=$S3_IP; fips_ddb=$DDB_IP; }
+  has_fault fips-names-outside && { fips_s3=$OUTSIDE_IP; fips_ddb=$OUTSIDE_IP; }
   has_fault imds-no-role && role=null
   local recs=()
   if ! has_fault dns-nxdomain; then
     recs+=("s3.$REGION.amazonaws.com=$s3" "$BUCKET.s3.$REGION.amazonaws.com=$s3"
       "dynamodb.$REGION.amazonaws.com=$ddb" "$ACCOUNT.ddb.$REGION.amazonaws.com=$ddb")
+    if [ -n "$fips_s3" ]; then
+      recs+=("s3-fips.$REGION.amazonaws.com=$fips_s3" "$BUCKET.s3-fips.$REGION.amazonaws.com=$fips_s3"
+        "dynamodb-fips.$REGION.amazonaws.com=$fips_ddb")
+    fi
+    if has_fault dualstack-names; then
+      recs+=("s3.dualstack.$REGION.amazonaws.com=$s3" "$BUCKET.s3.dualstack.$REGION.amazonaws.com=$s3"
+        "dynamodb.$REGION.api.aws=$ddb" "$ACCOUNT.ddb.$REGION.api.aws=$ddb")
+    fi
     local b
     if [ -s "$LAB_DIR/extra-buckets" ]; then
       while read -r b; do recs+=("$b.s3.$REGION.amazonaws.com=$s3"); done <"$LAB_DIR/extra-buckets"
@@ -318,9 +332,12 @@ aws_config() {
   has_fault tls-intercept && s3_ca=inspect
   has_fault tls-intercept-untrusted && s3_ca=rogue
   local s3_names ddb_names up="127.0.0.1:$MOTO_PORT"
-  s3_names="[\"s3.$REGION.amazonaws.com\", \"*.s3.$REGION.amazonaws.com\"]"
-  ddb_names="[\"dynamodb.$REGION.amazonaws.com\", \"*.ddb.$REGION.amazonaws.com\"]"
-  local rewrite="[[\"ddb.$REGION.amazonaws.com\", \"dynamodb.$REGION.amazonaws.com\"]]"
+  # The certificates cover the FIPS and dual-stack names as AWS's do; the fronts hand moto
+  # the classic names, which it routes.
+  s3_names="[\"s3.$REGION.amazonaws.com\", \"*.s3.$REGION.amazonaws.com\", \"s3-fips.$REGION.amazonaws.com\", \"*.s3-fips.$REGION.amazonaws.com\", \"s3.dualstack.$REGION.amazonaws.com\", \"*.s3.dualstack.$REGION.amazonaws.com\"]"
+  ddb_names="[\"dynamodb.$REGION.amazonaws.com\", \"*.ddb.$REGION.amazonaws.com\", \"dynamodb-fips.$REGION.amazonaws.com\", \"dynamodb.$REGION.api.aws\", \"*.ddb.$REGION.api.aws\"]"
+  local rewrite="[[\"ddb.$REGION.amazonaws.com\", \"dynamodb.$REGION.amazonaws.com\"], [\"dynamodb-fips.$REGION.amazonaws.com\", \"dynamodb.$REGION.amazonaws.com\"], [\"dynamodb.$REGION.api.aws\", \"dynamodb.$REGION.amazonaws.com\"], [\"ddb.$REGION.api.aws\", \"dynamodb.$REGION.amazonaws.com\"]]"
+  local s3_rewrite="[[\"$BUCKET.s3-fips.$REGION.amazonaws.com\", \"$BUCKET.s3.$REGION.amazonaws.com\"], [\"s3-fips.$REGION.amazonaws.com\", \"s3.$REGION.amazonaws.com\"], [\"$BUCKET.s3.dualstack.$REGION.amazonaws.com\", \"$BUCKET.s3.$REGION.amazonaws.com\"], [\"s3.dualstack.$REGION.amazonaws.com\", \"s3.$REGION.amazonaws.com\"]]"
   local second=""
   if has_fault dns-second-address; then
     second="
@@ -336,7 +353,7 @@ aws_config() {
     {"id": "rogue", "name": "$ROGUE_CA_NAME", "cert": "$LAB_DIR/ca/rogue-ca.pem", "key": "$LAB_DIR/ca/rogue-ca.key"}
   ],
   "fronts": [
-    {"bind": "$S3_IP:443", "ca": "$s3_ca", "names": $s3_names, "upstream": "$up", "rules": [$s3_rules]},
+    {"bind": "$S3_IP:443", "ca": "$s3_ca", "names": $s3_names, "upstream": "$up", "rules": [$s3_rules], "host_rewrites": $s3_rewrite},
     {"bind": "$DDB_IP:443", "ca": "lab", "names": $ddb_names, "upstream": "$up", "rules": [$ddb_rules], "host_rewrites": $rewrite},$second
     {"bind": "$IFE_IP:443", "ca": "lab", "names": $s3_names, "upstream": "$up"},
     {"bind": "$STS_IP:443", "ca": "lab", "names": ["sts.$REGION.amazonaws.com", "sts.amazonaws.com"], "upstream": "$up"},
@@ -499,6 +516,32 @@ build_network() {
 
 write_files() {
   mkdir -p "$LAB_DIR"/{pids,logs,ca,corp}
+  # Shared AWS config with the profiles scenarios select (AWS_CONFIG_FILE + AWS_PROFILE); a
+  # profile changes nothing until it is selected.
+  cat >"$LAB_DIR/aws-config" <<EOF
+[default]
+region = $REGION
+
+[profile fips]
+region = $REGION
+use_fips_endpoint = true
+
+[profile dualstack]
+use_dualstack_endpoint = true
+
+[profile pathstyle]
+region = $REGION
+s3 =
+  addressing_style = path
+
+[profile elsewhere]
+region = $REGION
+services = s3-elsewhere
+
+[services s3-elsewhere]
+s3 =
+  endpoint_url = https://s3.us-east-1.amazonaws.com
+EOF
   cat >"$LAB_DIR/ip-ranges.json" <<EOF
 {
   "syncToken": "1732406400",

@@ -67,12 +67,18 @@ SINGLE_VALUED = {
 SCENARIO_KEYS = {"description", "faults", "args", "env", "expect", "known_bug"}
 EXPECT_KEYS = {
     "exit", "present", "absent", "paths", "root_causes", "not_root_causes", "headline", "text",
-    "not_text", "client",
+    "not_text", "client", "sdk_client",
 }
 # [expect] client = "ok" | "fails": what the instance's own curl does with the bucket's URL
 # under the scenario's environment, so a scenario proves the application really fails (or
 # works) where the probe says so.
 CLIENT_URL = "https://lab-bucket.s3.eu-west-1.amazonaws.com/"
+# [expect] sdk_client = "ok" | "fails": what the instance's own AWS SDK (boto3, the AWS CLI's
+# library) does with HeadBucket and DescribeTable under the scenario's environment and shared
+# config: FIPS, dual-stack, profiles and endpoint URLs change the names it calls, which curl
+# never sees.
+SDK_CLIENT = Path(__file__).resolve().parent / "sdk_client.py"
+SDK_PYTHON = Path(os.environ.get("VPCE_PROBE_MOTO", "/opt/vpce-probe-test/venv/bin/moto_server")).parent / "python"
 
 
 class ScenarioError(Exception):
@@ -96,6 +102,7 @@ class Scenario:
     headline: str | None
     text: list[str]
     client: str | None
+    sdk_client: str | None
     not_text: list[str]
     known_bug: str | None
 
@@ -114,8 +121,9 @@ class Scenario:
             raise ScenarioError(f"{path}: unknown [expect] keys {sorted(unknown)}")
         if "description" not in data or "exit" not in expect:
             raise ScenarioError(f"{path}: needs description and expect.exit")
-        if expect.get("client") not in (None, "ok", "fails"):
-            raise ScenarioError(f"{path}: expect.client is \"ok\" or \"fails\"")
+        for key in ("client", "sdk_client"):
+            if expect.get(key) not in (None, "ok", "fails"):
+                raise ScenarioError(f"{path}: expect.{key} is \"ok\" or \"fails\"")
         for target, p in expect.get("paths", {}).items():
             if not set(p) <= {"kind", "confidence", "reachable"}:
                 raise ScenarioError(f"{path}: paths.{target}: only kind, confidence, reachable")
@@ -135,6 +143,7 @@ class Scenario:
             headline=expect.get("headline"),
             text=list(expect.get("text", [])),
             client=expect.get("client"),
+            sdk_client=expect.get("sdk_client"),
             not_text=list(expect.get("not_text", [])),
             known_bug=data.get("known_bug"),
         )
@@ -215,8 +224,8 @@ def split_code(spec: str) -> tuple[str, str | None]:
     return code, (target or None)
 
 
-def check_client(s: Scenario, r: Result) -> None:
-    env = [f"{k}={v}" for k, v in s.env.items()]
+def check_client(s: Scenario, r: Result, home: Path) -> None:
+    env = [f"{k}={substitute(v, home)}" for k, v in s.env.items()]
     proc = subprocess.run(
         ["bash", str(LAB_SH), "exec", "env", *env, "curl", "-sS", "-o", "/dev/null",
          "--max-time", "3", CLIENT_URL],
@@ -230,8 +239,34 @@ def check_client(s: Scenario, r: Result) -> None:
         r.problems.append(f"the instance's curl reaches {CLIENT_URL}; the scenario breaks nothing")
 
 
+def check_sdk_client(s: Scenario, r: Result, home: Path) -> None:
+    env = [f"AWS_CA_BUNDLE={LAB_DIR / 'trust.pem'}"]
+    env += [f"{k}={substitute(v, home)}" for k, v in s.env.items()]
+    proc = subprocess.run(
+        ["bash", str(LAB_SH), "exec", "env", *env, str(SDK_PYTHON), str(SDK_CLIENT)],
+        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+        env={**os.environ, "VPL_LOCK_HELD": "1"},
+    )
+    works = proc.returncode == 0
+    if s.sdk_client == "ok" and not works:
+        r.problems.append(f"the instance's SDK client fails: {proc.stderr.strip()[-600:]}")
+    if s.sdk_client == "fails" and works:
+        r.problems.append("the instance's SDK client works; the scenario breaks nothing")
+
+
 def check(s: Scenario, r: Result) -> None:
     rep = r.report
+    if rep is None and s.exit == 2:
+        # Bad input: nothing is probed and no report is written; one line on stderr says why.
+        if r.exit != 2:
+            r.problems.append(f"exit {r.exit}, expected 2")
+        lines = r.stderr.strip().splitlines()
+        if len(lines) != 1:
+            r.problems.append(f"expected one line on stderr, got {len(lines)}")
+        for needle in s.text:
+            if needle not in r.stderr:
+                r.problems.append(f"stderr lacks {needle!r}")
+        return
     if rep is None:
         r.problems.append("no JSON report was written")
         if s.exit is not None and r.exit != s.exit:
@@ -345,7 +380,9 @@ def run_scenario(s: Scenario, binary: Path) -> Result:
         if not result.problems:
             check(s, result)
         if s.client is not None:
-            check_client(s, result)
+            check_client(s, result, home)
+        if s.sdk_client is not None:
+            check_sdk_client(s, result, home)
     finally:
         shutil.rmtree(home, ignore_errors=True)
     result.seconds = time.monotonic() - started

@@ -606,7 +606,11 @@ impl NameCtx<'_> {
                             let regional_url = ddb_override
                                 .clone()
                                 .unwrap_or_else(|| format!("https://{host}"));
+                            let sdk_derives = self.settings.fips() || self.settings.dualstack();
                             let account_site = match (&ddb_override, &account) {
+                                // With FIPS or dual-stack on, the SDK derives the name itself
+                                // (account-based when the rules allow): the call above is it.
+                                (None, Some(_)) if sdk_derives => None,
                                 (None, Some(a)) => {
                                     account_ddb_endpoint(self.region, a, self.settings).and_then(
                                         |named| {
@@ -627,7 +631,14 @@ impl NameCtx<'_> {
                                 sdk,
                                 table: &t.name,
                                 item_key: cfg.item_key.as_ref(),
-                                regional: (Some(regional_url), site),
+                                // The SDKs refuse an explicit URL with FIPS or dual-stack on: they
+                                // derive the (same) name themselves then.
+                                regional: (
+                                    (ddb_override.is_some()
+                                        || !(self.settings.fips() || self.settings.dualstack()))
+                                    .then_some(regional_url),
+                                    site,
+                                ),
                                 account: account_site,
                                 timeout,
                             }

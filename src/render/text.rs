@@ -121,6 +121,19 @@ pub fn render(report: &Report, style: &Style) -> String {
         for e in &t.path.evidence {
             let _ = writeln!(out, "      - {e}");
         }
+        // A name shaped by a setting (FIPS, dual-stack, a profile's endpoint_url, path style)
+        // says so: it is why the probe tested that name and not the classic one.
+        for n in &t.names {
+            let shaped: Vec<&str> = n
+                .settings
+                .iter()
+                .filter(|s| !s.starts_with("the SDKs' "))
+                .map(String::as_str)
+                .collect();
+            if !shaped.is_empty() {
+                let _ = writeln!(out, "      name {}: {}", n.name, shaped.join("; "));
+            }
+        }
         if let Some(c) = &t.path.to_confirm {
             let _ = writeln!(out, "      to confirm: {c}");
         }
