@@ -6,6 +6,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cli::{ExpectPath, FailOn, Format, ProbeArgs};
+use crate::durations;
+use crate::escape::{shown, shown_path};
+use crate::fsread;
 use crate::proxy_rules::{ProxyEnv, redact_proxy_url};
 use crate::ranges::IpRanges;
 use crate::report::{EffectiveConfig, EnvVar};
@@ -116,14 +119,26 @@ impl Config {
         if args.key.is_some() && args.buckets.is_empty() {
             return err("--key needs a --bucket to read the object from");
         }
-        let timeout = seconds("--timeout", args.timeout, 0.05, 300.0)?;
+        let timeout = durations::seconds(
+            "--timeout",
+            args.timeout,
+            durations::MIN_TIMEOUT,
+            durations::MAX_TIMEOUT,
+        )
+        .map_err(ConfigError)?;
         let default_deadline = if args.reachability_analyzer {
             180.0
         } else {
             20.0
         };
         let deadline_secs = args.deadline.unwrap_or(default_deadline);
-        let deadline = seconds("--deadline", deadline_secs, 0.1, 3600.0)?;
+        let deadline = durations::seconds(
+            "--deadline",
+            deadline_secs,
+            durations::MIN_DEADLINE,
+            durations::MAX_DEADLINE,
+        )
+        .map_err(ConfigError)?;
         if deadline < timeout {
             return err(format!(
                 "--deadline {deadline_secs} is shorter than --timeout {}: the whole run cannot be shorter than one network operation",
@@ -144,6 +159,10 @@ impl Config {
         if let Some(region) = &args.region {
             validate_region(region, &ranges)?;
         }
+        // Read now, not when the run starts: a missing file is a usage error (exit 2), and a FIFO
+        // or a device is refused instead of hanging the run.
+        fsread::read(&args.resolv_conf, fsread::MAX_SMALL)
+            .map_err(|e| ConfigError(format!("--resolv-conf: {e}")))?;
         let internet_canary = parse_canary(&args.internet_canary)?;
         let vpc_resolver = parse_resolver(&args.vpc_resolver)?;
         if let Some(output) = &args.output {
@@ -154,8 +173,8 @@ impl Config {
             if !parent.is_dir() {
                 return err(format!(
                     "--output {}: directory {} does not exist",
-                    output.display(),
-                    parent.display()
+                    shown_path(output),
+                    shown_path(parent)
                 ));
             }
         }
@@ -164,13 +183,12 @@ impl Config {
             ("AWS_CA_BUNDLE", &env.ca_bundle),
             ("SSL_CERT_FILE", &env.ssl_cert_file),
         ] {
+            // Whether it is good PEM is the TLS checks' finding (the applications read it too);
+            // here only that it is a file of sane size.
             if let Some(path) = path
-                && !path.is_file()
+                && let Err(e) = fsread::read(path, fsread::MAX_CA_BUNDLE)
             {
-                return err(format!(
-                    "{var}={}: no such file; point it at a PEM bundle or unset it",
-                    path.display()
-                ));
+                return err(format!("{var}: {e}; point it at a PEM bundle or unset it"));
             }
         }
         for url in [
@@ -187,7 +205,7 @@ impl Config {
             {
                 return err(format!(
                     "endpoint override '{}' is not a URL with a host (AWS_ENDPOINT_URL*)",
-                    redact_proxy_url(url)
+                    shown(&redact_proxy_url(url))
                 ));
             }
         }
@@ -294,15 +312,6 @@ fn dedup(mut v: Vec<String>) -> Vec<String> {
     v
 }
 
-fn seconds(flag: &str, value: f64, min: f64, max: f64) -> Result<Duration, ConfigError> {
-    if !value.is_finite() || value < min || value > max {
-        return err(format!(
-            "{flag} {value}: must be between {min} and {max} seconds"
-        ));
-    }
-    Ok(Duration::from_secs_f64(value))
-}
-
 /// S3 general purpose bucket naming rules:
 /// https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html
 /// `--ship URL...` with the token and CA files that apply to its http(s) URLs.
@@ -317,8 +326,13 @@ fn parse_ship(
         ("--ship-ca-file", ca_file),
     ] {
         if let Some(f) = file {
-            if !f.is_file() {
-                return err(format!("{flag} {}: no such file", f.display()));
+            let usable = if flag == "--ship-ca-file" {
+                crate::net::tls::pem_bundle(f).map(|_| ())
+            } else {
+                fsread::read(f, fsread::MAX_SMALL).map(|_| ())
+            };
+            if let Err(e) = usable {
+                return err(format!("{flag}: {e}"));
             }
             if !urls.iter().any(|u| u.starts_with("http")) {
                 return err(format!(
@@ -349,7 +363,12 @@ fn parse_ship(
 }
 
 pub fn validate_bucket_name(name: &str) -> Result<(), ConfigError> {
-    let bad = |why: &str| err(format!("--bucket '{name}': {why} (S3 bucket naming rules)"));
+    let bad = |why: &str| {
+        err(format!(
+            "--bucket '{}': {why} (S3 bucket naming rules)",
+            shown(name)
+        ))
+    };
     if !(3..=63).contains(&name.len()) {
         return bad("bucket names are 3 to 63 characters long");
     }
@@ -393,7 +412,8 @@ pub fn validate_bucket_name(name: &str) -> Result<(), ConfigError> {
 pub fn validate_table_name(name: &str) -> Result<(), ConfigError> {
     if !(3..=255).contains(&name.len()) {
         return err(format!(
-            "--table '{name}': table names are 3 to 255 characters long (DynamoDB naming rules)"
+            "--table '{}': table names are 3 to 255 characters long (DynamoDB naming rules)",
+            shown(name)
         ));
     }
     if !name
@@ -401,7 +421,8 @@ pub fn validate_table_name(name: &str) -> Result<(), ConfigError> {
         .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
     {
         return err(format!(
-            "--table '{name}': table names use only letters, digits, '_', '-' and '.' (DynamoDB naming rules)"
+            "--table '{}': table names use only letters, digits, '_', '-' and '.' (DynamoDB naming rules)",
+            shown(name)
         ));
     }
     Ok(())
@@ -420,8 +441,10 @@ pub fn validate_region(region: &str, ranges: &IpRanges) -> Result<(), ConfigErro
         .map(|(_, r)| format!("; did you mean {r}?"))
         .unwrap_or_default();
     err(format!(
-        "--region '{region}': not a region with S3 or DynamoDB addresses in the ip-ranges data ({}, {}){suggestion} (a region newer than the data needs a fresh --ip-ranges file)",
-        ranges.source, ranges.create_date
+        "--region '{}': not a region with S3 or DynamoDB addresses in the ip-ranges data ({}, {}){suggestion} (a region newer than the data needs a fresh --ip-ranges file)",
+        shown(region),
+        ranges.source,
+        shown(&ranges.create_date)
     ))
 }
 
@@ -431,7 +454,8 @@ fn parse_canary(raw: &str) -> Result<Option<(String, u16)>, ConfigError> {
     }
     let bad = || {
         err(format!(
-            "--internet-canary '{raw}': expected HOST:PORT (for example checkip.amazonaws.com:443) or none"
+            "--internet-canary '{}': expected HOST:PORT (for example checkip.amazonaws.com:443) or none",
+            shown(raw)
         ))
     };
     let Some((host, port)) = raw.rsplit_once(':') else {
@@ -453,7 +477,8 @@ fn parse_resolver(raw: &str) -> Result<SocketAddr, ConfigError> {
     }
     raw.parse::<SocketAddr>().or_else(|_| {
         err(format!(
-            "--vpc-resolver '{raw}': expected an IP address, optionally with :PORT (for example 169.254.169.253)"
+            "--vpc-resolver '{}': expected an IP address, optionally with :PORT (for example 169.254.169.253)",
+            shown(raw)
         ))
     })
 }

@@ -8,6 +8,7 @@ use clap::Parser;
 use vpce_probe::catalogue::FindingCode;
 use vpce_probe::cli::{Cli, Command, Format};
 use vpce_probe::config::{Config, Environment};
+use vpce_probe::escape::shown_path;
 use vpce_probe::render;
 
 const EXIT_USAGE: u8 = 2;
@@ -15,6 +16,8 @@ const EXIT_PROBE_FAILED: u8 = 3;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let env = Environment::from_process();
+    hide_broken_cert_file(&env);
     // The one-shot probe's output is its report; the agent's is its log (journald reads stderr).
     let default_filter = match cli.command {
         Command::Agent { .. } => "warn,vpce_probe=info",
@@ -30,27 +33,25 @@ fn main() -> ExitCode {
         .init();
     match cli.command {
         Command::Schema => listing(render::json::schema() + "\n", ExitCode::SUCCESS),
-        Command::CheckConfig { config } => {
-            match vpce_probe::agent::config::load(&config, Environment::from_process()) {
-                Ok(c) => listing(
-                    format!(
-                        "{}: ok: probe every {} s (jitter {} s), {} target(s), {} sink(s), spool {}\n",
-                        config.display(),
-                        c.interval.as_secs(),
-                        c.jitter.as_secs(),
-                        c.probe.buckets.len() + c.probe.tables.len(),
-                        c.sinks.len(),
-                        c.spool_dir.display()
-                    ),
-                    ExitCode::SUCCESS,
+        Command::CheckConfig { config } => match vpce_probe::agent::config::load(&config, env) {
+            Ok(c) => listing(
+                format!(
+                    "{}: ok: probe every {} s (jitter {} s), {} target(s), {} sink(s), spool {}\n",
+                    shown_path(&config),
+                    c.interval.as_secs(),
+                    c.jitter.as_secs(),
+                    c.probe.buckets.len() + c.probe.tables.len(),
+                    c.sinks.len(),
+                    shown_path(&c.spool_dir)
                 ),
-                Err(e) => {
-                    eprintln!("vpce-probe: {e}");
-                    ExitCode::from(EXIT_USAGE)
-                }
+                ExitCode::SUCCESS,
+            ),
+            Err(e) => {
+                error_line(&e);
+                ExitCode::from(EXIT_USAGE)
             }
-        }
-        Command::Agent { config } => agent(config),
+        },
+        Command::Agent { config } => agent(config, env),
         Command::Findings => {
             let text: String = FindingCode::ALL
                 .iter()
@@ -66,16 +67,35 @@ fn main() -> ExitCode {
             listing(text, ExitCode::SUCCESS)
         }
         Command::Probe(args) => {
-            let cfg = match Config::from_args(*args, Environment::from_process()) {
+            let cfg = match Config::from_args(*args, env) {
                 Ok(c) => c,
                 Err(e) => {
-                    eprintln!("vpce-probe: {e}");
+                    error_line(&e);
                     return ExitCode::from(EXIT_USAGE);
                 }
             };
             probe(cfg)
         }
     }
+}
+
+/// The AWS SDK's own HTTP clients (credentials, region) load their roots from SSL_CERT_FILE
+/// through rustls-native-certs and assert that they found some: a broken bundle there is a panic
+/// in debug builds and no roots at all in release ones. `env` holds the variable already, so the
+/// probe's TLS checks still report the bundle; the SDK's clients fall back to the system's roots.
+fn hide_broken_cert_file(env: &Environment) {
+    if let Some(path) = &env.ssl_cert_file
+        && vpce_probe::net::tls::pem_bundle(path).is_err()
+    {
+        // SAFETY: called before the logger and the runtime start, while this is the only thread,
+        // so nothing reads the environment concurrently.
+        unsafe { std::env::remove_var("SSL_CERT_FILE") };
+    }
+}
+
+/// One line on stderr: escaped and cut (values in it may come from anywhere; see escape.rs).
+fn error_line(e: &dyn std::fmt::Display) {
+    eprintln!("vpce-probe: {}", vpce_probe::escape::line(&e.to_string()));
 }
 
 /// All of `text` to stdout. println! would panic (exit 101) when the reader has gone away.
@@ -110,19 +130,16 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
         })
 }
 
-fn agent(config: std::path::PathBuf) -> ExitCode {
+fn agent(config: std::path::PathBuf, env: Environment) -> ExitCode {
     let runtime = match runtime() {
         Ok(r) => r,
         Err(code) => return code,
     };
-    match runtime.block_on(vpce_probe::agent::daemon::run(
-        config,
-        Environment::from_process(),
-    )) {
+    match runtime.block_on(vpce_probe::agent::daemon::run(config, env)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "the agent cannot start");
-            eprintln!("vpce-probe: {e}");
+            error_line(&e);
             ExitCode::from(match e {
                 vpce_probe::agent::daemon::StartError::Config(_) => EXIT_USAGE,
                 vpce_probe::agent::daemon::StartError::Setup(_) => EXIT_PROBE_FAILED,
@@ -156,10 +173,10 @@ fn probe(cfg: Config) -> ExitCode {
     if let Some(path) = &cfg.output
         && let Err(e) = render::json::write_output(&report, path)
     {
-        eprintln!(
-            "vpce-probe: cannot write the report to {}: {e}",
-            path.display()
-        );
+        error_line(&format!(
+            "cannot write the report to {}: {e}",
+            shown_path(path)
+        ));
         return ExitCode::from(EXIT_PROBE_FAILED);
     }
     let text = match cfg.format {
@@ -187,7 +204,7 @@ fn probe(cfg: Config) -> ExitCode {
         ));
         for (target, result) in results {
             if let Err(e) = result {
-                eprintln!("vpce-probe: the report was not shipped to {target}: {e}");
+                error_line(&format!("the report was not shipped to {target}: {e}"));
                 shipped_all = false;
             }
         }

@@ -13,11 +13,8 @@ const EMBEDDED: &str = include_str!("../data/ip-ranges-s3-dynamodb.json");
 
 #[derive(Debug, thiserror::Error)]
 pub enum RangesError {
-    #[error("cannot read ip-ranges file {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error("--ip-ranges: {0}")]
+    Read(String),
     #[error(
         "ip-ranges file {path} is not in AWS's ip-ranges.json format: {reason}; download a fresh one from https://ip-ranges.amazonaws.com/ip-ranges.json"
     )]
@@ -68,11 +65,9 @@ impl IpRanges {
     }
 
     pub fn from_file(path: &Path) -> Result<Self, RangesError> {
-        let text = std::fs::read_to_string(path).map_err(|source| RangesError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
-        Self::parse(&text, &path.display().to_string())
+        let text = crate::fsread::read_string(path, crate::fsread::MAX_IP_RANGES)
+            .map_err(RangesError::Read)?;
+        Self::parse(&text, &crate::escape::shown_path(path))
     }
 
     pub fn parse(text: &str, source: &str) -> Result<Self, RangesError> {

@@ -10,6 +10,8 @@ use serde::Deserialize;
 
 use crate::cli::{ExpectPath, FailOn, Format, ProbeArgs};
 use crate::config::{Config, Environment};
+use crate::durations::{self, MAX_DEADLINE, MAX_RETENTION, MAX_TIMEOUT, MAX_WAIT};
+use crate::escape::{shown, shown_path};
 use crate::proxy_rules::redact_proxy_url;
 
 #[derive(Debug, Deserialize)]
@@ -173,52 +175,109 @@ pub struct AgentConfigError {
     pub message: String,
 }
 
+/// Read, parse and [`check_machine`]: what `check-config` runs, and what the agent runs at start
+/// and at every reload, so that the two never disagree about a file.
 pub fn load(path: &Path, env: Environment) -> Result<AgentConfig, AgentConfigError> {
     let err = |message: String| AgentConfigError {
-        path: path.display().to_string(),
+        path: shown_path(path),
         message,
     };
-    let text = std::fs::read_to_string(path).map_err(|e| err(format!("cannot read: {e}")))?;
-    parse(&text, env).map_err(err)
+    let text = crate::fsread::read_string(path, crate::fsread::MAX_SMALL).map_err(&err)?;
+    let config = parse(&text, env).map_err(&err)?;
+    check_machine(&config).map_err(err)?;
+    Ok(config)
+}
+
+/// What the agent's start needs of the machine beyond the file's own rules: a spool directory
+/// it can create, directory sinks that are directories, token and CA files it can use, and the
+/// sinks' clients built exactly as the start builds them.
+pub fn check_machine(config: &AgentConfig) -> Result<(), String> {
+    if !config.sinks.is_empty() {
+        // The spool is created at start (create_dir_all): the nearest existing ancestor must be
+        // a directory, and the spool itself one if it exists.
+        let dir = &config.spool_dir;
+        if let Some(existing) = dir.ancestors().find(|a| a.exists())
+            && !existing.is_dir()
+        {
+            return Err(format!(
+                "spool.dir = \"{}\": {} is not a directory",
+                shown_path(dir),
+                shown_path(existing)
+            ));
+        }
+    }
+    let probe = std::sync::Arc::new(config.probe.clone());
+    for sink in &config.sinks {
+        let fail = |e: String| format!("sink \"{}\": {e}", sink.name());
+        match sink {
+            Sink::Dir { path, .. } if !path.is_dir() => {
+                return Err(fail(format!(
+                    "path = \"{}\" is not a directory",
+                    shown_path(path)
+                )));
+            }
+            Sink::Http {
+                bearer_token_file,
+                ca_file,
+                ..
+            } => {
+                if let Some(f) = bearer_token_file {
+                    crate::fsread::read(f, crate::fsread::MAX_SMALL)
+                        .map_err(|e| fail(format!("bearer_token_file: {e}")))?;
+                }
+                if let Some(f) = ca_file {
+                    crate::net::tls::pem_bundle(f).map_err(|e| fail(format!("ca_file: {e}")))?;
+                }
+            }
+            _ => {}
+        }
+        super::sinks::Sender::new(sink, probe.clone(), &config.shipping)?;
+    }
+    Ok(())
 }
 
 /// Parse and validate; the error is one line a person can act on.
 pub fn parse(text: &str, env: Environment) -> Result<AgentConfig, String> {
     let file: FileConfig = toml::from_str(text).map_err(|e| one_line(&e, text))?;
-    let duration =
-        |field: &str, raw: &Option<String>, default: Duration| -> Result<Duration, String> {
-            match raw {
-                None => Ok(default),
-                Some(s) => humantime::parse_duration(s)
-                    .map_err(|e| format!("{field} = \"{s}\": {e} (write e.g. \"60s\" or \"5m\")")),
-            }
-        };
-    let interval = duration("interval", &file.interval, Duration::from_secs(60))?;
+    // Every duration through durations::parse, with its maximum (MAX_WAIT: 7 days).
+    let duration = |field: &str,
+                    raw: &Option<String>,
+                    default: Duration,
+                    max: Duration|
+     -> Result<Duration, String> {
+        match raw {
+            None => Ok(default),
+            Some(s) => durations::parse(field, s, max),
+        }
+    };
+    let interval = duration(
+        "interval",
+        &file.interval,
+        Duration::from_secs(60),
+        MAX_WAIT,
+    )?;
     if interval < Duration::from_secs(1) {
         return Err(format!(
             "interval = \"{}\": probe at most every second",
-            file.interval.unwrap_or_default()
+            shown(&file.interval.unwrap_or_default())
         ));
     }
-    let jitter = duration("jitter", &file.jitter, interval / 10)?;
+    let jitter = duration("jitter", &file.jitter, interval / 10, MAX_WAIT)?;
     if jitter >= interval {
         return Err("jitter must be shorter than interval".into());
     }
     let p = file.probe;
-    let seconds = |field: &str, raw: &Option<String>| -> Result<Option<f64>, String> {
+    let seconds = |field: &str, raw: &Option<String>, max| -> Result<Option<f64>, String> {
         raw.as_ref()
-            .map(|s| {
-                humantime::parse_duration(s)
-                    .map(|d| d.as_secs_f64())
-                    .map_err(|e| format!("probe.{field} = \"{s}\": {e}"))
-            })
+            .map(|s| durations::parse(&format!("probe.{field}"), s, max).map(|d| d.as_secs_f64()))
             .transpose()
     };
     let choice =
         |field: &str, raw: &Option<String>, allowed: &[&str]| -> Result<Option<String>, String> {
             match raw {
                 Some(v) if !allowed.contains(&v.as_str()) => Err(format!(
-                    "probe.{field} = \"{v}\": expected one of {}",
+                    "probe.{field} = \"{}\": expected one of {}",
+                    shown(v),
                     allowed.join(", ")
                 )),
                 other => Ok(other.clone()),
@@ -251,8 +310,8 @@ pub fn parse(text: &str, env: Environment) -> Result<AgentConfig, String> {
         ship: Vec::new(),
         ship_token_file: None,
         ship_ca_file: None,
-        timeout: seconds("timeout", &p.timeout)?.unwrap_or(3.0),
-        deadline: seconds("deadline", &p.deadline)?,
+        timeout: seconds("timeout", &p.timeout, MAX_TIMEOUT)?.unwrap_or(3.0),
+        deadline: seconds("deadline", &p.deadline, MAX_DEADLINE)?,
         ip_ranges: p.ip_ranges,
         internet_canary: p
             .internet_canary
@@ -280,7 +339,7 @@ pub fn parse(text: &str, env: Environment) -> Result<AgentConfig, String> {
     let metrics_listen = match file.metrics.and_then(|m| m.listen) {
         Some(s) if s == "none" => None,
         Some(s) => Some(s.parse::<SocketAddr>().map_err(|_| {
-            format!("metrics.listen = \"{s}\": expected IP:PORT (e.g. \"{DEFAULT_METRICS}\") or \"none\"")
+            format!("metrics.listen = \"{}\": expected IP:PORT (e.g. \"{DEFAULT_METRICS}\") or \"none\"", shown(&s))
         })?),
         None => DEFAULT_METRICS.parse().ok(),
     };
@@ -297,6 +356,7 @@ pub fn parse(text: &str, env: Environment) -> Result<AgentConfig, String> {
         "spool.max_age",
         &spool.as_ref().and_then(|s| s.max_age.clone()),
         Duration::from_secs(7 * 24 * 3600),
+        MAX_RETENTION,
     )?;
     let defaults = Shipping::default();
     let shipping = file.shipping.as_ref();
@@ -305,16 +365,19 @@ pub fn parse(text: &str, env: Environment) -> Result<AgentConfig, String> {
             "shipping.retry_initial",
             &shipping.and_then(|s| s.retry_initial.clone()),
             defaults.retry_initial,
+            MAX_WAIT,
         )?,
         retry_max: duration(
             "shipping.retry_max",
             &shipping.and_then(|s| s.retry_max.clone()),
             defaults.retry_max,
+            MAX_WAIT,
         )?,
         timeout: duration(
             "shipping.timeout",
             &shipping.and_then(|s| s.timeout.clone()),
             defaults.timeout,
+            MAX_WAIT,
         )?,
     };
     if shipping.retry_initial.is_zero() || shipping.retry_initial > shipping.retry_max {
@@ -341,23 +404,9 @@ pub fn parse(text: &str, env: Environment) -> Result<AgentConfig, String> {
                         format!(
                             "sink {}: url = \"{}\" is not an http(s) URL",
                             i + 1,
-                            redact_proxy_url(&url)
+                            shown(&redact_proxy_url(&url))
                         )
                     })?;
-                for (field, file) in [
-                    ("bearer_token_file", &bearer_token_file),
-                    ("ca_file", &ca_file),
-                ] {
-                    if let Some(f) = file
-                        && !f.is_file()
-                    {
-                        return Err(format!(
-                            "sink {}: {field} = \"{}\": no such file",
-                            i + 1,
-                            f.display()
-                        ));
-                    }
-                }
                 Sink::Http {
                     name: name.unwrap_or_else(|| default_name("http")),
                     url: parsed,
@@ -380,6 +429,16 @@ pub fn parse(text: &str, env: Environment) -> Result<AgentConfig, String> {
                 path,
             },
         };
+        // The spool's rule (names are parts of its file names), checked here so that
+        // check-config refuses what the start would.
+        if super::spool::validate_sink_name(sink.name()).is_err() {
+            return Err(format!(
+                "sink {}: name = \"{}\": use 1 to {} characters among A-Z, a-z, 0-9, '-' and '_'",
+                i + 1,
+                shown(sink.name()),
+                super::spool::MAX_SINK_NAME_LEN
+            ));
+        }
         if sinks.iter().any(|s: &Sink| s.name() == sink.name()) {
             return Err(format!(
                 "sink {}: the name \"{}\" is used twice",
@@ -407,7 +466,7 @@ fn parse_s3_url(url: &str) -> Result<(String, String), String> {
     let rest = url.strip_prefix("s3://").ok_or_else(|| {
         format!(
             "url = \"{}\": expected s3://BUCKET/PREFIX/",
-            redact_proxy_url(url)
+            shown(&redact_proxy_url(url))
         )
     })?;
     let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
@@ -422,7 +481,7 @@ impl Sink {
         let fail = |why: &str| {
             format!(
                 "--ship '{}': {why} (expected https://collector/path, s3://BUCKET/PREFIX/ or /absolute/dir)",
-                redact_proxy_url(url)
+                shown(&redact_proxy_url(url))
             )
         };
         if url.starts_with("s3://") {
@@ -466,7 +525,7 @@ fn one_line(e: &toml::de::Error, text: &str) -> String {
     let line = e
         .span()
         .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
-    let reason = e.message().replace('\n', " ");
+    let reason = crate::escape::line(&e.message().replace('\n', " "));
     match line {
         Some(l) => format!("line {l}: {reason}"),
         None => reason,

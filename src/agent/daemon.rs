@@ -18,6 +18,7 @@ use super::shipper::{self, SharedSpool, Signals, with_spool};
 use super::sinks::Sender;
 use super::spool::{Spool, SpoolConfig};
 use crate::config::Environment;
+use crate::durations::after;
 use crate::report::{OverallStatus, Report};
 
 /// How long SIGTERM lets a run in progress finish before abandoning it.
@@ -76,8 +77,14 @@ struct Agent {
 pub async fn run(path: PathBuf, env: Environment) -> Result<(), StartError> {
     let config = config::load(&path, env.clone()).map_err(|e| StartError::Config(e.to_string()))?;
     let metrics = Arc::new(Metrics::new());
+    // Saturating throughout: durations are bounded by the config (durations::MAX_WAIT), and
+    // the arithmetic on them must not panic even if a bound is ever raised.
     let liveness = Arc::new(Liveness::new(
-        config.probe.deadline + RUN_GRACE + LIVENESS_SLACK,
+        config
+            .probe
+            .deadline
+            .saturating_add(RUN_GRACE)
+            .saturating_add(LIVENESS_SLACK),
     ));
     let listener = match config.metrics_listen {
         Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.map_err(|e| {
@@ -154,7 +161,7 @@ impl Agent {
         let mut next_run = Instant::now();
         loop {
             let wait = next_run.saturating_duration_since(Instant::now());
-            self.liveness.promise(wait + LIVENESS_SLACK);
+            self.liveness.promise(wait.saturating_add(LIVENESS_SLACK));
             tokio::select! {
                 _ = tokio::time::sleep_until(next_run.into()) => {}
                 c = control.recv() => match c {
@@ -165,8 +172,12 @@ impl Agent {
             }
             let started = Instant::now();
             let probe = self.config.probe.clone();
-            self.liveness
-                .promise(probe.deadline + RUN_GRACE + LIVENESS_SLACK);
+            self.liveness.promise(
+                probe
+                    .deadline
+                    .saturating_add(RUN_GRACE)
+                    .saturating_add(LIVENESS_SLACK),
+            );
             let mut run = pin!(crate::run_once(&probe));
             let mut reload_after = false;
             let mut stop: Option<&'static str> = None;
@@ -202,7 +213,7 @@ impl Agent {
             }
             let config = &self.config;
             let jitter = config.jitter.mul_f64(fastrand::f64());
-            next_run = (started + config.interval + jitter).max(Instant::now());
+            next_run = after(started, config.interval.saturating_add(jitter)).max(Instant::now());
         }
     }
 
@@ -309,7 +320,10 @@ impl Agent {
         // Shippers are rebuilt on every reload (a CA or token file may have changed); a
         // delivery in flight is waited for, so that its acknowledgement is not lost.
         self.shippers
-            .stop(Instant::now() + new.shipping.timeout + Duration::from_secs(2))
+            .stop(after(
+                Instant::now(),
+                new.shipping.timeout.saturating_add(Duration::from_secs(2)),
+            ))
             .await;
         if spool_changed && let Err(e) = open_spool(&self.spool, &new).await {
             // Back to the old spool and sinks.

@@ -396,14 +396,14 @@ pub struct Liveness {
 impl Liveness {
     pub fn new(first_due: Duration) -> Liveness {
         Liveness {
-            due_by: std::sync::Mutex::new(Instant::now() + first_due),
+            due_by: std::sync::Mutex::new(crate::durations::after(Instant::now(), first_due)),
         }
     }
 
     /// The loop promises to be back within `within`.
     pub fn promise(&self, within: Duration) {
         if let Ok(mut d) = self.due_by.lock() {
-            *d = Instant::now() + within;
+            *d = crate::durations::after(Instant::now(), within);
         }
     }
 

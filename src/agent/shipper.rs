@@ -129,7 +129,7 @@ async fn ship_loop(
                         retry_in_ms = wait.as_millis() as u64,
                         "cannot ship a report; it stays in the spool"
                     );
-                    backoff = (backoff * 2).min(shipping.retry_max);
+                    backoff = next_backoff(backoff, shipping.retry_max);
                     failed = true;
                     if wait_or_stop(&mut signals, wait).await {
                         return;
@@ -168,16 +168,30 @@ async fn wait_or_stop(signals: &mut Signals, d: Duration) -> bool {
     }
 }
 
+/// Double, up to `max`; saturating, so no setting can make the doubling panic.
+fn next_backoff(current: Duration, max: Duration) -> Duration {
+    current.saturating_mul(2).min(max)
+}
+
 /// Between half and all of `d` ("equal jitter"): agents that lost the same collector at the same
 /// moment do not come back in step.
 fn jittered(d: Duration) -> Duration {
     let half = d / 2;
-    half + half.mul_f64(fastrand::f64())
+    half.saturating_add(half.mul_f64(fastrand::f64()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_maximum_without_overflow() {
+        let s = Duration::from_secs;
+        assert_eq!(next_backoff(s(1), s(300)), s(2));
+        assert_eq!(next_backoff(s(200), s(300)), s(300));
+        assert_eq!(next_backoff(Duration::MAX, Duration::MAX), Duration::MAX);
+        assert!(jittered(Duration::MAX) <= Duration::MAX);
+    }
 
     #[test]
     fn jitter_stays_between_half_and_whole() {

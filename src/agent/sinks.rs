@@ -175,6 +175,9 @@ impl Sender {
                     .map_err(|e| format!("sink {}: {e}", sink.name()))?;
                 let client = reqwest::Client::builder()
                     .use_preconfigured_tls(tls)
+                    // A redirect could take the report (and the bearer token's audience) to
+                    // another host, or from https down to plain http: a 3xx is a failed delivery.
+                    .redirect(reqwest::redirect::Policy::none())
                     .connect_timeout(shipping.timeout)
                     .timeout(shipping.timeout)
                     .user_agent(concat!("vpce-probe/", env!("CARGO_PKG_VERSION")))
@@ -220,7 +223,7 @@ impl Sender {
     /// One delivery attempt, bounded by the shipping timeout. Ok means the other side has it.
     pub async fn send(&self, meta: &ReportMeta, json: &[u8]) -> Result<(), String> {
         match tokio::time::timeout(
-            self.timeout + Duration::from_secs(1),
+            self.timeout.saturating_add(Duration::from_secs(1)),
             self.send_inner(meta, json),
         )
         .await
@@ -228,7 +231,7 @@ impl Sender {
             Ok(r) => r,
             Err(_) => Err(format!(
                 "no answer within {} ms",
-                self.timeout.as_millis() + 1000
+                self.timeout.as_millis().saturating_add(1000)
             )),
         }
     }
@@ -273,6 +276,10 @@ impl Sender {
                 let status = response.status();
                 if status.is_success() {
                     Ok(())
+                } else if status.is_redirection() {
+                    Err(format!(
+                        "the collector answered {status} (redirects are not followed: set the sink's url to the final address)"
+                    ))
                 } else {
                     Err(format!("the collector answered {status}"))
                 }
@@ -353,11 +360,14 @@ pub async fn ship_once(
 }
 
 fn read_token(path: &Path) -> Result<String, String> {
-    let raw = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read the bearer token {}: {e}", path.display()))?;
+    let raw = crate::fsread::read_string(path, crate::fsread::MAX_SMALL)
+        .map_err(|e| format!("bearer token: {e}"))?;
     let token = raw.trim();
     if token.is_empty() {
-        return Err(format!("the bearer token file {} is empty", path.display()));
+        return Err(format!(
+            "the bearer token file {} is empty",
+            crate::escape::shown_path(path)
+        ));
     }
     Ok(token.to_string())
 }
@@ -413,7 +423,7 @@ async fn s3_client(
     let extra_pem: Vec<Vec<u8>> = [&probe.env.ca_bundle, &probe.env.ssl_cert_file]
         .into_iter()
         .flatten()
-        .filter_map(|p| std::fs::read(p).ok())
+        .filter_map(|p| crate::fsread::read(p, crate::fsread::MAX_CA_BUNDLE).ok())
         .collect();
     let http = crate::net::aws::http_client(extra_pem, PinnedResolver::new(servers))?;
     let mut chain = aws_config::default_provider::credentials::DefaultCredentialsChain::builder()

@@ -817,7 +817,8 @@ fn validate_report_id(report_id: &str) -> Result<(), SpoolError> {
     }
 }
 
-fn validate_sink_name(sink: &str) -> Result<(), SpoolError> {
+/// Sink names become parts of file names: `[A-Za-z0-9_-]{1,64}`.
+pub fn validate_sink_name(sink: &str) -> Result<(), SpoolError> {
     let ok = !sink.is_empty()
         && sink.len() <= MAX_SINK_NAME_LEN
         && sink

@@ -103,7 +103,15 @@ pub fn http_client(
     resolver: PinnedResolver,
 ) -> Result<SharedHttpClient, String> {
     let mut trust = TrustStore::default();
-    for pem in extra_pem {
+    for (i, pem) in extra_pem.into_iter().enumerate() {
+        // The SDK's connector parses these only when it is first built, inside a request, with
+        // `expect`: a broken bundle must be refused here, as an error the report carries.
+        crate::net::tls::pem_certificates(&pem).map_err(|e| {
+            format!(
+                "extra CA bundle {} (AWS_CA_BUNDLE, SSL_CERT_FILE) is not a usable PEM bundle: {e}",
+                i + 1
+            )
+        })?;
         trust = trust.with_pem_certificate(pem);
     }
     let tls_context = TlsContext::builder()
@@ -156,8 +164,8 @@ pub fn sdk_config(
             TimeoutConfig::builder()
                 .connect_timeout(timeout)
                 .read_timeout(timeout)
-                .operation_attempt_timeout(timeout * 2)
-                .operation_timeout(timeout * 2)
+                .operation_attempt_timeout(timeout.saturating_mul(2))
+                .operation_timeout(timeout.saturating_mul(2))
                 .build(),
         )
         .sleep_impl(

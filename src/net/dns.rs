@@ -32,8 +32,7 @@ pub struct Answer {
 
 /// The name servers of a resolv.conf file, in order.
 pub fn system_servers(resolv_conf: &Path) -> Result<Vec<SocketAddr>, String> {
-    let data = std::fs::read(resolv_conf)
-        .map_err(|e| format!("cannot read {}: {e}", resolv_conf.display()))?;
+    let data = crate::fsread::read(resolv_conf, crate::fsread::MAX_SMALL)?;
     let (config, _opts) = hickory_resolver::system_conf::parse_resolv_conf(data)
         .map_err(|e| format!("cannot parse {}: {e}", resolv_conf.display()))?;
     let servers: Vec<SocketAddr> = config

@@ -15,8 +15,11 @@ use tokio::net::TcpStream;
 
 use crate::report::{CertificateInfo, TlsOutcome};
 
-/// System roots plus the extra PEM files, and what could not be loaded.
-fn root_store(extra_pem_files: &[std::path::PathBuf]) -> (RootCertStore, Vec<String>) {
+/// System roots plus the extra PEM files; what of the system's could not be loaded, and the
+/// first extra file that is not a usable PEM bundle.
+fn root_store(
+    extra_pem_files: &[std::path::PathBuf],
+) -> (RootCertStore, Vec<String>, Option<String>) {
     let mut roots = RootCertStore::empty();
     let mut load_errors = Vec::new();
     let native = rustls_native_certs::load_native_certs();
@@ -24,32 +27,63 @@ fn root_store(extra_pem_files: &[std::path::PathBuf]) -> (RootCertStore, Vec<Str
         load_errors.push(e.to_string());
     }
     let (_added, _ignored) = roots.add_parsable_certificates(native.certs);
+    let mut extra_error = None;
     for path in extra_pem_files {
-        match CertificateDer::pem_file_iter(path) {
-            Ok(iter) => {
-                let certs: Vec<_> = iter.filter_map(Result::ok).collect();
-                if certs.is_empty() {
-                    load_errors.push(format!("{}: no PEM certificates", path.display()));
-                }
+        match pem_bundle(path) {
+            Ok(certs) => {
                 roots.add_parsable_certificates(certs);
             }
-            Err(e) => load_errors.push(format!("{}: {e}", path.display())),
+            Err(e) => {
+                load_errors.push(e.clone());
+                extra_error.get_or_insert(e);
+            }
         }
     }
-    (roots, load_errors)
+    (roots, load_errors, extra_error)
+}
+
+/// The certificates of a CA bundle a person named (AWS_CA_BUNDLE, SSL_CERT_FILE, a sink's
+/// ca_file), read through [`crate::fsread`]; see [`pem_certificates`].
+pub fn pem_bundle(path: &std::path::Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let bytes = crate::fsread::read(path, crate::fsread::MAX_CA_BUNDLE)?;
+    pem_certificates(&bytes).map_err(|e| {
+        format!(
+            "{}: not a usable PEM bundle: {e}",
+            crate::escape::shown_path(path)
+        )
+    })
+}
+
+/// Every certificate of a PEM bundle, each parsed as a trust anchor; refused whole if any
+/// section is broken (a truncated file, bad base64, DER that is no certificate) or there is
+/// none. The AWS SDK's HTTP client panics on such a bundle, so it is checked before.
+pub fn pem_certificates(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs = CertificateDer::pem_slice_iter(pem)
+        .enumerate()
+        .map(|(i, c)| c.map_err(|e| format!("certificate {}: {e}", i + 1)))
+        .collect::<Result<Vec<_>, _>>()?;
+    if certs.is_empty() {
+        return Err("no PEM certificate in it".into());
+    }
+    for (i, cert) in certs.iter().enumerate() {
+        RootCertStore::empty().add(cert.clone()).map_err(|e| {
+            format!(
+                "certificate {} is not a valid X.509 certificate: {e}",
+                i + 1
+            )
+        })?;
+    }
+    Ok(certs)
 }
 
 /// A verifying client configuration (for the report sinks): system roots plus the extra PEM
-/// files; a file that cannot be read is an error here, since the sink would fail on every send.
+/// files; a file that is not a usable bundle is an error here, since the sink would fail on
+/// every send.
 pub fn client_config(
     extra_pem_files: &[std::path::PathBuf],
 ) -> Result<rustls::ClientConfig, String> {
-    let (roots, errors) = root_store(extra_pem_files);
-    if let Some(e) = errors.iter().find(|e| {
-        extra_pem_files
-            .iter()
-            .any(|p| e.starts_with(&p.display().to_string()))
-    }) {
+    let (roots, _, extra_error) = root_store(extra_pem_files);
+    if let Some(e) = extra_error {
         return Err(format!("trust roots: {e}"));
     }
     rustls::ClientConfig::builder_with_provider(Arc::new(
@@ -69,10 +103,14 @@ pub struct TlsContext {
 }
 
 impl TlsContext {
-    /// System roots plus the extra PEM files (AWS_CA_BUNDLE, SSL_CERT_FILE).
+    /// System roots plus the extra PEM files (AWS_CA_BUNDLE, SSL_CERT_FILE). A broken extra
+    /// file is an error: the applications that read it fail too (the AWS SDK for Rust panics).
     pub fn new(extra_pem_files: &[std::path::PathBuf]) -> Result<Self, String> {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let (roots, load_errors) = root_store(extra_pem_files);
+        let (roots, load_errors, extra_error) = root_store(extra_pem_files);
+        if let Some(e) = extra_error {
+            return Err(e);
+        }
         let count = roots.len();
         let verifier =
             WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
