@@ -5,12 +5,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
-use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use super::Check;
 use crate::classify::{self, Classified, ErrorInfo};
 use crate::net::aws::{CaptureResponse, Captured};
+use crate::net::aws_error;
 use crate::net::millis;
 use crate::report::{CallOutcome, CallResult, CheckKind, CheckStatus, Evidence, Service};
 
@@ -84,6 +84,14 @@ impl CallSite {
                 .get("date")
                 .and_then(|d| classify::clock_offset_secs(d, SystemTime::now()));
         }
+        let service = match self.service {
+            Service::S3 => "S3",
+            Service::Dynamodb => "DynamoDB",
+        };
+        let failure = result
+            .as_ref()
+            .err()
+            .map(|e| aws_error::sdk_error(service, e).text);
         match result {
             Ok(output) => {
                 r.outcome = CallOutcome::Ok;
@@ -93,6 +101,12 @@ impl CallSite {
                 r.outcome = CallOutcome::ServiceError;
                 r.error_code = se.err().code().map(str::to_string);
                 r.error_message = se.err().message().map(str::to_string);
+                // A success status with an answer the SDK could not read has neither code
+                // nor message: say that much (classify treats it as an answer, not an error).
+                let status = se.raw().status().as_u16();
+                if r.error_code.is_none() && r.error_message.is_none() && status < 300 {
+                    r.error_message = failure;
+                }
                 if r.status.is_none() {
                     r.status = Some(se.raw().status().as_u16());
                 }
@@ -100,7 +114,7 @@ impl CallSite {
             }
             Err(SdkError::TimeoutError(_)) => {
                 r.outcome = CallOutcome::Timeout;
-                r.error_message = Some("no answer within the timeout".into());
+                r.error_message = failure;
             }
             Err(SdkError::DispatchFailure(d)) => {
                 r.outcome = if d.is_timeout() {
@@ -108,19 +122,16 @@ impl CallSite {
                 } else {
                     CallOutcome::ConnectionFailed
                 };
-                r.error_message = Some(format!(
-                    "{}",
-                    DisplayErrorContext(&SdkError::<E, HttpResponse>::DispatchFailure(d))
-                ));
+                r.error_message = failure;
             }
-            Err(e @ SdkError::ResponseError(_)) => {
+            Err(SdkError::ResponseError(_)) => {
                 r.outcome = CallOutcome::ServiceError;
-                r.error_message = Some(format!("{}", DisplayErrorContext(&e)));
+                r.error_message = failure;
                 self.classify(&mut r, captured.as_ref());
             }
-            Err(e) => {
+            Err(_) => {
                 r.outcome = CallOutcome::Error;
-                r.error_message = Some(format!("{}", DisplayErrorContext(&e)));
+                r.error_message = failure;
             }
         }
         r
@@ -205,17 +216,20 @@ impl Check for CallResult {
             CallOutcome::Skipped => {
                 format!("skipped: {}", self.error_message.as_deref().unwrap_or(""))
             }
-            _ => format!(
-                "{} {}{}",
-                self.status
+            _ => {
+                let mut what = self
+                    .status
                     .map(|s| s.to_string())
-                    .unwrap_or_else(|| "no answer".into()),
-                self.error_code.as_deref().unwrap_or(""),
-                self.error_message
-                    .as_deref()
-                    .map(|m| format!(": {m}"))
-                    .unwrap_or_default()
-            ),
+                    .unwrap_or_else(|| "no answer".into());
+                // No empty code between the status and the message ("200 : ...").
+                if let Some(code) = self.error_code.as_deref().filter(|c| !c.is_empty()) {
+                    what = format!("{what} {code}");
+                }
+                match self.error_message.as_deref() {
+                    Some(m) => format!("{what}: {m}"),
+                    None => what,
+                }
+            }
         };
         format!(
             "{} {}{via}: {what}{request_id} ({} ms)",

@@ -58,10 +58,7 @@ where
         }
         Ok(Err(e)) => (
             ReadOutcome::Failed,
-            Some(format!(
-                "{}",
-                aws_smithy_types::error::display::DisplayErrorContext(&e)
-            )),
+            Some(crate::net::aws_error::sdk_error("EC2", &e).text),
             None,
         ),
     };

@@ -12,6 +12,7 @@ use aws_types::region::Region;
 
 use super::Check;
 use crate::net::aws::{CaptureResponse, provider_name};
+use crate::net::aws_error::{self, FailureKind};
 use crate::net::millis;
 use crate::report::{CheckKind, CheckStatus, CredentialsEvidence, Evidence};
 
@@ -38,10 +39,7 @@ pub async fn load(
             (evidence, None)
         }
         Ok(Err(e)) => {
-            evidence.error = Some(format!(
-                "{}",
-                aws_smithy_types::error::display::DisplayErrorContext(&e)
-            ));
+            evidence.error = Some(aws_error::credentials_error(&e));
             (evidence, None)
         }
         Ok(Ok(creds)) => {
@@ -74,12 +72,22 @@ pub async fn caller_identity(
         .interceptor(capture.clone())
         .send();
     match tokio::time::timeout(timeout * 2, call).await {
-        Err(_) => evidence.identity_error = Some("STS did not answer within the timeout".into()),
-        Ok(Err(e)) => {
+        Err(_) => {
             evidence.identity_error = Some(format!(
-                "{}",
-                aws_smithy_types::error::display::DisplayErrorContext(&e)
+                "STS did not answer within {} ms",
+                (timeout * 2).as_millis()
             ))
+        }
+        Ok(Err(e)) => {
+            let failure = aws_error::sdk_error("STS", &e);
+            // From a private subnet STS needs an interface endpoint (or a NAT): the usual
+            // reason why it never answers while S3 and DynamoDB work through their gateways.
+            evidence.identity_error = Some(match failure.kind {
+                FailureKind::ConnectTimeout => {
+                    format!("{failure}: no STS endpoint or NAT route in this subnet?")
+                }
+                _ => failure.text,
+            });
         }
         Ok(Ok(out)) => {
             evidence.identity_arn = out.arn().map(str::to_string);
@@ -128,7 +136,8 @@ impl Check for CredentialsEvidence {
         }
         let who = match (&self.identity_arn, &self.identity_error) {
             (Some(arn), _) => arn.clone(),
-            (None, Some(e)) => format!("identity unknown (STS: {e})"),
+            // The error names STS itself ("STS did not answer within 1 s ...").
+            (None, Some(e)) => format!("identity unknown ({e})"),
             _ => "identity not asked".into(),
         };
         format!(

@@ -196,11 +196,16 @@ async fn cleanup(client: &aws_sdk_ec2::Client, ev: &ReachabilityEvidence) -> boo
     ok
 }
 
-fn error_text<E: std::error::Error + 'static>(e: &E) -> String {
-    format!(
-        "{}",
-        aws_smithy_types::error::display::DisplayErrorContext(e)
-    )
+fn error_text<E>(
+    e: &aws_smithy_runtime_api::client::result::SdkError<
+        E,
+        aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+    >,
+) -> String
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    crate::net::aws_error::sdk_error("EC2", e).text
 }
 
 /// Reachability Analyzer's explanation codes in plain words (the common ones; others are shown as codes).

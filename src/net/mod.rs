@@ -2,6 +2,7 @@
 //! so tests point the probe at loopback fakes through configuration alone.
 
 pub mod aws;
+pub mod aws_error;
 pub mod dns;
 pub mod tcp;
 pub mod tls;
