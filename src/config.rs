@@ -160,9 +160,15 @@ impl Config {
             validate_region(region, &ranges)?;
         }
         // Read now, not when the run starts: a missing file is a usage error (exit 2), and a FIFO
-        // or a device is refused instead of hanging the run.
-        fsread::read(&args.resolv_conf, fsread::MAX_SMALL)
-            .map_err(|e| ConfigError(format!("--resolv-conf: {e}")))?;
+        // or a device is refused instead of hanging the run. The host's own /etc/resolv.conf
+        // missing (a dangling systemd-resolved link) is what the probe is there to report:
+        // the DNS checks say so, the run goes on.
+        let host_default_missing = args.resolv_conf == std::path::Path::new("/etc/resolv.conf")
+            && !args.resolv_conf.exists();
+        if !host_default_missing {
+            fsread::read(&args.resolv_conf, fsread::MAX_SMALL)
+                .map_err(|e| ConfigError(format!("--resolv-conf: {e}")))?;
+        }
         let internet_canary = parse_canary(&args.internet_canary)?;
         let vpc_resolver = parse_resolver(&args.vpc_resolver)?;
         if let Some(output) = &args.output {
