@@ -102,6 +102,8 @@ FAULTS=(
   "fips-names:VPC resolver: the FIPS names (s3-fips, dynamodb-fips) answer the service addresses, which serve them"
   "fips-names-outside:VPC resolver: the FIPS names answer $OUTSIDE_IP (outside the prefix lists: no route through the endpoint)"
   "dualstack-names:VPC resolver: the dual-stack names (s3.dualstack, dynamodb.<region>.api.aws) answer the service addresses (A only)"
+  "local-cache-stale:instance: resolv.conf points at a local caching resolver (127.0.0.53) that answers the S3 names with $S3_STALE_IP (a stale cache)"
+  "nsswitch-resolve:instance: nsswitch lists systemd-resolved's module (files resolve [!UNAVAIL=return] dns), which is not installed"
   "hosts-stale-s3:instance: /etc/hosts pins the S3 names to $S3_STALE_IP (in the S3 range, no longer serving)"
   "hosts-pinned-s3:instance: /etc/hosts pins the S3 names to $S3_IP (today's address: works, goes stale later)"
   "blackhole-second-addresses:route table: $S3_IP2/32 and $DDB_IP2/32 (the second addresses) to a deleted appliance (blackhole)"
@@ -394,8 +396,9 @@ write_resolv_conf() { # the instance's /etc/resolv.conf (ip netns exec bind-moun
 # never depends on the machine's own files; extra lines pin names as an administrator would.
 write_hosts() {
   printf '127.0.0.1 localhost\n::1 localhost ip6-localhost\n%s' "${1:-}" >"/etc/netns/$NS_INST/hosts"
-  printf 'hosts: files dns\n' >"/etc/netns/$NS_INST/nsswitch.conf"
+  write_nsswitch 'files dns'
 }
+write_nsswitch() { printf 'hosts: %s\n' "$1" >"/etc/netns/$NS_INST/nsswitch.conf"; }
 s3_names() { echo "s3.$REGION.amazonaws.com $BUCKET.s3.$REGION.amazonaws.com"; }
 
 # Healthy routes, firewall and resolver; idempotent. Routes the faults touch carry proto static.
@@ -442,6 +445,10 @@ apply_net_fault() {
       ip -n "$NS_RTR" route replace default via 10.255.1.2 dev igw proto static ;;
     dns-custom-resolver)
       write_resolv_conf "$CORP_DNS" ;;
+    local-cache-stale)
+      write_resolv_conf 127.0.0.53 ;;
+    nsswitch-resolve)
+      write_nsswitch 'files resolve [!UNAVAIL=return] dns' ;;
     hosts-stale-s3)
       write_hosts "$S3_STALE_IP $(s3_names) # pinned during an outage
 " ;;
@@ -603,12 +610,18 @@ start_daemons() {
   start_proc dnsmasq-corp "$NS_CORP" dnsmasq $(dnsmasq_args "$CORP_DNS" "$S3_IP")
   # shellcheck disable=SC2046
   start_proc dnsmasq-override "$NS_CORP" dnsmasq $(dnsmasq_args "$CORP_DNS_OVERRIDE" "$OUTSIDE_IP")
+  # A local caching resolver on the instance (at systemd-resolved's stub address) holding a
+  # stale S3 answer; asked when resolv.conf points at it (fault local-cache-stale) and, where
+  # libnss_resolve is installed, by nsswitch's `resolve`.
+  # shellcheck disable=SC2046
+  start_proc dnsmasq-stub "$NS_INST" dnsmasq $(dnsmasq_args 127.0.0.53 "$S3_STALE_IP")
   sync_servers
   wait_listen tinyproxy-3128 "$NS_CORP" tcp "$CORP_IP:3128"
   wait_listen tinyproxy-3129 "$NS_CORP" tcp "$CORP_IP:3129"
   wait_listen tinyproxy-3130 "$NS_CORP" tcp "$CORP_IP:3130"
   wait_listen dnsmasq-corp "$NS_CORP" udp "$CORP_DNS:53"
   wait_listen dnsmasq-override "$NS_CORP" udp "$CORP_DNS_OVERRIDE:53"
+  wait_listen dnsmasq-stub "$NS_INST" udp "127.0.0.53:53"
 }
 
 # Seeds moto (once it answers): the bucket with an object, the table with an item.
@@ -739,7 +752,7 @@ cmd_reset() {
   net_healthy
   sync_servers
   local p
-  for p in moto tinyproxy-3128 tinyproxy-3129 tinyproxy-3130 dnsmasq-corp dnsmasq-override; do
+  for p in moto tinyproxy-3128 tinyproxy-3129 tinyproxy-3130 dnsmasq-corp dnsmasq-override dnsmasq-stub; do
     alive "$p" || die "$p is not running (see $LAB_DIR/logs/$p.log); lab.sh up rebuilds the lab"
   done
 }

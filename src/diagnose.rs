@@ -484,8 +484,14 @@ fn diagnose_target(r: &ProbeResults, exp: &Expectations, t: &TargetSpec, f: &mut
         // TCP: only the addresses the applications use decide; the VPC resolver's extra
         // answers are evidence for the hosts-file finding.
         let all_attempts: Vec<&TcpAttempt> = r.tcp.iter().filter(|a| &a.name == name).collect();
-        if let Some(app) = app.filter(|d| d.answered_by == Some(AppSource::HostsFile)) {
-            hosts_file_finding(r, t, name, app, &all_attempts, f);
+        match app.and_then(|d| d.answered_by.map(|s| (d, s))) {
+            Some((app, AppSource::HostsFile)) => {
+                hosts_file_finding(r, t, name, app, &all_attempts, f)
+            }
+            Some((app, AppSource::Dns | AppSource::Resolved)) => {
+                stale_answer_finding(t, name, app, &all_attempts, f)
+            }
+            _ => {}
         }
         let attempts: Vec<&TcpAttempt> = all_attempts
             .iter()
@@ -894,6 +900,55 @@ fn hosts_file_finding(
     );
 }
 
+/// The applications' resolver (a local cache, a corporate server) answers addresses that do not
+/// connect while the VPC resolver's do: the answer, not the network, is what is broken.
+fn stale_answer_finding(
+    t: &TargetSpec,
+    name: &str,
+    app: &AppResolution,
+    attempts: &[&TcpAttempt],
+    f: &mut Findings,
+) {
+    let of = |origin: AddressOrigin| -> Vec<&&TcpAttempt> {
+        attempts.iter().filter(|a| a.origin == origin).collect()
+    };
+    let app_attempts = of(AddressOrigin::Application);
+    let vpc_ok: Vec<&str> = of(AddressOrigin::VpcResolver)
+        .iter()
+        .filter(|a| a.outcome == TcpOutcome::Connected)
+        .map(|a| a.address.as_str())
+        .collect();
+    let app_dead = !app_attempts.is_empty()
+        && app_attempts
+            .iter()
+            .all(|a| a.outcome != TcpOutcome::Connected);
+    if !app_dead || vpc_ok.is_empty() {
+        return;
+    }
+    let source = match app.answered_by {
+        Some(AppSource::Resolved) => "systemd-resolved (nsswitch `resolve`)".to_string(),
+        _ => "the resolv.conf name servers".to_string(),
+    };
+    let dead: Vec<&str> = app_attempts.iter().map(|a| a.address.as_str()).collect();
+    f.add(
+        FindingCode::DNS_RESOLVERS_DISAGREE,
+        Severity::Error,
+        &t.id,
+        format!(
+            "the applications resolve {name} to {} which does not connect; the VPC resolver's answer does",
+            dead.join(", ")
+        ),
+        format!(
+            "The applications resolve through {source} (hosts: {}) and get {}; TCP 443 to it fails. The VPC resolver answers {}, which connects: the applications' resolver holds a stale or rewritten answer.",
+            app.nss_sources.join(" "),
+            dead.join(", "),
+            vpc_ok.join(", ")
+        ),
+        "Flush the local resolver's cache (resolvectl flush-caches, or restart the caching resolver) and make it forward amazonaws.com to the VPC resolver (169.254.169.253) instead of answering from its own data.".into(),
+        vec![app.id()],
+    );
+}
+
 fn tcp_remediation(outcome: TcpOutcome, r: &ProbeResults, service: Service) -> String {
     let i = r.instance.as_ref();
     let subnet = i
@@ -1154,6 +1209,7 @@ fn explained_by(code: FindingCode) -> &'static [FindingCode] {
     match code {
         TCP_TIMEOUT | TCP_REFUSED | TCP_UNREACHABLE => &[
             HOSTS_FILE_OVERRIDE,
+            DNS_RESOLVERS_DISAGREE,
             // Calls to another region's endpoints cannot take this VPC's gateway endpoint.
             REGION_MISMATCH_SDK,
             S3_GLOBAL_ENDPOINT,
@@ -1226,9 +1282,14 @@ fn verdict(findings: &[Finding], fail_on: FailOn, deadline_hit: bool) -> Verdict
         .iter()
         .filter(|f| {
             !explained_by(f.code).iter().any(|cause| {
-                findings
-                    .iter()
-                    .any(|o| o.code == *cause && (o.target == f.target || o.target == "host"))
+                findings.iter().any(|o| {
+                    o.code == *cause
+                        && (o.target == f.target || o.target == "host")
+                        // Resolvers that merely disagree (a warning) explain no failure; only
+                        // the stale answer that fails while the VPC's works (an error) does.
+                        && (o.code != FindingCode::DNS_RESOLVERS_DISAGREE
+                            || o.severity == Severity::Error)
+                })
             })
         })
         .copied()

@@ -715,7 +715,8 @@ impl NameCtx<'_> {
 /// The addresses a name's checks connect to: the applications' own (hosts file, DNS, stub),
 /// else the host's DNS servers', else the VPC resolver's so the route is still tested; plus
 /// the VPC resolver's answers when they differ in kind from the applications' (a hosts-file
-/// pin, a resolver that rewrites the answer), so the report can say which path works.
+/// pin, a resolver that rewrites the answer), or other addresses from another server (a local
+/// cache or a corporate resolver that may hold stale ones), so the report can say which works.
 fn addresses_to_test(
     app: &AppResolution,
     system: &[&DnsLookup],
@@ -748,8 +749,21 @@ fn addresses_to_test(
     let kinds = |v: &[(IpAddr, AddressClass)]| -> BTreeSet<String> {
         v.iter().map(|(_, c)| format!("{c:?}")).collect()
     };
+    let ips = |v: &[(IpAddr, AddressClass)]| -> BTreeSet<IpAddr> {
+        v.iter().map(|(ip, _)| *ip).collect()
+    };
+    // The same server asked twice may rotate its answers (S3 does): no second opinion there.
+    let vpc_server = vpc.iter().find_map(|l| l.server.clone());
+    let app_server = match app.answered_by {
+        Some(AppSource::Dns) | None => system.iter().find_map(|l| l.server.clone()),
+        _ => None,
+    };
+    let other_server = app_server.is_none() || app_server != vpc_server;
     let differs = app.answered_by == Some(AppSource::HostsFile)
-        || (!application.is_empty() && kinds(&application) != kinds(&vpc_answers));
+        || (!application.is_empty() && kinds(&application) != kinds(&vpc_answers))
+        || (other_server
+            && !application.is_empty()
+            && ips(&application).is_disjoint(&ips(&vpc_answers)));
     let mut seen = BTreeSet::new();
     let mut out: Vec<(IpAddr, AddressClass, AddressOrigin)> = application
         .into_iter()

@@ -37,6 +37,8 @@ pub struct HostFiles {
     pub hosts_path: PathBuf,
     /// Lines of the hosts file, or why it could not be read (evidence, never a crash).
     pub hosts: Result<Vec<HostsLine>, String>,
+    /// Sources whose NSS module (libnss_NAME.so.2) is not installed: glibc skips them as UNAVAIL.
+    pub missing_modules: std::collections::BTreeSet<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -89,6 +91,7 @@ impl HostFiles {
                 sources_origin: "glibc default".into(),
                 hosts_path,
                 hosts: Err(format!("reading the name-service files failed: {e}")),
+                missing_modules: Default::default(),
             })
     }
 
@@ -109,18 +112,26 @@ impl HostFiles {
             ),
         };
         let hosts = read_capped(&hosts_path).map(|t| parse_hosts(&t));
+        let missing_modules = sources
+            .iter()
+            .map(|s| s.name.clone())
+            .filter(|name| !nss_module_installed(name))
+            .collect();
         HostFiles {
             nsswitch_path,
             sources,
             sources_origin,
             hosts_path,
             hosts,
+            missing_modules,
         }
     }
 
-    /// Whether any source asks systemd-resolved (then its stub is queried).
+    /// Whether the applications ask systemd-resolved (then its stub is queried).
     pub fn uses_resolved(&self) -> bool {
-        self.sources.iter().any(|s| s.name == "resolve")
+        self.sources
+            .iter()
+            .any(|s| s.name == "resolve" && !self.missing_modules.contains("resolve"))
     }
 
     fn hosts_file_hits(&self, name: &str) -> Vec<&HostsLine> {
@@ -132,6 +143,30 @@ impl HostFiles {
             Err(_) => Vec::new(),
         }
     }
+}
+
+/// Where distributions install NSS modules (Debian's multiarch directories, Amazon Linux's lib64).
+const NSS_MODULE_DIRS: &[&str] = &[
+    "/lib",
+    "/lib64",
+    "/usr/lib",
+    "/usr/lib64",
+    "/lib/x86_64-linux-gnu",
+    "/usr/lib/x86_64-linux-gnu",
+    "/lib/aarch64-linux-gnu",
+    "/usr/lib/aarch64-linux-gnu",
+];
+
+/// glibc 2.34+ has `files` and `dns` built in; any other source is a shared object that may be
+/// missing, and glibc then treats the source as UNAVAIL (Debian without libnss-resolve, say).
+fn nss_module_installed(name: &str) -> bool {
+    if matches!(name, "files" | "dns") {
+        return true;
+    }
+    let file = format!("libnss_{name}.so.2");
+    NSS_MODULE_DIRS
+        .iter()
+        .any(|dir| Path::new(dir).join(&file).exists())
 }
 
 /// A regular file of bounded size: a FIFO or a device must never hang or flood the probe.
@@ -290,6 +325,15 @@ pub fn resolve(
     let mut answer: Option<(AppSource, SourceResult)> = None;
     for source in &files.sources {
         let (kind, result) = match source.name.as_str() {
+            other if files.missing_modules.contains(other) => (
+                AppSource::Other,
+                SourceResult {
+                    status: NssStatus::Unavail,
+                    addresses: Vec::new(),
+                    hosts_lines: Vec::new(),
+                    note: format!("{other}: libnss_{other}.so.2 is not installed, glibc skips it"),
+                },
+            ),
             "files" => {
                 let hits = files.hosts_file_hits(name);
                 let result = match (&files.hosts, hits.is_empty()) {
@@ -496,6 +540,7 @@ mod tests {
             sources_origin: "test".into(),
             hosts_path: "/etc/hosts".into(),
             hosts: Ok(parse_hosts(hosts)),
+            missing_modules: Default::default(),
         }
     }
 
@@ -597,6 +642,13 @@ mod tests {
         let dead = [lookup("A", DnsOutcome::Error, &[])];
         let r = run(&f, &system, &dead);
         assert_eq!(r.answered_by, Some(AppSource::Dns));
+        // Without libnss_resolve the source does not exist for glibc, whatever the stub says.
+        let mut without = f.clone();
+        without.missing_modules.insert("resolve".into());
+        assert!(!without.uses_resolved());
+        let r = run(&without, &system, &stub);
+        assert_eq!(r.answered_by, Some(AppSource::Dns));
+        assert!(r.steps[0].contains("not installed"), "{:?}", r.steps);
     }
 
     #[test]
