@@ -105,6 +105,7 @@ FAULTS=(
   "local-cache-stale:instance: resolv.conf points at a local caching resolver (127.0.0.53) that answers the S3 names with $S3_STALE_IP (a stale cache)"
   "nsswitch-resolve:instance: nsswitch lists systemd-resolved's module (files resolve [!UNAVAIL=return] dns), which is not installed"
   "hosts-stale-s3:instance: /etc/hosts pins the S3 names to $S3_STALE_IP (in the S3 range, no longer serving)"
+  "hosts-stale-s3-regional:instance: /etc/hosts pins only s3.$REGION.amazonaws.com (the path-style name) to $S3_STALE_IP"
   "hosts-pinned-s3:instance: /etc/hosts pins the S3 names to $S3_IP (today's address: works, goes stale later)"
   "blackhole-second-addresses:route table: $S3_IP2/32 and $DDB_IP2/32 (the second addresses) to a deleted appliance (blackhole)"
 )
@@ -451,6 +452,9 @@ apply_net_fault() {
       write_nsswitch 'files resolve [!UNAVAIL=return] dns' ;;
     hosts-stale-s3)
       write_hosts "$S3_STALE_IP $(s3_names) # pinned during an outage
+" ;;
+    hosts-stale-s3-regional)
+      write_hosts "$S3_STALE_IP s3.$REGION.amazonaws.com
 " ;;
     hosts-pinned-s3)
       write_hosts "$S3_IP $(s3_names)
