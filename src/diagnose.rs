@@ -1619,6 +1619,73 @@ fn denial_remediation(
 }
 
 /// The VPC's configuration (when read) turns symptoms into causes.
+/// The applications connect over a family the endpoint does not serve (IPv6 to an IPv4-only
+/// gateway endpoint, or the reverse): that traffic cannot take the endpoint.
+fn address_family_finding(r: &ProbeResults, t: &TargetSpec, ep: &EndpointFacts, f: &mut Findings) {
+    let Some(kind) = ep.ip_address_type.as_deref() else {
+        return;
+    };
+    let serves_v4 = !kind.eq_ignore_ascii_case("ipv6");
+    let serves_v6 = kind.eq_ignore_ascii_case("dualstack") || kind.eq_ignore_ascii_case("ipv6");
+    let used: Vec<&TcpAttempt> = r
+        .tcp
+        .iter()
+        .filter(|a| t.endpoint_names.contains(&a.name) && a.origin == AddressOrigin::Application)
+        .collect();
+    let unserved: Vec<&&TcpAttempt> = used
+        .iter()
+        .filter(|a| {
+            let v6 = a.address.contains(':');
+            (v6 && !serves_v6) || (!v6 && !serves_v4)
+        })
+        .collect();
+    if unserved.is_empty() {
+        return;
+    }
+    let family = if unserved[0].address.contains(':') {
+        "IPv6"
+    } else {
+        "IPv4"
+    };
+    let connected: Vec<&str> = unserved
+        .iter()
+        .filter(|a| a.outcome == TcpOutcome::Connected)
+        .map(|a| a.address.as_str())
+        .collect();
+    let addrs: Vec<&str> = unserved.iter().map(|a| a.address.as_str()).collect();
+    // Connected: that traffic leaves another way (internet or egress-only gateway), a leak.
+    // Not connected: clients fall back to the other family after a delay, if they do at all.
+    let severity = if connected.is_empty() {
+        Severity::Warning
+    } else {
+        Severity::Error
+    };
+    f.add(
+        FindingCode::ENDPOINT_ADDRESS_FAMILY,
+        severity,
+        &t.id,
+        format!(
+            "the applications reach {} over {family}, which the {kind} gateway endpoint {} does not serve",
+            t.service.ranges_name(),
+            ep.id
+        ),
+        format!(
+            "The applications' addresses include {} ({family}); the endpoint's IP address type is {kind}. {}",
+            addrs.join(", "),
+            if connected.is_empty() {
+                "Those connections fail, so clients wait before trying the other family.".to_string()
+            } else {
+                format!("{} connected anyway: that traffic leaves by another path, not through the endpoint.", connected.join(", "))
+            }
+        ),
+        format!(
+            "aws ec2 modify-vpc-endpoint --vpc-endpoint-id {} --ip-address-type dualstack (the subnet needs an IPv6 CIDR), or turn dual-stack off in the clients (AWS_USE_DUALSTACK_ENDPOINT / use_dualstack_endpoint).",
+            ep.id
+        ),
+        vec!["ec2".to_string()],
+    );
+}
+
 fn control_plane_findings(r: &ProbeResults, t: &TargetSpec, f: &mut Findings) {
     let Some(cp) = &r.control_plane else { return };
     let region = r.region.effective.as_deref().unwrap_or("<region>");
@@ -1651,6 +1718,9 @@ fn control_plane_findings(r: &ProbeResults, t: &TargetSpec, f: &mut Findings) {
             ),
             ids.clone(),
         );
+    }
+    if let Some(ep) = endpoint {
+        address_family_finding(r, t, ep, f);
     }
     if let (Some(ep), Some(table)) = (endpoint, &cp.route_table) {
         let route =
@@ -2415,6 +2485,46 @@ mod tests {
                 &["NO_GATEWAY_ENDPOINT"],
                 &[],
                 PathKind::Unknown,
+            ),
+            (
+                "IPv6 connects to an IPv4-only endpoint: the v6 traffic leaks",
+                |r, _| {
+                    let mut v6 = tcp("2600:1fa0::1", TcpOutcome::Connected);
+                    v6.address_class = AddressClass::ServiceRegion;
+                    r.tcp.push(v6);
+                    r.control_plane = Some(ControlPlane {
+                        endpoints: vec![EndpointFacts {
+                            id: "vpce-1".into(),
+                            service: Service::S3,
+                            ip_address_type: Some("ipv4".into()),
+                            ..EndpointFacts::default()
+                        }],
+                        ..ControlPlane::default()
+                    });
+                },
+                1,
+                &["ENDPOINT_ADDRESS_FAMILY"],
+                &[],
+                PathKind::GatewayEndpoint,
+            ),
+            (
+                "IPv6 to a dual-stack endpoint is fine",
+                |r, _| {
+                    r.tcp.push(tcp("2600:1fa0::1", TcpOutcome::Connected));
+                    r.control_plane = Some(ControlPlane {
+                        endpoints: vec![EndpointFacts {
+                            id: "vpce-1".into(),
+                            service: Service::S3,
+                            ip_address_type: Some("dualstack".into()),
+                            ..EndpointFacts::default()
+                        }],
+                        ..ControlPlane::default()
+                    });
+                },
+                0,
+                &[],
+                &["ENDPOINT_ADDRESS_FAMILY"],
+                PathKind::GatewayEndpoint,
             ),
             (
                 "deadline with nothing found",
