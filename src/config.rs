@@ -80,7 +80,7 @@ pub struct Config {
     pub format: Format,
     pub output: Option<PathBuf>,
     /// `--ship` destinations of the one-shot probe (the agent's sinks come from its file).
-    pub ship: Vec<crate::agent::config::Sink>,
+    pub ship: Vec<Sink>,
     pub timeout: Duration,
     pub deadline: Duration,
     pub ranges: IpRanges,
@@ -325,8 +325,7 @@ fn parse_ship(
     urls: &[String],
     token_file: &Option<PathBuf>,
     ca_file: &Option<PathBuf>,
-) -> Result<Vec<crate::agent::config::Sink>, ConfigError> {
-    use crate::agent::config::Sink;
+) -> Result<Vec<Sink>, ConfigError> {
     for (flag, file) in [
         ("--ship-token-file", token_file),
         ("--ship-ca-file", ca_file),
@@ -411,6 +410,112 @@ pub fn validate_bucket_name(name: &str) -> Result<(), ConfigError> {
         }
     }
     Ok(())
+}
+
+/// How sinks retry: exponential backoff from `retry_initial` to `retry_max`, with jitter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shipping {
+    pub retry_initial: Duration,
+    pub retry_max: Duration,
+    /// Bound on one delivery attempt (connect, send, answer).
+    pub timeout: Duration,
+}
+
+impl Default for Shipping {
+    fn default() -> Self {
+        Shipping {
+            retry_initial: Duration::from_secs(1),
+            retry_max: Duration::from_secs(300),
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sink {
+    Http {
+        name: String,
+        url: url::Url,
+        bearer_token_file: Option<PathBuf>,
+        ca_file: Option<PathBuf>,
+        gzip: bool,
+    },
+    S3 {
+        name: String,
+        bucket: String,
+        prefix: String,
+    },
+    Dir {
+        name: String,
+        path: PathBuf,
+    },
+}
+
+impl Sink {
+    pub fn name(&self) -> &str {
+        match self {
+            Sink::Http { name, .. } | Sink::S3 { name, .. } | Sink::Dir { name, .. } => name,
+        }
+    }
+}
+
+/// `s3://BUCKET/PREFIX/` → (bucket, prefix); the prefix may be empty.
+pub fn parse_s3_url(url: &str) -> Result<(String, String), String> {
+    let rest = url.strip_prefix("s3://").ok_or_else(|| {
+        format!(
+            "url = \"{}\": expected s3://BUCKET/PREFIX/",
+            shown(&redact_proxy_url(url))
+        )
+    })?;
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    validate_bucket_name(bucket).map_err(|e| e.to_string())?;
+    Ok((bucket.to_string(), prefix.to_string()))
+}
+
+impl Sink {
+    /// The sink of `probe --ship URL`: http(s)://… posts, s3://BUCKET/PREFIX/ puts, and an
+    /// absolute path (or file:///path) writes into that directory.
+    pub fn from_ship_url(url: &str) -> Result<Sink, String> {
+        let fail = |why: &str| {
+            format!(
+                "--ship '{}': {why} (expected https://collector/path, s3://BUCKET/PREFIX/ or /absolute/dir)",
+                shown(&redact_proxy_url(url))
+            )
+        };
+        if url.starts_with("s3://") {
+            let (bucket, prefix) = parse_s3_url(url).map_err(|e| fail(&e))?;
+            return Ok(Sink::S3 {
+                name: "ship-s3".into(),
+                bucket,
+                prefix,
+            });
+        }
+        if url.starts_with("http://") || url.starts_with("https://") {
+            let parsed = url::Url::parse(url)
+                .ok()
+                .filter(|u| u.host().is_some())
+                .ok_or_else(|| fail("not a valid URL"))?;
+            return Ok(Sink::Http {
+                name: "ship-http".into(),
+                url: parsed,
+                bearer_token_file: None,
+                ca_file: None,
+                gzip: true,
+            });
+        }
+        let path = url.strip_prefix("file://").unwrap_or(url);
+        let path = PathBuf::from(path);
+        if !path.is_absolute() {
+            return Err(fail("not a URL nor an absolute directory"));
+        }
+        if !path.is_dir() {
+            return Err(fail("no such directory"));
+        }
+        Ok(Sink::Dir {
+            name: "ship-dir".into(),
+            path,
+        })
+    }
 }
 
 /// DynamoDB table naming rules:

@@ -2,6 +2,7 @@
 //! tests/common, a report collector that fails, hangs and recovers, kill -9 and restart, the
 //! spool bound, SIGHUP with good and bad files, systemd's notify socket, and the metrics text
 //! read by the Prometheus project's own Python parser. Needs root (see tests/common).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step stops the test
 
 mod common;
 mod support;

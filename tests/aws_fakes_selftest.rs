@@ -1,6 +1,7 @@
 //! Proves that moto behind the TLS front speaks AWS to the real AWS SDK for Rust (the
 //! probe's own client): pass-through calls, canned AWS errors, redirects, clock skew,
 //! account-based DynamoDB endpoints. Needs moto (sudo bash scripts/install-deps.sh).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step stops the test
 
 mod support;
 

@@ -3,6 +3,7 @@
 //! behind the lab's TLS front. moto's AWS-managed prefix lists hold AWS's real CIDRs, so the
 //! front answers GetManagedPrefixListEntries with the lab's service addresses, as AWS would
 //! for a VPC whose services live there. Needs root and moto (scripts/install-deps.sh).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step stops the test
 #![cfg(feature = "control-plane")]
 
 mod common;

@@ -1,5 +1,6 @@
 //! The real binary against loopback fakes: DNS, TLS fronts with a generated CA, an IMDSv2
 //! server, a CONNECT proxy. Each test owns 127.<id>.0.0/16. Needs root (see tests/common).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step stops the test
 
 mod common;
 mod support;

@@ -2,6 +2,7 @@
 //! open, broken CA bundles, values with terminal escapes or megabytes long, a collector that
 //! redirects, and files `check-config` must refuse exactly as the agent's start does. Through
 //! the real binary, every run bounded by a timeout of the harness. Needs root (see tests/common).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step stops the test
 
 mod common;
 mod support;

@@ -2,6 +2,7 @@
 //! fronts with the test CA. Where moto does not behave like AWS (endpoint and bucket policies,
 //! wrong-region redirects, clock skew), the front answers with AWS's own status codes, headers
 //! and message texts. Needs root and moto (scripts/install-deps.sh).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step stops the test
 
 mod common;
 mod support;

@@ -1,4 +1,5 @@
 //! Proves that each loopback fake in tests/support works, using real clients.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step stops the test
 
 mod support;
 

@@ -9,7 +9,9 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::cli::{ExpectPath, FailOn, Format, ProbeArgs};
+// Where reports go is a setting of both `probe --ship` and this file: it lives in config.
 use crate::config::{Config, Environment};
+pub use crate::config::{Shipping, Sink};
 use crate::durations::{self, MAX_DEADLINE, MAX_RETENTION, MAX_TIMEOUT, MAX_WAIT};
 use crate::escape::{shown, shown_path};
 use crate::proxy_rules::redact_proxy_url;
@@ -116,53 +118,6 @@ pub struct AgentConfig {
     pub spool_max_age: Duration,
     pub shipping: Shipping,
     pub sinks: Vec<Sink>,
-}
-
-/// How sinks retry: exponential backoff from `retry_initial` to `retry_max`, with jitter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Shipping {
-    pub retry_initial: Duration,
-    pub retry_max: Duration,
-    /// Bound on one delivery attempt (connect, send, answer).
-    pub timeout: Duration,
-}
-
-impl Default for Shipping {
-    fn default() -> Self {
-        Shipping {
-            retry_initial: Duration::from_secs(1),
-            retry_max: Duration::from_secs(300),
-            timeout: Duration::from_secs(10),
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Sink {
-    Http {
-        name: String,
-        url: url::Url,
-        bearer_token_file: Option<PathBuf>,
-        ca_file: Option<PathBuf>,
-        gzip: bool,
-    },
-    S3 {
-        name: String,
-        bucket: String,
-        prefix: String,
-    },
-    Dir {
-        name: String,
-        path: PathBuf,
-    },
-}
-
-impl Sink {
-    pub fn name(&self) -> &str {
-        match self {
-            Sink::Http { name, .. } | Sink::S3 { name, .. } | Sink::Dir { name, .. } => name,
-        }
-    }
 }
 
 pub const DEFAULT_METRICS: &str = "127.0.0.1:9731";
@@ -416,8 +371,8 @@ pub fn parse(text: &str, env: Environment) -> Result<AgentConfig, String> {
                 }
             }
             SinkSection::S3 { name, url } => {
-                let (bucket, prefix) =
-                    parse_s3_url(&url).map_err(|e| format!("sink {}: {e}", i + 1))?;
+                let (bucket, prefix) = crate::config::parse_s3_url(&url)
+                    .map_err(|e| format!("sink {}: {e}", i + 1))?;
                 Sink::S3 {
                     name: name.unwrap_or_else(|| default_name("s3")),
                     bucket,
@@ -459,65 +414,6 @@ pub fn parse(text: &str, env: Environment) -> Result<AgentConfig, String> {
         shipping,
         sinks,
     })
-}
-
-/// `s3://BUCKET/PREFIX/` → (bucket, prefix); the prefix may be empty.
-fn parse_s3_url(url: &str) -> Result<(String, String), String> {
-    let rest = url.strip_prefix("s3://").ok_or_else(|| {
-        format!(
-            "url = \"{}\": expected s3://BUCKET/PREFIX/",
-            shown(&redact_proxy_url(url))
-        )
-    })?;
-    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-    crate::config::validate_bucket_name(bucket).map_err(|e| e.to_string())?;
-    Ok((bucket.to_string(), prefix.to_string()))
-}
-
-impl Sink {
-    /// The sink of `probe --ship URL`: http(s)://… posts, s3://BUCKET/PREFIX/ puts, and an
-    /// absolute path (or file:///path) writes into that directory.
-    pub fn from_ship_url(url: &str) -> Result<Sink, String> {
-        let fail = |why: &str| {
-            format!(
-                "--ship '{}': {why} (expected https://collector/path, s3://BUCKET/PREFIX/ or /absolute/dir)",
-                shown(&redact_proxy_url(url))
-            )
-        };
-        if url.starts_with("s3://") {
-            let (bucket, prefix) = parse_s3_url(url).map_err(|e| fail(&e))?;
-            return Ok(Sink::S3 {
-                name: "ship-s3".into(),
-                bucket,
-                prefix,
-            });
-        }
-        if url.starts_with("http://") || url.starts_with("https://") {
-            let parsed = url::Url::parse(url)
-                .ok()
-                .filter(|u| u.host().is_some())
-                .ok_or_else(|| fail("not a valid URL"))?;
-            return Ok(Sink::Http {
-                name: "ship-http".into(),
-                url: parsed,
-                bearer_token_file: None,
-                ca_file: None,
-                gzip: true,
-            });
-        }
-        let path = url.strip_prefix("file://").unwrap_or(url);
-        let path = PathBuf::from(path);
-        if !path.is_absolute() {
-            return Err(fail("not a URL nor an absolute directory"));
-        }
-        if !path.is_dir() {
-            return Err(fail("no such directory"));
-        }
-        Ok(Sink::Dir {
-            name: "ship-dir".into(),
-            path,
-        })
-    }
 }
 
 /// toml's messages span several lines (with a source excerpt); keep the line number and the reason.

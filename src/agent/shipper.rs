@@ -9,10 +9,10 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
-use super::config::Shipping;
 use super::metrics::Metrics;
 use super::sinks::{ReportMeta, Sender};
 use super::spool::{EntryId, Pending, Spool};
+use crate::config::Shipping;
 
 /// The spool, shared by the schedule and the shippers; `None` only while a reload reopens it.
 pub type SharedSpool = Arc<Mutex<Option<Spool>>>;

@@ -11,8 +11,8 @@ use aws_credential_types::provider::SharedCredentialsProvider;
 use serde::Deserialize;
 use tokio::sync::OnceCell;
 
-use super::config::{Shipping, Sink};
 use crate::config::Config;
+use crate::config::{Shipping, Sink};
 use crate::net::aws::PinnedResolver;
 use crate::net::dns::{ServerResolver, system_servers};
 

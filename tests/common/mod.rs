@@ -2,6 +2,9 @@
 //! addresses of 127.<id>.0.0/16, so tests run in parallel and never leave loopback.
 //! Needs root (DNS on port 53 and TLS on 443 of loopback aliases; iptables for drops).
 
+// The test harness: a set-up that fails should stop the test at once, so unwrap/expect are
+// the right tool here (the crate denies them in production code).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 #![allow(dead_code)]
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
