@@ -188,10 +188,6 @@ pub fn diagnose(r: &ProbeResults, exp: &Expectations) -> Diagnosis {
             .collect();
         if !imds_proxied.is_empty() {
             let clients: Vec<&str> = imds_proxied.iter().map(|d| d.client.label()).collect();
-            let host = url::Url::parse(&imds_proxied[0].url)
-                .ok()
-                .and_then(|u| u.host_str().map(str::to_string))
-                .unwrap_or_else(|| "169.254.169.254".into());
             let sdk_proxied = imds_proxied
                 .iter()
                 .any(|d| d.client == HttpClientKind::AwsSdkRust);
@@ -213,10 +209,7 @@ pub fn diagnose(r: &ProbeResults, exp: &Expectations) -> Diagnosis {
                     .map(|d| d.explanation.clone())
                     .collect::<Vec<_>>()
                     .join(" "),
-                format!(
-                    "export NO_PROXY={} (and no_proxy the same)",
-                    proxy_rules::recommended_no_proxy(&exp.proxy_env, &[host.as_str()])
-                ),
+                no_proxy_fix(r, exp),
                 vec!["proxy/env".into()],
             );
         }
@@ -664,6 +657,46 @@ fn diagnose_target(r: &ProbeResults, exp: &Expectations, t: &TargetSpec, f: &mut
     }
 }
 
+/// The one NO_PROXY value every proxy finding recommends: it makes all three clients
+/// bypass the proxy for every target's names, botocore's endpoints and IMDS at once.
+fn no_proxy_fix(r: &ProbeResults, exp: &Expectations) -> String {
+    let imds = r.proxy_env.as_ref().and_then(|env| {
+        env.decisions
+            .iter()
+            .find(|d| d.url.contains(crate::checks::proxy::IMDS_TOKEN_PATH))
+            .and_then(|d| url::Url::parse(&d.url).ok())
+            .and_then(|u| u.host_str().map(str::to_string))
+    });
+    let imds = imds.unwrap_or_else(|| "169.254.169.254".into());
+    let hosts: Vec<&str> = r
+        .targets
+        .iter()
+        .flat_map(|t| t.endpoint_names.iter().map(String::as_str))
+        .chain(std::iter::once(imds.as_str()))
+        .collect();
+    format!(
+        "export NO_PROXY={} (and no_proxy the same)",
+        proxy_rules::recommended_no_proxy(&exp.proxy_env, &hosts)
+    )
+}
+
+/// The clients whose decision for `url` sends it to this proxy host and port.
+fn clients_using(
+    env: &ProxyEnvEvidence,
+    url: &str,
+    proxy: &proxy_rules::ProxyChoice,
+) -> Vec<&'static str> {
+    HttpClientKind::ALL
+        .into_iter()
+        .filter(|c| {
+            crate::checks::proxy::decision_for(env, *c, url)
+                .and_then(|d| d.proxy.as_ref())
+                .is_some_and(|p| p.host == proxy.host && p.port == proxy.port)
+        })
+        .map(HttpClientKind::label)
+        .collect()
+}
+
 fn proxy_findings(
     r: &ProbeResults,
     exp: &Expectations,
@@ -680,15 +713,41 @@ fn proxy_findings(
         .filter(|d| d.name == name)
         .flat_map(|d| d.addresses.iter().filter_map(|a| a.ip.parse().ok()))
         .collect();
-    let target_names: Vec<&str> = r
-        .targets
-        .iter()
-        .flat_map(|t| t.endpoint_names.iter().map(String::as_str))
+    let fix = no_proxy_fix(r, exp);
+    // A value some client cannot use at all (SOCKS for the SDK and botocore, `HTTP://` or
+    // `ftp://` for botocore, a blank): one finding per value, naming every client it breaks.
+    let failing: Vec<&proxy_rules::ProxyDecision> = HttpClientKind::ALL
+        .into_iter()
+        .filter_map(|c| crate::checks::proxy::decision_for(env, c, &url))
+        .filter(|d| d.fails)
         .collect();
-    let fix = format!(
-        "export NO_PROXY={} (and no_proxy the same)",
-        proxy_rules::recommended_no_proxy(&exp.proxy_env, &target_names)
-    );
+    if let Some(first) = failing.first().and_then(|d| d.proxy.as_ref()) {
+        let clients: Vec<&str> = failing.iter().map(|d| d.client.label()).collect();
+        f.add(
+            FindingCode::PROXY_UNUSABLE,
+            if failing.iter().any(|d| d.client == HttpClientKind::AwsSdkRust) {
+                Severity::Error
+            } else {
+                Severity::Warning
+            },
+            &t.id,
+            format!(
+                "{}='{}' breaks {} for {name}",
+                first.variable,
+                first.url_redacted,
+                clients.join(", ")
+            ),
+            failing
+                .iter()
+                .map(|d| d.explanation.clone())
+                .collect::<Vec<_>>()
+                .join(" "),
+            format!(
+                "Write the proxy as http://HOST:PORT (lower-case scheme, no blanks) in every proxy variable, or bypass it: {fix}"
+            ),
+            vec!["proxy/env".into()],
+        );
+    }
     if let Some(d) = sdk
         && let Some(p) = &d.proxy
     {
@@ -705,19 +764,28 @@ fn proxy_findings(
             fix.clone(),
             vec!["proxy/env".into()],
         );
-        for probe in r.proxy_probes.iter().filter(|p| p.name == name) {
+        // A proxy that was not tried (SOCKS) is neither reachable nor unreachable.
+        for probe in r
+            .proxy_probes
+            .iter()
+            .filter(|p| p.name == name && crate::checks::proxy::is_probed(&p.proxy))
+        {
+            let clients = clients_using(env, &url, &probe.proxy).join(", ");
             let (code, title) = match probe.outcome {
                 ProxyOutcome::Tunnelled => continue,
                 ProxyOutcome::Refused => (
                     FindingCode::PROXY_REFUSED_CONNECT,
                     format!(
-                        "the proxy {} refuses CONNECT to {name}",
+                        "the proxy {} refuses CONNECT to {name} (used by {clients})",
                         probe.proxy.url_redacted
                     ),
                 ),
                 ProxyOutcome::Unreachable | ProxyOutcome::Timeout | ProxyOutcome::Error => (
                     FindingCode::PROXY_UNREACHABLE,
-                    format!("the proxy {} cannot be reached", probe.proxy.url_redacted),
+                    format!(
+                        "the proxy {} cannot be reached, which breaks {clients} for {name}",
+                        probe.proxy.url_redacted
+                    ),
                 ),
             };
             f.add(

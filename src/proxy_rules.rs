@@ -76,8 +76,10 @@
 //!   need to be comma separated"), a blank that is not followed by a comma
 //!   ends the list. curl 7.86 to 8.8 also split on blanks, and 7.88 added a
 //!   "space-separated NOPROXY patterns are deprecated" verbose warning
-//!   (PR #10215). This module models ≥ 8.9 and mentions the older reading
-//!   where it would differ. For a name host, one trailing dot is dropped from host and token and one leading dot
+//!   (PR #10215). The installed curl's rules are applied
+//!   ([`CurlVersion::detect`], `curl --version`; ≥ 8.9 when there is no curl),
+//!   and each decision names the version. Checked against curl 7.88.1 by
+//!   tests/proxy_clients.rs. For a name host, one trailing dot is dropped from host and token and one leading dot
 //!   from the token, and the host matches if it equals the token or ends
 //!   with `.` + token (ASCII case insensitive). `*.domain` is therefore not a
 //!   glob, and an entry with a port never matches. IPv4 hosts only match
@@ -98,14 +100,17 @@
 //!   `_get_proxies(endpoint_url)` → `botocore/utils.py::get_environ_proxies`:
 //!   `{}` if `should_bypass_proxies(url)`, else `urllib.request.getproxies()`.
 //!   The NO_PROXY decision is made once per client, for the client's
-//!   **endpoint URL**, not for each request URL. For S3 virtual-hosted
+//!   **endpoint URL**, not for each request URL ([`botocore_endpoint_url`];
+//!   checked against botocore 1.44.8 by tests/proxy_clients.rs). For S3 virtual-hosted
 //!   requests (`bucket.s3.<region>.amazonaws.com`), the endpoint is
 //!   `s3.<region>.amazonaws.com`. `IMDSFetcher` does the same for
 //!   `http://169.254.169.254/`.
 //! * `should_bypass_proxies` → `proxy_bypass(netloc)`, which on Linux is
 //!   `urllib.request.proxy_bypass_environment`.
-//! * `getproxies_environment` (CPython 3.11 `urllib/request.py`): pass 1 takes every variable
-//!   whose lowercased name ends in `_proxy` and whose value is non-empty.
+//! * `getproxies_environment` (CPython 3.11 `urllib/request.py`) walks
+//!   `os.environ` in environment order, twice: pass 1 takes every variable
+//!   whose lowercased name ends in `_proxy` and whose value is non-empty
+//!   (the later of two spellings wins).
 //!   If `REQUEST_METHOD` is set (any value), it then drops the `http` entry
 //!   (CGI rule, CVE-2016-1000110). Pass 2 takes the variables whose name ends
 //!   in a lowercase `_proxy`: a non-empty value wins over the uppercase one,
@@ -184,7 +189,8 @@ fn is_recorded_name(name: &str) -> bool {
 
 /// The proxy variables of a process: HTTP_PROXY http_proxy HTTPS_PROXY
 /// https_proxy ALL_PROXY all_proxy NO_PROXY no_proxy (any capitalisation) and
-/// REQUEST_METHOD, for the CGI rule.
+/// REQUEST_METHOD, for the CGI rule, **in the order of the process
+/// environment**, plus the version of the installed curl.
 ///
 /// Values are stored as they are, **including empty ones**, because the
 /// clients do not agree on what an empty value means:
@@ -195,64 +201,98 @@ fn is_recorded_name(name: &str) -> bool {
 /// * AWS SDK for Rust: an empty variable is *set* (`get_first_env` in
 ///   hyper-util), so an empty `HTTPS_PROXY` hides `https_proxy` and an empty
 ///   `NO_PROXY` hides `no_proxy`.
+///
+/// The order matters to botocore only: urllib's `getproxies_environment`
+/// walks `os.environ` (the C `environ` array, in order), so among spellings
+/// of one name that it treats alike (`HTTPS_PROXY` and `Https_Proxy`, or
+/// `https_proxy` and `HTTPS_proxy`) the last one in the environment wins.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ProxyEnv {
-    vars: BTreeMap<String, String>,
+    vars: Vec<(String, String)>,
+    curl: CurlVersion,
 }
 
 impl ProxyEnv {
-    /// Reads the current process environment. Values that are not UTF-8 are
+    /// Reads the current process environment in its own order
+    /// (`std::env::vars_os` walks `environ`), and the installed curl's
+    /// version ([`CurlVersion::detect`]). Values that are not UTF-8 are
     /// skipped, as hyper-util's `std::env::var` does. For REQUEST_METHOD only
-    /// its presence matters, so it is kept (lossily converted).
+    /// its presence matters, so it is kept (lossily converted). A name that
+    /// appears twice keeps its first value, as `getenv` and CPython's
+    /// `os.environ` do.
     pub fn from_process() -> Self {
-        let mut vars = BTreeMap::new();
+        let mut vars: Vec<(String, String)> = Vec::new();
         for (name, value) in std::env::vars_os() {
             let Some(name) = name.to_str() else {
                 continue;
             };
-            if !is_recorded_name(name) {
+            if !is_recorded_name(name) || vars.iter().any(|(n, _)| n == name) {
                 continue;
             }
             match value.into_string() {
-                Ok(value) => {
-                    vars.insert(name.to_owned(), value);
-                }
+                Ok(value) => vars.push((name.to_owned(), value)),
                 Err(raw) => {
                     if name == REQUEST_METHOD {
-                        vars.insert(name.to_owned(), raw.to_string_lossy().into_owned());
+                        vars.push((name.to_owned(), raw.to_string_lossy().into_owned()));
                     }
                 }
             }
         }
-        ProxyEnv { vars }
+        ProxyEnv {
+            vars,
+            curl: CurlVersion::detect(),
+        }
     }
 
-    /// Builds an environment from name/value pairs, keeping only proxy
-    /// variables and REQUEST_METHOD. A later pair replaces an earlier one
-    /// with the same name.
+    /// Builds an environment from name/value pairs in environment order,
+    /// keeping only proxy variables and REQUEST_METHOD. A later pair replaces
+    /// the value of an earlier one with the same name, in its place. curl is
+    /// [`CurlVersion::default`] (not installed: the current rules).
     pub fn from_pairs<I, K, V>(pairs: I) -> Self
     where
         I: IntoIterator<Item = (K, V)>,
         K: Into<String>,
         V: Into<String>,
     {
-        let mut vars = BTreeMap::new();
+        let mut vars: Vec<(String, String)> = Vec::new();
         for (name, value) in pairs {
             let name = name.into();
-            if is_recorded_name(&name) {
-                vars.insert(name, value.into());
+            if !is_recorded_name(&name) {
+                continue;
+            }
+            let value = value.into();
+            match vars.iter_mut().find(|(n, _)| *n == name) {
+                Some(slot) => slot.1 = value,
+                None => vars.push((name, value)),
             }
         }
-        ProxyEnv { vars }
+        ProxyEnv {
+            vars,
+            curl: CurlVersion::default(),
+        }
+    }
+
+    /// The same variables, with the rules of another curl version.
+    pub fn with_curl(mut self, curl: CurlVersion) -> Self {
+        self.curl = curl;
+        self
+    }
+
+    /// The curl whose rules the decisions follow.
+    pub fn curl(&self) -> CurlVersion {
+        self.curl
     }
 
     /// The raw value of a variable (`Some("")` when set but empty).
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.vars.get(name).map(String::as_str)
+        self.vars
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 
-    /// Every recorded variable.
-    pub fn vars(&self) -> &BTreeMap<String, String> {
+    /// Every recorded variable, in environment order.
+    pub fn vars(&self) -> &[(String, String)] {
         &self.vars
     }
 
@@ -265,7 +305,7 @@ impl ProxyEnv {
     }
 
     fn is_set(&self, name: &str) -> bool {
-        self.vars.contains_key(name)
+        self.get(name).is_some()
     }
 
     /// hyper-util `get_first_env`: the first variable that is set, even if empty.
@@ -283,6 +323,118 @@ impl ProxyEnv {
                 .map(|value| (*name, value))
         })
     }
+}
+
+/// The libcurl whose NO_PROXY rules are applied. Its rules changed in 8.9.0
+/// (PR #13789, "noproxy: patterns need to be comma separated"): before, a
+/// blank separated two entries like a comma (7.88 added a "space-separated
+/// NOPROXY patterns are deprecated" verbose warning); since, a blank that is
+/// not followed by a comma ends the list.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CurlVersion {
+    /// `None`: no curl answered `curl --version`, and the current rules
+    /// (≥ 8.9) are assumed, since a curl installed later will be recent.
+    installed: Option<(u32, u32, u32)>,
+}
+
+/// The first release that ends the NO_PROXY list at a blank.
+const CURL_COMMA_ONLY: (u32, u32, u32) = (8, 9, 0);
+
+impl CurlVersion {
+    /// A known version, e.g. `CurlVersion::installed(7, 88, 1)`.
+    pub fn installed(major: u32, minor: u32, patch: u32) -> Self {
+        CurlVersion {
+            installed: Some((major, minor, patch)),
+        }
+    }
+
+    /// Runs `curl --version` once (2 s at most; no network) and reads
+    /// libcurl's version from its first line. No curl, a timeout or an
+    /// unreadable answer give [`CurlVersion::default`].
+    pub fn detect() -> Self {
+        CurlVersion {
+            installed: curl_version_line(std::time::Duration::from_secs(2))
+                .and_then(|line| parse_curl_version(&line)),
+        }
+    }
+
+    /// The version, if curl answered.
+    pub fn version(&self) -> Option<(u32, u32, u32)> {
+        self.installed
+    }
+
+    /// True for curl 7.86 to 8.8, which also split NO_PROXY on blanks.
+    fn blank_separates(&self) -> bool {
+        self.installed.is_some_and(|v| v < CURL_COMMA_ONLY)
+    }
+
+    /// Which curl a decision is for, e.g. "curl 7.88.1".
+    pub fn describe(&self) -> String {
+        match self.installed {
+            Some((a, b, c)) => format!("curl {a}.{b}.{c}"),
+            None => "curl (rules of ≥ 8.9 assumed: no curl --version answered)".to_owned(),
+        }
+    }
+}
+
+/// The first line of `curl --version`, or `None` if curl is missing, fails
+/// or takes longer than `timeout` (then it is killed).
+fn curl_version_line(timeout: std::time::Duration) -> Option<String> {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("curl")
+        .arg("--version")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) if status.success() => break,
+            Ok(None) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Ok(Some(_)) => return None,
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+        }
+    }
+    let mut out = Vec::new();
+    child.stdout.take()?.take(4096).read_to_end(&mut out).ok()?;
+    String::from_utf8_lossy(&out)
+        .lines()
+        .next()
+        .map(str::to_owned)
+}
+
+/// `curl 7.88.1 (x86_64-pc-linux-gnu) libcurl/7.88.1 ...`: libcurl's version
+/// (which holds the proxy rules), else the tool's.
+fn parse_curl_version(line: &str) -> Option<(u32, u32, u32)> {
+    let mut words = line.split_whitespace();
+    if words.next() != Some("curl") {
+        return None;
+    }
+    let tool = words.next();
+    let lib = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("libcurl/"));
+    let text = lib.or(tool)?;
+    let mut parts = text.split(['.', '-']).map(|p| {
+        p.bytes()
+            .take_while(u8::is_ascii_digit)
+            .fold(None::<u32>, |acc, d| {
+                Some(acc.unwrap_or(0).saturating_mul(10) + u32::from(d - b'0'))
+            })
+    });
+    let major = parts.next()??;
+    let minor = parts.next()??;
+    let patch = parts.next().flatten().unwrap_or(0);
+    Some((major, minor, patch))
 }
 
 /// The proxy a client would send a request to.
@@ -312,40 +464,142 @@ pub struct ProxyDecision {
     /// The target URL (any password redacted).
     pub url: String,
     /// `None` means a direct connection. `Some` means the client will not
-    /// connect directly. When the proxy value cannot be used (a SOCKS proxy
-    /// for the AWS SDK, a bad URL for curl), the explanation says that
-    /// requests fail.
+    /// connect directly; `fails` says whether it can use that proxy at all.
     pub proxy: Option<ProxyChoice>,
     /// The NO_PROXY entry (as written, without surrounding blanks) that made it direct, if any.
     pub bypass_entry: Option<String>,
+    /// True when the client picks a proxy value it cannot use, so its
+    /// requests fail: a SOCKS proxy for the AWS SDK and botocore, a value
+    /// curl refuses, a value botocore or urllib3 misreads (`HTTP://`,
+    /// `ftp://`, a blank).
+    #[serde(default)]
+    pub fails: bool,
+    /// The URL the client checked NO_PROXY for, when it is not `url`:
+    /// botocore checks its client's endpoint URL once, not each request URL.
+    #[serde(default)]
+    pub checked_url: Option<String>,
+    /// The client version whose rules were applied, where they differ by
+    /// version (curl: the installed one, or the assumed default).
+    #[serde(default)]
+    pub client_version: Option<String>,
     /// One sentence: which variable(s) and which rule decided.
     pub explanation: String,
 }
 
 /// Decides whether `client` sends `target` through a proxy under `env`.
 ///
-/// For botocore the NO_PROXY check is made for the client's endpoint URL
-/// (see the module documentation). Pass that URL as `target` to model it
-/// exactly: `https://s3.<region>.amazonaws.com/` for S3, even when requests
-/// go to `bucket.s3.<region>.amazonaws.com`.
+/// botocore checks NO_PROXY for its client's endpoint URL, not the request
+/// URL: [`botocore_endpoint_url`] derives it from `target` (the regional
+/// name of a virtual-hosted S3 or account-based DynamoDB name).
 pub fn decide(client: HttpClientKind, env: &ProxyEnv, target: &Url) -> ProxyDecision {
+    decide_among(client, env, target, &[])
+}
+
+/// [`decide`], where `known` are the other URLs of the same clients: a URL
+/// whose host `target`'s host is a subdomain of is taken as botocore's
+/// endpoint (a virtual-hosted name under a custom endpoint URL).
+pub fn decide_among(
+    client: HttpClientKind,
+    env: &ProxyEnv,
+    target: &Url,
+    known: &[Url],
+) -> ProxyDecision {
+    let mut checked_url = None;
+    let mut client_version = None;
     let outcome = match client {
         HttpClientKind::AwsSdkRust => decide_sdk(env, target),
-        HttpClientKind::Curl => decide_curl(env, target),
-        HttpClientKind::Botocore => decide_botocore(env, target),
+        HttpClientKind::Curl => {
+            client_version = Some(env.curl.describe());
+            decide_curl(env, target)
+        }
+        HttpClientKind::Botocore => {
+            let endpoint = botocore_endpoint_url(target, known);
+            if endpoint != *target {
+                checked_url = Some(redact_proxy_url(endpoint.as_str()));
+            }
+            decide_botocore(env, target, &endpoint)
+        }
     };
     ProxyDecision {
         client,
         url: redact_proxy_url(target.as_str()),
         proxy: outcome.proxy,
         bypass_entry: outcome.bypass_entry,
+        fails: outcome.fails,
+        checked_url,
+        client_version,
         explanation: outcome.explanation,
     }
+}
+
+/// The endpoint URL of the botocore client that sends requests to
+/// `request`: botocore decides NO_PROXY once, when it builds the client
+/// (`endpoint.py` `EndpointCreator.create_endpoint` →
+/// `_get_proxies(endpoint_url)` → `utils.py` `get_environ_proxies` →
+/// `should_bypass_proxies(url)`), and every request then uses the proxies
+/// chosen for that URL (`httpsession.py`
+/// `ProxyConfiguration.proxy_url_for`). With botocore 1.44 the endpoint of
+/// an S3 client is `s3.<region>.<suffix>` (`s3-fips.`, `s3.dualstack.`) while
+/// requests go to `bucket.s3.<region>...`, `ap-acct.s3-accesspoint.<region>...`
+/// or `bucket--az--x-s3.s3express-<az>.<region>...`; a DynamoDB client's is
+/// `dynamodb.<region>...` while account-based requests go to
+/// `<account>.ddb.<region>...`. Under a custom endpoint URL the endpoint is
+/// that URL, whose host is found among `known`.
+pub fn botocore_endpoint_url(request: &Url, known: &[Url]) -> Url {
+    let Some(Host::Domain(host)) = request.host() else {
+        return request.clone();
+    };
+    let host = host.to_ascii_lowercase();
+    let from_known = known
+        .iter()
+        .filter_map(|k| k.host_str().map(str::to_ascii_lowercase))
+        .filter(|k| !k.is_empty() && host.ends_with(&format!(".{k}")))
+        // The one-label prefix: `bucket.` + the endpoint.
+        .find(|k| !host[..host.len() - k.len() - 1].contains('.'));
+    let Some(endpoint_host) = from_known.or_else(|| botocore_endpoint_host(&host)) else {
+        return request.clone();
+    };
+    let mut endpoint = request.clone();
+    if endpoint.set_host(Some(&endpoint_host)).is_err() {
+        return request.clone();
+    }
+    endpoint.set_path("/");
+    endpoint.set_query(None);
+    endpoint.set_fragment(None);
+    endpoint
+}
+
+/// The service endpoint for a request host with one label (bucket, access
+/// point, account) in front of an S3 or DynamoDB service label.
+fn botocore_endpoint_host(host: &str) -> Option<String> {
+    let (first, rest) = host.split_once('.')?;
+    let (service, tail) = rest.split_once('.')?;
+    if first.is_empty() || !tail.contains('.') {
+        return None;
+    }
+    let endpoint_service = match service {
+        "s3" | "s3-accesspoint" => "s3",
+        "s3-fips" | "s3-accesspoint-fips" => "s3-fips",
+        s if s.starts_with("s3express-") && !s.starts_with("s3express-control") => {
+            if s.starts_with("s3express-fips-") {
+                "s3-fips"
+            } else {
+                "s3"
+            }
+        }
+        "ddb" if first.len() == 12 && first.bytes().all(|b| b.is_ascii_digit()) => "dynamodb",
+        "ddb-fips" if first.len() == 12 && first.bytes().all(|b| b.is_ascii_digit()) => {
+            "dynamodb-fips"
+        }
+        _ => return None,
+    };
+    Some(format!("{endpoint_service}.{tail}"))
 }
 
 struct Outcome {
     proxy: Option<ProxyChoice>,
     bypass_entry: Option<String>,
+    fails: bool,
     explanation: String,
 }
 
@@ -354,6 +608,7 @@ impl Outcome {
         Outcome {
             proxy: None,
             bypass_entry: None,
+            fails: false,
             explanation,
         }
     }
@@ -362,6 +617,7 @@ impl Outcome {
         Outcome {
             proxy: None,
             bypass_entry: Some(entry),
+            fails: false,
             explanation,
         }
     }
@@ -725,11 +981,8 @@ fn decide_sdk(env: &ProxyEnv, target: &Url) -> Outcome {
         Some((no_name, _)) => format!("no {no_name} entry matches {host_text}"),
         None => "neither NO_PROXY nor no_proxy is set".to_owned(),
     };
-    let socks = if parsed.scheme.starts_with("socks") {
-        SDK_SOCKS_NOTE
-    } else {
-        ""
-    };
+    let fails = parsed.scheme.starts_with("socks");
+    let socks = if fails { SDK_SOCKS_NOTE } else { "" };
     let explanation = format!(
         "The {label} sends {scheme} requests to {} from {variable}{notes_text} because hyper-util reads {upper} before {lower}, then ALL_PROXY/all_proxy, and {no_text}{socks}.",
         redact_proxy_url(&raw)
@@ -737,6 +990,7 @@ fn decide_sdk(env: &ProxyEnv, target: &Url) -> Outcome {
     Outcome {
         proxy: Some(choice(variable, &raw, parsed)),
         bypass_entry: None,
+        fails,
         explanation,
     }
 }
@@ -749,9 +1003,12 @@ fn is_c_blank(b: u8) -> bool {
     b == b' ' || b == b'\t'
 }
 
-/// The tokens `Curl_check_noproxy` reads, and whether it stopped early at a
-/// blank that was not followed by a comma.
-fn curl_tokens(list: &str) -> (Vec<&str>, bool) {
+/// The tokens `Curl_check_noproxy` reads, and whether a blank not followed
+/// by a comma was met: curl ≥ 8.9 stops there ("if not a comma, this ends
+/// the loop"); with `blank_separates` (7.86–8.8) the next token is read, as
+/// after a comma (7.88 only sets `spacesep` for the deprecation warning).
+fn curl_tokens(list: &str, blank_separates: bool) -> (Vec<&str>, bool) {
+    let mut blank_sep = false;
     let b = list.as_bytes();
     let mut p = 0;
     let mut tokens = Vec::new();
@@ -773,13 +1030,17 @@ fn curl_tokens(list: &str) -> (Vec<&str>, bool) {
             break;
         }
         if b[p] != b',' {
-            return (tokens, true);
+            if !blank_separates {
+                return (tokens, true);
+            }
+            blank_sep = true;
+            continue;
         }
         while p < b.len() && b[p] == b',' {
             p += 1;
         }
     }
-    (tokens, false)
+    (tokens, blank_sep)
 }
 
 /// C `atoi`, then cast to `unsigned int` as noproxy.c does.
@@ -850,14 +1111,14 @@ fn curl_host_token_matches(token: &str, name: &str) -> bool {
 }
 
 /// `Curl_check_noproxy(conn->host.name, no_proxy)`: the matching token.
-fn curl_no_proxy_match(list: &str, host: &Host<String>) -> Option<String> {
+fn curl_no_proxy_match(list: &str, host: &Host<String>, curl: CurlVersion) -> Option<String> {
     if list.is_empty() {
         return None;
     }
     if list == "*" {
         return Some("*".to_owned());
     }
-    let (tokens, _) = curl_tokens(list);
+    let (tokens, _) = curl_tokens(list, curl.blank_separates());
     match host {
         Host::Ipv4(addr) => tokens
             .into_iter()
@@ -967,15 +1228,17 @@ fn curl_parse_proxy(value: &str) -> (ParsedProxy, Option<String>) {
 }
 
 fn decide_curl(env: &ProxyEnv, target: &Url) -> Outcome {
+    // Rules differ by version: every sentence names the curl it is about.
+    let who = env.curl.describe();
     let Some(host) = target.host().map(|h| h.to_owned()) else {
-        return Outcome::direct(
-            "curl has no host name to check in this URL, so it uses no proxy.".to_owned(),
-        );
+        return Outcome::direct(format!(
+            "{who} has no host name to check in this URL, so it uses no proxy."
+        ));
     };
     let scheme = target.scheme();
     if scheme != "http" && scheme != "https" {
         return Outcome::direct(format!(
-            "This model covers curl for http and https URLs only, and this URL is {scheme}."
+            "This model covers {who} for http and https URLs only, and this URL is {scheme}."
         ));
     }
     let host_text = host_display(&host);
@@ -992,22 +1255,33 @@ fn decide_curl(env: &ProxyEnv, target: &Url) -> Outcome {
         };
     let Some((variable, raw)) = env.first_non_empty(proxy_names) else {
         return Outcome::direct(format!(
-            "curl connects directly because none of {} is set to a non-empty value{http_upper_note}.",
+            "{who} connects directly because none of {} is set to a non-empty value{http_upper_note}.",
             proxy_names.join(", ")
         ));
     };
-    if let Some((no_name, no_value)) = env.first_non_empty(&["no_proxy", "NO_PROXY"])
-        && let Some(entry) = curl_no_proxy_match(no_value, &host)
+    let no = env.first_non_empty(&["no_proxy", "NO_PROXY"]);
+    if let Some((no_name, no_value)) = no
+        && let Some(entry) = curl_no_proxy_match(no_value, &host, env.curl)
     {
         let rule = if entry == "*" && no_value == "*" {
             "a value of exactly '*' disables the proxy".to_owned()
         } else {
             format!("entry '{entry}' matches {host_text}")
         };
+        // Reached only across a blank: works here, not after an upgrade to 8.9.
+        let upgrade = if env.curl.blank_separates()
+            && !curl_tokens(no_value, false).0.contains(&entry.as_str())
+        {
+            format!(
+                " ({who} still splits {no_name} on blanks, with a 'space-separated NOPROXY patterns are deprecated' warning; curl ≥ 8.9 stops at the blank and would use the proxy)"
+            )
+        } else {
+            String::new()
+        };
         return Outcome::bypassed(
             entry,
             format!(
-                "curl connects directly because {no_name} ({}) {rule} in Curl_check_noproxy, overriding {variable}.",
+                "{who} connects directly because {no_name} ({}) {rule} in Curl_check_noproxy, overriding {variable}{upgrade}.",
                 if no_name == "no_proxy" {
                     "read before NO_PROXY"
                 } else {
@@ -1016,10 +1290,12 @@ fn decide_curl(env: &ProxyEnv, target: &Url) -> Outcome {
             ),
         );
     }
-    let no_text = match env.first_non_empty(&["no_proxy", "NO_PROXY"]) {
+    let no_text = match no {
         Some((no_name, no_value)) => {
             // curl 7.86–8.8 split on blanks too; say so when that would match.
-            let older = if curl_tokens(no_value).1 {
+            let older = if curl_tokens(no_value, env.curl.blank_separates()).1
+                && !env.curl.blank_separates()
+            {
                 lenient_entries(no_value)
                     .into_iter()
                     .find(|t| match &host {
@@ -1038,16 +1314,18 @@ fn decide_curl(env: &ProxyEnv, target: &Url) -> Outcome {
     };
     let (parsed, failure) = curl_parse_proxy(raw);
     let order = proxy_names.join(", then ");
+    let fails = failure.is_some();
     let failure_text = failure
         .map(|f| format!(", but {f}, so the transfer fails"))
         .unwrap_or_default();
     let explanation = format!(
-        "curl sends {scheme} requests to {} from {variable} because it reads {order}{http_upper_note}, and {no_text}{failure_text}.",
+        "{who} sends {scheme} requests to {} from {variable} because it reads {order}{http_upper_note}, and {no_text}{failure_text}.",
         redact_proxy_url(raw)
     );
     Outcome {
         proxy: Some(choice(variable, raw, parsed)),
         bypass_entry: None,
+        fails,
         explanation,
     }
 }
@@ -1199,6 +1477,9 @@ fn botocore_parse_proxy(fixed: &str) -> (ParsedProxy, Option<String>) {
     };
     if host.is_empty() {
         failure = Some("urllib3 finds no host in the proxy URL".to_owned());
+    } else if host.bytes().any(|c| c <= b' ' || c == 0x7f) {
+        // urllib3 parse_url: "Host '...' contains invalid character".
+        failure = Some("urllib3 refuses the proxy URL (a blank or control character)".to_owned());
     }
     (
         ParsedProxy {
@@ -1210,7 +1491,35 @@ fn botocore_parse_proxy(fixed: &str) -> (ParsedProxy, Option<String>) {
     )
 }
 
-fn decide_botocore(env: &ProxyEnv, target: &Url) -> Outcome {
+/// The variables urllib reads for `key` ("https", "no"), in environment
+/// order, non-empty only.
+fn botocore_spellings<'a>(env: &'a ProxyEnv, key: &str) -> Vec<&'a str> {
+    env.vars()
+        .iter()
+        .filter(|(n, v)| {
+            !v.is_empty()
+                && n.to_ascii_lowercase().strip_suffix("_proxy") == Some(key)
+                && n.as_str() != REQUEST_METHOD
+        })
+        .map(|(n, _)| n.as_str())
+        .collect()
+}
+
+/// How urllib chose among several spellings, or "" when there was one.
+fn botocore_order_note(env: &ProxyEnv, key: &str, chosen: &str) -> String {
+    let names = botocore_spellings(env, key);
+    if names.len() < 2 {
+        return String::new();
+    }
+    format!(
+        " (getproxies_environment walks the environment in order, {}: a name ending in lower-case '_proxy' wins over the others, and among those alike the later one, so {chosen})",
+        names.join(", ")
+    )
+}
+
+/// `target` is the request URL (its scheme picks the proxy); `endpoint` is
+/// the client's endpoint URL, the one NO_PROXY is checked for.
+fn decide_botocore(env: &ProxyEnv, target: &Url, endpoint: &Url) -> Outcome {
     let label = HttpClientKind::Botocore.label();
     if target.host().is_none() {
         return Outcome::direct(format!(
@@ -1264,8 +1573,18 @@ fn decide_botocore(env: &ProxyEnv, target: &Url) -> Outcome {
             specific.to_ascii_uppercase()
         ));
     };
-    let netloc = python_netloc(target);
-    let host_text = target.host_str().unwrap_or_default().to_owned();
+    let netloc = python_netloc(endpoint);
+    let host_text = endpoint.host_str().unwrap_or_default().to_owned();
+    // The request host only differs for a bucket, access point or account name.
+    let checked_note = if endpoint.host_str() != target.host_str() {
+        format!(
+            " (botocore checks NO_PROXY once, for its client's endpoint URL {}, not for {}: endpoint.py _get_proxies -> utils.py get_environ_proxies)",
+            redact_proxy_url(endpoint.as_str()),
+            target.host_str().unwrap_or_default()
+        )
+    } else {
+        String::new()
+    };
     let no = proxies.get("no").cloned();
     if let Some((no_name, no_value)) = &no
         && let Some(entry) = botocore_bypass(no_value, &netloc)
@@ -1279,11 +1598,17 @@ fn decide_botocore(env: &ProxyEnv, target: &Url) -> Outcome {
         };
         return Outcome::bypassed(
             entry,
-            format!("{label} connects directly because {no_name} {rule}, overriding {variable}."),
+            format!(
+                "{label} connects directly because {no_name} {rule}{}{checked_note}, overriding {variable}.",
+                botocore_order_note(env, "no", no_name)
+            ),
         );
     }
     let no_text = match &no {
-        Some((no_name, _)) => format!("no {no_name} entry matches {host_text}"),
+        Some((no_name, _)) => format!(
+            "no {no_name} entry matches {host_text}{}{checked_note}",
+            botocore_order_note(env, "no", no_name)
+        ),
         None => "neither no_proxy nor NO_PROXY is set".to_owned(),
     };
     let fixed = botocore_fix_proxy_url(&raw);
@@ -1293,17 +1618,34 @@ fn decide_botocore(env: &ProxyEnv, target: &Url) -> Outcome {
     } else {
         String::new()
     };
+    // _fix_proxy_url only knows "http:"/"https:" (case sensitive): any other
+    // scheme becomes the host name, e.g. http://socks5://p:1080 -> host "socks5".
+    let misread = fixed != raw
+        && raw
+            .find("://")
+            .is_some_and(|i| i > 0 && !raw[..i].contains(['/', '@']));
+    let failure = failure.or_else(|| {
+        misread.then(|| {
+            format!(
+                "botocore only recognises a lower-case http:// or https:// prefix, so it connects to a host named '{}' on port {}",
+                parsed.host, parsed.port
+            )
+        })
+    });
+    let fails = failure.is_some();
     let failure_text = failure
         .map(|f| format!(", but {f}, so requests fail"))
         .unwrap_or_default();
     let explanation = format!(
-        "{label} sends {scheme} requests to {}{fixed_note} from {variable} because urllib's getproxies_environment takes {scheme}_proxy, or {} when the lowercase one is unset, and {no_text}{failure_text}.",
+        "{label} sends {scheme} requests to {}{fixed_note} from {variable} because urllib's getproxies_environment takes {scheme}_proxy, or {} when the lowercase one is unset{}, and {no_text}{failure_text}.",
         redact_proxy_url(&raw),
-        scheme.to_ascii_uppercase() + "_PROXY"
+        scheme.to_ascii_uppercase() + "_PROXY",
+        botocore_order_note(env, scheme, &variable)
     );
     Outcome {
         proxy: Some(choice(&variable, &raw, parsed)),
         bypass_entry: None,
+        fails,
         explanation,
     }
 }
@@ -1479,9 +1821,12 @@ fn ineffective_reason(
     }
     let value = env.get(variable).unwrap_or_default();
     if client == HttpClientKind::Curl {
-        let (tokens, stopped) = curl_tokens(value);
-        if stopped && !tokens.contains(&entry) {
-            return "{clients} (≥ 8.9) stops reading the list at the first blank that is not followed by a comma, before this entry; separate entries with commas only (curl 7.86–8.8 still accepted blanks, with a deprecation warning)".to_owned();
+        let (tokens, stopped) = curl_tokens(value, env.curl.blank_separates());
+        if stopped && !env.curl.blank_separates() && !tokens.contains(&entry) {
+            return format!(
+                "{{clients}} ({}) stops reading the list at the first blank that is not followed by a comma, before this entry; separate entries with commas only (curl 7.86–8.8 still accepted blanks, with a deprecation warning)",
+                env.curl.describe()
+            );
         }
     } else {
         // hyper-util NoProxy::from_string and urllib split on commas only.
@@ -1491,6 +1836,18 @@ fn ineffective_reason(
         {
             return format!(
                 "for {{clients}} the list is split on commas only, so '{whole}' is read as one entry"
+            );
+        }
+    }
+    if client == HttpClientKind::Botocore {
+        let endpoint = botocore_endpoint_url(target, &[]);
+        if endpoint.host_str() != target.host_str()
+            && botocore_bypass(entry, &python_netloc(target)).is_some()
+        {
+            return format!(
+                "{{clients}} checks NO_PROXY once, for its client's endpoint URL {} (endpoint.py _get_proxies -> utils.py get_environ_proxies), not for {host}; an entry must cover {}",
+                redact_proxy_url(endpoint.as_str()),
+                endpoint.host_str().unwrap_or_default()
             );
         }
     }
@@ -1642,7 +1999,7 @@ fn bypassed_by_all(value: &str, host: &Host<String>) -> bool {
     }
     let netloc = host_display(host);
     sdk_no_proxy_match(value, host).is_some()
-        && curl_no_proxy_match(value, host).is_some()
+        && curl_no_proxy_match(value, host, CurlVersion::default()).is_some()
         && botocore_bypass(value, &netloc).is_some()
 }
 
@@ -1671,10 +2028,18 @@ pub fn recommended_no_proxy(env: &ProxyEnv, hosts: &[&str]) -> String {
     }
     let mut wanted: Vec<Host<String>> = Vec::new();
     for raw in hosts {
-        if let Some(host) = normalise_host(raw)
-            && !wanted.contains(&host)
-        {
-            wanted.push(host);
+        let Some(host) = normalise_host(raw) else {
+            continue;
+        };
+        // botocore checks its client's endpoint, not the request host.
+        let endpoint = match &host {
+            Host::Domain(d) => botocore_endpoint_host(d).map(Host::Domain),
+            _ => None,
+        };
+        for h in std::iter::once(host).chain(endpoint) {
+            if !wanted.contains(&h) {
+                wanted.push(h);
+            }
         }
     }
     // Appending entries can change how the existing ones read (a lone '*'
@@ -2098,6 +2463,104 @@ mod tests {
             url: S3,
             sdk: None,
             curl: Some("HTTPS_PROXY"),
+            boto: Some("HTTPS_PROXY"),
+        },
+        // botocore checks NO_PROXY for its client's endpoint URL, not the bucket's name.
+        Case {
+            name: "bucket name listed: botocore still proxies",
+            env: &[
+                ("HTTPS_PROXY", P),
+                ("NO_PROXY", "mybucket.s3.eu-west-1.amazonaws.com"),
+            ],
+            url: BUCKET,
+            sdk: None,
+            curl: None,
+            boto: Some("HTTPS_PROXY"),
+        },
+        Case {
+            name: "regional name listed: botocore direct for the bucket too",
+            env: &[
+                ("HTTPS_PROXY", P),
+                ("NO_PROXY", "s3.eu-west-1.amazonaws.com"),
+            ],
+            url: BUCKET,
+            sdk: None,
+            curl: None,
+            boto: None,
+        },
+        Case {
+            name: "access point name listed: botocore checks s3.<region>",
+            env: &[
+                ("HTTPS_PROXY", P),
+                ("NO_PROXY", "s3-accesspoint.eu-west-1.amazonaws.com"),
+            ],
+            url: "https://myap-123456789012.s3-accesspoint.eu-west-1.amazonaws.com/",
+            sdk: None,
+            curl: None,
+            boto: Some("HTTPS_PROXY"),
+        },
+        Case {
+            name: "account-based DynamoDB name listed: botocore checks dynamodb.<region>",
+            env: &[
+                ("HTTPS_PROXY", P),
+                ("NO_PROXY", "ddb.eu-west-1.amazonaws.com"),
+            ],
+            url: "https://123456789012.ddb.eu-west-1.amazonaws.com/",
+            sdk: None,
+            curl: None,
+            boto: Some("HTTPS_PROXY"),
+        },
+        // urllib walks os.environ in order: among names it treats alike, the later wins.
+        Case {
+            name: "HTTPS_PROXY then Https_Proxy: botocore takes the later",
+            env: &[("HTTPS_PROXY", "http://a:1"), ("Https_Proxy", "http://b:1")],
+            url: S3,
+            sdk: Some("HTTPS_PROXY"),
+            curl: Some("HTTPS_PROXY"),
+            boto: Some("Https_Proxy"),
+        },
+        Case {
+            name: "Https_Proxy then HTTPS_PROXY: botocore takes the later",
+            env: &[("Https_Proxy", "http://b:1"), ("HTTPS_PROXY", "http://a:1")],
+            url: S3,
+            sdk: Some("HTTPS_PROXY"),
+            curl: Some("HTTPS_PROXY"),
+            boto: Some("HTTPS_PROXY"),
+        },
+        Case {
+            name: "https_proxy then HTTPS_proxy: lower-case suffixes, the later wins",
+            env: &[("https_proxy", "http://a:1"), ("HTTPS_proxy", "http://b:1")],
+            url: S3,
+            sdk: Some("https_proxy"),
+            curl: Some("https_proxy"),
+            boto: Some("HTTPS_proxy"),
+        },
+        Case {
+            name: "HTTPS_proxy then https_proxy",
+            env: &[("HTTPS_proxy", "http://b:1"), ("https_proxy", "http://a:1")],
+            url: S3,
+            sdk: Some("https_proxy"),
+            curl: Some("https_proxy"),
+            boto: Some("https_proxy"),
+        },
+        Case {
+            name: "https_proxy before HTTPS_PROXY: lower case wins whatever the order",
+            env: &[("https_proxy", "http://a:1"), ("HTTPS_PROXY", "http://b:1")],
+            url: S3,
+            sdk: Some("HTTPS_PROXY"),
+            curl: Some("https_proxy"),
+            boto: Some("https_proxy"),
+        },
+        Case {
+            name: "NO_PROXY then No_Proxy: botocore reads the later",
+            env: &[
+                ("HTTPS_PROXY", P),
+                ("NO_PROXY", "amazonaws.com"),
+                ("No_Proxy", "localhost"),
+            ],
+            url: S3,
+            sdk: None,
+            curl: None,
             boto: Some("HTTPS_PROXY"),
         },
         Case {
@@ -2609,6 +3072,166 @@ mod tests {
             ("no_proxy", "localhost , 169.254.169.254"),
         ]);
         assert!(decide(Curl, &e, &url(IMDS)).proxy.is_none());
+    }
+
+    #[test]
+    fn unusable_values_name_each_client_they_break() {
+        // (value, SDK fails, curl fails, botocore fails); the SDK ignores values it cannot
+        // parse and connects directly, which is not a failure.
+        let cases = [
+            ("socks5://127.0.0.1:1080", true, false, true),
+            ("socks5h://127.0.0.1:1080", true, false, true),
+            ("HTTP://127.0.0.1:3128", false, false, true),
+            ("ftp://127.0.0.1:21", false, true, true),
+            ("http://127.0.0.1:3128 ", false, true, true),
+            ("http://127.0.0.1:3128", false, false, false),
+            ("127.0.0.1:3128", false, false, false),
+        ];
+        for (value, sdk, curl, boto) in cases {
+            let e = env(&[("HTTPS_PROXY", value)]);
+            let got = |c| decide(c, &e, &url(S3)).fails;
+            assert_eq!(
+                (got(Sdk), got(Curl), got(Boto)),
+                (sdk, curl, boto),
+                "{value:?}"
+            );
+        }
+        let d = decide(
+            Boto,
+            &env(&[("HTTPS_PROXY", "HTTP://127.0.0.1:3128")]),
+            &url(S3),
+        );
+        assert!(
+            d.explanation.contains("host named 'http'"),
+            "{}",
+            d.explanation
+        );
+    }
+
+    #[test]
+    fn curl_rules_follow_the_installed_version() {
+        let e = env(&[("http_proxy", P), ("no_proxy", "localhost 169.254.169.254")]);
+        let old = e.clone().with_curl(CurlVersion::installed(7, 88, 1));
+        let d = decide(Curl, &old, &url(IMDS));
+        assert!(d.proxy.is_none(), "{}", d.explanation);
+        assert_eq!(d.client_version.as_deref(), Some("curl 7.88.1"));
+        assert!(
+            d.explanation.starts_with("curl 7.88.1 "),
+            "{}",
+            d.explanation
+        );
+        assert!(d.explanation.contains("curl ≥ 8.9 stops at the blank"));
+        let new = e.clone().with_curl(CurlVersion::installed(8, 9, 0));
+        assert!(decide(Curl, &new, &url(IMDS)).proxy.is_some());
+        // Unknown curl: the current rules, and the decision says they were assumed.
+        let d = decide(Curl, &e, &url(IMDS));
+        assert!(d.proxy.is_some());
+        assert!(
+            d.client_version
+                .as_deref()
+                .is_some_and(|v| v.contains("assumed"))
+        );
+        // The blank-separated entry is not "ineffective" for a curl that reads it.
+        let e = env(&[("HTTPS_PROXY", P), ("NO_PROXY", "localhost .amazonaws.com")])
+            .with_curl(CurlVersion::installed(7, 88, 1));
+        let found = ineffective_entries(&e, &url(S3), &[]);
+        assert!(
+            found.iter().all(|f| !f.reason.contains("blank")),
+            "{found:?}"
+        );
+        assert_eq!(
+            decide(Sdk, &e, &url(BUCKET)).client_version,
+            None,
+            "only curl's rules depend on a version"
+        );
+    }
+
+    #[test]
+    fn curl_version_line() {
+        assert_eq!(
+            parse_curl_version(
+                "curl 7.88.1 (x86_64-pc-linux-gnu) libcurl/7.88.1 OpenSSL/3.0.19 zlib/1.2.13"
+            ),
+            Some((7, 88, 1))
+        );
+        assert_eq!(
+            parse_curl_version("curl 8.10.0-DEV (x) libcurl/8.9.1-DEV"),
+            Some((8, 9, 1))
+        );
+        assert_eq!(parse_curl_version("curl 8.5"), Some((8, 5, 0)));
+        assert_eq!(parse_curl_version("wget 1.21"), None);
+        assert_eq!(parse_curl_version(""), None);
+        assert_eq!(parse_curl_version("curl x.y"), None);
+        let _ = CurlVersion::detect();
+    }
+
+    #[test]
+    fn botocore_endpoints() {
+        let ep = |u: &str, known: &[&str]| {
+            let known: Vec<Url> = known.iter().map(|k| url(k)).collect();
+            botocore_endpoint_url(&url(u), &known).to_string()
+        };
+        assert_eq!(ep(BUCKET, &[]), "https://s3.eu-west-1.amazonaws.com/");
+        assert_eq!(
+            ep("https://b.s3-fips.dualstack.us-east-1.amazonaws.com/k", &[]),
+            "https://s3-fips.dualstack.us-east-1.amazonaws.com/"
+        );
+        assert_eq!(
+            ep(
+                "https://b--use1-az4--x-s3.s3express-use1-az4.us-east-1.amazonaws.com/",
+                &[]
+            ),
+            "https://s3.us-east-1.amazonaws.com/"
+        );
+        assert_eq!(
+            ep("https://123456789012.ddb.eu-west-1.amazonaws.com/", &[]),
+            "https://dynamodb.eu-west-1.amazonaws.com/"
+        );
+        // Not an account id: left alone.
+        assert_eq!(
+            ep("https://shop.ddb.example.com/", &[]),
+            "https://shop.ddb.example.com/"
+        );
+        // An interface endpoint name under a custom endpoint URL: found among the known URLs.
+        let vpce = "https://bucket.vpce-1a2b.s3.eu-west-1.vpce.amazonaws.com/";
+        assert_eq!(ep(vpce, &[]), vpce);
+        assert_eq!(
+            ep(
+                vpce,
+                &["https://vpce-1a2b.s3.eu-west-1.vpce.amazonaws.com/", S3]
+            ),
+            "https://vpce-1a2b.s3.eu-west-1.vpce.amazonaws.com/"
+        );
+        assert_eq!(ep(S3, &[]), S3);
+        assert_eq!(ep(IMDS, &[]), IMDS);
+        let d = decide(Boto, &env(&[("HTTPS_PROXY", P)]), &url(BUCKET));
+        assert_eq!(
+            d.checked_url.as_deref(),
+            Some("https://s3.eu-west-1.amazonaws.com/")
+        );
+        assert!(decide(Boto, &env(&[]), &url(S3)).checked_url.is_none());
+        // The recommended value covers botocore's endpoint as well as the request name.
+        let rec = recommended_no_proxy(
+            &ProxyEnv::default(),
+            &["myap-123456789012.s3-accesspoint.eu-west-1.amazonaws.com"],
+        );
+        assert_eq!(
+            rec,
+            "myap-123456789012.s3-accesspoint.eu-west-1.amazonaws.com,s3.eu-west-1.amazonaws.com"
+        );
+    }
+
+    #[test]
+    fn process_environment_keeps_its_order() {
+        let e = ProxyEnv::from_pairs([
+            ("https_proxy", "a"),
+            ("PATH", "/bin"),
+            ("HTTPS_PROXY", "b"),
+            ("https_proxy", "c"),
+        ]);
+        let names: Vec<&str> = e.vars().iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["https_proxy", "HTTPS_PROXY"]);
+        assert_eq!(e.get("https_proxy"), Some("c"));
     }
 
     #[test]

@@ -20,14 +20,16 @@ use crate::report::{
     TcpOutcome,
 };
 
-/// Decide, for every URL and client, whether a proxy applies.
+/// Decide, for every URL and client, whether a proxy applies. The URLs are
+/// those of the same clients, so botocore's endpoint for a virtual-hosted name
+/// is found among them (it checks NO_PROXY for its endpoint URL only).
 pub fn analyze(env: &ProxyEnv, urls: &[Url]) -> ProxyEnvEvidence {
     let decisions = urls
         .iter()
         .flat_map(|u| {
             HttpClientKind::ALL
                 .iter()
-                .map(move |c| proxy_rules::decide(*c, env, u))
+                .map(move |c| proxy_rules::decide_among(*c, env, u, urls))
         })
         .collect();
     ProxyEnvEvidence {
@@ -72,6 +74,12 @@ pub fn decision_for<'a>(
         .find(|d| d.client == client && d.url == url)
 }
 
+/// Whether [`connect_probe`] talks to this proxy: only HTTP(S) proxies are tried, so a
+/// SOCKS proxy's probe says nothing about whether it can be reached.
+pub fn is_probed(proxy: &ProxyChoice) -> bool {
+    proxy.scheme == "http" || proxy.scheme == "https"
+}
+
 /// CONNECT through `proxy` to `name:443`, the way the SDK would open its tunnel.
 pub async fn connect_probe(
     env: &ProxyEnv,
@@ -99,11 +107,14 @@ pub async fn connect_probe(
         p.connect_ms = millis(started.elapsed());
         p
     };
-    if !proxy.scheme.starts_with("http") {
+    if !is_probed(proxy) {
         return finish(
             probe,
             ProxyOutcome::Error,
-            Some(format!("{} proxies are not tested", proxy.scheme)),
+            Some(format!(
+                "not tried: {} proxies are not tested (the AWS SDK for Rust cannot use them)",
+                proxy.scheme
+            )),
         );
     }
     let host = proxy.host.trim_start_matches('[').trim_end_matches(']');
@@ -271,6 +282,9 @@ impl Check for ProxyProbe {
         format!("{}:{}", self.proxy.host, self.proxy.port)
     }
     fn status(&self) -> CheckStatus {
+        if !is_probed(&self.proxy) {
+            return CheckStatus::Skip;
+        }
         match self.outcome {
             // Working, but the traffic leaves through the proxy: a warning at most.
             ProxyOutcome::Tunnelled => CheckStatus::Warn,
