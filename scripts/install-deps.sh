@@ -8,7 +8,7 @@ need=()
 # the debug binary with objcopy (binutils), lets cargo-deb compute the libc dependency with
 # dpkg-shlibdeps (dpkg-dev) and checks the unit with systemd-analyze, systemd-sysusers and
 # systemd-tmpfiles (systemd; it is only installed, not booted).
-for tool in iptables:iptables ip:iproute2 openssl:openssl tinyproxy:tinyproxy-bin \
+for tool in curl:curl iptables:iptables ip:iproute2 openssl:openssl tinyproxy:tinyproxy-bin \
   dnsmasq:dnsmasq-base faketime:faketime rpm:rpm rpm2archive:rpm2cpio objcopy:binutils \
   dpkg-shlibdeps:dpkg-dev systemd-analyze:systemd; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool##*:}")

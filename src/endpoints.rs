@@ -288,7 +288,7 @@ pub fn s3_names(
         .s3_us_east_1_regional
         .as_ref()
         .filter(|s| s.value.eq_ignore_ascii_case("legacy"));
-    let build = |bucket: Option<&str>, path_style: bool| {
+    let build_with = |bucket: Option<&str>, path_style: bool, global: bool| {
         aws_sdk_s3::config::endpoint::Params::builder()
             .region(region)
             .set_bucket(bucket.map(str::to_string))
@@ -297,7 +297,7 @@ pub fn s3_names(
             .force_path_style(path_style)
             .accelerate(false)
             // botocore's "legacy": us-east-1 on the global name; "aws-global" is the SDKs' own.
-            .use_global_endpoint(legacy_global.is_some() || region == "aws-global")
+            .use_global_endpoint(global || legacy_global.is_some() || region == "aws-global")
             .set_endpoint(settings.endpoint_url_s3.as_ref().map(|s| s.value.clone()))
             .build()
             .map_err(|e| one_line(&e.to_string()))
@@ -311,6 +311,7 @@ pub fn s3_names(
         s.push(extra.to_string());
         s
     };
+    let build = |bucket: Option<&str>, path_style: bool| build_with(bucket, path_style, false);
     let sdk_host = resolve_s3(&build(Some(bucket), false)?)?;
     // The rules also take ARNs and directory buckets; a path-style request of the same
     // bucket shows the service's regional name.
@@ -336,6 +337,31 @@ pub fn s3_names(
         });
     } else if let Some(p) = settings.s3_path_style.as_ref().filter(|p| p.value) {
         out[0].settings.push(format!("path style: {}", p.source));
+    }
+    // botocore (the AWS CLI, boto3) still sends us-east-1 to the global names unless told
+    // "regional" (measured: botocore 1.44 calls mybucket.s3.amazonaws.com): those are names
+    // the instance's applications use too. They go before the regional name, which stays last.
+    let explicit = settings.s3_us_east_1_regional.is_some();
+    if region == "us-east-1" && !explicit && settings.endpoint_url_s3.is_none() {
+        let why = "botocore (AWS CLI, boto3) default in us-east-1: the global endpoint (s3_us_east_1_regional_endpoint not set)";
+        for host in [
+            resolve_s3(&build_with(Some(bucket), false, true)?),
+            resolve_s3(&build_with(None, false, true)?),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if out.iter().all(|n| n.host != host) {
+                let at = out.len().saturating_sub(1).max(1);
+                out.insert(
+                    at,
+                    NamedEndpoint {
+                        host,
+                        settings: with(why),
+                    },
+                );
+            }
+        }
     }
     Ok(out)
 }
@@ -451,6 +477,32 @@ mod tests {
             [
                 "mybucket.s3.cn-north-1.amazonaws.com.cn",
                 "s3.cn-north-1.amazonaws.com.cn"
+            ]
+        );
+    }
+
+    #[test]
+    fn us_east_1_adds_botocores_global_names() {
+        let s = settings();
+        assert_eq!(
+            hosts(s3_names("mybucket", "us-east-1", &s)),
+            [
+                "mybucket.s3.us-east-1.amazonaws.com",
+                "mybucket.s3.amazonaws.com",
+                "s3.amazonaws.com",
+                "s3.us-east-1.amazonaws.com"
+            ]
+        );
+        let mut regional = settings();
+        regional.s3_us_east_1_regional = Some(Setting {
+            value: "regional".into(),
+            source: "AWS_S3_US_EAST_1_REGIONAL_ENDPOINT".into(),
+        });
+        assert_eq!(
+            hosts(s3_names("mybucket", "us-east-1", &regional)),
+            [
+                "mybucket.s3.us-east-1.amazonaws.com",
+                "s3.us-east-1.amazonaws.com"
             ]
         );
     }

@@ -2,8 +2,10 @@
 //! run with crafted environments against a loopback proxy and a loopback target, and botocore,
 //! whose client is built and stopped before it sends anything. Only loopback addresses are used.
 //!
-//! curl is skipped when it is not installed; botocore when no Python with boto3 is found
-//! ($VPCE_PROBE_PYTHON, the test venv's python next to $VPCE_PROBE_MOTO, or python3).
+//! Both clients must be installed (scripts/install-deps.sh installs curl and the test venv's
+//! boto3): a missing client fails the test rather than skipping it. botocore's Python is
+//! $VPCE_PROBE_PYTHON, the test venv's python next to $VPCE_PROBE_MOTO, or python3.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step stops the test
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -95,10 +97,10 @@ fn pairs(vars: &[(&str, String)]) -> Vec<(String, String)> {
 #[test]
 fn the_installed_curl_agrees_with_the_model() {
     let curl = CurlVersion::detect();
-    if curl.version().is_none() {
-        eprintln!("skipped: no curl --version answered");
-        return;
-    }
+    assert!(
+        curl.version().is_some(),
+        "no curl --version answered: install curl (scripts/install-deps.sh)"
+    );
     let proxy = Counter::start();
     let target = Counter::start();
     let p = format!("http://{}", proxy.addr);
@@ -272,10 +274,8 @@ print(json.dumps({
 
 #[test]
 fn botocore_agrees_with_the_model() {
-    let Some(python) = botocore_python() else {
-        eprintln!("skipped: no Python with boto3");
-        return;
-    };
+    let python = botocore_python()
+        .expect("no Python with boto3: run scripts/install-deps.sh (the test venv has boto3)");
     let p = "http://127.0.0.1:9".to_owned();
     let cases: Vec<(&str, Vec<(&str, String)>)> = vec![
         ("s3", vec![("HTTPS_PROXY", p.clone())]),
