@@ -8,8 +8,8 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 2
 fi
 cargo fmt --all -- --check
-cargo clippy --all-targets --locked -- -D warnings
-cargo test --all-targets --locked
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo test --workspace --all-targets --locked
 # The VPC lab (lab/README.md). `cargo test --all-targets` builds examples only as test
 # harnesses, so the lab's server binary (target/debug/examples/lab_servers) is built here.
 cargo build --locked --example lab_servers

@@ -11,7 +11,7 @@ use crate::cli::{ExpectPath, FailOn};
 use crate::config::Config;
 use crate::proxy_rules::{self, HttpClientKind};
 use crate::report::*;
-use crate::run::{ProbeResults, TargetSpec};
+use crate::results::{ProbeResults, TargetSpec};
 
 pub struct Expectations {
     pub expect_path: ExpectPath,

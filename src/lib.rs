@@ -4,7 +4,6 @@
 //! Data flows one way: configuration → checks → results → diagnosis → report → renderers.
 
 pub mod agent;
-pub mod catalogue;
 pub mod checks;
 pub mod classify;
 pub mod cli;
@@ -17,9 +16,10 @@ pub mod fsread;
 pub mod net;
 pub mod proxy_rules;
 pub mod ranges;
-pub mod render;
-pub mod report;
+pub mod results;
 pub mod run;
 pub mod vpc_rules;
 
 pub use run::run_once;
+// The report contract, under the paths the rest of the code (and its users) always had.
+pub use vpce_probe_report::{catalogue, render, report};

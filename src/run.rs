@@ -3,7 +3,7 @@
 //! so a healthy run costs about its slowest chain, and a black-holed address one timeout.
 
 use std::collections::BTreeSet;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -26,49 +26,11 @@ use crate::endpoints::{self, SdkSettings};
 use crate::net::aws::{self as net_aws, PinnedResolver};
 use crate::net::dns::{ServerResolver, system_servers};
 use crate::net::tls::TlsContext;
-use crate::net::{Budget, millis};
+use crate::net::{Budget, millis, rfc3339};
 use crate::proxy_rules::HttpClientKind;
 use crate::report::*;
 
-/// A target as the run sees it: which names the SDKs would use for it.
-#[derive(Clone, Debug)]
-pub struct TargetSpec {
-    pub id: String,
-    pub service: Service,
-    pub name: String,
-    pub endpoint_names: Vec<String>,
-    /// Per name, the settings that produced it and their sources.
-    pub name_settings: std::collections::BTreeMap<String, Vec<String>>,
-    pub endpoint_override: Option<String>,
-}
-
-/// Everything the checks found: the input of diagnosis.
-#[derive(Default)]
-pub struct ProbeResults {
-    pub host: HostFacts,
-    pub imds: Option<ImdsEvidence>,
-    pub instance: Option<InstanceFacts>,
-    pub imds_ms: u64,
-    pub region: RegionFacts,
-    pub targets: Vec<TargetSpec>,
-    pub dns: Vec<DnsLookup>,
-    /// Each name as the applications resolve it (nsswitch, hosts file, DNS, local stub).
-    pub app_dns: Vec<AppResolution>,
-    pub tcp: Vec<TcpAttempt>,
-    pub tls: Vec<TlsHandshake>,
-    pub nacl: Vec<NaclSweep>,
-    pub proxy_env: Option<ProxyEnvEvidence>,
-    pub proxy_probes: Vec<ProxyProbe>,
-    pub canary: Option<CanaryResult>,
-    pub credentials: Option<CredentialsEvidence>,
-    pub calls: Vec<CallResult>,
-    pub control_plane: Option<ControlPlane>,
-    pub reachability: Vec<ReachabilityEvidence>,
-    pub system_resolvers: Vec<SocketAddr>,
-    pub vpc_resolver: Option<SocketAddr>,
-    pub setup_errors: Vec<String>,
-    pub deadline_hit: bool,
-}
+pub use crate::results::{ProbeResults, TargetSpec};
 
 /// Results land here as they complete, so a deadline keeps what was already learned.
 #[derive(Default)]
@@ -950,10 +912,6 @@ fn unique_names(targets: &[TargetSpec]) -> Vec<(String, Service)> {
         .flat_map(|t| t.endpoint_names.iter().map(move |n| (n.clone(), t.service)))
         .filter(|(n, _)| seen.insert(n.clone()))
         .collect()
-}
-
-pub fn rfc3339(t: SystemTime) -> String {
-    humantime::format_rfc3339_millis(t).to_string()
 }
 
 fn assemble(

@@ -15,27 +15,6 @@ pub fn service_name(region: &str, service: Service) -> String {
     format!("{prefix}.{region}.{}", service.as_str())
 }
 
-impl ControlPlane {
-    /// The EC2 permissions whose reads were denied, without repeats.
-    pub fn denied_actions(&self) -> Vec<String> {
-        let mut out: Vec<String> = self
-            .reads
-            .iter()
-            .filter(|r| r.outcome == ReadOutcome::Denied)
-            .map(|r| r.action.split(' ').next().unwrap_or("").to_string())
-            .collect();
-        out.sort();
-        out.dedup();
-        out
-    }
-
-    pub fn read_ok(&self, action: &str) -> bool {
-        self.reads
-            .iter()
-            .any(|r| r.action == action && r.outcome == ReadOutcome::Ok)
-    }
-}
-
 impl Check for ControlPlane {
     const KIND: CheckKind = CheckKind::Ec2;
     fn id(&self) -> String {

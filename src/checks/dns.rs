@@ -149,11 +149,4 @@ impl Check for DnsLookup {
     }
 }
 
-pub fn class_label(class: AddressClass) -> &'static str {
-    match class {
-        AddressClass::ServiceRegion => "in range",
-        AddressClass::ServiceOtherRegion => "other region",
-        AddressClass::Private => "private",
-        AddressClass::Outside => "outside ranges",
-    }
-}
+pub use crate::report::class_label;

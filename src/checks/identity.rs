@@ -47,7 +47,7 @@ pub async fn load(
             evidence.source = Some(provider_name(&creds));
             evidence.access_key_id = Some(mask(creds.access_key_id()));
             if let Some(expiry) = creds.expiry() {
-                evidence.expires_at = Some(crate::run::rfc3339(expiry));
+                evidence.expires_at = Some(crate::net::rfc3339(expiry));
                 evidence.expired = expiry <= SystemTime::now();
             }
             if let Some(account) = creds.account_id() {

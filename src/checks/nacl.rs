@@ -114,16 +114,6 @@ pub fn failing_spans(results: &[PortRangeResult]) -> Vec<PortRange> {
     spans
 }
 
-impl NaclSweep {
-    /// Whether the kernel's own ephemeral range falls into a failing span, i.e. real traffic suffers.
-    pub fn hits_kernel_range(&self) -> bool {
-        match self.kernel_ephemeral {
-            Some(k) => self.failing.iter().any(|f| f.overlaps(&k)),
-            None => !self.failing.is_empty(),
-        }
-    }
-}
-
 impl Check for NaclSweep {
     const KIND: CheckKind = CheckKind::Nacl;
     fn id(&self) -> String {

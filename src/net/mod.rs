@@ -35,6 +35,11 @@ impl Budget {
     }
 }
 
+/// A wall-clock time as the report writes it (RFC 3339, UTC, milliseconds).
+pub fn rfc3339(t: std::time::SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
 pub fn millis(d: Duration) -> u64 {
     d.as_millis().min(u64::MAX as u128) as u64
 }

@@ -178,11 +178,11 @@ fn dns_line(name: &str, group: &[&CheckRecord]) -> String {
             server = server.or(d.server.clone());
             ms = ms.max(d.latency_ms);
             match d.outcome {
-                DnsOutcome::Answered => {
-                    answers.extend(d.addresses.iter().map(|a| {
-                        format!("{} ({})", a.ip, crate::checks::dns::class_label(a.class))
-                    }))
-                }
+                DnsOutcome::Answered => answers.extend(
+                    d.addresses
+                        .iter()
+                        .map(|a| format!("{} ({})", a.ip, crate::report::class_label(a.class))),
+                ),
                 DnsOutcome::NoData => {}
                 other => answers.push(format!("{} {:?}", d.record_type, other)),
             }
@@ -217,7 +217,7 @@ fn dns_line(name: &str, group: &[&CheckRecord]) -> String {
 fn app_addresses(app: &crate::report::AppResolution) -> String {
     app.addresses
         .iter()
-        .map(|a| format!("{} ({})", a.ip, crate::checks::dns::class_label(a.class)))
+        .map(|a| format!("{} ({})", a.ip, crate::report::class_label(a.class)))
         .collect::<Vec<_>>()
         .join(", ")
 }

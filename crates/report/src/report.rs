@@ -4,7 +4,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::proxy_rules::{HttpClientKind, ProxyChoice};
+use crate::proxy::{HttpClientKind, ProxyChoice};
 
 pub const SCHEMA_VERSION: &str = "1.0";
 
@@ -415,7 +415,7 @@ pub struct CallResult {
     /// Response headers that show who answered (request ids, Server, Via, Date...).
     pub headers: std::collections::BTreeMap<String, String>,
     pub finding: Option<crate::catalogue::FindingCode>,
-    pub denial: Option<crate::classify::Denial>,
+    pub denial: Option<crate::denial::Denial>,
     pub bucket_region: Option<String>,
     /// Server clock minus local clock, from the Date header.
     pub clock_offset_secs: Option<i64>,
@@ -664,7 +664,7 @@ pub struct ProxyEnvEvidence {
     /// Pairs of UPPER/lower variables set to different values.
     pub conflicts: Vec<(String, String)>,
     /// Per URL and client: proxied or direct, and why.
-    pub decisions: Vec<crate::proxy_rules::ProxyDecision>,
+    pub decisions: Vec<crate::proxy::ProxyDecision>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -907,4 +907,45 @@ pub struct ReachabilityExplanation {
     pub meaning: String,
     pub component: Option<String>,
     pub direction: Option<String>,
+}
+
+/// How an address class reads in the text report.
+pub fn class_label(class: AddressClass) -> &'static str {
+    match class {
+        AddressClass::ServiceRegion => "in range",
+        AddressClass::ServiceOtherRegion => "other region",
+        AddressClass::Private => "private",
+        AddressClass::Outside => "outside ranges",
+    }
+}
+
+impl ControlPlane {
+    /// The EC2 permissions whose reads were denied, without repeats.
+    pub fn denied_actions(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .reads
+            .iter()
+            .filter(|r| r.outcome == ReadOutcome::Denied)
+            .map(|r| r.action.split(' ').next().unwrap_or("").to_string())
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    pub fn read_ok(&self, action: &str) -> bool {
+        self.reads
+            .iter()
+            .any(|r| r.action == action && r.outcome == ReadOutcome::Ok)
+    }
+}
+
+impl NaclSweep {
+    /// Whether the kernel's own ephemeral range falls into a failing span, i.e. real traffic suffers.
+    pub fn hits_kernel_range(&self) -> bool {
+        match self.kernel_ephemeral {
+            Some(k) => self.failing.iter().any(|f| f.overlaps(&k)),
+            None => !self.failing.is_empty(),
+        }
+    }
 }

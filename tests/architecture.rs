@@ -1,0 +1,242 @@
+//! The structure the README's architecture section promises, checked on the sources: no import
+//! cycle between the library's modules, and no edge against the flow (configuration → checks →
+//! results → diagnosis → report → renderers and sinks). The report contract is its own crate
+//! whose only dependencies are serde, serde_json, schemars and tempfile.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step stops the test
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+/// Every module of the probe library as `a::b` with its source, tests stripped.
+fn modules() -> BTreeMap<String, String> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+    let src = Path::new(ROOT).join("src");
+    let mut files = Vec::new();
+    walk(&src, &mut files);
+    let mut out = BTreeMap::new();
+    for file in files {
+        let rel = file.strip_prefix(&src).unwrap().with_extension("");
+        let mut parts: Vec<String> = rel
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect();
+        if parts.last().is_some_and(|p| p == "mod") {
+            parts.pop();
+        }
+        if parts == ["lib"] || parts == ["main"] {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        // A module's unit tests may reach anywhere; only production code is held to the flow.
+        let production = match text.find("#[cfg(test)]\nmod tests") {
+            Some(i) => text[..i].to_string(),
+            None => text,
+        };
+        out.insert(parts.join("::"), production);
+    }
+    out
+}
+
+/// The unit a module belongs to: `checks::dns`, `net::aws`, `agent::spool` stay two-level,
+/// everything else is its top-level module.
+fn unit(module: &str) -> String {
+    let parts: Vec<&str> = module.split("::").collect();
+    match parts.as_slice() {
+        [first, second, ..] if ["checks", "net", "agent"].contains(first) => {
+            format!("{first}::{second}")
+        }
+        [first, ..] => first.to_string(),
+        [] => String::new(),
+    }
+}
+
+/// `crate::x::y` references of one source, resolved to known modules.
+fn references(text: &str, known: &BTreeMap<String, String>) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for (i, _) in text.match_indices("crate::") {
+        let rest = &text[i + "crate::".len()..];
+        let path: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == ':')
+            .collect();
+        let segments: Vec<&str> = path.split("::").filter(|s| !s.is_empty()).collect();
+        // The longest prefix that names a module.
+        for n in (1..=segments.len().min(2)).rev() {
+            let candidate = segments[..n].join("::");
+            if known.contains_key(&candidate) {
+                out.insert(candidate);
+                break;
+            }
+        }
+    }
+    out
+}
+
+fn edges() -> BTreeSet<(String, String)> {
+    let mods = modules();
+    let mut edges = BTreeSet::new();
+    for (module, text) in &mods {
+        for target in references(text, &mods) {
+            let (from, to) = (unit(module), unit(&target));
+            if from != to {
+                edges.insert((from, to));
+            }
+        }
+    }
+    edges
+}
+
+/// Strongly connected components with more than one unit (Tarjan).
+fn cycles(edges: &BTreeSet<(String, String)>) -> Vec<Vec<String>> {
+    let mut graph: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (a, b) in edges {
+        graph.entry(a).or_default().push(b);
+        graph.entry(b).or_default();
+    }
+    struct State<'a> {
+        index: BTreeMap<&'a str, usize>,
+        low: BTreeMap<&'a str, usize>,
+        stack: Vec<&'a str>,
+        on_stack: BTreeSet<&'a str>,
+        next: usize,
+        found: Vec<Vec<String>>,
+    }
+    fn visit<'a>(v: &'a str, graph: &BTreeMap<&'a str, Vec<&'a str>>, s: &mut State<'a>) {
+        s.index.insert(v, s.next);
+        s.low.insert(v, s.next);
+        s.next += 1;
+        s.stack.push(v);
+        s.on_stack.insert(v);
+        for &w in &graph[v] {
+            if !s.index.contains_key(w) {
+                visit(w, graph, s);
+                let lw = s.low[w];
+                let lv = s.low[v];
+                s.low.insert(v, lv.min(lw));
+            } else if s.on_stack.contains(w) {
+                let iw = s.index[w];
+                let lv = s.low[v];
+                s.low.insert(v, lv.min(iw));
+            }
+        }
+        if s.low[v] == s.index[v] {
+            let mut component = Vec::new();
+            while let Some(w) = s.stack.pop() {
+                s.on_stack.remove(w);
+                component.push(w.to_string());
+                if w == v {
+                    break;
+                }
+            }
+            if component.len() > 1 {
+                component.sort();
+                s.found.push(component);
+            }
+        }
+    }
+    let mut state = State {
+        index: BTreeMap::new(),
+        low: BTreeMap::new(),
+        stack: Vec::new(),
+        on_stack: BTreeSet::new(),
+        next: 0,
+        found: Vec::new(),
+    };
+    for &v in graph.keys() {
+        if !state.index.contains_key(v) {
+            visit(v, &graph, &mut state);
+        }
+    }
+    state.found
+}
+
+#[test]
+fn the_cycle_finder_finds_cycles() {
+    // The check itself must be able to fail.
+    let e: BTreeSet<(String, String)> = [("a", "b"), ("b", "c"), ("c", "a"), ("c", "d")]
+        .into_iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    assert_eq!(cycles(&e), vec![vec!["a", "b", "c"]]);
+    let known: BTreeMap<String, String> = [("run", ""), ("checks::dns", ""), ("checks", "")]
+        .into_iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    let refs = references(
+        "use crate::run::ProbeResults; crate::checks::dns::lookup()",
+        &known,
+    );
+    assert_eq!(
+        refs,
+        ["checks::dns", "run"]
+            .into_iter()
+            .map(String::from)
+            .collect()
+    );
+}
+
+#[test]
+fn no_import_cycles_between_modules() {
+    let found = cycles(&edges());
+    assert!(found.is_empty(), "import cycles: {found:?}");
+}
+
+#[test]
+fn no_edge_against_the_flow() {
+    let edges = edges();
+    // (from, to): the lower layer must never reach up.
+    let forbidden = |from: &str, to: &str| -> bool {
+        let lower_than_scheduler = from.starts_with("checks")
+            || from.starts_with("net")
+            || from == "diagnose"
+            || from == "results"
+            || from == "classify"
+            || from == "vpc_rules"
+            || from == "proxy_rules"
+            || from == "ranges"
+            || from == "endpoints";
+        (lower_than_scheduler && (to == "run" || to.starts_with("agent")))
+            // Checks measure; they never judge (diagnosis) nor schedule.
+            || (from.starts_with("checks") && to == "diagnose")
+            || (from.starts_with("net") && (to.starts_with("checks") || to == "diagnose"))
+            // Settings are below everything that uses them.
+            || (from == "config" && (to.starts_with("agent") || to == "run"))
+    };
+    let bad: Vec<&(String, String)> = edges.iter().filter(|(a, b)| forbidden(a, b)).collect();
+    assert!(bad.is_empty(), "edges against the flow: {bad:?}");
+}
+
+#[test]
+fn the_report_crate_needs_neither_tokio_nor_the_aws_sdk() {
+    let manifest =
+        std::fs::read_to_string(Path::new(ROOT).join("crates/report/Cargo.toml")).unwrap();
+    let deps = manifest
+        .split("[dependencies]")
+        .nth(1)
+        .expect("a [dependencies] section")
+        .split("\n[")
+        .next()
+        .unwrap_or("");
+    let names: BTreeSet<&str> = deps
+        .lines()
+        .filter_map(|l| l.split('=').next())
+        .map(str::trim)
+        .filter(|n| !n.is_empty() && !n.starts_with('#'))
+        .collect();
+    let allowed: BTreeSet<&str> = ["schemars", "serde", "serde_json", "tempfile"].into();
+    assert!(
+        names.is_subset(&allowed),
+        "the report crate depends on {names:?}; only {allowed:?} are allowed"
+    );
+}
