@@ -175,7 +175,8 @@ class Lab:
 
     def lock(self) -> None:
         # Same lock as lab.sh and run_scenarios.py; the fd is not inherited by the lab's daemons.
-        self.lock_fd = os.open(REPO / "lab", os.O_RDONLY)
+        lock_file = os.environ.get("VPL_LOCK_FILE", "/run/vpce-lab.lock")
+        self.lock_fd = os.open(lock_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
             fcntl.flock(self.lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -981,7 +982,7 @@ def render(res: dict) -> str:
       "`--notes FILE` (the findings section, default `benches/findings.md`), `--render RAW` (rewrite the "
       "report from a raw file, no measuring). The full run takes ~12 min after the build "
       "(a clean `dist` build: ~10 min, 8.5 GB). "
-      "The run holds the lab lock (`lab/`), so scenario runs wait for it.")
+      "The run holds the lab lock (/run/vpce-lab.lock), so scenario runs wait for it.")
     return "\n".join(L) + "\n"
 
 

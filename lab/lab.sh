@@ -16,11 +16,17 @@
 #   lab.sh seed N             add buckets lab-bucket-01..N and tables lab-table-01..N (moto and
 #                             the VPC resolver), for probes of many targets (benches/bench.py)
 #
-# Run as root. Install steps live in scripts/install-deps.sh, not here.
+# Run as root. Install steps live in scripts/install-lab-deps.sh, not here.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 LAB_DIR=${VPL_DIR:-/run/vpce-lab}
+# One lab per machine (the namespaces, veths and /etc/netns entries are machine-wide, whichever
+# checkout runs it): lab.sh, run_scenarios.py, benches/bench.py and scripts/demo.sh take an
+# exclusive flock on this file. It stays in /run (tmpfs) between runs, which is harmless.
+LOCK_FILE=${VPL_LOCK_FILE:-/run/vpce-lab.lock}
+# Where a failed `up` leaves the daemons' logs (the lab itself is removed).
+FAILED_LOGS=$LAB_DIR.failed-logs
 LAB_SERVERS=${VPL_SERVERS:-$REPO/target/debug/examples/lab_servers}
 MOTO=${VPCE_PROBE_MOTO:-/opt/vpce-probe-test/venv/bin/moto_server}
 MOTO_PY=$(dirname "$MOTO")/python
@@ -601,10 +607,10 @@ dnsmasq_args() { # dnsmasq_args LISTEN S3_ANSWER
 
 start_daemons() {
   [ -x "$LAB_SERVERS" ] || die "$LAB_SERVERS missing: cargo build --example lab_servers"
-  [ -x "$MOTO" ] || die "$MOTO missing: sudo bash scripts/install-deps.sh"
+  [ -x "$MOTO" ] || die "$MOTO missing: sudo bash scripts/install-lab-deps.sh"
   local t
   for t in tinyproxy dnsmasq iptables; do
-    command -v "$t" >/dev/null || die "$t missing: sudo bash scripts/install-deps.sh"
+    command -v "$t" >/dev/null || die "$t missing: sudo bash scripts/install-lab-deps.sh"
   done
   start_proc moto "$NS_AWS" "$MOTO" -H 127.0.0.1 -p "$MOTO_PORT"
   start_proc tinyproxy-3128 "$NS_CORP" tinyproxy -d -c "$LAB_DIR/corp/tinyproxy-3128.conf"
@@ -719,10 +725,29 @@ cmd_down() {
   rm -rf "$LAB_DIR"
 }
 
+# The EXIT trap of `up`: a failed or interrupted up removes everything it built so far (no vpl-*
+# namespace, daemon or /etc/netns entry outlives it) and keeps the daemons' logs.
+up_failed() {
+  local rc=$?
+  trap - EXIT INT TERM
+  set +e
+  log "up failed (exit $rc): removing what it built"
+  if [ -d "$LAB_DIR/logs" ]; then
+    rm -rf "$FAILED_LOGS"
+    cp -a "$LAB_DIR/logs" "$FAILED_LOGS" && log "the daemons' logs are in $FAILED_LOGS"
+  fi
+  cmd_down
+  exit "$rc"
+}
+
 cmd_up() {
   need_root
   local started=$SECONDS
   cmd_down
+  rm -rf "$FAILED_LOGS"
+  trap up_failed EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
   mkdir -p "$LAB_DIR"
   : >"$LAB_DIR/faults"
   write_files
@@ -731,6 +756,7 @@ cmd_up() {
   start_daemons
   write_trust_bundle
   seed_moto
+  trap - EXIT INT TERM
   log "up in $((SECONDS - started)) s: instance $NS_INST ($INST_IP); lab files in $LAB_DIR"
 }
 
@@ -806,11 +832,12 @@ cmd_exec() {
   return "$rc"
 }
 
-# One lab per machine: commands that change it hold a lock on the lab/ directory (no lock file
-# to leave behind). run_scenarios.py holds it for a whole run and sets VPL_LOCK_HELD=1.
+# One lab per machine: commands that change it hold the machine-wide lock ($LOCK_FILE).
+# run_scenarios.py, benches/bench.py and scripts/demo.sh hold it for a whole run and set
+# VPL_LOCK_HELD=1. The daemons never inherit fd 9 (start_proc closes it).
 lock() {
   [ "${VPL_LOCK_HELD:-}" = 1 ] && return 0
-  exec 9<"$REPO/lab"
+  exec 9>>"$LOCK_FILE" || die "cannot open the lab lock $LOCK_FILE"
   if ! flock -n 9; then
     log "another lab command or scenario run holds the lab; waiting"
     flock 9
@@ -832,7 +859,7 @@ cmd_probe() {
 main() {
   local cmd=${1:-}
   shift || true
-  case "$cmd" in up | down | apply | reset | seed) lock ;; esac
+  case "$cmd" in up | down | apply | reset | seed) need_root; lock ;; esac
   case "$cmd" in
     up) cmd_up ;;
     down) cmd_down ;;

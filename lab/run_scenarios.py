@@ -29,6 +29,7 @@ REPO = HERE.parent
 LAB_SH = HERE / "lab.sh"
 SCENARIOS = HERE / "scenarios"
 LAB_DIR = Path(os.environ.get("VPL_DIR", "/run/vpce-lab"))
+LOCK_FILE = Path(os.environ.get("VPL_LOCK_FILE", "/run/vpce-lab.lock"))
 NS_INST = "vpl-inst"
 LAB_CA_NAME = "vpce-probe lab CA"
 
@@ -178,8 +179,9 @@ def lab(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 
 
 def take_lab_lock() -> int:
-    """One lab per machine: the lock lab.sh takes too (on the lab/ directory, no file)."""
-    fd = os.open(HERE, os.O_RDONLY)
+    """One lab per machine: the machine-wide lock lab.sh takes too (the namespaces are
+    machine-wide, whichever checkout runs the lab)."""
+    fd = os.open(LOCK_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

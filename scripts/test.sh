@@ -1,18 +1,25 @@
 #!/usr/bin/env bash
-# The project's test command (README "Tests"). Run as root: the loopback fakes bind ports 53
-# and 443 on 127.x addresses, and some tests drop packets with iptables.
+# The project's test command (README "Tests"). Needs root: the loopback fakes bind ports 53 and
+# 443 on 127.x addresses, some tests drop packets with iptables, and the VPC lab creates network
+# namespaces; run as a user, it runs itself again through sudo. Installs what it needs first.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-if [ "$(id -u)" -ne 0 ]; then
-  echo "scripts/test.sh: run as root (sudo scripts/test.sh): the tests bind ports 53/443 on loopback and use iptables" >&2
-  exit 2
-fi
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=scripts/lib/root.sh
+. "$REPO/scripts/lib/root.sh"
+require_root "$REPO/scripts/test.sh" "$@"
+trap 'give_back_build_files "$REPO"' EXIT
+cd "$REPO"
+# What the tests need (idempotent: a few seconds when everything is there already).
+bash scripts/install-deps.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --all-targets --locked
-# The VPC lab (lab/README.md). `cargo test --all-targets` builds examples only as test
-# harnesses, so the lab's server binary (target/debug/examples/lab_servers) is built here.
-cargo build --locked --example lab_servers
+# The binary the package check and the VPC lab use, and the lab's server binary
+# (target/debug/examples/lab_servers; `cargo test --all-targets` builds examples only as test
+# harnesses). Built together: an example turns the dev-dependencies on, which changes the features
+# of ~28 shared crates (serde_json, hashbrown, regex, ...), so that `--bin vpce-probe` alone would
+# rebuild them and relink the binary. check_packages.py runs this same command: a no-op here.
+cargo build --locked --bin vpce-probe --example lab_servers
 # The .deb and .rpm, built from the debug binary and inspected, the SSM document and the unit
 # (packaging/README.md, systemd/README.md).
 python3 scripts/check_packages.py

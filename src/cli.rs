@@ -4,12 +4,38 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// The top-level help's (and the man page's) closing block.
+const EXAMPLES: &str = "\
+Examples:
+  Probe once; text report on stdout, exit code = verdict:
+    vpce-probe probe --bucket my-bucket --table my-table
+  Also write the full JSON report to a file:
+    vpce-probe probe --bucket my-bucket --output /var/tmp/vpce-probe.json
+  Ship the JSON report to S3 (or an https collector, or a directory):
+    vpce-probe probe --bucket my-bucket --ship s3://my-reports/vpce-probe/
+  Validate the agent's configuration before starting the service:
+    vpce-probe check-config --config /etc/vpce-probe/config.toml
+
+Exit codes: 0 healthy, 1 a problem was found, 2 bad usage or configuration (nothing probed), 3 the probe itself failed.";
+
+/// `vpce-probe probe --help`'s closing block.
+const PROBE_EXAMPLES: &str = "\
+Examples:
+  vpce-probe probe --bucket my-bucket --table my-table
+  vpce-probe probe --bucket my-bucket --format json > report.json
+  vpce-probe probe --bucket my-bucket --output /var/tmp/vpce-probe.json
+  vpce-probe probe --table my-table --ship s3://my-reports/vpce-probe/
+  vpce-probe probe --bucket my-bucket --ship https://collector.example/reports \\
+      --ship-token-file /etc/vpce-probe/collector.token
+
+Exit codes: 0 healthy, 1 a problem was found, 2 bad usage (nothing probed), 3 the probe itself failed.";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "vpce-probe",
     version,
     about = "Proves from inside an EC2 instance whether Amazon S3 and DynamoDB are reached through the VPC's gateway endpoint, and names what is broken when they are not.",
-    after_help = "Exit codes: 0 healthy, 1 a problem was found, 2 bad usage or configuration (nothing probed), 3 the probe itself failed."
+    after_help = EXAMPLES
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -19,6 +45,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Probe once and print a report (the SSM Run Command job).
+    #[command(after_help = PROBE_EXAMPLES)]
     Probe(Box<ProbeArgs>),
     /// Validate the agent's configuration file without probing (used by the systemd unit's ExecStartPre).
     CheckConfig {

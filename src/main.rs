@@ -4,7 +4,7 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use vpce_probe::catalogue::FindingCode;
 use vpce_probe::cli::{Cli, Command, Format};
 use vpce_probe::config::{Config, Environment};
@@ -15,7 +15,10 @@ const EXIT_USAGE: u8 = 2;
 const EXIT_PROBE_FAILED: u8 = 3;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse_command_line() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     let env = Environment::from_process();
     hide_broken_cert_file(&env);
     // The one-shot probe's output is its report; the agent's is its log (journald reads stderr).
@@ -75,6 +78,76 @@ fn main() -> ExitCode {
                 }
             };
             probe(cfg)
+        }
+    }
+}
+
+/// The command line of `Cli`, plus two hidden commands for packagers, both generated from the
+/// clap definitions themselves so that they never drift from `--help`:
+/// `vpce-probe manpage DIR` writes one man page per command (vpce-probe.1, vpce-probe-probe.1,
+/// ...) into DIR and `vpce-probe completions SHELL` prints a completion script
+/// (packaging/generate-assets.sh runs both). Err is the exit code of a hidden command.
+fn parse_command_line() -> Result<Cli, ExitCode> {
+    let mut cmd = Cli::command()
+        .subcommand(
+            clap::Command::new("manpage")
+                .hide(true)
+                .about("Write the man pages (one per command) into DIR")
+                .arg(
+                    clap::Arg::new("dir")
+                        .value_name("DIR")
+                        .required(true)
+                        .value_parser(clap::value_parser!(std::path::PathBuf)),
+                ),
+        )
+        .subcommand(
+            clap::Command::new("completions")
+                .hide(true)
+                .about("Print the completion script for SHELL")
+                .arg(
+                    clap::Arg::new("shell")
+                        .value_name("SHELL")
+                        .required(true)
+                        .value_parser(clap::value_parser!(clap_complete::Shell)),
+                ),
+        );
+    let matches = cmd.clone().get_matches();
+    match matches.subcommand() {
+        Some(("manpage", m)) => Err(match m.get_one::<std::path::PathBuf>("dir") {
+            Some(dir) => write_manpages(dir),
+            None => ExitCode::from(EXIT_USAGE),
+        }),
+        Some(("completions", m)) => Err(match m.get_one::<clap_complete::Shell>("shell") {
+            Some(shell) => {
+                let mut script = Vec::new();
+                clap_complete::generate(*shell, &mut Cli::command(), "vpce-probe", &mut script);
+                let mut script = String::from_utf8_lossy(&script).into_owned();
+                if *shell == clap_complete::Shell::Bash {
+                    // clap_complete's bash script (4.6.12) spells the state of a subcommand
+                    // `vpce__probe__subcmd__probe` but its case arm `vpce__subcmd__probe__subcmd__probe`
+                    // for a bin name with a hyphen, so no subcommand's flags ever complete
+                    // (clap-rs/clap#6421). Spell the arms like the state; a no-op once fixed.
+                    script =
+                        script.replace("vpce__subcmd__probe__subcmd__", "vpce__probe__subcmd__");
+                }
+                listing(script, ExitCode::SUCCESS)
+            }
+            None => ExitCode::from(EXIT_USAGE),
+        }),
+        _ => Ok(Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.format(&mut cmd).exit())),
+    }
+}
+
+fn write_manpages(dir: &std::path::Path) -> ExitCode {
+    match std::fs::create_dir_all(dir).and_then(|()| clap_mangen::generate_to(Cli::command(), dir))
+    {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error_line(&format!(
+                "cannot write the man pages to {}: {e}",
+                shown_path(dir)
+            ));
+            ExitCode::from(EXIT_PROBE_FAILED)
         }
     }
 }
