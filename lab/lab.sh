@@ -660,6 +660,11 @@ ddb.create_table(TableName=table, BillingMode="PAY_PER_REQUEST",
                  AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
                  KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}])
 ddb.put_item(TableName=table, Item={"pk": {"S": "id-1"}, "note": {"S": "seeded by lab.sh"}})
+# moto builds its EC2 and STS backends on their first call, holding the interpreter for a
+# second or more: done here, not during the first scenario that reaches them (through NAT),
+# whose signed calls would otherwise all time out at --timeout 1.
+boto3.client("ec2", **kw).describe_vpcs()
+boto3.client("sts", **kw).get_caller_identity()
 print("seeded", bucket, table)
 PY
 }
