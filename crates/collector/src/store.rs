@@ -34,11 +34,16 @@ CREATE TABLE IF NOT EXISTS reports (
     path_kinds    TEXT NOT NULL,     -- "target=kind" per target, one per line
     token_label   TEXT NOT NULL,
     tool_version  TEXT NOT NULL,
-    changed       INTEGER NOT NULL,  -- verdict or root causes differ from the previous report
-    body          TEXT               -- the JSON; NULL once superseded by an unchanged report
+    changed       INTEGER NOT NULL   -- verdict or root causes differ from the previous report
 );
 CREATE INDEX IF NOT EXISTS reports_by_instance ON reports(instance_key, started_at);
 CREATE INDEX IF NOT EXISTS reports_by_received ON reports(received_at);
+-- The JSON bodies, in a table of their own: deleting a row frees its pages for the next body,
+-- where setting a column of the (small) report row to NULL left the page mostly empty.
+CREATE TABLE IF NOT EXISTS bodies (
+    report_id TEXT PRIMARY KEY REFERENCES reports(report_id) ON DELETE CASCADE,
+    json      TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS findings (
     report_id TEXT NOT NULL REFERENCES reports(report_id) ON DELETE CASCADE,
     code      TEXT NOT NULL,
@@ -133,7 +138,7 @@ pub struct ReportRow {
     pub body_kept: bool,
 }
 
-const REPORT_COLUMNS: &str = "r.report_id, r.received_at, r.started_at, r.instance_key, r.instance_id, r.hostname, r.account, r.region, r.vpc_id, r.subnet_id, r.az, r.status, r.exit_code, r.summary, r.root_causes, r.path_kinds, r.token_label, r.tool_version, r.changed, r.body IS NOT NULL";
+const REPORT_COLUMNS: &str = "r.report_id, r.received_at, r.started_at, r.instance_key, r.instance_id, r.hostname, r.account, r.region, r.vpc_id, r.subnet_id, r.az, r.status, r.exit_code, r.summary, r.root_causes, r.path_kinds, r.token_label, r.tool_version, r.changed, EXISTS (SELECT 1 FROM bodies b WHERE b.report_id = r.report_id)";
 
 fn lines(s: String) -> Vec<String> {
     s.lines().map(str::to_string).collect()
@@ -309,8 +314,8 @@ pub fn insert(conn: &mut Connection, r: &NewReport, now_ms: i64) -> rusqlite::Re
     tx.execute(
         "INSERT INTO reports (report_id, received_at, started_at, instance_key, instance_id,
             hostname, account, region, vpc_id, subnet_id, az, status, exit_code, summary,
-            root_causes, path_kinds, token_label, tool_version, changed, body)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
+            root_causes, path_kinds, token_label, tool_version, changed)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
         params![
             r.report_id,
             now_ms,
@@ -331,9 +336,14 @@ pub fn insert(conn: &mut Connection, r: &NewReport, now_ms: i64) -> rusqlite::Re
             r.token_label,
             r.tool_version,
             changed,
-            keep_body.then_some(r.body.as_str()),
         ],
     )?;
+    if keep_body {
+        tx.execute(
+            "INSERT INTO bodies (report_id, json) VALUES (?1, ?2)",
+            params![r.report_id, r.body],
+        )?;
+    }
     {
         let mut add = tx.prepare_cached(
             "INSERT INTO findings (report_id, code, target, severity) VALUES (?1, ?2, ?3, ?4)",
@@ -344,10 +354,7 @@ pub fn insert(conn: &mut Connection, r: &NewReport, now_ms: i64) -> rusqlite::Re
     }
     if is_latest {
         if let Some((prev_id, _, _, false, _)) = &prev {
-            tx.execute(
-                "UPDATE reports SET body = NULL WHERE report_id = ?1",
-                [prev_id],
-            )?;
+            tx.execute("DELETE FROM bodies WHERE report_id = ?1", [prev_id])?;
         }
         let gap = prev
             .as_ref()
@@ -480,7 +487,10 @@ pub fn report(
     id: &str,
 ) -> rusqlite::Result<Option<(ReportRow, Option<String>)>> {
     conn.query_row(
-        &format!("SELECT {REPORT_COLUMNS}, r.body FROM reports r WHERE r.report_id = ?1"),
+        &format!(
+            "SELECT {REPORT_COLUMNS}, b.json FROM reports r
+             LEFT JOIN bodies b ON b.report_id = r.report_id WHERE r.report_id = ?1"
+        ),
         [id],
         |row| Ok((report_row(row)?, row.get(20)?)),
     )
