@@ -9,7 +9,11 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
+cargo clippy -p vpce-collector --all-targets --locked -- -D warnings
+# Every binary of the workspace: tests/collector_e2e.rs runs target/debug/vpce-collector.
+cargo build --workspace --locked
 cargo test --all-targets --locked
+cargo test -p vpce-collector --all-targets --locked
 # The VPC lab (lab/README.md). `cargo test --all-targets` builds examples only as test
 # harnesses, so the lab's server binary (target/debug/examples/lab_servers) is built here.
 cargo build --locked --example lab_servers
