@@ -20,6 +20,8 @@ pub struct Metrics {
     instances: Family<Labels, Gauge>,
     with_finding: Family<Labels, Gauge>,
     silent: Gauge,
+    /// Two scrapes at once would clear and refill the same families into each other.
+    scrape: std::sync::Mutex<()>,
 }
 
 impl Default for Metrics {
@@ -85,6 +87,7 @@ impl Metrics {
             instances,
             with_finding,
             silent,
+            scrape: std::sync::Mutex::new(()),
         }
     }
 
@@ -95,6 +98,7 @@ impl Metrics {
     }
 
     pub fn encode(&self, fleet: &FleetCounts, openmetrics: bool) -> String {
+        let _one_at_a_time = self.scrape.lock().unwrap_or_else(|e| e.into_inner());
         self.instances.clear();
         for status in ["healthy", "problems"] {
             let n = fleet
