@@ -13,13 +13,13 @@ cd "$REPO"
 bash scripts/install-deps.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# Every binary of the workspace, the lab's server binary and the binary the package check and
+# the VPC lab use (tests/collector_e2e.rs runs target/debug/vpce-collector). Built together: an
+# example turns the dev-dependencies on, which changes the features of ~28 shared crates
+# (serde_json, hashbrown, regex, ...), so that `--bin vpce-probe` alone would rebuild them and
+# relink the binary. check_packages.py runs `--bin vpce-probe --example lab_servers`: a no-op here.
+cargo build --workspace --locked --bins --example lab_servers
 cargo test --workspace --all-targets --locked
-# The binary the package check and the VPC lab use, and the lab's server binary
-# (target/debug/examples/lab_servers; `cargo test --all-targets` builds examples only as test
-# harnesses). Built together: an example turns the dev-dependencies on, which changes the features
-# of ~28 shared crates (serde_json, hashbrown, regex, ...), so that `--bin vpce-probe` alone would
-# rebuild them and relink the binary. check_packages.py runs this same command: a no-op here.
-cargo build --locked --bin vpce-probe --example lab_servers
 # The .deb and .rpm, built from the debug binary and inspected, the SSM document and the unit
 # (packaging/README.md, systemd/README.md).
 python3 scripts/check_packages.py

@@ -240,3 +240,19 @@ fn the_report_crate_needs_neither_tokio_nor_the_aws_sdk() {
         "the report crate depends on {names:?}; only {allowed:?} are allowed"
     );
 }
+
+#[test]
+fn the_collector_reads_reports_through_the_report_crate_only() {
+    let manifest =
+        std::fs::read_to_string(Path::new(ROOT).join("crates/collector/Cargo.toml")).unwrap();
+    assert!(
+        manifest.contains("vpce-probe-report"),
+        "the collector depends on the report crate"
+    );
+    assert!(
+        !manifest
+            .lines()
+            .any(|l| l.trim_start().starts_with("vpce-probe =")),
+        "the collector must not depend on the probe (tokio + the AWS SDK come with it)"
+    );
+}

@@ -1,0 +1,144 @@
+//! `vpce-probe probe --ship` delivering into the real collector (crates/collector): the probe
+//! runs against the loopback lab of tests/common, the collector listens on 127.0.0.1. The
+//! collector binary must be built first (`cargo build --workspace`, as scripts/test.sh does):
+//! it is looked up next to this test's own target directory. Needs root (see tests/common).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step stops the test
+
+mod common;
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+const TOKEN: &str = "e2e-account-token-0123456789";
+
+/// target/<profile>/vpce-collector, beside target/<profile>/deps/<this test>.
+fn collector_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>");
+    let bin = profile_dir.join("vpce-collector");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it first with `cargo build --workspace` (scripts/test.sh does)",
+        bin.display()
+    );
+    bin
+}
+
+struct Collector {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_collector(dir: &std::path::Path) -> Collector {
+    std::fs::write(dir.join("tokens"), format!("acct-e2e {TOKEN}\n")).expect("tokens");
+    let mut child = Command::new(collector_binary())
+        .args(["serve", "--listen", "127.0.0.1:0", "--db"])
+        .arg(dir.join("reports.db"))
+        .arg("--tokens")
+        .arg(dir.join("tokens"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start vpce-collector");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            eprintln!("[collector] {line}");
+            if let Some(a) = line.strip_prefix("listening on ") {
+                let _ = tx.send(a.to_string());
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the collector says where it listens")
+        .parse()
+        .expect("address");
+    Collector { child, addr }
+}
+
+fn get_json(addr: SocketAddr, path: &str) -> serde_json::Value {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write");
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("read");
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n").expect("HTTP answer");
+    assert!(
+        head.starts_with("HTTP/1.1 200"),
+        "GET {path}: {head}\n{body}"
+    );
+    serde_json::from_str(body).expect("JSON")
+}
+
+#[test]
+fn probe_ship_delivers_into_the_collector() {
+    let lab = Lab::healthy(61);
+    let collector = start_collector(lab.dir.path());
+    let token = lab.dir.path().join("ship-token");
+    std::fs::write(&token, format!("{TOKEN}\n")).expect("token");
+    let url = format!("http://{}/v1/reports", collector.addr);
+    let token_arg = token.display().to_string();
+
+    let first = lab.probe(&["--ship", &url, "--ship-token-file", &token_arg]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let second = lab.probe(&["--ship", &url, "--ship-token-file", &token_arg]);
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    let ids: Vec<String> = [&first, &second]
+        .iter()
+        .map(|o| o.report()["report_id"].as_str().expect("id").to_string())
+        .collect();
+
+    let fleet = get_json(collector.addr, "/api/fleet");
+    let instances = fleet["instances"].as_array().expect("instances");
+    assert_eq!(instances.len(), 1, "{fleet}");
+    let key = instances[0]["instance_key"].as_str().expect("key");
+    assert_eq!(
+        Some(key),
+        first.report()["instance"]["instance_id"].as_str(),
+        "keyed by the instance id from IMDS"
+    );
+    assert_eq!(instances[0]["latest"]["report_id"], ids[1].as_str());
+    assert_eq!(instances[0]["latest"]["token_label"], "acct-e2e");
+    assert_eq!(instances[0]["latest"]["status"], "healthy");
+    let detail = get_json(collector.addr, &format!("/api/instances/{key}"));
+    let mut stored: Vec<String> = detail["reports"]
+        .as_array()
+        .expect("reports")
+        .iter()
+        .map(|r| r["report_id"].as_str().expect("id").to_string())
+        .collect();
+    stored.sort();
+    let mut want = ids.clone();
+    want.sort();
+    assert_eq!(stored, want);
+    // The latest report's body is the probe's JSON, byte for byte as parsed.
+    let body = get_json(collector.addr, &format!("/reports/{}.json", ids[1]));
+    assert_eq!(&body, second.report());
+}
