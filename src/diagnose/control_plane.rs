@@ -1,0 +1,498 @@
+//! The VPC's configuration (when the role may read it) turns symptoms into causes: the
+//! gateway endpoint, its route, security groups, network ACLs, DNS support, the endpoint
+//! policy, and Reachability Analyzer's explanations.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use super::Findings;
+use crate::catalogue::FindingCode;
+use crate::report::*;
+use crate::results::{ProbeResults, TargetSpec};
+
+/// The reads the role was refused.
+pub(super) fn denied_reads_finding(r: &ProbeResults, f: &mut Findings) {
+    if let Some(cp) = &r.control_plane {
+        let denied = cp.denied_actions();
+        if !denied.is_empty() {
+            f.add(
+            FindingCode::CONTROL_PLANE_DENIED,
+            Severity::Note,
+            "host",
+            format!("the role may not read the VPC configuration ({})", denied.join(", ")),
+            "The checks that need these reads are skipped; the path verdict rests on data-plane evidence.".into(),
+            format!("To get confirmed verdicts, allow the role: {}", denied.join(", ")),
+            vec!["ec2".into()],
+        );
+        }
+    }
+}
+
+/// The VPC's configuration (when read) turns symptoms into causes.
+/// The applications connect over a family the endpoint does not serve (IPv6 to an IPv4-only
+/// gateway endpoint, or the reverse): that traffic cannot take the endpoint.
+fn address_family_finding(r: &ProbeResults, t: &TargetSpec, ep: &EndpointFacts, f: &mut Findings) {
+    let Some(kind) = ep.ip_address_type.as_deref() else {
+        return;
+    };
+    let serves_v4 = !kind.eq_ignore_ascii_case("ipv6");
+    let serves_v6 = kind.eq_ignore_ascii_case("dualstack") || kind.eq_ignore_ascii_case("ipv6");
+    let used: Vec<&TcpAttempt> = r
+        .tcp
+        .iter()
+        .filter(|a| t.endpoint_names.contains(&a.name) && a.origin == AddressOrigin::Application)
+        .collect();
+    let unserved: Vec<&&TcpAttempt> = used
+        .iter()
+        .filter(|a| {
+            let v6 = a.address.contains(':');
+            (v6 && !serves_v6) || (!v6 && !serves_v4)
+        })
+        .collect();
+    if unserved.is_empty() {
+        return;
+    }
+    let family = if unserved[0].address.contains(':') {
+        "IPv6"
+    } else {
+        "IPv4"
+    };
+    let connected: Vec<&str> = unserved
+        .iter()
+        .filter(|a| a.outcome == TcpOutcome::Connected)
+        .map(|a| a.address.as_str())
+        .collect();
+    let addrs: Vec<&str> = unserved.iter().map(|a| a.address.as_str()).collect();
+    // Connected: that traffic leaves another way (internet or egress-only gateway), a leak.
+    // Not connected: clients fall back to the other family after a delay, if they do at all.
+    let severity = if connected.is_empty() {
+        Severity::Warning
+    } else {
+        Severity::Error
+    };
+    f.add(
+        FindingCode::ENDPOINT_ADDRESS_FAMILY,
+        severity,
+        &t.id,
+        format!(
+            "the applications reach {} over {family}, which the {kind} gateway endpoint {} does not serve",
+            t.service.ranges_name(),
+            ep.id
+        ),
+        format!(
+            "The applications' addresses include {} ({family}); the endpoint's IP address type is {kind}. {}",
+            addrs.join(", "),
+            if connected.is_empty() {
+                "Those connections fail, so clients wait before trying the other family.".to_string()
+            } else {
+                format!("{} connected anyway: that traffic leaves by another path, not through the endpoint.", connected.join(", "))
+            }
+        ),
+        format!(
+            "aws ec2 modify-vpc-endpoint --vpc-endpoint-id {} --ip-address-type dualstack (the subnet needs an IPv6 CIDR), or turn dual-stack off in the clients (AWS_USE_DUALSTACK_ENDPOINT / use_dualstack_endpoint).",
+            ep.id
+        ),
+        vec!["ec2".to_string()],
+    );
+}
+
+/// What every control-plane finding of one target looks at.
+struct Vpc<'a> {
+    r: &'a ProbeResults,
+    t: &'a TargetSpec,
+    cp: &'a ControlPlane,
+    instance: Option<&'a InstanceFacts>,
+    vpc: &'a str,
+    endpoint: Option<&'a EndpointFacts>,
+    prefix_list: Option<&'a PrefixListFacts>,
+    peers: Vec<IpAddr>,
+    ids: Vec<String>,
+}
+
+pub(super) fn control_plane_findings(r: &ProbeResults, t: &TargetSpec, f: &mut Findings) {
+    let Some(cp) = &r.control_plane else { return };
+    let instance = r.instance.as_ref();
+    let prefix_list = cp.prefix_lists.iter().find(|p| p.service == t.service);
+    let c = Vpc {
+        r,
+        t,
+        cp,
+        instance,
+        vpc: instance
+            .and_then(|i| i.vpc_id.as_deref())
+            .unwrap_or("<vpc-id>"),
+        endpoint: cp.endpoints.iter().find(|e| e.service == t.service),
+        prefix_list,
+        peers: service_addresses(r, t, prefix_list),
+        ids: vec!["ec2".to_string()],
+    };
+    no_gateway_endpoint_finding(&c, f);
+    if let Some(ep) = c.endpoint {
+        address_family_finding(r, t, ep, f);
+    }
+    route_findings(&c, f);
+    security_group_finding(&c, f);
+    network_acl_findings(&c, f);
+    dns_support_finding(&c, f);
+    endpoint_policy_finding(&c, f);
+}
+
+fn no_gateway_endpoint_finding(c: &Vpc, f: &mut Findings) {
+    let (t, cp, vpc, endpoint, ids) = (c.t, c.cp, c.vpc, c.endpoint, &c.ids);
+    let region = c.r.region.effective.as_deref().unwrap_or("<region>");
+    let service_name = crate::checks::control_plane::service_name(region, t.service);
+
+    // Without the subnet's route table the VPC is not visible to this role (another account's
+    // shared VPC, a wrong id): an empty endpoint list then proves nothing.
+    if cp.read_ok("ec2:DescribeVpcEndpoints") && endpoint.is_none() && cp.route_table.is_some() {
+        let rtb = cp
+            .route_table
+            .as_ref()
+            .map(|t| t.id.as_str())
+            .unwrap_or("<rtb-id>");
+        f.add(
+            FindingCode::NO_GATEWAY_ENDPOINT,
+            Severity::Error,
+            &t.id,
+            format!("{vpc} has no gateway endpoint for {service_name}"),
+            format!("DescribeVpcEndpoints lists no Gateway endpoint of {service_name} in {vpc}."),
+            format!(
+                "aws ec2 create-vpc-endpoint --vpc-endpoint-type Gateway --vpc-id {vpc} --service-name {service_name} --route-table-ids {rtb}"
+            ),
+            ids.clone(),
+        );
+    }
+}
+
+/// The endpoint on the subnet's route table, and no more specific route winning over it.
+fn route_findings(c: &Vpc, f: &mut Findings) {
+    let (t, cp, instance, endpoint, prefix_list, peers, ids) = (
+        c.t,
+        c.cp,
+        c.instance,
+        c.endpoint,
+        c.prefix_list,
+        &c.peers,
+        &c.ids,
+    );
+    if let (Some(ep), Some(table)) = (endpoint, &cp.route_table) {
+        let route =
+            prefix_list.and_then(|pl| crate::vpc_rules::endpoint_route(table, &pl.id, &ep.id));
+        if !ep.route_table_ids.contains(&table.id) || route.is_none() {
+            f.add(
+                FindingCode::ROUTE_TABLE_NOT_ASSOCIATED,
+                Severity::Error,
+                &t.id,
+                format!(
+                    "{} is not on {}'s route table {}",
+                    ep.id,
+                    instance
+                        .and_then(|i| i.subnet_id.as_deref())
+                        .unwrap_or("the subnet"),
+                    table.id
+                ),
+                format!(
+                    "The endpoint serves route tables [{}]; {} ({}) has no route {} -> {}.",
+                    ep.route_table_ids.join(", "),
+                    table.id,
+                    if table.main {
+                        "the VPC's main table"
+                    } else {
+                        "explicitly associated"
+                    },
+                    prefix_list.map(|p| p.id.as_str()).unwrap_or("<pl-id>"),
+                    ep.id
+                ),
+                format!(
+                    "aws ec2 modify-vpc-endpoint --vpc-endpoint-id {} --add-route-table-ids {}",
+                    ep.id, table.id
+                ),
+                ids.clone(),
+            );
+        } else if let Some(pl) = prefix_list {
+            // A more specific route for a service address wins over the prefix-list route.
+            for ip in peers {
+                if let Some(winner) =
+                    crate::vpc_rules::effective_route(table, *ip, &cp.prefix_lists)
+                    && winner.target != ep.id
+                {
+                    let dest = winner.destination_cidr.clone().unwrap_or_default();
+                    f.add(
+                        FindingCode::ROUTE_OVERRIDES_ENDPOINT,
+                        Severity::Error,
+                        &t.id,
+                        format!("route {dest} -> {} in {} wins over {} -> {} for {ip}", winner.target, table.id, pl.id, ep.id),
+                        format!("Traffic to {ip} follows the more specific route {dest} via {}, not the gateway endpoint.", winner.target),
+                        format!("aws ec2 delete-route --route-table-id {} --destination-cidr-block {dest}", table.id),
+                        ids.clone(),
+                    );
+                    break;
+                }
+            }
+        }
+    }
+}
+
+fn security_group_finding(c: &Vpc, f: &mut Findings) {
+    let (t, cp, prefix_list, peers, ids) = (c.t, c.cp, c.prefix_list, &c.peers, &c.ids);
+    if cp.read_ok("ec2:DescribeSecurityGroups") && !cp.security_groups.is_empty() {
+        let pl = prefix_list.map(|p| p.id.as_str());
+        let blocked: Vec<IpAddr> = peers
+            .iter()
+            .copied()
+            .filter(|ip| {
+                !cp.security_groups.iter().any(|g| {
+                    g.egress
+                        .iter()
+                        .any(|rule| crate::vpc_rules::sg_rule_allows(rule, Some(*ip), pl, 443))
+                })
+            })
+            .collect();
+        let no_rule_for_list = peers.is_empty()
+            && !cp.security_groups.iter().any(|g| {
+                g.egress
+                    .iter()
+                    .any(|rule| crate::vpc_rules::sg_rule_allows(rule, None, pl, 443))
+            });
+        if !blocked.is_empty() || no_rule_for_list {
+            let groups: Vec<&str> = cp.security_groups.iter().map(|g| g.id.as_str()).collect();
+            f.add(
+                FindingCode::SG_EGRESS_BLOCKS,
+                Severity::Error,
+                &t.id,
+                format!("no egress rule of {} allows TCP 443 to {}", groups.join(", "), pl.unwrap_or("the service")),
+                format!(
+                    "Egress rules evaluated for {}: none allows tcp/443 to the prefix list or to a CIDR containing them.",
+                    if blocked.is_empty() { "the prefix list".to_string() } else { blocked.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", ") }
+                ),
+                format!(
+                    "aws ec2 authorize-security-group-egress --group-id {} --ip-permissions 'IpProtocol=tcp,FromPort=443,ToPort=443,PrefixListIds=[{{PrefixListId={}}}]'",
+                    groups.first().copied().unwrap_or("<sg-id>"),
+                    pl.unwrap_or("<pl-id>")
+                ),
+                ids.clone(),
+            );
+        }
+    }
+}
+
+fn network_acl_findings(c: &Vpc, f: &mut Findings) {
+    let (r, t, cp, prefix_list, peers, ids) = (c.r, c.t, c.cp, c.prefix_list, &c.peers, &c.ids);
+    if let Some(acl) = &cp.network_acl {
+        let ephemeral = r.host.ephemeral_ports.unwrap_or(PortRange {
+            first: 1024,
+            last: 65535,
+        });
+        for ip in peers {
+            let (rule, allow) = crate::vpc_rules::nacl_decide(&acl.entries, true, *ip, 443);
+            if !allow {
+                f.add(
+                    FindingCode::NACL_OUTBOUND_BLOCKS,
+                    Severity::Error,
+                    &t.id,
+                    format!("{} denies TCP 443 out to {ip} (rule {})", acl.id, rule.map(|n| n.to_string()).unwrap_or_else(|| "*".into())),
+                    "Network ACLs are evaluated in rule-number order; the first match decides, and nothing matching is a deny.".into(),
+                    format!(
+                        "aws ec2 create-network-acl-entry --network-acl-id {} --egress --rule-number {} --protocol tcp --port-range From=443,To=443 --cidr-block {} --rule-action allow",
+                        acl.id,
+                        free_rule_number(&acl.entries, true, rule),
+                        prefix_list.and_then(|p| p.cidrs.first().cloned()).unwrap_or_else(|| format!("{ip}/32"))
+                    ),
+                    ids.clone(),
+                );
+                break;
+            }
+            let denied = crate::vpc_rules::nacl_denied_ports(&acl.entries, *ip, ephemeral);
+            if let Some((span, rule)) = denied.first() {
+                let spans: Vec<String> = denied.iter().map(|(p, _)| p.to_string()).collect();
+                f.add(
+                    FindingCode::NACL_INBOUND_BLOCKS,
+                    Severity::Error,
+                    &t.id,
+                    format!("{} denies return traffic from {ip} to ports {}", acl.id, spans.join(", ")),
+                    format!(
+                        "The kernel's ephemeral ports are {ephemeral}; rule {} denies {span} inbound from {ip}.",
+                        rule.map(|n| n.to_string()).unwrap_or_else(|| "*".into())
+                    ),
+                    format!(
+                        "aws ec2 create-network-acl-entry --network-acl-id {} --ingress --rule-number {} --protocol tcp --port-range From=1024,To=65535 --cidr-block {} --rule-action allow",
+                        acl.id,
+                        free_rule_number(&acl.entries, false, *rule),
+                        prefix_list.and_then(|p| p.cidrs.first().cloned()).unwrap_or_else(|| format!("{ip}/32"))
+                    ),
+                    ids.clone(),
+                );
+                break;
+            }
+        }
+    }
+}
+
+fn dns_support_finding(c: &Vpc, f: &mut Findings) {
+    let (cp, vpc, ids) = (c.cp, c.vpc, &c.ids);
+    if cp.dns_support == Some(false) {
+        f.add(
+            FindingCode::VPC_DNS_DISABLED,
+            Severity::Error,
+            "host",
+            format!("{vpc} has enableDnsSupport off"),
+            "The Amazon-provided resolver does not answer in this VPC.".into(),
+            format!("aws ec2 modify-vpc-attribute --vpc-id {vpc} --enable-dns-support '{{\"Value\":true}}'"),
+            ids.clone(),
+        );
+    }
+}
+
+fn endpoint_policy_finding(c: &Vpc, f: &mut Findings) {
+    let (r, t, endpoint, ids) = (c.r, c.t, c.endpoint, &c.ids);
+    if let Some(ep) = endpoint
+        && let Some(policy) = &ep.policy
+    {
+        let principal = r.credentials.as_ref().and_then(|c| c.identity_arn.clone());
+        for (action, resource) in probed_requests(r, t) {
+            let decision =
+                crate::vpc_rules::evaluate_policy(policy, &action, &resource, principal.as_deref());
+            let (severity, why) = match &decision {
+                crate::vpc_rules::PolicyDecision::Allowed { .. } => continue,
+                crate::vpc_rules::PolicyDecision::ExplicitDeny { statement } => (
+                    Severity::Error,
+                    format!("statement {statement} denies it explicitly"),
+                ),
+                crate::vpc_rules::PolicyDecision::ImplicitDeny => {
+                    (Severity::Error, "no statement allows it".to_string())
+                }
+                crate::vpc_rules::PolicyDecision::Undetermined { statement, reason } => (
+                    Severity::Note,
+                    format!("not evaluated: {statement}: {reason}"),
+                ),
+            };
+            f.add(
+                FindingCode::ENDPOINT_POLICY_DENIES,
+                severity,
+                &t.id,
+                format!("the policy of {} does not allow {action} on {resource}", ep.id),
+                why,
+                format!("aws ec2 modify-vpc-endpoint --vpc-endpoint-id {} --policy-document file://policy.json (add an Allow for {action} on {resource})", ep.id),
+                ids.clone(),
+            );
+            break;
+        }
+    }
+}
+
+/// Reachability Analyzer's verdict, in the finding of the checklist item it names.
+pub(super) fn reachability_findings(r: &ProbeResults, t: &TargetSpec, f: &mut Findings) {
+    for a in r.reachability.iter().filter(|a| a.service == t.service) {
+        if a.network_path_found != Some(false) {
+            continue;
+        }
+        for x in &a.explanations {
+            let code = match x.code.as_str() {
+                c if c.contains("SG") || c.contains("SECURITY_GROUP") => {
+                    FindingCode::SG_EGRESS_BLOCKS
+                }
+                c if c.contains("ACL") => FindingCode::NACL_OUTBOUND_BLOCKS,
+                "MORE_SPECIFIC_ROUTE" => FindingCode::ROUTE_OVERRIDES_ENDPOINT,
+                c if c.contains("ROUTE") => FindingCode::ROUTE_TABLE_NOT_ASSOCIATED,
+                _ => continue,
+            };
+            f.add(
+                code,
+                Severity::Error,
+                &t.id,
+                format!(
+                    "Reachability Analyzer finds no path from {} to {}: {}",
+                    a.source, a.destination, x.meaning
+                ),
+                format!(
+                    "Analysis {} explanation {}{}{}.",
+                    a.analysis_id.as_deref().unwrap_or("?"),
+                    x.code,
+                    x.component
+                        .as_deref()
+                        .map(|c| format!(" on {c}"))
+                        .unwrap_or_default(),
+                    x.direction
+                        .as_deref()
+                        .map(|d| format!(" ({d})"))
+                        .unwrap_or_default()
+                ),
+                code.general_fix().into(),
+                vec![format!("analyzer/{}", t.service.as_str())],
+            );
+        }
+    }
+}
+
+/// The service addresses whose treatment matters: what the probe connected to, else the prefix list's first addresses.
+fn service_addresses(
+    r: &ProbeResults,
+    t: &TargetSpec,
+    pl: Option<&PrefixListFacts>,
+) -> Vec<IpAddr> {
+    let mut out: Vec<IpAddr> = r
+        .tcp
+        .iter()
+        .filter(|a| t.endpoint_names.contains(&a.name))
+        .filter_map(|a| a.address.parse().ok())
+        .collect::<BTreeSet<IpAddr>>()
+        .into_iter()
+        .collect();
+    if out.is_empty()
+        && let Some(pl) = pl
+    {
+        out.extend(
+            pl.cidrs
+                .iter()
+                .filter_map(|c| c.parse::<ipnet::IpNet>().ok())
+                .filter_map(|n| n.hosts().next()),
+        );
+    }
+    out
+}
+
+/// (IAM action, resource ARN) of what the probe asks the service for this target.
+fn probed_requests(r: &ProbeResults, t: &TargetSpec) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = r
+        .calls
+        .iter()
+        .filter(|c| c.target == t.id && c.outcome != CallOutcome::Skipped)
+        .map(|c| {
+            let resource = match t.service {
+                Service::S3
+                    if c.action == "s3:GetObject"
+                        || c.action == "s3:PutObject"
+                        || c.action == "s3:DeleteObject" =>
+                {
+                    format!("arn:aws:s3:::{}/*", t.name)
+                }
+                Service::S3 => format!("arn:aws:s3:::{}", t.name),
+                Service::Dynamodb => format!(
+                    "arn:aws:dynamodb:{}:{}:table/{}",
+                    r.region.effective.as_deref().unwrap_or("*"),
+                    r.instance
+                        .as_ref()
+                        .and_then(|i| i.account_id.as_deref())
+                        .unwrap_or("*"),
+                    t.name
+                ),
+            };
+            (c.action.clone(), resource)
+        })
+        .collect();
+    out.dedup();
+    out
+}
+
+/// A rule number just below the deciding rule, free in this direction.
+fn free_rule_number(entries: &[NaclEntry], egress: bool, deciding: Option<i32>) -> i32 {
+    let mut n = deciding.unwrap_or(100).min(32766) - 1;
+    while n > 1
+        && entries
+            .iter()
+            .any(|e| e.egress == egress && e.rule_number == n)
+    {
+        n -= 1;
+    }
+    n.max(1)
+}

@@ -1,0 +1,466 @@
+//! Results → findings, path verdicts and root causes. No I/O: a pure function with
+//! table-driven tests.
+//!
+//! `diagnose` runs the host-level findings, then each target's (per name: `dns`, `network`,
+//! `proxy`; per target: `auth`, `control_plane`, the NACL sweep), then the path expectations;
+//! `path` gives each target's path verdict.
+
+mod auth;
+mod control_plane;
+mod dns;
+mod network;
+mod path;
+mod proxy;
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use crate::catalogue::{FindingCode, checklist_rank};
+use crate::checks::Check;
+use crate::checks::region::RegionCheck;
+use crate::cli::{ExpectPath, FailOn};
+use crate::config::Config;
+use crate::proxy_rules;
+use crate::report::*;
+use crate::results::{ProbeResults, TargetSpec};
+
+pub struct Expectations {
+    pub expect_path: ExpectPath,
+    pub expect_issuers: Vec<String>,
+    pub fail_on: FailOn,
+    pub proxy_env: proxy_rules::ProxyEnv,
+}
+
+impl Expectations {
+    pub fn from_config(cfg: &Config) -> Self {
+        Expectations {
+            expect_path: cfg.expect_path,
+            expect_issuers: cfg.expect_issuers.clone(),
+            fail_on: cfg.fail_on,
+            proxy_env: cfg.env.proxy.clone(),
+        }
+    }
+}
+
+pub struct Diagnosis {
+    pub findings: Vec<Finding>,
+    pub targets: Vec<TargetReport>,
+    pub verdict: Verdict,
+}
+
+struct Findings(Vec<Finding>);
+
+impl Findings {
+    #[allow(clippy::too_many_arguments)]
+    fn add(
+        &mut self,
+        code: FindingCode,
+        severity: Severity,
+        target: &str,
+        title: String,
+        detail: String,
+        remediation: String,
+        check_ids: Vec<String>,
+    ) {
+        // One finding per code and target: the detail of the first one names every address.
+        if self.0.iter().any(|f| f.code == code && f.target == target) {
+            return;
+        }
+        self.0.push(Finding {
+            code,
+            severity,
+            target: target.to_string(),
+            title,
+            detail,
+            remediation,
+            checklist_item: code.checklist_item().to_string(),
+            check_ids,
+        });
+    }
+}
+
+pub fn diagnose(r: &ProbeResults, exp: &Expectations) -> Diagnosis {
+    let mut f = Findings(Vec::new());
+    host_findings(r, exp, &mut f);
+    let targets = target_reports(r, exp, &mut f);
+    path_expectation_findings(exp, &targets, &mut f);
+
+    let mut findings = f.0;
+    findings.sort_by(|a, b| {
+        b.severity
+            .cmp(&a.severity)
+            .then(checklist_rank(&a.checklist_item).cmp(&checklist_rank(&b.checklist_item)))
+            .then(a.target.cmp(&b.target))
+    });
+    let verdict = verdict(&findings, exp.fail_on, r.deadline_hit);
+    Diagnosis {
+        findings,
+        targets,
+        verdict,
+    }
+}
+
+/// The findings about the host as a whole, before any target's.
+fn host_findings(r: &ProbeResults, exp: &Expectations, f: &mut Findings) {
+    imds_finding(r, f);
+    region_findings(r, f);
+    resolver_finding(r, f);
+    proxy::proxy_env_findings(r, exp, f);
+    auth::credential_findings(r, f);
+    control_plane::denied_reads_finding(r, f);
+}
+
+/// Instance metadata unavailable.
+fn imds_finding(r: &ProbeResults, f: &mut Findings) {
+    // Instance metadata.
+    if let Some(imds) = &r.imds
+        && !imds.reachable
+    {
+        let no_region = r.region.effective.is_none();
+        f.add(
+            FindingCode::IMDS_UNAVAILABLE,
+            if no_region { Severity::Error } else { Severity::Warning },
+            "host",
+            format!("instance metadata (IMDSv2) unavailable at {}", imds.endpoint),
+            format!(
+                "{}. {}",
+                imds.error.as_deref().unwrap_or("no answer"),
+                if no_region {
+                    "No region is configured either, so no service name could be probed."
+                } else {
+                    "The probe ran with the configured region; instance facts (VPC, subnet, security groups, account) are missing, and SDKs relying on the instance role will find no credentials."
+                }
+            ),
+            format!(
+                "{} If this is not an EC2 instance, pass --region.",
+                FindingCode::IMDS_UNAVAILABLE.general_fix()
+            ),
+            vec!["imds".into()],
+        );
+    }
+}
+
+/// The region the SDKs would use vs the instance's.
+fn region_findings(r: &ProbeResults, f: &mut Findings) {
+    let region_check = RegionCheck {
+        facts: r.region.clone(),
+    };
+    // Region.
+    for (source, region) in region_check.mismatches() {
+        let instance_region = r.region.instance.clone().unwrap_or_default();
+        f.add(
+            FindingCode::REGION_MISMATCH_SDK,
+            Severity::Error,
+            "host",
+            format!("{source} says {region}, but the instance is in {instance_region}"),
+            format!(
+                "Calls would go to the {region} endpoints; the gateway endpoint of this VPC only serves {instance_region}."
+            ),
+            if source == "--region" {
+                format!("Probe the instance's region (--region {instance_region}) unless you mean to test cross-region access.")
+            } else {
+                format!("export AWS_REGION={instance_region} (or set region = {instance_region} in the profile)")
+            },
+            vec!["region".into()],
+        );
+    }
+    if region_check.global_endpoint() && r.targets.iter().any(|t| t.service == Service::S3) {
+        let host = r.region.s3_endpoint_host.clone().unwrap_or_default();
+        f.add(
+            FindingCode::S3_GLOBAL_ENDPOINT,
+            Severity::Error,
+            "host",
+            format!("S3 calls would use the global endpoint {host}"),
+            format!(
+                "{host} is served from us-east-1; the instance is in {}.",
+                r.region.instance.as_deref().unwrap_or("another region")
+            ),
+            FindingCode::S3_GLOBAL_ENDPOINT.general_fix().into(),
+            vec!["region".into()],
+        );
+    }
+}
+
+/// The host resolver vs the VPC resolver.
+fn resolver_finding(r: &ProbeResults, f: &mut Findings) {
+    // Host resolver vs the VPC resolver.
+    let vpc_resolvers = vpc_resolver_ips(r);
+    let custom: Vec<String> = r
+        .system_resolvers
+        .iter()
+        .map(|s| s.ip())
+        .filter(|ip| !ip.is_loopback() && !vpc_resolvers.contains(ip))
+        .map(|ip| ip.to_string())
+        .collect();
+    if !custom.is_empty() && custom.len() == r.system_resolvers.len() {
+        f.add(
+            FindingCode::DNS_CUSTOM_RESOLVER,
+            Severity::Note,
+            "host",
+            format!(
+                "the host resolves through {}, not the VPC resolver",
+                custom.join(", ")
+            ),
+            format!(
+                "resolv.conf lists {}; the Amazon-provided resolver is {}.",
+                custom.join(", "),
+                vpc_resolvers
+                    .iter()
+                    .map(|i| i.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            ),
+            FindingCode::DNS_CUSTOM_RESOLVER.general_fix().into(),
+            vec![],
+        );
+    }
+}
+
+/// Per target: its findings, then its names and path verdict.
+fn target_reports(r: &ProbeResults, exp: &Expectations, f: &mut Findings) -> Vec<TargetReport> {
+    let canary = r.canary.as_ref().map(|c| c.outcome);
+    let mut targets = Vec::new();
+    for t in &r.targets {
+        diagnose_target(r, exp, t, f);
+        targets.push(TargetReport {
+            id: t.id.clone(),
+            service: t.service,
+            name: t.name.clone(),
+            endpoint_names: t.endpoint_names.clone(),
+            endpoint_override: t.endpoint_override.clone(),
+            names: dns::endpoint_names(r, t),
+            path: path::path_verdict(r, exp, t, canary),
+        });
+    }
+    targets
+}
+
+/// Path expectations.
+fn path_expectation_findings(exp: &Expectations, targets: &[TargetReport], f: &mut Findings) {
+    for t in targets {
+        let wrong = match exp.expect_path {
+            ExpectPath::Any => false,
+            ExpectPath::Gateway => matches!(
+                t.path.kind,
+                PathKind::InterfaceEndpoint | PathKind::Proxy | PathKind::Internet
+            ),
+            ExpectPath::Interface => matches!(
+                t.path.kind,
+                PathKind::GatewayEndpoint | PathKind::Proxy | PathKind::Internet
+            ),
+        };
+        if wrong {
+            let expected = match exp.expect_path {
+                ExpectPath::Gateway => "the gateway endpoint",
+                _ => "an interface endpoint",
+            };
+            f.add(
+                FindingCode::PATH_NOT_GATEWAY_ENDPOINT,
+                Severity::Error,
+                &t.id,
+                format!(
+                    "traffic to {} goes through {}, not {expected}",
+                    t.id,
+                    describe_kind(t.path.kind)
+                ),
+                t.path.evidence.join("; "),
+                FindingCode::PATH_NOT_GATEWAY_ENDPOINT.general_fix().into(),
+                vec![],
+            );
+        }
+    }
+}
+
+fn describe_kind(kind: PathKind) -> &'static str {
+    match kind {
+        PathKind::GatewayEndpoint => "the gateway endpoint",
+        PathKind::InterfaceEndpoint => "an interface endpoint",
+        PathKind::Proxy => "a proxy",
+        PathKind::Internet => "the internet (NAT or internet gateway)",
+        PathKind::Unknown => "an unknown path",
+    }
+}
+
+/// The Amazon-provided resolver addresses: --vpc-resolver, 169.254.169.253, and VPC base + 2.
+fn vpc_resolver_ips(r: &ProbeResults) -> BTreeSet<IpAddr> {
+    let mut ips: BTreeSet<IpAddr> = BTreeSet::new();
+    ips.insert(IpAddr::from([169, 254, 169, 253]));
+    if let Some(v) = r.vpc_resolver {
+        ips.insert(v.ip());
+    }
+    if let Some(i) = &r.instance {
+        for cidr in &i.vpc_cidrs {
+            if let Ok(ipnet::IpNet::V4(net)) = cidr.parse::<ipnet::IpNet>() {
+                let base = u32::from(net.network());
+                ips.insert(IpAddr::from(std::net::Ipv4Addr::from(base.wrapping_add(2))));
+            }
+        }
+    }
+    ips
+}
+
+fn ids<T: Check>(items: &[&T]) -> Vec<String> {
+    items.iter().map(|i| i.id()).collect()
+}
+
+fn diagnose_target(r: &ProbeResults, exp: &Expectations, t: &TargetSpec, f: &mut Findings) {
+    for name in &t.endpoint_names {
+        dns::name_findings(r, exp, t, name, f);
+        network::tcp_findings(r, t, name, f);
+        network::tls_findings(r, exp, t, name, f);
+        proxy::proxy_findings(r, exp, t, name, f);
+    }
+
+    auth::call_findings(r, t, f);
+    control_plane::control_plane_findings(r, t, f);
+    control_plane::reachability_findings(r, t, f);
+    network::nacl_sweep_findings(r, t, f);
+}
+
+/// What the applications' own resolution (nsswitch: hosts file, DNS, stub) found for `name`.
+fn app_resolution<'a>(r: &'a ProbeResults, name: &str) -> Option<&'a AppResolution> {
+    r.app_dns.iter().find(|d| d.name == name)
+}
+
+/// Every TCP attempt to an address of `name`, whoever answered it.
+fn tcp_attempts<'a>(r: &'a ProbeResults, name: &str) -> Vec<&'a TcpAttempt> {
+    r.tcp.iter().filter(|a| a.name == name).collect()
+}
+
+/// Codes that are consequences of another code for the same target.
+fn explained_by(code: FindingCode) -> &'static [FindingCode] {
+    use FindingCode::*;
+    match code {
+        TCP_TIMEOUT | TCP_REFUSED | TCP_UNREACHABLE => &[
+            HOSTS_FILE_OVERRIDE,
+            DNS_RESOLVERS_DISAGREE,
+            // Calls to another region's endpoints cannot take this VPC's gateway endpoint.
+            REGION_MISMATCH_SDK,
+            S3_GLOBAL_ENDPOINT,
+            NACL_EPHEMERAL_BLOCKED,
+            DNS_OUTSIDE_SERVICE_RANGE,
+            DNS_INTERFACE_ENDPOINT,
+            NO_GATEWAY_ENDPOINT,
+            ROUTE_TABLE_NOT_ASSOCIATED,
+            ROUTE_OVERRIDES_ENDPOINT,
+            SG_EGRESS_BLOCKS,
+            NACL_OUTBOUND_BLOCKS,
+            NACL_INBOUND_BLOCKS,
+        ],
+        NACL_EPHEMERAL_BLOCKED => &[NACL_INBOUND_BLOCKS],
+        // A bare 403 (HeadBucket has no body) says nothing another call did not say better.
+        ACCESS_DENIED_UNATTRIBUTED => &[
+            ENDPOINT_POLICY_DENIES,
+            ACCESS_DENIED_VPCE_POLICY,
+            ACCESS_DENIED_RESOURCE_POLICY,
+            ACCESS_DENIED_IDENTITY_POLICY,
+            ACCESS_DENIED_SCP,
+            ACCESS_DENIED_RCP,
+            ACCESS_DENIED_PERMISSIONS_BOUNDARY,
+            ACCESS_DENIED_SESSION_POLICY,
+        ],
+        ACCESS_DENIED_VPCE_POLICY => &[ENDPOINT_POLICY_DENIES],
+        DNS_RESOLUTION_FAILED => &[VPC_DNS_DISABLED, REGION_MISMATCH_SDK],
+        DNS_OUTSIDE_SERVICE_RANGE => &[VPC_DNS_DISABLED, REGION_MISMATCH_SDK, HOSTS_FILE_OVERRIDE],
+        DNS_INTERFACE_ENDPOINT => &[HOSTS_FILE_OVERRIDE],
+        TLS_FAILED => &[
+            TCP_TIMEOUT,
+            TCP_REFUSED,
+            TCP_UNREACHABLE,
+            TLS_INTERCEPTED,
+            HOSTS_FILE_OVERRIDE,
+        ],
+        PATH_NOT_GATEWAY_ENDPOINT => &[
+            HOSTS_FILE_OVERRIDE,
+            NO_GATEWAY_ENDPOINT,
+            ROUTE_TABLE_NOT_ASSOCIATED,
+            ROUTE_OVERRIDES_ENDPOINT,
+            PROXY_IN_PATH,
+            DNS_INTERFACE_ENDPOINT,
+            DNS_OUTSIDE_SERVICE_RANGE,
+            TLS_INTERCEPTED,
+            NO_PROXY_INEFFECTIVE,
+        ],
+        PROXY_IN_PATH => &[NO_PROXY_INEFFECTIVE],
+        WRONG_REGION_REDIRECT => &[
+            REGION_MISMATCH_BUCKET,
+            REGION_MISMATCH_SDK,
+            S3_GLOBAL_ENDPOINT,
+        ],
+        IMDS_UNAVAILABLE => &[IMDS_VIA_PROXY],
+        NO_CREDENTIALS => &[IMDS_VIA_PROXY, IMDS_UNAVAILABLE],
+        _ => &[],
+    }
+}
+
+fn verdict(findings: &[Finding], fail_on: FailOn, deadline_hit: bool) -> Verdict {
+    let threshold = match fail_on {
+        FailOn::Error => Severity::Error,
+        FailOn::Warning => Severity::Warning,
+    };
+    let failing: Vec<&Finding> = findings
+        .iter()
+        .filter(|f| f.severity >= threshold)
+        .collect();
+    let mut roots: Vec<&Finding> = failing
+        .iter()
+        .filter(|f| {
+            !explained_by(f.code).iter().any(|cause| {
+                findings.iter().any(|o| {
+                    o.code == *cause
+                        && (o.target == f.target || o.target == "host")
+                        // Resolvers that merely disagree (a warning) explain no failure; only
+                        // the stale answer that fails while the VPC's works (an error) does.
+                        && (o.code != FindingCode::DNS_RESOLVERS_DISAGREE
+                            || o.severity == Severity::Error)
+                })
+            })
+        })
+        .copied()
+        .collect();
+    // Every failure explained by something below the threshold: show the failures themselves.
+    if roots.is_empty() {
+        roots = failing.clone();
+    }
+    roots.sort_by_key(|f| (checklist_rank(&f.checklist_item), f.target.clone()));
+    let root_causes: Vec<RootCause> = roots
+        .iter()
+        .map(|f| RootCause {
+            code: f.code,
+            target: f.target.clone(),
+            title: f.title.clone(),
+        })
+        .collect();
+    let (status, exit_code, summary) = if !failing.is_empty() {
+        let first = root_causes
+            .first()
+            .map(|r| format!("{} ({}): {}", r.code, r.target, r.title))
+            .unwrap_or_default();
+        (
+            OverallStatus::Problems,
+            1,
+            format!("problem found: {first}"),
+        )
+    } else if deadline_hit {
+        (
+            OverallStatus::Problems,
+            3,
+            "the deadline ended the run before every check finished; raise --deadline".to_string(),
+        )
+    } else {
+        (
+            OverallStatus::Healthy,
+            0,
+            "healthy: every probed path works".to_string(),
+        )
+    };
+    Verdict {
+        status,
+        summary,
+        root_causes,
+        exit_code,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,301 @@
+//! The signed calls with the instance's own credentials (STS, then per target S3 or
+//! DynamoDB, pinned to the addresses the TCP checks proved), and the control-plane reads.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+
+use super::NameCtx;
+use super::targets::account_ddb_endpoint;
+use crate::checks::calls::CallSite;
+use crate::checks::{dynamodb, identity, proxy, s3};
+use crate::net::aws::{self as net_aws, PinnedResolver};
+use crate::proxy_rules::HttpClientKind;
+use crate::report::*;
+use crate::results::TargetSpec;
+
+impl NameCtx<'_> {
+    /// The SDK's proxy for a name, redacted, if it would use one.
+    fn sdk_proxy(&self, name: &str) -> Option<String> {
+        let url = proxy::https_url(name)?;
+        crate::proxy_rules::decide(HttpClientKind::AwsSdkRust, &self.cfg.env.proxy, &url)
+            .proxy
+            .map(|p| p.url_redacted)
+    }
+
+    fn call_site(
+        &self,
+        resolver: &PinnedResolver,
+        service: Service,
+        target: &str,
+        host: &str,
+    ) -> CallSite {
+        CallSite {
+            service,
+            target: target.to_string(),
+            endpoint_host: Some(host.to_string()),
+            peer: resolver.pinned(host).map(|ip| ip.to_string()),
+            proxy: self.sdk_proxy(host),
+        }
+    }
+
+    /// Signed calls with the instance's own credentials, each name pinned to the address
+    /// that the TCP check connected to. STS and the control plane start at once; the
+    /// per-target calls when `data_plane` says the TCP checks are done.
+    pub(super) async fn signed_calls(
+        &self,
+        mut evidence: CredentialsEvidence,
+        credentials: Option<aws_credential_types::Credentials>,
+        instance: Option<&InstanceFacts>,
+        data_plane: tokio::sync::oneshot::Receiver<()>,
+    ) {
+        let cfg = self.cfg;
+        let resolver = PinnedResolver::new(self.resolvers.system.clone().unwrap_or_default());
+        let extra_pem: Vec<Vec<u8>> = [&cfg.env.ca_bundle, &cfg.env.ssl_cert_file]
+            .into_iter()
+            .flatten()
+            .filter_map(|p| std::fs::read(p).ok())
+            .collect();
+        let http = match net_aws::http_client(extra_pem, resolver.clone()) {
+            Ok(h) => h,
+            Err(e) => {
+                self.collector.with(|c| c.setup_errors.push(e));
+                return;
+            }
+        };
+        let timeout = self.budget.op();
+        let sdk = net_aws::sdk_config(
+            self.region,
+            http,
+            credentials.clone(),
+            timeout,
+            net_aws::EndpointFlags {
+                fips: self.settings.fips(),
+                dualstack: self.settings.dualstack(),
+            },
+        );
+        let have_credentials = credentials.is_some() && !evidence.expired;
+        let env = CallEnv {
+            sdk: &sdk,
+            resolver: &resolver,
+            have_credentials,
+            account: evidence
+                .account
+                .clone()
+                .or_else(|| instance.and_then(|i| i.account_id.clone())),
+            s3_override: self
+                .settings
+                .endpoint_url_s3
+                .as_ref()
+                .map(|s| s.value.clone()),
+            ddb_override: self
+                .settings
+                .endpoint_url_dynamodb
+                .as_ref()
+                .map(|s| s.value.clone()),
+            timeout,
+        };
+
+        let per_target = self.per_target_calls(&env, data_plane);
+        let sts = async {
+            if have_credentials {
+                identity::caller_identity(&sdk, &mut evidence, timeout).await;
+            }
+            evidence
+        };
+        let control_plane = self.control_plane_reads(&sdk, instance, have_credentials, timeout);
+        let (calls, evidence, control_plane) = tokio::join!(per_target, sts, control_plane);
+        self.collector.with(|c| {
+            c.calls.extend(calls.into_iter().flatten());
+            c.credentials = Some(evidence);
+            if let Some((cp, reachability)) = control_plane {
+                c.control_plane = Some(cp);
+                c.reachability = reachability;
+            }
+        });
+    }
+
+    /// Every target's calls, once the TCP checks are done.
+    async fn per_target_calls(
+        &self,
+        env: &CallEnv<'_>,
+        data_plane: tokio::sync::oneshot::Receiver<()>,
+    ) -> Vec<Vec<CallResult>> {
+        let resolver = env.resolver;
+        // Sent when the TCP checks are done (an error only if they were cut short).
+        let _ = data_plane.await;
+        let (tcp, targets) = self.collector.with(|c| (c.tcp.clone(), c.targets.clone()));
+        // The calls go where the applications' calls go, never to a VPC-resolver-only address.
+        for attempt in tcp.iter().filter(|a| {
+            a.outcome == TcpOutcome::Connected && a.origin == AddressOrigin::Application
+        }) {
+            if resolver.pinned(&attempt.name).is_none()
+                && let Ok(ip) = attempt.address.parse()
+            {
+                resolver.pin(&attempt.name, ip);
+            }
+        }
+        join_all(targets.iter().map(|t| self.target_calls(env, t))).await
+    }
+
+    /// One target's calls, or the call that was skipped and why.
+    async fn target_calls(&self, env: &CallEnv<'_>, t: &TargetSpec) -> Vec<CallResult> {
+        let cfg = self.cfg;
+        let Some(host) = t.endpoint_names.first() else {
+            return Vec::new();
+        };
+        let site = self.call_site(env.resolver, t.service, &t.id, host);
+        let skip_reason = if !env.have_credentials {
+            Some("no usable credentials (see the credentials check)".to_string())
+        } else if site.proxy.is_none() && site.peer.is_none() {
+            Some(format!("no TCP connection to {host} (see the tcp checks)"))
+        } else {
+            None
+        };
+        match t.service {
+            Service::S3 => {
+                if let Some(why) = skip_reason {
+                    return vec![site.skipped("HeadBucket", "s3:ListBucket", why)];
+                }
+                s3::BucketCalls {
+                    sdk: env.sdk,
+                    endpoint_url: env.s3_override.as_deref(),
+                    bucket: &t.name,
+                    key: cfg.key.as_deref(),
+                    write_test: cfg.write_test,
+                    site,
+                    timeout: env.timeout,
+                }
+                .run()
+                .await
+            }
+            Service::Dynamodb => {
+                if let Some(why) = skip_reason {
+                    return vec![site.skipped("DescribeTable", "dynamodb:DescribeTable", why)];
+                }
+                self.table_calls(env, t, host, site).await
+            }
+        }
+    }
+
+    /// DescribeTable (and the item calls) on the regional name and, when the SDKs use one,
+    /// the account-based name.
+    async fn table_calls(
+        &self,
+        env: &CallEnv<'_>,
+        t: &TargetSpec,
+        host: &str,
+        site: CallSite,
+    ) -> Vec<CallResult> {
+        let ddb_override = &env.ddb_override;
+        let regional_url = ddb_override
+            .clone()
+            .unwrap_or_else(|| format!("https://{host}"));
+        let sdk_derives = self.settings.fips() || self.settings.dualstack();
+        let account_site = match (ddb_override, &env.account) {
+            // With FIPS or dual-stack on, the SDK derives the name itself
+            // (account-based when the rules allow): the call above is it.
+            (None, Some(_)) if sdk_derives => None,
+            (None, Some(a)) => {
+                account_ddb_endpoint(self.region, a, self.settings).and_then(|named| {
+                    let site = self.call_site(env.resolver, Service::Dynamodb, &t.id, &named.host);
+                    (site.peer.is_some() || site.proxy.is_some())
+                        .then(|| (format!("https://{}", named.host), site))
+                })
+            }
+            _ => None,
+        };
+        dynamodb::TableCalls {
+            sdk: env.sdk,
+            table: &t.name,
+            item_key: self.cfg.item_key.as_ref(),
+            // The SDKs refuse an explicit URL with FIPS or dual-stack on: they
+            // derive the (same) name themselves then.
+            regional: (
+                (ddb_override.is_some() || !(self.settings.fips() || self.settings.dualstack()))
+                    .then_some(regional_url),
+                site,
+            ),
+            account: account_site,
+            timeout: env.timeout,
+        }
+        .run()
+        .await
+    }
+
+    /// The VPC's configuration, when asked for and the instance has credentials and a VPC.
+    async fn control_plane_reads(
+        &self,
+        sdk: &aws_config::SdkConfig,
+        instance: Option<&InstanceFacts>,
+        have_credentials: bool,
+        timeout: Duration,
+    ) -> Option<(ControlPlane, Vec<ReachabilityEvidence>)> {
+        let cfg = self.cfg;
+        if !(cfg.control_plane && have_credentials) {
+            return None;
+        }
+        let instance = instance?;
+        instance.vpc_id.as_ref()?;
+        // The services are known from the configuration; the data plane adds names only.
+        let services: BTreeSet<Service> = self
+            .collector
+            .with(|c| c.targets.iter().map(|t| t.service).collect());
+        let services: Vec<Service> = services.into_iter().collect();
+        read_control_plane(
+            sdk,
+            instance,
+            self.region,
+            &services,
+            timeout,
+            cfg.reachability_analyzer.then_some(self.budget.deadline),
+        )
+        .await
+    }
+}
+
+/// What every target's calls share.
+struct CallEnv<'a> {
+    sdk: &'a aws_config::SdkConfig,
+    resolver: &'a PinnedResolver,
+    have_credentials: bool,
+    account: Option<String>,
+    s3_override: Option<String>,
+    ddb_override: Option<String>,
+    timeout: Duration,
+}
+
+/// The VPC's configuration, then (when asked) Reachability Analyzer to each gateway endpoint.
+#[cfg(feature = "control-plane")]
+async fn read_control_plane(
+    sdk: &aws_config::SdkConfig,
+    instance: &InstanceFacts,
+    region: &str,
+    services: &[Service],
+    timeout: Duration,
+    analyzer_deadline: Option<Instant>,
+) -> Option<(ControlPlane, Vec<ReachabilityEvidence>)> {
+    let cp = crate::checks::ec2::read(sdk, instance, region, services, timeout).await;
+    let mut analyses = Vec::new();
+    if let (Some(deadline), Some(eni)) = (analyzer_deadline, &instance.eni_id) {
+        let client = aws_sdk_ec2::Client::new(sdk);
+        analyses = join_all(cp.endpoints.iter().map(|e| {
+            crate::checks::reachability::analyze(&client, e.service, eni, &e.id, deadline)
+        }))
+        .await;
+    }
+    Some((cp, analyses))
+}
+
+#[cfg(not(feature = "control-plane"))]
+async fn read_control_plane(
+    _sdk: &aws_config::SdkConfig,
+    _instance: &InstanceFacts,
+    _region: &str,
+    _services: &[Service],
+    _timeout: Duration,
+    _analyzer_deadline: Option<Instant>,
+) -> Option<(ControlPlane, Vec<ReachabilityEvidence>)> {
+    None
+}

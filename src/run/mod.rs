@@ -1,0 +1,424 @@
+//! `run_once`: configuration in, report out. Checks run concurrently; each stage starts as
+//! soon as what it needs is known (a name's TCP and TLS start when its DNS answers arrive),
+//! so a healthy run costs about its slowest chain, and a black-holed address one timeout.
+//!
+//! `names` holds one name's pipeline (DNS → TCP → TLS, NACL sweep, proxy CONNECT), `calls` the
+//! signed calls and the control-plane reads, `targets` what the configuration asks to probe.
+
+mod calls;
+mod names;
+mod targets;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use futures_util::future::join_all;
+use tokio::sync::OnceCell;
+
+use crate::checks::app_resolve::{self, HostFiles};
+use crate::checks::dns::Resolvers;
+use crate::checks::imds::ImdsResult;
+use crate::checks::region::RegionCheck;
+use crate::checks::{Check, canary, host, identity, imds, proxy, region};
+use crate::config::Config;
+use crate::diagnose::{self, Diagnosis};
+use crate::endpoints::SdkSettings;
+use crate::net::dns::ServerResolver;
+use crate::net::tls::TlsContext;
+use crate::net::{Budget, millis, rfc3339};
+use crate::report::*;
+
+pub use crate::results::{ProbeResults, TargetSpec};
+pub use targets::targets;
+
+use names::mark_vpc_addresses_private;
+use targets::{account_ddb_endpoint, build_resolvers, is_regional_name, unique_names, vpc_cidrs};
+
+/// Results land here as they complete, so a deadline keeps what was already learned.
+#[derive(Default)]
+struct Collector(Mutex<ProbeResults>);
+
+impl Collector {
+    fn with<R>(&self, f: impl FnOnce(&mut ProbeResults) -> R) -> R {
+        match self.0.lock() {
+            Ok(mut g) => f(&mut g),
+            Err(poisoned) => f(&mut poisoned.into_inner()),
+        }
+    }
+}
+
+pub async fn run_once(cfg: &Config) -> Report {
+    let started_wall = SystemTime::now();
+    let started = Instant::now();
+    let budget = Budget::new(cfg.timeout, cfg.deadline);
+    let collector = Arc::new(Collector::default());
+    collector.with(|r| r.host = host::collect(rfc3339(started_wall)));
+
+    let work = probe_all(cfg, budget, collector.clone());
+    let hit = tokio::time::timeout(cfg.deadline, work).await.is_err();
+
+    let mut results = match Arc::try_unwrap(collector) {
+        Ok(c) => c.0.into_inner().unwrap_or_else(|p| p.into_inner()),
+        // Tasks still hold the collector only if the deadline cut them off.
+        Err(shared) => shared.with(std::mem::take),
+    };
+    results.deadline_hit = hit;
+    mark_vpc_addresses_private(&mut results);
+    let diagnosis = diagnose::diagnose(&results, &diagnose::Expectations::from_config(cfg));
+    assemble(cfg, results, diagnosis, started_wall, started.elapsed())
+}
+
+/// IMDS is asked once, by whichever task needs it first; the others wait for that answer.
+struct ImdsOnce<'a> {
+    cell: OnceCell<ImdsResult>,
+    cfg: &'a Config,
+    budget: Budget,
+}
+
+impl ImdsOnce<'_> {
+    async fn get(&self) -> &ImdsResult {
+        self.cell
+            .get_or_init(|| imds::collect(&self.cfg.env, self.budget.op()))
+            .await
+    }
+}
+
+/// What the region-specific work shares with the tasks that run beside it.
+struct Setup<'a> {
+    cfg: &'a Config,
+    budget: Budget,
+    collector: &'a Collector,
+    resolvers: &'a Resolvers,
+    tls: &'a TlsLoader,
+    host_files: &'a HostFiles,
+    resolved_stub: Option<&'a Result<ServerResolver, String>>,
+    imds: &'a ImdsOnce<'a>,
+}
+
+async fn probe_all(cfg: &Config, budget: Budget, collector: Arc<Collector>) {
+    let resolvers = Arc::new(build_resolvers(cfg));
+    collector.with(|r| {
+        r.system_resolvers = resolvers.system_servers();
+        r.vpc_resolver = Some(cfg.vpc_resolver);
+        if let Err(e) = &resolvers.system {
+            r.setup_errors.push(e.clone());
+        }
+    });
+    // Loading the trust store reads files: off the async threads, while IMDS and DNS start.
+    let extra_cas: Vec<_> = [&cfg.env.ca_bundle, &cfg.env.ssl_cert_file]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
+    let tls_loader = TlsLoader::start(extra_cas);
+    let host_files = HostFiles::load(cfg.nsswitch_conf.clone(), cfg.hosts_file.clone()).await;
+    // systemd-resolved's stub is asked only where nsswitch sends the applications to it.
+    let resolved_stub = host_files.uses_resolved().then(|| {
+        app_resolve::RESOLVED_STUB
+            .parse()
+            .map_err(|e| format!("{e}"))
+            .and_then(|addr| ServerResolver::new(addr, cfg.timeout))
+    });
+    let imds_once = ImdsOnce {
+        cell: OnceCell::new(),
+        cfg,
+        budget,
+    };
+
+    let imds_task = async {
+        let r = imds_once.get().await;
+        collector.with(|c| {
+            c.imds = Some(r.evidence.clone());
+            c.instance = r.facts.clone();
+            c.imds_ms = millis(r.duration);
+        });
+    };
+
+    let canary_task = async {
+        if let Some((host, port)) = &cfg.internet_canary {
+            let result = canary::probe(&resolvers, host, *port, budget.op()).await;
+            collector.with(|c| c.canary = Some(result));
+        }
+    };
+    let setup = Setup {
+        cfg,
+        budget,
+        collector: &collector,
+        resolvers: &resolvers,
+        tls: &tls_loader,
+        host_files: &host_files,
+        resolved_stub: resolved_stub.as_ref(),
+        imds: &imds_once,
+    };
+    tokio::join!(imds_task, canary_task, probe_services(&setup));
+}
+
+/// The SDK's region and settings, then (with a region) every name's pipeline and the signed
+/// calls, then the final region facts.
+async fn probe_services(s: &Setup<'_>) {
+    let (cfg, collector) = (s.cfg, s.collector);
+    let sdk = region::sdk_region(&cfg.env, cfg.profile.as_deref()).await;
+    // The one-shot probe refused unusable config files before starting (exit 2); the
+    // agent, whose files may change between runs, reports them and goes on with defaults.
+    let settings = SdkSettings::load(cfg.profile.as_deref())
+        .await
+        .unwrap_or_else(|e| {
+            collector.with(|c| c.setup_errors.push(e.to_string()));
+            SdkSettings::default()
+        });
+    let settings = &settings;
+    // The instance's region is only waited for when nothing else names one.
+    let imds_region = if cfg.region.is_none() && sdk.is_none() {
+        s.imds
+            .get()
+            .await
+            .facts
+            .as_ref()
+            .and_then(|f| f.region.clone())
+    } else {
+        None
+    };
+    let provisional = region::evaluate(
+        cfg.region.as_deref(),
+        sdk.clone(),
+        imds_region.as_deref(),
+        &cfg.env,
+    );
+    let Some(probe_region) = provisional.effective.clone() else {
+        // Without a region there is nothing region-specific to probe; IMDS_UNAVAILABLE says
+        // why, and the proxy rules may say why IMDS did not answer.
+        let instance = s.imds.get().await;
+        let facts = region::evaluate(None, sdk, None, &cfg.env);
+        let imds_url: Vec<url::Url> = proxy::imds_token_url(&cfg.env).into_iter().collect();
+        let proxy_env = proxy::analyze(&cfg.env.proxy, &imds_url);
+        collector.with(|c| {
+            c.region = facts;
+            c.targets = targets(
+                cfg,
+                "",
+                instance.facts.as_ref(),
+                settings,
+                &mut c.setup_errors,
+            );
+            c.proxy_env = Some(proxy_env);
+        });
+        return;
+    };
+    probe_names(s, &probe_region, settings).await;
+    // Final region facts need the instance's region, which IMDS gives even when not waited for.
+    let instance = s.imds.get().await;
+    let instance_region = instance.facts.as_ref().and_then(|f| f.region.clone());
+    let facts = region::evaluate(
+        cfg.region.as_deref(),
+        sdk,
+        instance_region.as_deref(),
+        &cfg.env,
+    );
+    collector.with(|c| c.region = facts);
+}
+
+/// Every name's pipeline, and the signed calls beside them.
+async fn probe_names(s: &Setup<'_>, probe_region: &str, settings: &SdkSettings) {
+    let (cfg, collector) = (s.cfg, s.collector);
+    let static_targets =
+        collector.with(|c| targets(cfg, probe_region, None, settings, &mut c.setup_errors));
+    let names = unique_names(&static_targets);
+    let proxy_urls: Vec<url::Url> = names
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .filter_map(proxy::https_url)
+        .chain(proxy::imds_token_url(&cfg.env))
+        .collect();
+    let proxy_env = proxy::analyze(&cfg.env.proxy, &proxy_urls);
+    collector.with(|c| {
+        c.targets = static_targets.clone();
+        c.proxy_env = Some(proxy_env.clone());
+    });
+    let ctx = NameCtx {
+        cfg,
+        budget: s.budget,
+        resolvers: s.resolvers,
+        region: probe_region,
+        proxy_env: &proxy_env,
+        collector,
+        tls: s.tls,
+        host_files: s.host_files,
+        resolved_stub: s.resolved_stub,
+        settings,
+    };
+    let pipelines = join_all(names.iter().map(|(name, service)| {
+        let nacl = is_regional_name(name, &static_targets);
+        ctx.name_pipeline(name, *service, nacl, Vec::new())
+    }));
+    let account_pipeline = account_pipeline(&ctx, s.imds);
+    // The signed calls start as soon as the credentials are loaded: STS and the control
+    // plane need nothing from the data plane, so a timeout there (STS has no endpoint in a
+    // private subnet) overlaps the TCP checks instead of following them. The per-target
+    // calls wait for the TCP checks, whose addresses they are pinned to.
+    let (data_plane_done, data_plane_wait) = tokio::sync::oneshot::channel::<()>();
+    let data_plane = async {
+        tokio::join!(pipelines, account_pipeline);
+        let _ = data_plane_done.send(());
+    };
+    let calls = async {
+        if !cfg.calls {
+            return;
+        }
+        let (evidence, creds) =
+            identity::load(probe_region, cfg.profile.as_deref(), s.budget.op()).await;
+        let instance = s.imds.get().await;
+        ctx.signed_calls(evidence, creds, instance.facts.as_ref(), data_plane_wait)
+            .await;
+    };
+    tokio::join!(data_plane, calls);
+}
+
+/// The account-based DynamoDB name needs the account id, which IMDS knows.
+async fn account_pipeline(ctx: &NameCtx<'_>, imds: &ImdsOnce<'_>) {
+    if ctx.cfg.tables.is_empty() {
+        return;
+    }
+    let instance = imds.get().await;
+    let Some(account) = instance.facts.as_ref().and_then(|f| f.account_id.clone()) else {
+        return;
+    };
+    let Some(named) = account_ddb_endpoint(ctx.region, &account, ctx.settings) else {
+        return;
+    };
+    let name = named.host.clone();
+    let vpc_cidrs = vpc_cidrs(instance.facts.as_ref());
+    ctx.collector.with(|c| {
+        for t in c
+            .targets
+            .iter_mut()
+            .filter(|t| t.service == Service::Dynamodb)
+        {
+            t.endpoint_names.push(name.clone());
+            t.name_settings.insert(name.clone(), named.settings.clone());
+        }
+    });
+    ctx.name_pipeline(&name, Service::Dynamodb, false, vpc_cidrs)
+        .await;
+}
+
+struct NameCtx<'a> {
+    cfg: &'a Config,
+    budget: Budget,
+    resolvers: &'a Resolvers,
+    region: &'a str,
+    proxy_env: &'a ProxyEnvEvidence,
+    collector: &'a Collector,
+    tls: &'a TlsLoader,
+    host_files: &'a HostFiles,
+    resolved_stub: Option<&'a Result<ServerResolver, String>>,
+    settings: &'a SdkSettings,
+}
+
+/// The trust store, loaded once in the background and shared by every handshake.
+struct TlsLoader {
+    cell: OnceCell<Result<TlsContext, String>>,
+    pending: Mutex<Option<tokio::task::JoinHandle<Result<TlsContext, String>>>>,
+}
+
+impl TlsLoader {
+    fn start(extra_pem_files: Vec<std::path::PathBuf>) -> Self {
+        let handle = tokio::task::spawn_blocking(move || TlsContext::new(&extra_pem_files));
+        TlsLoader {
+            cell: OnceCell::new(),
+            pending: Mutex::new(Some(handle)),
+        }
+    }
+
+    async fn get(&self) -> &Result<TlsContext, String> {
+        self.cell
+            .get_or_init(|| async {
+                let handle = self.pending.lock().ok().and_then(|mut g| g.take());
+                match handle {
+                    Some(h) => h.await.unwrap_or_else(|e| Err(e.to_string())),
+                    None => Err("TLS context unavailable".into()),
+                }
+            })
+            .await
+    }
+}
+
+fn assemble(
+    cfg: &Config,
+    results: ProbeResults,
+    diagnosis: Diagnosis,
+    started_wall: SystemTime,
+    elapsed: Duration,
+) -> Report {
+    let mut checks: Vec<CheckRecord> = Vec::new();
+    if let Some(evidence) = &results.imds {
+        checks.push(
+            ImdsResult {
+                evidence: evidence.clone(),
+                facts: results.instance.clone(),
+                duration: Duration::from_millis(results.imds_ms),
+            }
+            .record(),
+        );
+    }
+    checks.push(
+        RegionCheck {
+            facts: results.region.clone(),
+        }
+        .record(),
+    );
+    if let Some(env) = &results.proxy_env {
+        checks.push(proxy::ProxyEnvCheck(env.clone()).record());
+    }
+    let mut dns = results.dns.clone();
+    dns.sort_by(|a, b| {
+        (&a.name, a.resolver, &a.record_type).cmp(&(&b.name, b.resolver, &b.record_type))
+    });
+    checks.extend(dns.iter().map(Check::record));
+    let mut app_dns = results.app_dns.clone();
+    app_dns.sort_by(|a, b| a.name.cmp(&b.name));
+    checks.extend(app_dns.iter().map(Check::record));
+    let mut tcp = results.tcp.clone();
+    tcp.sort_by(|a, b| (&a.name, &a.address).cmp(&(&b.name, &b.address)));
+    checks.extend(tcp.iter().map(Check::record));
+    let mut tls = results.tls.clone();
+    tls.sort_by(|a, b| (&a.name, &a.address).cmp(&(&b.name, &b.address)));
+    checks.extend(tls.iter().map(Check::record));
+    checks.extend(results.nacl.iter().map(Check::record));
+    checks.extend(results.proxy_probes.iter().map(Check::record));
+    if let Some(c) = &results.credentials {
+        checks.push(c.record());
+    }
+    checks.extend(results.calls.iter().map(Check::record));
+    if let Some(cp) = &results.control_plane {
+        checks.push(cp.record());
+    }
+    checks.extend(results.reachability.iter().map(Check::record));
+    if let Some(c) = &results.canary {
+        checks.push(c.record());
+    }
+    let finished = started_wall + elapsed;
+    Report {
+        schema_version: SCHEMA_VERSION.into(),
+        report_id: uuid::Uuid::new_v4().to_string(),
+        tool: ToolInfo {
+            name: env!("CARGO_PKG_NAME").into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        },
+        started_at: rfc3339(started_wall),
+        finished_at: rfc3339(finished),
+        duration_ms: millis(elapsed),
+        host: results.host.clone(),
+        instance: results.instance.clone(),
+        region: results.region.clone(),
+        config: cfg.effective(),
+        ip_ranges: RangesInfo {
+            source: cfg.ranges.source.clone(),
+            create_date: cfg.ranges.create_date.clone(),
+            prefixes: cfg.ranges.prefixes.len(),
+        },
+        targets: diagnosis.targets,
+        checks,
+        findings: diagnosis.findings,
+        verdict: diagnosis.verdict,
+    }
+}

@@ -1,0 +1,286 @@
+//! One service name's pipeline: DNS (the host's resolver, the VPC resolver, the applications'
+//! own resolution) → TCP → TLS per address, beside the NACL sweep and the proxy CONNECT probe.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use futures_util::future::join_all;
+use hickory_resolver::proto::rr::RecordType;
+use ipnet::IpNet;
+
+use super::targets::vpc_cidrs;
+use super::{NameCtx, ProbeResults};
+use crate::checks::app_resolve;
+use crate::checks::dns::{Classifier, Resolvers};
+use crate::checks::{dns, nacl, proxy, tcp, tls};
+use crate::proxy_rules::HttpClientKind;
+use crate::report::*;
+
+/// How many addresses of one name are connected to (S3 answers up to 8 per query).
+const MAX_ADDRESSES_PER_NAME: usize = 8;
+
+impl NameCtx<'_> {
+    /// DNS → (TCP → TLS per address) ∥ NACL sweep ∥ proxy CONNECT, for one service name.
+    pub(super) async fn name_pipeline(
+        &self,
+        name: &str,
+        service: Service,
+        sweep_nacl: bool,
+        vpc_cidrs: Vec<IpNet>,
+    ) {
+        let classifier = Classifier {
+            ranges: &self.cfg.ranges,
+            region: self.region,
+            vpc_cidrs: &vpc_cidrs,
+        };
+        let lookups = [
+            (ResolverKind::System, RecordType::A),
+            (ResolverKind::System, RecordType::AAAA),
+            (ResolverKind::Vpc, RecordType::A),
+            (ResolverKind::Vpc, RecordType::AAAA),
+        ];
+        let proxy_probe = self.proxy_probe(name, service);
+        let dns_then_connect = async {
+            let (answers, stub) = tokio::join!(
+                join_all(lookups.iter().map(|(kind, rt)| {
+                    dns::lookup(self.resolvers, *kind, name, service, *rt, &classifier)
+                })),
+                self.stub_lookups(name, service, &classifier)
+            );
+            let of = |kind| -> Vec<&DnsLookup> {
+                answers.iter().filter(|l| l.resolver == kind).collect()
+            };
+            let stub_refs: Vec<&DnsLookup> = stub.iter().collect();
+            let app = app_resolve::resolve(
+                self.host_files,
+                name,
+                service,
+                &of(ResolverKind::System),
+                &stub_refs,
+                &classifier,
+            );
+            let addresses =
+                addresses_to_test(&app, &of(ResolverKind::System), &of(ResolverKind::Vpc));
+            self.collector.with(|c| {
+                c.dns.extend(answers.iter().cloned());
+                c.app_dns.push(app);
+            });
+            let sweep_target = addresses
+                .iter()
+                .find(|(ip, _, origin)| ip.is_ipv4() && *origin == AddressOrigin::Application)
+                .map(|(ip, _, _)| *ip);
+            let connects = join_all(addresses.iter().map(|(ip, class, origin)| {
+                self.connect_and_handshake(name, service, *ip, *class, *origin)
+            }));
+            let sweep = async {
+                if let (true, Some(ip)) = (sweep_nacl, sweep_target) {
+                    let kernel = self.collector.with(|c| c.host.ephemeral_ports);
+                    let result =
+                        nacl::sweep(service, ip, tcp::HTTPS_PORT, self.budget.op(), kernel).await;
+                    self.collector.with(|c| c.nacl.push(result));
+                }
+            };
+            tokio::join!(connects, sweep);
+        };
+        tokio::join!(dns_then_connect, proxy_probe);
+    }
+
+    async fn connect_and_handshake(
+        &self,
+        name: &str,
+        service: Service,
+        ip: IpAddr,
+        class: AddressClass,
+        origin: AddressOrigin,
+    ) {
+        let (mut attempt, stream) = tcp::attempt(name, service, ip, class, self.budget.op()).await;
+        attempt.origin = origin;
+        self.collector.with(|c| c.tcp.push(attempt));
+        let Some(stream) = stream else { return };
+        let handshake = match self.tls.get().await {
+            Ok(ctx) => {
+                tls::handshake(
+                    ctx,
+                    stream,
+                    name,
+                    service,
+                    &ip.to_string(),
+                    self.budget.op(),
+                    &self.cfg.expect_issuers,
+                )
+                .await
+            }
+            Err(e) => TlsHandshake {
+                name: name.into(),
+                service,
+                address: ip.to_string(),
+                outcome: TlsOutcome::HandshakeFailed,
+                error: Some(format!("no trust roots: {e}")),
+                protocol: None,
+                cipher_suite: None,
+                chain: Vec::new(),
+                handshake_ms: 0,
+            },
+        };
+        self.collector.with(|c| c.tls.push(handshake));
+    }
+
+    /// A and AAAA from systemd-resolved's stub, when nsswitch lists `resolve`.
+    async fn stub_lookups(
+        &self,
+        name: &str,
+        service: Service,
+        classifier: &Classifier<'_>,
+    ) -> Vec<DnsLookup> {
+        let Some(stub) = self.resolved_stub else {
+            return Vec::new();
+        };
+        let resolvers = Resolvers {
+            system: stub.clone().map(|s| vec![s]),
+            vpc: Err("not asked".into()),
+        };
+        let (a, aaaa) = tokio::join!(
+            dns::lookup(
+                &resolvers,
+                ResolverKind::System,
+                name,
+                service,
+                RecordType::A,
+                classifier
+            ),
+            dns::lookup(
+                &resolvers,
+                ResolverKind::System,
+                name,
+                service,
+                RecordType::AAAA,
+                classifier
+            )
+        );
+        vec![a, aaaa]
+    }
+
+    async fn proxy_probe(&self, name: &str, service: Service) {
+        let Some(url) = proxy::https_url(name) else {
+            return;
+        };
+        let Some(choice) =
+            proxy::decision_for(self.proxy_env, HttpClientKind::AwsSdkRust, url.as_str())
+                .and_then(|d| d.proxy.clone())
+        else {
+            return;
+        };
+        let probe = proxy::connect_probe(
+            &self.cfg.env.proxy,
+            self.resolvers,
+            &choice,
+            HttpClientKind::AwsSdkRust,
+            name,
+            service,
+            self.budget.op(),
+        )
+        .await;
+        self.collector.with(|c| c.proxy_probes.push(probe));
+    }
+}
+
+/// The addresses a name's checks connect to: the applications' own (hosts file, DNS, stub),
+/// else the host's DNS servers', else the VPC resolver's so the route is still tested; plus
+/// the VPC resolver's answers when they differ in kind from the applications' (a hosts-file
+/// pin, a resolver that rewrites the answer), or other addresses from another server (a local
+/// cache or a corporate resolver that may hold stale ones), so the report can say which works.
+fn addresses_to_test(
+    app: &AppResolution,
+    system: &[&DnsLookup],
+    vpc: &[&DnsLookup],
+) -> Vec<(IpAddr, AddressClass, AddressOrigin)> {
+    let flatten = |lookups: &[&DnsLookup]| -> Vec<(IpAddr, AddressClass)> {
+        lookups
+            .iter()
+            .flat_map(|l| l.addresses.iter())
+            .filter_map(|a| Some((a.ip.parse::<IpAddr>().ok()?, a.class)))
+            .collect()
+    };
+    let parse = |addrs: &[ClassifiedAddress]| -> Vec<(IpAddr, AddressClass)> {
+        addrs
+            .iter()
+            .filter_map(|a| Some((a.ip.parse::<IpAddr>().ok()?, a.class)))
+            .collect()
+    };
+    let application = if app.answered_by.is_some() {
+        parse(&app.addresses)
+    } else {
+        let from_system = flatten(system);
+        if from_system.is_empty() {
+            flatten(vpc)
+        } else {
+            from_system
+        }
+    };
+    let vpc_answers = flatten(vpc);
+    let kinds = |v: &[(IpAddr, AddressClass)]| -> BTreeSet<String> {
+        v.iter().map(|(_, c)| format!("{c:?}")).collect()
+    };
+    let ips = |v: &[(IpAddr, AddressClass)]| -> BTreeSet<IpAddr> {
+        v.iter().map(|(ip, _)| *ip).collect()
+    };
+    // The same server asked twice may rotate its answers (S3 does): no second opinion there.
+    let vpc_server = vpc.iter().find_map(|l| l.server.clone());
+    let app_server = match app.answered_by {
+        Some(AppSource::Dns) | None => system.iter().find_map(|l| l.server.clone()),
+        _ => None,
+    };
+    let other_server = app_server.is_none() || app_server != vpc_server;
+    let differs = app.answered_by == Some(AppSource::HostsFile)
+        || (!application.is_empty() && kinds(&application) != kinds(&vpc_answers))
+        || (other_server
+            && !application.is_empty()
+            && ips(&application).is_disjoint(&ips(&vpc_answers)));
+    let mut seen = BTreeSet::new();
+    let mut out: Vec<(IpAddr, AddressClass, AddressOrigin)> = application
+        .into_iter()
+        .filter(|(ip, _)| seen.insert(*ip))
+        .take(MAX_ADDRESSES_PER_NAME)
+        .map(|(ip, class)| (ip, class, AddressOrigin::Application))
+        .collect();
+    if differs {
+        // One address of the VPC resolver's answer per family is enough to compare the paths.
+        let mut families = BTreeSet::new();
+        out.extend(
+            vpc_answers
+                .into_iter()
+                .filter(|(ip, _)| !seen.contains(ip) && families.insert(ip.is_ipv4()))
+                .map(|(ip, class)| (ip, class, AddressOrigin::VpcResolver)),
+        );
+    }
+    out
+}
+
+/// Names were classified before IMDS told the VPC's CIDRs; an answer inside the VPC is an
+/// interface endpoint's address whatever its range.
+pub(super) fn mark_vpc_addresses_private(results: &mut ProbeResults) {
+    let cidrs = vpc_cidrs(results.instance.as_ref());
+    let in_vpc = |ip: &str| {
+        ip.parse::<IpAddr>()
+            .is_ok_and(|ip| cidrs.iter().any(|n| n.contains(&ip)))
+    };
+    for lookup in &mut results.dns {
+        for a in &mut lookup.addresses {
+            if a.class == AddressClass::Outside && in_vpc(&a.ip) {
+                a.class = AddressClass::Private;
+            }
+        }
+    }
+    for app in &mut results.app_dns {
+        for a in &mut app.addresses {
+            if a.class == AddressClass::Outside && in_vpc(&a.ip) {
+                a.class = AddressClass::Private;
+            }
+        }
+    }
+    for attempt in &mut results.tcp {
+        if attempt.address_class == AddressClass::Outside && in_vpc(&attempt.address) {
+            attempt.address_class = AddressClass::Private;
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! What the configuration asks to probe: the targets with the names the SDKs would use, and
+//! the resolvers to ask.
+
+use std::collections::BTreeSet;
+
+use ipnet::IpNet;
+
+use super::TargetSpec;
+use crate::checks::dns::Resolvers;
+use crate::checks::region::override_host;
+use crate::config::Config;
+use crate::endpoints::{self, SdkSettings};
+use crate::net::dns::{ServerResolver, system_servers};
+use crate::report::*;
+
+pub(super) fn build_resolvers(cfg: &Config) -> Resolvers {
+    let system = system_servers(&cfg.resolv_conf).and_then(|servers| {
+        servers
+            .into_iter()
+            .map(|s| ServerResolver::new(s, cfg.timeout))
+            .collect::<Result<Vec<_>, _>>()
+    });
+    Resolvers {
+        system,
+        vpc: ServerResolver::new(cfg.vpc_resolver, cfg.timeout),
+    }
+}
+
+/// The account-based DynamoDB name the SDKs would call for `account`, if they use one.
+pub(super) fn account_ddb_endpoint(
+    region: &str,
+    account: &str,
+    settings: &SdkSettings,
+) -> Option<endpoints::NamedEndpoint> {
+    endpoints::dynamodb_names(region, Some(account), settings)
+        .ok()?
+        .into_iter()
+        .nth(1)
+}
+
+/// The regional name of a target (S3: the path-style name, listed last; DynamoDB: first),
+/// where the NACL sweep runs.
+pub(super) fn is_regional_name(name: &str, targets: &[TargetSpec]) -> bool {
+    targets.iter().any(|t| {
+        let regional = match t.service {
+            Service::S3 => t.endpoint_names.last(),
+            Service::Dynamodb => t.endpoint_names.first(),
+        };
+        regional.is_some_and(|r| r == name)
+    })
+}
+
+pub(super) fn vpc_cidrs(instance: Option<&InstanceFacts>) -> Vec<IpNet> {
+    instance
+        .map(|f| f.vpc_cidrs.iter().filter_map(|c| c.parse().ok()).collect())
+        .unwrap_or_default()
+}
+
+/// The names the SDKs would use for each target in `region` (empty when no region is known),
+/// from the SDKs' endpoint rules; a name the rules refuse is a setup error.
+pub fn targets(
+    cfg: &Config,
+    region: &str,
+    instance: Option<&InstanceFacts>,
+    settings: &SdkSettings,
+    errors: &mut Vec<String>,
+) -> Vec<TargetSpec> {
+    let override_of =
+        |s: &Option<endpoints::Setting<String>>| override_host(s.as_ref().map(|s| &s.value));
+    let mut out = Vec::new();
+    let mut spec = |id: String, service, name: &String, names: Result<Vec<_>, String>| {
+        let named: Vec<endpoints::NamedEndpoint> = if region.is_empty() {
+            Vec::new()
+        } else {
+            names.unwrap_or_else(|e| {
+                errors.push(format!("no endpoint for {id}: {e}"));
+                Vec::new()
+            })
+        };
+        out.push(TargetSpec {
+            id,
+            service,
+            name: name.clone(),
+            endpoint_names: named.iter().map(|n| n.host.clone()).collect(),
+            name_settings: named.into_iter().map(|n| (n.host, n.settings)).collect(),
+            endpoint_override: match service {
+                Service::S3 => override_of(&settings.endpoint_url_s3),
+                Service::Dynamodb => override_of(&settings.endpoint_url_dynamodb),
+            },
+        });
+    };
+    for bucket in &cfg.buckets {
+        spec(
+            format!("s3:{bucket}"),
+            Service::S3,
+            bucket,
+            endpoints::s3_names(bucket, region, settings),
+        );
+    }
+    let account = instance.and_then(|i| i.account_id.as_deref());
+    for table in &cfg.tables {
+        spec(
+            format!("dynamodb:{table}"),
+            Service::Dynamodb,
+            table,
+            endpoints::dynamodb_names(region, account, settings),
+        );
+    }
+    out
+}
+
+pub(super) fn unique_names(targets: &[TargetSpec]) -> Vec<(String, Service)> {
+    let mut seen = BTreeSet::new();
+    targets
+        .iter()
+        .flat_map(|t| t.endpoint_names.iter().map(move |n| (n.clone(), t.service)))
+        .filter(|(n, _)| seen.insert(n.clone()))
+        .collect()
+}
