@@ -1,0 +1,327 @@
+//! The report: plain serde data and nothing else. Renderers and sinks take `&Report`.
+//! Field names are a contract (design.md): add, never rename.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+mod calls;
+mod control_plane;
+mod dns;
+mod host;
+mod network;
+
+pub use calls::{CallOutcome, CallResult, CanaryOutcome, CanaryResult, CredentialsEvidence};
+pub use control_plane::{
+    ControlPlane, ControlPlaneRead, EndpointFacts, NaclEntry, NetworkAclFacts, PrefixListFacts,
+    ReachabilityEvidence, ReachabilityExplanation, ReadOutcome, RouteFacts, RouteTableFacts,
+    SecurityGroupFacts, SgRule,
+};
+pub use dns::{
+    AddressClass, AddressOrigin, AppResolution, AppSource, ClassifiedAddress, DnsLookup,
+    DnsOutcome, HostsFileEntry, ResolverKind, class_label,
+};
+pub use host::{
+    EffectiveConfig, EnvVar, HostFacts, ImdsEvidence, InstanceFacts, PortRange, RangesInfo,
+    RegionFacts, ToolInfo,
+};
+pub use network::{
+    CertificateInfo, NaclSweep, PortRangeResult, ProxyEnvEvidence, ProxyOutcome, ProxyProbe,
+    TcpAttempt, TcpOutcome, TlsHandshake, TlsOutcome,
+};
+
+pub const SCHEMA_VERSION: &str = "1.0";
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct Report {
+    pub schema_version: String,
+    /// Unique per run; collectors use it to drop duplicates.
+    pub report_id: String,
+    pub tool: ToolInfo,
+    pub started_at: String,
+    pub finished_at: String,
+    pub duration_ms: u64,
+    pub host: HostFacts,
+    /// None when IMDS could not be read (off EC2, blocked, or disabled).
+    pub instance: Option<InstanceFacts>,
+    pub region: RegionFacts,
+    pub config: EffectiveConfig,
+    pub ip_ranges: RangesInfo,
+    pub targets: Vec<TargetReport>,
+    pub checks: Vec<CheckRecord>,
+    pub findings: Vec<Finding>,
+    pub verdict: Verdict,
+}
+
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Service {
+    #[default]
+    S3,
+    Dynamodb,
+}
+
+impl Service {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Service::S3 => "s3",
+            Service::Dynamodb => "dynamodb",
+        }
+    }
+    /// The `service` value in ip-ranges.json.
+    pub fn ranges_name(self) -> &'static str {
+        match self {
+            Service::S3 => "S3",
+            Service::Dynamodb => "DYNAMODB",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct TargetReport {
+    /// "s3:<bucket>" or "dynamodb:<table>".
+    pub id: String,
+    pub service: Service,
+    pub name: String,
+    /// The host names the SDKs use for this target.
+    pub endpoint_names: Vec<String>,
+    /// Set when AWS_ENDPOINT_URL_S3 / _DYNAMODB / AWS_ENDPOINT_URL redirects the SDK.
+    pub endpoint_override: Option<String>,
+    /// Per name: the settings that produced it and the addresses the applications use.
+    #[serde(default)]
+    pub names: Vec<EndpointName>,
+    pub path: PathVerdict,
+}
+
+/// One host name a target's clients call, and where both the name and its addresses came from.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct EndpointName {
+    pub name: String,
+    /// Each setting that produced the name, with its source (variable, profile, rules).
+    pub settings: Vec<String>,
+    /// The addresses the applications connect to, each with its source, e.g.
+    /// "198.51.100.10 (dns)" or "198.51.100.12 (/etc/hosts line 3)".
+    pub addresses: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum PathKind {
+    GatewayEndpoint,
+    InterfaceEndpoint,
+    Proxy,
+    Internet,
+    Unknown,
+}
+
+impl PathKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PathKind::GatewayEndpoint => "gateway-endpoint",
+            PathKind::InterfaceEndpoint => "interface-endpoint",
+            PathKind::Proxy => "proxy",
+            PathKind::Internet => "internet",
+            PathKind::Unknown => "unknown",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Confidence {
+    /// The route table proves it (control-plane evidence).
+    Confirmed,
+    /// The only path left by the data-plane evidence.
+    Inferred,
+    Unknown,
+}
+
+impl Confidence {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Confidence::Confirmed => "confirmed",
+            Confidence::Inferred => "inferred",
+            Confidence::Unknown => "unknown",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct PathVerdict {
+    pub kind: PathKind,
+    pub confidence: Confidence,
+    /// Whether the service answered on TCP 443 through this path at all.
+    pub reachable: bool,
+    pub evidence: Vec<String>,
+    /// What would turn this verdict into a confirmed one, when it is not.
+    pub to_confirm: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckStatus {
+    Ok,
+    Warn,
+    Fail,
+    Skip,
+}
+
+impl CheckStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckStatus::Ok => "ok",
+            CheckStatus::Warn => "warn",
+            CheckStatus::Fail => "fail",
+            CheckStatus::Skip => "skip",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckKind {
+    Imds,
+    Host,
+    Region,
+    Dns,
+    Tcp,
+    Nacl,
+    Tls,
+    Proxy,
+    Canary,
+    Credentials,
+    Sts,
+    S3,
+    Dynamodb,
+    Ec2,
+    Reachability,
+}
+
+impl CheckKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckKind::Imds => "imds",
+            CheckKind::Host => "host",
+            CheckKind::Region => "region",
+            CheckKind::Dns => "dns",
+            CheckKind::Tcp => "tcp",
+            CheckKind::Nacl => "nacl",
+            CheckKind::Tls => "tls",
+            CheckKind::Proxy => "proxy",
+            CheckKind::Canary => "canary",
+            CheckKind::Credentials => "creds",
+            CheckKind::Sts => "sts",
+            CheckKind::S3 => "s3",
+            CheckKind::Dynamodb => "dynamodb",
+            CheckKind::Ec2 => "ec2",
+            CheckKind::Reachability => "analyzer",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct CheckRecord {
+    /// Stable within a report, e.g. "dns/system/s3.eu-west-1.amazonaws.com/A".
+    pub id: String,
+    pub check: CheckKind,
+    /// The host name, address or target the check is about.
+    pub subject: String,
+    pub status: CheckStatus,
+    pub summary: String,
+    pub duration_ms: u64,
+    pub evidence: Evidence,
+}
+
+/// Typed evidence of each check, exactly what diagnosis read.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Evidence {
+    Imds(ImdsEvidence),
+    Region(RegionFacts),
+    Dns(DnsLookup),
+    AppResolution(AppResolution),
+    Tcp(TcpAttempt),
+    Nacl(NaclSweep),
+    Tls(TlsHandshake),
+    Proxy(ProxyProbe),
+    ProxyEnv(ProxyEnvEvidence),
+    Canary(CanaryResult),
+    Credentials(CredentialsEvidence),
+    Call(Box<CallResult>),
+    ControlPlane(Box<ControlPlane>),
+    Reachability(ReachabilityEvidence),
+}
+
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Context only.
+    Note,
+    /// Works now but is fragile or wasteful.
+    Warning,
+    /// Traffic fails or does not take the expected path.
+    Error,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Note => "note",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct Finding {
+    pub code: crate::catalogue::FindingCode,
+    pub severity: Severity,
+    /// The target ("s3:bucket") or "host" when it applies to the whole instance.
+    pub target: String,
+    pub title: String,
+    pub detail: String,
+    pub remediation: String,
+    /// The checklist item: region, dns, route-table, security-group, network-acl, tls, proxy, ...
+    pub checklist_item: String,
+    /// Ids of the checks whose evidence led here.
+    pub check_ids: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OverallStatus {
+    Healthy,
+    Problems,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct Verdict {
+    pub status: OverallStatus,
+    /// One line for people.
+    pub summary: String,
+    /// The findings that explain the rest, most fundamental first.
+    pub root_causes: Vec<RootCause>,
+    pub exit_code: i32,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct RootCause {
+    pub code: crate::catalogue::FindingCode,
+    pub target: String,
+    pub title: String,
+}
