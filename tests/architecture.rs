@@ -34,7 +34,8 @@ fn modules() -> BTreeMap<String, String> {
         if parts.last().is_some_and(|p| p == "mod") {
             parts.pop();
         }
-        if parts == ["lib"] || parts == ["main"] {
+        // lib.rs and main.rs wire everything; a module's `tests.rs` is test code.
+        if parts == ["lib"] || parts == ["main"] || parts.last().is_some_and(|p| p == "tests") {
             continue;
         }
         let text = std::fs::read_to_string(&file).unwrap();

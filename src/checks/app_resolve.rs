@@ -311,6 +311,86 @@ fn from_lookups(lookups: &[&DnsLookup], what: &str) -> SourceResult {
     }
 }
 
+/// What one nsswitch source gives for `name`, as glibc would get it.
+fn ask_source(
+    files: &HostFiles,
+    source: &str,
+    name: &str,
+    system: &[&DnsLookup],
+    stub: &[&DnsLookup],
+) -> (AppSource, SourceResult) {
+    match source {
+        other if files.missing_modules.contains(other) => (
+            AppSource::Other,
+            SourceResult {
+                status: NssStatus::Unavail,
+                addresses: Vec::new(),
+                hosts_lines: Vec::new(),
+                note: format!("{other}: libnss_{other}.so.2 is not installed, glibc skips it"),
+            },
+        ),
+        "files" => {
+            let hits = files.hosts_file_hits(name);
+            let result = match (&files.hosts, hits.is_empty()) {
+                (Err(e), _) => SourceResult {
+                    status: NssStatus::Unavail,
+                    addresses: Vec::new(),
+                    hosts_lines: Vec::new(),
+                    note: format!("files: {e}"),
+                },
+                (Ok(_), true) => SourceResult {
+                    status: NssStatus::NotFound,
+                    addresses: Vec::new(),
+                    hosts_lines: Vec::new(),
+                    note: format!("files ({}): NotFound", files.hosts_path.display()),
+                },
+                (Ok(_), false) => SourceResult {
+                    status: NssStatus::Success,
+                    addresses: hits.iter().map(|h| h.ip).collect(),
+                    hosts_lines: hits
+                        .iter()
+                        .map(|h| HostsFileEntry {
+                            path: files.hosts_path.display().to_string(),
+                            line: h.line,
+                            text: h.text.clone(),
+                        })
+                        .collect(),
+                    note: format!(
+                        "files ({} line {}): Success",
+                        files.hosts_path.display(),
+                        hits.iter()
+                            .map(|h| h.line.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                },
+            };
+            (AppSource::HostsFile, result)
+        }
+        "dns" => (AppSource::Dns, from_lookups(system, "dns")),
+        "resolve" => (AppSource::Resolved, from_lookups(stub, "resolve")),
+        // Multicast DNS modules answer only .local names; myhostname only the host's own.
+        other if other.starts_with("mdns") || other == "myhostname" || other == "mymachines" => (
+            AppSource::Other,
+            SourceResult {
+                status: NssStatus::NotFound,
+                addresses: Vec::new(),
+                hosts_lines: Vec::new(),
+                note: format!("{other}: not for AWS service names"),
+            },
+        ),
+        other => (
+            AppSource::Other,
+            SourceResult {
+                status: NssStatus::Unavail,
+                addresses: Vec::new(),
+                hosts_lines: Vec::new(),
+                note: format!("{other}: not evaluated by the probe"),
+            },
+        ),
+    }
+}
+
 /// Walks the `hosts:` sources for `name` as glibc does. `system` holds the host's DNS
 /// lookups (resolv.conf servers), `stub` those of systemd-resolved's stub when asked.
 pub fn resolve(
@@ -324,80 +404,7 @@ pub fn resolve(
     let mut steps = Vec::new();
     let mut answer: Option<(AppSource, SourceResult)> = None;
     for source in &files.sources {
-        let (kind, result) = match source.name.as_str() {
-            other if files.missing_modules.contains(other) => (
-                AppSource::Other,
-                SourceResult {
-                    status: NssStatus::Unavail,
-                    addresses: Vec::new(),
-                    hosts_lines: Vec::new(),
-                    note: format!("{other}: libnss_{other}.so.2 is not installed, glibc skips it"),
-                },
-            ),
-            "files" => {
-                let hits = files.hosts_file_hits(name);
-                let result = match (&files.hosts, hits.is_empty()) {
-                    (Err(e), _) => SourceResult {
-                        status: NssStatus::Unavail,
-                        addresses: Vec::new(),
-                        hosts_lines: Vec::new(),
-                        note: format!("files: {e}"),
-                    },
-                    (Ok(_), true) => SourceResult {
-                        status: NssStatus::NotFound,
-                        addresses: Vec::new(),
-                        hosts_lines: Vec::new(),
-                        note: format!("files ({}): NotFound", files.hosts_path.display()),
-                    },
-                    (Ok(_), false) => SourceResult {
-                        status: NssStatus::Success,
-                        addresses: hits.iter().map(|h| h.ip).collect(),
-                        hosts_lines: hits
-                            .iter()
-                            .map(|h| HostsFileEntry {
-                                path: files.hosts_path.display().to_string(),
-                                line: h.line,
-                                text: h.text.clone(),
-                            })
-                            .collect(),
-                        note: format!(
-                            "files ({} line {}): Success",
-                            files.hosts_path.display(),
-                            hits.iter()
-                                .map(|h| h.line.to_string())
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ),
-                    },
-                };
-                (AppSource::HostsFile, result)
-            }
-            "dns" => (AppSource::Dns, from_lookups(system, "dns")),
-            "resolve" => (AppSource::Resolved, from_lookups(stub, "resolve")),
-            // Multicast DNS modules answer only .local names; myhostname only the host's own.
-            other
-                if other.starts_with("mdns") || other == "myhostname" || other == "mymachines" =>
-            {
-                (
-                    AppSource::Other,
-                    SourceResult {
-                        status: NssStatus::NotFound,
-                        addresses: Vec::new(),
-                        hosts_lines: Vec::new(),
-                        note: format!("{other}: not for AWS service names"),
-                    },
-                )
-            }
-            other => (
-                AppSource::Other,
-                SourceResult {
-                    status: NssStatus::Unavail,
-                    addresses: Vec::new(),
-                    hosts_lines: Vec::new(),
-                    note: format!("{other}: not evaluated by the probe"),
-                },
-            ),
-        };
+        let (kind, result) = ask_source(files, &source.name, name, system, stub);
         steps.push(result.note.clone());
         let status = result.status;
         if status == NssStatus::Success {
