@@ -558,6 +558,10 @@ services = s3-elsewhere
 [services s3-elsewhere]
 s3 =
   endpoint_url = https://s3.us-east-1.amazonaws.com
+
+[profile badurl]
+region = $REGION
+endpoint_url = not a url
 EOF
   cat >"$LAB_DIR/ip-ranges.json" <<EOF
 {

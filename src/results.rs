@@ -15,6 +15,8 @@ pub struct TargetSpec {
     /// Per name, the settings that produced it and their sources.
     pub name_settings: std::collections::BTreeMap<String, Vec<String>>,
     pub endpoint_override: Option<String>,
+    /// Why the SDKs' endpoint rules give this target no name (its calls fail before any packet).
+    pub endpoint_error: Option<String>,
 }
 
 /// Everything the checks found: the input of diagnosis.

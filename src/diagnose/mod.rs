@@ -304,6 +304,18 @@ fn ids<T: Check>(items: &[&T]) -> Vec<String> {
 }
 
 fn diagnose_target(r: &ProbeResults, exp: &Expectations, t: &TargetSpec, f: &mut Findings) {
+    // Nothing probed is never "healthy": the SDKs' own calls fail before any packet.
+    if let Some(e) = &t.endpoint_error {
+        f.add(
+            FindingCode::ENDPOINT_RULES_REFUSED,
+            Severity::Error,
+            &t.id,
+            format!("the SDKs' endpoint rules give {} no endpoint", t.id),
+            format!("The rules answer: {e}."),
+            FindingCode::ENDPOINT_RULES_REFUSED.general_fix().into(),
+            Vec::new(),
+        );
+    }
     for name in &t.endpoint_names {
         dns::name_findings(r, exp, t, name, f);
         network::tcp_findings(r, t, name, f);

@@ -74,6 +74,7 @@ fn healthy() -> (ProbeResults, Expectations) {
             name: "b".into(),
             endpoint_names: vec![NAME.into()],
             name_settings: Default::default(),
+            endpoint_error: None,
             endpoint_override: None,
         }],
         dns: vec![
@@ -401,6 +402,22 @@ fn diagnosis_table() {
             &[],
             &["ENDPOINT_ADDRESS_FAMILY"],
             PathKind::GatewayEndpoint,
+        ),
+        (
+            "the endpoint rules refuse the target: nothing probed is not healthy",
+            |r, _| {
+                r.targets[0].endpoint_names.clear();
+                r.targets[0].endpoint_error =
+                    Some("Custom endpoint `not a url` was not a valid URI".into());
+                r.dns.clear();
+                r.tcp.clear();
+                r.tls.clear();
+                r.calls.clear();
+            },
+            1,
+            &["ENDPOINT_RULES_REFUSED"],
+            &[],
+            PathKind::Unknown,
         ),
         (
             "deadline with nothing found",

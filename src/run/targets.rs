@@ -69,13 +69,13 @@ pub fn targets(
         |s: &Option<endpoints::Setting<String>>| override_host(s.as_ref().map(|s| &s.value));
     let mut out = Vec::new();
     let mut spec = |id: String, service, name: &String, names: Result<Vec<_>, String>| {
-        let named: Vec<endpoints::NamedEndpoint> = if region.is_empty() {
-            Vec::new()
-        } else {
-            names.unwrap_or_else(|e| {
+        let (named, endpoint_error): (Vec<endpoints::NamedEndpoint>, _) = match names {
+            _ if region.is_empty() => (Vec::new(), None),
+            Ok(named) => (named, None),
+            Err(e) => {
                 errors.push(format!("no endpoint for {id}: {e}"));
-                Vec::new()
-            })
+                (Vec::new(), Some(e))
+            }
         };
         out.push(TargetSpec {
             id,
@@ -87,6 +87,7 @@ pub fn targets(
                 Service::S3 => override_of(&settings.endpoint_url_s3),
                 Service::Dynamodb => override_of(&settings.endpoint_url_dynamodb),
             },
+            endpoint_error,
         });
     };
     for bucket in &cfg.buckets {
