@@ -65,7 +65,7 @@ fn assert_readable(scenario: &str, out: &Outcome) {
 fn creds_line(out: &Outcome) -> String {
     out.stdout
         .lines()
-        .find(|l| l.split_whitespace().nth(1) == Some("creds"))
+        .find(|l| l.split_whitespace().nth(1) == Some("credentials"))
         .unwrap_or_else(|| panic!("no creds line\n{}", out.stdout))
         .to_string()
 }

@@ -89,7 +89,7 @@ pub fn render(report: &Report, style: &Style) -> String {
                 .unwrap_or(CheckStatus::Skip);
             let _ = writeln!(
                 out,
-                "  {} {:<7} {}",
+                "  {} {:<12} {}",
                 style.status(worst),
                 "dns",
                 dns_line(&c.subject, &group)
@@ -98,7 +98,7 @@ pub fn render(report: &Report, style: &Style) -> String {
         }
         let _ = writeln!(
             out,
-            "  {} {:<7} {}",
+            "  {} {:<12} {}",
             style.status(c.status),
             c.check.as_str(),
             c.summary

@@ -210,6 +210,7 @@ pub enum CheckKind {
 }
 
 impl CheckKind {
+    /// The one name of the check: the JSON value, the metrics label and the text report's column.
     pub fn as_str(self) -> &'static str {
         match self {
             CheckKind::Imds => "imds",
@@ -221,12 +222,12 @@ impl CheckKind {
             CheckKind::Tls => "tls",
             CheckKind::Proxy => "proxy",
             CheckKind::Canary => "canary",
-            CheckKind::Credentials => "creds",
+            CheckKind::Credentials => "credentials",
             CheckKind::Sts => "sts",
             CheckKind::S3 => "s3",
             CheckKind::Dynamodb => "dynamodb",
             CheckKind::Ec2 => "ec2",
-            CheckKind::Reachability => "analyzer",
+            CheckKind::Reachability => "reachability",
         }
     }
 }
@@ -324,4 +325,34 @@ pub struct RootCause {
     pub code: crate::catalogue::FindingCode,
     pub target: String,
     pub title: String,
+}
+
+#[cfg(test)]
+mod check_names {
+    use super::CheckKind;
+
+    #[test]
+    fn one_name_per_check_everywhere() {
+        let all = [
+            CheckKind::Imds,
+            CheckKind::Host,
+            CheckKind::Region,
+            CheckKind::Dns,
+            CheckKind::Tcp,
+            CheckKind::Nacl,
+            CheckKind::Tls,
+            CheckKind::Proxy,
+            CheckKind::Canary,
+            CheckKind::Credentials,
+            CheckKind::Sts,
+            CheckKind::S3,
+            CheckKind::Dynamodb,
+            CheckKind::Ec2,
+            CheckKind::Reachability,
+        ];
+        for kind in all {
+            let json = serde_json::to_value(kind).unwrap_or_default();
+            assert_eq!(json.as_str(), Some(kind.as_str()), "{kind:?}");
+        }
+    }
 }
