@@ -159,7 +159,16 @@ alive() {
 # netns exec execs the command, so $! is the daemon itself), logs to $LAB_DIR/logs/NAME.log.
 start_proc() {
   local name=$1 ns=$2 pid; shift 2
-  ip netns exec "$ns" "$@" </dev/null >>"$LAB_DIR/logs/$name.log" 2>&1 9<&- &
+  (
+    # A daemon keeps no descriptor but 0-2: a lock held by whoever started lab.sh (fd 9 here,
+    # any fd under `flock FILE lab.sh ...`) would otherwise live on in the daemon and block
+    # every later lab command. `exec` keeps the recorded pid the daemon's own.
+    for fd in /proc/$BASHPID/fd/*; do
+      fd=${fd##*/}
+      [ "$fd" -gt 2 ] 2>/dev/null && eval "exec $fd>&-" 2>/dev/null
+    done
+    exec ip netns exec "$ns" "$@" </dev/null >>"$LAB_DIR/logs/$name.log" 2>&1
+  ) &
   pid=$!
   echo "$pid $(starttime "$pid")" >"$(pidfile "$name")"
 }
