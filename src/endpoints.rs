@@ -4,7 +4,6 @@
 //! profile. Each name carries the settings that produced it and where each setting came from.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 
 use aws_config::profile::ProfileSet;
 use aws_runtime::env_config::file::EnvConfigFiles;
@@ -419,9 +418,6 @@ pub fn dynamodb_names(
     }
     Ok(out)
 }
-
-/// Names and their settings, by host, for the report.
-pub type NameSettings = BTreeMap<String, Vec<String>>;
 
 #[cfg(test)]
 mod tests {

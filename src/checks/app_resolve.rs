@@ -286,9 +286,21 @@ fn from_lookups(lookups: &[&DnsLookup], what: &str) -> SourceResult {
         .filter_map(|a| a.ip.parse().ok())
         .collect();
     let outcomes: Vec<DnsOutcome> = lookups.iter().map(|l| l.outcome).collect();
+    // The stub standing in for systemd-resolved: silent or refusing means the daemon is not
+    // there, which nss-resolve reports as UNAVAIL (glibc then goes on to the next source).
+    let daemon_absent = what == "resolve"
+        && outcomes.iter().all(|o| {
+            matches!(
+                o,
+                DnsOutcome::Error | DnsOutcome::Timeout | DnsOutcome::Refused
+            )
+        });
     let status = if !addresses.is_empty() {
         NssStatus::Success
-    } else if outcomes.is_empty() || outcomes.iter().all(|o| *o == DnsOutcome::Error) {
+    } else if outcomes.is_empty()
+        || outcomes.iter().all(|o| *o == DnsOutcome::Error)
+        || daemon_absent
+    {
         NssStatus::Unavail
     } else if outcomes
         .iter()
@@ -369,8 +381,19 @@ fn ask_source(
         }
         "dns" => (AppSource::Dns, from_lookups(system, "dns")),
         "resolve" => (AppSource::Resolved, from_lookups(stub, "resolve")),
-        // Multicast DNS modules answer only .local names; myhostname only the host's own.
-        other if other.starts_with("mdns") || other == "myhostname" || other == "mymachines" => (
+        // Multicast DNS modules answer only .local names and return UNAVAIL for the rest, so
+        // Ubuntu's `mdns4_minimal [NOTFOUND=return] dns` still reaches DNS for AWS names.
+        other if other.starts_with("mdns") => (
+            AppSource::Other,
+            SourceResult {
+                status: NssStatus::Unavail,
+                addresses: Vec::new(),
+                hosts_lines: Vec::new(),
+                note: format!("{other}: only .local names"),
+            },
+        ),
+        // myhostname answers only the host's own names, mymachines only local containers.
+        other if other == "myhostname" || other == "mymachines" => (
             AppSource::Other,
             SourceResult {
                 status: NssStatus::NotFound,
@@ -627,6 +650,25 @@ mod tests {
     }
 
     #[test]
+    fn ubuntus_mdns_line_still_reaches_dns() {
+        let f = files("files mdns4_minimal [NOTFOUND=return] dns myhostname", "");
+        let r = run(
+            &f,
+            &[lookup("A", DnsOutcome::Answered, &["52.218.1.1"])],
+            &[],
+        );
+        assert_eq!(r.answered_by, Some(AppSource::Dns), "{:?}", r.steps);
+        // Amazon Linux 2023: myhostname and resolve before dns.
+        let f = files("files myhostname resolve [!UNAVAIL=return] dns", "");
+        let r = run(
+            &f,
+            &[lookup("A", DnsOutcome::Answered, &["52.218.1.1"])],
+            &[],
+        );
+        assert_eq!(r.answered_by, Some(AppSource::Dns), "{:?}", r.steps);
+    }
+
+    #[test]
     fn notfound_return_stops_the_walk() {
         let f = files(
             "dns [NOTFOUND=return] files",
@@ -649,6 +691,13 @@ mod tests {
         let dead = [lookup("A", DnsOutcome::Error, &[])];
         let r = run(&f, &system, &dead);
         assert_eq!(r.answered_by, Some(AppSource::Dns));
+        // So is a silent one (resolved not running): not TRYAGAIN, which would stop the walk.
+        let silent = [
+            lookup("A", DnsOutcome::Timeout, &[]),
+            lookup("AAAA", DnsOutcome::Timeout, &[]),
+        ];
+        let r = run(&f, &system, &silent);
+        assert_eq!(r.answered_by, Some(AppSource::Dns), "{:?}", r.steps);
         // Without libnss_resolve the source does not exist for glibc, whatever the stub says.
         let mut without = f.clone();
         without.missing_modules.insert("resolve".into());
