@@ -903,3 +903,179 @@ fn sigterm_abandons_a_run_that_would_outlast_the_grace_and_still_exits_cleanly()
         "an abandoned run ships nothing"
     );
 }
+
+/// An agent file with one HTTP sink named "collector" and the metrics listener.
+fn http_sink_config(
+    lab: &Lab,
+    collector: &Collector,
+    collector_ip: std::net::IpAddr,
+    metrics_addr: SocketAddr,
+    extra_shipping: &str,
+) -> String {
+    format!(
+        r#"interval = "1s"
+jitter = "0s"
+{probe}
+[metrics]
+listen = "{metrics_addr}"
+
+[spool]
+dir = "{spool}"
+
+[shipping]
+retry_initial = "100ms"
+retry_max = "500ms"
+timeout = "1s"
+{extra_shipping}
+
+[[sink]]
+type = "http"
+name = "collector"
+url = "https://{collector_ip}:{port}/reports"
+ca_file = "{ca}"
+"#,
+        probe = probe_section(lab, "500ms", "900ms"),
+        spool = lab.dir.path().join("spool").display(),
+        port = collector.addr.port(),
+        ca = lab.ca_file.display(),
+    )
+}
+
+#[test]
+fn a_refused_report_goes_to_dead_letter_and_the_next_one_is_delivered() {
+    let lab = Lab::healthy(37);
+    let collector_ip = Lab::ip(37, 3, 1);
+    let leaf = lab.ca.issue(&[&collector_ip.to_string()]);
+    let collector = start_collector(SocketAddr::new(collector_ip, 0), &leaf);
+    collector.set_mode(CollectorMode::RefuseOnce(
+        422,
+        "schema_version 0.9 is not supported",
+    ));
+    let metrics_addr = SocketAddr::new(Lab::ip(37, 4, 1), 9731);
+    let config = lab.dir.path().join("agent.toml");
+    std::fs::write(
+        &config,
+        http_sink_config(&lab, &collector, collector_ip, metrics_addr, ""),
+    )
+    .expect("config");
+    let spool = lab.dir.path().join("spool");
+    let agent = Agent::start(&lab, &config, &[]);
+    wait_for(
+        "a report delivered after the refused one",
+        Duration::from_secs(60),
+        &agent,
+        || !collector.report_ids().is_empty(),
+    );
+    let refused = collector.refused();
+    assert_eq!(refused.len(), 1, "one refusal: {refused:?}");
+    let refused_id = &refused[0];
+    assert!(!refused_id.is_empty());
+    // Not retried: the refused report never reaches the collector again.
+    assert!(
+        !collector.report_ids().contains(refused_id),
+        "the refused report was not sent again"
+    );
+    let dead = spool.join("dead-letter").join("collector");
+    let copy: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dead.join(format!("{refused_id}.json"))).expect("dead-letter copy"),
+    )
+    .expect("JSON");
+    assert_eq!(copy["report_id"], refused_id.as_str());
+    let why = std::fs::read_to_string(dead.join(format!("{refused_id}.why"))).expect(".why");
+    assert_eq!(why, "422 schema_version 0.9 is not supported\n");
+
+    wait_for(
+        "the dead-letter counter",
+        Duration::from_secs(30),
+        &agent,
+        || {
+            try_http_get(metrics_addr, "/metrics", "text/plain")
+                .and_then(|(_, text)| {
+                    metric_value(
+                        &text,
+                        "vpce_probe_reports_dead_lettered_total{sink=\"collector\"}",
+                    )
+                })
+                .is_some_and(|v| v == 1.0)
+        },
+    );
+    let (status, body) = http_get(metrics_addr, "/healthz", "text/plain");
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "ok\n"),
+        "a refusal is no outage"
+    );
+    let log = agent.log();
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("refused a report for good"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "logged once:\n{log}");
+    assert!(
+        warnings[0].contains("WARN") && warnings[0].contains("422"),
+        "{}",
+        warnings[0]
+    );
+    let (status, _) = agent.terminate();
+    assert!(status.success(), "clean stop: {status:?}");
+    // Reopened by the next agent: the dead-letter directory is not counted as a stray file.
+    let agent = Agent::start(&lab, &config, &[]);
+    wait_for(
+        "metrics after a restart",
+        Duration::from_secs(30),
+        &agent,
+        || {
+            try_http_get(metrics_addr, "/metrics", "text/plain")
+                .is_some_and(|(_, t)| t.contains("vpce_probe_spool_skipped_files_total 0"))
+        },
+    );
+}
+
+#[test]
+fn healthz_turns_503_while_a_sink_fails_past_unhealthy_after_and_200_when_it_recovers() {
+    let lab = Lab::healthy(39);
+    let collector_ip = Lab::ip(39, 3, 1);
+    let leaf = lab.ca.issue(&[&collector_ip.to_string()]);
+    let collector = start_collector(SocketAddr::new(collector_ip, 0), &leaf);
+    collector.set_mode(CollectorMode::Fail);
+    let metrics_addr = SocketAddr::new(Lab::ip(39, 4, 1), 9731);
+    let config = lab.dir.path().join("agent.toml");
+    std::fs::write(
+        &config,
+        http_sink_config(
+            &lab,
+            &collector,
+            collector_ip,
+            metrics_addr,
+            "unhealthy_after = \"2s\"",
+        ),
+    )
+    .expect("config");
+    let agent = Agent::start(&lab, &config, &[]);
+    let healthz = || try_http_get(metrics_addr, "/healthz", "text/plain");
+    wait_for(
+        "a 503 from /healthz",
+        Duration::from_secs(60),
+        &agent,
+        || healthz().is_some_and(|(s, _)| s == 503),
+    );
+    let (status, body) = http_get(metrics_addr, "/healthz", "text/plain");
+    assert_eq!(status, 503);
+    assert!(
+        body.contains("sink collector")
+            && body.contains("500")
+            && body.trim_end().lines().count() == 1,
+        "one line saying why: {body:?}"
+    );
+    collector.set_mode(CollectorMode::Accept);
+    wait_for(
+        "a 200 from /healthz",
+        Duration::from_secs(60),
+        &agent,
+        || healthz().is_some_and(|(s, b)| s == 200 && b == "ok\n"),
+    );
+    assert!(
+        !collector.report_ids().is_empty(),
+        "delivered after recovery"
+    );
+}

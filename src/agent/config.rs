@@ -37,6 +37,7 @@ struct ShippingSection {
     retry_initial: Option<String>,
     retry_max: Option<String>,
     timeout: Option<String>,
+    unhealthy_after: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -117,8 +118,13 @@ pub struct AgentConfig {
     pub spool_max_bytes: u64,
     pub spool_max_age: Duration,
     pub shipping: Shipping,
+    /// `/healthz` answers 503 once a sink has been failing for longer than this.
+    pub unhealthy_after: Duration,
     pub sinks: Vec<Sink>,
 }
+
+/// `[shipping] unhealthy_after` when the file does not say.
+pub const DEFAULT_UNHEALTHY_AFTER: Duration = Duration::from_secs(30 * 60);
 
 pub const DEFAULT_METRICS: &str = "127.0.0.1:9731";
 pub const DEFAULT_SPOOL_DIR: &str = "/var/lib/vpce-probe/spool";
@@ -341,6 +347,18 @@ pub fn parse(text: &str, env: Environment) -> Result<AgentConfig, String> {
     if shipping.timeout.is_zero() {
         return Err("shipping.timeout must be above zero".into());
     }
+    let unhealthy_after = duration(
+        "shipping.unhealthy_after",
+        &file
+            .shipping
+            .as_ref()
+            .and_then(|s| s.unhealthy_after.clone()),
+        DEFAULT_UNHEALTHY_AFTER,
+        MAX_WAIT,
+    )?;
+    if unhealthy_after.is_zero() {
+        return Err("shipping.unhealthy_after must be above zero".into());
+    }
     let mut sinks = Vec::new();
     for (i, s) in file.sink.into_iter().enumerate() {
         let default_name = |kind: &str| format!("{kind}-{}", i + 1);
@@ -412,6 +430,7 @@ pub fn parse(text: &str, env: Environment) -> Result<AgentConfig, String> {
         spool_max_bytes,
         spool_max_age,
         shipping,
+        unhealthy_after,
         sinks,
     })
 }
@@ -469,6 +488,7 @@ url = "s3://reports-bucket/vpce-probe/"
         assert_eq!(c.probe.timeout, Duration::from_secs(2));
         assert_eq!(c.spool_max_bytes, 1_048_576);
         assert_eq!(c.spool_max_age, Duration::from_secs(2 * 86400));
+        assert_eq!(c.unhealthy_after, DEFAULT_UNHEALTHY_AFTER);
         assert_eq!(c.sinks.len(), 2);
         assert_eq!(c.sinks[0].name(), "dir-1");
         assert_eq!(
@@ -478,6 +498,30 @@ url = "s3://reports-bucket/vpce-probe/"
                 bucket: "reports-bucket".into(),
                 prefix: "vpce-probe/".into()
             }
+        );
+    }
+
+    #[test]
+    fn unhealthy_after_is_a_bounded_duration_above_zero() {
+        let with = |v: &str| {
+            parse(
+                &GOOD.replacen(
+                    "[spool]",
+                    &format!("[shipping]\nunhealthy_after = \"{v}\"\n[spool]"),
+                    1,
+                ),
+                Environment::default(),
+            )
+        };
+        assert_eq!(
+            with("2s").expect("2s").unhealthy_after,
+            Duration::from_secs(2)
+        );
+        assert!(with("0s").expect_err("zero").contains("unhealthy_after"));
+        assert!(
+            with("8d")
+                .expect_err("too long")
+                .contains("shipping.unhealthy_after")
         );
     }
 

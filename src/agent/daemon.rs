@@ -13,8 +13,8 @@ use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
 use super::config::{self, AgentConfig};
-use super::metrics::{self, Liveness, Metrics};
-use super::shipper::{self, SharedSpool, Signals, with_spool};
+use super::metrics::{self, Health, Liveness, Metrics};
+use super::shipper::{self, Observers, SharedSpool, Signals, with_spool};
 use super::sinks::Sender;
 use super::spool::{Spool, SpoolConfig};
 use crate::config::Environment;
@@ -67,6 +67,7 @@ struct Agent {
     env: Environment,
     metrics: Arc<Metrics>,
     liveness: Arc<Liveness>,
+    health: Arc<Health>,
     spool: SharedSpool,
     pushed: watch::Sender<u64>,
     config: AgentConfig,
@@ -98,18 +99,24 @@ pub async fn run(path: PathBuf, env: Environment) -> Result<(), StartError> {
     let (control_tx, mut control) = mpsc::channel(8);
     spawn_signal_listener(control_tx).map_err(StartError::Setup)?;
 
+    let health = Arc::new(Health::new(config.unhealthy_after));
     let spool: SharedSpool = Arc::new(Mutex::new(None));
-    open_spool(&spool, &config)
+    open_spool(&spool, &config, &metrics)
         .await
         .map_err(StartError::Setup)?;
     let senders = build_senders(&config).map_err(StartError::Config)?;
     let (pushed, _) = watch::channel(0u64);
-    let shippers = start_shippers(&config, senders, &spool, &metrics, &pushed);
+    let observers = Observers {
+        metrics: metrics.clone(),
+        health: health.clone(),
+    };
+    let shippers = start_shippers(&config, senders, &spool, &observers, &pushed);
     let mut agent = Agent {
         path,
         env,
         metrics,
         liveness,
+        health,
         spool,
         pushed,
         config,
@@ -124,6 +131,7 @@ pub async fn run(path: PathBuf, env: Environment) -> Result<(), StartError> {
             l,
             agent.metrics.clone(),
             agent.liveness.clone(),
+            agent.health.clone(),
         ))
     });
     let watchdog = spawn_watchdog(agent.liveness.clone());
@@ -265,6 +273,8 @@ impl Agent {
             result
         })
         .await;
+        self.health
+            .spool_written(pushed.as_ref().map(|_| ()).map_err(String::as_str));
         match pushed {
             Ok(_) => {
                 self.metrics.spooled();
@@ -325,9 +335,9 @@ impl Agent {
                 new.shipping.timeout.saturating_add(Duration::from_secs(2)),
             ))
             .await;
-        if spool_changed && let Err(e) = open_spool(&self.spool, &new).await {
+        if spool_changed && let Err(e) = open_spool(&self.spool, &new, &self.metrics).await {
             // Back to the old spool and sinks.
-            if let Err(e2) = open_spool(&self.spool, &self.config).await {
+            if let Err(e2) = open_spool(&self.spool, &self.config, &self.metrics).await {
                 error!(error = %e2, "cannot reopen the previous spool either; reports are not spooled until the next good reload or a restart");
             }
             let old_senders = build_senders(&self.config).unwrap_or_default();
@@ -335,15 +345,24 @@ impl Agent {
                 &self.config,
                 old_senders,
                 &self.spool,
-                &self.metrics,
+                &self.observers(),
                 &self.pushed,
             );
             return Err(e);
         }
-        self.shippers = start_shippers(&new, senders, &self.spool, &self.metrics, &self.pushed);
+        self.shippers = start_shippers(&new, senders, &self.spool, &self.observers(), &self.pushed);
+        let names: Vec<String> = new.sinks.iter().map(|s| s.name().to_string()).collect();
+        self.health.reconfigure(new.unhealthy_after, &names);
         self.config = new;
         self.publish_spool_content().await;
         Ok(())
+    }
+
+    fn observers(&self) -> Observers {
+        Observers {
+            metrics: self.metrics.clone(),
+            health: self.health.clone(),
+        }
     }
 
     /// SIGTERM: give the shippers a bounded moment to empty the spool, then stop them. What is
@@ -395,7 +414,7 @@ fn start_shippers(
     config: &AgentConfig,
     senders: Vec<Sender>,
     spool: &SharedSpool,
-    metrics: &Arc<Metrics>,
+    observers: &Observers,
     pushed: &watch::Sender<u64>,
 ) -> Shippers {
     let (stop_tx, stop) = watch::channel(false);
@@ -406,7 +425,7 @@ fn start_shippers(
                 sender,
                 spool.clone(),
                 config.shipping,
-                metrics.clone(),
+                observers.clone(),
                 Signals {
                     pushed: pushed.subscribe(),
                     stop: stop.clone(),
@@ -421,7 +440,13 @@ fn start_shippers(
 }
 
 /// (Re)opens the spool for `config`: the old one is closed first (it holds the directory's lock).
-async fn open_spool(spool: &SharedSpool, config: &AgentConfig) -> Result<(), String> {
+/// The files the open skipped (corrupt entries, strangers) are counted in the metrics.
+async fn open_spool(
+    spool: &SharedSpool,
+    config: &AgentConfig,
+    metrics: &Arc<Metrics>,
+) -> Result<(), String> {
+    let metrics = metrics.clone();
     let spool = spool.clone();
     let sinks: Vec<String> = config.sinks.iter().map(|s| s.name().to_string()).collect();
     let spool_config = SpoolConfig {
@@ -440,6 +465,7 @@ async fn open_spool(spool: &SharedSpool, config: &AgentConfig) -> Result<(), Str
         }
         let opened = Spool::open(spool_config).map_err(|e| e.to_string())?;
         let stats = opened.stats();
+        metrics.spool_skipped(stats.skipped_files);
         if stats.entries > 0 {
             info!(
                 entries = stats.entries,

@@ -46,6 +46,8 @@ pub struct Metrics {
     ship_failures: Family<Labels, Counter>,
     spooled: Counter,
     dropped: Family<Labels, Counter>,
+    dead_lettered: Family<Labels, Counter>,
+    spool_skipped: Counter,
     spool_entries: Gauge,
     spool_bytes: Gauge,
     reloads: Family<Labels, Counter>,
@@ -76,6 +78,8 @@ impl Metrics {
             ship_failures: Family::default(),
             spooled: Counter::default(),
             dropped: Family::default(),
+            dead_lettered: Family::default(),
+            spool_skipped: Counter::default(),
             spool_entries: Gauge::default(),
             spool_bytes: Gauge::default(),
             reloads: Family::default(),
@@ -149,6 +153,16 @@ impl Metrics {
             "reports_dropped",
             "Reports dropped from the spool before every sink had them, by reason (size, age, spool_error)",
             m.dropped.clone(),
+        );
+        registry.register(
+            "reports_dead_lettered",
+            "Reports a sink refused for good (a 4xx other than 408 and 429), moved to the spool's dead-letter directory, by sink",
+            m.dead_lettered.clone(),
+        );
+        registry.register(
+            "spool_skipped_files",
+            "Files the spool skipped when opened: corrupt entries and files that are not the spool's (left in place)",
+            m.spool_skipped.clone(),
         );
         registry.register(
             "spool_entries",
@@ -264,6 +278,19 @@ impl Metrics {
             self.dropped
                 .get_or_create(&labels(&[("reason", reason)]))
                 .inc_by(n);
+        }
+    }
+
+    pub fn dead_lettered(&self, sink: &str) {
+        self.dead_lettered
+            .get_or_create(&labels(&[("sink", sink)]))
+            .inc();
+    }
+
+    /// Files an open of the spool skipped (each open counts its own).
+    pub fn spool_skipped(&self, n: u64) {
+        if n > 0 {
+            self.spool_skipped.inc_by(n);
         }
     }
 
@@ -415,9 +442,94 @@ impl Liveness {
     }
 }
 
+/// What `/healthz` knows besides the schedule: since when each sink has been failing (and
+/// why), and whether the last write to the spool failed.
+#[derive(Debug)]
+pub struct Health {
+    unhealthy_after: std::sync::Mutex<Duration>,
+    /// Sink name -> (failing since, last error).
+    failing: std::sync::Mutex<BTreeMap<String, (Instant, String)>>,
+    spool_error: std::sync::Mutex<Option<String>>,
+}
+
+impl Health {
+    pub fn new(unhealthy_after: Duration) -> Health {
+        Health {
+            unhealthy_after: std::sync::Mutex::new(unhealthy_after),
+            failing: std::sync::Mutex::new(BTreeMap::new()),
+            spool_error: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// A reload: the new threshold, and only the sinks still configured.
+    pub fn reconfigure(&self, unhealthy_after: Duration, sinks: &[String]) {
+        if let Ok(mut u) = self.unhealthy_after.lock() {
+            *u = unhealthy_after;
+        }
+        if let Ok(mut f) = self.failing.lock() {
+            f.retain(|name, _| sinks.contains(name));
+        }
+    }
+
+    /// A delivery attempt to `sink` failed (retryable); the first failure starts the clock.
+    pub fn sink_failed(&self, sink: &str, error: &str) {
+        if let Ok(mut f) = self.failing.lock() {
+            let entry = f
+                .entry(sink.to_string())
+                .or_insert_with(|| (Instant::now(), String::new()));
+            entry.1 = error.to_string();
+        }
+    }
+
+    /// The sink answered (delivered, or refused one report for good): it works.
+    pub fn sink_answered(&self, sink: &str) {
+        if let Ok(mut f) = self.failing.lock() {
+            f.remove(sink);
+        }
+    }
+
+    /// The result of the last write to the spool.
+    pub fn spool_written(&self, result: Result<(), &str>) {
+        if let Ok(mut e) = self.spool_error.lock() {
+            *e = result.err().map(str::to_string);
+        }
+    }
+
+    /// Why the agent is unhealthy, in one line; `None` when it is not.
+    pub fn problem(&self, now: Instant) -> Option<String> {
+        if let Some(e) = self.spool_error.lock().ok().and_then(|e| e.clone()) {
+            return Some(format!("the last spool write failed: {}", one_line(&e)));
+        }
+        let limit = self.unhealthy_after.lock().map(|u| *u).ok()?;
+        let failing = self.failing.lock().ok()?;
+        failing.iter().find_map(|(sink, (since, error))| {
+            let for_how_long = now.saturating_duration_since(*since);
+            (for_how_long > limit).then(|| {
+                format!(
+                    "sink {sink} has been failing for {} s (unhealthy_after {} s): {}",
+                    for_how_long.as_secs(),
+                    limit.as_secs_f64(),
+                    one_line(error)
+                )
+            })
+        })
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
 /// Serves `/metrics` and `/healthz` until the task is dropped. Binding is done by the caller
 /// (so that a taken port is a startup error, not a log line).
-pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, liveness: Arc<Liveness>) {
+pub async fn serve(
+    listener: TcpListener,
+    metrics: Arc<Metrics>,
+    liveness: Arc<Liveness>,
+    health: Arc<Health>,
+) {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(s) => s,
@@ -429,9 +541,10 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, liveness: Arc<L
         };
         let metrics = metrics.clone();
         let liveness = liveness.clone();
+        let health = health.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                let response = answer(&req, &metrics, &liveness);
+                let response = answer(&req, &metrics, &liveness, &health);
                 async move { Ok::<_, std::convert::Infallible>(response) }
             });
             let conn = hyper::server::conn::http1::Builder::new()
@@ -452,6 +565,7 @@ fn answer(
     req: &Request<hyper::body::Incoming>,
     metrics: &Metrics,
     liveness: &Liveness,
+    health: &Health,
 ) -> Response<Full<Bytes>> {
     let reply = |status: StatusCode, content_type: &str, body: String| {
         let mut r = Response::new(Full::new(Bytes::from(body)));
@@ -483,14 +597,20 @@ fn answer(
             reply(StatusCode::OK, content_type, metrics.encode(openmetrics))
         }
         "/healthz" => {
-            if liveness.alive() {
-                reply(StatusCode::OK, "text/plain", "ok\n".into())
-            } else {
+            if !liveness.alive() {
                 reply(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "text/plain",
                     "the probe schedule is stuck\n".into(),
                 )
+            } else if let Some(why) = health.problem(Instant::now()) {
+                reply(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "text/plain",
+                    format!("{why}\n"),
+                )
+            } else {
+                reply(StatusCode::OK, "text/plain", "ok\n".into())
             }
         }
         _ => reply(
@@ -498,5 +618,38 @@ fn answer(
             "text/plain",
             "try /metrics or /healthz\n".into(),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_turns_bad_after_the_threshold_and_good_on_an_answer() {
+        let h = Health::new(Duration::from_secs(30));
+        let now = Instant::now();
+        assert_eq!(h.problem(now), None);
+        h.sink_failed("collector", "the collector answered 500");
+        assert_eq!(h.problem(now), None, "not yet past unhealthy_after");
+        let later = now + Duration::from_secs(31);
+        let why = h.problem(later).expect("unhealthy");
+        assert!(
+            why.contains("sink collector") && why.contains("500"),
+            "{why}"
+        );
+        // A second failure does not restart the clock.
+        h.sink_failed("collector", "no answer\nwithin 1000 ms");
+        let why = h.problem(later).expect("still unhealthy");
+        assert!(!why.contains('\n'), "one line: {why}");
+        h.sink_answered("collector");
+        assert_eq!(h.problem(later), None);
+        h.sink_failed("gone", "x");
+        h.reconfigure(Duration::from_secs(1), &["collector".to_string()]);
+        assert_eq!(h.problem(later), None, "a sink that left is forgotten");
+        h.spool_written(Err("disk full"));
+        assert!(h.problem(now).expect("spool").contains("disk full"));
+        h.spool_written(Ok(()));
+        assert_eq!(h.problem(now), None);
     }
 }

@@ -9,8 +9,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
-use super::metrics::Metrics;
-use super::sinks::{ReportMeta, Sender};
+use super::metrics::{Health, Metrics};
+use super::sinks::{Delivery, ReportMeta, Sender};
 use super::spool::{EntryId, Pending, Spool};
 use crate::config::Shipping;
 
@@ -46,23 +46,31 @@ pub struct Signals {
     pub stop: watch::Receiver<bool>,
 }
 
+/// What a shipper reports to: the metrics and `/healthz`.
+#[derive(Clone)]
+pub struct Observers {
+    pub metrics: Arc<Metrics>,
+    pub health: Arc<Health>,
+}
+
 pub fn spawn(
     sender: Sender,
     spool: SharedSpool,
     shipping: Shipping,
-    metrics: Arc<Metrics>,
+    observers: Observers,
     signals: Signals,
 ) -> JoinHandle<()> {
-    tokio::spawn(ship_loop(sender, spool, shipping, metrics, signals))
+    tokio::spawn(ship_loop(sender, spool, shipping, observers, signals))
 }
 
 async fn ship_loop(
     sender: Sender,
     spool: SharedSpool,
     shipping: Shipping,
-    metrics: Arc<Metrics>,
+    observers: Observers,
     mut signals: Signals,
 ) {
+    let Observers { metrics, health } = observers;
     let name = sender.name.clone();
     let mut backoff = shipping.retry_initial;
     loop {
@@ -109,8 +117,9 @@ async fn ship_loop(
             let meta = ReportMeta::from_json(&bytes)
                 .unwrap_or_else(|_| ReportMeta::unknown(&entry.report_id));
             match sender.send(&meta, &bytes).await {
-                Ok(()) => {
-                    ack(&spool, &entry.id, &name, &metrics).await;
+                Delivery::Delivered => {
+                    health.sink_answered(&name);
+                    ack(&spool, &entry.id, &name, &metrics, &health).await;
                     metrics.shipped(&name);
                     if backoff != shipping.retry_initial {
                         info!(sink = %name, target = %sender.describe(), "sink recovered");
@@ -118,8 +127,58 @@ async fn ship_loop(
                     backoff = shipping.retry_initial;
                     debug!(sink = %name, report_id = %entry.report_id, "shipped");
                 }
-                Err(e) => {
+                Delivery::Refused { status, reason } => {
+                    // The collector works; it will never take this report. Moved aside, so
+                    // that the sink goes on with the next one.
+                    health.sink_answered(&name);
+                    let why = format!("{status} {reason}");
+                    let (id, sink) = (entry.id.clone(), name.clone());
+                    match with_spool(&spool, move |s| {
+                        let path = s.dead_letter(&id, &sink, &why).map_err(|e| e.to_string())?;
+                        Ok((path, s.stats()))
+                    })
+                    .await
+                    {
+                        Ok((path, stats)) => {
+                            health.spool_written(Ok(()));
+                            metrics.dead_lettered(&name);
+                            metrics.spool_content(stats.entries, stats.bytes);
+                            warn!(
+                                sink = %name,
+                                target = %sender.describe(),
+                                report_id = %entry.report_id,
+                                status,
+                                reason = %reason,
+                                dead_letter = %path.display(),
+                                "the collector refused a report for good; moved to the dead-letter directory"
+                            );
+                            backoff = shipping.retry_initial;
+                        }
+                        Err(e) => {
+                            health.spool_written(Err(&e));
+                            metrics.ship_failed(&name);
+                            let wait = jittered(backoff);
+                            warn!(
+                                sink = %name,
+                                report_id = %entry.report_id,
+                                status,
+                                reason = %reason,
+                                error = %e,
+                                retry_in_ms = wait.as_millis() as u64,
+                                "the collector refused a report for good, and it cannot be moved to the dead-letter directory; it stays in the spool"
+                            );
+                            backoff = next_backoff(backoff, shipping.retry_max);
+                            failed = true;
+                            if wait_or_stop(&mut signals, wait).await {
+                                return;
+                            }
+                            break;
+                        }
+                    }
+                }
+                Delivery::RetryLater(e) => {
                     metrics.ship_failed(&name);
+                    health.sink_failed(&name, &e);
                     let wait = jittered(backoff);
                     warn!(
                         sink = %name,
@@ -144,7 +203,7 @@ async fn ship_loop(
     }
 }
 
-async fn ack(spool: &SharedSpool, id: &EntryId, sink: &str, metrics: &Metrics) {
+async fn ack(spool: &SharedSpool, id: &EntryId, sink: &str, metrics: &Metrics, health: &Health) {
     let (id, sink) = (id.clone(), sink.to_string());
     match with_spool(spool, move |s| {
         s.ack(&id, &sink).map_err(|e| e.to_string())?;
@@ -152,9 +211,13 @@ async fn ack(spool: &SharedSpool, id: &EntryId, sink: &str, metrics: &Metrics) {
     })
     .await
     {
-        Ok(stats) => metrics.spool_content(stats.entries, stats.bytes),
+        Ok(stats) => {
+            health.spool_written(Ok(()));
+            metrics.spool_content(stats.entries, stats.bytes)
+        }
         // The report was delivered; without the mark it is sent again (the collector dedups).
         Err(e) => {
+            health.spool_written(Err(&e));
             warn!(error = %e, "cannot record a delivery in the spool; the report may be sent twice")
         }
     }

@@ -122,6 +122,90 @@ fn path_segment(s: &str) -> String {
     cleaned.trim_start_matches('.').to_string()
 }
 
+/// The outcome of one delivery attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// The other side has the report.
+    Delivered,
+    /// Not delivered this time (timeout, connection error, 5xx, 408, 429, 3xx, a local error):
+    /// try again after a backoff.
+    RetryLater(String),
+    /// The collector refused this report for good (a 4xx other than 408 and 429): sending it
+    /// again would get the same answer, so it goes to the dead-letter directory instead.
+    Refused {
+        status: u16,
+        /// The collector's own one-line reason (first line of its answer), else the status text.
+        reason: String,
+    },
+}
+
+impl Delivery {
+    /// One line for logs and for `probe --ship`'s errors; `None` when delivered.
+    pub fn problem(&self) -> Option<String> {
+        match self {
+            Delivery::Delivered => None,
+            Delivery::RetryLater(why) => Some(why.clone()),
+            Delivery::Refused { status, reason } => Some(format!(
+                "the collector refused the report with {status}: {reason}"
+            )),
+        }
+    }
+}
+
+/// How an HTTP status of a collector is taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusClass {
+    Delivered,
+    Retryable,
+    /// Permanent: this report will never be taken, whatever the number of tries.
+    Refused,
+}
+
+/// 2xx delivered; 4xx refused for good, except 408 (Request Timeout) and 429 (Too Many
+/// Requests), which say "later"; everything else (1xx, 3xx, 5xx, unknown codes) is retried.
+pub fn classify_status(status: u16) -> StatusClass {
+    match status {
+        200..=299 => StatusClass::Delivered,
+        408 | 429 => StatusClass::Retryable,
+        400..=499 => StatusClass::Refused,
+        _ => StatusClass::Retryable,
+    }
+}
+
+/// Longest collector reason kept (bytes of its first line).
+const MAX_REASON: usize = 200;
+
+/// The first non-empty line of a collector's answer, control characters escaped and cut to
+/// [`MAX_REASON`]; the status's canonical text when the body says nothing.
+fn one_line_reason(body: &[u8], status: reqwest::StatusCode) -> String {
+    let text = String::from_utf8_lossy(body.get(..4096).unwrap_or(body));
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("");
+    let mut out = String::new();
+    for c in line.chars() {
+        if out.len() >= MAX_REASON {
+            out.push_str("...");
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    if out.is_empty() {
+        status
+            .canonical_reason()
+            .unwrap_or("no reason given")
+            .to_string()
+    } else {
+        out
+    }
+}
+
 /// A sink ready to deliver.
 pub struct Sender {
     pub name: String,
@@ -220,23 +304,25 @@ impl Sender {
         }
     }
 
-    /// One delivery attempt, bounded by the shipping timeout. Ok means the other side has it.
-    pub async fn send(&self, meta: &ReportMeta, json: &[u8]) -> Result<(), String> {
+    /// One delivery attempt, bounded by the shipping timeout.
+    pub async fn send(&self, meta: &ReportMeta, json: &[u8]) -> Delivery {
         match tokio::time::timeout(
             self.timeout.saturating_add(Duration::from_secs(1)),
             self.send_inner(meta, json),
         )
         .await
         {
-            Ok(r) => r,
-            Err(_) => Err(format!(
+            Ok(Ok(d)) => d,
+            Ok(Err(e)) => Delivery::RetryLater(e),
+            Err(_) => Delivery::RetryLater(format!(
                 "no answer within {} ms",
                 self.timeout.as_millis().saturating_add(1000)
             )),
         }
     }
 
-    async fn send_inner(&self, meta: &ReportMeta, json: &[u8]) -> Result<(), String> {
+    /// Err is a local or transport failure (retryable); an answer is classified.
+    async fn send_inner(&self, meta: &ReportMeta, json: &[u8]) -> Result<Delivery, String> {
         match &self.kind {
             SenderKind::Http {
                 client,
@@ -274,14 +360,25 @@ impl Sender {
                 }
                 let response = request.send().await.map_err(describe_reqwest)?;
                 let status = response.status();
-                if status.is_success() {
-                    Ok(())
-                } else if status.is_redirection() {
-                    Err(format!(
-                        "the collector answered {status} (redirects are not followed: set the sink's url to the final address)"
-                    ))
-                } else {
-                    Err(format!("the collector answered {status}"))
+                match classify_status(status.as_u16()) {
+                    StatusClass::Delivered => Ok(Delivery::Delivered),
+                    StatusClass::Refused => {
+                        // The reason is a courtesy: a body that does not come is no reason to
+                        // retry a refusal.
+                        let body = response.bytes().await.unwrap_or_default();
+                        Ok(Delivery::Refused {
+                            status: status.as_u16(),
+                            reason: one_line_reason(&body, status),
+                        })
+                    }
+                    StatusClass::Retryable if status.is_redirection() => {
+                        Ok(Delivery::RetryLater(format!(
+                            "the collector answered {status} (redirects are not followed: set the sink's url to the final address)"
+                        )))
+                    }
+                    StatusClass::Retryable => Ok(Delivery::RetryLater(format!(
+                        "the collector answered {status}"
+                    ))),
                 }
             }
             SenderKind::S3 {
@@ -302,7 +399,7 @@ impl Sender {
                     .body(json.to_vec().into())
                     .send()
                     .await
-                    .map(|_| ())
+                    .map(|_| Delivery::Delivered)
                     .map_err(|e| {
                         format!(
                             "PutObject s3://{bucket}/{key}: {}",
@@ -317,6 +414,7 @@ impl Sender {
                 tokio::task::spawn_blocking(move || write_durably(&dir, &name, &bytes))
                     .await
                     .map_err(|e| format!("write task: {e}"))?
+                    .map(|()| Delivery::Delivered)
             }
         }
     }
@@ -343,17 +441,18 @@ pub async fn ship_once(
                 Ok(m) => m,
                 Err(e) => return (sender.describe(), Err(e)),
             };
-            let mut last = Err(String::new());
+            let mut last = Delivery::RetryLater(String::new());
             for attempt in 0..3u32 {
                 if attempt > 0 {
                     tokio::time::sleep(Duration::from_secs(u64::from(attempt))).await;
                 }
                 last = sender.send(&meta, json).await;
-                if last.is_ok() {
+                // A refusal is final: the same report gets the same answer.
+                if !matches!(last, Delivery::RetryLater(_)) {
                     break;
                 }
             }
-            (sender.describe(), last)
+            (sender.describe(), last.problem().map_or(Ok(()), Err))
         }
     });
     futures_util::future::join_all(attempts).await
@@ -490,6 +589,47 @@ mod tests {
                 .expect_err("bad time")
                 .contains("RFC 3339")
         );
+    }
+
+    #[test]
+    fn statuses_are_delivered_retried_or_refused_for_good() {
+        for ok in [200, 201, 202, 204, 299] {
+            assert_eq!(classify_status(ok), StatusClass::Delivered, "{ok}");
+        }
+        for refused in [400, 401, 403, 404, 405, 410, 413, 415, 422, 451, 499] {
+            assert_eq!(classify_status(refused), StatusClass::Refused, "{refused}");
+        }
+        for retry in [
+            100, 301, 302, 307, 308, 408, 429, 500, 502, 503, 504, 599, 600,
+        ] {
+            assert_eq!(classify_status(retry), StatusClass::Retryable, "{retry}");
+        }
+    }
+
+    #[test]
+    fn a_refusal_reason_is_one_short_line() {
+        let s = reqwest::StatusCode::BAD_REQUEST;
+        assert_eq!(
+            one_line_reason(b"\n  report_id missing  \nsecond line", s),
+            "report_id missing"
+        );
+        assert_eq!(one_line_reason(b"", s), "Bad Request");
+        assert_eq!(one_line_reason(b"a\x1b[2Jb", s), "a\\u{1b}[2Jb");
+        let long = one_line_reason("x".repeat(10_000).as_bytes(), s);
+        assert!(
+            long.len() <= MAX_REASON + 3 && long.ends_with("..."),
+            "{long}"
+        );
+        assert_eq!(
+            Delivery::Refused {
+                status: 413,
+                reason: "too big".into()
+            }
+            .problem()
+            .as_deref(),
+            Some("the collector refused the report with 413: too big")
+        );
+        assert_eq!(Delivery::Delivered.problem(), None);
     }
 
     #[test]

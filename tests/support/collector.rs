@@ -25,6 +25,9 @@ pub enum CollectorMode {
     StoreThenHang,
     /// Never answers and stores nothing.
     Hang,
+    /// Answers the next request with this status and a body whose first line is the reason,
+    /// storing nothing, then goes back to Accept (a permanent refusal of one report).
+    RefuseOnce(u16, &'static str),
 }
 
 #[derive(Clone, Debug)]
@@ -41,6 +44,7 @@ pub struct Collector {
     mode: Arc<Mutex<CollectorMode>>,
     received: Arc<Mutex<Vec<Received>>>,
     attempts: Arc<Mutex<usize>>,
+    refused: Arc<Mutex<Vec<String>>>,
     _bg: Background,
 }
 
@@ -65,6 +69,14 @@ impl Collector {
         ids
     }
 
+    /// The report ids (from the X-Vpce-Probe-Report-Id header) refused by `RefuseOnce`.
+    pub fn refused(&self) -> Vec<String> {
+        self.refused
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// Every request that reached the collector, answered or not.
     pub fn attempts(&self) -> usize {
         *self.attempts.lock().unwrap_or_else(|e| e.into_inner())
@@ -81,8 +93,14 @@ pub fn start_collector(bind: SocketAddr, leaf: &Leaf) -> Collector {
     let mode = Arc::new(Mutex::new(CollectorMode::Accept));
     let received = Arc::new(Mutex::new(Vec::new()));
     let attempts = Arc::new(Mutex::new(0usize));
+    let refused = Arc::new(Mutex::new(Vec::new()));
     let acceptor = TlsAcceptor::from(leaf.server_config());
-    let (m, r, a) = (mode.clone(), received.clone(), attempts.clone());
+    let (m, r, a, f) = (
+        mode.clone(),
+        received.clone(),
+        attempts.clone(),
+        refused.clone(),
+    );
     let bg = Background::spawn(format!("collector-{addr}"), move || async move {
         let Some(listener) = tokio_listener("collector", addr, listener) else {
             return;
@@ -92,16 +110,17 @@ pub fn start_collector(bind: SocketAddr, leaf: &Leaf) -> Collector {
                 continue;
             };
             let acceptor = acceptor.clone();
-            let (m, r, a) = (m.clone(), r.clone(), a.clone());
+            let (m, r, a, f) = (m.clone(), r.clone(), a.clone(), f.clone());
             tokio::spawn(async move {
                 let Ok(tls) = acceptor.accept(tcp).await else {
                     return;
                 };
-                let service =
-                    hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                        let (m, r, a) = (m.clone(), r.clone(), a.clone());
-                        async move { Ok::<_, std::convert::Infallible>(handle(req, m, r, a).await) }
-                    });
+                let service = hyper::service::service_fn(
+                    move |req: Request<hyper::body::Incoming>| {
+                        let (m, r, a, f) = (m.clone(), r.clone(), a.clone(), f.clone());
+                        async move { Ok::<_, std::convert::Infallible>(handle(req, m, r, a, f).await) }
+                    },
+                );
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
                     .await;
@@ -113,6 +132,7 @@ pub fn start_collector(bind: SocketAddr, leaf: &Leaf) -> Collector {
         mode,
         received,
         attempts,
+        refused,
         _bg: bg,
     }
 }
@@ -122,9 +142,29 @@ async fn handle(
     mode: Arc<Mutex<CollectorMode>>,
     received: Arc<Mutex<Vec<Received>>>,
     attempts: Arc<Mutex<usize>>,
+    refused: Arc<Mutex<Vec<String>>>,
 ) -> Response<Full<Bytes>> {
     *attempts.lock().unwrap_or_else(|e| e.into_inner()) += 1;
-    let mode = *mode.lock().unwrap_or_else(|e| e.into_inner());
+    let mode = {
+        let mut guard = mode.lock().unwrap_or_else(|e| e.into_inner());
+        let now = *guard;
+        if let CollectorMode::RefuseOnce(..) = now {
+            *guard = CollectorMode::Accept;
+        }
+        now
+    };
+    if let CollectorMode::RefuseOnce(status, reason) = mode {
+        let id = req
+            .headers()
+            .get("x-vpce-probe-report-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        refused.lock().unwrap_or_else(|e| e.into_inner()).push(id);
+        let mut r = Response::new(Full::new(Bytes::from(format!("{reason}\nmore detail\n"))));
+        *r.status_mut() = StatusCode::from_u16(status).expect("status");
+        return r;
+    }
     let reply = |status: StatusCode| {
         let mut r = Response::new(Full::new(Bytes::new()));
         *r.status_mut() = status;

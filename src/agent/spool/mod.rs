@@ -18,6 +18,8 @@
 //!   sink, created and fsynced (file and directory) before `ack` returns. The acknowledgement
 //!   that completes the set writes no marker: it removes the entry directly.
 //! - `.tmp-*`: a write in progress; one that `open` finds is the leftover of a crash: deleted.
+//! - `dead-letter/<sink>/<report_id>.json` and `.why`: reports that sink refused for good
+//!   (see `dead_letter.rs`); the scan leaves the directory alone.
 //! - `.lock`: held with an exclusive `flock` for the life of the [`Spool`], so that two agents
 //!   never share one directory (the kernel releases it when the process dies, even by kill -9).
 //!
@@ -69,8 +71,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tracing::{debug, info, warn};
 
+mod dead_letter;
 mod entry;
 mod retention;
+
+pub use dead_letter::DEAD_LETTER_DIR;
 
 pub use entry::validate_sink_name;
 

@@ -9,8 +9,8 @@ use tracing::{debug, error, info, warn};
 
 use super::entry::{Name, check_entry_file, parse_name};
 use super::{
-    Entry, EntryId, LOCK_NAME, Spool, SpoolError, TMP_PREFIX, io_err, remove_if_exists, sync_dir,
-    time_of,
+    DEAD_LETTER_DIR, Entry, EntryId, LOCK_NAME, Spool, SpoolError, TMP_PREFIX, io_err,
+    remove_if_exists, sync_dir, time_of,
 };
 
 #[derive(Debug, Clone, Copy)]
@@ -165,7 +165,7 @@ impl Spool {
                 self.counters.skipped_files += 1;
                 continue;
             };
-            if name == LOCK_NAME {
+            if name == LOCK_NAME || name == DEAD_LETTER_DIR {
                 continue;
             }
             if name.starts_with(TMP_PREFIX) {

@@ -445,3 +445,39 @@ fn a_report_bigger_than_max_bytes_is_kept_until_acknowledged_or_displaced() {
     assert_eq!(spool.stats().bytes, 60);
     assert_eq!(names(tmp.path()).len(), 1);
 }
+
+#[test]
+fn dead_letter_moves_the_report_aside_for_one_sink_and_survives_reopen() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut spool = Spool::open(config(tmp.path(), &["http", "s3"])).unwrap();
+    let a = spool.push("r-a", &report("r-a")).unwrap();
+    let b = spool.push("r-b", &report("r-b")).unwrap();
+    let path = spool
+        .dead_letter(&a, "http", "400 report_id missing")
+        .unwrap();
+    let dl = tmp.path().join("dead-letter").join("http");
+    assert_eq!(path, dl.join("r-a.json"));
+    assert_eq!(fs::read(&path).unwrap(), report("r-a"));
+    assert_eq!(
+        fs::read_to_string(dl.join("r-a.why")).unwrap(),
+        "400 report_id missing\n"
+    );
+    // Acknowledged for that sink only: it goes on with the next one, the other sink still has it.
+    assert_eq!(report_ids(&spool.pending_for("http")), ["r-b"]);
+    assert_eq!(report_ids(&spool.pending_for("s3")), ["r-a", "r-b"]);
+    assert!(matches!(
+        spool.dead_letter(&b, "nope", "x"),
+        Err(SpoolError::UnknownSink { .. })
+    ));
+    drop(spool);
+    // The dead-letter directory is not a stranger to the spool's scan.
+    let spool = Spool::open(config(tmp.path(), &["http", "s3"])).unwrap();
+    assert_eq!(spool.stats().skipped_files, 0);
+    assert_eq!(report_ids(&spool.pending_for("http")), ["r-b"]);
+    let mut leftovers: Vec<String> = fs::read_dir(&dl)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    leftovers.sort();
+    assert_eq!(leftovers, ["r-a.json", "r-a.why"]);
+}
