@@ -367,7 +367,31 @@ fn parse_ship(
     Ok(sinks)
 }
 
+/// An S3 access point ARN (`arn:PARTITION:s3:REGION:ACCOUNT:accesspoint/NAME`): the SDKs
+/// call its own host name, which the endpoint rules derive (src/endpoints.rs).
+fn is_access_point_arn(name: &str) -> bool {
+    let parts: Vec<&str> = name.splitn(6, ':').collect();
+    let [arn, partition, service, region, account, resource] = parts.as_slice() else {
+        return false;
+    };
+    let ap_name = resource.strip_prefix("accesspoint/").unwrap_or("");
+    *arn == "arn"
+        && partition.starts_with("aws")
+        && *service == "s3"
+        && !region.is_empty()
+        && region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && account.len() == 12
+        && account.bytes().all(|b| b.is_ascii_digit())
+        && (3..=50).contains(&ap_name.len())
+        && ap_name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
 pub fn validate_bucket_name(name: &str) -> Result<(), ConfigError> {
+    if is_access_point_arn(name) {
+        return Ok(());
+    }
     let bad = |why: &str| {
         err(format!(
             "--bucket '{}': {why} (S3 bucket naming rules)",
@@ -404,7 +428,8 @@ pub fn validate_bucket_name(name: &str) -> Result<(), ConfigError> {
             "this is an S3 Express directory bucket, which is served by its own zonal endpoints, not the S3 gateway endpoint",
         );
     }
-    for suffix in ["-s3alias", "--ol-s3", ".mrap", "--table-s3"] {
+    // "-s3alias" is an access point alias, which the SDKs call like a bucket: allowed.
+    for suffix in ["--ol-s3", ".mrap", "--table-s3"] {
         if name.ends_with(suffix) {
             return bad(&format!("bucket names do not end with '{suffix}'"));
         }
@@ -600,7 +625,16 @@ mod tests {
 
     #[test]
     fn bucket_names() {
-        let ok = ["abc", "my-bucket.logs", "a1b2c3", &"a".repeat(63)];
+        // Access point aliases and ARNs are what the SDKs accept as a bucket (the endpoint
+        // rules name their hosts).
+        let ok = [
+            "abc",
+            "my-bucket.logs",
+            "a1b2c3",
+            &"a".repeat(63),
+            "myap-abcdefgh1234567890123456-s3alias",
+            "arn:aws:s3:eu-west-1:123456789012:accesspoint/myap",
+        ];
         for name in ok {
             assert!(validate_bucket_name(name).is_ok(), "{name}");
         }
@@ -613,7 +647,9 @@ mod tests {
             ("192.168.5.4", "IP addresses"),
             ("xn--abc", "xn--"),
             ("data--x-s3", "directory bucket"),
-            ("abc-s3alias", "-s3alias"),
+            ("abc--ol-s3", "--ol-s3"),
+            // Not an access point ARN (short account): judged as a bucket name.
+            ("arn:aws:s3:eu-west-1:123:accesspoint/x", "lowercase"),
         ];
         for (name, want) in bad {
             let e = validate_bucket_name(name).expect_err(name).to_string();
