@@ -74,6 +74,19 @@ EC2_IP=203.0.113.30     # EC2's public API address: reachable only through NAT; 
                         # VPC model does not hold the lab's ids, so reads find nothing) or, with the
                         # ec2-describe-denied fault, EC2's UnauthorizedOperation answer
 PROXY_PASSWORD=s3cr3t-lab-proxy-pw
+# IPv6 (documentation prefix 2001:db8::/32): the subnet, the gateway endpoint link and the
+# fronts carry it; the corporate subnet, IMDS, the resolver and the internet stay IPv4-only.
+INST_IP6=2001:db8:1::10
+RTR_SUB_IP6=2001:db8:1::1
+SUBNET6=2001:db8:1::/64
+VPC_CIDR6=2001:db8:1::/56
+RTR_GWE_IP6=2001:db8:ff::1      # the router's end of the gateway endpoint link (/64)
+AWS_GWE_IP6=2001:db8:ff::2
+S3_PREFIX6=2001:db8:100::/122   # S3 in eu-west-1 (ipv6_prefixes of the lab's ip-ranges.json)
+DDB_PREFIX6=2001:db8:100::40/122 # DYNAMODB in eu-west-1
+S3_IP6=2001:db8:100::10
+DDB_IP6=2001:db8:100::70
+S3_OVERRIDE6=2001:db8:100::10/124 # route-override-blackhole's more specific IPv6 route (S3)
 
 IMDS_IP=169.254.169.254
 VPC_DNS_IP=169.254.169.253
@@ -82,9 +95,11 @@ FAULTS=(
   "sg-egress-drop:security group: no egress rule (every packet the instance sends on its subnet interface is dropped)"
   "nacl-ephemeral-narrow:network ACL: inbound allows TCP 1024-32767 only (return traffic to 32768-65535 dropped)"
   "nacl-outbound-deny-443:network ACL: outbound TCP 443 denied"
-  "endpoint-route-missing:route table: no prefix-list routes for S3 and DynamoDB (private subnet: nothing else)"
-  "ddb-endpoint-missing:route table: only the S3 gateway endpoint exists (no DynamoDB prefix-list route)"
-  "route-override-blackhole:route table: a more specific route for 198.51.100.0/28 (S3) to a deleted appliance (blackhole)"
+  "endpoint-route-missing:route table: no prefix-list routes for S3 and DynamoDB, IPv4 or IPv6 (private subnet: nothing else)"
+  "ddb-endpoint-missing:route table: only the S3 gateway endpoint exists (no DynamoDB prefix-list route, IPv4 or IPv6)"
+  "route-override-blackhole:route table: a more specific route for 198.51.100.0/28 and $S3_OVERRIDE6 (S3) to a deleted appliance (blackhole)"
+  "endpoint-route-missing-v6:route table: no IPv6 prefix-list routes for S3 and DynamoDB (IPv4 ones intact); IPv6 falls to the blackhole default (silent drop)"
+  "endpoint-route-unreachable-v6:route table: the IPv6 prefix-list routes of S3 and DynamoDB replaced by unreachable routes (the router answers ICMPv6 no-route: ENETUNREACH)"
   "nat-gateway:route table: default route to a NAT gateway (the instance has an internet path)"
   "dns-nxdomain:VPC resolver: NXDOMAIN for the S3 and DynamoDB names (a private zone shadows them)"
   "dns-outside-range:VPC resolver: S3 names answer $S3_USE1_IP (an S3 range of us-east-1)"
@@ -103,11 +118,12 @@ FAULTS=(
   "proxy-down:corporate proxy: port 3128 refuses connections (proxy service stopped)"
   "ec2-describe-denied:EC2 API: every call answers 403 UnauthorizedOperation (the role may not describe the VPC)"
   "dns-second-address:VPC resolver: S3 names answer $S3_IP and $S3_IP2, DynamoDB names $DDB_IP and $DDB_IP2 (fronts serve all four)"
-  "blackhole-s3:route table: $S3_IP/32 (S3) to a deleted appliance (blackhole: connections time out)"
-  "blackhole-ddb:route table: $DDB_IP/32 (DynamoDB) to a deleted appliance (blackhole: connections time out)"
+  "blackhole-s3:route table: $S3_IP/32 and $S3_IP6/128 (S3) to a deleted appliance (blackhole: connections time out)"
+  "blackhole-ddb:route table: $DDB_IP/32 and $DDB_IP6/128 (DynamoDB) to a deleted appliance (blackhole: connections time out)"
   "fips-names:VPC resolver: the FIPS names (s3-fips, dynamodb-fips) answer the service addresses, which serve them"
   "fips-names-outside:VPC resolver: the FIPS names answer $OUTSIDE_IP (outside the prefix lists: no route through the endpoint)"
   "dualstack-names:VPC resolver: the dual-stack names (s3.dualstack, dynamodb.<region>.api.aws) answer the service addresses (A only)"
+  "dualstack-names-v6:VPC resolver: the dual-stack names answer A and AAAA ($S3_IP6, $DDB_IP6), as AWS's do"
   "local-cache-stale:instance: resolv.conf points at a local caching resolver (127.0.0.53) that answers the S3 names with $S3_STALE_IP (a stale cache)"
   "nsswitch-resolve:instance: nsswitch lists systemd-resolved's module (files resolve [!UNAVAIL=return] dns), which is not installed"
   "hosts-stale-s3:instance: /etc/hosts pins the S3 names to $S3_STALE_IP (in the S3 range, no longer serving)"
@@ -123,6 +139,9 @@ need_root() { [ "$(id -u)" -eq 0 ] || die "run as root (namespaces, veths, iptab
 
 nsx() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 ipt() { local ns=$1; shift; ip netns exec "$ns" iptables -w "$@"; }
+ip6t() { local ns=$1; shift; ip netns exec "$ns" ip6tables -w "$@"; }
+# Both families: the security group and network ACL rules hold for IPv4 and IPv6.
+ipt46() { ipt "$@"; ip6t "$@"; }
 
 ns_exists() { ip netns list 2>/dev/null | awk '{print $1}' | grep -qx "$1"; }
 
@@ -278,7 +297,10 @@ meta_config() {
       recs+=("s3-fips.$REGION.amazonaws.com=$fips_s3" "$BUCKET.s3-fips.$REGION.amazonaws.com=$fips_s3"
         "dynamodb-fips.$REGION.amazonaws.com=$fips_ddb")
     fi
-    if has_fault dualstack-names; then
+    if has_fault dualstack-names-v6; then
+      recs+=("s3.dualstack.$REGION.amazonaws.com=$s3,$S3_IP6" "$BUCKET.s3.dualstack.$REGION.amazonaws.com=$s3,$S3_IP6"
+        "dynamodb.$REGION.api.aws=$ddb,$DDB_IP6" "$ACCOUNT.ddb.$REGION.api.aws=$ddb,$DDB_IP6")
+    elif has_fault dualstack-names; then
       recs+=("s3.dualstack.$REGION.amazonaws.com=$s3" "$BUCKET.s3.dualstack.$REGION.amazonaws.com=$s3"
         "dynamodb.$REGION.api.aws=$ddb" "$ACCOUNT.ddb.$REGION.api.aws=$ddb")
     fi
@@ -373,6 +395,8 @@ aws_config() {
   "fronts": [
     {"bind": "$S3_IP:443", "ca": "$s3_ca", "names": $s3_names, "upstream": "$up", "rules": [$s3_rules], "host_rewrites": $s3_rewrite},
     {"bind": "$DDB_IP:443", "ca": "lab", "names": $ddb_names, "upstream": "$up", "rules": [$ddb_rules], "host_rewrites": $rewrite},$second
+    {"bind": "[$S3_IP6]:443", "ca": "$s3_ca", "names": $s3_names, "upstream": "$up", "rules": [$s3_rules], "host_rewrites": $s3_rewrite},
+    {"bind": "[$DDB_IP6]:443", "ca": "lab", "names": $ddb_names, "upstream": "$up", "rules": [$ddb_rules], "host_rewrites": $rewrite},
     {"bind": "$IFE_IP:443", "ca": "lab", "names": $s3_names, "upstream": "$up"},
     {"bind": "$STS_IP:443", "ca": "lab", "names": ["sts.$REGION.amazonaws.com", "sts.amazonaws.com"], "upstream": "$up"},
     {"bind": "$EC2_IP:443", "ca": "lab", "names": ["ec2.$REGION.amazonaws.com"], "upstream": "$up", "rules": [$ec2_rules]}
@@ -423,12 +447,18 @@ net_healthy() {
   for ns in "${NAMESPACES[@]}"; do
     ipt "$ns" -F
     ipt "$ns" -t nat -F
+    ip6t "$ns" -F
   done
   # The route table of the subnet: the gateway endpoints' prefix-list routes; no internet.
   ip -n "$NS_RTR" route flush proto static
   ip -n "$NS_RTR" route add "$S3_PREFIX" via 10.255.0.2 proto static
   ip -n "$NS_RTR" route add "$DDB_PREFIX" via 10.255.0.2 proto static
   ip -n "$NS_RTR" route add blackhole default proto static
+  # The same for IPv6 (the prefix lists' IPv6 entries; no egress-only internet gateway).
+  ip -6 -n "$NS_RTR" route flush proto static
+  ip -6 -n "$NS_RTR" route add "$S3_PREFIX6" via "$AWS_GWE_IP6" proto static
+  ip -6 -n "$NS_RTR" route add "$DDB_PREFIX6" via "$AWS_GWE_IP6" proto static
+  ip -6 -n "$NS_RTR" route add blackhole default proto static
   # What the NAT gateway does when a default route points at it.
   ipt "$NS_RTR" -t nat -A POSTROUTING -o igw -j MASQUERADE
   write_resolv_conf "$VPC_DNS_IP"
@@ -438,22 +468,34 @@ net_healthy() {
 apply_net_fault() {
   case "$1" in
     sg-egress-drop)
-      ipt "$NS_INST" -A OUTPUT -o eth0 -j DROP ;;
+      ipt46 "$NS_INST" -A OUTPUT -o eth0 -j DROP ;;
     nacl-ephemeral-narrow)
-      ipt "$NS_RTR" -A FORWARD -o sub -p tcp ! --dport 1024:32767 -j DROP ;;
+      ipt46 "$NS_RTR" -A FORWARD -o sub -p tcp ! --dport 1024:32767 -j DROP ;;
     nacl-outbound-deny-443)
-      ipt "$NS_RTR" -A FORWARD -i sub -p tcp --dport 443 -j DROP ;;
+      ipt46 "$NS_RTR" -A FORWARD -i sub -p tcp --dport 443 -j DROP ;;
     endpoint-route-missing)
       ip -n "$NS_RTR" route del "$S3_PREFIX" 2>/dev/null || true
-      ip -n "$NS_RTR" route del "$DDB_PREFIX" 2>/dev/null || true ;;
+      ip -n "$NS_RTR" route del "$DDB_PREFIX" 2>/dev/null || true
+      ip -6 -n "$NS_RTR" route del "$S3_PREFIX6" 2>/dev/null || true
+      ip -6 -n "$NS_RTR" route del "$DDB_PREFIX6" 2>/dev/null || true ;;
+    endpoint-route-missing-v6)
+      ip -6 -n "$NS_RTR" route del "$S3_PREFIX6" 2>/dev/null || true
+      ip -6 -n "$NS_RTR" route del "$DDB_PREFIX6" 2>/dev/null || true ;;
+    endpoint-route-unreachable-v6)
+      ip -6 -n "$NS_RTR" route replace unreachable "$S3_PREFIX6" proto static
+      ip -6 -n "$NS_RTR" route replace unreachable "$DDB_PREFIX6" proto static ;;
     ddb-endpoint-missing)
-      ip -n "$NS_RTR" route del "$DDB_PREFIX" 2>/dev/null || true ;;
+      ip -n "$NS_RTR" route del "$DDB_PREFIX" 2>/dev/null || true
+      ip -6 -n "$NS_RTR" route del "$DDB_PREFIX6" 2>/dev/null || true ;;
     route-override-blackhole)
-      ip -n "$NS_RTR" route replace blackhole 198.51.100.0/28 proto static ;;
+      ip -n "$NS_RTR" route replace blackhole 198.51.100.0/28 proto static
+      ip -6 -n "$NS_RTR" route replace blackhole "$S3_OVERRIDE6" proto static ;;
     blackhole-s3)
-      ip -n "$NS_RTR" route replace blackhole "$S3_IP/32" proto static ;;
+      ip -n "$NS_RTR" route replace blackhole "$S3_IP/32" proto static
+      ip -6 -n "$NS_RTR" route replace blackhole "$S3_IP6/128" proto static ;;
     blackhole-ddb)
-      ip -n "$NS_RTR" route replace blackhole "$DDB_IP/32" proto static ;;
+      ip -n "$NS_RTR" route replace blackhole "$DDB_IP/32" proto static
+      ip -6 -n "$NS_RTR" route replace blackhole "$DDB_IP6/128" proto static ;;
     blackhole-second-addresses)
       ip -n "$NS_RTR" route replace blackhole "$S3_IP2/32" proto static
       ip -n "$NS_RTR" route replace blackhole "$DDB_IP2/32" proto static ;;
@@ -496,10 +538,16 @@ build_network() {
   mkdir -p "/etc/netns/$NS_INST" "/etc/netns/$NS_CORP"
   for ns in "${NAMESPACES[@]}"; do
     ip netns add "$ns"
-    nsx "$ns" sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
+    # No IPv6 duplicate address detection (addresses usable at once, link-local ones too) and
+    # no router advertisements: the lab configures every IPv6 address and route itself.
+    nsx "$ns" sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0 \
+      net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0 \
+      net.ipv6.conf.all.accept_ra=0 net.ipv6.conf.default.accept_ra=0
     ip -n "$ns" link set lo up
   done
-  nsx "$NS_RTR" sysctl -qw net.ipv4.ip_forward=1
+  # The router forwards both families and answers every packet it cannot route with an ICMPv6
+  # error at once (ratelimit 0; endpoint-route-unreachable-v6), never with a few per second.
+  nsx "$NS_RTR" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 net.ipv6.icmp.ratelimit=0
 
   # instance eth0 <-> router "sub" (the subnet; the router answers ARP for the interface
   # endpoint's address, which lives in the aws namespace)
@@ -508,6 +556,9 @@ build_network() {
   ip -n "$NS_INST" route add default via 10.0.1.1
   ip -n "$NS_RTR" addr add 10.0.1.1/24 dev sub
   nsx "$NS_RTR" sysctl -qw net.ipv4.conf.sub.proxy_arp=1
+  ip -n "$NS_INST" addr add "$INST_IP6/64" dev eth0 nodad
+  ip -n "$NS_RTR" addr add "$RTR_SUB_IP6/64" dev sub nodad
+  ip -n "$NS_INST" -6 route add default via "$RTR_SUB_IP6"
 
   # instance meta0 <-> meta "inst": the link-local services, outside route table, SG and NACL
   veth "$NS_INST" meta0 "$NS_META" inst
@@ -527,6 +578,12 @@ build_network() {
   local a
   for a in "$S3_IP" "$DDB_IP" "$S3_IP2" "$DDB_IP2" "$IFE_IP" "$CANARY_IP" "$STS_IP" "$EC2_IP"; do
     ip -n "$NS_AWS" addr add "$a/32" dev lo
+  done
+  ip -n "$NS_RTR" addr add "$RTR_GWE_IP6/64" dev gwe nodad
+  ip -n "$NS_AWS" addr add "$AWS_GWE_IP6/64" dev gwe nodad
+  ip -n "$NS_AWS" -6 route add "$VPC_CIDR6" via "$RTR_GWE_IP6"
+  for a in "$S3_IP6" "$DDB_IP6"; do
+    ip -n "$NS_AWS" addr add "$a/128" dev lo nodad
   done
   ip -n "$NS_RTR" route add "$IFE_IP/32" via 10.255.0.2
 
@@ -584,7 +641,12 @@ EOF
     {"ip_prefix": "$S3_USE1_PREFIX", "region": "us-east-1", "service": "S3", "network_border_group": "us-east-1"},
     {"ip_prefix": "$DDB_USE1_PREFIX", "region": "us-east-1", "service": "DYNAMODB", "network_border_group": "us-east-1"}
   ],
-  "ipv6_prefixes": []
+  "ipv6_prefixes": [
+    {"ipv6_prefix": "$S3_PREFIX6", "region": "$REGION", "service": "AMAZON", "network_border_group": "$REGION"},
+    {"ipv6_prefix": "$S3_PREFIX6", "region": "$REGION", "service": "S3", "network_border_group": "$REGION"},
+    {"ipv6_prefix": "$DDB_PREFIX6", "region": "$REGION", "service": "AMAZON", "network_border_group": "$REGION"},
+    {"ipv6_prefix": "$DDB_PREFIX6", "region": "$REGION", "service": "DYNAMODB", "network_border_group": "$REGION"}
+  ]
 }
 EOF
   local port
@@ -819,12 +881,14 @@ cmd_status() {
   done
   echo "faults: $(tr '\n' ' ' <"$LAB_DIR/faults" 2>/dev/null)"
   if ns_exists "$NS_RTR"; then
-    echo "route table ($NS_RTR):"; ip -n "$NS_RTR" route show proto static | sed 's/^/  /'
+    echo "route table ($NS_RTR):"
+    { ip -n "$NS_RTR" route show proto static; ip -6 -n "$NS_RTR" route show proto static; } | sed 's/^/  /'
   fi
   for ns in "${NAMESPACES[@]}"; do
     ns_exists "$ns" || continue
     local rules
-    rules=$(ipt "$ns" -S | grep -v '^-P' || true; ipt "$ns" -t nat -S | grep -v '^-P' || true)
+    rules=$(ipt "$ns" -S | grep -v '^-P' || true; ipt "$ns" -t nat -S | grep -v '^-P' || true
+      ip6t "$ns" -S | grep -v '^-P' | sed 's/^/(ip6) /' || true)
     [ -n "$rules" ] && { echo "iptables $ns:"; echo "$rules" | sed 's/^/  /'; }
   done
   echo "instance resolver: $(grep nameserver "/etc/netns/$NS_INST/resolv.conf" 2>/dev/null || echo none)"
