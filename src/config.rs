@@ -379,7 +379,9 @@ fn is_access_point_arn(name: &str) -> bool {
         && partition.starts_with("aws")
         && *service == "s3"
         && !region.is_empty()
-        && region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && account.len() == 12
         && account.bytes().all(|b| b.is_ascii_digit())
         && (3..=50).contains(&ap_name.len())

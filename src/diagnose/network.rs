@@ -42,7 +42,14 @@ pub(super) fn tcp_findings(r: &ProbeResults, t: &TargetSpec, name: &str, f: &mut
             continue;
         }
         let addrs: Vec<&str> = these.iter().map(|a| a.address.as_str()).collect();
-        let severity = if connected {
+        // IPv6 answers dropped silently while IPv4 connects: clients that try IPv6 first
+        // without Happy Eyeballs (botocore, measured in the lab) wait their whole connect
+        // timeout on every new connection before IPv4, so this is not "partial".
+        let v6_stall = connected
+            && v4_ok
+            && outcome == TcpOutcome::Timeout
+            && these.iter().any(|a| a.address.contains(':'));
+        let severity = if connected && !v6_stall {
             Severity::Warning
         } else {
             Severity::Error
@@ -67,7 +74,9 @@ pub(super) fn tcp_findings(r: &ProbeResults, t: &TargetSpec, name: &str, f: &mut
                     .as_deref()
                     .map(|e| format!("{e}. "))
                     .unwrap_or_default(),
-                if connected {
+                if v6_stall {
+                    "IPv4 connects, but clients that try the IPv6 answer first (botocore, the AWS CLI) wait their whole connect timeout (60 s by default) on every new connection before falling back; curl falls back after 200 ms."
+                } else if connected {
                     "Other addresses of the name connect, so this is partial."
                 } else {
                     "No address of the name connects."
