@@ -126,10 +126,17 @@ impl NameCtx<'_> {
         // Sent when the TCP checks are done (an error only if they were cut short).
         let _ = data_plane.await;
         let (tcp, targets) = self.collector.with(|c| (c.tcp.clone(), c.targets.clone()));
-        // The calls go where the applications' calls go, never to a VPC-resolver-only address.
-        for attempt in tcp.iter().filter(|a| {
-            a.outcome == TcpOutcome::Connected && a.origin == AddressOrigin::Application
-        }) {
+        // The calls go where the applications' calls go, never to a VPC-resolver-only address;
+        // an IPv6 address first when one connected, as getaddrinfo orders them (RFC 6724) for a
+        // host that can reach it, so dual-stack names are called over IPv6 like the clients do.
+        let mut usable: Vec<&TcpAttempt> = tcp
+            .iter()
+            .filter(|a| {
+                a.outcome == TcpOutcome::Connected && a.origin == AddressOrigin::Application
+            })
+            .collect();
+        usable.sort_by_key(|a| !a.address.contains(':'));
+        for attempt in usable {
             if resolver.pinned(&attempt.name).is_none()
                 && let Ok(ip) = attempt.address.parse()
             {
