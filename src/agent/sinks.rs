@@ -162,11 +162,14 @@ pub enum StatusClass {
 }
 
 /// 2xx delivered; 4xx refused for good, except 408 (Request Timeout) and 429 (Too Many
-/// Requests), which say "later"; everything else (1xx, 3xx, 5xx, unknown codes) is retried.
+/// Requests), which say "later", and 401, 403 and 404, which say the sink's configuration is
+/// wrong (a token, a URL): the token file is read at every attempt, so once the operator fixes
+/// it the held reports go out, instead of every report landing in dead-letter meanwhile.
+/// Everything else (1xx, 3xx, 5xx, unknown codes) is retried.
 pub fn classify_status(status: u16) -> StatusClass {
     match status {
         200..=299 => StatusClass::Delivered,
-        408 | 429 => StatusClass::Retryable,
+        401 | 403 | 404 | 408 | 429 => StatusClass::Retryable,
         400..=499 => StatusClass::Refused,
         _ => StatusClass::Retryable,
     }
@@ -596,11 +599,11 @@ mod tests {
         for ok in [200, 201, 202, 204, 299] {
             assert_eq!(classify_status(ok), StatusClass::Delivered, "{ok}");
         }
-        for refused in [400, 401, 403, 404, 405, 410, 413, 415, 422, 451, 499] {
+        for refused in [400, 405, 410, 413, 415, 422, 451, 499] {
             assert_eq!(classify_status(refused), StatusClass::Refused, "{refused}");
         }
         for retry in [
-            100, 301, 302, 307, 308, 408, 429, 500, 502, 503, 504, 599, 600,
+            100, 301, 302, 307, 308, 401, 403, 404, 408, 429, 500, 502, 503, 504, 599, 600,
         ] {
             assert_eq!(classify_status(retry), StatusClass::Retryable, "{retry}");
         }
