@@ -327,7 +327,8 @@ pub fn s3_names(
     {
         let why = match &settings.s3_path_style {
             Some(p) if p.value => format!("path style: {}", p.source),
-            _ => "path style (the regional name; also what clients use for dotted bucket names)"
+            // Defaults begin "the SDKs' ": the text report prints only what a setting shaped.
+            _ => "the SDKs' path-style name (the regional name; what clients use for dotted bucket names)"
                 .to_string(),
         };
         out.push(NamedEndpoint {
@@ -412,7 +413,7 @@ pub fn dynamodb_names(
             s.push(m.describe("account_id_endpoint_mode"));
         }
         s.push(format!(
-            "account-based endpoint for account {account} (account_id_endpoint_mode {mode})"
+            "the SDKs' account-based endpoint for account {account} (account_id_endpoint_mode {mode})"
         ));
         out.push(NamedEndpoint { host, settings: s });
     }
