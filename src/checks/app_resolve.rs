@@ -7,7 +7,6 @@
 //! blocks with no timeout. The parts it runs (hosts file, nsswitch actions) are small.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
@@ -20,8 +19,6 @@ use crate::report::{
 
 /// glibc's `hosts` database when nsswitch.conf has no `hosts:` line (nss/nss_database.c).
 const GLIBC_DEFAULT_HOSTS: &str = "dns [!UNAVAIL=return] files";
-/// Larger files are not hosts files or nsswitch.conf; refuse them rather than read them whole.
-const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
 
 /// systemd-resolved's stub listener, asked for the `resolve` source.
 pub const RESOLVED_STUB: &str = "127.0.0.53:53";
@@ -96,11 +93,13 @@ impl HostFiles {
     }
 
     fn load_blocking(nsswitch_path: PathBuf, hosts_path: PathBuf) -> HostFiles {
-        let nss_line = read_capped(&nsswitch_path).ok().and_then(|text| {
-            text.lines()
-                .map(|l| l.split('#').next().unwrap_or("").trim())
-                .find_map(|l| l.strip_prefix("hosts:").map(str::to_string))
-        });
+        let nss_line = read_name_service_file(&nsswitch_path)
+            .ok()
+            .and_then(|text| {
+                text.lines()
+                    .map(|l| l.split('#').next().unwrap_or("").trim())
+                    .find_map(|l| l.strip_prefix("hosts:").map(str::to_string))
+            });
         let (sources, sources_origin) = match nss_line {
             Some(line) => (parse_nss_hosts(&line), nsswitch_path.display().to_string()),
             None => (
@@ -111,7 +110,7 @@ impl HostFiles {
                 ),
             ),
         };
-        let hosts = read_capped(&hosts_path).map(|t| parse_hosts(&t));
+        let hosts = read_name_service_file(&hosts_path).map(|t| parse_hosts(&t));
         let missing_modules = sources
             .iter()
             .map(|s| s.name.clone())
@@ -145,6 +144,14 @@ impl HostFiles {
     }
 }
 
+/// Through the project's one reader of user-named files: regular files only (a FIFO never
+/// hangs the run), capped in size.
+fn read_name_service_file(path: &Path) -> Result<String, String> {
+    // Hosts files of blocking lists run to megabytes: a larger cap than other small files.
+    const MAX_NAME_SERVICE_FILE: u64 = 4 * 1024 * 1024;
+    crate::fsread::read_string(path, MAX_NAME_SERVICE_FILE)
+}
+
 /// Where distributions install NSS modules (Debian's multiarch directories, Amazon Linux's lib64).
 const NSS_MODULE_DIRS: &[&str] = &[
     "/lib",
@@ -167,26 +174,6 @@ fn nss_module_installed(name: &str) -> bool {
     NSS_MODULE_DIRS
         .iter()
         .any(|dir| Path::new(dir).join(&file).exists())
-}
-
-/// A regular file of bounded size: a FIFO or a device must never hang or flood the probe.
-fn read_capped(path: &Path) -> Result<String, String> {
-    let meta =
-        std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    if !meta.is_file() {
-        return Err(format!("{} is not a regular file", path.display()));
-    }
-    if meta.len() > MAX_FILE_BYTES {
-        return Err(format!(
-            "{} is larger than {MAX_FILE_BYTES} bytes",
-            path.display()
-        ));
-    }
-    let mut text = String::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(MAX_FILE_BYTES).read_to_string(&mut text))
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    Ok(text)
 }
 
 /// hosts(5): `IP name [aliases...]`, `#` comments; lines that do not parse are ignored, as libc does.
@@ -279,7 +266,12 @@ struct SourceResult {
 }
 
 /// The outcome of DNS lookups (A and AAAA) as an nsswitch status, with their addresses.
-fn from_lookups(lookups: &[&DnsLookup], what: &str) -> SourceResult {
+fn from_lookups(lookups: &[&DnsLookup], source: AppSource) -> SourceResult {
+    let what = if source == AppSource::Resolved {
+        "resolve"
+    } else {
+        "dns"
+    };
     let addresses: Vec<IpAddr> = lookups
         .iter()
         .flat_map(|l| l.addresses.iter())
@@ -288,7 +280,7 @@ fn from_lookups(lookups: &[&DnsLookup], what: &str) -> SourceResult {
     let outcomes: Vec<DnsOutcome> = lookups.iter().map(|l| l.outcome).collect();
     // The stub standing in for systemd-resolved: silent or refusing means the daemon is not
     // there, which nss-resolve reports as UNAVAIL (glibc then goes on to the next source).
-    let daemon_absent = what == "resolve"
+    let daemon_absent = source == AppSource::Resolved
         && outcomes.iter().all(|o| {
             matches!(
                 o,
@@ -379,8 +371,8 @@ fn ask_source(
             };
             (AppSource::HostsFile, result)
         }
-        "dns" => (AppSource::Dns, from_lookups(system, "dns")),
-        "resolve" => (AppSource::Resolved, from_lookups(stub, "resolve")),
+        "dns" => (AppSource::Dns, from_lookups(system, AppSource::Dns)),
+        "resolve" => (AppSource::Resolved, from_lookups(stub, AppSource::Resolved)),
         // Multicast DNS modules answer only .local names and return UNAVAIL for the rest, so
         // Ubuntu's `mdns4_minimal [NOTFOUND=return] dns` still reaches DNS for AWS names.
         other if other.starts_with("mdns") => (
@@ -726,7 +718,7 @@ mod tests {
         let fifo = dir.path().join("fifo");
         let made = std::process::Command::new("mkfifo").arg(&fifo).status();
         assert!(made.is_ok_and(|s| s.success()), "mkfifo");
-        assert!(read_capped(&fifo).is_err());
+        assert!(read_name_service_file(&fifo).is_err());
         let f = HostFiles::load_blocking(dir.path().join("none"), dir.path().join("none"));
         assert!(f.hosts.is_err());
         assert_eq!(f.sources[0].name, "dns");
