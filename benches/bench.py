@@ -6,7 +6,7 @@ BENCHMARKS.md (issue 7).
 
 One command, as root: installs what is missing (hyperfine, dig, curl, /usr/bin/time,
 prometheus-blackbox-exporter, the AWS CLI), builds the distribution binary
-(`cargo build --profile dist --locked` into $CARGO_TARGET_DIR, default /work/target-bench),
+(`cargo build --profile dist --locked` into $CARGO_TARGET_DIR, default target/bench in the repository),
 holds the lab lock for the whole run, brings the lab up, measures, tears it down (also on
 failure, Ctrl-C or SIGTERM) and writes the report.
 
@@ -53,7 +53,7 @@ S3_IP = "198.51.100.10"
 LAB_CA_NAME = "vpce-probe lab CA"
 CANARY = "203.0.113.10:443"
 AWS_VENV = Path("/opt/vpce-bench/awscli-venv")
-DEFAULT_TARGET_DIR = "/work/target-bench"
+DEFAULT_TARGET_DIR = REPO / "target" / "bench"
 INJECTED_MS = 20.0
 NFQ_NUM = 7
 APT_TOOLS = {  # command -> Debian package
@@ -65,6 +65,15 @@ APT_TOOLS = {  # command -> Debian package
 }
 
 T0 = time.monotonic()
+
+
+def shown_path(path) -> str:
+    """A path as the report prints it: relative to the repository, never a machine's own layout."""
+    p = Path(path).resolve()
+    try:
+        return str(p.relative_to(REPO))
+    except ValueError:
+        return p.name
 
 
 def log(msg: str) -> None:
@@ -453,7 +462,7 @@ def m_oneshot(lab: Lab, aws: str, script: Path, runs: int, ck_runs: int) -> dict
     out = {}
     for variant, faults in (("private", ()), ("nat", ("nat-gateway",))):
         lab.set_faults(*faults)
-        ours_cmd = shlex.join([str(lab.binary), *probe_args(1)])
+        ours_cmd = shlex.join([shown_path(lab.binary), *probe_args(1)])
         ck_cmd = f"bash {script}"
         log(f"one-shot ({variant}): vpce-probe x{runs}")
         # Two warm-up runs: moto's first STS and EC2 answers after `nat-gateway` take ~1 s.
@@ -489,7 +498,7 @@ def m_broken(lab: Lab, aws: str, script: Path, runs: int, ck_runs: int, timeout:
     out = {"timeout": timeout, "cases": {}}
     for n, faults in BROKEN.items():
         lab.set_faults(*faults)
-        ours_cmd = shlex.join([str(lab.binary), *probe_args(timeout)])
+        ours_cmd = shlex.join([shown_path(lab.binary), *probe_args(timeout)])
         log(f"broken ({n} address(es)): vpce-probe x{runs}, checklist x{ck_runs}")
         ours = hyperfine(lab, {"vpce-probe": ours_cmd}, runs, env, warmup=0)["vpce-probe"]
         ck = hyperfine(lab, {"checklist": f"bash {script}"}, ck_runs, env, warmup=0)["checklist"]
@@ -807,7 +816,7 @@ def render(res: dict) -> str:
     a(f"- machine: {m['cpu']}, {m['cores']} cores, {m['ram_gib']} GiB RAM, kernel {m['kernel']}, {m['os']}")
     a(f"- load average (1/5/15 min): {res['load_start']} at the start, {res['load_end']} at the end "
       "(a shared machine: other builds ran; figures are medians)")
-    a(f"- binary: `{res['binary']}` ({m['versions']['vpce-probe']}, tree {m['versions']['git']}, "
+    a(f"- binary: `{shown_path(res['binary'])}` ({m['versions']['vpce-probe']}, tree {m['versions']['git']}, "
       f"{m['versions']['rustc']}, profile dist: fat LTO, 1 codegen unit, panic=abort)")
     a("- tools: " + "; ".join(f"{k} `{v}`" for k, v in m["versions"].items() if k not in ("vpce-probe", "git", "rustc")))
     a("")

@@ -59,7 +59,7 @@ pub enum Command {
     },
     /// Probe on a schedule, serve metrics and ship every report (the systemd service).
     Agent {
-        /// The agent's configuration file (see the README's configuration reference).
+        /// The agent's configuration file (docs/agent.md is the reference of its keys).
         #[arg(
             long,
             value_name = "FILE",

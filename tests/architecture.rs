@@ -1,4 +1,4 @@
-//! The structure the README's architecture section promises, checked on the sources: no import
+//! The structure docs/architecture.md promises, checked on the sources: no import
 //! cycle between the library's modules, and no edge against the flow (configuration → checks →
 //! results → diagnosis → report → renderers and sinks). The report contract is its own crate
 //! whose only dependencies are serde, serde_json, schemars and tempfile.

@@ -1,5 +1,5 @@
 //! Output contracts pinned by tests: the checked-in JSON Schema matches the types, and the
-//! README documents every finding code and every flag.
+//! docs document every finding code and every flag.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step stops the test
 
 use std::process::Command;
@@ -34,8 +34,8 @@ fn checked_in_schema_matches_the_report_types() {
 }
 
 #[test]
-fn readme_documents_every_finding_code() {
-    let readme = repo_file("README.md");
+fn docs_document_every_finding_code() {
+    let readme = repo_file("docs/findings.md");
     let codes = binary(&["findings"]);
     let mut missing = Vec::new();
     for line in codes.lines() {
@@ -47,13 +47,13 @@ fn readme_documents_every_finding_code() {
     assert!(codes.lines().count() >= 45, "catalogue too short:\n{codes}");
     assert!(
         missing.is_empty(),
-        "README.md does not document {missing:?}"
+        "docs/findings.md does not document {missing:?}"
     );
 }
 
 #[test]
-fn readme_documents_every_probe_flag() {
-    let readme = repo_file("README.md");
+fn docs_document_every_probe_flag() {
+    let readme = repo_file("docs/probe.md");
     let help = binary(&["probe", "--help"]);
     let flags: Vec<&str> = help
         .split_whitespace()
@@ -65,7 +65,7 @@ fn readme_documents_every_probe_flag() {
     let missing: Vec<&&str> = flags.iter().filter(|f| !readme.contains(**f)).collect();
     assert!(
         missing.is_empty(),
-        "README.md does not document {missing:?}"
+        "docs/probe.md does not document {missing:?}"
     );
 }
 

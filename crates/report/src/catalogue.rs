@@ -1,6 +1,6 @@
 //! The finding catalogue of design.md: one code per thing that can be wrong, with the
 //! checklist item it belongs to, what it means and the general fix. Findings carry a
-//! specific detail and remediation; these texts are the README's catalogue (a test keeps
+//! specific detail and remediation; these texts are docs/findings.md's catalogue (a test keeps
 //! the two in sync). Codes are a contract: add, never rename.
 
 use schemars::JsonSchema;
@@ -87,7 +87,7 @@ catalogue! {
     VPC_DNS_DISABLED => ("dns", "The VPC's enableDnsSupport attribute is off, so the VPC resolver does not answer.", "aws ec2 modify-vpc-attribute --vpc-id <vpc> --enable-dns-support."),
     ENDPOINT_POLICY_DENIES => ("endpoint-policy", "The gateway endpoint's policy does not allow the probed action on the resource.", "aws ec2 modify-vpc-endpoint --vpc-endpoint-id <vpce> --policy-document file://policy.json with an Allow for the action."),
     ENDPOINT_ADDRESS_FAMILY => ("traffic-path", "The applications connect to the service over an address family (IPv6 or IPv4) that the gateway endpoint's IP address type does not serve, so that traffic cannot go through the endpoint.", "Set the endpoint's IP address type to dualstack (aws ec2 modify-vpc-endpoint --ip-address-type dualstack), or stop the clients from using dual-stack names."),
-    CONTROL_PLANE_DENIED => ("control-plane", "The instance's role may not call the EC2 Describe APIs, so the VPC's configuration was not read (a note, not a failure).", "Grant the read-only permissions listed in the README if you want confirmed verdicts."),
+    CONTROL_PLANE_DENIED => ("control-plane", "The instance's role may not call the EC2 Describe APIs, so the VPC's configuration was not read (a note, not a failure).", "Grant the read-only permissions listed in the documentation (docs/checks.md, \"Control plane\") if you want confirmed verdicts."),
 }
 
 impl std::fmt::Display for FindingCode {
