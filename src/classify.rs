@@ -157,7 +157,7 @@ pub fn denial_code(d: &Denial) -> FindingCode {
 pub fn classify(service: Service, info: &ErrorInfo) -> Classified {
     let code = error_code(info);
     let code = code.as_deref();
-    let is = |names: &[&str]| code.is_some_and(|c| names.iter().any(|n| c.eq_ignore_ascii_case(n)));
+    let is = |names: &[&str]| code_is(code, names);
     let message = info.message.as_deref().unwrap_or("");
     let lower = normalize_space(message).to_ascii_lowercase();
     let header_region = info
@@ -171,22 +171,8 @@ pub fn classify(service: Service, info: &ErrorInfo) -> Classified {
         return Classified::Ok;
     }
 
-    // Clock: S3's RequestTimeTooSkewed; DynamoDB's InvalidSignatureException and STS's
-    // SignatureDoesNotMatch both say "Signature expired" / "Signature not yet current".
-    if is(&["RequestTimeTooSkewed", "RequestExpired"])
-        || lower.contains("signature expired")
-        || lower.contains("signature not yet current")
-        || lower.contains("difference between the request time and the current time")
-    {
-        return Classified::ClockSkew;
-    }
-
-    if is(&["ExpiredToken", "ExpiredTokenException"])
-        || lower.contains("security token included in the request is expired")
-        || lower.contains("security token included in the request has expired")
-        || lower.contains("provided token has expired")
-    {
-        return Classified::ExpiredCredentials;
+    if let Some(c) = out_of_time(code, &lower) {
+        return c;
     }
 
     // Region. S3 names the bucket's region in x-amz-bucket-region; an
@@ -243,30 +229,8 @@ pub fn classify(service: Service, info: &ErrorInfo) -> Classified {
         return Classified::AccessDenied(parse_denial(message).unwrap_or_default());
     }
 
-    if is(&[
-        "SlowDown",
-        "Throttling",
-        "ThrottlingException",
-        "ThrottledException",
-        "ProvisionedThroughputExceededException",
-        "RequestLimitExceeded",
-        "RequestThrottled",
-        "RequestThrottledException",
-        "TooManyRequestsException",
-        "LimitExceededException",
-    ]) || matches!(info.status, 429 | 503)
-    {
-        return Classified::Throttled;
-    }
-    if is(&[
-        "InternalError",
-        "InternalFailure",
-        "InternalServerError",
-        "InternalServerException",
-        "ServiceUnavailable",
-    ]) || (500..600).contains(&info.status)
-    {
-        return Classified::ServerError;
+    if let Some(c) = transient(code, info.status) {
+        return c;
     }
 
     // An unexpected code whose message is still a policy denial.
@@ -274,6 +238,73 @@ pub fn classify(service: Service, info: &ErrorInfo) -> Classified {
         return Classified::AccessDenied(d);
     }
     Classified::Other
+}
+
+fn code_is(code: Option<&str>, names: &[&str]) -> bool {
+    code.is_some_and(|c| names.iter().any(|n| c.eq_ignore_ascii_case(n)))
+}
+
+/// A signature the clock made invalid, or expired credentials: S3 answers both with 403 like
+/// a denial, but they need other fixes. S3 says RequestTimeTooSkewed; DynamoDB's
+/// InvalidSignatureException and STS's SignatureDoesNotMatch both say "Signature expired" /
+/// "Signature not yet current".
+fn out_of_time(code: Option<&str>, lower_message: &str) -> Option<Classified> {
+    let says = |texts: &[&str]| texts.iter().any(|t| lower_message.contains(t));
+    if code_is(code, &["RequestTimeTooSkewed", "RequestExpired"])
+        || says(&[
+            "signature expired",
+            "signature not yet current",
+            "difference between the request time and the current time",
+        ])
+    {
+        return Some(Classified::ClockSkew);
+    }
+    if code_is(code, &["ExpiredToken", "ExpiredTokenException"])
+        || says(&[
+            "security token included in the request is expired",
+            "security token included in the request has expired",
+            "provided token has expired",
+        ])
+    {
+        return Some(Classified::ExpiredCredentials);
+    }
+    None
+}
+
+/// Throttling and server errors: worth a retry, and no finding of their own.
+fn transient(code: Option<&str>, status: u16) -> Option<Classified> {
+    if code_is(
+        code,
+        &[
+            "SlowDown",
+            "Throttling",
+            "ThrottlingException",
+            "ThrottledException",
+            "ProvisionedThroughputExceededException",
+            "RequestLimitExceeded",
+            "RequestThrottled",
+            "RequestThrottledException",
+            "TooManyRequestsException",
+            "LimitExceededException",
+        ],
+    ) || matches!(status, 429 | 503)
+    {
+        return Some(Classified::Throttled);
+    }
+    if code_is(
+        code,
+        &[
+            "InternalError",
+            "InternalFailure",
+            "InternalServerError",
+            "InternalServerException",
+            "ServiceUnavailable",
+        ],
+    ) || (500..600).contains(&status)
+    {
+        return Some(Classified::ServerError);
+    }
+    None
 }
 
 /// The finding code for a Classified. None for Ok, Throttled, ServerError and Other, and for

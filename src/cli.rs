@@ -4,6 +4,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+// The probe's settings are defined once, for the flags and the agent's file (settings.rs).
+use crate::settings::ProbeSettings;
+
 /// The top-level help's (and the man page's) closing block.
 const EXAMPLES: &str = "\
 Examples:
@@ -80,16 +83,6 @@ pub enum Format {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ExpectPath {
-    /// Traffic must go through the VPC's gateway endpoint.
-    Gateway,
-    /// Traffic must go through an interface endpoint (private addresses).
-    Interface,
-    /// Any working path is fine.
-    Any,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum FailOn {
     /// Exit 1 only for findings of severity error.
     Error,
@@ -97,48 +90,20 @@ pub enum FailOn {
     Warning,
 }
 
+/// `vpce-probe probe`'s flags: the probe's settings (shared with the agent's `[probe]` section)
+/// and where the report goes.
 #[derive(Debug, Clone, Args)]
 pub struct ProbeArgs {
-    /// S3 bucket to probe (repeatable).
-    #[arg(long = "bucket", value_name = "NAME")]
-    pub buckets: Vec<String>,
+    #[command(flatten)]
+    pub settings: ProbeSettings,
 
-    /// DynamoDB table to probe (repeatable).
-    #[arg(long = "table", value_name = "NAME")]
-    pub tables: Vec<String>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
 
-    /// An object to GET (only its first bytes) in the signed-call checks.
-    #[arg(long, value_name = "KEY")]
-    pub key: Option<String>,
-
-    /// A DynamoDB key to GetItem, as DynamoDB JSON, e.g. '{"pk":{"S":"id-1"}}'.
-    #[arg(long, value_name = "JSON")]
-    pub item_key: Option<String>,
-
-    /// Also PutObject then DeleteObject a small object under vpce-probe-write-test/ (the probe never writes otherwise).
-    #[arg(long)]
-    pub write_test: bool,
-
-    /// Skip the signed calls (credentials, STS, S3, DynamoDB): network checks only.
-    #[arg(long)]
-    pub no_calls: bool,
-
-    /// Do not read the VPC's configuration with EC2 Describe* (on by default when built with the control-plane feature).
-    #[arg(long)]
-    pub no_control_plane: bool,
-
-    /// Also run AWS Reachability Analyzer from the instance's ENI to each gateway endpoint on TCP 443 (AWS charges per analysis; what it creates is deleted again).
-    #[arg(long)]
-    pub reachability_analyzer: bool,
-
-    /// Region to probe; default: the SDK chain (AWS_REGION, AWS_DEFAULT_REGION, profile), else the instance's region from IMDS.
-    #[arg(long, value_name = "REGION")]
-    pub region: Option<String>,
-
-    /// Named profile of the shared AWS config files (default: AWS_PROFILE, else "default").
-    #[arg(long, value_name = "NAME")]
-    pub profile: Option<String>,
-
+/// What a one-shot run does with its report; the agent's reports go to its sinks.
+#[derive(Debug, Clone, Args)]
+pub struct OutputArgs {
     /// Output on stdout: a short text report, or the full JSON report.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -159,50 +124,6 @@ pub struct ProbeArgs {
     #[arg(long, value_name = "FILE")]
     pub ship_ca_file: Option<PathBuf>,
 
-    /// Timeout of each network operation, in seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 3.0)]
-    pub timeout: f64,
-
-    /// Deadline of the whole run, in seconds (default 20, or 180 with --reachability-analyzer); the report keeps what finished by then and says the deadline cut it short.
-    #[arg(long, value_name = "SECS")]
-    pub deadline: Option<f64>,
-
-    /// AWS ip-ranges.json file to classify addresses with (default: the embedded snapshot of S3 and DYNAMODB prefixes).
-    #[arg(long, value_name = "FILE")]
-    pub ip_ranges: Option<PathBuf>,
-
-    /// A host outside S3/DynamoDB whose TCP reachability tells whether the instance has an internet path; "none" turns it off.
-    #[arg(
-        long,
-        value_name = "HOST:PORT",
-        default_value = "checkip.amazonaws.com:443"
-    )]
-    pub internet_canary: String,
-
-    /// The path the traffic is expected to take.
-    #[arg(long, value_enum, default_value_t = ExpectPath::Gateway)]
-    pub expect_path: ExpectPath,
-
-    /// Address of the Amazon-provided VPC resolver to compare the host's answers with.
-    #[arg(long, value_name = "IP[:PORT]", default_value = "169.254.169.253")]
-    pub vpc_resolver: String,
-
-    /// The resolver configuration the host uses.
-    #[arg(long, value_name = "FILE", default_value = "/etc/resolv.conf")]
-    pub resolv_conf: PathBuf,
-
-    /// The hosts file the applications' resolution reads (nsswitch `files`).
-    #[arg(long, value_name = "FILE", default_value = "/etc/hosts")]
-    pub hosts_file: PathBuf,
-
-    /// The name-service switch configuration whose `hosts:` line orders the applications' resolution.
-    #[arg(long, value_name = "FILE", default_value = "/etc/nsswitch.conf")]
-    pub nsswitch_conf: PathBuf,
-
-    /// Text that the issuer of a genuine service certificate contains (repeatable; default "Amazon"). Anything else is reported as TLS interception.
-    #[arg(long = "expect-issuer", value_name = "TEXT")]
-    pub expect_issuers: Vec<String>,
-
     /// Which findings make the exit code 1.
     #[arg(long, value_enum, default_value_t = FailOn::Error)]
     pub fail_on: FailOn,
@@ -210,4 +131,19 @@ pub struct ProbeArgs {
     /// Never show the progress spinner (it only appears when stderr is a terminal).
     #[arg(long)]
     pub no_progress: bool,
+}
+
+impl OutputArgs {
+    /// The agent's runs: the JSON report, to the sinks of its file only, no spinner.
+    pub fn agent() -> Self {
+        OutputArgs {
+            format: Format::Json,
+            output: None,
+            ship: Vec::new(),
+            ship_token_file: None,
+            ship_ca_file: None,
+            fail_on: FailOn::Error,
+            no_progress: true,
+        }
+    }
 }

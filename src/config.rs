@@ -5,13 +5,14 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cli::{ExpectPath, FailOn, Format, ProbeArgs};
+use crate::cli::{FailOn, Format, ProbeArgs};
 use crate::durations;
 use crate::escape::{shown, shown_path};
 use crate::fsread;
 use crate::proxy_rules::{ProxyEnv, redact_proxy_url};
 use crate::ranges::IpRanges;
 use crate::report::{EffectiveConfig, EnvVar};
+use crate::settings::{ExpectPath, ProbeSettings};
 
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -97,157 +98,73 @@ pub struct Config {
 }
 
 impl Config {
+    /// Validate the flags of `vpce-probe probe` (or the agent's `[probe]` section with the
+    /// agent's output) into a run's configuration; the error is the exit-2 line.
     pub fn from_args(args: ProbeArgs, env: Environment) -> Result<Config, ConfigError> {
-        if args.buckets.is_empty() && args.tables.is_empty() {
-            return err(
-                "nothing to probe: give at least one --bucket NAME or --table NAME (see vpce-probe probe --help)",
-            );
-        }
-        for bucket in &args.buckets {
-            validate_bucket_name(bucket)?;
-        }
-        for table in &args.tables {
-            validate_table_name(table)?;
-        }
-        let item_key = match &args.item_key {
+        let ProbeArgs { settings, output } = args;
+        validate_targets(&settings)?;
+        let item_key = match &settings.item_key {
             Some(raw) => Some(crate::checks::dynamodb::parse_item_key(raw).map_err(ConfigError)?),
             None => None,
         };
-        if item_key.is_some() && args.tables.is_empty() {
+        if item_key.is_some() && settings.tables.is_empty() {
             return err("--item-key needs a --table to read the item from");
         }
-        if args.key.is_some() && args.buckets.is_empty() {
+        if settings.key.is_some() && settings.buckets.is_empty() {
             return err("--key needs a --bucket to read the object from");
         }
-        let timeout = durations::seconds(
-            "--timeout",
-            args.timeout,
-            durations::MIN_TIMEOUT,
-            durations::MAX_TIMEOUT,
-        )
-        .map_err(ConfigError)?;
-        let default_deadline = if args.reachability_analyzer {
-            180.0
-        } else {
-            20.0
-        };
-        let deadline_secs = args.deadline.unwrap_or(default_deadline);
-        let deadline = durations::seconds(
-            "--deadline",
-            deadline_secs,
-            durations::MIN_DEADLINE,
-            durations::MAX_DEADLINE,
-        )
-        .map_err(ConfigError)?;
-        if deadline < timeout {
-            return err(format!(
-                "--deadline {deadline_secs} is shorter than --timeout {}: the whole run cannot be shorter than one network operation",
-                args.timeout
-            ));
-        }
-        if args.reachability_analyzer
-            && (args.no_control_plane || args.no_calls || !cfg!(feature = "control-plane"))
+        let (timeout, deadline) = timeout_and_deadline(&settings)?;
+        if settings.reachability_analyzer
+            && (!settings.control_plane || settings.no_calls || !cfg!(feature = "control-plane"))
         {
             return err(
                 "--reachability-analyzer needs the control plane: drop --no-control-plane / --no-calls (and build with the control-plane feature)",
             );
         }
-        let ranges = match &args.ip_ranges {
+        let ranges = match &settings.ip_ranges {
             Some(path) => IpRanges::from_file(path).map_err(|e| ConfigError(e.to_string()))?,
             None => IpRanges::embedded(),
         };
-        if let Some(region) = &args.region {
+        if let Some(region) = &settings.region {
             validate_region(region, &ranges)?;
         }
-        // Read now, not when the run starts: a missing file is a usage error (exit 2), and a FIFO
-        // or a device is refused instead of hanging the run. The host's own /etc/resolv.conf
-        // missing (a dangling systemd-resolved link) is what the probe is there to report:
-        // the DNS checks say so, the run goes on.
-        let host_default_missing = args.resolv_conf == std::path::Path::new("/etc/resolv.conf")
-            && !args.resolv_conf.exists();
-        if !host_default_missing {
-            fsread::read(&args.resolv_conf, fsread::MAX_SMALL)
-                .map_err(|e| ConfigError(format!("--resolv-conf: {e}")))?;
+        check_resolv_conf(&settings.resolv_conf)?;
+        let internet_canary = parse_canary(&settings.internet_canary)?;
+        let vpc_resolver = parse_resolver(&settings.vpc_resolver)?;
+        if let Some(path) = &output.output {
+            check_output_directory(path)?;
         }
-        let internet_canary = parse_canary(&args.internet_canary)?;
-        let vpc_resolver = parse_resolver(&args.vpc_resolver)?;
-        if let Some(output) = &args.output {
-            let parent = output
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(std::path::Path::new("."));
-            if !parent.is_dir() {
-                return err(format!(
-                    "--output {}: directory {} does not exist",
-                    shown_path(output),
-                    shown_path(parent)
-                ));
-            }
-        }
-        let ship = parse_ship(&args.ship, &args.ship_token_file, &args.ship_ca_file)?;
-        for (var, path) in [
-            ("AWS_CA_BUNDLE", &env.ca_bundle),
-            ("SSL_CERT_FILE", &env.ssl_cert_file),
-        ] {
-            // Whether it is good PEM is the TLS checks' finding (the applications read it too);
-            // here only that it is a file of sane size.
-            if let Some(path) = path
-                && let Err(e) = fsread::read(path, fsread::MAX_CA_BUNDLE)
-            {
-                return err(format!("{var}: {e}; point it at a PEM bundle or unset it"));
-            }
-        }
-        for url in [
-            &env.endpoint_url,
-            &env.endpoint_url_s3,
-            &env.endpoint_url_dynamodb,
-        ]
-        .into_iter()
-        .flatten()
-        {
-            if url::Url::parse(url)
-                .map(|u| u.host().is_none())
-                .unwrap_or(true)
-            {
-                return err(format!(
-                    "endpoint override '{}' is not a URL with a host (AWS_ENDPOINT_URL*)",
-                    shown(&redact_proxy_url(url))
-                ));
-            }
-        }
-        let expect_issuers = if args.expect_issuers.is_empty() {
-            vec!["Amazon".to_string()]
-        } else {
-            args.expect_issuers
-        };
+        let ship = parse_ship(&output.ship, &output.ship_token_file, &output.ship_ca_file)?;
+        check_environment(&env)?;
+        let expect_issuers = settings.expect_issuers_or_default();
         Ok(Config {
-            buckets: dedup(args.buckets),
-            tables: dedup(args.tables),
-            key: args.key,
+            buckets: dedup(settings.buckets),
+            tables: dedup(settings.tables),
+            key: settings.key,
             item_key,
-            write_test: args.write_test,
-            calls: !args.no_calls,
-            control_plane: !args.no_control_plane
-                && !args.no_calls
+            write_test: settings.write_test,
+            calls: !settings.no_calls,
+            control_plane: settings.control_plane
+                && !settings.no_calls
                 && cfg!(feature = "control-plane"),
-            reachability_analyzer: args.reachability_analyzer,
-            region: args.region,
-            profile: args.profile,
-            format: args.format,
-            output: args.output,
+            reachability_analyzer: settings.reachability_analyzer,
+            region: settings.region,
+            profile: settings.profile,
+            format: output.format,
+            output: output.output,
             ship,
             timeout,
             deadline,
             ranges,
             internet_canary,
-            expect_path: args.expect_path,
+            expect_path: settings.expect_path,
             vpc_resolver,
-            resolv_conf: args.resolv_conf,
-            hosts_file: args.hosts_file,
-            nsswitch_conf: args.nsswitch_conf,
+            resolv_conf: settings.resolv_conf,
+            hosts_file: settings.hosts_file,
+            nsswitch_conf: settings.nsswitch_conf,
             expect_issuers,
-            fail_on: args.fail_on,
-            progress: !args.no_progress,
+            fail_on: output.fail_on,
+            progress: !output.no_progress,
             env,
         })
     }
@@ -312,14 +229,118 @@ impl Config {
     }
 }
 
+/// At least one target, every name by its service's naming rules.
+fn validate_targets(settings: &ProbeSettings) -> Result<(), ConfigError> {
+    if settings.buckets.is_empty() && settings.tables.is_empty() {
+        return err(
+            "nothing to probe: give at least one --bucket NAME or --table NAME (see vpce-probe probe --help)",
+        );
+    }
+    for bucket in &settings.buckets {
+        validate_bucket_name(bucket)?;
+    }
+    for table in &settings.tables {
+        validate_table_name(table)?;
+    }
+    Ok(())
+}
+
+/// `--timeout` and `--deadline` within their bounds, and the run no shorter than one operation.
+fn timeout_and_deadline(settings: &ProbeSettings) -> Result<(Duration, Duration), ConfigError> {
+    let timeout = durations::seconds(
+        "--timeout",
+        settings.timeout.as_secs_f64(),
+        durations::MIN_TIMEOUT,
+        durations::MAX_TIMEOUT,
+    )
+    .map_err(ConfigError)?;
+    let deadline_secs = settings.deadline_or_default();
+    let deadline = durations::seconds(
+        "--deadline",
+        deadline_secs.as_secs_f64(),
+        durations::MIN_DEADLINE,
+        durations::MAX_DEADLINE,
+    )
+    .map_err(ConfigError)?;
+    if deadline < timeout {
+        return err(format!(
+            "--deadline {deadline_secs} is shorter than --timeout {}: the whole run cannot be shorter than one network operation",
+            settings.timeout
+        ));
+    }
+    Ok((timeout, deadline))
+}
+
+/// Read now, not when the run starts: a missing file is a usage error (exit 2), and a FIFO or a
+/// device is refused instead of hanging the run. The host's own /etc/resolv.conf missing (a
+/// dangling systemd-resolved link) is what the probe is there to report: the DNS checks say so,
+/// the run goes on.
+fn check_resolv_conf(path: &std::path::Path) -> Result<(), ConfigError> {
+    let host_default_missing =
+        path == std::path::Path::new(crate::settings::defaults::RESOLV_CONF) && !path.exists();
+    if !host_default_missing {
+        fsread::read(path, fsread::MAX_SMALL)
+            .map_err(|e| ConfigError(format!("--resolv-conf: {e}")))?;
+    }
+    Ok(())
+}
+
+/// `--output FILE` is written at the end of the run: its directory must exist now.
+fn check_output_directory(output: &std::path::Path) -> Result<(), ConfigError> {
+    let parent = output
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    if !parent.is_dir() {
+        return err(format!(
+            "--output {}: directory {} does not exist",
+            shown_path(output),
+            shown_path(parent)
+        ));
+    }
+    Ok(())
+}
+
+/// The variables the applications read too: extra trust roots that are files of sane size
+/// (whether they are good PEM is the TLS checks' finding), endpoint overrides that are URLs.
+fn check_environment(env: &Environment) -> Result<(), ConfigError> {
+    for (var, path) in [
+        ("AWS_CA_BUNDLE", &env.ca_bundle),
+        ("SSL_CERT_FILE", &env.ssl_cert_file),
+    ] {
+        if let Some(path) = path
+            && let Err(e) = fsread::read(path, fsread::MAX_CA_BUNDLE)
+        {
+            return err(format!("{var}: {e}; point it at a PEM bundle or unset it"));
+        }
+    }
+    for url in [
+        &env.endpoint_url,
+        &env.endpoint_url_s3,
+        &env.endpoint_url_dynamodb,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        if url::Url::parse(url)
+            .map(|u| u.host().is_none())
+            .unwrap_or(true)
+        {
+            return err(format!(
+                "endpoint override '{}' is not a URL with a host (AWS_ENDPOINT_URL*)",
+                shown(&redact_proxy_url(url))
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn dedup(mut v: Vec<String>) -> Vec<String> {
     let mut seen = std::collections::HashSet::new();
     v.retain(|x| seen.insert(x.clone()));
     v
 }
 
-/// S3 general purpose bucket naming rules:
-/// https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html
 /// `--ship URL...` with the token and CA files that apply to its http(s) URLs.
 fn parse_ship(
     urls: &[String],
@@ -390,6 +411,8 @@ fn is_access_point_arn(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
+/// S3 general purpose bucket naming rules:
+/// https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html
 pub fn validate_bucket_name(name: &str) -> Result<(), ConfigError> {
     if is_access_point_arn(name) {
         return Ok(());

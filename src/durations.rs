@@ -1,6 +1,8 @@
 //! The one path from a duration a person wrote (the agent's TOML, `--timeout`, `--deadline`) to a
 //! `Duration`, with a maximum, and the checked `Instant` arithmetic the agent's loops use.
 
+use std::fmt;
+use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use crate::escape::shown;
@@ -63,6 +65,58 @@ fn show(d: Duration) -> String {
     }
 }
 
+/// A duration of the probe's settings as a person wrote it: seconds as on the command line
+/// (`--timeout 3`, `2.5`) or a duration with its unit as in the agent's file (`"3s"`, `"500ms"`),
+/// both accepted in both places. Parsing never judges the size: the setting's bounds are checked
+/// with its name by [`seconds`], so an out-of-range value is one line naming the setting and its
+/// bounds, not a parse error.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Seconds(f64);
+
+impl Seconds {
+    pub const fn from_secs(secs: u32) -> Self {
+        Seconds(secs as f64)
+    }
+
+    pub fn as_secs_f64(self) -> f64 {
+        self.0
+    }
+}
+
+impl FromStr for Seconds {
+    type Err = String;
+
+    fn from_str(raw: &str) -> Result<Self, String> {
+        let text = raw.trim();
+        if let Ok(secs) = text.parse::<f64>() {
+            return Ok(Seconds(secs));
+        }
+        humantime::parse_duration(text)
+            .map(|d| Seconds(d.as_secs_f64()))
+            .map_err(|e| {
+                format!(
+                    "'{}': {e} (write seconds, 3 or 2.5, or a duration with its unit, \"3s\" or \"500ms\")",
+                    shown(raw)
+                )
+            })
+    }
+}
+
+/// Seconds as a number, as `--timeout` takes them (the help's and the error lines' form).
+impl fmt::Display for Seconds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// The agent's file writes durations as strings (`timeout = "3s"`), parsed as on the command line.
+impl<'de> serde::Deserialize<'de> for Seconds {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        raw.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// `t + d`, or as far as `Instant` goes (never a panic).
 pub fn after(t: Instant, d: Duration) -> Instant {
     t.checked_add(d)
@@ -104,6 +158,21 @@ mod tests {
             seconds("--timeout", 2.5, MIN_TIMEOUT, MAX_TIMEOUT).expect("ok"),
             Duration::from_millis(2500)
         );
+    }
+
+    #[test]
+    fn seconds_are_read_as_numbers_or_with_their_unit() {
+        let secs = |raw: &str| raw.parse::<Seconds>().map(Seconds::as_secs_f64);
+        assert_eq!(secs("3"), Ok(3.0));
+        assert_eq!(secs("2.5"), Ok(2.5));
+        assert_eq!(secs("3s"), Ok(3.0));
+        assert_eq!(secs("500ms"), Ok(0.5));
+        assert_eq!(secs("1m 30s"), Ok(90.0));
+        // Out of range is the setting's judgement, not the parser's.
+        assert_eq!(secs("1e300"), Ok(1e300));
+        let e = secs("sixty").expect_err("not a duration");
+        assert!(e.contains("'sixty'") && e.contains("500ms"), "{e}");
+        assert_eq!(Seconds::from_secs(3).to_string(), "3");
     }
 
     #[test]

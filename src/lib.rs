@@ -18,6 +18,7 @@ pub mod proxy_rules;
 pub mod ranges;
 pub mod results;
 pub mod run;
+pub mod settings;
 pub mod vpc_rules;
 
 pub use run::run_once;

@@ -213,9 +213,10 @@ fn agent(config: std::path::PathBuf, env: Environment) -> ExitCode {
         Err(e) => {
             tracing::error!(error = %e, "the agent cannot start");
             error_line(&e);
-            ExitCode::from(match e {
-                vpce_probe::agent::daemon::StartError::Config(_) => EXIT_USAGE,
-                vpce_probe::agent::daemon::StartError::Setup(_) => EXIT_PROBE_FAILED,
+            ExitCode::from(if e.is_bad_configuration() {
+                EXIT_USAGE
+            } else {
+                EXIT_PROBE_FAILED
             })
         }
     }
@@ -227,19 +228,26 @@ fn probe(cfg: Config) -> ExitCode {
         Err(code) => return code,
     };
     // A malformed shared config file or an unknown profile is bad input: nothing is probed.
-    if let Err(e) = runtime.block_on(vpce_probe::endpoints::SdkSettings::load(
+    // What was read is what the run uses.
+    let sdk_settings = match runtime.block_on(vpce_probe::endpoints::SdkSettings::load(
         cfg.profile.as_deref(),
     )) {
-        eprintln!("vpce-probe: {e}");
-        return ExitCode::from(EXIT_USAGE);
-    }
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("vpce-probe: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
     let spinner = (cfg.progress && std::io::stderr().is_terminal()).then(|| {
         let pb = indicatif::ProgressBar::new_spinner();
         pb.set_message("probing DNS, TCP, TLS, proxy and IMDS...");
         pb.enable_steady_tick(Duration::from_millis(100));
         pb
     });
-    let report = runtime.block_on(vpce_probe::run_once(&cfg));
+    let report = runtime.block_on(vpce_probe::run::run_once_with_sdk_settings(
+        &cfg,
+        &sdk_settings,
+    ));
     if let Some(pb) = spinner {
         pb.finish_and_clear();
     }

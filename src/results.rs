@@ -43,6 +43,9 @@ pub struct ProbeResults {
     pub reachability: Vec<ReachabilityEvidence>,
     pub system_resolvers: Vec<SocketAddr>,
     pub vpc_resolver: Option<SocketAddr>,
+    /// What kept checks from running and no check records (the shared config files the
+    /// agent could not read, an HTTP client that could not be built): diagnosis says so in the
+    /// verdict, a run with one is never healthy.
     pub setup_errors: Vec<String>,
     pub deadline_hit: bool,
 }

@@ -1,7 +1,8 @@
 //! The structure docs/architecture.md promises, checked on the sources: no import
 //! cycle between the library's modules, and no edge against the flow (configuration → checks →
 //! results → diagnosis → report → renderers and sinks). The report contract is its own crate
-//! whose only dependencies are serde, serde_json, schemars and tempfile.
+//! whose only dependencies are serde, serde_json, schemars and tempfile. No production file of
+//! the workspace is over 800 lines, and no function over 120.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step stops the test
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -255,5 +256,183 @@ fn the_collector_reads_reports_through_the_report_crate_only() {
             .lines()
             .any(|l| l.trim_start().starts_with("vpce-probe =")),
         "the collector must not depend on the probe (tokio + the AWS SDK come with it)"
+    );
+}
+
+/// Longest production file, in lines (tests excluded).
+const MAX_FILE_LINES: usize = 800;
+/// Longest function, from its `fn` line to its closing brace.
+const MAX_FUNCTION_LINES: usize = 120;
+/// Functions over the limit that are being split elsewhere: (file, function). Remove an entry
+/// when its function is split; an entry that no longer applies fails the test.
+const LONG_FUNCTIONS_BEING_SPLIT: &[(&str, &str)] = &[
+    // Split on their own branches (the collector's pages, the text renderer).
+    ("crates/collector/src/server.rs", "read_route"),
+    ("crates/report/src/render/text.rs", "render"),
+];
+
+/// Every production Rust file of the workspace: src/ and crates/*/src/, without the files that
+/// are test modules (`tests.rs`, `tests/`).
+fn production_files() -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                if path.file_name().is_some_and(|n| n != "tests") {
+                    walk(&path, out);
+                }
+            } else if path.extension().is_some_and(|e| e == "rs")
+                && path.file_stem().is_some_and(|s| s != "tests")
+            {
+                out.push(path);
+            }
+        }
+    }
+    let root = Path::new(ROOT);
+    let mut files = Vec::new();
+    walk(&root.join("src"), &mut files);
+    for krate in std::fs::read_dir(root.join("crates")).unwrap() {
+        let src = krate.unwrap().path().join("src");
+        if src.is_dir() {
+            walk(&src, &mut files);
+        }
+    }
+    files.sort();
+    files
+}
+
+/// `#[cfg(test)]` or `#[test]`: code that is not production.
+fn is_test_only(attrs: &[syn::Attribute]) -> bool {
+    attrs.iter().any(|a| {
+        a.path().is_ident("test")
+            || (a.path().is_ident("cfg")
+                && a.parse_args::<syn::Meta>()
+                    .is_ok_and(|m| m.path().is_ident("test")))
+    })
+}
+
+/// Lines of one source: its production lines, and each production function's length.
+#[derive(Default)]
+struct Lengths {
+    test_lines: usize,
+    /// (name, first line, lines)
+    functions: Vec<(String, usize, usize)>,
+}
+
+impl<'ast> syn::visit::Visit<'ast> for Lengths {
+    fn visit_item_mod(&mut self, m: &'ast syn::ItemMod) {
+        if is_test_only(&m.attrs) {
+            self.test_lines += lines_of(m);
+        } else {
+            syn::visit::visit_item_mod(self, m);
+        }
+    }
+    fn visit_item_fn(&mut self, f: &'ast syn::ItemFn) {
+        if is_test_only(&f.attrs) {
+            self.test_lines += lines_of(f);
+            return;
+        }
+        self.function(&f.sig, &f.block);
+        syn::visit::visit_item_fn(self, f);
+    }
+    fn visit_impl_item_fn(&mut self, f: &'ast syn::ImplItemFn) {
+        if is_test_only(&f.attrs) {
+            return;
+        }
+        self.function(&f.sig, &f.block);
+        syn::visit::visit_impl_item_fn(self, f);
+    }
+    fn visit_trait_item_fn(&mut self, f: &'ast syn::TraitItemFn) {
+        if let Some(block) = &f.default {
+            self.function(&f.sig, block);
+        }
+        syn::visit::visit_trait_item_fn(self, f);
+    }
+}
+
+impl Lengths {
+    fn function(&mut self, sig: &syn::Signature, block: &syn::Block) {
+        let first = sig.fn_token.span.start().line;
+        let last = block.brace_token.span.close().end().line;
+        self.functions
+            .push((sig.ident.to_string(), first, last + 1 - first));
+    }
+
+    fn of(source: &str) -> Lengths {
+        let file = syn::parse_file(source).unwrap();
+        let mut lengths = Lengths::default();
+        syn::visit::Visit::visit_file(&mut lengths, &file);
+        lengths
+    }
+}
+
+fn lines_of(item: &impl syn::spanned::Spanned) -> usize {
+    let span = item.span();
+    span.end().line + 1 - span.start().line
+}
+
+#[test]
+fn the_length_measure_counts_functions_and_leaves_tests_out() {
+    let body = "    let x = 1;\n".repeat(5);
+    let source = format!(
+        "/// Doc.\nfn five() {{\n{body}}}\n\nimpl S {{\n    fn method(&self) {{ }}\n}}\n\n\
+         #[cfg(test)]\nmod tests {{\n    #[test]\n    fn t() {{\n{body}    }}\n}}\n"
+    );
+    let lengths = Lengths::of(&source);
+    let names: Vec<(&str, usize, usize)> = lengths
+        .functions
+        .iter()
+        .map(|(n, first, len)| (n.as_str(), *first, *len))
+        .collect();
+    assert_eq!(names, vec![("five", 2, 7), ("method", 11, 1)]);
+    assert_eq!(lengths.test_lines, 11);
+}
+
+#[test]
+fn no_production_file_over_800_lines_and_no_function_over_120() {
+    let root = Path::new(ROOT);
+    let mut long_files = Vec::new();
+    let mut long_functions = Vec::new();
+    let mut allowed_seen = BTreeSet::new();
+    let files = production_files();
+    assert!(files.len() > 50, "found only {} files", files.len());
+    for path in files {
+        let rel = path
+            .strip_prefix(root)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let source = std::fs::read_to_string(&path).unwrap();
+        let lengths = Lengths::of(&source);
+        let production_lines = source.lines().count() - lengths.test_lines;
+        if production_lines > MAX_FILE_LINES {
+            long_files.push(format!("{rel}: {production_lines} lines"));
+        }
+        for (name, first, len) in &lengths.functions {
+            if *len <= MAX_FUNCTION_LINES {
+                continue;
+            }
+            if LONG_FUNCTIONS_BEING_SPLIT.contains(&(rel.as_str(), name.as_str())) {
+                allowed_seen.insert((rel.clone(), name.clone()));
+            } else {
+                long_functions.push(format!("{rel}:{first} {name}: {len} lines"));
+            }
+        }
+    }
+    assert!(
+        long_files.is_empty(),
+        "production files over {MAX_FILE_LINES} lines (split them by concern): {long_files:?}"
+    );
+    assert!(
+        long_functions.is_empty(),
+        "functions over {MAX_FUNCTION_LINES} lines (split them into steps that say what they do): {long_functions:?}"
+    );
+    let stale: Vec<&&(&str, &str)> = LONG_FUNCTIONS_BEING_SPLIT
+        .iter()
+        .filter(|(f, n)| !allowed_seen.contains(&(f.to_string(), n.to_string())))
+        .collect();
+    assert!(
+        stale.is_empty(),
+        "no longer over {MAX_FUNCTION_LINES} lines, remove from the allow-list: {stale:?}"
     );
 }

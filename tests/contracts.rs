@@ -106,3 +106,32 @@ fn check_config_accepts_a_good_file_and_names_the_bad_key_and_line() {
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(out.stdout.is_empty());
 }
+
+#[test]
+fn docs_show_the_default_of_every_probe_flag() {
+    use clap::CommandFactory;
+    let docs = repo_file("docs/probe.md");
+    let cli = vpce_probe::cli::Cli::command();
+    let probe = cli.find_subcommand("probe").expect("probe command");
+    let mut checked = 0;
+    for arg in probe.get_arguments() {
+        let (Some(long), [default, ..]) = (arg.get_long(), arg.get_default_values()) else {
+            continue;
+        };
+        // A switch's "default" is its state when absent, not a value to document.
+        if !arg.get_action().takes_values() {
+            continue;
+        }
+        let row = docs
+            .lines()
+            .find(|l| l.starts_with(&format!("| `--{long}")))
+            .unwrap_or_else(|| panic!("docs/probe.md has no row for --{long}"));
+        let default = default.to_string_lossy();
+        assert!(
+            row.contains(&format!("| `{default}`")),
+            "docs/probe.md: the row of --{long} does not show its default `{default}`: {row}"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 9, "only {checked} flags with a default");
+}

@@ -8,13 +8,14 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::cli::{ExpectPath, FailOn, Format, ProbeArgs};
+use crate::cli::{OutputArgs, ProbeArgs};
 // Where reports go is a setting of both `probe --ship` and this file: it lives in config.
 use crate::config::{Config, Environment};
 pub use crate::config::{Shipping, Sink};
-use crate::durations::{self, MAX_DEADLINE, MAX_RETENTION, MAX_TIMEOUT, MAX_WAIT};
+use crate::durations::{self, MAX_RETENTION, MAX_WAIT};
 use crate::escape::{shown, shown_path};
 use crate::proxy_rules::redact_proxy_url;
+use crate::settings::ProbeSettings;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -23,7 +24,8 @@ struct FileConfig {
     interval: Option<String>,
     /// Up to this much random delay added to each interval, so a fleet does not probe in step.
     jitter: Option<String>,
-    probe: ProbeSection,
+    /// The settings of `vpce-probe probe`, by the same definition (settings.rs).
+    probe: ProbeSettings,
     metrics: Option<MetricsSection>,
     spool: Option<SpoolSection>,
     shipping: Option<ShippingSection>,
@@ -31,7 +33,7 @@ struct FileConfig {
     sink: Vec<SinkSection>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ShippingSection {
     retry_initial: Option<String>,
@@ -40,41 +42,13 @@ struct ShippingSection {
     unhealthy_after: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ProbeSection {
-    #[serde(default)]
-    buckets: Vec<String>,
-    #[serde(default)]
-    tables: Vec<String>,
-    key: Option<String>,
-    item_key: Option<String>,
-    region: Option<String>,
-    profile: Option<String>,
-    timeout: Option<String>,
-    deadline: Option<String>,
-    ip_ranges: Option<PathBuf>,
-    internet_canary: Option<String>,
-    expect_path: Option<String>,
-    vpc_resolver: Option<String>,
-    resolv_conf: Option<PathBuf>,
-    hosts_file: Option<PathBuf>,
-    nsswitch_conf: Option<PathBuf>,
-    #[serde(default)]
-    expect_issuers: Vec<String>,
-    #[serde(default)]
-    write_test: bool,
-    #[serde(default)]
-    control_plane: Option<bool>,
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct MetricsSection {
     listen: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SpoolSection {
     dir: Option<PathBuf>,
@@ -126,8 +100,11 @@ pub struct AgentConfig {
 /// `[shipping] unhealthy_after` when the file does not say.
 pub const DEFAULT_UNHEALTHY_AFTER: Duration = Duration::from_secs(30 * 60);
 
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
 pub const DEFAULT_METRICS: &str = "127.0.0.1:9731";
 pub const DEFAULT_SPOOL_DIR: &str = "/var/lib/vpce-probe/spool";
+pub const DEFAULT_SPOOL_MAX_BYTES: u64 = 64 * 1024 * 1024;
+pub const DEFAULT_SPOOL_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
 
 #[derive(Debug, thiserror::Error)]
 #[error("{path}: {message}")]
@@ -192,7 +169,8 @@ pub fn check_machine(config: &AgentConfig) -> Result<(), String> {
             }
             _ => {}
         }
-        super::sinks::Sender::new(sink, probe.clone(), &config.shipping)?;
+        super::sinks::Sender::new(sink, probe.clone(), &config.shipping)
+            .map_err(|e| e.to_string())?;
     }
     Ok(())
 }
@@ -200,93 +178,10 @@ pub fn check_machine(config: &AgentConfig) -> Result<(), String> {
 /// Parse and validate; the error is one line a person can act on.
 pub fn parse(text: &str, env: Environment) -> Result<AgentConfig, String> {
     let file: FileConfig = toml::from_str(text).map_err(|e| one_line(&e, text))?;
-    // Every duration through durations::parse, with its maximum (MAX_WAIT: 7 days).
-    let duration = |field: &str,
-                    raw: &Option<String>,
-                    default: Duration,
-                    max: Duration|
-     -> Result<Duration, String> {
-        match raw {
-            None => Ok(default),
-            Some(s) => durations::parse(field, s, max),
-        }
-    };
-    let interval = duration(
-        "interval",
-        &file.interval,
-        Duration::from_secs(60),
-        MAX_WAIT,
-    )?;
-    if interval < Duration::from_secs(1) {
-        return Err(format!(
-            "interval = \"{}\": probe at most every second",
-            shown(&file.interval.unwrap_or_default())
-        ));
-    }
-    let jitter = duration("jitter", &file.jitter, interval / 10, MAX_WAIT)?;
-    if jitter >= interval {
-        return Err("jitter must be shorter than interval".into());
-    }
-    let p = file.probe;
-    let seconds = |field: &str, raw: &Option<String>, max| -> Result<Option<f64>, String> {
-        raw.as_ref()
-            .map(|s| durations::parse(&format!("probe.{field}"), s, max).map(|d| d.as_secs_f64()))
-            .transpose()
-    };
-    let choice =
-        |field: &str, raw: &Option<String>, allowed: &[&str]| -> Result<Option<String>, String> {
-            match raw {
-                Some(v) if !allowed.contains(&v.as_str()) => Err(format!(
-                    "probe.{field} = \"{}\": expected one of {}",
-                    shown(v),
-                    allowed.join(", ")
-                )),
-                other => Ok(other.clone()),
-            }
-        };
-    let expect_path = match choice(
-        "expect_path",
-        &p.expect_path,
-        &["gateway", "interface", "any"],
-    )?
-    .as_deref()
-    {
-        Some("interface") => ExpectPath::Interface,
-        Some("any") => ExpectPath::Any,
-        _ => ExpectPath::Gateway,
-    };
+    let (interval, jitter) = schedule(&file.interval, &file.jitter)?;
     let args = ProbeArgs {
-        buckets: p.buckets,
-        tables: p.tables,
-        key: p.key,
-        item_key: p.item_key,
-        write_test: p.write_test,
-        no_calls: false,
-        no_control_plane: p.control_plane == Some(false),
-        reachability_analyzer: false,
-        region: p.region,
-        profile: p.profile,
-        format: Format::Json,
-        output: None,
-        ship: Vec::new(),
-        ship_token_file: None,
-        ship_ca_file: None,
-        timeout: seconds("timeout", &p.timeout, MAX_TIMEOUT)?.unwrap_or(3.0),
-        deadline: seconds("deadline", &p.deadline, MAX_DEADLINE)?,
-        ip_ranges: p.ip_ranges,
-        internet_canary: p
-            .internet_canary
-            .unwrap_or_else(|| "checkip.amazonaws.com:443".into()),
-        expect_path,
-        vpc_resolver: p.vpc_resolver.unwrap_or_else(|| "169.254.169.253".into()),
-        resolv_conf: p.resolv_conf.unwrap_or_else(|| "/etc/resolv.conf".into()),
-        hosts_file: p.hosts_file.unwrap_or_else(|| "/etc/hosts".into()),
-        nsswitch_conf: p
-            .nsswitch_conf
-            .unwrap_or_else(|| "/etc/nsswitch.conf".into()),
-        expect_issuers: p.expect_issuers,
-        fail_on: FailOn::Error,
-        no_progress: true,
+        settings: file.probe,
+        output: OutputArgs::agent(),
     };
     // The same validation as `vpce-probe probe`, with the messages prefixed by the section.
     let probe = Config::from_args(args, env).map_err(|e| format!("[probe] {e}"))?;
@@ -297,46 +192,93 @@ pub fn parse(text: &str, env: Environment) -> Result<AgentConfig, String> {
             interval.as_secs_f64()
         ));
     }
-    let metrics_listen = match file.metrics.and_then(|m| m.listen) {
-        Some(s) if s == "none" => None,
-        Some(s) => Some(s.parse::<SocketAddr>().map_err(|_| {
-            format!("metrics.listen = \"{}\": expected IP:PORT (e.g. \"{DEFAULT_METRICS}\") or \"none\"", shown(&s))
-        })?),
-        None => DEFAULT_METRICS.parse().ok(),
-    };
-    let spool = file.spool;
-    let spool_dir = spool
-        .as_ref()
-        .and_then(|s| s.dir.clone())
-        .unwrap_or_else(|| DEFAULT_SPOOL_DIR.into());
-    let spool_max_bytes = spool
-        .as_ref()
-        .and_then(|s| s.max_bytes)
-        .unwrap_or(64 * 1024 * 1024);
-    let spool_max_age = duration(
-        "spool.max_age",
-        &spool.as_ref().and_then(|s| s.max_age.clone()),
-        Duration::from_secs(7 * 24 * 3600),
-        MAX_RETENTION,
-    )?;
+    let metrics_listen = metrics_listen(file.metrics)?;
+    let spool = file.spool.unwrap_or_default();
+    let (shipping, unhealthy_after) = shipping(file.shipping.unwrap_or_default())?;
+    Ok(AgentConfig {
+        interval,
+        jitter,
+        probe,
+        metrics_listen,
+        spool_dir: spool.dir.unwrap_or_else(|| DEFAULT_SPOOL_DIR.into()),
+        spool_max_bytes: spool.max_bytes.unwrap_or(DEFAULT_SPOOL_MAX_BYTES),
+        spool_max_age: duration(
+            "spool.max_age",
+            &spool.max_age,
+            DEFAULT_SPOOL_MAX_AGE,
+            MAX_RETENTION,
+        )?,
+        shipping,
+        unhealthy_after,
+        sinks: sinks(file.sink)?,
+    })
+}
+
+/// A duration of the file (`durations::parse`, with its maximum), or its default.
+fn duration(
+    key: &str,
+    raw: &Option<String>,
+    default: Duration,
+    max: Duration,
+) -> Result<Duration, String> {
+    match raw {
+        None => Ok(default),
+        Some(s) => durations::parse(key, s, max),
+    }
+}
+
+/// `interval` (at least a second) and `jitter` (shorter than the interval).
+fn schedule(
+    interval: &Option<String>,
+    jitter: &Option<String>,
+) -> Result<(Duration, Duration), String> {
+    let interval_value = duration("interval", interval, DEFAULT_INTERVAL, MAX_WAIT)?;
+    if interval_value < Duration::from_secs(1) {
+        return Err(format!(
+            "interval = \"{}\": probe at most every second",
+            shown(interval.as_deref().unwrap_or_default())
+        ));
+    }
+    let jitter = duration("jitter", jitter, interval_value / 10, MAX_WAIT)?;
+    if jitter >= interval_value {
+        return Err("jitter must be shorter than interval".into());
+    }
+    Ok((interval_value, jitter))
+}
+
+/// `[metrics] listen`: an address, or "none" for no listener.
+fn metrics_listen(metrics: Option<MetricsSection>) -> Result<Option<SocketAddr>, String> {
+    match metrics.and_then(|m| m.listen) {
+        Some(s) if s == "none" => Ok(None),
+        Some(s) => s.parse::<SocketAddr>().map(Some).map_err(|_| {
+            format!(
+                "metrics.listen = \"{}\": expected IP:PORT (e.g. \"{DEFAULT_METRICS}\") or \"none\"",
+                shown(&s)
+            )
+        }),
+        None => Ok(DEFAULT_METRICS.parse().ok()),
+    }
+}
+
+/// `[shipping]`: the sinks' backoff and timeout, and when a failing sink makes /healthz fail.
+fn shipping(section: ShippingSection) -> Result<(Shipping, Duration), String> {
     let defaults = Shipping::default();
-    let shipping = file.shipping.as_ref();
     let shipping = Shipping {
         retry_initial: duration(
             "shipping.retry_initial",
-            &shipping.and_then(|s| s.retry_initial.clone()),
+            &section.retry_initial,
             defaults.retry_initial,
             MAX_WAIT,
         )?,
         retry_max: duration(
             "shipping.retry_max",
-            &shipping.and_then(|s| s.retry_max.clone()),
+            &section.retry_max,
             defaults.retry_max,
             MAX_WAIT,
         )?,
         timeout: duration(
             "shipping.timeout",
-            &shipping.and_then(|s| s.timeout.clone()),
+            &section.timeout,
             defaults.timeout,
             MAX_WAIT,
         )?,
@@ -349,89 +291,83 @@ pub fn parse(text: &str, env: Environment) -> Result<AgentConfig, String> {
     }
     let unhealthy_after = duration(
         "shipping.unhealthy_after",
-        &file
-            .shipping
-            .as_ref()
-            .and_then(|s| s.unhealthy_after.clone()),
+        &section.unhealthy_after,
         DEFAULT_UNHEALTHY_AFTER,
         MAX_WAIT,
     )?;
     if unhealthy_after.is_zero() {
         return Err("shipping.unhealthy_after must be above zero".into());
     }
-    let mut sinks = Vec::new();
-    for (i, s) in file.sink.into_iter().enumerate() {
-        let default_name = |kind: &str| format!("{kind}-{}", i + 1);
-        let sink = match s {
-            SinkSection::Http {
-                name,
-                url,
-                bearer_token_file,
-                ca_file,
-                gzip,
-            } => {
-                let parsed = url::Url::parse(&url)
-                    .ok()
-                    .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
-                    .ok_or_else(|| {
-                        format!(
-                            "sink {}: url = \"{}\" is not an http(s) URL",
-                            i + 1,
-                            shown(&redact_proxy_url(&url))
-                        )
-                    })?;
-                Sink::Http {
-                    name: name.unwrap_or_else(|| default_name("http")),
-                    url: parsed,
-                    bearer_token_file,
-                    ca_file,
-                    gzip,
-                }
-            }
-            SinkSection::S3 { name, url } => {
-                let (bucket, prefix) = crate::config::parse_s3_url(&url)
-                    .map_err(|e| format!("sink {}: {e}", i + 1))?;
-                Sink::S3 {
-                    name: name.unwrap_or_else(|| default_name("s3")),
-                    bucket,
-                    prefix,
-                }
-            }
-            SinkSection::Dir { name, path } => Sink::Dir {
-                name: name.unwrap_or_else(|| default_name("dir")),
-                path,
-            },
-        };
+    Ok((shipping, unhealthy_after))
+}
+
+/// The `[[sink]]` tables, named after their position unless named, each name once.
+fn sinks(sections: Vec<SinkSection>) -> Result<Vec<Sink>, String> {
+    let mut sinks: Vec<Sink> = Vec::new();
+    for (i, section) in sections.into_iter().enumerate() {
+        let position = i + 1;
+        let sink = sink(section, position)?;
         // The spool's rule (names are parts of its file names), checked here so that
         // check-config refuses what the start would.
         if super::spool::validate_sink_name(sink.name()).is_err() {
             return Err(format!(
-                "sink {}: name = \"{}\": use 1 to {} characters among A-Z, a-z, 0-9, '-' and '_'",
-                i + 1,
+                "sink {position}: name = \"{}\": use 1 to {} characters among A-Z, a-z, 0-9, '-' and '_'",
                 shown(sink.name()),
                 super::spool::MAX_SINK_NAME_LEN
             ));
         }
-        if sinks.iter().any(|s: &Sink| s.name() == sink.name()) {
+        if sinks.iter().any(|s| s.name() == sink.name()) {
             return Err(format!(
-                "sink {}: the name \"{}\" is used twice",
-                i + 1,
+                "sink {position}: the name \"{}\" is used twice",
                 sink.name()
             ));
         }
         sinks.push(sink);
     }
-    Ok(AgentConfig {
-        interval,
-        jitter,
-        probe,
-        metrics_listen,
-        spool_dir,
-        spool_max_bytes,
-        spool_max_age,
-        shipping,
-        unhealthy_after,
-        sinks,
+    Ok(sinks)
+}
+
+/// One `[[sink]]` table, the `position`-th of the file.
+fn sink(section: SinkSection, position: usize) -> Result<Sink, String> {
+    let default_name = |kind: &str| format!("{kind}-{position}");
+    Ok(match section {
+        SinkSection::Http {
+            name,
+            url,
+            bearer_token_file,
+            ca_file,
+            gzip,
+        } => {
+            let parsed = url::Url::parse(&url)
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+                .ok_or_else(|| {
+                    format!(
+                        "sink {position}: url = \"{}\" is not an http(s) URL",
+                        shown(&redact_proxy_url(&url))
+                    )
+                })?;
+            Sink::Http {
+                name: name.unwrap_or_else(|| default_name("http")),
+                url: parsed,
+                bearer_token_file,
+                ca_file,
+                gzip,
+            }
+        }
+        SinkSection::S3 { name, url } => {
+            let (bucket, prefix) =
+                crate::config::parse_s3_url(&url).map_err(|e| format!("sink {position}: {e}"))?;
+            Sink::S3 {
+                name: name.unwrap_or_else(|| default_name("s3")),
+                bucket,
+                prefix,
+            }
+        }
+        SinkSection::Dir { name, path } => Sink::Dir {
+            name: name.unwrap_or_else(|| default_name("dir")),
+            path,
+        },
     })
 }
 
@@ -478,6 +414,85 @@ path = "/var/lib/vpce-probe/reports"
 type = "s3"
 url = "s3://reports-bucket/vpce-probe/"
 "#;
+
+    /// packaging/config.toml shows every setting as a commented example, with its default
+    /// unless it says there is none: each example, uncommented into a minimal file, must give
+    /// exactly the configuration of the file without it.
+    #[test]
+    fn the_packaged_file_shows_the_defaults() {
+        const PACKAGED: &str = include_str!("../../packaging/config.toml");
+        // Shown with an example value: what to probe, and what has no default.
+        const NO_DEFAULT: &[&str] = &[
+            "buckets",
+            "tables",
+            "key",
+            "item_key",
+            "region",
+            "profile",
+            "ip_ranges",
+        ];
+        const BASELINE_TARGETS: &str =
+            "buckets = [\"baseline-bucket\"]\ntables = [\"baseline-table\"]\n";
+        let file = |section: &str, line: &str| {
+            let top = if section.is_empty() { line } else { "" };
+            let probe = if section == "probe" { line } else { "" };
+            let rest = if section.is_empty() || section == "probe" {
+                String::new()
+            } else {
+                format!("[{section}]\n{line}\n")
+            };
+            format!("{top}\n[probe]\n{BASELINE_TARGETS}{probe}\n{rest}")
+        };
+        let shown = |text: &str| format!("{:?}", parse(text, Environment::default()));
+        let baseline = shown(&file("", ""));
+        assert!(baseline.starts_with("Ok("), "{baseline}");
+        let mut section = String::new();
+        let mut checked = Vec::new();
+        for line in PACKAGED.lines() {
+            if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                section = name.to_string();
+                continue;
+            }
+            // The sinks' examples are whole tables, with no defaults to show but gzip's.
+            if line.contains("[[sink]]") {
+                break;
+            }
+            let Some(example) = line.strip_prefix('#') else {
+                continue;
+            };
+            let Some((key, _)) = example.split_once(" = ") else {
+                continue;
+            };
+            if !key.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+                continue;
+            }
+            checked.push(format!("{section}.{key}"));
+            if NO_DEFAULT.contains(&key) {
+                continue;
+            }
+            // Compared whole (the Debug form of the parsed file), reported short.
+            assert!(
+                shown(&file(&section, example)) == baseline,
+                "packaging/config.toml: [{section}] {example} is not the default"
+            );
+        }
+        // Every key of the [probe] section is shown (those the file refuses excepted).
+        let probe_keys = <crate::settings::ProbeSettings as clap::Args>::augment_args(
+            clap::Command::new("probe"),
+        );
+        for arg in probe_keys.get_arguments() {
+            let key = arg.get_id().as_str();
+            let refused = toml::from_str::<crate::settings::ProbeSettings>(&format!("{key} = 0"))
+                .is_err_and(|e| e.message().contains("unknown field"));
+            if !refused {
+                assert!(
+                    checked.contains(&format!("probe.{key}")),
+                    "packaging/config.toml does not show [probe] {key}"
+                );
+            }
+        }
+        assert!(checked.len() > 25, "{checked:?}");
+    }
 
     #[test]
     fn a_good_file() {

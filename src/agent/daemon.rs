@@ -15,7 +15,7 @@ use tracing::{error, info, warn};
 use super::config::{self, AgentConfig};
 use super::metrics::{self, Health, Liveness, Metrics};
 use super::shipper::{self, Observers, SharedSpool, Signals, with_spool};
-use super::sinks::Sender;
+use super::sinks::{Sender, SinkSetupError};
 use super::spool::{Spool, SpoolConfig};
 use crate::config::Environment;
 use crate::durations::after;
@@ -28,15 +28,38 @@ pub const FLUSH_GRACE: Duration = Duration::from_secs(5);
 /// Slack on top of every promise the loop makes to the watchdog and /healthz.
 const LIVENESS_SLACK: Duration = Duration::from_secs(30);
 
-/// Why the agent did not start.
+/// Why the agent did not start. The first two are bad input (exit 2, like every usage error),
+/// the others something on the machine (exit 3).
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    /// A bad configuration file (exit 2, like every usage error).
+    /// A bad configuration file.
+    #[error(transparent)]
+    Config(#[from] config::AgentConfigError),
+    /// A sink the file describes that cannot be built (its CA file, its HTTP client).
+    #[error(transparent)]
+    Sink(#[from] SinkSetupError),
+    #[error(
+        "cannot listen on {addr} for metrics: {source} (set [metrics] listen to a free address, or \"none\")"
+    )]
+    MetricsListen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot handle {signal}: {source}")]
+    Signal {
+        signal: &'static str,
+        source: std::io::Error,
+    },
+    /// The spool directory cannot be opened (permissions, a full disk, another agent's lock).
     #[error("{0}")]
-    Config(String),
-    /// Something on the machine (a taken port, an unusable spool directory).
-    #[error("{0}")]
-    Setup(String),
+    Spool(String),
+}
+
+impl StartError {
+    /// Whether the configuration is at fault (exit 2) rather than the machine (exit 3).
+    pub fn is_bad_configuration(&self) -> bool {
+        matches!(self, StartError::Config(_) | StartError::Sink(_))
+    }
 }
 
 enum Control {
@@ -76,7 +99,7 @@ struct Agent {
 
 /// Runs until SIGTERM or SIGINT. Ok after a clean stop.
 pub async fn run(path: PathBuf, env: Environment) -> Result<(), StartError> {
-    let config = config::load(&path, env.clone()).map_err(|e| StartError::Config(e.to_string()))?;
+    let config = config::load(&path, env.clone())?;
     let metrics = Arc::new(Metrics::new());
     // Saturating throughout: durations are bounded by the config (durations::MAX_WAIT), and
     // the arithmetic on them must not panic even if a bound is ever raised.
@@ -88,23 +111,23 @@ pub async fn run(path: PathBuf, env: Environment) -> Result<(), StartError> {
             .saturating_add(LIVENESS_SLACK),
     ));
     let listener = match config.metrics_listen {
-        Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.map_err(|e| {
-            StartError::Setup(format!(
-                "cannot listen on {addr} for metrics: {e} (set [metrics] listen to a free address, or \"none\")"
-            ))
-        })?),
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartError::MetricsListen { addr, source })?,
+        ),
         None => None,
     };
     // Signal handlers before anything that takes time: a SIGTERM from now on is ours to handle.
     let (control_tx, mut control) = mpsc::channel(8);
-    spawn_signal_listener(control_tx).map_err(StartError::Setup)?;
+    spawn_signal_listener(control_tx)?;
 
     let health = Arc::new(Health::new(config.unhealthy_after));
     let spool: SharedSpool = Arc::new(Mutex::new(None));
     open_spool(&spool, &config, &metrics)
         .await
-        .map_err(StartError::Setup)?;
-    let senders = build_senders(&config).map_err(StartError::Config)?;
+        .map_err(StartError::Spool)?;
+    let senders = build_senders(&config)?;
     let (pushed, _) = watch::channel(0u64);
     let observers = Observers {
         metrics: metrics.clone(),
@@ -322,7 +345,7 @@ impl Agent {
             warn!("metrics.listen changed: it takes effect at the next restart");
             new.metrics_listen = old.metrics_listen;
         }
-        let senders = build_senders(&new)?;
+        let senders = build_senders(&new).map_err(|e| e.to_string())?;
         let spool_changed = new.spool_dir != old.spool_dir
             || new.spool_max_bytes != old.spool_max_bytes
             || new.spool_max_age != old.spool_max_age
@@ -401,7 +424,7 @@ impl Agent {
     }
 }
 
-fn build_senders(config: &AgentConfig) -> Result<Vec<Sender>, String> {
+fn build_senders(config: &AgentConfig) -> Result<Vec<Sender>, SinkSetupError> {
     let probe = Arc::new(config.probe.clone());
     config
         .sinks
@@ -479,10 +502,13 @@ async fn open_spool(
     .map_err(|e| format!("spool task: {e}"))?
 }
 
-fn spawn_signal_listener(tx: mpsc::Sender<Control>) -> Result<(), String> {
+fn spawn_signal_listener(tx: mpsc::Sender<Control>) -> Result<(), StartError> {
     use tokio::signal::unix::{SignalKind, signal};
-    let listen = |kind: SignalKind, name: &str| {
-        signal(kind).map_err(|e| format!("cannot handle {name}: {e}"))
+    let listen = |kind: SignalKind, name: &'static str| {
+        signal(kind).map_err(|source| StartError::Signal {
+            signal: name,
+            source,
+        })
     };
     let mut term = listen(SignalKind::terminate(), "SIGTERM")?;
     let mut int = listen(SignalKind::interrupt(), "SIGINT")?;

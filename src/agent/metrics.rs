@@ -22,6 +22,23 @@ use crate::report::{CheckStatus, Evidence, OverallStatus, Report};
 type Labels = Vec<(String, String)>;
 type FloatGauge = Gauge<f64, AtomicU64>;
 
+/// The agent's version and the features it was built with.
+fn register_build_info(registry: &mut Registry) {
+    let features = if cfg!(feature = "control-plane") {
+        "control-plane"
+    } else {
+        ""
+    };
+    registry.register(
+        "build",
+        "The agent's version and features",
+        Info::new(labels(&[
+            ("version", env!("CARGO_PKG_VERSION")),
+            ("features", features),
+        ])),
+    );
+}
+
 fn labels(pairs: &[(&str, &str)]) -> Labels {
     pairs
         .iter()
@@ -84,6 +101,15 @@ impl Metrics {
             spool_bytes: Gauge::default(),
             reloads: Family::default(),
         };
+        m.register_run_results(&mut registry);
+        m.register_agent_operation(&mut registry);
+        register_build_info(&mut registry);
+        Metrics { registry, ..m }
+    }
+
+    /// What the last run found, and how the runs went.
+    fn register_run_results(&self, registry: &mut Registry) {
+        let m = self;
         registry.register(
             "check_success",
             "Whether the checks of one kind passed for a target in the last run (1) or failed (0); target \"host\" for instance-wide checks",
@@ -134,6 +160,12 @@ impl Metrics {
             "Probe runs by result (healthy, problems, abandoned)",
             m.runs.clone(),
         );
+    }
+
+    /// The agent's own work: the sinks and the spool (what was kept, shipped, refused and
+    /// dropped) and the configuration reloads.
+    fn register_agent_operation(&self, registry: &mut Registry) {
+        let m = self;
         registry.register(
             "reports_shipped",
             "Reports a sink acknowledged",
@@ -179,20 +211,6 @@ impl Metrics {
             "Configuration reloads (SIGHUP) by result (ok, error)",
             m.reloads.clone(),
         );
-        let features = if cfg!(feature = "control-plane") {
-            "control-plane"
-        } else {
-            ""
-        };
-        registry.register(
-            "build",
-            "The agent's version and features",
-            Info::new(labels(&[
-                ("version", env!("CARGO_PKG_VERSION")),
-                ("features", features),
-            ])),
-        );
-        Metrics { registry, ..m }
     }
 
     /// Replaces the per-run metrics with those of `report`.

@@ -240,10 +240,26 @@ impl std::fmt::Debug for Sender {
     }
 }
 
+/// A sink of the configuration that cannot be built: bad input, like the file itself (exit 2).
+#[derive(Debug, thiserror::Error)]
+pub enum SinkSetupError {
+    #[error("sink {sink}: {reason}")]
+    TrustRoots { sink: String, reason: String },
+    #[error("sink {sink}: HTTP client: {source}")]
+    HttpClient {
+        sink: String,
+        source: reqwest::Error,
+    },
+}
+
 impl Sender {
     /// `probe` gives the trust roots, resolvers, region and profile the sinks use (the same as the
     /// probe's, so that a sink reaches S3 the way the probe just proved it can).
-    pub fn new(sink: &Sink, probe: Arc<Config>, shipping: &Shipping) -> Result<Sender, String> {
+    pub fn new(
+        sink: &Sink,
+        probe: Arc<Config>,
+        shipping: &Shipping,
+    ) -> Result<Sender, SinkSetupError> {
         let kind = match sink {
             Sink::Http {
                 url,
@@ -258,8 +274,12 @@ impl Sender {
                     .cloned()
                     .collect();
                 pem_files.extend(ca_file.iter().cloned());
-                let tls = crate::net::tls::client_config(&pem_files)
-                    .map_err(|e| format!("sink {}: {e}", sink.name()))?;
+                let tls = crate::net::tls::client_config(&pem_files).map_err(|reason| {
+                    SinkSetupError::TrustRoots {
+                        sink: sink.name().to_string(),
+                        reason,
+                    }
+                })?;
                 let client = reqwest::Client::builder()
                     .use_preconfigured_tls(tls)
                     // A redirect could take the report (and the bearer token's audience) to
@@ -269,7 +289,10 @@ impl Sender {
                     .timeout(shipping.timeout)
                     .user_agent(concat!("vpce-probe/", env!("CARGO_PKG_VERSION")))
                     .build()
-                    .map_err(|e| format!("sink {}: HTTP client: {e}", sink.name()))?;
+                    .map_err(|source| SinkSetupError::HttpClient {
+                        sink: sink.name().to_string(),
+                        source,
+                    })?;
                 SenderKind::Http {
                     client,
                     url: url.clone(),
@@ -438,7 +461,7 @@ pub async fn ship_once(
         async move {
             let sender = match Sender::new(sink, probe, &shipping) {
                 Ok(s) => s,
-                Err(e) => return (sink.name().to_string(), Err(e)),
+                Err(e) => return (sink.name().to_string(), Err(e.to_string())),
             };
             let meta = match meta {
                 Ok(m) => m,

@@ -4,7 +4,10 @@
 use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
-use aws_sdk_ec2::types::{Filter, VpcAttributeName};
+use aws_sdk_ec2::operation::describe_prefix_lists::DescribePrefixListsOutput;
+use aws_sdk_ec2::operation::describe_route_tables::DescribeRouteTablesOutput;
+use aws_sdk_ec2::operation::describe_vpc_endpoints::DescribeVpcEndpointsOutput;
+use aws_sdk_ec2::types::{Filter, NetworkAcl, Route, SecurityGroup, VpcAttributeName};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
@@ -70,6 +73,7 @@ where
     value
 }
 
+/// Every Describe* read at once (each within twice the timeout), then what each one says.
 pub async fn read(
     sdk: &SdkConfig,
     instance: &InstanceFacts,
@@ -155,178 +159,210 @@ pub async fn read(
     );
     let mut cp = ControlPlane::default();
     let reads = &mut cp.reads;
-
+    // Recorded in this order: the report lists the reads as they are made here.
     let explicit = record(reads, "ec2:DescribeRouteTables", rtb);
     let main = record(reads, "ec2:DescribeRouteTables (main)", main_rtb);
-    let table = explicit
-        .as_ref()
-        .and_then(|o| o.route_tables().first().cloned())
-        .map(|t| (t, false))
-        .or_else(|| {
-            main.as_ref()
-                .and_then(|o| o.route_tables().first().cloned())
-                .map(|t| (t, true))
-        });
-    cp.route_table = table.map(|(t, main)| RouteTableFacts {
-        id: t.route_table_id().unwrap_or_default().to_string(),
-        main,
-        routes: t
-            .routes()
-            .iter()
-            .map(|r| RouteFacts {
-                destination_cidr: r
-                    .destination_cidr_block()
-                    .or(r.destination_ipv6_cidr_block())
-                    .map(str::to_string),
-                destination_prefix_list: r.destination_prefix_list_id().map(str::to_string),
-                target: r
-                    .gateway_id()
-                    .or(r.nat_gateway_id())
-                    .or(r.vpc_peering_connection_id())
-                    .or(r.transit_gateway_id())
-                    .or(r.network_interface_id())
-                    .or(r.instance_id())
-                    .or(r.local_gateway_id())
-                    .or(r.carrier_gateway_id())
-                    .or(r.egress_only_internet_gateway_id())
-                    .unwrap_or("unknown")
-                    .to_string(),
-                state: r
-                    .state()
-                    .map(|s| s.as_str().to_string())
-                    .unwrap_or_else(|| "active".into()),
-            })
-            .collect(),
-    });
-
+    cp.route_table = subnet_route_table(explicit, main);
     if let Some(out) = record(reads, "ec2:DescribeVpcEndpoints", endpoints) {
-        cp.endpoints = out
-            .vpc_endpoints()
-            .iter()
-            .filter(|e| {
-                e.vpc_endpoint_type().map(|t| t.as_str()) == Some("Gateway")
-                    || e.vpc_endpoint_type().is_none()
-            })
-            .filter_map(|e| {
-                let name = e.service_name().unwrap_or_default();
-                let service = services
-                    .iter()
-                    .find(|s| service_name(region, **s) == name)?;
-                Some(EndpointFacts {
-                    id: e.vpc_endpoint_id().unwrap_or_default().to_string(),
-                    service: *service,
-                    service_name: name.to_string(),
-                    state: e
-                        .state()
-                        .map(|s| s.as_str().to_string())
-                        .unwrap_or_default(),
-                    route_table_ids: e.route_table_ids().to_vec(),
-                    policy: e.policy_document().map(str::to_string),
-                    ip_address_type: e.ip_address_type().map(|t| t.as_str().to_string()),
-                })
-            })
-            .collect();
+        cp.endpoints = gateway_endpoints(&out, services, region);
     }
-
     if let Some(out) = record(reads, "ec2:DescribePrefixLists", pls) {
-        let lists: Vec<(String, String)> = out
-            .prefix_lists()
-            .iter()
-            .filter_map(|p| {
-                Some((
-                    p.prefix_list_id()?.to_string(),
-                    p.prefix_list_name()?.to_string(),
-                ))
-            })
-            .collect();
-        // DescribePrefixLists may omit the CIDRs; the managed-list entries are the source.
-        let entries = futures_util::future::join_all(lists.iter().map(|(id, _)| {
-            tokio::time::timeout(
-                limit,
-                client
-                    .get_managed_prefix_list_entries()
-                    .prefix_list_id(id)
-                    .send(),
-            )
-        }))
-        .await;
-        for ((id, name), result) in lists.into_iter().zip(entries) {
-            let cidrs = record(reads, "ec2:GetManagedPrefixListEntries", result)
-                .map(|o| {
-                    o.entries()
-                        .iter()
-                        .filter_map(|e| e.cidr().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default();
-            if let Some(service) = services.iter().find(|s| service_name(region, **s) == name) {
-                cp.prefix_lists.push(PrefixListFacts {
-                    id,
-                    name,
-                    service: *service,
-                    cidrs,
-                });
-            }
-        }
-    }
-
-    if let Some(out) = record(reads, "ec2:DescribeSecurityGroups", sgs) {
-        cp.security_groups = out
-            .security_groups()
-            .iter()
-            .map(|g| SecurityGroupFacts {
-                id: g.group_id().unwrap_or_default().to_string(),
-                egress: g
-                    .ip_permissions_egress()
-                    .iter()
-                    .map(|p| SgRule {
-                        protocol: p.ip_protocol().unwrap_or("-1").to_string(),
-                        from_port: p.from_port(),
-                        to_port: p.to_port(),
-                        cidrs: p
-                            .ip_ranges()
-                            .iter()
-                            .filter_map(|r| r.cidr_ip().map(str::to_string))
-                            .chain(
-                                p.ipv6_ranges()
-                                    .iter()
-                                    .filter_map(|r| r.cidr_ipv6().map(str::to_string)),
-                            )
-                            .collect(),
-                        prefix_list_ids: p
-                            .prefix_list_ids()
-                            .iter()
-                            .filter_map(|r| r.prefix_list_id().map(str::to_string))
-                            .collect(),
-                    })
-                    .collect(),
-            })
-            .collect();
-    }
-
-    if let Some(out) = record(reads, "ec2:DescribeNetworkAcls", acl) {
-        cp.network_acl = out.network_acls().first().map(|a| NetworkAclFacts {
-            id: a.network_acl_id().unwrap_or_default().to_string(),
-            entries: a
-                .entries()
+        let wanted = |name: &str| {
+            services
                 .iter()
-                .map(|e| NaclEntry {
-                    rule_number: e.rule_number().unwrap_or(32767),
-                    egress: e.egress().unwrap_or(false),
-                    protocol: e.protocol().unwrap_or("-1").to_string(),
-                    allow: e.rule_action().map(|a| a.as_str()) == Some("allow"),
-                    cidr: e.cidr_block().or(e.ipv6_cidr_block()).map(str::to_string),
-                    from_port: e.port_range().and_then(|p| p.from()),
-                    to_port: e.port_range().and_then(|p| p.to()),
-                })
-                .collect(),
-        });
+                .copied()
+                .find(|s| service_name(region, *s) == name)
+        };
+        cp.prefix_lists = prefix_lists(&client, &out, wanted, reads, limit).await;
     }
-
+    if let Some(out) = record(reads, "ec2:DescribeSecurityGroups", sgs) {
+        cp.security_groups = out.security_groups().iter().map(security_group).collect();
+    }
+    if let Some(out) = record(reads, "ec2:DescribeNetworkAcls", acl) {
+        cp.network_acl = out.network_acls().first().map(network_acl);
+    }
     cp.dns_support = record(reads, "ec2:DescribeVpcAttribute", dns_support)
         .and_then(|o| o.enable_dns_support().and_then(|v| v.value()));
     cp.dns_hostnames = record(reads, "ec2:DescribeVpcAttribute", dns_hostnames)
         .and_then(|o| o.enable_dns_hostnames().and_then(|v| v.value()));
     cp.duration_ms = millis(started.elapsed());
     cp
+}
+
+/// The subnet's route table: its explicit association, else the VPC's main table.
+fn subnet_route_table(
+    explicit: Option<DescribeRouteTablesOutput>,
+    main: Option<DescribeRouteTablesOutput>,
+) -> Option<RouteTableFacts> {
+    let first =
+        |o: Option<DescribeRouteTablesOutput>| o.and_then(|o| o.route_tables().first().cloned());
+    let (table, main) = first(explicit)
+        .map(|t| (t, false))
+        .or_else(|| first(main).map(|t| (t, true)))?;
+    Some(RouteTableFacts {
+        id: table.route_table_id().unwrap_or_default().to_string(),
+        main,
+        routes: table.routes().iter().map(route).collect(),
+    })
+}
+
+fn route(r: &Route) -> RouteFacts {
+    RouteFacts {
+        destination_cidr: r
+            .destination_cidr_block()
+            .or(r.destination_ipv6_cidr_block())
+            .map(str::to_string),
+        destination_prefix_list: r.destination_prefix_list_id().map(str::to_string),
+        target: r
+            .gateway_id()
+            .or(r.nat_gateway_id())
+            .or(r.vpc_peering_connection_id())
+            .or(r.transit_gateway_id())
+            .or(r.network_interface_id())
+            .or(r.instance_id())
+            .or(r.local_gateway_id())
+            .or(r.carrier_gateway_id())
+            .or(r.egress_only_internet_gateway_id())
+            .unwrap_or("unknown")
+            .to_string(),
+        state: r
+            .state()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_else(|| "active".into()),
+    }
+}
+
+/// The VPC's gateway endpoints of the probed services.
+fn gateway_endpoints(
+    out: &DescribeVpcEndpointsOutput,
+    services: &[Service],
+    region: &str,
+) -> Vec<EndpointFacts> {
+    out.vpc_endpoints()
+        .iter()
+        .filter(|e| {
+            e.vpc_endpoint_type().map(|t| t.as_str()) == Some("Gateway")
+                || e.vpc_endpoint_type().is_none()
+        })
+        .filter_map(|e| {
+            let name = e.service_name().unwrap_or_default();
+            let service = services
+                .iter()
+                .find(|s| service_name(region, **s) == name)?;
+            Some(EndpointFacts {
+                id: e.vpc_endpoint_id().unwrap_or_default().to_string(),
+                service: *service,
+                service_name: name.to_string(),
+                state: e
+                    .state()
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_default(),
+                route_table_ids: e.route_table_ids().to_vec(),
+                policy: e.policy_document().map(str::to_string),
+                ip_address_type: e.ip_address_type().map(|t| t.as_str().to_string()),
+            })
+        })
+        .collect()
+}
+
+/// The services' prefix lists with their CIDRs. DescribePrefixLists may omit the CIDRs; the
+/// managed-list entries are the source (one more read per list, recorded too).
+async fn prefix_lists(
+    client: &aws_sdk_ec2::Client,
+    out: &DescribePrefixListsOutput,
+    service_of: impl Fn(&str) -> Option<Service>,
+    reads: &mut Vec<ControlPlaneRead>,
+    limit: Duration,
+) -> Vec<PrefixListFacts> {
+    let lists: Vec<(String, String)> = out
+        .prefix_lists()
+        .iter()
+        .filter_map(|p| {
+            Some((
+                p.prefix_list_id()?.to_string(),
+                p.prefix_list_name()?.to_string(),
+            ))
+        })
+        .collect();
+    let entries = futures_util::future::join_all(lists.iter().map(|(id, _)| {
+        tokio::time::timeout(
+            limit,
+            client
+                .get_managed_prefix_list_entries()
+                .prefix_list_id(id)
+                .send(),
+        )
+    }))
+    .await;
+    let mut facts = Vec::new();
+    for ((id, name), result) in lists.into_iter().zip(entries) {
+        let cidrs = record(reads, "ec2:GetManagedPrefixListEntries", result)
+            .map(|o| {
+                o.entries()
+                    .iter()
+                    .filter_map(|e| e.cidr().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Some(service) = service_of(&name) {
+            facts.push(PrefixListFacts {
+                id,
+                name,
+                service,
+                cidrs,
+            });
+        }
+    }
+    facts
+}
+
+/// A security group's egress rules.
+fn security_group(g: &SecurityGroup) -> SecurityGroupFacts {
+    SecurityGroupFacts {
+        id: g.group_id().unwrap_or_default().to_string(),
+        egress: g
+            .ip_permissions_egress()
+            .iter()
+            .map(|p| SgRule {
+                protocol: p.ip_protocol().unwrap_or("-1").to_string(),
+                from_port: p.from_port(),
+                to_port: p.to_port(),
+                cidrs: p
+                    .ip_ranges()
+                    .iter()
+                    .filter_map(|r| r.cidr_ip().map(str::to_string))
+                    .chain(
+                        p.ipv6_ranges()
+                            .iter()
+                            .filter_map(|r| r.cidr_ipv6().map(str::to_string)),
+                    )
+                    .collect(),
+                prefix_list_ids: p
+                    .prefix_list_ids()
+                    .iter()
+                    .filter_map(|r| r.prefix_list_id().map(str::to_string))
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+/// The subnet's network ACL with its entries.
+fn network_acl(a: &NetworkAcl) -> NetworkAclFacts {
+    NetworkAclFacts {
+        id: a.network_acl_id().unwrap_or_default().to_string(),
+        entries: a
+            .entries()
+            .iter()
+            .map(|e| NaclEntry {
+                rule_number: e.rule_number().unwrap_or(32767),
+                egress: e.egress().unwrap_or(false),
+                protocol: e.protocol().unwrap_or("-1").to_string(),
+                allow: e.rule_action().map(|a| a.as_str()) == Some("allow"),
+                cidr: e.cidr_block().or(e.ipv6_cidr_block()).map(str::to_string),
+                from_port: e.port_range().and_then(|p| p.from()),
+                to_port: e.port_range().and_then(|p| p.to()),
+            })
+            .collect(),
+    }
 }

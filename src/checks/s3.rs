@@ -5,10 +5,15 @@
 use std::time::Duration;
 
 use aws_config::SdkConfig;
+use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use super::calls::{CallSite, bounded};
-use crate::report::CallResult;
+use crate::net::aws::CaptureResponse;
+use crate::report::{CallOutcome, CallResult};
 
 pub const WRITE_TEST_PREFIX: &str = "vpce-probe-write-test/";
 
@@ -23,173 +28,157 @@ pub struct BucketCalls<'a> {
 }
 
 impl BucketCalls<'_> {
+    /// The read calls at once (GetObject only with a key), and the write test beside them.
     pub async fn run(&self) -> Vec<CallResult> {
         let mut conf = aws_sdk_s3::config::Builder::from(self.sdk);
         if let Some(url) = self.endpoint_url {
             conf = conf.endpoint_url(url);
         }
         let client = aws_sdk_s3::Client::from_conf(conf.build());
-        let bucket = self.bucket;
-        let site = &self.site;
-        let limit = self.timeout * 3;
-        let head = bounded(
-            limit,
-            site.run(
-                "HeadBucket",
-                "s3:ListBucket",
-                |cap| {
-                    client
-                        .head_bucket()
-                        .bucket(bucket)
-                        .customize()
-                        .interceptor(cap)
-                        .send()
-                },
-                |out| out.bucket_region().map(|r| format!("bucket in {r}")),
-            ),
-            site,
-            "HeadBucket",
-            "s3:ListBucket",
-        );
-        let location = bounded(
-            limit,
-            site.run(
-                "GetBucketLocation",
-                "s3:GetBucketLocation",
-                |cap| {
-                    client
-                        .get_bucket_location()
-                        .bucket(bucket)
-                        .customize()
-                        .interceptor(cap)
-                        .send()
-                },
-                |out| {
-                    // An empty constraint is us-east-1; "EU" is the legacy name of eu-west-1.
-                    let region = match out.location_constraint().map(|c| c.as_str()) {
-                        None | Some("") => "us-east-1",
-                        Some("EU") => "eu-west-1",
-                        Some(other) => other,
-                    };
-                    Some(format!("location {region}"))
-                },
-            ),
-            site,
-            "GetBucketLocation",
-            "s3:GetBucketLocation",
-        );
-        let list = bounded(
-            limit,
-            site.run(
-                "ListObjectsV2",
-                "s3:ListBucket",
-                |cap| {
-                    client
-                        .list_objects_v2()
-                        .bucket(bucket)
-                        .max_keys(1)
-                        .customize()
-                        .interceptor(cap)
-                        .send()
-                },
-                |out| Some(format!("{} key(s) listed", out.key_count().unwrap_or(0))),
-            ),
-            site,
-            "ListObjectsV2",
-            "s3:ListBucket",
-        );
         let get = async {
-            let key = self.key?;
-            Some(
-                bounded(
-                    limit,
-                    site.run(
-                        "GetObject",
-                        "s3:GetObject",
-                        |cap| {
-                            client
-                                .get_object()
-                                .bucket(bucket)
-                                .key(key)
-                                .range("bytes=0-15")
-                                .customize()
-                                .interceptor(cap)
-                                .send()
-                        },
-                        |out| {
-                            Some(format!(
-                                "{} byte(s) of {key} read",
-                                out.content_length().unwrap_or(0)
-                            ))
-                        },
-                    ),
-                    site,
-                    "GetObject",
-                    "s3:GetObject",
-                )
-                .await,
-            )
-        };
-        let write = async {
-            if !self.write_test {
-                return Vec::new();
+            match self.key {
+                Some(key) => Some(self.get_object(&client, key).await),
+                None => None,
             }
-            let key = format!("{WRITE_TEST_PREFIX}{}", uuid::Uuid::new_v4());
-            let put = bounded(
-                limit,
-                site.run(
-                    "PutObject",
-                    "s3:PutObject",
-                    |cap| {
-                        client
-                            .put_object()
-                            .bucket(bucket)
-                            .key(&key)
-                            .body(ByteStream::from_static(b"vpce-probe write test\n"))
-                            .customize()
-                            .interceptor(cap)
-                            .send()
-                    },
-                    |_| Some(format!("wrote {key}")),
-                ),
-                site,
-                "PutObject",
-                "s3:PutObject",
-            )
-            .await;
-            let mut out = vec![put];
-            // Only delete what was written.
-            if out[0].outcome == crate::report::CallOutcome::Ok {
-                out.push(
-                    bounded(
-                        limit,
-                        site.run(
-                            "DeleteObject",
-                            "s3:DeleteObject",
-                            |cap| {
-                                client
-                                    .delete_object()
-                                    .bucket(bucket)
-                                    .key(&key)
-                                    .customize()
-                                    .interceptor(cap)
-                                    .send()
-                            },
-                            |_| Some(format!("deleted {key}")),
-                        ),
-                        site,
-                        "DeleteObject",
-                        "s3:DeleteObject",
-                    )
-                    .await,
-                );
-            }
-            out
         };
-        let (head, location, list, get, write) = tokio::join!(head, location, list, get, write);
+        let (head, location, list, get, write) = tokio::join!(
+            self.head_bucket(&client),
+            self.bucket_location(&client),
+            self.list_objects(&client),
+            get,
+            self.write_test(&client)
+        );
         let mut results = vec![head, location, list];
         results.extend(get);
         results.extend(write);
         results
+    }
+
+    /// One call with a response capture, bounded by three timeouts (the SDK's own retries
+    /// and a redirect fit in it).
+    async fn call<T, E, F, Fut>(
+        &self,
+        operation: &str,
+        action: &str,
+        call: F,
+        detail: impl FnOnce(&T) -> Option<String>,
+    ) -> CallResult
+    where
+        F: FnOnce(CaptureResponse) -> Fut,
+        Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let limit = self.timeout * 3;
+        let result = self.site.run(operation, action, call, detail);
+        bounded(limit, result, &self.site, operation, action).await
+    }
+
+    async fn head_bucket(&self, client: &Client) -> CallResult {
+        self.call(
+            "HeadBucket",
+            "s3:ListBucket",
+            |cap| {
+                let request = client.head_bucket().bucket(self.bucket);
+                request.customize().interceptor(cap).send()
+            },
+            |out| out.bucket_region().map(|r| format!("bucket in {r}")),
+        )
+        .await
+    }
+
+    async fn bucket_location(&self, client: &Client) -> CallResult {
+        self.call(
+            "GetBucketLocation",
+            "s3:GetBucketLocation",
+            |cap| {
+                let request = client.get_bucket_location().bucket(self.bucket);
+                request.customize().interceptor(cap).send()
+            },
+            |out| {
+                // An empty constraint is us-east-1; "EU" is the legacy name of eu-west-1.
+                let region = match out.location_constraint().map(|c| c.as_str()) {
+                    None | Some("") => "us-east-1",
+                    Some("EU") => "eu-west-1",
+                    Some(other) => other,
+                };
+                Some(format!("location {region}"))
+            },
+        )
+        .await
+    }
+
+    async fn list_objects(&self, client: &Client) -> CallResult {
+        self.call(
+            "ListObjectsV2",
+            "s3:ListBucket",
+            |cap| {
+                let request = client.list_objects_v2().bucket(self.bucket).max_keys(1);
+                request.customize().interceptor(cap).send()
+            },
+            |out| Some(format!("{} key(s) listed", out.key_count().unwrap_or(0))),
+        )
+        .await
+    }
+
+    /// The object's first 16 bytes only.
+    async fn get_object(&self, client: &Client, key: &str) -> CallResult {
+        self.call(
+            "GetObject",
+            "s3:GetObject",
+            |cap| {
+                let request = client
+                    .get_object()
+                    .bucket(self.bucket)
+                    .key(key)
+                    .range("bytes=0-15");
+                request.customize().interceptor(cap).send()
+            },
+            |out| {
+                Some(format!(
+                    "{} byte(s) of {key} read",
+                    out.content_length().unwrap_or(0)
+                ))
+            },
+        )
+        .await
+    }
+
+    /// With --write-test: PutObject of a small object under the write-test prefix, then
+    /// DeleteObject of exactly that object if it was written.
+    async fn write_test(&self, client: &Client) -> Vec<CallResult> {
+        if !self.write_test {
+            return Vec::new();
+        }
+        let key = format!("{WRITE_TEST_PREFIX}{}", uuid::Uuid::new_v4());
+        let put = self
+            .call(
+                "PutObject",
+                "s3:PutObject",
+                |cap| {
+                    let request = client
+                        .put_object()
+                        .bucket(self.bucket)
+                        .key(&key)
+                        .body(ByteStream::from_static(b"vpce-probe write test\n"));
+                    request.customize().interceptor(cap).send()
+                },
+                |_| Some(format!("wrote {key}")),
+            )
+            .await;
+        if put.outcome != CallOutcome::Ok {
+            return vec![put];
+        }
+        let delete = self
+            .call(
+                "DeleteObject",
+                "s3:DeleteObject",
+                |cap| {
+                    let request = client.delete_object().bucket(self.bucket).key(&key);
+                    request.customize().interceptor(cap).send()
+                },
+                |_| Some(format!("deleted {key}")),
+            )
+            .await;
+        vec![put, delete]
     }
 }

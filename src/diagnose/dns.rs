@@ -6,9 +6,9 @@ use std::collections::BTreeSet;
 use super::{Expectations, Findings, app_resolution, ids, tcp_attempts};
 use crate::catalogue::FindingCode;
 use crate::checks::Check;
-use crate::cli::ExpectPath;
 use crate::report::*;
 use crate::results::{ProbeResults, TargetSpec};
+use crate::settings::ExpectPath;
 
 /// Every finding about the resolution of `name`, in report order.
 pub(super) fn name_findings(

@@ -18,11 +18,12 @@ use std::net::IpAddr;
 use crate::catalogue::{FindingCode, checklist_rank};
 use crate::checks::Check;
 use crate::checks::region::RegionCheck;
-use crate::cli::{ExpectPath, FailOn};
+use crate::cli::FailOn;
 use crate::config::Config;
 use crate::proxy_rules;
 use crate::report::*;
 use crate::results::{ProbeResults, TargetSpec};
+use crate::settings::ExpectPath;
 
 pub struct Expectations {
     pub expect_path: ExpectPath,
@@ -92,7 +93,7 @@ pub fn diagnose(r: &ProbeResults, exp: &Expectations) -> Diagnosis {
             .then(checklist_rank(&a.checklist_item).cmp(&checklist_rank(&b.checklist_item)))
             .then(a.target.cmp(&b.target))
     });
-    let verdict = verdict(&findings, exp.fail_on, r.deadline_hit);
+    let verdict = verdict(&findings, exp.fail_on, r.deadline_hit, &r.setup_errors);
     Diagnosis {
         findings,
         targets,
@@ -100,14 +101,42 @@ pub fn diagnose(r: &ProbeResults, exp: &Expectations) -> Diagnosis {
     }
 }
 
+/// A finding rule about the host as a whole.
+type HostRule = fn(&ProbeResults, &Expectations, &mut Findings);
+/// A finding rule about one host name of a target.
+type NameRule = fn(&ProbeResults, &Expectations, &TargetSpec, &str, &mut Findings);
+/// A finding rule about a target.
+type TargetRule = fn(&ProbeResults, &Expectations, &TargetSpec, &mut Findings);
+
+// The registry of finding rules: a check's rules are one line here. Order matters: the first
+// finding of a code and target is kept, and host findings come before any target's.
+const HOST_RULES: &[HostRule] = &[
+    |r, _, f| imds_finding(r, f),
+    |r, _, f| region_findings(r, f),
+    |r, _, f| resolver_finding(r, f),
+    proxy::proxy_env_findings,
+    |r, _, f| auth::credential_findings(r, f),
+    |r, _, f| control_plane::denied_reads_finding(r, f),
+];
+const NAME_RULES: &[NameRule] = &[
+    dns::name_findings,
+    |r, _, t, name, f| network::tcp_findings(r, t, name, f),
+    network::tls_findings,
+    proxy::proxy_findings,
+];
+const TARGET_RULES: &[TargetRule] = &[
+    |_, _, t, f| endpoint_rules_finding(t, f),
+    |r, _, t, f| auth::call_findings(r, t, f),
+    |r, _, t, f| control_plane::control_plane_findings(r, t, f),
+    |r, _, t, f| control_plane::reachability_findings(r, t, f),
+    |r, _, t, f| network::nacl_sweep_findings(r, t, f),
+];
+
 /// The findings about the host as a whole, before any target's.
 fn host_findings(r: &ProbeResults, exp: &Expectations, f: &mut Findings) {
-    imds_finding(r, f);
-    region_findings(r, f);
-    resolver_finding(r, f);
-    proxy::proxy_env_findings(r, exp, f);
-    auth::credential_findings(r, f);
-    control_plane::denied_reads_finding(r, f);
+    for rule in HOST_RULES {
+        rule(r, exp, f);
+    }
 }
 
 /// Instance metadata unavailable.
@@ -303,8 +332,22 @@ fn ids<T: Check>(items: &[&T]) -> Vec<String> {
     items.iter().map(|i| i.id()).collect()
 }
 
+/// A target's findings: those of each of its names first (every name rule per name), then
+/// those of the target as a whole.
 fn diagnose_target(r: &ProbeResults, exp: &Expectations, t: &TargetSpec, f: &mut Findings) {
-    // Nothing probed is never "healthy": the SDKs' own calls fail before any packet.
+    for name in &t.endpoint_names {
+        for rule in NAME_RULES {
+            rule(r, exp, t, name, f);
+        }
+    }
+    for rule in TARGET_RULES {
+        rule(r, exp, t, f);
+    }
+}
+
+/// Nothing probed is never "healthy": the SDKs' own calls fail before any packet. (Such a
+/// target has no names, so no name rule said anything before.)
+fn endpoint_rules_finding(t: &TargetSpec, f: &mut Findings) {
     if let Some(e) = &t.endpoint_error {
         f.add(
             FindingCode::ENDPOINT_RULES_REFUSED,
@@ -316,17 +359,6 @@ fn diagnose_target(r: &ProbeResults, exp: &Expectations, t: &TargetSpec, f: &mut
             Vec::new(),
         );
     }
-    for name in &t.endpoint_names {
-        dns::name_findings(r, exp, t, name, f);
-        network::tcp_findings(r, t, name, f);
-        network::tls_findings(r, exp, t, name, f);
-        proxy::proxy_findings(r, exp, t, name, f);
-    }
-
-    auth::call_findings(r, t, f);
-    control_plane::control_plane_findings(r, t, f);
-    control_plane::reachability_findings(r, t, f);
-    network::nacl_sweep_findings(r, t, f);
 }
 
 /// What the applications' own resolution (nsswitch: hosts file, DNS, stub) found for `name`.
@@ -405,7 +437,15 @@ fn explained_by(code: FindingCode) -> &'static [FindingCode] {
     }
 }
 
-fn verdict(findings: &[Finding], fail_on: FailOn, deadline_hit: bool) -> Verdict {
+/// The verdict: the findings at or above `fail_on` (exit 1), else a run cut short by the
+/// deadline or by setup errors (exit 3: the probe itself failed), else healthy. Setup errors
+/// are said in the summary in every case: the report has no other place for them.
+fn verdict(
+    findings: &[Finding],
+    fail_on: FailOn,
+    deadline_hit: bool,
+    setup_errors: &[String],
+) -> Verdict {
     let threshold = match fail_on {
         FailOn::Error => Severity::Error,
         FailOn::Warning => Severity::Warning,
@@ -459,6 +499,8 @@ fn verdict(findings: &[Finding], fail_on: FailOn, deadline_hit: bool) -> Verdict
             3,
             "the deadline ended the run before every check finished; raise --deadline".to_string(),
         )
+    } else if !setup_errors.is_empty() {
+        (OverallStatus::Problems, 3, String::new())
     } else {
         (
             OverallStatus::Healthy,
@@ -466,12 +508,29 @@ fn verdict(findings: &[Finding], fail_on: FailOn, deadline_hit: bool) -> Verdict
             "healthy: every probed path works".to_string(),
         )
     };
+    let summary = match (summary.is_empty(), setup_errors_line(setup_errors)) {
+        (_, None) => summary,
+        (true, Some(errors)) => errors,
+        (false, Some(errors)) => format!("{summary}; {errors}"),
+    };
     Verdict {
         status,
         summary,
         root_causes,
         exit_code,
     }
+}
+
+fn setup_errors_line(errors: &[String]) -> Option<String> {
+    let first = errors.first()?;
+    let more = match errors.len() {
+        1 => String::new(),
+        n => format!(" (and {} more)", n - 1),
+    };
+    Some(format!(
+        "the probe could not run every check: {}{more}",
+        crate::escape::line(first)
+    ))
 }
 
 #[cfg(test)]

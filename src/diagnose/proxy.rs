@@ -6,10 +6,10 @@ use std::net::IpAddr;
 use super::{Expectations, Findings};
 use crate::catalogue::FindingCode;
 use crate::checks::Check;
-use crate::cli::ExpectPath;
 use crate::proxy_rules::{self, HttpClientKind};
 use crate::report::*;
 use crate::results::{ProbeResults, TargetSpec};
+use crate::settings::ExpectPath;
 
 /// Proxy variables that contradict each other, and IMDS requests that would take the proxy.
 pub(super) fn proxy_env_findings(r: &ProbeResults, exp: &Expectations, f: &mut Findings) {

@@ -429,6 +429,16 @@ fn diagnosis_table() {
             &[],
             PathKind::GatewayEndpoint,
         ),
+        (
+            "a setup error with nothing found is not healthy",
+            |r, _| {
+                r.setup_errors.push("cannot build the HTTP client".into());
+            },
+            3,
+            &[],
+            &[],
+            PathKind::GatewayEndpoint,
+        ),
     ];
     for (name, mutate, exit, present, absent, kind) in cases {
         let (mut r, mut e) = healthy();
@@ -458,4 +468,32 @@ fn consequences_are_not_root_causes() {
     let d = diagnose(&r, &e);
     let roots: Vec<FindingCode> = d.verdict.root_causes.iter().map(|c| c.code).collect();
     assert_eq!(roots, vec![FindingCode::NACL_EPHEMERAL_BLOCKED]);
+}
+
+#[test]
+fn setup_errors_are_said_in_the_verdict() {
+    let (mut r, e) = healthy();
+    r.setup_errors = vec![
+        "the shared config file is not valid\nat line 3".into(),
+        "cannot build the HTTP client".into(),
+    ];
+    let d = diagnose(&r, &e);
+    assert_eq!(d.verdict.exit_code, 3);
+    assert_eq!(d.verdict.status, OverallStatus::Problems);
+    assert_eq!(
+        d.verdict.summary,
+        "the probe could not run every check: the shared config file is not valid\\nat line 3 (and 1 more)"
+    );
+    // Beside a problem found, the problem stays first and the setup error is still said.
+    r.tcp = vec![tcp("52.218.1.1", TcpOutcome::Timeout)];
+    let d = diagnose(&r, &e);
+    assert_eq!(d.verdict.exit_code, 1);
+    assert!(
+        d.verdict.summary.starts_with("problem found: ")
+            && d.verdict
+                .summary
+                .contains("; the probe could not run every check: "),
+        "{}",
+        d.verdict.summary
+    );
 }

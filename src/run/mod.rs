@@ -47,14 +47,26 @@ impl Collector {
     }
 }
 
+/// One run: the shared AWS config files are read as part of it (the agent's way: its files may
+/// change between runs, and a bad one is reported, not fatal).
 pub async fn run_once(cfg: &Config) -> Report {
+    run(cfg, None).await
+}
+
+/// One run with the shared AWS config files already read: the one-shot probe reads them before
+/// anything is probed (a bad file is exit 2), and the run uses what it read.
+pub async fn run_once_with_sdk_settings(cfg: &Config, sdk_settings: &SdkSettings) -> Report {
+    run(cfg, Some(sdk_settings)).await
+}
+
+async fn run(cfg: &Config, sdk_settings: Option<&SdkSettings>) -> Report {
     let started_wall = SystemTime::now();
     let started = Instant::now();
     let budget = Budget::new(cfg.timeout, cfg.deadline);
     let collector = Arc::new(Collector::default());
     collector.with(|r| r.host = host::collect(rfc3339(started_wall)));
 
-    let work = probe_all(cfg, budget, collector.clone());
+    let work = probe_all(cfg, budget, collector.clone(), sdk_settings);
     let hit = tokio::time::timeout(cfg.deadline, work).await.is_err();
 
     let mut results = match Arc::try_unwrap(collector) {
@@ -93,16 +105,20 @@ struct Setup<'a> {
     host_files: &'a HostFiles,
     resolved_stub: Option<&'a Result<ServerResolver, String>>,
     imds: &'a ImdsOnce<'a>,
+    /// The shared config files, when the caller read them already.
+    sdk_settings: Option<&'a SdkSettings>,
 }
 
-async fn probe_all(cfg: &Config, budget: Budget, collector: Arc<Collector>) {
+async fn probe_all(
+    cfg: &Config,
+    budget: Budget,
+    collector: Arc<Collector>,
+    sdk_settings: Option<&SdkSettings>,
+) {
     let resolvers = Arc::new(build_resolvers(cfg));
     collector.with(|r| {
         r.system_resolvers = resolvers.system_servers();
         r.vpc_resolver = Some(cfg.vpc_resolver);
-        if let Err(e) = &resolvers.system {
-            r.setup_errors.push(e.clone());
-        }
     });
     // Loading the trust store reads files: off the async threads, while IMDS and DNS start.
     let extra_cas: Vec<_> = [&cfg.env.ca_bundle, &cfg.env.ssl_cert_file]
@@ -149,6 +165,7 @@ async fn probe_all(cfg: &Config, budget: Budget, collector: Arc<Collector>) {
         host_files: &host_files,
         resolved_stub: resolved_stub.as_ref(),
         imds: &imds_once,
+        sdk_settings,
     };
     tokio::join!(imds_task, canary_task, probe_services(&setup));
 }
@@ -158,15 +175,22 @@ async fn probe_all(cfg: &Config, budget: Budget, collector: Arc<Collector>) {
 async fn probe_services(s: &Setup<'_>) {
     let (cfg, collector) = (s.cfg, s.collector);
     let sdk = region::sdk_region(&cfg.env, cfg.profile.as_deref()).await;
-    // The one-shot probe refused unusable config files before starting (exit 2); the
-    // agent, whose files may change between runs, reports them and goes on with defaults.
-    let settings = SdkSettings::load(cfg.profile.as_deref())
-        .await
-        .unwrap_or_else(|e| {
-            collector.with(|c| c.setup_errors.push(e.to_string()));
-            SdkSettings::default()
-        });
-    let settings = &settings;
+    // The one-shot probe read the config files before starting (and refused unusable ones,
+    // exit 2); the agent, whose files may change between runs, reads them at every run,
+    // reports unusable ones and goes on with defaults.
+    let loaded;
+    let settings = match s.sdk_settings {
+        Some(given) => given,
+        None => {
+            loaded = SdkSettings::load(cfg.profile.as_deref())
+                .await
+                .unwrap_or_else(|e| {
+                    collector.with(|c| c.setup_errors.push(e.to_string()));
+                    SdkSettings::default()
+                });
+            &loaded
+        }
+    };
     // The instance's region is only waited for when nothing else names one.
     let imds_region = if cfg.region.is_none() && sdk.is_none() {
         s.imds
@@ -193,13 +217,7 @@ async fn probe_services(s: &Setup<'_>) {
         let proxy_env = proxy::analyze(&cfg.env.proxy, &imds_url);
         collector.with(|c| {
             c.region = facts;
-            c.targets = targets(
-                cfg,
-                "",
-                instance.facts.as_ref(),
-                settings,
-                &mut c.setup_errors,
-            );
+            c.targets = targets(cfg, "", instance.facts.as_ref(), settings);
             c.proxy_env = Some(proxy_env);
         });
         return;
@@ -220,8 +238,7 @@ async fn probe_services(s: &Setup<'_>) {
 /// Every name's pipeline, and the signed calls beside them.
 async fn probe_names(s: &Setup<'_>, probe_region: &str, settings: &SdkSettings) {
     let (cfg, collector) = (s.cfg, s.collector);
-    let static_targets =
-        collector.with(|c| targets(cfg, probe_region, None, settings, &mut c.setup_errors));
+    let static_targets = targets(cfg, probe_region, None, settings);
     let names = unique_names(&static_targets);
     let proxy_urls: Vec<url::Url> = names
         .iter()

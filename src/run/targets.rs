@@ -57,13 +57,13 @@ pub(super) fn vpc_cidrs(instance: Option<&InstanceFacts>) -> Vec<IpNet> {
 }
 
 /// The names the SDKs would use for each target in `region` (empty when no region is known),
-/// from the SDKs' endpoint rules; a name the rules refuse is a setup error.
+/// from the SDKs' endpoint rules; what the rules refuse is the target's `endpoint_error` (a
+/// finding of its own).
 pub fn targets(
     cfg: &Config,
     region: &str,
     instance: Option<&InstanceFacts>,
     settings: &SdkSettings,
-    errors: &mut Vec<String>,
 ) -> Vec<TargetSpec> {
     let override_of =
         |s: &Option<endpoints::Setting<String>>| override_host(s.as_ref().map(|s| &s.value));
@@ -72,10 +72,7 @@ pub fn targets(
         let (named, endpoint_error): (Vec<endpoints::NamedEndpoint>, _) = match names {
             _ if region.is_empty() => (Vec::new(), None),
             Ok(named) => (named, None),
-            Err(e) => {
-                errors.push(format!("no endpoint for {id}: {e}"));
-                (Vec::new(), Some(e))
-            }
+            Err(e) => (Vec::new(), Some(e)),
         };
         out.push(TargetSpec {
             id,

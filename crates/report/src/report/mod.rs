@@ -189,47 +189,45 @@ impl CheckStatus {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum CheckKind {
-    Imds,
-    Host,
-    Region,
-    Dns,
-    Tcp,
-    Nacl,
-    Tls,
-    Proxy,
-    Canary,
-    Credentials,
-    Sts,
-    S3,
-    Dynamodb,
-    Ec2,
-    Reachability,
+/// The registry of check kinds: one line per kind gives the variant and its one name (the
+/// JSON value, the metrics' `check` label and the text report's column).
+macro_rules! check_kinds {
+    ($($kind:ident => $name:literal,)+) => {
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+        pub enum CheckKind {
+            $(#[serde(rename = $name)] $kind,)+
+        }
+
+        impl CheckKind {
+            /// Every kind, in the registry's order.
+            pub const ALL: &[CheckKind] = &[$(CheckKind::$kind,)+];
+
+            /// The one name of the check: the JSON value, the metrics label and the text report's column.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(CheckKind::$kind => $name,)+
+                }
+            }
+        }
+    };
 }
 
-impl CheckKind {
-    /// The one name of the check: the JSON value, the metrics label and the text report's column.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CheckKind::Imds => "imds",
-            CheckKind::Host => "host",
-            CheckKind::Region => "region",
-            CheckKind::Dns => "dns",
-            CheckKind::Tcp => "tcp",
-            CheckKind::Nacl => "nacl",
-            CheckKind::Tls => "tls",
-            CheckKind::Proxy => "proxy",
-            CheckKind::Canary => "canary",
-            CheckKind::Credentials => "credentials",
-            CheckKind::Sts => "sts",
-            CheckKind::S3 => "s3",
-            CheckKind::Dynamodb => "dynamodb",
-            CheckKind::Ec2 => "ec2",
-            CheckKind::Reachability => "reachability",
-        }
-    }
+check_kinds! {
+    Imds => "imds",
+    Host => "host",
+    Region => "region",
+    Dns => "dns",
+    Tcp => "tcp",
+    Nacl => "nacl",
+    Tls => "tls",
+    Proxy => "proxy",
+    Canary => "canary",
+    Credentials => "credentials",
+    Sts => "sts",
+    S3 => "s3",
+    Dynamodb => "dynamodb",
+    Ec2 => "ec2",
+    Reachability => "reachability",
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
@@ -333,24 +331,11 @@ mod check_names {
 
     #[test]
     fn one_name_per_check_everywhere() {
-        let all = [
-            CheckKind::Imds,
-            CheckKind::Host,
-            CheckKind::Region,
-            CheckKind::Dns,
-            CheckKind::Tcp,
-            CheckKind::Nacl,
-            CheckKind::Tls,
-            CheckKind::Proxy,
-            CheckKind::Canary,
-            CheckKind::Credentials,
-            CheckKind::Sts,
-            CheckKind::S3,
-            CheckKind::Dynamodb,
-            CheckKind::Ec2,
-            CheckKind::Reachability,
-        ];
-        for kind in all {
+        let mut names: Vec<&str> = CheckKind::ALL.iter().map(|k| k.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), CheckKind::ALL.len(), "names are unique");
+        for &kind in CheckKind::ALL {
             let json = serde_json::to_value(kind).unwrap_or_default();
             assert_eq!(json.as_str(), Some(kind.as_str()), "{kind:?}");
         }
