@@ -427,7 +427,7 @@ fn no_production_file_over_800_lines_and_no_function_over_120() {
         long_functions.is_empty(),
         "functions over {MAX_FUNCTION_LINES} lines (split them into steps that say what they do): {long_functions:?}"
     );
-    let stale: Vec<&&(&str, &str)> = LONG_FUNCTIONS_BEING_SPLIT
+    let stale: Vec<&(&str, &str)> = LONG_FUNCTIONS_BEING_SPLIT
         .iter()
         .filter(|(f, n)| !allowed_seen.contains(&(f.to_string(), n.to_string())))
         .collect();

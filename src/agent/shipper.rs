@@ -63,6 +63,7 @@ pub fn spawn(
     tokio::spawn(ship_loop(sender, spool, shipping, observers, signals))
 }
 
+/// The sink's task: wait for pending reports, send them oldest first, back off after a failure.
 async fn ship_loop(
     sender: Sender,
     spool: SharedSpool,
@@ -71,20 +72,27 @@ async fn ship_loop(
     mut signals: Signals,
 ) {
     let Observers { metrics, health } = observers;
-    let name = sender.name.clone();
-    let mut backoff = shipping.retry_initial;
+    let mut shipper = Shipper {
+        name: sender.name.clone(),
+        sender,
+        spool,
+        shipping,
+        metrics,
+        health,
+        backoff: shipping.retry_initial,
+    };
     loop {
         if *signals.stop.borrow() {
             return;
         }
         // Mark the pushes seen before looking, so that a push racing this look wakes us again.
         signals.pushed.borrow_and_update();
-        let sink = name.clone();
+        let sink = shipper.name.clone();
         let pending: Vec<Pending> =
-            match with_spool(&spool, move |s| Ok(s.pending_for(&sink))).await {
+            match with_spool(&shipper.spool, move |s| Ok(s.pending_for(&sink))).await {
                 Ok(p) => p,
                 Err(e) => {
-                    debug!(sink = %name, error = %e, "spool not available; retrying");
+                    debug!(sink = %shipper.name, error = %e, "spool not available; retrying");
                     if wait_or_stop(&mut signals, shipping.retry_initial).await {
                         return;
                     }
@@ -103,102 +111,136 @@ async fn ship_loop(
             if *signals.stop.borrow() {
                 return;
             }
-            let id = entry.id.clone();
-            let bytes = match with_spool(&spool, move |s| s.read(&id).map_err(|e| e.to_string()))
-                .await
-            {
+            if let Shipped::RetryIn(wait) = shipper.ship(&entry).await {
+                failed = true;
+                if wait_or_stop(&mut signals, wait).await {
+                    return;
+                }
+                break;
+            }
+        }
+        if !failed {
+            shipper.backoff = shipping.retry_initial;
+        }
+    }
+}
+
+/// What became of one pending report.
+enum Shipped {
+    /// Delivered, moved to the dead letters, or gone from the spool: on to the next one.
+    Next,
+    /// Still pending: wait this long, then look at the spool again.
+    RetryIn(Duration),
+}
+
+/// One sink's sending state.
+struct Shipper {
+    name: String,
+    sender: Sender,
+    spool: SharedSpool,
+    shipping: Shipping,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    /// The wait after the next failure.
+    backoff: Duration,
+}
+
+impl Shipper {
+    /// Send one report and record the outcome (spool, metrics, health, log).
+    async fn ship(&mut self, entry: &Pending) -> Shipped {
+        let name = &self.name;
+        let id = entry.id.clone();
+        let bytes =
+            match with_spool(&self.spool, move |s| s.read(&id).map_err(|e| e.to_string())).await {
                 Ok(b) => b,
                 // Dropped by a bound, or acknowledged meanwhile: nothing to send.
                 Err(e) => {
                     debug!(sink = %name, report_id = %entry.report_id, error = %e, "entry gone");
-                    continue;
+                    return Shipped::Next;
                 }
             };
-            let meta = ReportMeta::from_json(&bytes)
-                .unwrap_or_else(|_| ReportMeta::unknown(&entry.report_id));
-            match sender.send(&meta, &bytes).await {
-                Delivery::Delivered => {
-                    health.sink_answered(&name);
-                    ack(&spool, &entry.id, &name, &metrics, &health).await;
-                    metrics.shipped(&name);
-                    if backoff != shipping.retry_initial {
-                        info!(sink = %name, target = %sender.describe(), "sink recovered");
-                    }
-                    backoff = shipping.retry_initial;
-                    debug!(sink = %name, report_id = %entry.report_id, "shipped");
+        let meta =
+            ReportMeta::from_json(&bytes).unwrap_or_else(|_| ReportMeta::unknown(&entry.report_id));
+        match self.sender.send(&meta, &bytes).await {
+            Delivery::Delivered => {
+                self.health.sink_answered(name);
+                ack(&self.spool, &entry.id, name, &self.metrics, &self.health).await;
+                self.metrics.shipped(name);
+                if self.backoff != self.shipping.retry_initial {
+                    info!(sink = %name, target = %self.sender.describe(), "sink recovered");
                 }
-                Delivery::Refused { status, reason } => {
-                    // The collector works; it will never take this report. Moved aside, so
-                    // that the sink goes on with the next one.
-                    health.sink_answered(&name);
-                    let why = format!("{status} {reason}");
-                    let (id, sink) = (entry.id.clone(), name.clone());
-                    match with_spool(&spool, move |s| {
-                        let path = s.dead_letter(&id, &sink, &why).map_err(|e| e.to_string())?;
-                        Ok((path, s.stats()))
-                    })
-                    .await
-                    {
-                        Ok((path, stats)) => {
-                            health.spool_written(Ok(()));
-                            metrics.dead_lettered(&name);
-                            metrics.spool_content(stats.entries, stats.bytes);
-                            warn!(
-                                sink = %name,
-                                target = %sender.describe(),
-                                report_id = %entry.report_id,
-                                status,
-                                reason = %reason,
-                                dead_letter = %path.display(),
-                                "the collector refused a report for good; moved to the dead-letter directory"
-                            );
-                            backoff = shipping.retry_initial;
-                        }
-                        Err(e) => {
-                            health.spool_written(Err(&e));
-                            metrics.ship_failed(&name);
-                            let wait = jittered(backoff);
-                            warn!(
-                                sink = %name,
-                                report_id = %entry.report_id,
-                                status,
-                                reason = %reason,
-                                error = %e,
-                                retry_in_ms = wait.as_millis() as u64,
-                                "the collector refused a report for good, and it cannot be moved to the dead-letter directory; it stays in the spool"
-                            );
-                            backoff = next_backoff(backoff, shipping.retry_max);
-                            failed = true;
-                            if wait_or_stop(&mut signals, wait).await {
-                                return;
-                            }
-                            break;
-                        }
-                    }
-                }
-                Delivery::RetryLater(e) => {
-                    metrics.ship_failed(&name);
-                    health.sink_failed(&name, &e);
-                    let wait = jittered(backoff);
-                    warn!(
-                        sink = %name,
-                        target = %sender.describe(),
-                        report_id = %entry.report_id,
-                        error = %e,
-                        retry_in_ms = wait.as_millis() as u64,
-                        "cannot ship a report; it stays in the spool"
-                    );
-                    backoff = next_backoff(backoff, shipping.retry_max);
-                    failed = true;
-                    if wait_or_stop(&mut signals, wait).await {
-                        return;
-                    }
-                    break;
-                }
+                self.backoff = self.shipping.retry_initial;
+                debug!(sink = %name, report_id = %entry.report_id, "shipped");
+                Shipped::Next
+            }
+            Delivery::Refused { status, reason } => {
+                // The collector works; it will never take this report. Moved aside, so
+                // that the sink goes on with the next one.
+                self.health.sink_answered(name);
+                self.dead_letter(entry, status, &reason).await
+            }
+            Delivery::RetryLater(e) => {
+                self.metrics.ship_failed(name);
+                self.health.sink_failed(name, &e);
+                let wait = jittered(self.backoff);
+                warn!(
+                    sink = %name,
+                    target = %self.sender.describe(),
+                    report_id = %entry.report_id,
+                    error = %e,
+                    retry_in_ms = wait.as_millis() as u64,
+                    "cannot ship a report; it stays in the spool"
+                );
+                self.backoff = next_backoff(self.backoff, self.shipping.retry_max);
+                Shipped::RetryIn(wait)
             }
         }
-        if !failed {
-            backoff = shipping.retry_initial;
+    }
+
+    /// A report the collector refused for good goes to the dead-letter directory; if it cannot
+    /// be moved there, it stays in the spool and is retried like a failed delivery.
+    async fn dead_letter(&mut self, entry: &Pending, status: u16, reason: &str) -> Shipped {
+        let name = &self.name;
+        let why = format!("{status} {reason}");
+        let (id, sink) = (entry.id.clone(), name.clone());
+        match with_spool(&self.spool, move |s| {
+            let path = s.dead_letter(&id, &sink, &why).map_err(|e| e.to_string())?;
+            Ok((path, s.stats()))
+        })
+        .await
+        {
+            Ok((path, stats)) => {
+                self.health.spool_written(Ok(()));
+                self.metrics.dead_lettered(name);
+                self.metrics.spool_content(stats.entries, stats.bytes);
+                warn!(
+                    sink = %name,
+                    target = %self.sender.describe(),
+                    report_id = %entry.report_id,
+                    status,
+                    reason = %reason,
+                    dead_letter = %path.display(),
+                    "the collector refused a report for good; moved to the dead-letter directory"
+                );
+                self.backoff = self.shipping.retry_initial;
+                Shipped::Next
+            }
+            Err(e) => {
+                self.health.spool_written(Err(&e));
+                self.metrics.ship_failed(name);
+                let wait = jittered(self.backoff);
+                warn!(
+                    sink = %name,
+                    report_id = %entry.report_id,
+                    status,
+                    reason = %reason,
+                    error = %e,
+                    retry_in_ms = wait.as_millis() as u64,
+                    "the collector refused a report for good, and it cannot be moved to the dead-letter directory; it stays in the spool"
+                );
+                self.backoff = next_backoff(self.backoff, self.shipping.retry_max);
+                Shipped::RetryIn(wait)
+            }
         }
     }
 }
