@@ -648,6 +648,29 @@ fn parse_resolver(raw: &str) -> Result<SocketAddr, ConfigError> {
 mod tests {
     use super::*;
 
+    /// `effective_config` is the report's own type (the report crate has no clap), so it is held
+    /// to the settings here: every setting shows in it, under its name or its resolved form.
+    #[test]
+    fn every_setting_shows_in_the_effective_config() {
+        use clap::Args;
+        let shown = serde_json::to_value(EffectiveConfig::default()).expect("json");
+        let keys = shown.as_object().expect("an object");
+        let settings = ProbeSettings::augment_args(clap::Command::new("probe"));
+        let mut missing = Vec::new();
+        for arg in settings.get_arguments() {
+            let name = match arg.get_id().as_str() {
+                "timeout" => "timeout_ms",
+                "deadline" => "deadline_ms",
+                "no_calls" => "calls",
+                other => other,
+            };
+            if !keys.contains_key(name) {
+                missing.push(name.to_string());
+            }
+        }
+        assert!(missing.is_empty(), "not in effective_config: {missing:?}");
+    }
+
     #[test]
     fn bucket_names() {
         // Access point aliases and ARNs are what the SDKs accept as a bucket (the endpoint
