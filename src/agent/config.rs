@@ -194,6 +194,12 @@ pub fn parse(text: &str, env: Environment) -> Result<AgentConfig, String> {
     }
     let metrics_listen = metrics_listen(file.metrics)?;
     let spool = file.spool.unwrap_or_default();
+    let spool_max_age = duration(
+        "spool.max_age",
+        &spool.max_age,
+        DEFAULT_SPOOL_MAX_AGE,
+        MAX_RETENTION,
+    )?;
     let (shipping, unhealthy_after) = shipping(file.shipping.unwrap_or_default())?;
     Ok(AgentConfig {
         interval,
@@ -202,12 +208,7 @@ pub fn parse(text: &str, env: Environment) -> Result<AgentConfig, String> {
         metrics_listen,
         spool_dir: spool.dir.unwrap_or_else(|| DEFAULT_SPOOL_DIR.into()),
         spool_max_bytes: spool.max_bytes.unwrap_or(DEFAULT_SPOOL_MAX_BYTES),
-        spool_max_age: duration(
-            "spool.max_age",
-            &spool.max_age,
-            DEFAULT_SPOOL_MAX_AGE,
-            MAX_RETENTION,
-        )?,
+        spool_max_age,
         shipping,
         unhealthy_after,
         sinks: sinks(file.sink)?,
