@@ -42,6 +42,12 @@ NAMESPACES=("$NS_INST" "$NS_RTR" "$NS_AWS" "$NS_META" "$NS_CORP")
 REGION=eu-west-1
 ACCOUNT=123456789012
 BUCKET=lab-bucket
+# S3 access point aliases are used as bucket names (`--bucket ALIAS`): the SDKs address them as
+# virtual-hosted buckets. moto knows no access points, so the live alias is a bucket of that name;
+# the gone one (an alias of a deleted access point) resolves, as every S3 name does, but holds
+# nothing.
+AP_ALIAS=lab-ap-7rk2fq4cw9xh3nd8mzt6vbps1yjg5euw1a-s3alias
+AP_ALIAS_GONE=lab-gone-2hd8xk4mq7wz1tj5rbv9cnfs3pyl6euw1a-s3alias
 TABLE=lab-table
 ROLE=lab-role
 INSTANCE_ID=i-0a1b2c3d4e5f60718
@@ -130,6 +136,7 @@ FAULTS=(
   "hosts-stale-s3-regional:instance: /etc/hosts pins only s3.$REGION.amazonaws.com (the path-style name) to $S3_STALE_IP"
   "hosts-pinned-s3:instance: /etc/hosts pins the S3 names to $S3_IP (today's address: works, goes stale later)"
   "blackhole-second-addresses:route table: $S3_IP2/32 and $DDB_IP2/32 (the second addresses) to a deleted appliance (blackhole)"
+  "s3-port-8443:S3 front: also serves port 8443 (for the profile whose endpoint_url names that port)"
 )
 
 log() { printf 'lab: %s\n' "$*" >&2; }
@@ -292,6 +299,7 @@ meta_config() {
   local recs=()
   if ! has_fault dns-nxdomain; then
     recs+=("s3.$REGION.amazonaws.com=$s3" "$BUCKET.s3.$REGION.amazonaws.com=$s3"
+      "$AP_ALIAS.s3.$REGION.amazonaws.com=$s3" "$AP_ALIAS_GONE.s3.$REGION.amazonaws.com=$s3"
       "dynamodb.$REGION.amazonaws.com=$ddb" "$ACCOUNT.ddb.$REGION.amazonaws.com=$ddb")
     if [ -n "$fips_s3" ]; then
       recs+=("s3-fips.$REGION.amazonaws.com=$fips_s3" "$BUCKET.s3-fips.$REGION.amazonaws.com=$fips_s3"
@@ -522,6 +530,8 @@ apply_net_fault() {
       ipt "$NS_META" -A INPUT -p tcp --dport 80 -j DROP ;;
     proxy-down)
       ipt "$NS_CORP" -A INPUT -p tcp --dport 3128 -j REJECT --reject-with tcp-reset ;;
+    s3-port-8443)
+      ipt "$NS_AWS" -t nat -A PREROUTING -d "$S3_IP" -p tcp --dport 8443 -j DNAT --to-destination "$S3_IP:443" ;;
     *) : ;; # a server fault: the configs say it
   esac
 }
@@ -628,6 +638,14 @@ s3 =
 [profile badurl]
 region = $REGION
 endpoint_url = not a url
+
+[profile port8443]
+region = $REGION
+services = s3-port8443
+
+[services s3-port8443]
+s3 =
+  endpoint_url = https://s3.$REGION.amazonaws.com:8443
 EOF
   cat >"$LAB_DIR/ip-ranges.json" <<EOF
 {
@@ -711,9 +729,9 @@ start_daemons() {
 
 # Seeds moto (once it answers): the bucket with an object, the table with an item.
 seed_moto() {
-  ip netns exec "$NS_AWS" "$MOTO_PY" - "$MOTO_PORT" "$REGION" "$BUCKET" "$TABLE" >>"$LAB_DIR/logs/seed.log" 2>&1 <<'PY' || { tail -n 20 "$LAB_DIR/logs/seed.log" >&2; die "seeding moto failed"; }
+  ip netns exec "$NS_AWS" "$MOTO_PY" - "$MOTO_PORT" "$REGION" "$BUCKET" "$TABLE" "$AP_ALIAS" >>"$LAB_DIR/logs/seed.log" 2>&1 <<'PY' || { tail -n 20 "$LAB_DIR/logs/seed.log" >&2; die "seeding moto failed"; }
 import sys, time, urllib.request
-port, region, bucket, table = sys.argv[1:5]
+port, region, bucket, table, alias = sys.argv[1:6]
 url = f"http://127.0.0.1:{port}"
 deadline = time.time() + 30
 while True:
@@ -730,6 +748,8 @@ kw = dict(endpoint_url=url, region_name=region, aws_access_key_id="testing",
 s3 = boto3.client("s3", **kw)
 s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": region})
 s3.put_object(Bucket=bucket, Key="probe/object.txt", Body=b"hello from the lab")
+s3.create_bucket(Bucket=alias, CreateBucketConfiguration={"LocationConstraint": region})
+s3.put_object(Bucket=alias, Key="probe/object.txt", Body=b"hello from the lab's access point")
 ddb = boto3.client("dynamodb", **kw)
 ddb.create_table(TableName=table, BillingMode="PAY_PER_REQUEST",
                  AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],

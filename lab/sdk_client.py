@@ -1,7 +1,7 @@
 """The instance's own SDK client, as an application would run it: boto3 (botocore) with
 whatever environment and shared config the scenario sets (FIPS, dual-stack, profiles,
 endpoint URLs, proxies), credentials and nothing else from IMDS. HeadBucket and
-DescribeTable against the lab's bucket and table; exit 0 when both work, 1 otherwise, with
+DescribeTable against the lab's bucket (or VPL_SDK_BUCKET) and table; exit 0 when both work, 1 otherwise, with
 the client's error on stderr. Run inside the instance namespace (lab.sh exec)."""
 
 import os
@@ -21,7 +21,9 @@ def main() -> int:
     region = region or session.region_name or REGION
     failures = []
     try:
-        session.client("s3", region_name=region, config=cfg).head_bucket(Bucket="lab-bucket")
+        # VPL_SDK_BUCKET: a scenario that probes another bucket name (an access point alias).
+        bucket = os.environ.get("VPL_SDK_BUCKET", "lab-bucket")
+        session.client("s3", region_name=region, config=cfg).head_bucket(Bucket=bucket)
     except Exception as e:  # noqa: BLE001 - any failure is the client's verdict
         failures.append(f"s3 HeadBucket: {type(e).__name__}: {e}")
     try:

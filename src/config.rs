@@ -450,7 +450,7 @@ pub fn validate_bucket_name(name: &str) -> Result<(), ConfigError> {
     }
     if name.ends_with("--x-s3") {
         return bad(
-            "this is an S3 Express directory bucket, which is served by its own zonal endpoints, not the S3 gateway endpoint",
+            "this is an S3 Express directory bucket: its zonal endpoints (s3express-<az-id>.<region>) go through a gateway endpoint of com.amazonaws.<region>.s3express, which vpce-probe does not check yet",
         );
     }
     // "-s3alias" is an access point alias, which the SDKs call like a bucket: allowed.

@@ -244,35 +244,82 @@ fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// A host name a target's calls use, with the settings that produced it.
+/// A host name a target's calls use, where they connect, and the settings that produced it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NamedEndpoint {
     pub host: String,
+    pub socket: NameSocket,
     pub settings: Vec<String>,
 }
 
-fn host_of(url: &str) -> Result<String, String> {
-    url::Url::parse(url)
-        .ok()
-        .and_then(|u| u.host_str().map(str::to_string))
-        .ok_or_else(|| format!("the endpoint rules gave '{url}', which has no host"))
+/// Where a name's calls connect: the endpoint URL's port (443 unless an `endpoint_url` says
+/// otherwise) and whether they speak TLS (`https://`), as the SDKs connect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NameSocket {
+    pub port: u16,
+    pub tls: bool,
 }
 
-fn resolve_s3(params: &aws_sdk_s3::config::endpoint::Params) -> Result<String, String> {
+impl Default for NameSocket {
+    fn default() -> Self {
+        NameSocket {
+            port: 443,
+            tls: true,
+        }
+    }
+}
+
+impl NameSocket {
+    /// The URL the clients send to for `host` (the proxy rules decide on it, ports included).
+    pub fn url(&self, host: &str) -> Option<url::Url> {
+        let scheme = if self.tls { "https" } else { "http" };
+        url::Url::parse(&format!("{scheme}://{host}:{}/", self.port)).ok()
+    }
+}
+
+/// A resolved endpoint URL: its host and where the calls connect.
+struct Located {
+    host: String,
+    socket: NameSocket,
+}
+
+fn locate(url: &str) -> Result<Located, String> {
+    let parsed = url::Url::parse(url).ok();
+    let host = parsed
+        .as_ref()
+        .and_then(|u| u.host_str().map(str::to_string));
+    let (Some(parsed), Some(host)) = (parsed.as_ref(), host) else {
+        return Err(format!(
+            "the endpoint rules gave '{url}', which has no host"
+        ));
+    };
+    let tls = parsed.scheme() != "http";
+    Ok(Located {
+        host,
+        socket: NameSocket {
+            port: parsed
+                .port_or_known_default()
+                .unwrap_or(if tls { 443 } else { 80 }),
+            tls,
+        },
+    })
+}
+
+fn resolve_s3(params: &aws_sdk_s3::config::endpoint::Params) -> Result<Located, String> {
     let resolver = aws_sdk_s3::config::endpoint::DefaultResolver::new();
     // The rules are pure: the future is ready at once, no I/O.
     let endpoint = futures_util::FutureExt::now_or_never(resolver.resolve_endpoint(params))
         .ok_or("the S3 endpoint rules did not answer at once")?
         .map_err(|e| one_line(&e.to_string()))?;
-    host_of(endpoint.url())
+    locate(endpoint.url())
 }
 
-fn resolve_ddb(params: &aws_sdk_dynamodb::config::endpoint::Params) -> Result<String, String> {
+fn resolve_ddb(params: &aws_sdk_dynamodb::config::endpoint::Params) -> Result<Located, String> {
     let resolver = aws_sdk_dynamodb::config::endpoint::DefaultResolver::new();
     let endpoint = futures_util::FutureExt::now_or_never(resolver.resolve_endpoint(params))
         .ok_or("the DynamoDB endpoint rules did not answer at once")?
         .map_err(|e| one_line(&e.to_string()))?;
-    host_of(endpoint.url())
+    locate(endpoint.url())
 }
 
 /// The S3 names for `bucket` (a bucket name, an access point ARN or alias, a directory
@@ -311,19 +358,20 @@ pub fn s3_names(
         s
     };
     let build = |bucket: Option<&str>, path_style: bool| build_with(bucket, path_style, false);
-    let sdk_host = resolve_s3(&build(Some(bucket), false)?)?;
+    let sdk = resolve_s3(&build(Some(bucket), false)?)?;
     // The rules also take ARNs and directory buckets; a path-style request of the same
     // bucket shows the service's regional name.
     let regional =
         resolve_s3(&build(Some(bucket), true)?).or_else(|_| resolve_s3(&build(None, false)?));
     let mut out = vec![NamedEndpoint {
-        host: sdk_host.clone(),
+        host: sdk.host.clone(),
+        socket: sdk.socket,
         settings: with(&format!(
             "the SDKs' S3 endpoint rules for '{bucket}' in {region}"
         )),
     }];
-    if let Ok(host) = regional
-        && host != sdk_host
+    if let Ok(regional) = regional
+        && regional.host != sdk.host
     {
         let why = match &settings.s3_path_style {
             Some(p) if p.value => format!("path style: {}", p.source),
@@ -332,7 +380,8 @@ pub fn s3_names(
                 .to_string(),
         };
         out.push(NamedEndpoint {
-            host,
+            host: regional.host,
+            socket: regional.socket,
             settings: with(&why),
         });
     } else if let Some(p) = settings.s3_path_style.as_ref().filter(|p| p.value) {
@@ -344,19 +393,20 @@ pub fn s3_names(
     let explicit = settings.s3_us_east_1_regional.is_some();
     if region == "us-east-1" && !explicit && settings.endpoint_url_s3.is_none() {
         let why = "botocore (AWS CLI, boto3) default in us-east-1: the global endpoint (s3_us_east_1_regional_endpoint not set)";
-        for host in [
+        for global in [
             resolve_s3(&build_with(Some(bucket), false, true)?),
             resolve_s3(&build_with(None, false, true)?),
         ]
         .into_iter()
         .flatten()
         {
-            if out.iter().all(|n| n.host != host) {
+            if out.iter().all(|n| n.host != global.host) {
                 let at = out.len().saturating_sub(1).max(1);
                 out.insert(
                     at,
                     NamedEndpoint {
-                        host,
+                        host: global.host,
+                        socket: global.socket,
                         settings: with(why),
                     },
                 );
@@ -397,7 +447,8 @@ pub fn dynamodb_names(
     let common = settings.common(settings.endpoint_url_dynamodb.as_ref());
     let regional = resolve_ddb(&build(None)?)?;
     let mut out = vec![NamedEndpoint {
-        host: regional.clone(),
+        host: regional.host.clone(),
+        socket: regional.socket,
         settings: [
             common.clone(),
             vec![format!("the SDKs' DynamoDB endpoint rules in {region}")],
@@ -405,8 +456,8 @@ pub fn dynamodb_names(
         .concat(),
     }];
     if let Some(account) = account
-        && let Ok(host) = resolve_ddb(&build(Some(account))?)
-        && host != regional
+        && let Ok(based) = resolve_ddb(&build(Some(account))?)
+        && based.host != regional.host
     {
         let mut s = common;
         if let Some(m) = &settings.account_id_endpoint_mode {
@@ -415,7 +466,11 @@ pub fn dynamodb_names(
         s.push(format!(
             "the SDKs' account-based endpoint for account {account} (account_id_endpoint_mode {mode})"
         ));
-        out.push(NamedEndpoint { host, settings: s });
+        out.push(NamedEndpoint {
+            host: based.host,
+            socket: based.socket,
+            settings: s,
+        });
     }
     Ok(out)
 }
@@ -559,6 +614,42 @@ mod tests {
             source: "AWS_ENDPOINT_URL_S3".into(),
         });
         assert_eq!(hosts(s3_names("mybucket", "eu-west-1", &s)), ["127.0.0.1"]);
+        // The endpoint URL's port and scheme are where the calls connect.
+        let named = s3_names("mybucket", "eu-west-1", &s).expect("names");
+        assert_eq!(
+            named[0].socket,
+            NameSocket {
+                port: 8443,
+                tls: true
+            }
+        );
+        s.endpoint_url_s3 = Some(Setting {
+            value: "http://s3.example.internal:9000".into(),
+            source: "AWS_ENDPOINT_URL_S3".into(),
+        });
+        let named = s3_names("mybucket", "eu-west-1", &s).expect("names");
+        assert!(named.iter().all(|n| n.socket
+            == NameSocket {
+                port: 9000,
+                tls: false
+            }));
+        assert_eq!(
+            named[0]
+                .socket
+                .url(&named[0].host)
+                .map(String::from)
+                .as_deref(),
+            Some("http://mybucket.s3.example.internal:9000/")
+        );
+        s.endpoint_url_s3 = Some(Setting {
+            value: "https://s3.example.internal:443".into(),
+            source: "AWS_ENDPOINT_URL_S3".into(),
+        });
+        let named = s3_names("mybucket", "eu-west-1", &s).expect("names");
+        assert!(named.iter().all(|n| n.socket == NameSocket::default()));
+        // Without an endpoint URL: 443 and TLS.
+        let named = s3_names("mybucket", "eu-west-1", &settings()).expect("names");
+        assert!(named.iter().all(|n| n.socket == NameSocket::default()));
         let mut s = settings();
         s.s3_us_east_1_regional = Some(Setting {
             value: "legacy".into(),

@@ -14,6 +14,8 @@ pub struct TargetSpec {
     pub endpoint_names: Vec<String>,
     /// Per name, the settings that produced it and their sources.
     pub name_settings: std::collections::BTreeMap<String, Vec<String>>,
+    /// Per name, where its calls connect (absent: 443 with TLS).
+    pub name_sockets: std::collections::BTreeMap<String, crate::endpoints::NameSocket>,
     pub endpoint_override: Option<String>,
     /// Why the SDKs' endpoint rules give this target no name (its calls fail before any packet).
     pub endpoint_error: Option<String>,

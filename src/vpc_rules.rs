@@ -60,21 +60,38 @@ pub fn endpoint_route<'a>(
     })
 }
 
-/// Whether `rule` lets TCP `port` out to `ip` (or to the prefix list `pl`).
-pub fn sg_rule_allows(rule: &SgRule, ip: Option<IpAddr>, pl: Option<&str>, port: u16) -> bool {
+/// Whether `rule` lets TCP `port` out to `ip` (or, without an address, to the prefix list `pl`).
+/// A rule that references the prefix list allows only the list's CIDRs: an IPv6 address is not
+/// covered by a list that holds IPv4 CIDRs only (AWS expands the reference to its entries). When
+/// the entries were not read, the reference is taken to cover the address.
+pub fn sg_rule_allows(
+    rule: &SgRule,
+    ip: Option<IpAddr>,
+    pl: Option<&PrefixListFacts>,
+    port: u16,
+) -> bool {
     let proto_ok = matches!(rule.protocol.as_str(), "-1" | "tcp" | "6" | "all");
     let port = i32::from(port);
     let port_ok = rule.protocol == "-1"
-        || (rule.from_port.unwrap_or(0) <= port && port <= rule.to_port.unwrap_or(65535))
-        || (rule.from_port == Some(-1) && rule.to_port == Some(-1));
-    let dest_ok = pl.is_some_and(|pl| rule.prefix_list_ids.iter().any(|p| p == pl))
-        || ip.is_some_and(|ip| {
-            rule.cidrs
-                .iter()
-                .filter_map(|c| c.parse::<IpNet>().ok())
-                .any(|n| n.contains(&ip))
-        });
-    proto_ok && port_ok && dest_ok
+        || (rule.from_port.unwrap_or(0) <= port && port <= rule.to_port.unwrap_or(65535));
+    let port_ok = port_ok || (rule.from_port == Some(-1) && rule.to_port == Some(-1));
+    let via_list = pl.is_some_and(|pl| {
+        rule.prefix_list_ids.contains(&pl.id)
+            && match ip {
+                Some(ip) if !pl.cidrs.is_empty() => cidr_containing(&pl.cidrs, ip).is_some(),
+                _ => true,
+            }
+    });
+    let via_cidr = ip.is_some_and(|ip| cidr_containing(&rule.cidrs, ip).is_some());
+    proto_ok && port_ok && (via_list || via_cidr)
+}
+
+/// The first of `cidrs` that contains `ip` (malformed entries are skipped).
+pub fn cidr_containing(cidrs: &[String], ip: IpAddr) -> Option<&str> {
+    cidrs
+        .iter()
+        .find(|c| c.parse::<IpNet>().is_ok_and(|n| n.contains(&ip)))
+        .map(String::as_str)
 }
 
 /// The NACL rule that decides a packet: the lowest-numbered matching entry; none is a deny.
@@ -404,16 +421,57 @@ mod tests {
             None,
             443
         ));
+        let pl_s3 = PrefixListFacts {
+            id: "pl-s3".into(),
+            cidrs: vec!["52.218.0.0/17".into()],
+            ..PrefixListFacts::default()
+        };
         assert!(sg_rule_allows(
             &rule("tcp", Some(443), Some(443), &[], &["pl-s3"]),
             Some(ip),
-            Some("pl-s3"),
+            Some(&pl_s3),
             443
         ));
         assert!(!sg_rule_allows(
             &rule("tcp", Some(443), Some(443), &[], &["pl-other"]),
             Some(ip),
-            Some("pl-s3"),
+            Some(&pl_s3),
+            443
+        ));
+        // The list's reference covers its entries only: not an IPv6 address when the list
+        // holds IPv4 CIDRs, nor an IPv4 address outside them.
+        let v6: IpAddr = "2600:1fa0:80cb::1".parse().unwrap();
+        let pl_rule = rule("tcp", Some(443), Some(443), &[], &["pl-s3"]);
+        assert!(!sg_rule_allows(&pl_rule, Some(v6), Some(&pl_s3), 443));
+        assert!(!sg_rule_allows(
+            &pl_rule,
+            Some("3.5.64.1".parse().unwrap()),
+            Some(&pl_s3),
+            443
+        ));
+        let dual = PrefixListFacts {
+            cidrs: vec!["52.218.0.0/17".into(), "2600:1fa0:80cb::/48".into()],
+            ..pl_s3.clone()
+        };
+        assert!(sg_rule_allows(&pl_rule, Some(v6), Some(&dual), 443));
+        // Entries not read: the reference is taken to cover the address.
+        let unread = PrefixListFacts {
+            cidrs: vec![],
+            ..pl_s3.clone()
+        };
+        assert!(sg_rule_allows(&pl_rule, Some(v6), Some(&unread), 443));
+        assert!(sg_rule_allows(&pl_rule, None, Some(&pl_s3), 443));
+        // IPv6 CIDR rules for IPv6 addresses, and never across families.
+        assert!(sg_rule_allows(
+            &rule("tcp", Some(443), Some(443), &["::/0"], &[]),
+            Some(v6),
+            None,
+            443
+        ));
+        assert!(!sg_rule_allows(
+            &rule("tcp", Some(443), Some(443), &["0.0.0.0/0"], &[]),
+            Some(v6),
+            None,
             443
         ));
         assert!(!sg_rule_allows(

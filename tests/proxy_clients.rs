@@ -363,6 +363,43 @@ fn botocore_agrees_with_the_model() {
             ],
         ),
         ("dynamodb", vec![("https_proxy", p.clone())]),
+        // A custom endpoint URL with a port: botocore checks NO_PROXY against host:port, and
+        // an entry with another port does not match.
+        (
+            "s3",
+            vec![
+                ("HTTPS_PROXY", p.clone()),
+                ("AWS_ENDPOINT_URL_S3", "https://s3.example.com:8443".into()),
+                ("NO_PROXY", "s3.example.com:8443".into()),
+            ],
+        ),
+        (
+            "s3",
+            vec![
+                ("HTTPS_PROXY", p.clone()),
+                ("AWS_ENDPOINT_URL_S3", "https://s3.example.com:8443".into()),
+                ("NO_PROXY", "s3.example.com:443".into()),
+            ],
+        ),
+        (
+            "s3",
+            vec![
+                ("HTTPS_PROXY", p.clone()),
+                ("AWS_ENDPOINT_URL_S3", "https://s3.example.com:8443".into()),
+                ("NO_PROXY", ".example.com".into()),
+            ],
+        ),
+        (
+            "dynamodb",
+            vec![
+                ("HTTPS_PROXY", p.clone()),
+                (
+                    "AWS_ENDPOINT_URL_DYNAMODB",
+                    "https://ddb.example.com:8000".into(),
+                ),
+                ("NO_PROXY", "ddb.example.com:8000".into()),
+            ],
+        ),
     ];
     let mut failures = Vec::new();
     for (service, vars) in &cases {

@@ -46,10 +46,6 @@ pub fn analyze(env: &ProxyEnv, urls: &[Url]) -> ProxyEnvEvidence {
     }
 }
 
-pub fn https_url(name: &str) -> Option<Url> {
-    Url::parse(&format!("https://{name}/")).ok()
-}
-
 /// The path of the IMDSv2 token request: the first request every IMDS client makes.
 pub const IMDS_TOKEN_PATH: &str = "/latest/api/token";
 
@@ -86,7 +82,7 @@ pub async fn connect_probe(
     resolvers: &Resolvers,
     proxy: &ProxyChoice,
     client: HttpClientKind,
-    name: &str,
+    (name, port): (&str, u16),
     service: Service,
     timeout: Duration,
 ) -> ProxyProbe {
@@ -145,7 +141,7 @@ pub async fn connect_probe(
         };
         return finish(probe, outcome, c.error);
     };
-    let mut request = format!("CONNECT {name}:443 HTTP/1.1\r\nHost: {name}:443\r\n");
+    let mut request = format!("CONNECT {name}:{port} HTTP/1.1\r\nHost: {name}:{port}\r\n");
     if let Some(auth) = basic_auth(env, &proxy.variable) {
         request.push_str(&format!("Proxy-Authorization: Basic {auth}\r\n"));
     }

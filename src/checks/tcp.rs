@@ -1,4 +1,5 @@
-//! TCP to every answer on 443, with the connect time; the established stream goes on to the
+//! TCP to every answer on the endpoint's port (443 unless an endpoint URL says otherwise), with
+//! the connect time; the established stream goes on to the
 //! TLS check so a healthy run costs one connect per address.
 
 use std::net::{IpAddr, SocketAddr};
@@ -18,17 +19,18 @@ pub async fn attempt(
     name: &str,
     service: Service,
     ip: IpAddr,
+    port: u16,
     class: AddressClass,
     timeout: Duration,
 ) -> (TcpAttempt, Option<TcpStream>) {
-    let addr = SocketAddr::new(ip, HTTPS_PORT);
+    let addr = SocketAddr::new(ip, port);
     let c = tcp::connect(addr, None, timeout).await;
     (
         TcpAttempt {
             name: name.to_string(),
             service,
             address: ip.to_string(),
-            port: HTTPS_PORT,
+            port,
             address_class: class,
             origin: AddressOrigin::Application,
             local_address: c.local.map(|l| l.to_string()),

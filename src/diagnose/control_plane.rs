@@ -237,42 +237,119 @@ fn security_group_finding(c: &Vpc, f: &mut Findings) {
     let (t, cp, prefix_list, peers, ids) = (c.t, c.cp, c.prefix_list, &c.peers, &c.ids);
     if cp.read_ok("ec2:DescribeSecurityGroups") && !cp.security_groups.is_empty() {
         let pl = prefix_list.map(|p| p.id.as_str());
+        let allowed = |ip: Option<IpAddr>| {
+            cp.security_groups.iter().any(|g| {
+                g.egress
+                    .iter()
+                    .any(|rule| crate::vpc_rules::sg_rule_allows(rule, ip, prefix_list, 443))
+            })
+        };
         let blocked: Vec<IpAddr> = peers
             .iter()
             .copied()
-            .filter(|ip| {
-                !cp.security_groups.iter().any(|g| {
-                    g.egress
-                        .iter()
-                        .any(|rule| crate::vpc_rules::sg_rule_allows(rule, Some(*ip), pl, 443))
-                })
-            })
+            .filter(|ip| !allowed(Some(*ip)))
             .collect();
-        let no_rule_for_list = peers.is_empty()
-            && !cp.security_groups.iter().any(|g| {
-                g.egress
-                    .iter()
-                    .any(|rule| crate::vpc_rules::sg_rule_allows(rule, None, pl, 443))
-            });
+        let no_rule_for_list = peers.is_empty() && !allowed(None);
         if !blocked.is_empty() || no_rule_for_list {
             let groups: Vec<&str> = cp.security_groups.iter().map(|g| g.id.as_str()).collect();
+            let group = groups.first().copied().unwrap_or("<sg-id>");
+            // Addresses the prefix list does not hold (IPv6 to a list of IPv4 CIDRs): a rule
+            // for the list cannot let them out, so the fix names them.
+            let outside_list: Vec<IpAddr> = prefix_list
+                .filter(|p| !p.cidrs.is_empty())
+                .map(|p| {
+                    blocked
+                        .iter()
+                        .copied()
+                        .filter(|ip| crate::vpc_rules::cidr_containing(&p.cidrs, *ip).is_none())
+                        .collect()
+                })
+                .unwrap_or_default();
+            let mut detail = format!(
+                "Egress rules evaluated for {}: none allows tcp/443 to the prefix list or to a CIDR containing them.",
+                if blocked.is_empty() {
+                    "the prefix list".to_string()
+                } else {
+                    joined(&blocked)
+                }
+            );
+            if let (Some(pl), false) = (pl, outside_list.is_empty()) {
+                detail.push_str(&format!(
+                    " {pl} holds no CIDR containing {}{}, so a rule that references it does not cover {}.",
+                    joined(&outside_list),
+                    if outside_list.iter().all(IpAddr::is_ipv6) { " (IPv6; the list's entries are IPv4)" } else { "" },
+                    if outside_list.len() == 1 { "it" } else { "them" }
+                ));
+            }
+            let remediation = if outside_list.is_empty() {
+                format!(
+                    "aws ec2 authorize-security-group-egress --group-id {group} --ip-permissions 'IpProtocol=tcp,FromPort=443,ToPort=443,PrefixListIds=[{{PrefixListId={}}}]'",
+                    pl.unwrap_or("<pl-id>")
+                )
+            } else {
+                let (v4, v6): (Vec<IpAddr>, Vec<IpAddr>) =
+                    outside_list.iter().partition(|ip| ip.is_ipv4());
+                let mut ranges = Vec::new();
+                if !v4.is_empty() {
+                    let cidrs: Vec<String> =
+                        v4.iter().map(|ip| format!("{{CidrIp={ip}/32}}")).collect();
+                    ranges.push(format!("IpRanges=[{}]", cidrs.join(",")));
+                }
+                if !v6.is_empty() {
+                    let cidrs: Vec<String> = v6
+                        .iter()
+                        .map(|ip| format!("{{CidrIpv6={ip}/128}}"))
+                        .collect();
+                    ranges.push(format!("Ipv6Ranges=[{}]", cidrs.join(",")));
+                }
+                format!(
+                    "aws ec2 authorize-security-group-egress --group-id {group} --ip-permissions 'IpProtocol=tcp,FromPort=443,ToPort=443,{}' (or make the clients use the addresses the endpoint serves{})",
+                    ranges.join(","),
+                    if v6.is_empty() {
+                        ""
+                    } else {
+                        ": without dual-stack, AWS_USE_DUALSTACK_ENDPOINT / use_dualstack_endpoint off"
+                    }
+                )
+            };
             f.add(
                 FindingCode::SG_EGRESS_BLOCKS,
                 Severity::Error,
                 &t.id,
-                format!("no egress rule of {} allows TCP 443 to {}", groups.join(", "), pl.unwrap_or("the service")),
                 format!(
-                    "Egress rules evaluated for {}: none allows tcp/443 to the prefix list or to a CIDR containing them.",
-                    if blocked.is_empty() { "the prefix list".to_string() } else { blocked.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", ") }
+                    "no egress rule of {} allows TCP 443 to {}",
+                    groups.join(", "),
+                    pl.unwrap_or("the service")
                 ),
-                format!(
-                    "aws ec2 authorize-security-group-egress --group-id {} --ip-permissions 'IpProtocol=tcp,FromPort=443,ToPort=443,PrefixListIds=[{{PrefixListId={}}}]'",
-                    groups.first().copied().unwrap_or("<sg-id>"),
-                    pl.unwrap_or("<pl-id>")
-                ),
+                detail,
+                remediation,
                 ids.clone(),
             );
         }
+    }
+}
+
+fn joined(ips: &[IpAddr]) -> String {
+    ips.iter()
+        .map(IpAddr::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The `create-network-acl-entry` destination for `ip`: the prefix list's CIDR that holds it,
+/// else the address itself, with the option of its family (`--ipv6-cidr-block` for IPv6).
+fn nacl_cidr_option(prefix_list: Option<&PrefixListFacts>, ip: IpAddr) -> String {
+    let cidr = prefix_list
+        .and_then(|p| crate::vpc_rules::cidr_containing(&p.cidrs, ip))
+        .map(str::to_string)
+        .unwrap_or_else(|| match ip {
+            IpAddr::V4(_) => format!("{ip}/32"),
+            IpAddr::V6(_) => format!("{ip}/128"),
+        });
+    if ip.is_ipv6() {
+        format!("--ipv6-cidr-block {cidr}")
+    } else {
+        format!("--cidr-block {cidr}")
     }
 }
 
@@ -293,10 +370,10 @@ fn network_acl_findings(c: &Vpc, f: &mut Findings) {
                     format!("{} denies TCP 443 out to {ip} (rule {})", acl.id, rule.map(|n| n.to_string()).unwrap_or_else(|| "*".into())),
                     "Network ACLs are evaluated in rule-number order; the first match decides, and nothing matching is a deny.".into(),
                     format!(
-                        "aws ec2 create-network-acl-entry --network-acl-id {} --egress --rule-number {} --protocol tcp --port-range From=443,To=443 --cidr-block {} --rule-action allow",
+                        "aws ec2 create-network-acl-entry --network-acl-id {} --egress --rule-number {} --protocol tcp --port-range From=443,To=443 {} --rule-action allow",
                         acl.id,
                         free_rule_number(&acl.entries, true, rule),
-                        prefix_list.and_then(|p| p.cidrs.first().cloned()).unwrap_or_else(|| format!("{ip}/32"))
+                        nacl_cidr_option(prefix_list, *ip)
                     ),
                     ids.clone(),
                 );
@@ -315,10 +392,10 @@ fn network_acl_findings(c: &Vpc, f: &mut Findings) {
                         rule.map(|n| n.to_string()).unwrap_or_else(|| "*".into())
                     ),
                     format!(
-                        "aws ec2 create-network-acl-entry --network-acl-id {} --ingress --rule-number {} --protocol tcp --port-range From=1024,To=65535 --cidr-block {} --rule-action allow",
+                        "aws ec2 create-network-acl-entry --network-acl-id {} --ingress --rule-number {} --protocol tcp --port-range From=1024,To=65535 {} --rule-action allow",
                         acl.id,
                         free_rule_number(&acl.entries, false, *rule),
-                        prefix_list.and_then(|p| p.cidrs.first().cloned()).unwrap_or_else(|| format!("{ip}/32"))
+                        nacl_cidr_option(prefix_list, *ip)
                     ),
                     ids.clone(),
                 );

@@ -219,10 +219,13 @@ pub(super) fn endpoint_names(r: &ProbeResults, t: &TargetSpec) -> Vec<EndpointNa
                         .map(move |a| format!("{} ({source})", a.ip))
                 })
                 .collect();
+            let socket = t.name_sockets.get(name).copied().unwrap_or_default();
             EndpointName {
                 name: name.clone(),
                 settings: t.name_settings.get(name).cloned().unwrap_or_default(),
                 addresses,
+                port: (socket.port != 443).then_some(socket.port),
+                plain_http: !socket.tls,
             }
         })
         .collect()

@@ -74,6 +74,7 @@ fn healthy() -> (ProbeResults, Expectations) {
             name: "b".into(),
             endpoint_names: vec![NAME.into()],
             name_settings: Default::default(),
+            name_sockets: Default::default(),
             endpoint_error: None,
             endpoint_override: None,
         }],
@@ -496,4 +497,91 @@ fn setup_errors_are_said_in_the_verdict() {
         "{}",
         d.verdict.summary
     );
+
+/// A dual-stack client reaches S3 over IPv6 while the VPC's rules only know IPv4: the security
+/// group's prefix-list rule (the list holds IPv4 CIDRs) and a NACL without IPv6 entries block
+/// it, and each fix names the IPv6 address with the IPv6 form of the command.
+#[test]
+fn ipv6_traffic_against_ipv4_only_rules() {
+    let (mut r, e) = healthy();
+    let v6 = "2600:1fa0:80cb::1";
+    let mut attempt = tcp(v6, TcpOutcome::Timeout);
+    attempt.address_class = AddressClass::ServiceRegion;
+    r.tcp = vec![tcp("52.218.1.1", TcpOutcome::Connected), attempt];
+    let ok = |action: &str| ControlPlaneRead {
+        action: action.into(),
+        outcome: ReadOutcome::Ok,
+        error: None,
+    };
+    let allow_all_v4 = |n: i32, egress: bool| NaclEntry {
+        rule_number: n,
+        egress,
+        protocol: "-1".into(),
+        allow: true,
+        cidr: Some("0.0.0.0/0".into()),
+        from_port: None,
+        to_port: None,
+    };
+    r.control_plane = Some(ControlPlane {
+        reads: vec![
+            ok("ec2:DescribeSecurityGroups"),
+            ok("ec2:DescribeNetworkAcls"),
+        ],
+        prefix_lists: vec![PrefixListFacts {
+            id: "pl-6ea54007".into(),
+            name: "com.amazonaws.eu-west-1.s3".into(),
+            service: Service::S3,
+            cidrs: vec!["52.218.0.0/17".into()],
+        }],
+        security_groups: vec![SecurityGroupFacts {
+            id: "sg-1".into(),
+            egress: vec![SgRule {
+                protocol: "tcp".into(),
+                from_port: Some(443),
+                to_port: Some(443),
+                cidrs: vec![],
+                prefix_list_ids: vec!["pl-6ea54007".into()],
+            }],
+        }],
+        network_acl: Some(NetworkAclFacts {
+            id: "acl-1".into(),
+            entries: vec![allow_all_v4(100, true), allow_all_v4(100, false)],
+        }),
+        ..ControlPlane::default()
+    });
+    let d = diagnose(&r, &e);
+    let finding = |code: &str| {
+        d.findings
+            .iter()
+            .find(|f| f.code.as_str() == code)
+            .unwrap_or_else(|| panic!("{code} missing: {:?}", d.findings))
+    };
+    let sg = finding("SG_EGRESS_BLOCKS");
+    assert!(sg.detail.contains(v6), "{}", sg.detail);
+    assert!(sg.detail.contains("IPv6"), "{}", sg.detail);
+    assert!(
+        !sg.detail.contains("52.218.1.1"),
+        "the IPv4 address is allowed: {}",
+        sg.detail
+    );
+    assert!(
+        sg.remediation
+            .contains(&format!("Ipv6Ranges=[{{CidrIpv6={v6}/128}}]")),
+        "{}",
+        sg.remediation
+    );
+    let acl = finding("NACL_OUTBOUND_BLOCKS");
+    assert!(acl.title.contains(v6), "{}", acl.title);
+    assert!(
+        acl.remediation
+            .contains(&format!("--ipv6-cidr-block {v6}/128")),
+        "{}",
+        acl.remediation
+    );
+    assert!(
+        !acl.remediation.contains("--cidr-block 52.218"),
+        "{}",
+        acl.remediation
+    );
+    assert_eq!(d.verdict.exit_code, 1);
 }

@@ -24,7 +24,17 @@ use super::{
 /// `<account>.ddb.<region>...`. Under a custom endpoint URL the endpoint is
 /// that URL, whose host is found among `known`.
 pub fn botocore_endpoint_url(request: &Url, known: &[Url]) -> Url {
+    // The endpoint URL has no request path: a path-style request (`/bucket`, what botocore
+    // sends under a custom endpoint URL) is checked as its endpoint's root.
+    let root = || {
+        let mut endpoint = request.clone();
+        endpoint.set_path("/");
+        endpoint.set_query(None);
+        endpoint.set_fragment(None);
+        endpoint
+    };
     let Some(Host::Domain(host)) = request.host() else {
+        // An address (IMDS): not an AWS service endpoint, decided as the request.
         return request.clone();
     };
     let host = host.to_ascii_lowercase();
@@ -35,15 +45,12 @@ pub fn botocore_endpoint_url(request: &Url, known: &[Url]) -> Url {
         // The one-label prefix: `bucket.` + the endpoint.
         .find(|k| !host[..host.len() - k.len() - 1].contains('.'));
     let Some(endpoint_host) = from_known.or_else(|| botocore_endpoint_host(&host)) else {
-        return request.clone();
+        return root();
     };
-    let mut endpoint = request.clone();
+    let mut endpoint = root();
     if endpoint.set_host(Some(&endpoint_host)).is_err() {
-        return request.clone();
+        return root();
     }
-    endpoint.set_path("/");
-    endpoint.set_query(None);
-    endpoint.set_fragment(None);
     endpoint
 }
 

@@ -1100,6 +1100,12 @@ fn botocore_endpoints() {
     );
     assert_eq!(ep(S3, &[]), S3);
     assert_eq!(ep(IMDS, &[]), IMDS);
+    // Path style under a custom endpoint URL with a port (botocore's default there): the
+    // endpoint is the URL's root, port kept.
+    assert_eq!(
+        ep("https://s3.example.com:8443/mybucket", &[]),
+        "https://s3.example.com:8443/"
+    );
     let d = decide(Boto, &env(&[("HTTPS_PROXY", P)]), &url(BUCKET));
     assert_eq!(
         d.checked_url.as_deref(),

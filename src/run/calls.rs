@@ -9,7 +9,8 @@ use futures_util::future::join_all;
 use super::NameCtx;
 use super::targets::account_ddb_endpoint;
 use crate::checks::calls::CallSite;
-use crate::checks::{dynamodb, identity, proxy, s3};
+use crate::checks::{dynamodb, identity, s3};
+use crate::endpoints::NameSocket;
 use crate::net::aws::{self as net_aws, PinnedResolver};
 use crate::proxy_rules::HttpClientKind;
 use crate::report::*;
@@ -17,8 +18,8 @@ use crate::results::TargetSpec;
 
 impl NameCtx<'_> {
     /// The SDK's proxy for a name, redacted, if it would use one.
-    fn sdk_proxy(&self, name: &str) -> Option<String> {
-        let url = proxy::https_url(name)?;
+    fn sdk_proxy(&self, name: &str, socket: NameSocket) -> Option<String> {
+        let url = socket.url(name)?;
         crate::proxy_rules::decide(HttpClientKind::AwsSdkRust, &self.cfg.env.proxy, &url)
             .proxy
             .map(|p| p.url_redacted)
@@ -30,13 +31,14 @@ impl NameCtx<'_> {
         service: Service,
         target: &str,
         host: &str,
+        socket: NameSocket,
     ) -> CallSite {
         CallSite {
             service,
             target: target.to_string(),
             endpoint_host: Some(host.to_string()),
             peer: resolver.pinned(host).map(|ip| ip.to_string()),
-            proxy: self.sdk_proxy(host),
+            proxy: self.sdk_proxy(host, socket),
         }
     }
 
@@ -152,7 +154,8 @@ impl NameCtx<'_> {
         let Some(host) = t.endpoint_names.first() else {
             return Vec::new();
         };
-        let site = self.call_site(env.resolver, t.service, &t.id, host);
+        let socket = t.name_sockets.get(host).copied().unwrap_or_default();
+        let site = self.call_site(env.resolver, t.service, &t.id, host, socket);
         let skip_reason = if !env.have_credentials {
             Some("no usable credentials (see the credentials check)".to_string())
         } else if site.proxy.is_none() && site.peer.is_none() {
@@ -206,7 +209,13 @@ impl NameCtx<'_> {
             (None, Some(_)) if sdk_derives => None,
             (None, Some(a)) => {
                 account_ddb_endpoint(self.region, a, self.settings).and_then(|named| {
-                    let site = self.call_site(env.resolver, Service::Dynamodb, &t.id, &named.host);
+                    let site = self.call_site(
+                        env.resolver,
+                        Service::Dynamodb,
+                        &t.id,
+                        &named.host,
+                        named.socket,
+                    );
                     (site.peer.is_some() || site.proxy.is_some())
                         .then(|| (format!("https://{}", named.host), site))
                 })

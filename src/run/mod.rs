@@ -242,8 +242,7 @@ async fn probe_names(s: &Setup<'_>, probe_region: &str, settings: &SdkSettings) 
     let names = unique_names(&static_targets);
     let proxy_urls: Vec<url::Url> = names
         .iter()
-        .map(|(n, _)| n.as_str())
-        .filter_map(proxy::https_url)
+        .filter_map(|(n, _, socket)| socket.url(n))
         .chain(proxy::imds_token_url(&cfg.env))
         .collect();
     let proxy_env = proxy::analyze(&cfg.env.proxy, &proxy_urls);
@@ -263,9 +262,9 @@ async fn probe_names(s: &Setup<'_>, probe_region: &str, settings: &SdkSettings) 
         resolved_stub: s.resolved_stub,
         settings,
     };
-    let pipelines = join_all(names.iter().map(|(name, service)| {
+    let pipelines = join_all(names.iter().map(|(name, service, socket)| {
         let nacl = is_regional_name(name, &static_targets);
-        ctx.name_pipeline(name, *service, nacl, Vec::new())
+        ctx.name_pipeline(name, *service, *socket, nacl, Vec::new())
     }));
     let account_pipeline = account_pipeline(&ctx, s.imds);
     // The signed calls start as soon as the credentials are loaded: STS and the control
@@ -312,9 +311,10 @@ async fn account_pipeline(ctx: &NameCtx<'_>, imds: &ImdsOnce<'_>) {
         {
             t.endpoint_names.push(name.clone());
             t.name_settings.insert(name.clone(), named.settings.clone());
+            t.name_sockets.insert(name.clone(), named.socket);
         }
     });
-    ctx.name_pipeline(&name, Service::Dynamodb, false, vpc_cidrs)
+    ctx.name_pipeline(&name, Service::Dynamodb, named.socket, false, vpc_cidrs)
         .await;
 }
 

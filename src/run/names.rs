@@ -13,6 +13,7 @@ use super::{NameCtx, ProbeResults};
 use crate::checks::app_resolve;
 use crate::checks::dns::{Classifier, Resolvers};
 use crate::checks::{dns, nacl, proxy, tcp, tls};
+use crate::endpoints::NameSocket;
 use crate::proxy_rules::HttpClientKind;
 use crate::report::*;
 
@@ -25,6 +26,7 @@ impl NameCtx<'_> {
         &self,
         name: &str,
         service: Service,
+        socket: NameSocket,
         sweep_nacl: bool,
         vpc_cidrs: Vec<IpNet>,
     ) {
@@ -39,7 +41,7 @@ impl NameCtx<'_> {
             (ResolverKind::Vpc, RecordType::A),
             (ResolverKind::Vpc, RecordType::AAAA),
         ];
-        let proxy_probe = self.proxy_probe(name, service);
+        let proxy_probe = self.proxy_probe(name, service, socket);
         let dns_then_connect = async {
             let (answers, stub) = tokio::join!(
                 join_all(lookups.iter().map(|(kind, rt)| {
@@ -70,13 +72,13 @@ impl NameCtx<'_> {
                 .find(|(ip, _, origin)| ip.is_ipv4() && *origin == AddressOrigin::Application)
                 .map(|(ip, _, _)| *ip);
             let connects = join_all(addresses.iter().map(|(ip, class, origin)| {
-                self.connect_and_handshake(name, service, *ip, *class, *origin)
+                self.connect_and_handshake(name, service, socket, *ip, *class, *origin)
             }));
             let sweep = async {
                 if let (true, Some(ip)) = (sweep_nacl, sweep_target) {
                     let kernel = self.collector.with(|c| c.host.ephemeral_ports);
                     let result =
-                        nacl::sweep(service, ip, tcp::HTTPS_PORT, self.budget.op(), kernel).await;
+                        nacl::sweep(service, ip, socket.port, self.budget.op(), kernel).await;
                     self.collector.with(|c| c.nacl.push(result));
                 }
             };
@@ -89,14 +91,20 @@ impl NameCtx<'_> {
         &self,
         name: &str,
         service: Service,
+        socket: NameSocket,
         ip: IpAddr,
         class: AddressClass,
         origin: AddressOrigin,
     ) {
-        let (mut attempt, stream) = tcp::attempt(name, service, ip, class, self.budget.op()).await;
+        let (mut attempt, stream) =
+            tcp::attempt(name, service, ip, socket.port, class, self.budget.op()).await;
         attempt.origin = origin;
         self.collector.with(|c| c.tcp.push(attempt));
         let Some(stream) = stream else { return };
+        // An http:// endpoint URL: the clients speak no TLS there, so neither does the probe.
+        if !socket.tls {
+            return;
+        }
         let handshake = match self.tls.get().await {
             Ok(ctx) => {
                 tls::handshake(
@@ -160,8 +168,8 @@ impl NameCtx<'_> {
         vec![a, aaaa]
     }
 
-    async fn proxy_probe(&self, name: &str, service: Service) {
-        let Some(url) = proxy::https_url(name) else {
+    async fn proxy_probe(&self, name: &str, service: Service, socket: NameSocket) {
+        let Some(url) = socket.url(name) else {
             return;
         };
         let Some(choice) =
@@ -175,7 +183,7 @@ impl NameCtx<'_> {
             self.resolvers,
             &choice,
             HttpClientKind::AwsSdkRust,
-            name,
+            (name, socket.port),
             service,
             self.budget.op(),
         )

@@ -9,7 +9,7 @@ use super::TargetSpec;
 use crate::checks::dns::Resolvers;
 use crate::checks::region::override_host;
 use crate::config::Config;
-use crate::endpoints::{self, SdkSettings};
+use crate::endpoints::{self, NameSocket, SdkSettings};
 use crate::net::dns::{ServerResolver, system_servers};
 use crate::report::*;
 
@@ -79,6 +79,7 @@ pub fn targets(
             service,
             name: name.clone(),
             endpoint_names: named.iter().map(|n| n.host.clone()).collect(),
+            name_sockets: named.iter().map(|n| (n.host.clone(), n.socket)).collect(),
             name_settings: named.into_iter().map(|n| (n.host, n.settings)).collect(),
             endpoint_override: match service {
                 Service::S3 => override_of(&settings.endpoint_url_s3),
@@ -107,11 +108,16 @@ pub fn targets(
     out
 }
 
-pub(super) fn unique_names(targets: &[TargetSpec]) -> Vec<(String, Service)> {
+pub(super) fn unique_names(targets: &[TargetSpec]) -> Vec<(String, Service, NameSocket)> {
     let mut seen = BTreeSet::new();
     targets
         .iter()
-        .flat_map(|t| t.endpoint_names.iter().map(move |n| (n.clone(), t.service)))
-        .filter(|(n, _)| seen.insert(n.clone()))
+        .flat_map(|t| {
+            t.endpoint_names.iter().map(move |n| {
+                let socket = t.name_sockets.get(n).copied().unwrap_or_default();
+                (n.clone(), t.service, socket)
+            })
+        })
+        .filter(|(n, _, _)| seen.insert(n.clone()))
         .collect()
 }

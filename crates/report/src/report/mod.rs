@@ -114,6 +114,13 @@ pub struct EndpointName {
     /// The addresses the applications connect to, each with its source, e.g.
     /// "198.51.100.10 (dns)" or "198.51.100.12 (/etc/hosts line 3)".
     pub addresses: Vec<String>,
+    /// The port the clients connect to, when an endpoint URL names one other than 443 (TCP,
+    /// the NACL sweep and the proxy CONNECT use it too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// True when an `http://` endpoint URL makes the clients speak plain HTTP (no TLS check).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub plain_http: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
