@@ -576,7 +576,7 @@ pub fn validate_region(region: &str, ranges: &IpRanges) -> Result<(), ConfigErro
         .map(|r| (strsim::levenshtein(region, r), r))
         .min()
         .filter(|(d, _)| *d <= 3)
-        .map(|(_, r)| format!("; did you mean {r}?"))
+        .map(|(_, r)| format!("; did you mean {}?", shown(r)))
         .unwrap_or_default();
     err(format!(
         "--region '{}': not a region with S3 or DynamoDB addresses in the ip-ranges data ({}, {}){suggestion} (a region newer than the data needs a fresh --ip-ranges file)",
