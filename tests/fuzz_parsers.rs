@@ -761,7 +761,7 @@ fn agent_lines() -> impl Strategy<Value = String> {
 }
 
 proptest! {
-    #![proptest_config(budget(300))]
+    #![proptest_config(budget(150))]
 
     #[test]
     fn agent_config_round_trip(doc in agent_doc()) {
@@ -1622,7 +1622,7 @@ fn nss_expected(s: &NssSpec, status: NssStatus) -> NssAction {
 }
 
 proptest! {
-    #![proptest_config(budget(300))]
+    #![proptest_config(budget(150))]
 
     #[test]
     fn nsswitch_hosts_lines_round_trip(sources in nss_line()) {
@@ -1974,6 +1974,9 @@ fn through_sdk(
     classify::Classified,
 ) {
     use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+    // One canned answer for every test thread: one call at a time.
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let c = clients();
     c.canned.set((status, headers.clone(), body));
     let header_map = headers
