@@ -1314,7 +1314,8 @@ proptest! {
     }
 
     #[test]
-    fn date_headers_round_trip(local in 0u64..4_000_000_000, offset in -10_000_000i64..10_000_000, raw in odd_value()) {
+    // Dates from 1970-04 on: HTTP dates have no year before 1970.
+    fn date_headers_round_trip(local in 10_000_000u64..4_000_000_000, offset in -10_000_000i64..10_000_000, raw in odd_value()) {
         let local = std::time::UNIX_EPOCH + Duration::from_secs(local);
         let server = if offset >= 0 {
             local + Duration::from_secs(offset as u64)
