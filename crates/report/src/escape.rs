@@ -31,7 +31,7 @@ pub fn line(message: &str) -> String {
 /// `text` with the userinfo of every URL in it replaced by "***": a value echoed back may be a
 /// URL with a password given where it does not belong (`timeout = "https://u:pw@host"`), or a
 /// parser's message may quote one. A URL ends at a blank, a quote or a backtick.
-pub fn hide_userinfo(text: &str) -> String {
+fn hide_userinfo(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(i) = rest.find("://") {
