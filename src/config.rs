@@ -593,13 +593,17 @@ pub fn validate_region(region: &str, ranges: &IpRanges) -> Result<(), ConfigErro
     if ranges.knows_region(region) && region != "GLOBAL" {
         return Ok(());
     }
+    // Region names are short: a longer value is no typo of one, and the edit distance of two
+    // long strings (a hostile --ip-ranges file) costs the product of their lengths.
+    const LONGEST_REGION: usize = 64;
     let suggestion = ranges
         .regions()
         .into_iter()
+        .filter(|r| region.len() <= LONGEST_REGION && r.len() <= LONGEST_REGION)
         .map(|r| (strsim::levenshtein(region, r), r))
         .min()
         .filter(|(d, _)| *d <= 3)
-        .map(|(_, r)| format!("; did you mean {r}?"))
+        .map(|(_, r)| format!("; did you mean {}?", shown(r)))
         .unwrap_or_default();
     err(format!(
         "--region '{}': not a region with S3 or DynamoDB addresses in the ip-ranges data ({}, {}){suggestion} (a region newer than the data needs a fresh --ip-ranges file)",

@@ -23,8 +23,13 @@ pub const MAX_DEADLINE: Duration = Duration::from_secs(3600);
 /// A humantime duration ("90s", "5m", "1h 30m") of the TOML key `key`, at most `max`.
 pub fn parse(key: &str, raw: &str, max: Duration) -> Result<Duration, String> {
     let what = format!("{key} = \"{}\"", shown(raw));
-    let d = humantime::parse_duration(raw)
-        .map_err(|e| format!("{what}: {e} (write e.g. \"60s\" or \"5m\")"))?;
+    // humantime's message quotes the unit it did not know, which may be the whole value.
+    let d = humantime::parse_duration(raw).map_err(|e| {
+        format!(
+            "{what}: {} (write e.g. \"60s\" or \"5m\")",
+            shown(&e.to_string())
+        )
+    })?;
     within(&what, d, Duration::ZERO, max)
 }
 

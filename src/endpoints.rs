@@ -77,7 +77,15 @@ impl SdkSettings {
     /// From the process environment and the shared config files (AWS_CONFIG_FILE,
     /// AWS_SHARED_CREDENTIALS_FILE), as the SDKs read them.
     pub async fn load(profile_flag: Option<&str>) -> Result<SdkSettings, SettingsError> {
-        let env = Env::real();
+        Self::load_from(profile_flag, &Env::real()).await
+    }
+
+    /// [`SdkSettings::load`] with the variables of `env` instead of the process's (the files
+    /// they name are still read from disk), so tests can point AWS_CONFIG_FILE at a file.
+    pub async fn load_from(
+        profile_flag: Option<&str>,
+        env: &Env,
+    ) -> Result<SdkSettings, SettingsError> {
         let var = |name: &str| env.get(name).ok().filter(|v| !v.trim().is_empty());
         let (profile, profile_from) = match (profile_flag, var("AWS_PROFILE")) {
             (Some(p), _) => (p.to_string(), Some("--profile")),
@@ -86,23 +94,24 @@ impl SdkSettings {
         };
         let set = aws_config::profile::load(
             &Fs::real(),
-            &env,
+            env,
             &EnvConfigFiles::default(),
             Some(Cow::Owned(profile.clone())),
         )
         .await
         // The parser's messages name the file and line, never a value (keys stay secret).
-        .map_err(|e| SettingsError::Files(one_line(&e.to_string())))?;
+        .map_err(|e| SettingsError::Files(crate::escape::line(&one_line(&e.to_string()))))?;
         if let Some(from) = profile_from
             && !set.is_empty()
             && set.get_profile(&profile).is_none()
         {
             let mut known: Vec<&str> = set.profiles().collect();
             known.sort_unstable();
+            // Both come from outside (a flag, AWS_PROFILE, the files' section names).
             return Err(SettingsError::UnknownProfile {
-                profile,
+                profile: crate::escape::shown(&profile),
                 from: from.to_string(),
-                known: known.join(", "),
+                known: crate::escape::shown(&known.join(", ")),
             });
         }
         Ok(Self::from_sources(&var, &set, &profile))

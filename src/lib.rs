@@ -11,7 +11,6 @@ pub mod config;
 pub mod diagnose;
 pub mod durations;
 pub mod endpoints;
-pub mod escape;
 pub mod fsread;
 pub mod net;
 pub mod proxy_rules;
@@ -23,4 +22,4 @@ pub mod vpc_rules;
 
 pub use run::run_once;
 // The report contract, under the paths the rest of the code (and its users) always had.
-pub use vpce_probe_report::{catalogue, render, report};
+pub use vpce_probe_report::{catalogue, escape, render, report};

@@ -75,7 +75,9 @@ impl IpRanges {
             path: source.to_string(),
             reason,
         };
-        let doc: Document = serde_json::from_str(text).map_err(|e| format_err(e.to_string()))?;
+        // serde's messages may quote the offending value: escaped and cut like any other.
+        let doc: Document = serde_json::from_str(text)
+            .map_err(|e| format_err(crate::escape::shown(&e.to_string())))?;
         let mut prefixes = Vec::new();
         let v4 = doc
             .prefixes
@@ -91,9 +93,12 @@ impl IpRanges {
                 "DYNAMODB" => Service::Dynamodb,
                 _ => continue,
             };
-            let net: IpNet = prefix
-                .parse()
-                .map_err(|_| format_err(format!("'{prefix}' is not an address prefix")))?;
+            let net: IpNet = prefix.parse().map_err(|_| {
+                format_err(format!(
+                    "'{}' is not an address prefix",
+                    crate::escape::shown(prefix)
+                ))
+            })?;
             prefixes.push(Prefix {
                 net,
                 region: region.clone(),

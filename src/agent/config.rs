@@ -377,6 +377,7 @@ fn one_line(e: &toml::de::Error, text: &str) -> String {
     let line = e
         .span()
         .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+    // toml quotes the value it refused, which may be a URL with a password: line() hides it.
     let reason = crate::escape::line(&e.message().replace('\n', " "));
     match line {
         Some(l) => format!("line {l}: {reason}"),

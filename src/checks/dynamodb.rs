@@ -142,15 +142,17 @@ impl TableCalls<'_> {
 
 /// Parse --item-key: DynamoDB JSON of key attributes, e.g. {"pk":{"S":"a"},"sk":{"N":"1"}}.
 pub fn parse_item_key(raw: &str) -> Result<HashMap<String, ItemKeyValue>, String> {
+    use crate::escape::shown;
     use base64::Engine;
     let bad = |why: String| {
         Err(format!(
-            "--item-key '{raw}': {why}; expected DynamoDB JSON such as '{{\"pk\":{{\"S\":\"id-1\"}}}}'"
+            "--item-key '{}': {why}; expected DynamoDB JSON such as '{{\"pk\":{{\"S\":\"id-1\"}}}}'",
+            shown(raw)
         ))
     };
     let value: serde_json::Value = match serde_json::from_str(raw) {
         Ok(v) => v,
-        Err(e) => return bad(format!("not JSON ({e})")),
+        Err(e) => return bad(format!("not JSON ({})", shown(&e.to_string()))),
     };
     let Some(map) = value.as_object().filter(|m| !m.is_empty() && m.len() <= 2) else {
         return bad("a key has one or two attributes".into());
@@ -163,23 +165,37 @@ pub fn parse_item_key(raw: &str) -> Result<HashMap<String, ItemKeyValue>, String
             .and_then(|t| t.iter().next())
         else {
             return bad(format!(
-                "attribute '{name}' must be {{\"S\"|\"N\"|\"B\": value}}"
+                "attribute '{}' must be {{\"S\"|\"N\"|\"B\": value}}",
+                shown(name)
             ));
         };
         let Some(text) = v.as_str() else {
-            return bad(format!("attribute '{name}': the value is a JSON string"));
+            return bad(format!(
+                "attribute '{}': the value is a JSON string",
+                shown(name)
+            ));
         };
         let parsed = match kind.as_str() {
             "S" => ItemKeyValue::S(text.into()),
             "N" if text.parse::<f64>().is_ok() => ItemKeyValue::N(text.into()),
-            "N" => return bad(format!("attribute '{name}': '{text}' is not a number")),
+            "N" => {
+                return bad(format!(
+                    "attribute '{}': '{}' is not a number",
+                    shown(name),
+                    shown(text)
+                ));
+            }
             "B" => match base64::engine::general_purpose::STANDARD.decode(text) {
                 Ok(b) => ItemKeyValue::B(b),
-                Err(_) => return bad(format!("attribute '{name}': B values are base64")),
+                Err(_) => {
+                    return bad(format!("attribute '{}': B values are base64", shown(name)));
+                }
             },
             other => {
                 return bad(format!(
-                    "attribute '{name}': key attributes are S, N or B, not {other}"
+                    "attribute '{}': key attributes are S, N or B, not {}",
+                    shown(name),
+                    shown(other)
                 ));
             }
         };

@@ -62,13 +62,14 @@ where
                 (Some(code), Some(message)) => (
                     FailureKind::Service,
                     format!(
-                        "{service} answered HTTP {status} {code}: {}",
+                        "{service} answered HTTP {status} {}: {}",
+                        squash(code),
                         squash(message)
                     ),
                 ),
                 (Some(code), None) => (
                     FailureKind::Service,
-                    format!("{service} answered HTTP {status} {code}"),
+                    format!("{service} answered HTTP {status} {}", squash(code)),
                 ),
                 (None, Some(message)) => (
                     FailureKind::Service,
@@ -347,9 +348,10 @@ fn clean(m: &str) -> String {
         .to_string()
 }
 
-/// Whitespace (newlines included) as single spaces.
+/// Whitespace (newlines included) as single spaces, other control characters escaped: the
+/// text comes from the network (or from something on the path pretending to be AWS).
 fn squash(m: &str) -> String {
-    m.split_whitespace().collect::<Vec<_>>().join(" ")
+    crate::escape::line(&m.split_whitespace().collect::<Vec<_>>().join(" "))
 }
 
 /// Join with ": "; when too long, drop middle messages first, since the first says what

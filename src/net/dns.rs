@@ -33,17 +33,36 @@ pub struct Answer {
 /// The name servers of a resolv.conf file, in order.
 pub fn system_servers(resolv_conf: &Path) -> Result<Vec<SocketAddr>, String> {
     let data = crate::fsread::read(resolv_conf, crate::fsread::MAX_SMALL)?;
-    let (config, _opts) = hickory_resolver::system_conf::parse_resolv_conf(data)
-        .map_err(|e| format!("cannot parse {}: {e}", resolv_conf.display()))?;
+    let (config, _opts) = hickory_resolver::system_conf::parse_resolv_conf(nameserver_lines(&data))
+        .map_err(|e| {
+            format!(
+                "cannot parse {}: {}",
+                crate::escape::shown_path(resolv_conf),
+                crate::escape::shown(&e.to_string())
+            )
+        })?;
     let servers: Vec<SocketAddr> = config
         .name_servers()
         .iter()
         .map(|ns| SocketAddr::new(ns.ip, 53))
         .collect();
     if servers.is_empty() {
-        return Err(format!("{} lists no nameserver", resolv_conf.display()));
+        return Err(format!(
+            "{} lists no nameserver",
+            crate::escape::shown_path(resolv_conf)
+        ));
     }
     Ok(servers)
+}
+
+/// The lines of resolv.conf that name servers. hickory refuses the whole file for one search
+/// domain it cannot parse (a label over 63 characters) while glibc still asks the servers:
+/// only the servers matter here, so only their lines are handed over.
+fn nameserver_lines(data: &[u8]) -> Vec<u8> {
+    data.split(|b| *b == b'\n')
+        .filter(|line| line.trim_ascii_start().starts_with(b"nameserver"))
+        .flat_map(|line| line.iter().copied().chain([b'\n']))
+        .collect()
 }
 
 impl ServerResolver {

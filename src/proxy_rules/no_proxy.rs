@@ -396,12 +396,21 @@ pub fn recommended_no_proxy(env: &ProxyEnv, hosts: &[&str]) -> String {
         let Some(host) = normalise_host(raw) else {
             continue;
         };
+        // A name written with a trailing dot (an endpoint URL's) is what the clients compare,
+        // and hyper-util and urllib compare it as written: its dotted form is needed too.
+        let dotted = match &host {
+            Host::Domain(_) => {
+                let t = raw.trim().to_ascii_lowercase();
+                t.ends_with('.').then_some(Host::Domain(t))
+            }
+            _ => None,
+        };
         // botocore checks its client's endpoint, not the request host.
         let endpoint = match &host {
             Host::Domain(d) => botocore_endpoint_host(d).map(Host::Domain),
             _ => None,
         };
-        for h in std::iter::once(host).chain(endpoint) {
+        for h in std::iter::once(host).chain(dotted).chain(endpoint) {
             if !wanted.contains(&h) {
                 wanted.push(h);
             }

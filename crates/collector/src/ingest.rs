@@ -11,7 +11,7 @@ use hyper::body::{Bytes, Incoming};
 use hyper::{HeaderMap, Request, StatusCode};
 
 use crate::error::StoreError;
-use crate::model::{OverallStatus, Report, SCHEMA_VERSION};
+use crate::model::{OverallStatus, Report, SCHEMA_VERSION, escaped_line, shown};
 use crate::store::NewReport;
 use crate::tokens::SecretFile;
 
@@ -110,7 +110,7 @@ pub async fn read_body(
     {
         None | Some("identity") | Some("") => false,
         Some("gzip") | Some("x-gzip") => true,
-        Some(other) => return Err(Refused::Encoding(other.to_string())),
+        Some(other) => return Err(Refused::Encoding(shown(other))),
     };
     let mut body = req.into_body();
     let mut raw: Vec<u8> = Vec::new();
@@ -142,7 +142,7 @@ pub fn gunzip(raw: Bytes, max: u64) -> Result<Vec<u8>, Refused> {
     flate2::read::GzDecoder::new(raw.as_ref())
         .take(max.saturating_add(1))
         .read_to_end(&mut out)
-        .map_err(|e| Refused::BadGzip(e.to_string()))?;
+        .map_err(|e| Refused::BadGzip(escaped_line(&e.to_string())))?;
     if out.len() as u64 > max {
         return Err(Refused::TooLarge(max));
     }
@@ -155,41 +155,51 @@ pub fn parse(
     header_id: Option<&str>,
     token_label: &str,
 ) -> Result<NewReport, Refused> {
-    let value: serde_json::Value =
-        serde_json::from_slice(&json).map_err(|e| Refused::NotJson(e.to_string()))?;
+    let value: serde_json::Value = serde_json::from_slice(&json)
+        .map_err(|e| Refused::NotJson(escaped_line(&e.to_string())))?;
     let version = value
         .get("schema_version")
         .and_then(|v| v.as_str())
         .ok_or_else(|| Refused::NotReport("no schema_version".into()))?;
     if schema_major(version) != schema_major(SCHEMA_VERSION) {
-        return Err(Refused::SchemaVersion(version.to_string()));
+        return Err(Refused::SchemaVersion(shown(version)));
     }
-    let report: Report =
-        serde_json::from_value(value).map_err(|e| Refused::NotReport(e.to_string()))?;
-    if report.report_id.is_empty() || report.report_id.len() > 128 {
-        return Err(Refused::NotReport(
-            "report_id must have 1 to 128 characters".into(),
-        ));
+    // serde's messages quote the offending value ("unknown variant `...`"): escaped and cut.
+    let report: Report = serde_json::from_value(value)
+        .map_err(|e| Refused::NotReport(escaped_line(&e.to_string())))?;
+    // The agent's spool takes no other report_id (src/agent/spool): one that comes with a
+    // newline or an escape sequence was not sent by a probe, and would be echoed in answers.
+    let id = &report.report_id;
+    if id.is_empty()
+        || id.len() > 128
+        || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    {
+        return Err(Refused::NotReport(format!(
+            "report_id \"{}\": use 1 to 128 characters among A-Z, a-z, 0-9 and '-'",
+            shown(id)
+        )));
     }
     if let Some(h) = header_id
         && h != report.report_id
     {
         return Err(Refused::NotReport(format!(
-            "X-Vpce-Probe-Report-Id {h} differs from the body's report_id {}",
+            "X-Vpce-Probe-Report-Id {} differs from the body's report_id {}",
+            shown(h),
             report.report_id
         )));
     }
     let started = humantime::parse_rfc3339_weak(&report.started_at).map_err(|_| {
         Refused::NotReport(format!(
             "started_at \"{}\" is not an RFC 3339 UTC time",
-            report.started_at
+            shown(&report.started_at)
         ))
     })?;
     let started_at_ms = started
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0);
-    let body = String::from_utf8(json).map_err(|e| Refused::NotJson(e.to_string()))?;
+    let body =
+        String::from_utf8(json).map_err(|e| Refused::NotJson(escaped_line(&e.to_string())))?;
     Ok(extract(report, started_at_ms, token_label, body))
 }
 

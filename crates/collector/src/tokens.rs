@@ -132,10 +132,19 @@ pub fn parse_tokens(text: &str) -> Result<Tokens, String> {
                 fields.len()
             ));
         };
+        // Labels are printed (check-config), logged and shown on the pages.
+        if label.contains(char::is_control) {
+            return Err(format!(
+                "line {}: the label {} holds control characters",
+                n + 1,
+                crate::model::shown(label)
+            ));
+        }
         if token.len() < MIN_TOKEN_LEN {
             return Err(format!(
-                "line {}: the token of {label} is shorter than {MIN_TOKEN_LEN} characters",
-                n + 1
+                "line {}: the token of {} is shorter than {MIN_TOKEN_LEN} characters",
+                n + 1,
+                crate::model::shown(label)
             ));
         }
         if out.iter().any(|(_, t)| t.as_slice() == token.as_bytes()) {
@@ -187,6 +196,11 @@ mod tests {
                 .contains("twice")
         );
         assert!(parse_tokens("# nothing\n").is_err());
+        let e = parse_tokens("te\x1b]0;x\x07am cccccccccccccccccc").expect_err("control");
+        assert!(
+            e.contains("te\\x1b]0;x\\x07am") && !e.contains('\x1b'),
+            "{e}"
+        );
     }
 
     #[test]

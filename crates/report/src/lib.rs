@@ -5,6 +5,7 @@
 
 pub mod catalogue;
 pub mod denial;
+pub mod escape;
 pub mod proxy;
 pub mod render;
 pub mod report;
