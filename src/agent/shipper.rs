@@ -133,9 +133,13 @@ async fn ship_loop(
                     health.sink_answered(&name);
                     let why = format!("{status} {reason}");
                     let (id, sink) = (entry.id.clone(), name.clone());
+                    let bounds = metrics.clone();
                     match with_spool(&spool, move |s| {
+                        let before = s.stats();
                         let path = s.dead_letter(&id, &sink, &why).map_err(|e| e.to_string())?;
-                        Ok((path, s.stats()))
+                        let after = s.stats();
+                        bounds.spool_bounds(&before, &after);
+                        Ok((path, after))
                     })
                     .await
                     {
