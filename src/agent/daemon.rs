@@ -264,6 +264,11 @@ impl Agent {
         let pushed = with_spool(&self.spool, move |s| {
             let before = s.stats();
             let result = s.push(&report_id, &json).map_err(|e| e.to_string());
+            // Counted before what the push's bounds dropped: a scrape never sees more
+            // reports dropped than spooled.
+            if result.is_ok() {
+                metrics.spooled();
+            }
             metrics.spool_bounds(&before, &s.stats());
             result
         })
@@ -272,7 +277,6 @@ impl Agent {
             .spool_written(pushed.as_ref().map(|_| ()).map_err(String::as_str));
         match pushed {
             Ok(_) => {
-                self.metrics.spooled();
                 self.pushed.send_modify(|n| *n += 1);
             }
             Err(e) => {
