@@ -11,7 +11,8 @@ watches the unit live. What it proves, each check able to fail:
 - with a config naming a bucket, `systemctl start` reaches `active`: the agent sent READY=1
   (Type=notify);
 - the agent pings the watchdog (a drop-in sets WatchdogSec=4s): WatchdogTimestamp advances and
-  the same main process is still running after several periods;
+  the same main process is still running after several periods; a frozen one (SIGSTOP) is
+  killed on "Watchdog timeout" and restarted (Restart=on-failure);
 - the sandbox is in force on the live process (/proc/<pid>/status: Seccomp 2, NoNewPrivs 1,
   CapEff 0, the vpce-probe user), writes outside /var/lib/vpce-probe fail (a second dir sink
   pointing to a read-only directory keeps its reports in the spool), and
@@ -31,7 +32,7 @@ libnss-systemd, procps, iproute2, ca-certificates) is cached under /var/cache/vp
 overrides it), keyed by what goes into it; it is built in a temporary directory and renamed into
 place, so an interrupted build is never reused. Every boot is --volatile=overlay: the cached root
 stays clean. Measured (docs/testing.md): cold, the root file system takes 3-5 min to build on
-a busy 2-core machine; warm, the whole test takes about 45 s.
+a busy 2-core machine; warm, the whole test takes about 50 s.
 
 Usage: python3 scripts/systemd_test.py [--deb PATH]   (as root; without --deb it uses the .deb
 scripts/check_packages.py left in target/package-check/out/, so scripts/test.sh runs it after
@@ -53,7 +54,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -507,6 +507,19 @@ def test_unit(c: Container, deb_name: str) -> None:
     p = c.sh(f"systemctl start {UNIT}", timeout=60)
     found = wait_for("'reports found in the spool' in the journal", lambda: "reports found in the spool" in journal(c), timeout=15)
     check(p.returncode == 0 and bool(found), "restarted; the journal says it found the spooled reports")
+
+    say("a frozen agent: the watchdog kills it and Restart=on-failure brings it back")
+    # The control for the watchdog check above: without pings the unit does not survive.
+    frozen = unit_show(c, "MainPID")["MainPID"]
+    c.must(f"kill -STOP {frozen}")
+
+    def replaced():
+        props = unit_show(c, "MainPID", "ActiveState", "NRestarts")
+        fresh = props.get("MainPID") not in ("0", frozen) and props.get("ActiveState") == "active"
+        return props if fresh and "Watchdog timeout" in c.sh(f"journalctl --no-pager -q -u {UNIT}").stdout else None
+
+    props = wait_for("a new main process after the watchdog timeout", replaced, timeout=6 * WATCHDOG_SEC, every=0.5)
+    check(props is not None, f"killed on 'Watchdog timeout' and restarted with a new main PID ({props})")
     c.sh(f"systemctl stop {UNIT}", timeout=60)
     if failures:
         print("--- journal of the unit ---")
