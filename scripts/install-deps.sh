@@ -15,9 +15,14 @@ need=()
 # The package check (scripts/check_packages.py) reads the .rpm with rpm and rpm2archive, strips
 # the debug binary with objcopy (binutils), lets cargo-deb compute the libc dependency with
 # dpkg-shlibdeps (dpkg-dev) and checks the unit with systemd-analyze, systemd-sysusers and
-# systemd-tmpfiles (systemd; it is only installed, not booted).
+# systemd-tmpfiles (systemd; it is only installed, not booted). The systemd test
+# (scripts/systemd_test.py) boots a Debian 12 root file system made by debootstrap under
+# systemd-nspawn (systemd-container) and enters it with nsenter (util-linux). Without
+# recommends, systemd-container does not pull libnss-mymachines, so the host's nsswitch.conf
+# stays as it was (the probe reads it: src/checks/app_resolve.rs, the lab's nsswitch scenarios).
 for tool in rpm:rpm rpm2archive:rpm2cpio objcopy:binutils dpkg-shlibdeps:dpkg-dev \
-  systemd-analyze:systemd gzip:gzip; do
+  systemd-analyze:systemd gzip:gzip \
+  systemd-nspawn:systemd-container debootstrap:debootstrap nsenter:util-linux; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool##*:}")
 done
 if [ "${#need[@]}" -gt 0 ]; then

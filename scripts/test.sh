@@ -23,4 +23,8 @@ cargo test --workspace --all-targets --locked
 # The .deb and .rpm, built from the debug binary and inspected, the SSM document and the unit
 # (packaging/README.md, systemd/README.md).
 python3 scripts/check_packages.py
+# The .deb it built, installed in a Debian 12 container booted under systemd-nspawn: the unit
+# live under a real systemd (systemd/README.md). The root file system is cached in
+# /var/cache/vpce-probe-test/ (3-5 min more the first time; ~50 s after).
+python3 scripts/systemd_test.py
 python3 lab/run_scenarios.py --binary target/debug/vpce-probe

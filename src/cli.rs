@@ -50,7 +50,7 @@ pub enum Command {
     /// Probe once and print a report (the SSM Run Command job).
     #[command(after_help = PROBE_EXAMPLES)]
     Probe(Box<ProbeArgs>),
-    /// Validate the agent's configuration file without probing (used by the systemd unit's ExecStartPre).
+    /// Validate the agent's configuration file without probing (the checks the agent's start makes first).
     CheckConfig {
         /// The agent's configuration file.
         #[arg(

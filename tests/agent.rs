@@ -1032,6 +1032,68 @@ fn a_refused_report_goes_to_dead_letter_and_the_next_one_is_delivered() {
 }
 
 #[test]
+fn the_dead_letter_directory_keeps_its_size_bound_and_counts_what_it_prunes() {
+    let lab = Lab::healthy(49);
+    let collector_ip = Lab::ip(49, 3, 1);
+    let leaf = lab.ca.issue(&[&collector_ip.to_string()]);
+    let collector = start_collector(SocketAddr::new(collector_ip, 0), &leaf);
+    let metrics_addr = SocketAddr::new(Lab::ip(49, 4, 1), 9731);
+    let config = lab.dir.path().join("agent.toml");
+    // A bound of one byte: every new dead letter pushes the previous one out.
+    let text = http_sink_config(&lab, &collector, collector_ip, metrics_addr, "")
+        .replace("[shipping]", "dead_letter_max_bytes = 1\n\n[shipping]");
+    std::fs::write(&config, text).expect("config");
+    let dead = lab
+        .dir
+        .path()
+        .join("spool")
+        .join("dead-letter")
+        .join("collector");
+    let agent = Agent::start(&lab, &config, &[]);
+    for n in 1..=3 {
+        collector.set_mode(CollectorMode::RefuseOnce(400, "report_id missing"));
+        wait_for("one more refusal", Duration::from_secs(60), &agent, || {
+            collector.refused().len() == n
+        });
+    }
+    let refused = collector.refused();
+    let last = refused.last().expect("three refusals");
+    wait_for(
+        "the pruned dead letters in the metrics",
+        Duration::from_secs(30),
+        &agent,
+        || {
+            try_http_get(metrics_addr, "/metrics", "text/plain")
+                .and_then(|(_, text)| {
+                    metric_value(
+                        &text,
+                        "vpce_probe_dead_letters_pruned_total{reason=\"size\"}",
+                    )
+                })
+                .is_some_and(|v| v == 2.0)
+        },
+    );
+    let mut left: Vec<String> = std::fs::read_dir(&dead)
+        .expect("dead-letter directory")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        [format!("{last}.json"), format!("{last}.why")],
+        "only the newest dead letter is left"
+    );
+    let log = agent.log();
+    assert_eq!(
+        log.matches("spool: deleted a dead letter").count(),
+        2,
+        "each deletion logged:\n{log}"
+    );
+    let (status, _) = agent.terminate();
+    assert!(status.success(), "clean stop: {status:?}");
+}
+
+#[test]
 fn healthz_turns_503_while_a_sink_fails_past_unhealthy_after_and_200_when_it_recovers() {
     let lab = Lab::healthy(39);
     let collector_ip = Lab::ip(39, 3, 1);

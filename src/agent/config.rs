@@ -54,6 +54,8 @@ struct SpoolSection {
     dir: Option<PathBuf>,
     max_bytes: Option<u64>,
     max_age: Option<String>,
+    dead_letter_max_bytes: Option<u64>,
+    dead_letter_max_age: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -91,6 +93,9 @@ pub struct AgentConfig {
     pub spool_dir: PathBuf,
     pub spool_max_bytes: u64,
     pub spool_max_age: Duration,
+    /// Bounds of `<spool dir>/dead-letter/`.
+    pub dead_letter_max_bytes: u64,
+    pub dead_letter_max_age: Duration,
     pub shipping: Shipping,
     /// `/healthz` answers 503 once a sink has been failing for longer than this.
     pub unhealthy_after: Duration,
@@ -200,6 +205,12 @@ pub fn parse(text: &str, env: Environment) -> Result<AgentConfig, String> {
         DEFAULT_SPOOL_MAX_AGE,
         MAX_RETENTION,
     )?;
+    let dead_letter_max_age = duration(
+        "spool.dead_letter_max_age",
+        &spool.dead_letter_max_age,
+        super::spool::DEFAULT_DEAD_LETTER_MAX_AGE,
+        MAX_RETENTION,
+    )?;
     let (shipping, unhealthy_after) = shipping(file.shipping.unwrap_or_default())?;
     Ok(AgentConfig {
         interval,
@@ -209,6 +220,10 @@ pub fn parse(text: &str, env: Environment) -> Result<AgentConfig, String> {
         spool_dir: spool.dir.unwrap_or_else(|| DEFAULT_SPOOL_DIR.into()),
         spool_max_bytes: spool.max_bytes.unwrap_or(DEFAULT_SPOOL_MAX_BYTES),
         spool_max_age,
+        dead_letter_max_bytes: spool
+            .dead_letter_max_bytes
+            .unwrap_or(super::spool::DEFAULT_DEAD_LETTER_MAX_BYTES),
+        dead_letter_max_age,
         shipping,
         unhealthy_after,
         sinks: sinks(file.sink)?,
@@ -506,6 +521,8 @@ url = "s3://reports-bucket/vpce-probe/"
         assert_eq!(c.spool_max_bytes, 1_048_576);
         assert_eq!(c.spool_max_age, Duration::from_secs(2 * 86400));
         assert_eq!(c.unhealthy_after, DEFAULT_UNHEALTHY_AFTER);
+        assert_eq!(c.dead_letter_max_bytes, 16 * 1024 * 1024);
+        assert_eq!(c.dead_letter_max_age, Duration::from_secs(30 * 86400));
         assert_eq!(c.sinks.len(), 2);
         assert_eq!(c.sinks[0].name(), "dir-1");
         assert_eq!(
@@ -516,6 +533,24 @@ url = "s3://reports-bucket/vpce-probe/"
                 prefix: "vpce-probe/".into()
             }
         );
+    }
+
+    #[test]
+    fn dead_letter_bounds_are_read_and_checked() {
+        let text = GOOD.replace(
+            "max_age = \"2d\"",
+            "max_age = \"2d\"\ndead_letter_max_bytes = 4096\ndead_letter_max_age = \"12h\"",
+        );
+        let c = parse(&text, Environment::default()).expect("valid");
+        assert_eq!(c.dead_letter_max_bytes, 4096);
+        assert_eq!(c.dead_letter_max_age, Duration::from_secs(12 * 3600));
+        let text = GOOD.replace("max_age = \"2d\"", "dead_letter_max_age = \"2000d\"");
+        let e = parse(&text, Environment::default()).expect_err("over a year");
+        assert!(e.contains("spool.dead_letter_max_age"), "{e}");
+        let text = GOOD.replace("max_age = \"2d\"", "dead_letter_max_bytes = -1");
+        let e = parse(&text, Environment::default()).expect_err("negative");
+        // toml names the line (the key's own), and what it expected.
+        assert!(e.starts_with("line ") && e.contains("expected u64"), "{e}");
     }
 
     #[test]

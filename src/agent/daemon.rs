@@ -16,7 +16,7 @@ use super::config::{self, AgentConfig};
 use super::metrics::{self, Health, Liveness, Metrics};
 use super::shipper::{self, Observers, SharedSpool, Signals, with_spool};
 use super::sinks::{Sender, SinkSetupError};
-use super::spool::{Spool, SpoolConfig};
+use super::spool::{Spool, SpoolConfig, SpoolStats};
 use crate::config::Environment;
 use crate::durations::after;
 use crate::report::{OverallStatus, Report};
@@ -287,12 +287,12 @@ impl Agent {
         let pushed = with_spool(&self.spool, move |s| {
             let before = s.stats();
             let result = s.push(&report_id, &json).map_err(|e| e.to_string());
-            let after = s.stats();
-            metrics.dropped("age", after.dropped_age.saturating_sub(before.dropped_age));
-            metrics.dropped(
-                "size",
-                after.dropped_size.saturating_sub(before.dropped_size),
-            );
+            // Counted before what the push's bounds dropped: a scrape never sees more
+            // reports dropped than spooled.
+            if result.is_ok() {
+                metrics.spooled();
+            }
+            metrics.spool_bounds(&before, &s.stats());
             result
         })
         .await;
@@ -300,7 +300,6 @@ impl Agent {
             .spool_written(pushed.as_ref().map(|_| ()).map_err(String::as_str));
         match pushed {
             Ok(_) => {
-                self.metrics.spooled();
                 self.pushed.send_modify(|n| *n += 1);
             }
             Err(e) => {
@@ -349,6 +348,8 @@ impl Agent {
         let spool_changed = new.spool_dir != old.spool_dir
             || new.spool_max_bytes != old.spool_max_bytes
             || new.spool_max_age != old.spool_max_age
+            || new.dead_letter_max_bytes != old.dead_letter_max_bytes
+            || new.dead_letter_max_age != old.dead_letter_max_age
             || new.sinks != old.sinks;
         // Shippers are rebuilt on every reload (a CA or token file may have changed); a
         // delivery in flight is waited for, so that its acknowledgement is not lost.
@@ -477,6 +478,8 @@ async fn open_spool(
         max_bytes: config.spool_max_bytes,
         max_age: config.spool_max_age,
         sinks,
+        dead_letter_max_bytes: config.dead_letter_max_bytes,
+        dead_letter_max_age: config.dead_letter_max_age,
     };
     tokio::task::spawn_blocking(move || {
         let mut guard = spool
@@ -489,6 +492,8 @@ async fn open_spool(
         let opened = Spool::open(spool_config).map_err(|e| e.to_string())?;
         let stats = opened.stats();
         metrics.spool_skipped(stats.skipped_files);
+        // What the open's bounds deleted: every counter of a fresh open starts at zero.
+        metrics.spool_bounds(&SpoolStats::default(), &stats);
         if stats.entries > 0 {
             info!(
                 entries = stats.entries,

@@ -17,6 +17,7 @@ use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tracing::{debug, warn};
 
+use super::spool::SpoolStats;
 use crate::report::{CheckStatus, Evidence, OverallStatus, Report};
 
 type Labels = Vec<(String, String)>;
@@ -64,6 +65,7 @@ pub struct Metrics {
     spooled: Counter,
     dropped: Family<Labels, Counter>,
     dead_lettered: Family<Labels, Counter>,
+    dead_letters_pruned: Family<Labels, Counter>,
     spool_skipped: Counter,
     spool_entries: Gauge,
     spool_bytes: Gauge,
@@ -96,6 +98,7 @@ impl Metrics {
             spooled: Counter::default(),
             dropped: Family::default(),
             dead_lettered: Family::default(),
+            dead_letters_pruned: Family::default(),
             spool_skipped: Counter::default(),
             spool_entries: Gauge::default(),
             spool_bytes: Gauge::default(),
@@ -188,8 +191,13 @@ impl Metrics {
         );
         registry.register(
             "reports_dead_lettered",
-            "Reports a sink refused for good (a 4xx other than 408 and 429), moved to the spool's dead-letter directory, by sink",
+            "Reports a sink refused for good (a 4xx other than 401, 403, 404, 408 and 429), moved to the spool's dead-letter directory, by sink",
             m.dead_lettered.clone(),
+        );
+        registry.register(
+            "dead_letters_pruned",
+            "Dead letters deleted by the dead-letter directory's bounds, by reason (age, size)",
+            m.dead_letters_pruned.clone(),
         );
         registry.register(
             "spool_skipped_files",
@@ -303,6 +311,36 @@ impl Metrics {
         self.dead_lettered
             .get_or_create(&labels(&[("sink", sink)]))
             .inc();
+    }
+
+    /// What the spool's bounds deleted between two of its stats (of one open): reports dropped
+    /// before every sink had them, and dead letters.
+    pub fn spool_bounds(&self, before: &SpoolStats, after: &SpoolStats) {
+        self.dropped("age", after.dropped_age.saturating_sub(before.dropped_age));
+        self.dropped(
+            "size",
+            after.dropped_size.saturating_sub(before.dropped_size),
+        );
+        for (reason, n) in [
+            (
+                "age",
+                after
+                    .dead_letters_pruned_age
+                    .saturating_sub(before.dead_letters_pruned_age),
+            ),
+            (
+                "size",
+                after
+                    .dead_letters_pruned_size
+                    .saturating_sub(before.dead_letters_pruned_size),
+            ),
+        ] {
+            if n > 0 {
+                self.dead_letters_pruned
+                    .get_or_create(&labels(&[("reason", reason)]))
+                    .inc_by(n);
+            }
+        }
     }
 
     /// Files an open of the spool skipped (each open counts its own).

@@ -203,9 +203,14 @@ impl Shipper {
         let name = &self.name;
         let why = format!("{status} {reason}");
         let (id, sink) = (entry.id.clone(), name.clone());
+        // Moving a report aside may prune older dead letters (their bounds): counted.
+        let bounds = self.metrics.clone();
         match with_spool(&self.spool, move |s| {
+            let before = s.stats();
             let path = s.dead_letter(&id, &sink, &why).map_err(|e| e.to_string())?;
-            Ok((path, s.stats()))
+            let after = s.stats();
+            bounds.spool_bounds(&before, &after);
+            Ok((path, after))
         })
         .await
         {

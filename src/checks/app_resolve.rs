@@ -661,6 +661,27 @@ mod tests {
     }
 
     #[test]
+    fn debians_mymachines_line_still_reaches_dns() {
+        // What installing systemd-container with its recommends (libnss-mymachines) leaves on
+        // Debian 12: mymachines answers only local containers' names, so DNS decides; whether
+        // the module is installed or not (glibc skips a missing one).
+        for missing in [false, true] {
+            let mut f = files("files mymachines dns myhostname", "");
+            if missing {
+                f.missing_modules.insert("mymachines".into());
+            }
+            let r = run(
+                &f,
+                &[lookup("A", DnsOutcome::Answered, &["52.218.1.1"])],
+                &[],
+            );
+            assert_eq!(r.answered_by, Some(AppSource::Dns), "{:?}", r.steps);
+            let r = run(&f, &[lookup("A", DnsOutcome::NxDomain, &[])], &[]);
+            assert_eq!(r.answered_by, None, "{:?}", r.steps);
+        }
+    }
+
+    #[test]
     fn notfound_return_stops_the_walk() {
         let f = files(
             "dns [NOTFOUND=return] files",

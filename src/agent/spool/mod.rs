@@ -19,7 +19,8 @@
 //!   that completes the set writes no marker: it removes the entry directly.
 //! - `.tmp-*`: a write in progress; one that `open` finds is the leftover of a crash: deleted.
 //! - `dead-letter/<sink>/<report_id>.json` and `.why`: reports that sink refused for good
-//!   (see `dead_letter.rs`); the scan leaves the directory alone.
+//!   (see `dead_letter.rs`), bounded by `dead_letter_max_age` and `dead_letter_max_bytes`; the
+//!   entries' scan leaves the directory alone.
 //! - `.lock`: held with an exclusive `flock` for the life of the [`Spool`], so that two agents
 //!   never share one directory (the kernel releases it when the process dies, even by kill -9).
 //!
@@ -104,7 +105,16 @@ pub struct SpoolConfig {
     pub max_age: Duration,
     /// The sinks that must each acknowledge an entry before it leaves the spool.
     pub sinks: Vec<String>,
+    /// Bound on the dead letters' bytes (reports and reasons); the oldest go first, never the newest.
+    pub dead_letter_max_bytes: u64,
+    /// Dead letters older than this are deleted.
+    pub dead_letter_max_age: Duration,
 }
+
+/// `[spool] dead_letter_max_bytes` by default: 16 MiB, a few thousand refused reports.
+pub const DEFAULT_DEAD_LETTER_MAX_BYTES: u64 = 16 * 1024 * 1024;
+/// `[spool] dead_letter_max_age` by default: 30 days, long enough to be noticed and read.
+pub const DEFAULT_DEAD_LETTER_MAX_AGE: Duration = Duration::from_secs(30 * 24 * 3600);
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpoolError {
@@ -186,6 +196,10 @@ pub struct SpoolStats {
     pub recovered: u64,
     /// Files in the directory that open skipped: foreign, unreadable or corrupt (left in place).
     pub skipped_files: u64,
+    /// Dead letters deleted since open because they were older than `dead_letter_max_age`.
+    pub dead_letters_pruned_age: u64,
+    /// Dead letters deleted since open to keep the directory within `dead_letter_max_bytes`.
+    pub dead_letters_pruned_size: u64,
     /// Entries in the spool now.
     pub entries: u64,
     /// JSON bytes in the spool now.
@@ -208,6 +222,8 @@ pub struct Spool {
     max_bytes: u64,
     max_age: Duration,
     sinks: Vec<String>,
+    dead_letter_max_bytes: u64,
+    dead_letter_max_age: Duration,
     /// Ordered by id, so oldest first.
     entries: BTreeMap<EntryId, Entry>,
     bytes: u64,
@@ -230,6 +246,8 @@ impl Spool {
             max_bytes,
             max_age,
             sinks,
+            dead_letter_max_bytes,
+            dead_letter_max_age,
         } = config;
         if sinks.is_empty() {
             return Err(SpoolError::Config(
@@ -271,6 +289,8 @@ impl Spool {
             max_bytes,
             max_age,
             sinks,
+            dead_letter_max_bytes,
+            dead_letter_max_age,
             entries: BTreeMap::new(),
             bytes: 0,
             last_millis: 0,
@@ -279,6 +299,7 @@ impl Spool {
         };
         spool.recover()?;
         spool.enforce_bounds(SystemTime::now());
+        spool.prune_dead_letters(SystemTime::now());
         info!(
             dir = %spool.dir.display(),
             entries = spool.entries.len(),
@@ -378,6 +399,7 @@ impl Spool {
             );
         }
         self.enforce_bounds(now);
+        self.prune_dead_letters(now);
         Ok(id)
     }
 

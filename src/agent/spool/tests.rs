@@ -8,6 +8,8 @@ fn config(dir: &Path, sinks: &[&str]) -> SpoolConfig {
         max_bytes: 1 << 20,
         max_age: HOUR,
         sinks: sinks.iter().map(|s| s.to_string()).collect(),
+        dead_letter_max_bytes: DEFAULT_DEAD_LETTER_MAX_BYTES,
+        dead_letter_max_age: DEFAULT_DEAD_LETTER_MAX_AGE,
     }
 }
 
@@ -480,4 +482,180 @@ fn dead_letter_moves_the_report_aside_for_one_sink_and_survives_reopen() {
         .collect();
     leftovers.sort();
     assert_eq!(leftovers, ["r-a.json", "r-a.why"]);
+}
+
+fn dead_letter_config(
+    dir: &Path,
+    sinks: &[&str],
+    max_bytes: u64,
+    max_age: Duration,
+) -> SpoolConfig {
+    SpoolConfig {
+        dead_letter_max_bytes: max_bytes,
+        dead_letter_max_age: max_age,
+        ..config(dir, sinks)
+    }
+}
+
+/// The file names under `dead-letter/<sink>/`, sorted.
+fn dead_letter_names(spool_dir: &Path, sink: &str) -> Vec<String> {
+    names(&spool_dir.join(DEAD_LETTER_DIR).join(sink))
+}
+
+#[test]
+fn dead_letters_older_than_the_bound_are_pruned_at_the_next_push_never_the_newest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut spool = Spool::open(dead_letter_config(tmp.path(), &["http"], 1 << 20, HOUR)).unwrap();
+    for id in ["r-a", "r-b"] {
+        let e = spool.push(id, &report(id)).unwrap();
+        spool.dead_letter(&e, "http", "400 bad").unwrap();
+    }
+    assert_eq!(
+        dead_letter_names(tmp.path(), "http"),
+        ["r-a.json", "r-a.why", "r-b.json", "r-b.why"]
+    );
+    // Within the hour nothing goes.
+    assert_eq!(spool.prune_dead_letters(SystemTime::now()), 0);
+    // A push two hours later (the next run) enforces the age bound: both are too old, the
+    // newest stays so that the last refusal can still be read.
+    let later = SystemTime::now() + 2 * HOUR;
+    spool.push_at("r-c", &report("r-c"), later).unwrap();
+    assert_eq!(
+        dead_letter_names(tmp.path(), "http"),
+        ["r-b.json", "r-b.why"]
+    );
+    let stats = spool.stats();
+    assert_eq!(stats.dead_letters_pruned_age, 1);
+    assert_eq!(stats.dead_letters_pruned_size, 0);
+    // The spool's own entries are not touched by the dead-letter bounds.
+    assert_eq!(report_ids(&spool.pending_for("http")), ["r-c"]);
+    assert_eq!(stats.dropped_age + stats.dropped_size, 0);
+}
+
+#[test]
+fn dead_letters_over_the_size_bound_lose_the_oldest_first() {
+    let tmp = tempfile::tempdir().unwrap();
+    let why = "400 bad";
+    let letter_bytes = (report_of_size("r-1", 200).len() + why.len() + 1) as u64;
+    // Room for two dead letters, not three.
+    let mut spool = Spool::open(dead_letter_config(
+        tmp.path(),
+        &["http", "dir"],
+        2 * letter_bytes + letter_bytes / 2,
+        HOUR,
+    ))
+    .unwrap();
+    for id in ["r-1", "r-2", "r-3", "r-4"] {
+        let e = spool.push(id, &report_of_size(id, 200)).unwrap();
+        spool.dead_letter(&e, "http", why).unwrap();
+    }
+    assert_eq!(
+        dead_letter_names(tmp.path(), "http"),
+        ["r-3.json", "r-3.why", "r-4.json", "r-4.why"]
+    );
+    assert_eq!(spool.stats().dead_letters_pruned_size, 2);
+    assert_eq!(spool.stats().dead_letters_pruned_age, 0);
+    // The bound is over every sink's dead letters together.
+    let e = spool.push("r-5", &report_of_size("r-5", 200)).unwrap();
+    spool.dead_letter(&e, "dir", why).unwrap();
+    assert_eq!(
+        dead_letter_names(tmp.path(), "http"),
+        ["r-4.json", "r-4.why"]
+    );
+    assert_eq!(
+        dead_letter_names(tmp.path(), "dir"),
+        ["r-5.json", "r-5.why"]
+    );
+    assert_eq!(spool.stats().dead_letters_pruned_size, 3);
+    // The other sink still has every report: dead letters are copies, the entries stay.
+    assert_eq!(
+        report_ids(&spool.pending_for("dir")),
+        ["r-1", "r-2", "r-3", "r-4"]
+    );
+}
+
+#[test]
+fn a_dead_letter_bigger_than_the_bound_on_its_own_is_kept_as_the_newest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut spool = Spool::open(dead_letter_config(tmp.path(), &["http"], 0, HOUR)).unwrap();
+    let a = spool.push("r-a", &report("r-a")).unwrap();
+    spool.dead_letter(&a, "http", "400 bad").unwrap();
+    assert_eq!(
+        dead_letter_names(tmp.path(), "http"),
+        ["r-a.json", "r-a.why"]
+    );
+    let b = spool.push("r-b", &report("r-b")).unwrap();
+    spool.dead_letter(&b, "http", "400 bad").unwrap();
+    assert_eq!(
+        dead_letter_names(tmp.path(), "http"),
+        ["r-b.json", "r-b.why"]
+    );
+    assert_eq!(spool.stats().dead_letters_pruned_size, 1);
+}
+
+#[test]
+fn open_prunes_dead_letters_of_every_sink_and_leaves_strangers_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut spool = Spool::open(dead_letter_config(
+        tmp.path(),
+        &["http", "old"],
+        1 << 20,
+        HOUR,
+    ))
+    .unwrap();
+    for (id, sink) in [("r-a", "old"), ("r-b", "http"), ("r-c", "http")] {
+        let e = spool.push(id, &report(id)).unwrap();
+        spool.dead_letter(&e, sink, "422 no").unwrap();
+    }
+    drop(spool);
+    let dl = tmp.path().join(DEAD_LETTER_DIR);
+    // File times are coarse (a few ms): make the order of the three explicit.
+    let base = SystemTime::now() - Duration::from_secs(60);
+    for (i, (id, sink)) in [("r-a", "old"), ("r-b", "http"), ("r-c", "http")]
+        .iter()
+        .enumerate()
+    {
+        for ext in ["json", "why"] {
+            fs::File::options()
+                .write(true)
+                .open(dl.join(sink).join(format!("{id}.{ext}")))
+                .unwrap()
+                .set_modified(base + Duration::from_secs(i as u64))
+                .unwrap();
+        }
+    }
+    // What the spool does not write: a file of another name, a directory that is no sink name,
+    // a symlink named like a dead letter. A crash's temporary file is the spool's.
+    fs::write(dl.join("http").join("notes.txt"), "mine").unwrap();
+    fs::create_dir(dl.join("not a sink")).unwrap();
+    fs::write(dl.join("not a sink").join("r-x.json"), "{}").unwrap();
+    std::os::unix::fs::symlink(dl.join("http/r-b.json"), dl.join("http/r-z.json")).unwrap();
+    fs::write(dl.join("http").join(format!("{TMP_PREFIX}123")), "half").unwrap();
+
+    // "old" left the configuration; its dead letters still count and age out. A bound of a few
+    // bytes keeps only the newest of all: r-c.
+    let spool = Spool::open(dead_letter_config(tmp.path(), &["http"], 10, HOUR)).unwrap();
+    assert_eq!(spool.stats().dead_letters_pruned_size, 2);
+    assert_eq!(names(&dl.join("old")), Vec::<String>::new());
+    assert_eq!(
+        names(&dl.join("http")),
+        ["notes.txt", "r-c.json", "r-c.why", "r-z.json"]
+    );
+    assert_eq!(names(&dl.join("not a sink")), ["r-x.json"]);
+    assert_eq!(spool.stats().skipped_files, 0);
+}
+
+#[test]
+fn a_lone_reason_file_is_a_dead_letter_too() {
+    // A deletion interrupted between the report and its reason leaves the .why: it is pruned
+    // like the rest, not kept forever.
+    let tmp = tempfile::tempdir().unwrap();
+    let dl = tmp.path().join(DEAD_LETTER_DIR).join("http");
+    fs::create_dir_all(&dl).unwrap();
+    fs::write(dl.join("r-a.why"), "400 bad\n").unwrap();
+    fs::write(dl.join("r-b.why"), "400 bad\n").unwrap();
+    let mut spool = Spool::open(dead_letter_config(tmp.path(), &["http"], 1 << 20, HOUR)).unwrap();
+    assert_eq!(spool.prune_dead_letters(SystemTime::now() + 2 * HOUR), 1);
+    assert_eq!(names(&dl).len(), 1);
+    assert_eq!(spool.stats().dead_letters_pruned_age, 1);
 }
