@@ -625,6 +625,41 @@ fn answer(
 mod tests {
     use super::*;
 
+    /// docs/agent.md's metrics table names exactly the registry's metrics with their types
+    /// (its meanings say more than the HELP texts, so only names and types are compared).
+    #[test]
+    fn docs_metrics_table_names_every_registered_metric_with_its_type() {
+        let text = Metrics::new().encode(false);
+        let mut registered: Vec<(String, String)> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .map(|l| {
+                let (name, kind) = l.split_once(' ').expect("# TYPE name kind");
+                match kind {
+                    "counter" => (format!("{name}_total"), kind.to_string()),
+                    "info" => (format!("{name}_info"), "gauge".to_string()),
+                    _ => (name.to_string(), kind.to_string()),
+                }
+            })
+            .collect();
+        registered.sort();
+        let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/agent.md"))
+            .expect("docs/agent.md");
+        let mut documented: Vec<(String, String)> = Vec::new();
+        for row in docs.lines().filter(|l| l.starts_with("| `vpce_probe_")) {
+            let cells: Vec<&str> = row.split(" | ").collect();
+            for name in cells[0].split('`').filter(|n| n.starts_with("vpce_probe_")) {
+                documented.push((name.to_string(), cells[1].trim().to_string()));
+            }
+        }
+        documented.sort();
+        assert!(registered.len() >= 20, "{text}");
+        assert_eq!(
+            documented, registered,
+            "docs/agent.md's metrics table (left) differs from the registry (right)"
+        );
+    }
+
     #[test]
     fn health_turns_bad_after_the_threshold_and_good_on_an_answer() {
         let h = Health::new(Duration::from_secs(30));
