@@ -2,6 +2,7 @@
 """The README's figures and examples, produced by one script and dated.
 
     sudo python3 scripts/readme_figures.py measure   # run the VPC lab and the timings, then write
+    sudo python3 scripts/readme_figures.py measure --examples-only   # only the examples
     python3 scripts/readme_figures.py write          # re-render the README from the checked-in results
     python3 scripts/readme_figures.py check          # exit 1 if the README differs from that rendering
 
@@ -280,13 +281,17 @@ def record_examples(today: str, binary: Path) -> list[dict]:
     return examples
 
 
-def measure(fig: dict, binary: Path) -> dict:
+def measure(fig: dict, binary: Path, examples_only: bool) -> dict:
     today = datetime.datetime.now(datetime.timezone.utc).date().isoformat()
-    new = {"machine": machine(today), "figures": [], "examples": []}
+    new = {"machine": fig["machine"] if examples_only else machine(today), "figures": [], "examples": []}
     build = ["cargo", "build", "--locked", "--bin", "vpce-probe", "--example", "lab_servers"]
     print("build (every feature, as scripts/test.sh builds it)", flush=True)
     run(build)
     measured: dict[str, dict] = {}
+    if examples_only:
+        print("examples from the VPC lab", flush=True)
+        with LabLock():
+            return {**fig, "examples": record_examples(today, binary)}
 
     def keep(fid: str, runs: list[float]) -> None:
         measured[fid] = {"seconds": round(statistics.median(runs), 1), "runs": [round(r, 1) for r in runs],
@@ -319,6 +324,8 @@ def main() -> int:
     ap.add_argument("command", choices=["measure", "write", "check"])
     ap.add_argument("--binary", type=Path, default=None,
                     help="the vpce-probe binary that renders the examples (default: target/debug/vpce-probe)")
+    ap.add_argument("--examples-only", action="store_true",
+                    help="measure: record the examples from the VPC lab, keep the timings")
     ap.add_argument("--readme", type=Path, default=README, help="the README to write or check (default: README.md)")
     opts = ap.parse_args()
     binary = (opts.binary or default_binary()).resolve()
@@ -327,7 +334,7 @@ def main() -> int:
         if opts.command == "measure":
             if os.geteuid() != 0:
                 raise Failure("measure needs root (the VPC lab makes network namespaces): run it with sudo")
-            fig = measure(fig, binary)
+            fig = measure(fig, binary, opts.examples_only)
             FIGURES.write_text(json.dumps(fig, indent=2) + "\n")
         if not binary.is_file():
             raise Failure(f"{binary} does not exist: cargo build --bin vpce-probe (or give --binary)")
