@@ -37,6 +37,7 @@ import re
 import statistics
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -97,6 +98,9 @@ def figure_time(f: dict) -> str:
 def figure_how(f: dict) -> str:
     if f["kind"] == "measured":
         how = f"measured {f['date']} by this script"
+        if "load_average" in f:
+            # 2 cores: a load average well above 2 means the figure includes waiting for them.
+            how += f" (load average {f['load_average']})"
     elif f["kind"] == "recorded":
         how = f"measured {f['date']}, not by this script"
     else:
@@ -124,11 +128,14 @@ def render_start(fig: dict) -> str:
 
 def render_timings(fig: dict) -> str:
     m = fig["machine"]
-    lines = [
+    intro = (
         f"How long, measured {m['date']} on the development machine ({m['cores']} cores,"
         f" {m['ram_gib']:.0f} GiB RAM, {m['os']}; {m['note']}), except where the last column says"
         " otherwise. `sudo python3 scripts/readme_figures.py measure` measures them again and"
-        " rewrites this table; the raw results are in `docs/figures.json`.",
+        " rewrites this table; the raw results are in `docs/figures.json`."
+    )
+    lines = [
+        *textwrap.wrap(intro, width=98, break_on_hyphens=False),
         "",
         "| what | time | how it was obtained |",
         "|---|---|---|",
@@ -302,7 +309,10 @@ def measure(fig: dict, binary: Path, examples_only: bool) -> dict:
     with LabLock():
         new["examples"] = record_examples(today, binary)
     # An incremental build: one source file of the probe changed, the binaries relinked.
-    (REPO / "src" / "run.rs").touch()
+    touched = REPO / "src" / "run" / "mod.rs"
+    if not touched.is_file():
+        raise Failure(f"{touched.relative_to(REPO)} is gone: name another source file of the probe")
+    touched.touch()
     keep("incremental-build", [timed("incremental build", build)])
     keep("package-check", [timed("package check", ["python3", "scripts/check_packages.py"])])
     keep("lab-suite", [timed("lab suite", ["python3", "lab/run_scenarios.py", "--binary", str(binary)], lab=True)])
@@ -311,7 +321,9 @@ def measure(fig: dict, binary: Path, examples_only: bool) -> dict:
 
     for f in fig["figures"]:
         if f["id"] in measured:
-            f = {**f, "kind": "measured", **measured.pop(f["id"])}
+            # What was said of an earlier figure (how it was obtained, an estimate's text) goes.
+            kept = {k: v for k, v in f.items() if k in ("id", "what")}
+            f = {**kept, "kind": "measured", **measured.pop(f["id"])}
         new["figures"].append(f)
     if measured:
         raise Failure(f"docs/figures.json has no entry for {', '.join(measured)}: add one (id, what, how)")

@@ -635,9 +635,17 @@ mod tests {
             .filter_map(|l| l.strip_prefix("# TYPE "))
             .map(|l| {
                 let (name, kind) = l.split_once(' ').expect("# TYPE name kind");
+                // The samples' names: counters end in _total, info metrics in _info.
+                let suffixed = |suffix: &str| {
+                    if name.ends_with(suffix) {
+                        name.to_string()
+                    } else {
+                        format!("{name}{suffix}")
+                    }
+                };
                 match kind {
-                    "counter" => (format!("{name}_total"), kind.to_string()),
-                    "info" => (format!("{name}_info"), "gauge".to_string()),
+                    "counter" => (suffixed("_total"), kind.to_string()),
+                    "info" => (suffixed("_info"), "gauge".to_string()),
                     _ => (name.to_string(), kind.to_string()),
                 }
             })
