@@ -143,7 +143,10 @@ fn lab_readme_lists_every_scenario_and_fault() {
                 .unwrap()
                 .lines()
                 .any(|l| l.trim_start().starts_with("known_bug"));
-            (p.file_stem().unwrap().to_string_lossy().into_owned(), known_bug)
+            (
+                p.file_stem().unwrap().to_string_lossy().into_owned(),
+                known_bug,
+            )
         })
         .collect();
     scenarios.sort();
@@ -165,7 +168,10 @@ fn lab_readme_lists_every_scenario_and_fault() {
         );
     }
     let faults = Command::new("bash")
-        .args([&format!("{}/lab/lab.sh", env!("CARGO_MANIFEST_DIR")), "faults"])
+        .args([
+            &format!("{}/lab/lab.sh", env!("CARGO_MANIFEST_DIR")),
+            "faults",
+        ])
         .output()
         .expect("bash lab/lab.sh faults");
     assert!(faults.status.success());
@@ -178,4 +184,3 @@ fn lab_readme_lists_every_scenario_and_fault() {
         );
     }
 }
-

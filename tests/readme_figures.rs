@@ -42,9 +42,16 @@ fn a_hand_edited_example_or_figure_fails_the_check() {
     for (what, edited) in [
         (
             "a figure",
-            readme.replacen("| `scripts/install-deps.sh` with everything present | ", "| `scripts/install-deps.sh` with everything present | 0.1 s, ", 1),
+            readme.replacen(
+                "| `scripts/install-deps.sh` with everything present | ",
+                "| `scripts/install-deps.sh` with everything present | 0.1 s, ",
+                1,
+            ),
         ),
-        ("an example line", readme.replacen("VERDICT  healthy", "VERDICT  fine", 1)),
+        (
+            "an example line",
+            readme.replacen("VERDICT  healthy", "VERDICT  fine", 1),
+        ),
     ] {
         assert_ne!(edited, readme, "{what}: the edit did not apply");
         let copy = dir.path().join("README.md");

@@ -42,7 +42,10 @@ fn probe_on_a_tty(lab: &Lab, no_color: Option<&str>) -> String {
     let mut script = Command::new("script");
     script
         .args(["-qec"])
-        .arg(format!("{command} 2>{}", shell_quote(&stderr.display().to_string())))
+        .arg(format!(
+            "{command} 2>{}",
+            shell_quote(&stderr.display().to_string())
+        ))
         .arg("/dev/null")
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
