@@ -184,3 +184,43 @@ fn lab_readme_lists_every_scenario_and_fault() {
         );
     }
 }
+
+/// The first ten minutes: `--help` and `probe --help` end with examples to copy.
+#[test]
+fn help_ends_with_examples() {
+    for args in [&["--help"][..], &["probe", "--help"][..]] {
+        let help = binary(args);
+        let examples = help
+            .find("Examples:")
+            .unwrap_or_else(|| panic!("{args:?}: no examples\n{help}"));
+        assert!(
+            help[examples..]
+                .matches("vpce-probe probe --bucket")
+                .count()
+                >= 2,
+            "{args:?}: {help}"
+        );
+    }
+}
+
+/// `render-text` (hidden; the README's examples go through it) refuses a file that is not a
+/// report with exit 2 and one line saying what to give it.
+#[test]
+fn render_text_refuses_what_is_not_a_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_a_report = dir.path().join("config.toml");
+    std::fs::write(&not_a_report, "[probe]\n").unwrap();
+    for file in [not_a_report, dir.path().join("missing.json")] {
+        let out = Command::new(env!("CARGO_BIN_EXE_vpce-probe"))
+            .arg("render-text")
+            .arg(&file)
+            .env_clear()
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{file:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.starts_with("vpce-probe: "), "{stderr}");
+        assert!(out.stdout.is_empty());
+    }
+}
