@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Delays every packet of one netfilter queue by a fixed time, then accepts it.
 
-The lab's kernel has no netem (lab-notes.md), so a known latency is injected this way instead:
+The lab's kernel has no netem (lab/README.md, "Limits"), so a known latency is injected this way instead:
 an iptables rule sends the packets to NFQUEUE, this program holds each one DELAY_MS and gives
 the verdict ACCEPT, in arrival order. Pure standard library (raw nfnetlink), no packet payload
 is copied (only the metadata).

@@ -1,4 +1,4 @@
-//! Prints timing figures of the one-shot probe on the loopback lab of the tests (run as root
+//! Prints timing figures of the one-shot probe against the tests' loopback fakes (run as root
 //! through scripts/timing.sh). Figures, not assertions: the machines are shared and noisy.
 //!
 //! 1. Healthy: wall time of the run vs the sum of its checks' durations (sequential cost)

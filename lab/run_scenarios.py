@@ -439,7 +439,9 @@ def main() -> int:
         raise KeyboardInterrupt
     signal.signal(signal.SIGTERM, on_term)
 
-    take_lab_lock()
+    # VPL_LOCK_HELD=1: the caller holds the lock already (lab.sh honours the same variable).
+    if os.environ.get("VPL_LOCK_HELD") != "1":
+        take_lab_lock()
     total_started = time.monotonic()
     failed: list[str] = []
     known: list[str] = []

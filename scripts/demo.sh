@@ -71,13 +71,16 @@ t=$SECONDS
 cargo build --locked --no-default-features --bin vpce-probe --example lab_servers
 say "built in $((SECONDS - t)) s: target/debug/vpce-probe, target/debug/examples/lab_servers"
 
-# One lab per machine: hold the lab's lock for the whole demo (lab.sh then skips taking it).
-exec 9>>"${VPL_LOCK_FILE:-/run/vpce-lab.lock}"
-if ! flock -n 9; then
-  say "another lab run holds the lab lock; waiting for it"
-  flock 9
+# One lab per machine: hold the lab's lock for the whole demo (lab.sh then skips taking it),
+# unless the caller holds it already (VPL_LOCK_HELD=1, as lab.sh understands it).
+if [ "${VPL_LOCK_HELD:-}" != 1 ]; then
+  exec 9>>"${VPL_LOCK_FILE:-/run/vpce-lab.lock}"
+  if ! flock -n 9; then
+    say "another lab run holds the lab lock; waiting for it"
+    flock 9
+  fi
+  export VPL_LOCK_HELD=1
 fi
-export VPL_LOCK_HELD=1
 
 step "bringing the VPC lab up (network namespaces: instance, router, AWS, IMDS/resolver, corporate)"
 LAB_UP=1

@@ -20,8 +20,10 @@ need=()
 # systemd-nspawn (systemd-container) and enters it with nsenter (util-linux). Without
 # recommends, systemd-container does not pull libnss-mymachines, so the host's nsswitch.conf
 # stays as it was (the probe reads it: src/checks/app_resolve.rs, the lab's nsswitch scenarios).
+# tests/tty_color.rs runs the probe under a pseudo-terminal with util-linux script (bsdutils,
+# essential on Debian).
 for tool in rpm:rpm rpm2archive:rpm2cpio objcopy:binutils dpkg-shlibdeps:dpkg-dev \
-  systemd-analyze:systemd gzip:gzip \
+  systemd-analyze:systemd gzip:gzip script:bsdutils \
   systemd-nspawn:systemd-container debootstrap:debootstrap nsenter:util-linux; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool##*:}")
 done

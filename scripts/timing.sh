@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Prints the probe's timing figures on the loopback lab (run as root). Usage: scripts/timing.sh [--release]
+# Prints the probe's timing figures against the tests' loopback fakes (run as root). Usage: scripts/timing.sh [--release]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 profile=debug

@@ -73,7 +73,18 @@ pub enum Command {
     /// Print the JSON Schema of the report.
     Schema,
     /// List every finding code with its meaning and fix.
-    Findings,
+    Findings {
+        /// `text`: one code a line, tab-separated (code, checklist item, meaning, fix);
+        /// `markdown`: the table of docs/findings.md.
+        #[arg(long, value_enum, default_value = "text")]
+        format: ListFormat,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ListFormat {
+    Text,
+    Markdown,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

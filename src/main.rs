@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{CommandFactory, FromArgMatches};
 use vpce_probe::catalogue::FindingCode;
-use vpce_probe::cli::{Cli, Command, Format};
+use vpce_probe::cli::{Cli, Command, Format, ListFormat};
 use vpce_probe::config::{Config, Environment};
 use vpce_probe::escape::shown_path;
 use vpce_probe::render;
@@ -55,7 +55,12 @@ fn main() -> ExitCode {
             }
         },
         Command::Agent { config } => agent(config, env),
-        Command::Findings => {
+        Command::Findings {
+            format: ListFormat::Markdown,
+        } => listing(vpce_probe::catalogue::markdown_table(), ExitCode::SUCCESS),
+        Command::Findings {
+            format: ListFormat::Text,
+        } => {
             let text: String = FindingCode::ALL
                 .iter()
                 .map(|code| {
@@ -82,11 +87,13 @@ fn main() -> ExitCode {
     }
 }
 
-/// The command line of `Cli`, plus two hidden commands for packagers, both generated from the
-/// clap definitions themselves so that they never drift from `--help`:
+/// The command line of `Cli`, plus three hidden commands. Two for packagers, both generated from
+/// the clap definitions themselves so that they never drift from `--help`:
 /// `vpce-probe manpage DIR` writes one man page per command (vpce-probe.1, vpce-probe-probe.1,
 /// ...) into DIR and `vpce-probe completions SHELL` prints a completion script
-/// (packaging/generate-assets.sh runs both). Err is the exit code of a hidden command.
+/// (packaging/generate-assets.sh runs both). And `vpce-probe render-text FILE`, which prints a
+/// saved JSON report as the text report of today's renderer (scripts/readme_figures.py renders
+/// the README's examples with it). Err is the exit code of a hidden command.
 fn parse_command_line() -> Result<Cli, ExitCode> {
     let mut cmd = Cli::command()
         .subcommand(
@@ -109,6 +116,17 @@ fn parse_command_line() -> Result<Cli, ExitCode> {
                         .value_name("SHELL")
                         .required(true)
                         .value_parser(clap::value_parser!(clap_complete::Shell)),
+                ),
+        )
+        .subcommand(
+            clap::Command::new("render-text")
+                .hide(true)
+                .about("Print a saved JSON report (--format json, --output) as the text report")
+                .arg(
+                    clap::Arg::new("file")
+                        .value_name("FILE")
+                        .required(true)
+                        .value_parser(clap::value_parser!(std::path::PathBuf)),
                 ),
         );
     let matches = cmd.clone().get_matches();
@@ -134,7 +152,42 @@ fn parse_command_line() -> Result<Cli, ExitCode> {
             }
             None => ExitCode::from(EXIT_USAGE),
         }),
+        Some(("render-text", m)) => Err(match m.get_one::<std::path::PathBuf>("file") {
+            Some(file) => render_saved_report(file),
+            None => ExitCode::from(EXIT_USAGE),
+        }),
         _ => Ok(Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.format(&mut cmd).exit())),
+    }
+}
+
+/// A JSON report read back and rendered as text, coloured like the probe's own output.
+fn render_saved_report(file: &std::path::Path) -> ExitCode {
+    let report = std::fs::read_to_string(file)
+        .map_err(|e| format!("cannot read {}: {e}", shown_path(file)))
+        .and_then(|json| {
+            serde_json::from_str::<vpce_probe::report::Report>(&json).map_err(|e| {
+                format!(
+                    "{} is not a vpce-probe JSON report ({e}): give the file that --output or --format json wrote",
+                    shown_path(file)
+                )
+            })
+        });
+    match report {
+        Ok(report) => listing(
+            render::text::render(&report, &text_style(Environment::from_process().no_color)),
+            ExitCode::SUCCESS,
+        ),
+        Err(e) => {
+            error_line(&e);
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+/// Colours only for a person at a terminal, and never when NO_COLOR is set (https://no-color.org).
+fn text_style(no_color: bool) -> render::text::Style {
+    render::text::Style {
+        color: std::io::stdout().is_terminal() && !no_color,
     }
 }
 
@@ -262,10 +315,7 @@ fn probe(cfg: Config) -> ExitCode {
     }
     let text = match cfg.format {
         Format::Json => render::json::to_string(&report) + "\n",
-        Format::Text => {
-            let color = std::io::stdout().is_terminal() && !cfg.env.no_color;
-            render::text::render(&report, &render::text::Style { color })
-        }
+        Format::Text => render::text::render(&report, &text_style(cfg.env.no_color)),
     };
     // A closed pipe (| head) is not a probe failure: the exit code stays the verdict's and the
     // report is still shipped. Other write errors are said, without changing the exit code.

@@ -1,4 +1,4 @@
-//! `vpce-probe agent` as systemd runs it: the real binary against the loopback lab of
+//! `vpce-probe agent` as systemd runs it: the real binary against the loopback fakes of
 //! tests/common, a report collector that fails, hangs and recovers, kill -9 and restart, the
 //! spool bound, SIGHUP with good and bad files, systemd's notify socket, and the metrics text
 //! read by the Prometheus project's own Python parser. Needs root (see tests/common).

@@ -1,5 +1,5 @@
 //! `vpce-probe probe --ship` delivering into the real collector (crates/collector): the probe
-//! runs against the loopback lab of tests/common, the collector listens on 127.0.0.1. The
+//! runs against the loopback fakes of tests/common, the collector listens on 127.0.0.1. The
 //! collector binary must be built first (`cargo build --workspace`, as scripts/test.sh does):
 //! it is looked up next to this test's own target directory. Needs root (see tests/common).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step stops the test

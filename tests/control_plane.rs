@@ -115,7 +115,7 @@ fn missing_endpoint_and_unassociated_route_table() {
             .send()
             .await
             .expect("modify endpoint");
-        // moto keeps the route after RemoveRouteTableIds (lab-notes): remove it as AWS does.
+        // moto keeps the route after RemoveRouteTableIds (AWS removes it): remove it as AWS does.
         let _ = ec2
             .delete_route()
             .route_table_id(&other_rtb.route_table_id)

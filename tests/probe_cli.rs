@@ -788,7 +788,15 @@ fn a_closed_stdout_ends_every_command_quietly() {
     json.extend(to_strings(&["--format", "json"]));
     let cases: Vec<(Vec<String>, i32)> = vec![
         (to_strings(&["findings"]), 0),
+        (to_strings(&["findings", "--format", "markdown"]), 0),
         (to_strings(&["schema"]), 0),
+        (
+            to_strings(&[
+                "render-text",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/docs/examples/healthy.json"),
+            ]),
+            0,
+        ),
         (to_strings(&["--help"]), 0),
         (to_strings(&["probe", "--help"]), 0),
         (

@@ -1,6 +1,6 @@
 //! The text report is what people read (SSM Run Command output): errors from the AWS SDK must
 //! reach it as sentences, never as Rust debug dumps. Runs the real binary against the loopback
-//! labs of tests/common in healthy and failing scenarios and checks every line of the text.
+//! fakes of tests/common in healthy and failing scenarios and checks every line of the text.
 //! Needs root and moto (see tests/common and tests/signed_calls.rs).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step stops the test
 

@@ -681,6 +681,72 @@ fn answer(
 mod tests {
     use super::*;
 
+    /// docs/agent.md's metrics table names exactly the registry's metrics with their types
+    /// (its meanings say more than the HELP texts, so only names and types are compared).
+    #[test]
+    fn docs_metrics_table_names_every_registered_metric_with_its_type() {
+        // A family without series is not encoded: give each one an (empty) series.
+        let m = Metrics::new();
+        for family in [&m.check_success, &m.findings, &m.path, &m.target_reachable] {
+            let _ = family.get_or_create(&Labels::new());
+        }
+        let _ = m.phase_seconds.get_or_create(&Labels::new());
+        for family in [
+            &m.runs,
+            &m.shipped,
+            &m.ship_failures,
+            &m.dropped,
+            &m.dead_lettered,
+            &m.reloads,
+        ] {
+            let _ = family.get_or_create(&Labels::new());
+        }
+        let text = m.encode(false);
+        let mut registered: Vec<(String, String)> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .map(|l| {
+                let (name, kind) = l.split_once(' ').expect("# TYPE name kind");
+                // The samples' names: counters end in _total, info metrics in _info.
+                let suffixed = |suffix: &str| {
+                    if name.ends_with(suffix) {
+                        name.to_string()
+                    } else {
+                        format!("{name}{suffix}")
+                    }
+                };
+                match kind {
+                    "counter" => (suffixed("_total"), kind.to_string()),
+                    "info" => (suffixed("_info"), "gauge".to_string()),
+                    _ => (name.to_string(), kind.to_string()),
+                }
+            })
+            .collect();
+        registered.sort();
+        let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/agent.md"))
+            .expect("docs/agent.md");
+        let mut documented: Vec<(String, String)> = Vec::new();
+        for row in docs.lines().filter(|l| l.starts_with("| `vpce_probe_")) {
+            let cells: Vec<&str> = row.split(" | ").collect();
+            for name in cells[0].split('`').filter(|n| n.starts_with("vpce_probe_")) {
+                documented.push((name.to_string(), cells[1].trim().to_string()));
+            }
+        }
+        documented.sort();
+        let registrations = include_str!("metrics.rs")
+            .matches(concat!("registry", ".register("))
+            .count();
+        assert_eq!(
+            registered.len(),
+            registrations,
+            "a registered metric is missing from the encoding (a family this test does not fill?):\n{text}"
+        );
+        assert_eq!(
+            documented, registered,
+            "docs/agent.md's metrics table (left) differs from the registry (right)"
+        );
+    }
+
     #[test]
     fn health_turns_bad_after_the_threshold_and_good_on_an_answer() {
         let h = Health::new(Duration::from_secs(30));

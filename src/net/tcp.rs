@@ -62,7 +62,7 @@ fn make_socket(addr: SocketAddr, source_port: Option<u16>) -> io::Result<TcpSock
     Ok(TcpSocket::from_std_stream(socket.into()))
 }
 
-/// What each errno means on the path (lab-notes.md lists how each is produced).
+/// What each errno means on the path (the VPC lab produces each: lab/README.md, "Faults").
 pub fn classify(e: &io::Error) -> TcpOutcome {
     match e.raw_os_error() {
         Some(libc_errno::ECONNREFUSED) => TcpOutcome::Refused,

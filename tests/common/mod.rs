@@ -50,6 +50,9 @@ pub fn service_names() -> Vec<String> {
     ]
 }
 
+/// One set of loopback fakes (DNS, IMDS, TLS fronts on 127.<id>.x.x) and the probe arguments
+/// that point at them. Not the VPC lab of lab/ (network namespaces): the docs call this one
+/// "the loopback fakes".
 pub struct Lab {
     pub id: u8,
     /// --timeout of the standard args: moto (one Python process for all tests) needs more

@@ -120,6 +120,27 @@ pub fn checklist_rank(item: &str) -> usize {
         .unwrap_or(CHECKLIST_ORDER.len())
 }
 
+/// The catalogue as docs/findings.md's table (`vpce-probe findings --format markdown`), one row
+/// per code in catalogue order; a test keeps the checked-in table equal to it.
+pub fn markdown_table() -> String {
+    let mut table =
+        String::from("| code | checklist item | what it means | how to fix |\n|---|---|---|---|\n");
+    for code in FindingCode::ALL {
+        table.push_str(&format!(
+            "| `{code}` | {} | {} | {} |\n",
+            code.checklist_item(),
+            markdown_cell(code.meaning()),
+            markdown_cell(code.general_fix())
+        ));
+    }
+    table
+}
+
+/// A pipe would end the cell early.
+fn markdown_cell(text: &str) -> String {
+    text.replace('|', "\\|")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,5 +157,13 @@ mod tests {
             );
             assert!(!code.meaning().is_empty() && !code.general_fix().is_empty());
         }
+    }
+
+    #[test]
+    fn markdown_table_has_one_row_per_code_and_escapes_pipes() {
+        let table = markdown_table();
+        assert_eq!(table.lines().count(), FindingCode::ALL.len() + 2);
+        assert!(table.contains("| `TCP_TIMEOUT` | route-table | TCP connections"));
+        assert_eq!(markdown_cell("a|b"), "a\\|b");
     }
 }

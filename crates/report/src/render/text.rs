@@ -38,6 +38,16 @@ impl Style {
 
 pub fn render(report: &Report, style: &Style) -> String {
     let mut out = String::new();
+    write_header(&mut out, report);
+    write_checks(&mut out, report, style);
+    write_paths(&mut out, report);
+    write_findings(&mut out, report, style);
+    write_verdict(&mut out, report);
+    out
+}
+
+/// The tool, the instance, the region and the run's duration; the ranges and the report id.
+fn write_header(out: &mut String, report: &Report) {
     let instance = report
         .instance
         .as_ref()
@@ -64,46 +74,57 @@ pub fn render(report: &Report, style: &Style) -> String {
         "ranges: {} ({})  report {}",
         report.ip_ranges.source, report.ip_ranges.create_date, report.report_id
     );
+}
+
+/// One line per check, except DNS: one line per name, with the worst status of its lookups.
+fn write_checks(out: &mut String, report: &Report, style: &Style) {
     out.push_str("\nCHECKS\n");
     let mut dns_done: Vec<&str> = Vec::new();
     for c in &report.checks {
-        if c.check == CheckKind::Dns {
-            if dns_done.contains(&c.subject.as_str()) {
-                continue;
-            }
-            dns_done.push(&c.subject);
-            let group: Vec<&CheckRecord> = report
-                .checks
-                .iter()
-                .filter(|o| o.check == CheckKind::Dns && o.subject == c.subject)
-                .collect();
-            let worst = group
-                .iter()
-                .map(|g| g.status)
-                .max_by_key(|s| match s {
-                    CheckStatus::Fail => 3,
-                    CheckStatus::Warn => 2,
-                    CheckStatus::Ok => 1,
-                    CheckStatus::Skip => 0,
-                })
-                .unwrap_or(CheckStatus::Skip);
+        if c.check != CheckKind::Dns {
             let _ = writeln!(
                 out,
                 "  {} {:<12} {}",
-                style.status(worst),
-                "dns",
-                dns_line(&c.subject, &group)
+                style.status(c.status),
+                c.check.as_str(),
+                c.summary
             );
             continue;
         }
+        if dns_done.contains(&c.subject.as_str()) {
+            continue;
+        }
+        dns_done.push(&c.subject);
+        let group: Vec<&CheckRecord> = report
+            .checks
+            .iter()
+            .filter(|o| o.check == CheckKind::Dns && o.subject == c.subject)
+            .collect();
         let _ = writeln!(
             out,
             "  {} {:<12} {}",
-            style.status(c.status),
-            c.check.as_str(),
-            c.summary
+            style.status(worst_status(&group)),
+            "dns",
+            dns_line(&c.subject, &group)
         );
     }
+}
+
+fn worst_status(group: &[&CheckRecord]) -> CheckStatus {
+    group
+        .iter()
+        .map(|g| g.status)
+        .max_by_key(|s| match s {
+            CheckStatus::Fail => 3,
+            CheckStatus::Warn => 2,
+            CheckStatus::Ok => 1,
+            CheckStatus::Skip => 0,
+        })
+        .unwrap_or(CheckStatus::Skip)
+}
+
+/// Per target: the path verdict, its evidence, the names a setting shaped, what would confirm it.
+fn write_paths(out: &mut String, report: &Report) {
     out.push_str("\nPATHS\n");
     for t in &report.targets {
         let _ = writeln!(
@@ -138,28 +159,36 @@ pub fn render(report: &Report, style: &Style) -> String {
             let _ = writeln!(out, "      to confirm: {c}");
         }
     }
-    if !report.findings.is_empty() {
-        out.push_str("\nFINDINGS\n");
-        for f in &report.findings {
-            let _ = writeln!(
-                out,
-                "  {} {} [{}] {}",
-                style.severity(f.severity),
-                f.code,
-                f.target,
-                f.title
-            );
-            let _ = writeln!(out, "          {}", f.detail);
-            let _ = writeln!(out, "          fix: {}", f.remediation);
-        }
+}
+
+/// Each finding with its evidence and fix; nothing at all when there is none.
+fn write_findings(out: &mut String, report: &Report, style: &Style) {
+    if report.findings.is_empty() {
+        return;
     }
+    out.push_str("\nFINDINGS\n");
+    for f in &report.findings {
+        let _ = writeln!(
+            out,
+            "  {} {} [{}] {}",
+            style.severity(f.severity),
+            f.code,
+            f.target,
+            f.title
+        );
+        let _ = writeln!(out, "          {}", f.detail);
+        let _ = writeln!(out, "          fix: {}", f.remediation);
+    }
+}
+
+/// The verdict, and the root causes when there is more than the one it names.
+fn write_verdict(out: &mut String, report: &Report) {
     let _ = writeln!(out, "\nVERDICT  {}", report.verdict.summary);
     if report.verdict.root_causes.len() > 1 {
         for r in &report.verdict.root_causes {
             let _ = writeln!(out, "  root cause: {} [{}] {}", r.code, r.target, r.title);
         }
     }
-    out
 }
 
 fn dns_line(name: &str, group: &[&CheckRecord]) -> String {
