@@ -23,4 +23,6 @@ cargo test --workspace --all-targets --locked
 # The .deb and .rpm, built from the debug binary and inspected, the SSM document and the unit
 # (packaging/README.md, systemd/README.md).
 python3 scripts/check_packages.py
+# The saved Athena queries, run with DuckDB on reports in the S3 sink's layout.
+/opt/vpce-probe-test/venv/bin/python packaging/athena/check_queries.py
 python3 lab/run_scenarios.py --binary target/debug/vpce-probe

@@ -1,0 +1,956 @@
+//! Pulling reports from an S3 sink's prefix (`--pull-s3 s3://BUCKET/PREFIX/`, the `[s3_pull]`
+//! table, `vpce-collector pull`). The agent's S3 sink writes
+//! `PREFIX/YYYY/MM/DD/<instance>/<report_id>.json`; every object goes through the same checks
+//! and the same store insert as `POST /v1/reports`, so a report that also arrived over HTTP is
+//! stored once.
+//!
+//! Incremental: keys inside a day are ordered by instance and random report id, not by time,
+//! so no key can serve as a cursor. What is remembered per location is the day the last
+//! complete listing reached; a pass lists from that day with `StartAfter = PREFIX/YYYY/MM/DD`
+//! (never the older history) and skips, without a GET, the keys whose report id is
+//! already stored or that were refused before. Once an hour (and at the first pass of a
+//! process) the listing reaches `lookback_days` back, for reports an agent's spool delivered
+//! late into an older day prefix.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use aws_sdk_s3::error::DisplayErrorContext;
+use clap::Args;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use rusqlite::{OptionalExtension, params};
+use serde::Deserialize;
+use tokio::sync::Semaphore;
+use tracing::{info, warn};
+
+use crate::ingest::{self, Refused};
+use crate::store::{Store, Stored};
+
+pub const DEFAULT_INTERVAL_SECS: u64 = 60;
+/// The agent's spool keeps a report up to 7 days by default (`[spool] max_age`), plus a day of
+/// UTC boundary.
+pub const DEFAULT_LOOKBACK_DAYS: u32 = 8;
+pub const DEFAULT_CONCURRENCY: usize = 8;
+pub const DEFAULT_TIMEOUT_SECS: u64 = 30;
+/// How often a pass lists the whole lookback window instead of the current day.
+const DEEP_EVERY: Duration = Duration::from_secs(3600);
+/// A GET that fails this many passes in a row (not a refusal: a timeout, AccessDenied) is
+/// given up, counted as refused `unreadable`, and never tried again.
+const MAX_GET_ATTEMPTS: u32 = 5;
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS s3_pull_state (
+    location       TEXT PRIMARY KEY,  -- s3://bucket/prefix/
+    listed_through TEXT NOT NULL,     -- YYYY-MM-DD (UTC) the last complete listing reached
+    last_key       TEXT,              -- the greatest key of that listing
+    deep_at        INTEGER NOT NULL,  -- Unix ms of the last listing of the whole lookback window
+    updated_at     INTEGER NOT NULL
+);
+-- Keys that the report id in their name does not find in `reports`: objects refused (never
+-- fetched again) and reports whose body's report_id differs from the name.
+CREATE TABLE IF NOT EXISTS s3_pull_keys (
+    location   TEXT NOT NULL,
+    key        TEXT NOT NULL,
+    outcome    TEXT NOT NULL,         -- "refused <reason>" or "stored <report_id>"
+    handled_at INTEGER NOT NULL,
+    PRIMARY KEY (location, key)
+);
+"#;
+
+/// `s3://bucket/prefix/`: the prefix is empty or ends with `/`, like the sink's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    pub bucket: String,
+    pub prefix: String,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "s3://{}/{}", self.bucket, self.prefix)
+    }
+}
+
+impl Location {
+    pub fn parse(s: &str) -> Result<Location, String> {
+        let rest = s.strip_prefix("s3://").ok_or_else(|| {
+            format!("pull location \"{s}\": write it s3://BUCKET/PREFIX/ (the S3 sink's url)")
+        })?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        let valid_bucket = (3..=63).contains(&bucket.len())
+            && bucket
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+            && bucket
+                .bytes()
+                .next()
+                .is_some_and(|b| b.is_ascii_alphanumeric())
+            && bucket
+                .bytes()
+                .last()
+                .is_some_and(|b| b.is_ascii_alphanumeric());
+        if !valid_bucket {
+            return Err(format!(
+                "pull location \"{s}\": \"{bucket}\" is not an S3 bucket name (3-63 characters: a-z, 0-9, '.', '-')"
+            ));
+        }
+        let mut prefix = prefix.trim_start_matches('/').to_string();
+        if !prefix.is_empty() && !prefix.ends_with('/') {
+            prefix.push('/');
+        }
+        Ok(Location {
+            bucket: bucket.to_string(),
+            prefix,
+        })
+    }
+}
+
+/// Flags shared by `serve`, `check-config` and `pull`.
+#[derive(Args, Debug, Default)]
+pub struct PullFlags {
+    /// Pull the reports an S3 sink writes under s3://BUCKET/PREFIX/ (repeatable; replaces
+    /// `[s3_pull] locations`). Credentials and region come from the AWS SDK's usual chain;
+    /// AWS_ENDPOINT_URL_S3 is honoured.
+    #[arg(long = "pull-s3", value_name = "S3_URL")]
+    pub pull_s3: Vec<String>,
+    /// Seconds between two pulls in `serve` [default: 60].
+    #[arg(long, value_name = "SECS")]
+    pub pull_s3_interval_secs: Option<u64>,
+    /// The buckets' region when the SDK's chain (AWS_REGION, profile, IMDS) is not the one.
+    #[arg(long, value_name = "REGION")]
+    pub pull_s3_region: Option<String>,
+    /// Path-style requests (http://host/bucket/key), for S3-compatible endpoints.
+    #[arg(long)]
+    pub pull_s3_path_style: bool,
+}
+
+/// The `[s3_pull]` table of the configuration file.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PullFile {
+    #[serde(default)]
+    locations: Vec<String>,
+    interval_secs: Option<u64>,
+    lookback_days: Option<u32>,
+    region: Option<String>,
+    path_style: Option<bool>,
+    concurrency: Option<usize>,
+    timeout_secs: Option<u64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PullSettings {
+    pub locations: Vec<Location>,
+    pub interval: Duration,
+    pub lookback_days: u32,
+    /// How far back the very first pull of a location lists: the retention, since older
+    /// reports would be deleted at once.
+    pub first_pull_days: u32,
+    pub region: Option<String>,
+    pub path_style: bool,
+    pub concurrency: usize,
+    pub timeout: Duration,
+    pub max_body: u64,
+}
+
+impl PullSettings {
+    /// `None` when no location is configured. Flags win over the file.
+    pub fn resolve(
+        flags: PullFlags,
+        file: Option<PullFile>,
+        max_body: u64,
+        retention_days: u32,
+    ) -> Result<Option<PullSettings>, String> {
+        let file = file.unwrap_or_default();
+        let raw = if flags.pull_s3.is_empty() {
+            file.locations
+        } else {
+            flags.pull_s3
+        };
+        let mut locations = Vec::new();
+        for s in &raw {
+            let l = Location::parse(s)?;
+            if !locations.contains(&l) {
+                locations.push(l);
+            }
+        }
+        if locations.is_empty() {
+            return Ok(None);
+        }
+        let interval_secs = flags
+            .pull_s3_interval_secs
+            .or(file.interval_secs)
+            .unwrap_or(DEFAULT_INTERVAL_SECS);
+        if interval_secs == 0 {
+            return Err("pull_s3 interval_secs: at least 1".into());
+        }
+        let lookback_days = file.lookback_days.unwrap_or(DEFAULT_LOOKBACK_DAYS);
+        if !(1..=366).contains(&lookback_days) {
+            return Err(format!(
+                "[s3_pull] lookback_days = {lookback_days}: 1 to 366"
+            ));
+        }
+        let concurrency = file.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
+        if !(1..=64).contains(&concurrency) {
+            return Err(format!("[s3_pull] concurrency = {concurrency}: 1 to 64"));
+        }
+        let timeout_secs = file.timeout_secs.unwrap_or(DEFAULT_TIMEOUT_SECS);
+        if !(1..=600).contains(&timeout_secs) {
+            return Err(format!("[s3_pull] timeout_secs = {timeout_secs}: 1 to 600"));
+        }
+        let region = flags.pull_s3_region.or(file.region);
+        if let Some(r) = &region
+            && (r.is_empty() || !r.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        {
+            return Err(format!(
+                "pull_s3 region \"{r}\" is not a region name (like eu-west-1)"
+            ));
+        }
+        Ok(Some(PullSettings {
+            locations,
+            interval: Duration::from_secs(interval_secs),
+            lookback_days,
+            first_pull_days: retention_days,
+            region,
+            path_style: flags.pull_s3_path_style || file.path_style.unwrap_or(false),
+            concurrency,
+            timeout: Duration::from_secs(timeout_secs),
+            max_body,
+        }))
+    }
+
+    pub fn describe(&self) -> String {
+        let list: Vec<String> = self.locations.iter().map(|l| l.to_string()).collect();
+        format!(
+            "pull s3 {} every {} s (lookback {} days, region {}, {}concurrency {}, timeout {} s)\n",
+            list.join(" "),
+            self.interval.as_secs(),
+            self.lookback_days,
+            self.region.as_deref().unwrap_or("from the SDK chain"),
+            if self.path_style { "path-style, " } else { "" },
+            self.concurrency,
+            self.timeout.as_secs(),
+        )
+    }
+}
+
+type Labels = Vec<(String, String)>;
+
+/// The pull's metrics, registered in the collector's registry.
+#[derive(Clone, Default)]
+pub struct PullMetrics {
+    pulled: Family<Labels, Counter>,
+    duplicate: Family<Labels, Counter>,
+    refused: Family<Labels, Counter>,
+    errors: Family<Labels, Counter>,
+    lag: Family<Labels, Gauge<f64, AtomicU64>>,
+    last_success: Family<Labels, Gauge<f64, AtomicU64>>,
+}
+
+impl PullMetrics {
+    pub fn register(registry: &mut Registry) -> PullMetrics {
+        let m = PullMetrics::default();
+        registry.register(
+            "s3_objects_pulled",
+            "Reports fetched from an S3 sink's prefix and stored",
+            m.pulled.clone(),
+        );
+        registry.register(
+            "s3_objects_duplicate",
+            "Objects fetched whose report was already stored (over HTTP, or under another key)",
+            m.duplicate.clone(),
+        );
+        registry.register(
+            "s3_objects_refused",
+            "Objects that are not valid reports, skipped for good, by reason",
+            m.refused.clone(),
+        );
+        registry.register(
+            "s3_errors",
+            "Failed S3 or database operations of the pull (retried at the next pass), by operation",
+            m.errors.clone(),
+        );
+        registry.register(
+            "s3_pull_lag_seconds",
+            "For the objects stored by the last pass that stored any: the longest time between an object's LastModified and its storing",
+            m.lag.clone(),
+        );
+        registry.register(
+            "s3_pull_last_success_timestamp_seconds",
+            "Unix time of the last pass that listed the location completely",
+            m.last_success.clone(),
+        );
+        m
+    }
+}
+
+fn label(location: &str) -> Labels {
+    vec![("location".to_string(), location.to_string())]
+}
+
+fn label2(location: &str, key: &str, value: &str) -> Labels {
+    vec![
+        ("location".to_string(), location.to_string()),
+        (key.to_string(), value.to_string()),
+    ]
+}
+
+/// What one pass of one location did.
+#[derive(Debug, Default, Clone)]
+pub struct PassSummary {
+    /// Keys listed (the `.json` objects of the window).
+    pub listed: u64,
+    /// GETs done.
+    pub fetched: u64,
+    pub stored: u64,
+    pub duplicate: u64,
+    pub refused: u64,
+    pub errors: u64,
+    /// The day (YYYY-MM-DD) the listing started at.
+    pub from_day: String,
+    /// Whether the whole window was listed (a failed listing leaves the state as it was).
+    pub complete: bool,
+}
+
+impl fmt::Display for PassSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "from {}: listed {}, fetched {}, stored {}, duplicate {}, refused {}, errors {}{}",
+            self.from_day,
+            self.listed,
+            self.fetched,
+            self.stored,
+            self.duplicate,
+            self.refused,
+            self.errors,
+            if self.complete {
+                ""
+            } else {
+                " (listing incomplete)"
+            }
+        )
+    }
+}
+
+pub struct Puller {
+    client: aws_sdk_s3::Client,
+    store: Store,
+    settings: PullSettings,
+    metrics: PullMetrics,
+    /// Failed GETs per key, in a row; forgotten when the key is handled.
+    failures: tokio::sync::Mutex<HashMap<String, u32>>,
+    /// The first pass of this process lists the whole lookback window.
+    deep_done: std::sync::atomic::AtomicBool,
+}
+
+/// The SDK's chain (environment, profile, SSO, IMDS) with our timeouts; AWS_ENDPOINT_URL_S3
+/// and AWS_ENDPOINT_URL are read by aws-config.
+async fn client(settings: &PullSettings) -> Result<aws_sdk_s3::Client, String> {
+    let timeouts = aws_sdk_s3::config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(5).min(settings.timeout))
+        .read_timeout(settings.timeout)
+        .operation_attempt_timeout(settings.timeout)
+        .operation_timeout(settings.timeout * 3)
+        .build();
+    let mut loader =
+        aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(timeouts);
+    if let Some(r) = &settings.region {
+        loader = loader.region(aws_sdk_s3::config::Region::new(r.clone()));
+    }
+    let sdk = tokio::time::timeout(settings.timeout, loader.load())
+        .await
+        .map_err(|_| "loading the AWS configuration timed out".to_string())?;
+    if sdk.region().is_none() {
+        return Err(
+            "no region for the S3 pull: set AWS_REGION, a profile region, or --pull-s3-region"
+                .into(),
+        );
+    }
+    let conf = aws_sdk_s3::config::Builder::from(&sdk)
+        .force_path_style(settings.path_style)
+        .build();
+    Ok(aws_sdk_s3::Client::from_conf(conf))
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Days since 1970-01-01 (UTC).
+fn day_number(ms: i64) -> i64 {
+    ms.div_euclid(86_400_000)
+}
+
+/// `YYYY-MM-DD` of a day number.
+fn day_text(day: i64) -> String {
+    let secs = u64::try_from(day.max(0)).unwrap_or(0) * 86_400;
+    let t = UNIX_EPOCH + Duration::from_secs(secs);
+    humantime::format_rfc3339_seconds(t).to_string()[..10].to_string()
+}
+
+fn parse_day(text: &str) -> Option<i64> {
+    let t = humantime::parse_rfc3339(&format!("{text}T00:00:00Z")).ok()?;
+    let secs = t.duration_since(UNIX_EPOCH).ok()?.as_secs();
+    i64::try_from(secs / 86_400).ok()
+}
+
+/// The report id a key names: `.../<report_id>.json`.
+fn key_report_id(key: &str) -> Option<&str> {
+    key.rsplit('/').next()?.strip_suffix(".json")
+}
+
+struct State {
+    listed_through: i64,
+    deep_at_ms: i64,
+}
+
+/// One listed object to consider.
+struct Listed {
+    key: String,
+    size: i64,
+    last_modified_ms: Option<i64>,
+}
+
+enum Outcome {
+    Stored {
+        lag_secs: Option<f64>,
+    },
+    Duplicate,
+    Refused(&'static str, String),
+    /// Retried at the next pass.
+    Failed(&'static str, String),
+    /// Deleted between the listing and the GET: nothing to do.
+    Gone,
+}
+
+impl Puller {
+    pub async fn new(
+        settings: PullSettings,
+        store: Store,
+        metrics: PullMetrics,
+    ) -> Result<Puller, String> {
+        store
+            .with(true, |c| c.execute_batch(SCHEMA))
+            .await
+            .map_err(|e| format!("cannot prepare the S3 pull tables: {e}"))?;
+        let client = client(&settings).await?;
+        Ok(Puller {
+            client,
+            store,
+            settings,
+            metrics,
+            failures: tokio::sync::Mutex::new(HashMap::new()),
+            deep_done: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    /// One pass over every location, one log line each.
+    pub async fn pass(self: &Arc<Self>) -> Vec<(String, PassSummary)> {
+        let mut out = Vec::new();
+        for location in self.settings.locations.clone() {
+            let summary = self.pass_location(&location).await;
+            let name = location.to_string();
+            if summary.errors > 0 || !summary.complete {
+                warn!(location = %name, "S3 pull: {summary}");
+            } else if summary.fetched > 0 {
+                info!(location = %name, "S3 pull: {summary}");
+            }
+            out.push((name, summary));
+        }
+        self.deep_done.store(true, Ordering::Relaxed);
+        out
+    }
+
+    /// Runs a pass every interval, forever.
+    pub async fn run(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(self.settings.interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            self.pass().await;
+        }
+    }
+
+    async fn load_state(&self, location: &str) -> Result<Option<State>, String> {
+        let loc = location.to_string();
+        self.store
+            .with(false, move |c| {
+                c.query_row(
+                    "SELECT listed_through, deep_at FROM s3_pull_state WHERE location = ?1",
+                    [&loc],
+                    |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)),
+                )
+                .optional()
+            })
+            .await
+            .map_err(|e| e.to_string())
+            .map(|row| {
+                row.and_then(|(day, deep_at_ms)| {
+                    parse_day(&day).map(|listed_through| State {
+                        listed_through,
+                        deep_at_ms,
+                    })
+                })
+            })
+    }
+
+    async fn pass_location(self: &Arc<Self>, location: &Location) -> PassSummary {
+        let name = location.to_string();
+        let started_ms = now_ms();
+        let today = day_number(started_ms);
+        let mut summary = PassSummary::default();
+        let state = match self.load_state(&name).await {
+            Ok(s) => s,
+            Err(e) => {
+                warn!(location = %name, error = %e, "S3 pull: cannot read the pull state");
+                self.metrics
+                    .errors
+                    .get_or_create(&label2(&name, "operation", "store"))
+                    .inc();
+                summary.errors += 1;
+                return summary;
+            }
+        };
+        let deep = !self.deep_done.load(Ordering::Relaxed)
+            || state.as_ref().is_none_or(|s| {
+                started_ms.saturating_sub(s.deep_at_ms) >= DEEP_EVERY.as_millis() as i64
+            });
+        let from = match &state {
+            None => today - i64::from(self.settings.first_pull_days),
+            Some(s) => {
+                // The day the last complete listing reached, so the first pass after midnight
+                // still lists yesterday; a later upload into an older day waits for a deep pass.
+                let recent = s.listed_through.min(today);
+                if deep {
+                    recent.min(today - i64::from(self.settings.lookback_days))
+                } else {
+                    recent
+                }
+            }
+        };
+        summary.from_day = day_text(from);
+        // Every key of day D sorts after "PREFIX/YYYY/MM/DD", every key of an earlier day before it.
+        let start_after = format!("{}{}", location.prefix, summary.from_day.replace('-', "/"));
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&location.bucket)
+            .prefix(&location.prefix)
+            .start_after(start_after)
+            .into_paginator()
+            .send();
+        let mut last_key: Option<String> = None;
+        let mut lag: Option<f64> = None;
+        summary.complete = true;
+        while let Some(page) = pages.next().await {
+            let page = match page {
+                Ok(p) => p,
+                Err(e) => {
+                    warn!(location = %name, "S3 pull: ListObjectsV2: {}", DisplayErrorContext(&e));
+                    self.metrics
+                        .errors
+                        .get_or_create(&label2(&name, "operation", "list"))
+                        .inc();
+                    summary.errors += 1;
+                    summary.complete = false;
+                    break;
+                }
+            };
+            let listed: Vec<Listed> = page
+                .contents()
+                .iter()
+                .filter_map(|o| {
+                    let key = o.key()?;
+                    key.ends_with(".json").then(|| Listed {
+                        key: key.to_string(),
+                        size: o.size().unwrap_or(0),
+                        last_modified_ms: o.last_modified().and_then(|t| t.to_millis().ok()),
+                    })
+                })
+                .collect();
+            summary.listed += listed.len() as u64;
+            if let Some(k) = listed.last() {
+                last_key = Some(k.key.clone());
+            }
+            let new = match self.not_yet_handled(&name, listed).await {
+                Ok(n) => n,
+                Err(e) => {
+                    warn!(location = %name, error = %e, "S3 pull: database");
+                    self.metrics
+                        .errors
+                        .get_or_create(&label2(&name, "operation", "store"))
+                        .inc();
+                    summary.errors += 1;
+                    summary.complete = false;
+                    break;
+                }
+            };
+            let outcomes = self.fetch_all(location, new).await;
+            for (key, fetched, outcome) in outcomes {
+                if fetched {
+                    summary.fetched += 1;
+                }
+                self.account(&name, &key, outcome, &mut summary, &mut lag)
+                    .await;
+            }
+        }
+        if let Some(l) = lag {
+            self.metrics.lag.get_or_create(&label(&name)).set(l);
+        }
+        if summary.complete {
+            let deep_at = if deep {
+                started_ms
+            } else {
+                state.as_ref().map_or(started_ms, |s| s.deep_at_ms)
+            };
+            let through = day_text(today);
+            let loc = name.clone();
+            let saved = self
+                .store
+                .with(true, move |c| {
+                    c.execute(
+                        "INSERT INTO s3_pull_state (location, listed_through, last_key, deep_at, updated_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5)
+                         ON CONFLICT(location) DO UPDATE SET listed_through = excluded.listed_through,
+                            last_key = COALESCE(excluded.last_key, s3_pull_state.last_key),
+                            deep_at = excluded.deep_at, updated_at = excluded.updated_at",
+                        params![loc, through, last_key, deep_at, now_ms()],
+                    )
+                })
+                .await;
+            match saved {
+                Ok(_) => {
+                    self.metrics
+                        .last_success
+                        .get_or_create(&label(&name))
+                        .set(started_ms as f64 / 1000.0);
+                }
+                Err(e) => {
+                    warn!(location = %name, error = %e, "S3 pull: cannot save the pull state");
+                    summary.errors += 1;
+                    summary.complete = false;
+                }
+            }
+        }
+        summary
+    }
+
+    /// The listed keys that are neither stored (by the report id in their name) nor refused
+    /// or stored under another id before.
+    async fn not_yet_handled(
+        &self,
+        location: &str,
+        listed: Vec<Listed>,
+    ) -> Result<Vec<Listed>, String> {
+        let loc = location.to_string();
+        self.store
+            .with(false, move |c| {
+                let mut known_report =
+                    c.prepare_cached("SELECT 1 FROM reports WHERE report_id = ?1")?;
+                let mut known_key = c.prepare_cached(
+                    "SELECT 1 FROM s3_pull_keys WHERE location = ?1 AND key = ?2",
+                )?;
+                let mut out = Vec::new();
+                for l in listed {
+                    if let Some(id) = key_report_id(&l.key)
+                        && known_report.exists([id])?
+                    {
+                        continue;
+                    }
+                    if known_key.exists(params![loc, l.key])? {
+                        continue;
+                    }
+                    out.push(l);
+                }
+                Ok(out)
+            })
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// GETs and stores `new` with at most `concurrency` requests at once.
+    async fn fetch_all(
+        self: &Arc<Self>,
+        location: &Location,
+        new: Vec<Listed>,
+    ) -> Vec<(String, bool, Outcome)> {
+        let permits = Arc::new(Semaphore::new(self.settings.concurrency));
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut out = Vec::new();
+        for l in new {
+            if u64::try_from(l.size).unwrap_or(0) > self.settings.max_body {
+                let why = format!("{} bytes, more than max_body", l.size);
+                out.push((l.key, false, Outcome::Refused("too_large", why)));
+                continue;
+            }
+            let Ok(permit) = permits.clone().acquire_owned().await else {
+                break;
+            };
+            let me = self.clone();
+            let location = location.clone();
+            tasks.spawn(async move {
+                let outcome = me.fetch_one(&location, &l).await;
+                drop(permit);
+                (l.key, true, outcome)
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            match done {
+                Ok(r) => out.push(r),
+                Err(e) => warn!(error = %e, "S3 pull: a fetch task failed"),
+            }
+        }
+        out
+    }
+
+    async fn fetch_one(&self, location: &Location, listed: &Listed) -> Outcome {
+        let max = self.settings.max_body;
+        let got = self
+            .client
+            .get_object()
+            .bucket(&location.bucket)
+            .key(&listed.key)
+            .send()
+            .await;
+        let object = match got {
+            Ok(o) => o,
+            Err(e) => {
+                if e.as_service_error().is_some_and(|s| s.is_no_such_key()) {
+                    return Outcome::Gone;
+                }
+                return Outcome::Failed("get", format!("GetObject: {}", DisplayErrorContext(&e)));
+            }
+        };
+        if object
+            .content_length()
+            .is_some_and(|n| u64::try_from(n).unwrap_or(0) > max)
+        {
+            return Outcome::Refused("too_large", format!("larger than max_body {max} bytes"));
+        }
+        // The whole body within the operation's time (the SDK's timeouts end with the headers).
+        let body = match tokio::time::timeout(self.settings.timeout, object.body.collect()).await {
+            Ok(Ok(b)) => b.into_bytes(),
+            Ok(Err(e)) => return Outcome::Failed("get", format!("reading the body: {e}")),
+            Err(_) => {
+                return Outcome::Failed(
+                    "get",
+                    format!(
+                        "the body did not arrive within {} s",
+                        self.settings.timeout.as_secs()
+                    ),
+                );
+            }
+        };
+        if body.len() as u64 > max {
+            return Outcome::Refused("too_large", format!("larger than max_body {max} bytes"));
+        }
+        // The sink writes plain JSON; a gzip object (another writer) is read as HTTP ingest would.
+        let json = if body.starts_with(&[0x1f, 0x8b]) {
+            match ingest::gunzip(body, max) {
+                Ok(j) => j,
+                Err(r) => return Outcome::Refused(r.reason(), r.to_string()),
+            }
+        } else {
+            body.to_vec()
+        };
+        let label = location.to_string();
+        let report = match ingest::parse(json, None, &label) {
+            Ok(r) => r,
+            Err(r) => return Outcome::Refused(r.reason(), r.to_string()),
+        };
+        let id = report.report_id.clone();
+        let lag_secs = listed
+            .last_modified_ms
+            .map(|m| (now_ms().saturating_sub(m)).max(0) as f64 / 1000.0);
+        match self.store.insert(report, now_ms()).await {
+            Ok(stored) => {
+                // A body whose report_id is not the one in its name: remember the key, or the
+                // name would never find it stored.
+                if key_report_id(&listed.key) != Some(id.as_str()) {
+                    let (loc, key) = (label.clone(), listed.key.clone());
+                    let outcome = format!("stored {id}");
+                    if let Err(e) = self.remember(loc, key, outcome).await {
+                        warn!(error = %e, "S3 pull: cannot remember a key");
+                    }
+                }
+                match stored {
+                    Stored::New => Outcome::Stored { lag_secs },
+                    Stored::Duplicate => Outcome::Duplicate,
+                }
+            }
+            Err(e) => Outcome::Failed("store", Refused::from(e).to_string()),
+        }
+    }
+
+    async fn remember(&self, location: String, key: String, outcome: String) -> Result<(), String> {
+        self.store
+            .with(true, move |c| {
+                c.execute(
+                    "INSERT OR REPLACE INTO s3_pull_keys (location, key, outcome, handled_at)
+                     VALUES (?1, ?2, ?3, ?4)",
+                    params![location, key, outcome, now_ms()],
+                )
+            })
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    async fn account(
+        &self,
+        location: &str,
+        key: &str,
+        outcome: Outcome,
+        summary: &mut PassSummary,
+        lag: &mut Option<f64>,
+    ) {
+        let object = format!("s3://{}/{key}", location_bucket(location));
+        match outcome {
+            Outcome::Stored { lag_secs } => {
+                summary.stored += 1;
+                self.metrics.pulled.get_or_create(&label(location)).inc();
+                if let Some(l) = lag_secs {
+                    *lag = Some(lag.map_or(l, |x: f64| x.max(l)));
+                }
+                self.failures.lock().await.remove(key);
+            }
+            Outcome::Duplicate => {
+                summary.duplicate += 1;
+                self.metrics.duplicate.get_or_create(&label(location)).inc();
+                self.failures.lock().await.remove(key);
+            }
+            Outcome::Gone => {
+                self.failures.lock().await.remove(key);
+            }
+            Outcome::Refused(reason, why) => {
+                self.refuse(location, key, &object, reason, &why, summary)
+                    .await;
+            }
+            Outcome::Failed(operation, why) => {
+                summary.errors += 1;
+                self.metrics
+                    .errors
+                    .get_or_create(&label2(location, "operation", operation))
+                    .inc();
+                let attempts = {
+                    let mut failures = self.failures.lock().await;
+                    let n = failures.entry(key.to_string()).or_insert(0);
+                    *n += 1;
+                    *n
+                };
+                if operation == "get" && attempts >= MAX_GET_ATTEMPTS {
+                    let why = format!("{why} ({attempts} passes in a row)");
+                    self.refuse(location, key, &object, "unreadable", &why, summary)
+                        .await;
+                } else {
+                    warn!("S3 pull: {object}: {why} (retried at the next pass)");
+                }
+            }
+        }
+    }
+
+    async fn refuse(
+        &self,
+        location: &str,
+        key: &str,
+        object: &str,
+        reason: &'static str,
+        why: &str,
+        summary: &mut PassSummary,
+    ) {
+        summary.refused += 1;
+        self.metrics
+            .refused
+            .get_or_create(&label2(location, "reason", reason))
+            .inc();
+        self.failures.lock().await.remove(key);
+        // One line per object: it is remembered and never fetched again.
+        warn!("S3 pull: {object} skipped for good: {why}");
+        if let Err(e) = self
+            .remember(
+                location.to_string(),
+                key.to_string(),
+                format!("refused {reason}"),
+            )
+            .await
+        {
+            warn!(error = %e, "S3 pull: cannot remember a refused key");
+        }
+    }
+}
+
+fn location_bucket(location: &str) -> &str {
+    location
+        .strip_prefix("s3://")
+        .and_then(|r| r.split('/').next())
+        .unwrap_or(location)
+}
+
+/// `vpce-collector pull`: one pass, a line per location on stdout. Exit 0 when every location
+/// was listed and every new object handled, 1 when something is left for the next pull.
+pub async fn pull_once(settings: PullSettings, store: Store) -> Result<bool, String> {
+    let mut registry = Registry::default();
+    let metrics = PullMetrics::register(&mut registry);
+    let started = Instant::now();
+    let puller = Arc::new(Puller::new(settings, store, metrics).await?);
+    let mut clean = true;
+    for (location, summary) in puller.pass().await {
+        clean &= summary.complete && summary.errors == 0;
+        println!("{location} {summary}");
+    }
+    info!(
+        took_ms = started.elapsed().as_millis() as u64,
+        "S3 pull done"
+    );
+    Ok(clean)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_are_the_sinks_urls() {
+        let l = Location::parse("s3://reports-bucket/vpce-probe").expect("valid");
+        assert_eq!(l.prefix, "vpce-probe/");
+        assert_eq!(l.to_string(), "s3://reports-bucket/vpce-probe/");
+        assert_eq!(Location::parse("s3://b.c-d").expect("valid").prefix, "");
+        for bad in [
+            "https://b/p/",
+            "s3://Bad_Bucket/p/",
+            "s3://ab/",
+            "s3://-abc/",
+        ] {
+            assert!(Location::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn days_and_report_ids_come_from_the_layout() {
+        let d = parse_day("2026-12-02").expect("day");
+        assert_eq!(day_text(d), "2026-12-02");
+        assert_eq!(day_text(d - 2), "2026-11-30");
+        assert_eq!(
+            day_number(1_764_633_600_000),
+            parse_day("2025-12-02").expect("day")
+        );
+        assert_eq!(
+            key_report_id("p/2026/12/02/i-1/5d0c8f52-6a4e.json"),
+            Some("5d0c8f52-6a4e")
+        );
+        assert_eq!(key_report_id("p/2026/12/02/i-1/README"), None);
+        // The listing's StartAfter sits between the day before and the day itself.
+        let start_after = "p/2026/12/01";
+        assert!("p/2026/11/30/i-9/z.json" < start_after);
+        assert!("p/2026/12/01/i-0/0.json" > start_after);
+    }
+}
