@@ -614,9 +614,16 @@ impl Puller {
             };
             let through = day_text(today);
             let loc = name.clone();
+            // A remembered key older than the first pull's reach can no longer be listed.
+            let forget_before = started_ms
+                .saturating_sub((i64::from(self.settings.first_pull_days) + 1).saturating_mul(86_400_000));
             let saved = self
                 .store
                 .with(true, move |c| {
+                    c.execute(
+                        "DELETE FROM s3_pull_keys WHERE location = ?1 AND handled_at < ?2",
+                        params![loc, forget_before],
+                    )?;
                     c.execute(
                         "INSERT INTO s3_pull_state (location, listed_through, last_key, deep_at, updated_at)
                          VALUES (?1, ?2, ?3, ?4, ?5)

@@ -6,7 +6,7 @@ SELECT coalesce(instance.instance_id, 'host:' || host.hostname) AS instance_key,
        max(started_at) AS last_seen,
        count(*) AS reports
 FROM vpce_probe_reports
-WHERE day >= date_format(current_date - interval '30' day, '%Y/%m/%d')
+WHERE day >= date_format(current_timestamp - interval '30' day, '%Y/%m/%d')
   AND contains(transform(findings, f -> f.code), 'TCP_TIMEOUT')
 GROUP BY coalesce(instance.instance_id, 'host:' || host.hostname), instance.subnet_id
 ORDER BY first_seen, instance_key

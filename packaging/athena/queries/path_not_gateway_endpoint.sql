@@ -8,7 +8,7 @@ WITH latest AS (
            PARTITION BY coalesce(r.instance.instance_id, 'host:' || r.host.hostname)
            ORDER BY r.started_at DESC) AS newest_first
   FROM vpce_probe_reports r
-  WHERE r.day >= date_format(current_date - interval '1' day, '%Y/%m/%d')
+  WHERE r.day >= date_format(current_timestamp - interval '1' day, '%Y/%m/%d')
 )
 SELECT instance_key,
        instance.subnet_id AS subnet,
