@@ -615,8 +615,9 @@ impl Puller {
             let through = day_text(today);
             let loc = name.clone();
             // A remembered key older than the first pull's reach can no longer be listed.
-            let forget_before = started_ms
-                .saturating_sub((i64::from(self.settings.first_pull_days) + 1).saturating_mul(86_400_000));
+            let forget_before = started_ms.saturating_sub(
+                (i64::from(self.settings.first_pull_days) + 1).saturating_mul(86_400_000),
+            );
             let saved = self
                 .store
                 .with(true, move |c| {
