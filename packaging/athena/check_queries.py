@@ -2,9 +2,12 @@
 """Runs the saved Athena queries of packaging/athena/queries/ with DuckDB on reports written in
 the S3 sink's layout, and checks their answers.
 
-The reports are built from the collector's fixture (a real report, checked against
-schema/report.schema.json), varied per instance, and written as the agent's S3 sink writes
-them: PREFIX/YYYY/MM/DD/<instance>/<report_id>.json, one compact JSON document per object.
+The reports are real: testdata/ holds the reports of four lab scenarios (healthy, a security
+group that drops S3 and DynamoDB, a proxy in the path, the internet path instead of the endpoint),
+saved with `python3 lab/run_scenarios.py --only NAME --save-reports packaging/athena/testdata`.
+Each is given another instance, subnet, report id and start time, checked against
+schema/report.schema.json, and written as the agent's S3 sink writes it:
+PREFIX/YYYY/MM/DD/<instance>/<report_id>.json, one JSON document on one line.
 
 The translation from Athena to DuckDB is mechanical (docs/collector.md, "Beyond one machine"):
 - the table is a DuckDB view of the same name over read_json of the layout's glob, with the
@@ -32,7 +35,7 @@ import jsonschema
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 ATHENA = REPO / "packaging" / "athena"
-FIXTURE = REPO / "crates" / "collector" / "tests" / "fixtures" / "healthy.json"
+TESTDATA = ATHENA / "testdata"
 SCHEMA = REPO / "schema" / "report.schema.json"
 PREFIX = "vpce-probe/"
 
@@ -43,9 +46,9 @@ def stamp(t):
     return t.strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
-def report(n, instance, subnet, ago, problems=(), paths=None, hostname=None):
-    """A report of `instance` (None: off EC2) started `ago` before now."""
-    r = json.loads(FIXTURE.read_text())
+def report(n, scenario, instance, subnet, ago, hostname=None):
+    """The lab scenario's report, of `instance` (None: off EC2), started `ago` before now."""
+    r = json.loads((TESTDATA / f"{scenario}.json").read_text())
     started = NOW - ago
     r["report_id"] = f"00000000-0000-4000-8000-{n:012d}"
     r["started_at"] = stamp(started)
@@ -57,22 +60,6 @@ def report(n, instance, subnet, ago, problems=(), paths=None, hostname=None):
     else:
         r["instance"]["instance_id"] = instance
         r["instance"]["subnet_id"] = subnet
-    for target, kind in (paths or {}).items():
-        t = next(t for t in r["targets"] if t["id"] == target)
-        t["path"]["kind"] = kind
-        t["path"]["reachable"] = kind != "unknown"
-    if problems:
-        r["findings"] = [
-            {"code": code, "severity": "error", "target": target,
-             "title": f"{code} on {target}", "detail": "detail", "remediation": "fix it",
-             "checklist_item": "network-acl", "check_ids": []}
-            for code, target in problems
-        ]
-        r["verdict"] = {
-            "status": "problems", "summary": "S3 is not reached through the gateway endpoint",
-            "root_causes": [{"code": c, "target": t, "title": f"{c} on {t}"} for c, t in problems],
-            "exit_code": 1,
-        }
     jsonschema.validate(r, json.loads(SCHEMA.read_text()))
     return r
 
@@ -83,53 +70,51 @@ def sink_key(r):
     return f"{PREFIX}{r['started_at'][:10].replace('-', '/')}/{origin}/{r['report_id']}.json"
 
 
-TIMEOUT = [("TCP_TIMEOUT", "s3:app-data")]
-PROXY = [("PROXY_IN_PATH", "s3:app-data")]
 M = dt.timedelta(minutes=1)
 H = dt.timedelta(hours=1)
 D = dt.timedelta(days=1)
 FLEET = [
-    # subnet-a: both instances time out now.
-    report(1, "i-a1", "subnet-a", 10 * D),
-    report(2, "i-a1", "subnet-a", 3 * D, TIMEOUT, {"s3:app-data": "unknown"}),
-    report(3, "i-a1", "subnet-a", 2 * H, TIMEOUT, {"s3:app-data": "unknown"}),
-    report(4, "i-a1", "subnet-a", 1 * M, TIMEOUT, {"s3:app-data": "unknown"}),
-    report(5, "i-a2", "subnet-a", 30 * M),
-    report(6, "i-a2", "subnet-a", 2 * M, TIMEOUT, {"s3:app-data": "unknown"}),
+    # subnet-a: both instances time out now (their security group drops S3 and DynamoDB).
+    report(1, "healthy", "i-a1", "subnet-a", 10 * D),
+    report(2, "sg-egress-drop", "i-a1", "subnet-a", 3 * D),
+    report(3, "sg-egress-drop", "i-a1", "subnet-a", 2 * H),
+    report(4, "sg-egress-drop", "i-a1", "subnet-a", 1 * M),
+    report(5, "healthy", "i-a2", "subnet-a", 30 * M),
+    report(6, "sg-egress-drop", "i-a2", "subnet-a", 2 * M),
     # subnet-b: i-b1 timed out an hour ago and is healthy again; i-d1 went silent.
-    report(7, "i-b1", "subnet-b", 1 * H, TIMEOUT, {"s3:app-data": "unknown"}),
-    report(8, "i-b1", "subnet-b", 1 * M),
-    report(9, "i-d1", "subnet-b", 2 * H),
-    # subnet-c: S3 through a proxy.
-    report(10, "i-c1", "subnet-c", 3 * M, PROXY, {"s3:app-data": "proxy"}),
+    report(7, "sg-egress-drop", "i-b1", "subnet-b", 1 * H),
+    report(8, "healthy", "i-b1", "subnet-b", 1 * M),
+    report(9, "healthy", "i-d1", "subnet-b", 2 * H),
+    # subnet-c: a proxy in the path (problems); the internet path (healthy, but not the endpoint).
+    report(10, "proxy-in-path", "i-c1", "subnet-c", 3 * M),
+    report(11, "internet-instead-of-endpoint", "i-f1", "subnet-c", 4 * M),
     # An instance last heard of 9 days ago: older than the silent query's window.
-    report(11, "i-e1", "subnet-e", 9 * D),
+    report(12, "healthy", "i-e1", "subnet-e", 9 * D),
     # Off EC2: keyed by host name.
-    report(12, None, None, 5 * M, hostname="build-box"),
+    report(13, "healthy", None, None, 5 * M, hostname="build-box"),
 ]
 
 
-def ts(t):
-    return stamp(t)
-
-
+ACCOUNT, VPC = "123456789012", "vpc-0a0a0a0a0a0a0a0a0"
+UNKNOWN = "s3:lab-bucket=unknown,dynamodb:lab-table=unknown"
 EXPECTED = {
     "problems_by_subnet": [
-        ("111122223333", "vpc-0a1b2c3d", "subnet-a", 2, "i-a1,i-a2", "TCP_TIMEOUT"),
-        ("111122223333", "vpc-0a1b2c3d", "subnet-c", 1, "i-c1", "PROXY_IN_PATH"),
+        (ACCOUNT, VPC, "subnet-a", 2, "i-a1,i-a2", "TCP_TIMEOUT"),
+        (ACCOUNT, VPC, "subnet-c", 1, "i-c1", "PROXY_IN_PATH"),
     ],
     "finding_first_last": [
-        ("i-a1", "subnet-a", ts(NOW - 3 * D), ts(NOW - 1 * M), 3),
-        ("i-b1", "subnet-b", ts(NOW - 1 * H), ts(NOW - 1 * H), 1),
-        ("i-a2", "subnet-a", ts(NOW - 2 * M), ts(NOW - 2 * M), 1),
+        ("i-a1", "subnet-a", stamp(NOW - 3 * D), stamp(NOW - 1 * M), 3),
+        ("i-b1", "subnet-b", stamp(NOW - 1 * H), stamp(NOW - 1 * H), 1),
+        ("i-a2", "subnet-a", stamp(NOW - 2 * M), stamp(NOW - 2 * M), 1),
     ],
     "path_not_gateway_endpoint": [
-        ("i-a1", "subnet-a", "s3:app-data=unknown", ts(NOW - 1 * M)),
-        ("i-a2", "subnet-a", "s3:app-data=unknown", ts(NOW - 2 * M)),
-        ("i-c1", "subnet-c", "s3:app-data=proxy", ts(NOW - 3 * M)),
+        ("i-a1", "subnet-a", UNKNOWN, stamp(NOW - 1 * M)),
+        ("i-a2", "subnet-a", UNKNOWN, stamp(NOW - 2 * M)),
+        ("i-c1", "subnet-c", "s3:lab-bucket=proxy,dynamodb:lab-table=proxy", stamp(NOW - 3 * M)),
+        ("i-f1", "subnet-c", UNKNOWN, stamp(NOW - 4 * M)),
     ],
     "silent_instances": [
-        ("i-d1", "subnet-b", ts(NOW - 2 * H)),
+        ("i-d1", "subnet-b", stamp(NOW - 2 * H)),
     ],
 }
 
