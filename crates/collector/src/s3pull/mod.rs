@@ -12,32 +12,27 @@
 //! process) the listing reaches `lookback_days` back, for reports an agent's spool delivered
 //! late into an older day prefix.
 
+mod metrics;
+mod settings;
+
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_s3::error::DisplayErrorContext;
-use clap::Args;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use rusqlite::{OptionalExtension, params};
-use serde::Deserialize;
 use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
 use crate::ingest::{self, Refused};
 use crate::store::{Store, Stored};
+pub use metrics::PullMetrics;
+use metrics::{label, label2};
+pub use settings::{Location, PullFile, PullFlags, PullSettings};
 
-pub const DEFAULT_INTERVAL_SECS: u64 = 60;
-/// The agent's spool keeps a report up to 7 days by default (`[spool] max_age`), plus a day of
-/// UTC boundary.
-pub const DEFAULT_LOOKBACK_DAYS: u32 = 8;
-pub const DEFAULT_CONCURRENCY: usize = 8;
-pub const DEFAULT_TIMEOUT_SECS: u64 = 30;
 /// How often a pass lists the whole lookback window instead of the current day.
 const DEEP_EVERY: Duration = Duration::from_secs(3600);
 /// A GET that fails this many passes in a row (not a refusal: a timeout, AccessDenied) is
@@ -62,243 +57,6 @@ CREATE TABLE IF NOT EXISTS s3_pull_keys (
     PRIMARY KEY (location, key)
 );
 "#;
-
-/// `s3://bucket/prefix/`: the prefix is empty or ends with `/`, like the sink's.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Location {
-    pub bucket: String,
-    pub prefix: String,
-}
-
-impl fmt::Display for Location {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "s3://{}/{}", self.bucket, self.prefix)
-    }
-}
-
-impl Location {
-    pub fn parse(s: &str) -> Result<Location, String> {
-        let rest = s.strip_prefix("s3://").ok_or_else(|| {
-            format!("pull location \"{s}\": write it s3://BUCKET/PREFIX/ (the S3 sink's url)")
-        })?;
-        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-        let valid_bucket = (3..=63).contains(&bucket.len())
-            && bucket
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
-            && bucket
-                .bytes()
-                .next()
-                .is_some_and(|b| b.is_ascii_alphanumeric())
-            && bucket
-                .bytes()
-                .last()
-                .is_some_and(|b| b.is_ascii_alphanumeric());
-        if !valid_bucket {
-            return Err(format!(
-                "pull location \"{s}\": \"{bucket}\" is not an S3 bucket name (3-63 characters: a-z, 0-9, '.', '-')"
-            ));
-        }
-        let mut prefix = prefix.trim_start_matches('/').to_string();
-        if !prefix.is_empty() && !prefix.ends_with('/') {
-            prefix.push('/');
-        }
-        Ok(Location {
-            bucket: bucket.to_string(),
-            prefix,
-        })
-    }
-}
-
-/// Flags shared by `serve`, `check-config` and `pull`.
-#[derive(Args, Debug, Default)]
-pub struct PullFlags {
-    /// Pull the reports an S3 sink writes under s3://BUCKET/PREFIX/ (repeatable; replaces
-    /// `[s3_pull] locations`). Credentials and region come from the AWS SDK's usual chain;
-    /// AWS_ENDPOINT_URL_S3 is honoured.
-    #[arg(long = "pull-s3", value_name = "S3_URL")]
-    pub pull_s3: Vec<String>,
-    /// Seconds between two pulls in `serve` [default: 60].
-    #[arg(long, value_name = "SECS")]
-    pub pull_s3_interval_secs: Option<u64>,
-    /// The buckets' region when the SDK's chain (AWS_REGION, profile, IMDS) is not the one.
-    #[arg(long, value_name = "REGION")]
-    pub pull_s3_region: Option<String>,
-    /// Path-style requests (http://host/bucket/key), for S3-compatible endpoints.
-    #[arg(long)]
-    pub pull_s3_path_style: bool,
-}
-
-/// The `[s3_pull]` table of the configuration file.
-#[derive(Deserialize, Debug, Default)]
-#[serde(deny_unknown_fields)]
-pub struct PullFile {
-    #[serde(default)]
-    locations: Vec<String>,
-    interval_secs: Option<u64>,
-    lookback_days: Option<u32>,
-    region: Option<String>,
-    path_style: Option<bool>,
-    concurrency: Option<usize>,
-    timeout_secs: Option<u64>,
-}
-
-#[derive(Debug, Clone)]
-pub struct PullSettings {
-    pub locations: Vec<Location>,
-    pub interval: Duration,
-    pub lookback_days: u32,
-    /// How far back the very first pull of a location lists: the retention, since older
-    /// reports would be deleted at once.
-    pub first_pull_days: u32,
-    pub region: Option<String>,
-    pub path_style: bool,
-    pub concurrency: usize,
-    pub timeout: Duration,
-    pub max_body: u64,
-}
-
-impl PullSettings {
-    /// `None` when no location is configured. Flags win over the file.
-    pub fn resolve(
-        flags: PullFlags,
-        file: Option<PullFile>,
-        max_body: u64,
-        retention_days: u32,
-    ) -> Result<Option<PullSettings>, String> {
-        let file = file.unwrap_or_default();
-        let raw = if flags.pull_s3.is_empty() {
-            file.locations
-        } else {
-            flags.pull_s3
-        };
-        let mut locations = Vec::new();
-        for s in &raw {
-            let l = Location::parse(s)?;
-            if !locations.contains(&l) {
-                locations.push(l);
-            }
-        }
-        if locations.is_empty() {
-            return Ok(None);
-        }
-        let interval_secs = flags
-            .pull_s3_interval_secs
-            .or(file.interval_secs)
-            .unwrap_or(DEFAULT_INTERVAL_SECS);
-        if interval_secs == 0 {
-            return Err("pull_s3 interval_secs: at least 1".into());
-        }
-        let lookback_days = file.lookback_days.unwrap_or(DEFAULT_LOOKBACK_DAYS);
-        if !(1..=366).contains(&lookback_days) {
-            return Err(format!(
-                "[s3_pull] lookback_days = {lookback_days}: 1 to 366"
-            ));
-        }
-        let concurrency = file.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
-        if !(1..=64).contains(&concurrency) {
-            return Err(format!("[s3_pull] concurrency = {concurrency}: 1 to 64"));
-        }
-        let timeout_secs = file.timeout_secs.unwrap_or(DEFAULT_TIMEOUT_SECS);
-        if !(1..=600).contains(&timeout_secs) {
-            return Err(format!("[s3_pull] timeout_secs = {timeout_secs}: 1 to 600"));
-        }
-        let region = flags.pull_s3_region.or(file.region);
-        if let Some(r) = &region
-            && (r.is_empty() || !r.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
-        {
-            return Err(format!(
-                "pull_s3 region \"{r}\" is not a region name (like eu-west-1)"
-            ));
-        }
-        Ok(Some(PullSettings {
-            locations,
-            interval: Duration::from_secs(interval_secs),
-            lookback_days,
-            first_pull_days: retention_days,
-            region,
-            path_style: flags.pull_s3_path_style || file.path_style.unwrap_or(false),
-            concurrency,
-            timeout: Duration::from_secs(timeout_secs),
-            max_body,
-        }))
-    }
-
-    pub fn describe(&self) -> String {
-        let list: Vec<String> = self.locations.iter().map(|l| l.to_string()).collect();
-        format!(
-            "pull s3 {} every {} s (lookback {} days, region {}, {}concurrency {}, timeout {} s)\n",
-            list.join(" "),
-            self.interval.as_secs(),
-            self.lookback_days,
-            self.region.as_deref().unwrap_or("from the SDK chain"),
-            if self.path_style { "path-style, " } else { "" },
-            self.concurrency,
-            self.timeout.as_secs(),
-        )
-    }
-}
-
-type Labels = Vec<(String, String)>;
-
-/// The pull's metrics, registered in the collector's registry.
-#[derive(Clone, Default)]
-pub struct PullMetrics {
-    pulled: Family<Labels, Counter>,
-    duplicate: Family<Labels, Counter>,
-    refused: Family<Labels, Counter>,
-    errors: Family<Labels, Counter>,
-    lag: Family<Labels, Gauge<f64, AtomicU64>>,
-    last_success: Family<Labels, Gauge<f64, AtomicU64>>,
-}
-
-impl PullMetrics {
-    pub fn register(registry: &mut Registry) -> PullMetrics {
-        let m = PullMetrics::default();
-        registry.register(
-            "s3_objects_pulled",
-            "Reports fetched from an S3 sink's prefix and stored",
-            m.pulled.clone(),
-        );
-        registry.register(
-            "s3_objects_duplicate",
-            "Objects fetched whose report was already stored (over HTTP, or under another key)",
-            m.duplicate.clone(),
-        );
-        registry.register(
-            "s3_objects_refused",
-            "Objects that are not valid reports, skipped for good, by reason",
-            m.refused.clone(),
-        );
-        registry.register(
-            "s3_errors",
-            "Failed S3 or database operations of the pull (retried at the next pass), by operation",
-            m.errors.clone(),
-        );
-        registry.register(
-            "s3_pull_lag_seconds",
-            "For the objects stored by the last pass that stored any: the longest time between an object's LastModified and its storing",
-            m.lag.clone(),
-        );
-        registry.register(
-            "s3_pull_last_success_timestamp_seconds",
-            "Unix time of the last pass that listed the location completely",
-            m.last_success.clone(),
-        );
-        m
-    }
-}
-
-fn label(location: &str) -> Labels {
-    vec![("location".to_string(), location.to_string())]
-}
-
-fn label2(location: &str, key: &str, value: &str) -> Labels {
-    vec![
-        ("location".to_string(), location.to_string()),
-        (key.to_string(), value.to_string()),
-    ]
-}
 
 /// What one pass of one location did.
 #[derive(Debug, Default, Clone)]
@@ -612,31 +370,11 @@ impl Puller {
             } else {
                 state.as_ref().map_or(started_ms, |s| s.deep_at_ms)
             };
-            let through = day_text(today);
-            let loc = name.clone();
-            // A remembered key older than the first pull's reach can no longer be listed.
-            let forget_before = started_ms.saturating_sub(
-                (i64::from(self.settings.first_pull_days) + 1).saturating_mul(86_400_000),
-            );
-            let saved = self
-                .store
-                .with(true, move |c| {
-                    c.execute(
-                        "DELETE FROM s3_pull_keys WHERE location = ?1 AND handled_at < ?2",
-                        params![loc, forget_before],
-                    )?;
-                    c.execute(
-                        "INSERT INTO s3_pull_state (location, listed_through, last_key, deep_at, updated_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5)
-                         ON CONFLICT(location) DO UPDATE SET listed_through = excluded.listed_through,
-                            last_key = COALESCE(excluded.last_key, s3_pull_state.last_key),
-                            deep_at = excluded.deep_at, updated_at = excluded.updated_at",
-                        params![loc, through, last_key, deep_at, now_ms()],
-                    )
-                })
-                .await;
-            match saved {
-                Ok(_) => {
+            match self
+                .save_state(&name, day_text(today), last_key, deep_at, started_ms)
+                .await
+            {
+                Ok(()) => {
                     self.metrics
                         .last_success
                         .get_or_create(&label(&name))
@@ -650,6 +388,40 @@ impl Puller {
             }
         }
         summary
+    }
+
+    /// After a complete listing: the day it reached, and the remembered keys it can no longer
+    /// reach forgotten.
+    async fn save_state(
+        &self,
+        location: &str,
+        through: String,
+        last_key: Option<String>,
+        deep_at: i64,
+        started_ms: i64,
+    ) -> Result<(), String> {
+        let loc = location.to_string();
+        let forget_before = started_ms.saturating_sub(
+            (i64::from(self.settings.first_pull_days) + 1).saturating_mul(86_400_000),
+        );
+        self.store
+            .with(true, move |c| {
+                c.execute(
+                    "DELETE FROM s3_pull_keys WHERE location = ?1 AND handled_at < ?2",
+                    params![loc, forget_before],
+                )?;
+                c.execute(
+                    "INSERT INTO s3_pull_state (location, listed_through, last_key, deep_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT(location) DO UPDATE SET listed_through = excluded.listed_through,
+                        last_key = COALESCE(excluded.last_key, s3_pull_state.last_key),
+                        deep_at = excluded.deep_at, updated_at = excluded.updated_at",
+                    params![loc, through, last_key, deep_at, now_ms()],
+                )
+            })
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 
     /// The listed keys that are neither stored (by the report id in their name) nor refused
@@ -925,22 +697,6 @@ pub async fn pull_once(settings: PullSettings, store: Store) -> Result<bool, Str
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn locations_are_the_sinks_urls() {
-        let l = Location::parse("s3://reports-bucket/vpce-probe").expect("valid");
-        assert_eq!(l.prefix, "vpce-probe/");
-        assert_eq!(l.to_string(), "s3://reports-bucket/vpce-probe/");
-        assert_eq!(Location::parse("s3://b.c-d").expect("valid").prefix, "");
-        for bad in [
-            "https://b/p/",
-            "s3://Bad_Bucket/p/",
-            "s3://ab/",
-            "s3://-abc/",
-        ] {
-            assert!(Location::parse(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn days_and_report_ids_come_from_the_layout() {
