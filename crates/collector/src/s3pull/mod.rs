@@ -161,6 +161,30 @@ fn parse_day(text: &str) -> Option<i64> {
     i64::try_from(secs / 86_400).ok()
 }
 
+/// The first day a pass lists, and whether it is a deep pass (the whole lookback window).
+/// `first_pass` is the first pass of this process.
+fn window(
+    state: Option<&State>,
+    now_ms: i64,
+    first_pass: bool,
+    first_pull_days: u32,
+    lookback_days: u32,
+) -> (i64, bool) {
+    let today = day_number(now_ms);
+    let Some(s) = state else {
+        return (today - i64::from(first_pull_days), true);
+    };
+    let deep = first_pass || now_ms.saturating_sub(s.deep_at_ms) >= DEEP_EVERY.as_millis() as i64;
+    // The day the last complete listing reached, so the first pass after midnight still lists
+    // yesterday; a later upload into an older day waits for a deep pass.
+    let recent = s.listed_through.min(today);
+    if deep {
+        (recent.min(today - i64::from(lookback_days)), true)
+    } else {
+        (recent, false)
+    }
+}
+
 /// The report id a key names: `.../<report_id>.json`.
 fn key_report_id(key: &str) -> Option<&str> {
     key.rsplit('/').next()?.strip_suffix(".json")
@@ -278,23 +302,13 @@ impl Puller {
                 return summary;
             }
         };
-        let deep = !self.deep_done.load(Ordering::Relaxed)
-            || state.as_ref().is_none_or(|s| {
-                started_ms.saturating_sub(s.deep_at_ms) >= DEEP_EVERY.as_millis() as i64
-            });
-        let from = match &state {
-            None => today - i64::from(self.settings.first_pull_days),
-            Some(s) => {
-                // The day the last complete listing reached, so the first pass after midnight
-                // still lists yesterday; a later upload into an older day waits for a deep pass.
-                let recent = s.listed_through.min(today);
-                if deep {
-                    recent.min(today - i64::from(self.settings.lookback_days))
-                } else {
-                    recent
-                }
-            }
-        };
+        let (from, deep) = window(
+            state.as_ref(),
+            started_ms,
+            !self.deep_done.load(Ordering::Relaxed),
+            self.settings.first_pull_days,
+            self.settings.lookback_days,
+        );
         summary.from_day = day_text(from);
         // Every key of day D sorts after "PREFIX/YYYY/MM/DD", every key of an earlier day before it.
         let start_after = format!("{}{}", location.prefix, summary.from_day.replace('-', "/"));
@@ -697,6 +711,66 @@ pub async fn pull_once(settings: PullSettings, store: Store) -> Result<bool, Str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_window_starts_where_the_last_listing_reached() {
+        let day = |t: &str| parse_day(t).expect("day");
+        let at = |t: &str, hour: i64| day(t) * 86_400_000 + hour * 3_600_000;
+        let state = |through: &str, deep_at: i64| State {
+            listed_through: day(through),
+            deep_at_ms: deep_at,
+        };
+        let minutes = |m: i64| m * 60_000;
+        let ten_to_midnight = at("2026-12-03", 0) - minutes(10);
+        // (state, now, first pass of the process) -> (first day listed, deep)
+        let cases = [
+            // Never pulled: back to the retention.
+            (None, at("2026-12-02", 10), false, ("2026-11-02", true)),
+            // A process's first pass: the lookback window.
+            (
+                Some(state("2026-12-02", at("2026-12-02", 10) - minutes(10))),
+                at("2026-12-02", 10),
+                true,
+                ("2026-11-24", true),
+            ),
+            // Later passes of the day: today only.
+            (
+                Some(state("2026-12-02", at("2026-12-02", 10) - minutes(10))),
+                at("2026-12-02", 10),
+                false,
+                ("2026-12-02", false),
+            ),
+            // The first pass after midnight still lists yesterday.
+            (
+                Some(state("2026-12-02", ten_to_midnight)),
+                at("2026-12-03", 0),
+                false,
+                ("2026-12-02", false),
+            ),
+            // After a week down: from where the last listing reached, older than the lookback.
+            (
+                Some(state("2026-11-01", at("2026-11-01", 0))),
+                at("2026-12-02", 10),
+                false,
+                ("2026-11-01", true),
+            ),
+            // An hour after the last deep pass: the lookback window again.
+            (
+                Some(state("2026-12-02", at("2026-12-02", 9))),
+                at("2026-12-02", 10),
+                false,
+                ("2026-11-24", true),
+            ),
+        ];
+        for (state, now, first_pass, (want_day, want_deep)) in cases {
+            let (from, deep) = window(state.as_ref(), now, first_pass, 30, 8);
+            assert_eq!(
+                (day_text(from).as_str(), deep),
+                (want_day, want_deep),
+                "now {now}"
+            );
+        }
+    }
 
     #[test]
     fn days_and_report_ids_come_from_the_layout() {
