@@ -402,6 +402,8 @@ def main() -> int:
                     help="print every probe's text report, not only those of failing scenarios")
     ap.add_argument("--repeat", type=int, default=1, metavar="N",
                     help="run the selected scenarios N times in a row (default 1)")
+    ap.add_argument("--save-reports", type=Path, metavar="DIR",
+                    help="write each scenario's JSON report to DIR/<scenario>.json")
     opts = ap.parse_args()
 
     if os.geteuid() != 0:
@@ -455,6 +457,10 @@ def main() -> int:
                 print(f"--- run {round_no} of {opts.repeat}", flush=True)
             for s in scenarios:
                 r = run_scenario(s, binary)
+                if opts.save_reports and r.report is not None:
+                    opts.save_reports.mkdir(parents=True, exist_ok=True)
+                    (opts.save_reports / f"{s.name}.json").write_text(
+                        json.dumps(r.report, indent=2) + "\n")
                 if r.lab_broken:
                     lab("up")
                 if r.ok and s.known_bug:

@@ -27,9 +27,11 @@ if [ "${#need[@]}" -gt 0 ]; then
 fi
 
 # moto (fake S3/DynamoDB/STS server) in its own venv, with prometheus-client (its text parser
-# reads the agent's /metrics in the tests).
+# reads the agent's /metrics in the tests) and duckdb (runs the saved Athena queries of
+# packaging/athena/ on local files).
 MOTO_VERSION=5.2.5
 PROMETHEUS_CLIENT_VERSION=0.26.0
+DUCKDB_VERSION=2.0.1
 MOTO_VENV=/opt/vpce-probe-test/venv
 if [ ! -x "$MOTO_VENV/bin/moto_server" ]; then
   echo "install-lab-deps.sh: moto $MOTO_VERSION into $MOTO_VENV (pip)" >&2
@@ -47,9 +49,12 @@ if [ ! -x "$MOTO_VENV/bin/moto_server" ]; then
   mkdir -p "$(dirname "$MOTO_VENV")"
   "$py" -m venv "$MOTO_VENV"
   "$MOTO_VENV/bin/pip" install -q "moto[server]==$MOTO_VERSION" \
-    "prometheus-client==$PROMETHEUS_CLIENT_VERSION"
+    "prometheus-client==$PROMETHEUS_CLIENT_VERSION" "duckdb==$DUCKDB_VERSION"
   "$MOTO_VENV/bin/moto_server" --help >/dev/null
 fi
 # A venv made before prometheus-client joined the list gets it too.
 "$MOTO_VENV/bin/python" -c "import prometheus_client" 2>/dev/null ||
   "$MOTO_VENV/bin/pip" install -q "prometheus-client==$PROMETHEUS_CLIENT_VERSION"
+# And duckdb, added after both.
+"$MOTO_VENV/bin/python" -c "import duckdb" 2>/dev/null ||
+  "$MOTO_VENV/bin/pip" install -q "duckdb==$DUCKDB_VERSION"

@@ -27,4 +27,6 @@ python3 scripts/check_packages.py
 # live under a real systemd (systemd/README.md). The root file system is cached in
 # /var/cache/vpce-probe-test/ (3-5 min more the first time; ~50 s after).
 python3 scripts/systemd_test.py
+# The saved Athena queries, run with DuckDB on reports in the S3 sink's layout.
+/opt/vpce-probe-test/venv/bin/python packaging/athena/check_queries.py
 python3 lab/run_scenarios.py --binary target/debug/vpce-probe

@@ -46,12 +46,18 @@ impl Drop for Collector {
 }
 
 fn start_collector(dir: &std::path::Path) -> Collector {
+    start_collector_with(dir, Command::new(collector_binary()), &[])
+}
+
+/// `cmd` (the collector binary with the environment a test chose) serving with `extra` flags.
+fn start_collector_with(dir: &std::path::Path, mut cmd: Command, extra: &[&str]) -> Collector {
     std::fs::write(dir.join("tokens"), format!("acct-e2e {TOKEN}\n")).expect("tokens");
-    let mut child = Command::new(collector_binary())
+    let mut child = cmd
         .args(["serve", "--listen", "127.0.0.1:0", "--db"])
         .arg(dir.join("reports.db"))
         .arg("--tokens")
         .arg(dir.join("tokens"))
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -141,4 +147,119 @@ fn probe_ship_delivers_into_the_collector() {
     // The latest report's body is the probe's JSON, byte for byte as parsed.
     let body = get_json(collector.addr, &format!("/reports/{}.json", ids[1]));
     assert_eq!(&body, second.report());
+}
+
+/// The S3 sink's objects pulled by the collector: `vpce-probe probe --ship s3://...` puts the
+/// report into moto (through the lab's TLS front), one run also posts it to the collector over
+/// HTTP, and `serve --pull-s3` stores every report once. Each object is one line, as Athena's
+/// JSON SerDe reads it (packaging/athena/).
+#[test]
+fn probe_ship_to_s3_is_pulled_by_the_collector_once() {
+    let lab = Lab::aws(
+        62,
+        support::ImdsFacts::example(),
+        support::FrontOptions::default(),
+        support::FrontOptions::default(),
+        true,
+    );
+    let s3_url = format!("s3://{}/fleet/", lab.bucket);
+    let token = lab.dir.path().join("ship-token");
+    std::fs::write(&token, format!("{TOKEN}\n")).expect("token");
+    let token_arg = token.display().to_string();
+
+    // The collector first, pulling every second from moto itself (plain HTTP, path-style).
+    let mut cmd = Command::new(collector_binary());
+    cmd.env("AWS_ENDPOINT_URL_S3", support::moto().endpoint())
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", REGION)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", lab.dir.path().join("no-aws-config"))
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            lab.dir.path().join("no-aws-credentials"),
+        );
+    for v in [
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "AWS_PROFILE",
+    ] {
+        cmd.env_remove(v);
+    }
+    let collector = start_collector_with(
+        lab.dir.path(),
+        cmd,
+        &[
+            "--pull-s3",
+            &s3_url,
+            "--pull-s3-interval-secs",
+            "1",
+            "--pull-s3-path-style",
+        ],
+    );
+    let http_url = format!("http://{}/v1/reports", collector.addr);
+
+    let both = lab.probe(&[
+        "--ship",
+        &s3_url,
+        "--ship",
+        &http_url,
+        "--ship-token-file",
+        &token_arg,
+    ]);
+    assert_eq!(both.code, 0, "{}", both.stderr);
+    let s3_only = lab.probe(&["--ship", &s3_url]);
+    assert_eq!(s3_only.code, 0, "{}", s3_only.stderr);
+    let mut want: Vec<String> = [&both, &s3_only]
+        .iter()
+        .map(|o| o.report()["report_id"].as_str().expect("id").to_string())
+        .collect();
+    want.sort();
+
+    let report = s3_only.report();
+    let key = format!(
+        "fleet/{}/{}/{}.json",
+        report["started_at"].as_str().expect("started_at")[..10].replace('-', "/"),
+        report["instance"]["instance_id"]
+            .as_str()
+            .expect("instance id"),
+        want.iter()
+            .find(|id| report["report_id"] == id.as_str())
+            .expect("id"),
+    );
+    let object = support::moto().get_object(&lab.bucket, &key, REGION);
+    assert_eq!(
+        object.iter().filter(|&&b| b == b'\n').count(),
+        1,
+        "one line, newline-terminated"
+    );
+    let parsed: serde_json::Value = serde_json::from_slice(&object).expect("JSON");
+    assert_eq!(&parsed, report, "the object is the report");
+
+    let instance = report["instance"]["instance_id"]
+        .as_str()
+        .expect("instance id");
+    let stored = || -> Vec<String> {
+        let detail = get_json(collector.addr, &format!("/api/instances/{instance}"));
+        let mut ids: Vec<String> = detail["reports"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|r| r["report_id"].as_str().expect("id").to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        ids.sort();
+        ids
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while stored().len() < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(stored(), want, "both reports, each once");
+    // More passes store nothing more.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(stored(), want);
 }

@@ -107,6 +107,18 @@ impl ReportMeta {
     }
 }
 
+/// The report on one line, for the S3 sink: Athena's JSON SerDes read an object line by line,
+/// and a pretty-printed report would be no record at all (packaging/athena/). A JSON string
+/// cannot hold a raw line break, so every line break and indentation is between tokens.
+fn one_line(json: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(json.len());
+    for line in json.split(|&b| b == b'\n') {
+        out.extend_from_slice(line.trim_ascii_start());
+    }
+    out.push(b'\n');
+    out
+}
+
 /// Keeps `[A-Za-z0-9._-]`, so that no field of a report can climb out of a directory or a prefix.
 fn path_segment(s: &str) -> String {
     let cleaned: String = s
@@ -422,7 +434,7 @@ impl Sender {
                     .bucket(bucket)
                     .key(&key)
                     .content_type("application/json")
-                    .body(json.to_vec().into())
+                    .body(one_line(json).into())
                     .send()
                     .await
                     .map(|_| Delivery::Delivered)
@@ -604,6 +616,22 @@ mod tests {
         let m = ReportMeta::from_json(&report(None, None)).expect("meta");
         assert_eq!(m.origin, "unknown");
         assert_eq!(m.region.as_deref(), Some("eu-west-1"));
+    }
+
+    #[test]
+    fn s3_objects_hold_the_report_on_one_line() {
+        let value = serde_json::json!({
+            "report_id": "r1",
+            "findings": [{"title": "two\nlines", "detail": "  indented  "}],
+            "verdict": {"status": "healthy"},
+        });
+        let pretty = serde_json::to_vec_pretty(&value).expect("json");
+        assert!(pretty.iter().filter(|&&b| b == b'\n').count() > 5);
+        let line = one_line(&pretty);
+        assert_eq!(line.iter().filter(|&&b| b == b'\n').count(), 1);
+        assert_eq!(line.last(), Some(&b'\n'));
+        let back: serde_json::Value = serde_json::from_slice(&line).expect("still JSON");
+        assert_eq!(back, value);
     }
 
     #[test]

@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
 
 use crate::error::ConfigError;
+use crate::s3pull::{PullFile, PullFlags, PullSettings};
 use crate::tokens::{SecretFile, parse_read_token, parse_tokens};
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8480";
@@ -33,12 +34,15 @@ pub enum Command {
     Serve(Flags),
     /// Check the settings (file, tokens, read token) and print them; exit 2 when wrong.
     CheckConfig(Flags),
+    /// Pull the S3 locations once (--pull-s3 or [s3_pull]) into the database and exit: 0 when
+    /// everything new was handled, 1 when something is left for the next pull.
+    Pull(Flags),
 }
 
 #[derive(Args, Debug, Default)]
 pub struct Flags {
     /// A TOML file with the same settings (listen, db, tokens, read_token_file, max_body,
-    /// retention_days, read_timeout_secs); flags given here win.
+    /// retention_days, read_timeout_secs, an [s3_pull] table); flags given here win.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Address to listen on [default: 127.0.0.1:8480].
@@ -64,6 +68,8 @@ pub struct Flags {
     /// [default: 10].
     #[arg(long, value_name = "SECS")]
     pub read_timeout_secs: Option<u64>,
+    #[command(flatten)]
+    pub s3: PullFlags,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -76,6 +82,7 @@ struct FileSettings {
     max_body: Option<u64>,
     retention_days: Option<u32>,
     read_timeout_secs: Option<u64>,
+    s3_pull: Option<PullFile>,
 }
 
 #[derive(Debug)]
@@ -87,6 +94,7 @@ pub struct Settings {
     pub max_body: u64,
     pub retention_days: u32,
     pub read_timeout: Duration,
+    pub s3_pull: Option<PullSettings>,
 }
 
 impl Settings {
@@ -142,6 +150,8 @@ impl Settings {
         if read_timeout_secs == 0 {
             return Err(ConfigError::Usage("read_timeout_secs: at least 1".into()));
         }
+        let s3_pull = PullSettings::resolve(flags.s3, file.s3_pull, max_body, retention_days)
+            .map_err(ConfigError::Usage)?;
         Ok(Settings {
             listen,
             db,
@@ -150,7 +160,33 @@ impl Settings {
             max_body,
             retention_days,
             read_timeout: Duration::from_secs(read_timeout_secs),
+            s3_pull,
         })
+    }
+
+    /// `pull` needs the database and the S3 settings only (no tokens, no listener).
+    pub fn resolve_pull(flags: Flags) -> Result<(PathBuf, PullSettings), ConfigError> {
+        let file = match &flags.config {
+            Some(path) => read_file(path)?,
+            None => FileSettings::default(),
+        };
+        let db = flags.db.or(file.db).ok_or_else(|| {
+            ConfigError::Usage("--db PATH is required (or db in --config)".into())
+        })?;
+        let max_body = flags.max_body.or(file.max_body).unwrap_or(DEFAULT_MAX_BODY);
+        let retention_days = flags
+            .retention_days
+            .or(file.retention_days)
+            .unwrap_or(DEFAULT_RETENTION_DAYS);
+        let pull = PullSettings::resolve(flags.s3, file.s3_pull, max_body, retention_days)
+            .map_err(ConfigError::Usage)?
+            .ok_or_else(|| {
+                ConfigError::Usage(
+                    "nothing to pull: give --pull-s3 s3://BUCKET/PREFIX/ (or [s3_pull] locations in --config)"
+                        .into(),
+                )
+            })?;
+        Ok((db, pull))
     }
 
     /// What `check-config` prints: never a token.
@@ -169,7 +205,11 @@ impl Settings {
             self.max_body,
             self.retention_days,
             self.read_timeout.as_secs(),
-        )
+        ) + &self
+            .s3_pull
+            .as_ref()
+            .map(PullSettings::describe)
+            .unwrap_or_default()
     }
 }
 

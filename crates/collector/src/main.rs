@@ -7,6 +7,7 @@ mod ingest;
 mod metrics;
 mod model;
 mod pages;
+mod s3pull;
 mod server;
 mod store;
 mod tokens;
@@ -37,6 +38,7 @@ fn main() -> ExitCode {
     let (flags, serve) = match cli.command {
         Command::Serve(f) => (f, true),
         Command::CheckConfig(f) => (f, false),
+        Command::Pull(f) => return pull(f),
     };
     let settings = match Settings::resolve(flags) {
         Ok(s) => s,
@@ -82,10 +84,23 @@ async fn run(settings: Settings) -> ExitCode {
         .map(|a| a.to_string())
         .unwrap_or_default();
     let retention_days = settings.retention_days;
+    let mut metrics = metrics::Metrics::new();
+    if let Some(pull) = settings.s3_pull.clone() {
+        let pull_metrics = s3pull::PullMetrics::register(metrics.registry_mut());
+        match s3pull::Puller::new(pull, store.clone(), pull_metrics).await {
+            Ok(puller) => {
+                tokio::spawn(Arc::new(puller).run());
+            }
+            Err(e) => {
+                eprintln!("vpce-collector: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
     let app = Arc::new(App {
         settings,
         store: store.clone(),
-        metrics: metrics::Metrics::new(),
+        metrics,
     });
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(RETENTION_EVERY);
@@ -112,6 +127,44 @@ async fn run(settings: Settings) -> ExitCode {
             ExitCode::SUCCESS
         }
     }
+}
+
+/// `vpce-collector pull`: one pass over the S3 locations.
+fn pull(flags: config::Flags) -> ExitCode {
+    let (db, settings) = match Settings::resolve_pull(flags) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("vpce-collector: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("vpce-collector: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let store = match Store::open(&db) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("vpce-collector: {}: {e}", db.display());
+                return ExitCode::FAILURE;
+            }
+        };
+        match s3pull::pull_once(settings, store).await {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::FAILURE,
+            Err(e) => {
+                eprintln!("vpce-collector: {e}");
+                ExitCode::from(2)
+            }
+        }
+    })
 }
 
 /// SIGTERM or SIGINT. Every acknowledged report is already committed, so stopping mid-request

@@ -91,6 +91,11 @@ impl Metrics {
         }
     }
 
+    /// For metrics that live with their feature (the S3 pull's), registered before serving.
+    pub fn registry_mut(&mut self) -> &mut Registry {
+        &mut self.registry
+    }
+
     pub fn refused(&self, reason: &str) {
         self.refused
             .get_or_create(&vec![("reason".to_string(), reason.to_string())])

@@ -63,9 +63,15 @@ impl Collector {
     }
 
     pub fn start_args(args: &[String]) -> Collector {
-        let mut child = Command::new(BIN)
+        let mut cmd = Command::new(BIN);
+        cmd.env("VPCE_COLLECTOR_LOG", "info");
+        Collector::start_command(cmd, args)
+    }
+
+    /// `cmd` (the binary, with the environment a test chose) run with `args`.
+    pub fn start_command(mut cmd: Command, args: &[String]) -> Collector {
+        let mut child = cmd
             .args(args)
-            .env("VPCE_COLLECTOR_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
