@@ -15,9 +15,10 @@ need=()
 # The package check (scripts/check_packages.py) reads the .rpm with rpm and rpm2archive, strips
 # the debug binary with objcopy (binutils), lets cargo-deb compute the libc dependency with
 # dpkg-shlibdeps (dpkg-dev) and checks the unit with systemd-analyze, systemd-sysusers and
-# systemd-tmpfiles (systemd; it is only installed, not booted).
+# systemd-tmpfiles (systemd; it is only installed, not booted). The collector's browser test
+# (crates/collector/tests/browser.rs) drives Debian's headless chromium through chromedriver.
 for tool in rpm:rpm rpm2archive:rpm2cpio objcopy:binutils dpkg-shlibdeps:dpkg-dev \
-  systemd-analyze:systemd gzip:gzip; do
+  systemd-analyze:systemd gzip:gzip chromium:chromium chromedriver:chromium-driver; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool##*:}")
 done
 if [ "${#need[@]}" -gt 0 ]; then

@@ -9,12 +9,15 @@ use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
 
 use crate::error::ConfigError;
+use crate::tls::Tls;
 use crate::tokens::{SecretFile, parse_read_token, parse_tokens};
+use crate::webhook::WebhookSettings;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8480";
 pub const DEFAULT_MAX_BODY: u64 = 4 * 1024 * 1024;
 pub const DEFAULT_RETENTION_DAYS: u32 = 30;
 pub const DEFAULT_READ_TIMEOUT_SECS: u64 = 10;
+pub const DEFAULT_WEBHOOK_TIMEOUT_SECS: u64 = 5;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -38,7 +41,8 @@ pub enum Command {
 #[derive(Args, Debug, Default)]
 pub struct Flags {
     /// A TOML file with the same settings (listen, db, tokens, read_token_file, max_body,
-    /// retention_days, read_timeout_secs); flags given here win.
+    /// retention_days, read_timeout_secs, tls_cert, tls_key, webhook_url, webhook_token_file,
+    /// webhook_timeout_secs); flags given here win.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Address to listen on [default: 127.0.0.1:8480].
@@ -64,6 +68,22 @@ pub struct Flags {
     /// [default: 10].
     #[arg(long, value_name = "SECS")]
     pub read_timeout_secs: Option<u64>,
+    /// Serve HTTPS: the certificate chain (PEM, the server's certificate first). Re-read on
+    /// SIGHUP and when the file changes. Needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// POST a small JSON document here when an instance's verdict or root causes change.
+    #[arg(long, value_name = "URL")]
+    pub webhook_url: Option<String>,
+    /// A file holding the bearer token the webhook sends (Authorization: Bearer).
+    #[arg(long, value_name = "FILE")]
+    pub webhook_token_file: Option<PathBuf>,
+    /// Each webhook attempt must be answered within this many seconds [default: 5].
+    #[arg(long, value_name = "SECS")]
+    pub webhook_timeout_secs: Option<u64>,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -76,6 +96,11 @@ struct FileSettings {
     max_body: Option<u64>,
     retention_days: Option<u32>,
     read_timeout_secs: Option<u64>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    webhook_url: Option<String>,
+    webhook_token_file: Option<PathBuf>,
+    webhook_timeout_secs: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -87,6 +112,9 @@ pub struct Settings {
     pub max_body: u64,
     pub retention_days: u32,
     pub read_timeout: Duration,
+    /// HTTPS on the listener; None: plain HTTP.
+    pub tls: Option<std::sync::Arc<Tls>>,
+    pub webhook: Option<WebhookSettings>,
 }
 
 impl Settings {
@@ -111,7 +139,15 @@ impl Settings {
         let tokens_path = flags.tokens.or(file.tokens).ok_or_else(|| {
             ConfigError::Usage("--tokens FILE is required (or tokens in --config)".into())
         })?;
-        let tokens = SecretFile::open(tokens_path, parse_tokens)?;
+        let tokens = SecretFile::open(tokens_path, parse_tokens).map_err(|e| match e {
+            ConfigError::Read { path, source } if source.kind() == std::io::ErrorKind::NotFound => {
+                ConfigError::Usage(format!(
+                    "tokens file {}: not found: create it with one `label token` line per account or team (tokens of 16 characters or more)",
+                    path.display()
+                ))
+            }
+            other => other,
+        })?;
         let read_token = match flags.read_token_file.or(file.read_token_file) {
             Some(p) => Some(SecretFile::open(p, parse_read_token)?),
             None => None,
@@ -142,6 +178,38 @@ impl Settings {
         if read_timeout_secs == 0 {
             return Err(ConfigError::Usage("read_timeout_secs: at least 1".into()));
         }
+        let tls = match (flags.tls_cert.or(file.tls_cert), flags.tls_key.or(file.tls_key)) {
+            (Some(cert), Some(key)) => Some(std::sync::Arc::new(Tls::open(cert, key)?)),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(ConfigError::Usage(
+                    "tls_cert is given without tls_key: give both (PEM files) or neither".into(),
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::Usage(
+                    "tls_key is given without tls_cert: give both (PEM files) or neither".into(),
+                ));
+            }
+        };
+        let webhook_timeout_secs = flags
+            .webhook_timeout_secs
+            .or(file.webhook_timeout_secs)
+            .unwrap_or(DEFAULT_WEBHOOK_TIMEOUT_SECS);
+        let webhook_token_file = flags.webhook_token_file.or(file.webhook_token_file);
+        let webhook = match flags.webhook_url.or(file.webhook_url) {
+            Some(url) => Some(WebhookSettings::new(
+                &url,
+                webhook_token_file,
+                webhook_timeout_secs,
+            )?),
+            None if webhook_token_file.is_some() => {
+                return Err(ConfigError::Usage(
+                    "webhook_token_file is given without webhook_url".into(),
+                ));
+            }
+            None => None,
+        };
         Ok(Settings {
             listen,
             db,
@@ -150,14 +218,20 @@ impl Settings {
             max_body,
             retention_days,
             read_timeout: Duration::from_secs(read_timeout_secs),
+            tls,
+            webhook,
         })
     }
 
     /// What `check-config` prints: never a token.
     pub fn describe(&self) -> String {
         format!(
-            "listen {}\ndb {}\ntokens {} ({} labels: {})\nread token {}\nmax_body {} bytes\nretention {} days\nread timeout {} s\n",
+            "listen {} ({})\ndb {}\ntokens {} ({} labels: {})\nread token {}\nmax_body {} bytes\nretention {} days\nread timeout {} s\nwebhook {}\n",
             self.listen,
+            self.tls
+                .as_ref()
+                .map(|t| format!("HTTPS: certificate {}", t.describe()))
+                .unwrap_or_else(|| "plain HTTP".into()),
             self.db.display(),
             self.tokens.path().display(),
             self.tokens.labels().len(),
@@ -169,6 +243,10 @@ impl Settings {
             self.max_body,
             self.retention_days,
             self.read_timeout.as_secs(),
+            self.webhook
+                .as_ref()
+                .map(WebhookSettings::describe)
+                .unwrap_or_else(|| "none".into()),
         )
     }
 }
