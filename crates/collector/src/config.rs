@@ -178,7 +178,10 @@ impl Settings {
         if read_timeout_secs == 0 {
             return Err(ConfigError::Usage("read_timeout_secs: at least 1".into()));
         }
-        let tls = match (flags.tls_cert.or(file.tls_cert), flags.tls_key.or(file.tls_key)) {
+        let tls = match (
+            flags.tls_cert.or(file.tls_cert),
+            flags.tls_key.or(file.tls_key),
+        ) {
             (Some(cert), Some(key)) => Some(std::sync::Arc::new(Tls::open(cert, key)?)),
             (None, None) => None,
             (Some(_), None) => {

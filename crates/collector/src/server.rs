@@ -59,7 +59,11 @@ fn json(value: &impl serde::Serialize) -> Answer {
 
 /// Accepts connections until `stop` resolves, then lets the requests in progress finish
 /// (at most DRAIN) and returns.
-pub async fn serve(listener: TcpListener, app: Arc<App>, stop: impl std::future::Future<Output = ()>) {
+pub async fn serve(
+    listener: TcpListener,
+    app: Arc<App>,
+    stop: impl std::future::Future<Output = ()>,
+) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(stop);
     loop {
@@ -94,9 +98,15 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, stop: impl std::future:
     info!("stopping: no new connections");
     let open = graceful.count();
     if open > 0 {
-        info!(connections = open, "stopping: letting requests in progress finish");
+        info!(
+            connections = open,
+            "stopping: letting requests in progress finish"
+        );
     }
-    if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(DRAIN, graceful.shutdown())
+        .await
+        .is_err()
+    {
         warn!(
             "stopping: requests still in progress after {} s are cut off (a report not acknowledged is sent again by its agent)",
             DRAIN.as_secs()

@@ -240,10 +240,16 @@ mod tests {
         let (c1, k1) = pair(dir.path(), "one");
         let (_c2, k2) = pair(dir.path(), "two");
         let (_, subject) = load(&c1, &k1).expect("a matching pair loads");
-        assert!(subject.starts_with("CN=rcgen self signed cert, valid until "), "{subject}");
+        assert!(
+            subject.starts_with("CN=rcgen self signed cert, valid until "),
+            "{subject}"
+        );
 
         let missing = load(&dir.path().join("nope.crt"), &k1).expect_err("missing");
-        assert!(missing.to_string().contains("nope.crt: No such file"), "{missing}");
+        assert!(
+            missing.to_string().contains("nope.crt: No such file"),
+            "{missing}"
+        );
 
         let not_pem = dir.path().join("garbage.crt");
         std::fs::write(&not_pem, "hello\n").expect("write");
@@ -258,7 +264,10 @@ mod tests {
         assert!(e.to_string().contains("no PEM certificate"), "{e}");
 
         let e = load(&c1, &k2).expect_err("another key");
-        assert!(e.to_string().contains("does not match the certificate"), "{e}");
+        assert!(
+            e.to_string().contains("does not match the certificate"),
+            "{e}"
+        );
         for err in [missing, e] {
             assert!(!err.to_string().contains('\n'), "one line: {err}");
         }
@@ -286,6 +295,10 @@ mod tests {
         std::fs::write(&c, cert.pem()).expect("write");
         std::fs::write(&k, key.serialize_pem()).expect("write");
         let _ = tls.acceptor();
-        assert!(tls.describe().contains("CN=renewed.test"), "{}", tls.describe());
+        assert!(
+            tls.describe().contains("CN=renewed.test"),
+            "{}",
+            tls.describe()
+        );
     }
 }

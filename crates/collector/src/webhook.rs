@@ -403,12 +403,12 @@ mod tests {
         let nacl = &["NACL_OUTBOUND_BLOCKS s3:b"];
         let sg = &["SG_EGRESS_BLOCKS s3:b"];
         // healthy -> problems, and back
-        let e = transition(
-            &[row("b", "problems", nacl), row("a", "healthy", &[])],
-            "b",
-        )
-        .expect("broke");
-        assert_eq!(e.previous.as_ref().map(|p| p.status.as_str()), Some("healthy"));
+        let e = transition(&[row("b", "problems", nacl), row("a", "healthy", &[])], "b")
+            .expect("broke");
+        assert_eq!(
+            e.previous.as_ref().map(|p| p.status.as_str()),
+            Some("healthy")
+        );
         assert_eq!(e.current.root_causes[0].code, "NACL_OUTBOUND_BLOCKS");
         assert_eq!(e.current.root_causes[0].target, "s3:b");
         assert_eq!(e.report_path, "/reports/b");
@@ -416,7 +416,13 @@ mod tests {
         // other root causes, same verdict
         assert!(transition(&[row("c", "problems", sg), row("b", "problems", nacl)], "c").is_some());
         // the same verdict again
-        assert!(transition(&[row("c", "problems", nacl), row("b", "problems", nacl)], "c").is_none());
+        assert!(
+            transition(
+                &[row("c", "problems", nacl), row("b", "problems", nacl)],
+                "c"
+            )
+            .is_none()
+        );
         // a late report (not the newest)
         assert!(transition(&[row("c", "healthy", &[]), row("b", "problems", nacl)], "b").is_none());
         // a new instance: only when it starts with problems
@@ -428,8 +434,8 @@ mod tests {
 
     #[test]
     fn settings_refuse_bad_urls_without_repeating_them() {
-        let e = WebhookSettings::new("ftp://hooks.example/secret-path", None, 5)
-            .expect_err("scheme");
+        let e =
+            WebhookSettings::new("ftp://hooks.example/secret-path", None, 5).expect_err("scheme");
         assert!(e.to_string().contains("scheme ftp"), "{e}");
         assert!(!e.to_string().contains("secret-path"), "{e}");
         let e = WebhookSettings::new("not a url secret", None, 5).expect_err("url");

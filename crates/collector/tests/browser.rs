@@ -106,7 +106,11 @@ async fn browser(driver: &Driver, profile: &Path) -> Client {
 struct BrowserLog;
 
 impl WebDriverCompatibleCommand for BrowserLog {
-    fn endpoint(&self, base: &url::Url, session: Option<&str>) -> Result<url::Url, url::ParseError> {
+    fn endpoint(
+        &self,
+        base: &url::Url,
+        session: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
         base.join(&format!("session/{}/se/log", session.unwrap_or("")))
     }
     fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
@@ -116,7 +120,10 @@ impl WebDriverCompatibleCommand for BrowserLog {
 
 /// Fails on any console message of level SEVERE or WARNING since the last call.
 async fn assert_clean_console(c: &Client, page: &str) {
-    let log = c.issue_cmd(BrowserLog).await.expect("the browser's console log");
+    let log = c
+        .issue_cmd(BrowserLog)
+        .await
+        .expect("the browser's console log");
     let entries = log.as_array().cloned().unwrap_or_default();
     let bad: Vec<&Value> = entries
         .iter()
@@ -136,30 +143,80 @@ fn seed(c: &Collector) {
     let ago = |mins: u64| rfc3339(now - Duration::from_secs(mins * 60));
     let nacl: &[(&str, &str)] = &[(NACL, "s3:app-data")];
     let mut n = 0;
-    let mut post = |instance: &str, account: &str, subnet: &str, at: String, problems: &[(&str, &str)]| {
-        n += 1;
-        let id = format!("5e1ec7ed-0000-4000-8000-{n:012}");
-        let r = c.post(
-            Some(TOKEN),
-            &report(Spec {
+    let mut post =
+        |instance: &str, account: &str, subnet: &str, at: String, problems: &[(&str, &str)]| {
+            n += 1;
+            let id = format!("5e1ec7ed-0000-4000-8000-{n:012}");
+            let mut r = report(Spec {
                 id: &id,
                 instance,
                 account,
                 subnet,
                 started_at: &at,
                 problems,
-            }),
-        );
-        assert_eq!(r.status, 201, "{}", r.text());
-    };
-    post("i-0b1f2e3d4c5b6a701", "111122223333", BAD_SUBNET, ago(62), &[]);
-    post("i-0b1f2e3d4c5b6a701", "111122223333", BAD_SUBNET, ago(32), nacl);
-    post("i-0b1f2e3d4c5b6a701", "111122223333", BAD_SUBNET, ago(2), nacl);
-    post("i-0b1f2e3d4c5b6a702", "111122223333", BAD_SUBNET, ago(1), nacl);
-    post("i-0b1f2e3d4c5b6a703", "111122223333", BAD_SUBNET, ago(1), nacl);
-    post("i-0a9e8d7c6b5a4f301", "111122223333", GOOD_SUBNET, ago(1), &[]);
-    post("i-0a9e8d7c6b5a4f302", "111122223333", GOOD_SUBNET, ago(1), &[]);
-    post("i-0a9e8d7c6b5a4f303", "111122223333", GOOD_SUBNET, ago(2), &[]);
+            });
+            // EC2's own host names, one per instance (the last digits of its id).
+            let last = u8::from_str_radix(&instance[instance.len() - 2..], 16).unwrap_or(0);
+            r["host"]["hostname"] = json!(format!("ip-10-0-{}-{last}", subnet.as_bytes()[8] % 8));
+            let r = c.post(Some(TOKEN), &r);
+            assert_eq!(r.status, 201, "{}", r.text());
+        };
+    post(
+        "i-0b1f2e3d4c5b6a701",
+        "111122223333",
+        BAD_SUBNET,
+        ago(62),
+        &[],
+    );
+    post(
+        "i-0b1f2e3d4c5b6a701",
+        "111122223333",
+        BAD_SUBNET,
+        ago(32),
+        nacl,
+    );
+    post(
+        "i-0b1f2e3d4c5b6a701",
+        "111122223333",
+        BAD_SUBNET,
+        ago(2),
+        nacl,
+    );
+    post(
+        "i-0b1f2e3d4c5b6a702",
+        "111122223333",
+        BAD_SUBNET,
+        ago(1),
+        nacl,
+    );
+    post(
+        "i-0b1f2e3d4c5b6a703",
+        "111122223333",
+        BAD_SUBNET,
+        ago(1),
+        nacl,
+    );
+    post(
+        "i-0a9e8d7c6b5a4f301",
+        "111122223333",
+        GOOD_SUBNET,
+        ago(1),
+        &[],
+    );
+    post(
+        "i-0a9e8d7c6b5a4f302",
+        "111122223333",
+        GOOD_SUBNET,
+        ago(1),
+        &[],
+    );
+    post(
+        "i-0a9e8d7c6b5a4f303",
+        "111122223333",
+        GOOD_SUBNET,
+        ago(2),
+        &[],
+    );
     post(
         "i-0c1d2e3f4a5b6c901",
         "444455556666",
@@ -179,7 +236,10 @@ async fn path_of(c: &Client) -> String {
 
 /// The element is displayed and has a real size on the page.
 async fn laid_out(e: &fantoccini::elements::Element, what: &str) -> (f64, f64) {
-    assert!(e.is_displayed().await.expect("displayed?"), "{what} is not displayed");
+    assert!(
+        e.is_displayed().await.expect("displayed?"),
+        "{what} is not displayed"
+    );
     let (_, _, w, h) = e.rectangle().await.expect("rectangle");
     assert!(w > 10.0 && h > 5.0, "{what} has no size: {w}x{h}");
     (w, h)
@@ -240,21 +300,38 @@ async fn walk(c: &Client, base: &str) {
         text.contains("3 instances, 3 with problems") && text.contains(&format!("{NACL} ×3")),
         "{text}"
     );
+    let other = c
+        .find(Locator::XPath(&format!(
+            "//div[contains(@class,'bad')][.//h2[contains(., '{OTHER_SUBNET}')]]//p[@class='summary']"
+        )))
+        .await
+        .expect("the other account's group");
+    let other = other.text().await.expect("text");
+    assert!(other.starts_with("1 instance, 1 with problems"), "{other}");
     let table = bad.find(Locator::Css("table")).await.expect("table");
     let (table_width, _) = laid_out(&table, "the group's table").await;
-    assert!(table_width <= group_width + 1.0, "the table fits its group");
+    assert!(
+        table_width <= group_width + 1.0,
+        "the table ({table_width} px) fits its group ({group_width} px)"
+    );
     assert_eq!(
         bad.find_all(Locator::Css("tr")).await.expect("rows").len(),
         4,
         "a header and three instances"
     );
     // Problems are red and bold; the group's left border is red.
-    let verdict = bad.find(Locator::Css("span.problems")).await.expect("verdict");
+    let verdict = bad
+        .find(Locator::Css("span.problems"))
+        .await
+        .expect("verdict");
     laid_out(&verdict, "a problems verdict").await;
-    assert_eq!(verdict.css_value("color").await.expect("color"), "rgba(179, 23, 29, 1)");
+    assert_eq!(
+        verdict.css_value("color").await.expect("color"),
+        "rgba(179, 23, 29, 1)"
+    );
     assert_eq!(
         bad.css_value("border-left-color").await.expect("border"),
-        "rgb(179, 23, 29)"
+        "rgba(179, 23, 29, 1)"
     );
     let good = c
         .find(Locator::XPath(&format!(
@@ -262,10 +339,19 @@ async fn walk(c: &Client, base: &str) {
         )))
         .await
         .expect("the healthy subnet's group");
-    assert_eq!(good.attr("class").await.expect("class").as_deref(), Some("group"));
+    assert_eq!(
+        good.attr("class").await.expect("class").as_deref(),
+        Some("group")
+    );
+    // The broken subnet comes first, before the healthy one it sorts after by name.
+    let first_group = groups[0].find(Locator::Css("h2")).await.expect("h2");
+    assert!(
+        first_group.text().await.expect("h2").contains(BAD_SUBNET),
+        "the broken subnet is the first group"
+    );
     for field in ["account", "region", "vpc", "subnet", "verdict", "code"] {
         let input = c
-            .find(Locator::Css(&format!("form input[name='{field}']")))
+            .find(Locator::Css(&format!("form [name='{field}']")))
             .await
             .expect("filter input");
         laid_out(&input, &format!("the {field} filter")).await;
@@ -273,10 +359,25 @@ async fn walk(c: &Client, base: &str) {
     no_horizontal_overflow(c, "the fleet page").await;
     assert_clean_console(c, "the fleet page").await;
     if let Some(path) = std::env::var_os("VPCE_COLLECTOR_SCREENSHOT") {
+        // The whole page: the window as tall as the document plus the browser's own frame.
+        let dims = c
+            .execute(
+                "return [document.documentElement.scrollHeight, window.outerHeight - window.innerHeight];",
+                vec![],
+            )
+            .await
+            .expect("page height");
+        let height = dims[0].as_u64().unwrap_or(900) + dims[1].as_u64().unwrap_or(0);
+        c.set_window_size(1280, u32::try_from(height).unwrap_or(900))
+            .await
+            .expect("resize");
         let png = c.screenshot().await.expect("screenshot");
         assert!(png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 10_000);
         std::fs::write(&path, &png).expect("write the screenshot");
-        eprintln!("screenshot of the fleet page: {}", Path::new(&path).display());
+        eprintln!(
+            "screenshot of the fleet page: {}",
+            Path::new(&path).display()
+        );
     }
 
     // Its root-cause link leads to the finding page.
@@ -291,7 +392,11 @@ async fn walk(c: &Client, base: &str) {
     let h1 = c.find(Locator::Css("h1")).await.expect("h1");
     assert_eq!(h1.text().await.expect("h1"), format!("Finding {NACL}"));
     assert_eq!(rows(c, "table tr").await, 4, "three instances have it");
-    laid_out(&c.find(Locator::Css("table")).await.expect("table"), "the finding table").await;
+    laid_out(
+        &c.find(Locator::Css("table")).await.expect("table"),
+        "the finding table",
+    )
+    .await;
     no_horizontal_overflow(c, "the finding page").await;
     assert_clean_console(c, "the finding page").await;
 
@@ -304,19 +409,42 @@ async fn walk(c: &Client, base: &str) {
         .expect("click");
     assert_eq!(path_of(c).await, "/instances/i-0b1f2e3d4c5b6a701");
     let changes = c
-        .find(Locator::XPath("//h2[.='Verdict changes']/following-sibling::table[1]"))
+        .find(Locator::XPath(
+            "//h2[.='Verdict changes']/following-sibling::table[1]",
+        ))
         .await
         .expect("changes table");
     laid_out(&changes, "the verdict changes").await;
     let change_rows = changes.find_all(Locator::Css("tr")).await.expect("rows");
     assert_eq!(change_rows.len(), 3, "header, broke, first report");
-    assert!(change_rows[1].text().await.expect("row").contains("problems"));
-    assert!(change_rows[2].text().await.expect("row").contains("healthy"));
+    assert!(
+        change_rows[1]
+            .text()
+            .await
+            .expect("row")
+            .contains("problems")
+    );
+    assert!(
+        change_rows[2]
+            .text()
+            .await
+            .expect("row")
+            .contains("healthy")
+    );
     let recent = c
-        .find(Locator::XPath("//h2[.='Last reports']/following-sibling::table[1]"))
+        .find(Locator::XPath(
+            "//h2[.='Last reports']/following-sibling::table[1]",
+        ))
         .await
         .expect("last reports");
-    assert_eq!(recent.find_all(Locator::Css("tr")).await.expect("rows").len(), 4);
+    assert_eq!(
+        recent
+            .find_all(Locator::Css("tr"))
+            .await
+            .expect("rows")
+            .len(),
+        4
+    );
     no_horizontal_overflow(c, "the instance page").await;
     assert_clean_console(c, "the instance page").await;
 
@@ -328,10 +456,17 @@ async fn walk(c: &Client, base: &str) {
         .click()
         .await
         .expect("click");
-    assert!(path_of(c).await.starts_with("/reports/5e1ec7ed-"), "{}", path_of(c).await);
+    assert!(
+        path_of(c).await.starts_with("/reports/5e1ec7ed-"),
+        "{}",
+        path_of(c).await
+    );
     let pre = c.find(Locator::Css("pre")).await.expect("the text report");
     let (pre_width, pre_height) = laid_out(&pre, "the text report").await;
-    assert!(pre_height > 200.0 && pre_width > 400.0, "{pre_width}x{pre_height}");
+    assert!(
+        pre_height > 200.0 && pre_width > 400.0,
+        "{pre_width}x{pre_height}"
+    );
     let text = pre.text().await.expect("text");
     assert!(text.contains("VERDICT") && text.contains(NACL), "{text}");
     assert!(text.contains("FINDINGS"), "{text}");
@@ -339,23 +474,60 @@ async fn walk(c: &Client, base: &str) {
         .find(Locator::LinkText("Download the JSON report"))
         .await
         .expect("download link");
-    assert!(download.attr("href").await.expect("href").unwrap_or_default().ends_with(".json"));
+    assert!(
+        download
+            .attr("href")
+            .await
+            .expect("href")
+            .unwrap_or_default()
+            .ends_with(".json")
+    );
     assert_clean_console(c, "the report page").await;
 
     // URL filters.
-    c.goto(&format!("{base}/?subnet={GOOD_SUBNET}")).await.expect("filter");
+    c.goto(&format!("{base}/?subnet={GOOD_SUBNET}"))
+        .await
+        .expect("filter");
     assert_eq!(rows(c, "div.group").await, 1);
-    assert_eq!(rows(c, "div.group tr").await, 4, "the three healthy instances");
-    assert_eq!(rows(c, "span.problems").await, 0);
-    c.goto(&format!("{base}/?verdict=problems")).await.expect("filter");
-    assert_eq!(rows(c, "div.group").await, 2, "the broken subnet and the other account");
-    assert_eq!(rows(c, "td span.healthy").await, 0, "no healthy instance listed");
+    assert_eq!(
+        rows(c, "div.group tr").await,
+        4,
+        "the three healthy instances"
+    );
+    assert_eq!(
+        rows(c, "td span.problems").await,
+        0,
+        "no broken instance listed"
+    );
+    c.goto(&format!("{base}/?verdict=problems"))
+        .await
+        .expect("filter");
+    assert_eq!(
+        rows(c, "div.group").await,
+        2,
+        "the broken subnet and the other account"
+    );
+    assert_eq!(
+        rows(c, "td span.healthy").await,
+        0,
+        "no healthy instance listed"
+    );
     c.goto(&format!("{base}/?code={SG}")).await.expect("filter");
     assert_eq!(rows(c, "div.group tr").await, 2, "one instance with {SG}");
-    assert!(c.source().await.expect("html").contains("i-0c1d2e3f4a5b6c901"));
-    c.goto(&format!("{base}/?account=444455556666&verdict=healthy")).await.expect("filter");
+    assert!(
+        c.source()
+            .await
+            .expect("html")
+            .contains("i-0c1d2e3f4a5b6c901")
+    );
+    c.goto(&format!("{base}/?account=444455556666&verdict=healthy"))
+        .await
+        .expect("filter");
     assert_eq!(rows(c, "div.group").await, 0);
-    let empty = c.find(Locator::XPath("//p[.='No instance matches.']")).await.expect("empty");
+    let empty = c
+        .find(Locator::XPath("//p[.='No instance matches.']"))
+        .await
+        .expect("empty");
     laid_out(&empty, "the empty result").await;
     assert_clean_console(c, "the filtered pages").await;
 
@@ -363,9 +535,32 @@ async fn walk(c: &Client, base: &str) {
     c.goto(&format!("{base}/")).await.expect("fleet");
     let form = c.form(Locator::Css("form")).await.expect("form");
     form.set_by_name("subnet", BAD_SUBNET).await.expect("type");
+    c.find(Locator::Css(
+        "select[name='verdict'] option[value='problems']",
+    ))
+    .await
+    .expect("the verdict choice")
+    .click()
+    .await
+    .expect("choose problems");
     form.submit().await.expect("submit");
     let path = path_of(c).await;
-    assert!(path.contains(&format!("subnet={BAD_SUBNET}")), "{path}");
+    assert!(
+        path.contains(&format!("subnet={BAD_SUBNET}")) && path.contains("verdict=problems"),
+        "{path}"
+    );
+    let chosen = c
+        .find(Locator::Css("select[name='verdict']"))
+        .await
+        .expect("select")
+        .prop("value")
+        .await
+        .expect("value");
+    assert_eq!(
+        chosen.as_deref(),
+        Some("problems"),
+        "the form shows the filter in use"
+    );
     assert_eq!(rows(c, "div.group").await, 1);
     assert_eq!(rows(c, "div.group tr").await, 4);
     assert_clean_console(c, "the form's result").await;

@@ -160,7 +160,8 @@ fn https_ingest_renewal_sighup_and_a_plain_http_client() {
     // Garbage that is neither HTTP nor TLS is closed without an answer or a crash.
     let mut s = TcpStream::connect(c.addr).expect("connect");
     s.write_all(b"\x16\x03\x01\x00\x05hello").expect("write");
-    s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
     let mut buf = Vec::new();
     let _ = s.read_to_end(&mut buf);
     assert_eq!(https_get(&client, c.addr, "/healthz"), Ok(200));
@@ -186,7 +187,11 @@ fn https_ingest_renewal_sighup_and_a_plain_http_client() {
         c.log().contains("TLS certificate not reloaded")
     });
     assert!(c.log().contains("SIGHUP: reloading"), "{}", c.log());
-    assert!(c.log().contains("does not match the certificate"), "{}", c.log());
+    assert!(
+        c.log().contains("does not match the certificate"),
+        "{}",
+        c.log()
+    );
     let second = report(Spec {
         id: "bbbbbbbb-0000-4000-8000-000000000002",
         started_at: "2026-11-24T10:12:12.345Z",
@@ -232,7 +237,12 @@ fn check_config_names_what_is_wrong_with_the_tls_files() {
     std::fs::write(dir.path("notes.txt"), "not a certificate\n").expect("txt");
     let db = dir.path("reports.db");
     let tokens = dir.path("tokens");
-    let base = ["--db", db.to_str().unwrap(), "--tokens", tokens.to_str().unwrap()];
+    let base = [
+        "--db",
+        db.to_str().unwrap(),
+        "--tokens",
+        tokens.to_str().unwrap(),
+    ];
     let with = |c: &Path, k: &Path| {
         let mut a: Vec<String> = base.iter().map(|s| s.to_string()).collect();
         a.extend([
@@ -257,10 +267,18 @@ fn check_config_names_what_is_wrong_with_the_tls_files() {
     assert!(!out.contains("PRIVATE KEY"), "{out}");
 
     let cases: [(PathBuf, PathBuf, &str); 4] = [
-        (dir.path("missing.crt"), key.clone(), "missing.crt: No such file"),
+        (
+            dir.path("missing.crt"),
+            key.clone(),
+            "missing.crt: No such file",
+        ),
         (dir.path("notes.txt"), key.clone(), "no PEM certificate"),
         (cert.clone(), dir.path("notes.txt"), "no PEM private key"),
-        (cert.clone(), dir.path("other.key"), "does not match the certificate"),
+        (
+            cert.clone(),
+            dir.path("other.key"),
+            "does not match the certificate",
+        ),
     ];
     for (c, k, want) in cases {
         let (code, out, err) = run(with(&c, &k));
@@ -423,11 +441,31 @@ fn webhook_on_verdict_changes_with_retries_and_no_secret_in_the_log() {
     );
     let nacl: &[(&str, &str)] = &[("NACL_OUTBOUND_BLOCKS", "s3:app-data")];
     let steps: [(&str, &str, &[(&str, &str)]); 5] = [
-        ("cccccccc-0000-4000-8000-000000000001", "2026-11-24T09:00:00Z", &[]),
-        ("cccccccc-0000-4000-8000-000000000002", "2026-11-24T09:01:00Z", nacl),
-        ("cccccccc-0000-4000-8000-000000000003", "2026-11-24T09:02:00Z", nacl),
-        ("cccccccc-0000-4000-8000-000000000004", "2026-11-24T09:03:00Z", &[]),
-        ("cccccccc-0000-4000-8000-000000000005", "2026-11-24T09:04:00Z", &[]),
+        (
+            "cccccccc-0000-4000-8000-000000000001",
+            "2026-11-24T09:00:00Z",
+            &[],
+        ),
+        (
+            "cccccccc-0000-4000-8000-000000000002",
+            "2026-11-24T09:01:00Z",
+            nacl,
+        ),
+        (
+            "cccccccc-0000-4000-8000-000000000003",
+            "2026-11-24T09:02:00Z",
+            nacl,
+        ),
+        (
+            "cccccccc-0000-4000-8000-000000000004",
+            "2026-11-24T09:03:00Z",
+            &[],
+        ),
+        (
+            "cccccccc-0000-4000-8000-000000000005",
+            "2026-11-24T09:04:00Z",
+            &[],
+        ),
     ];
     for (id, at, problems) in steps {
         post_ok(
@@ -467,7 +505,10 @@ fn webhook_on_verdict_changes_with_retries_and_no_secret_in_the_log() {
         },
     );
     wait_for("three events delivered", Duration::from_secs(20), || {
-        metric(&c, "vpce_collector_webhook_events_total{result=\"delivered\"}") == Some(3.0)
+        metric(
+            &c,
+            "vpce_collector_webhook_events_total{result=\"delivered\"}",
+        ) == Some(3.0)
     });
     std::thread::sleep(Duration::from_millis(1500)); // nothing more comes
     let got = receiver.got();
@@ -477,7 +518,10 @@ fn webhook_on_verdict_changes_with_retries_and_no_secret_in_the_log() {
     let events: Vec<&serde_json::Value> = got[1..].iter().map(|h| &h.body).collect();
     for h in &got {
         assert_eq!(h.path, HOOK_PATH);
-        assert_eq!(h.authorization.as_deref(), Some(&*format!("Bearer {HOOK_TOKEN}")));
+        assert_eq!(
+            h.authorization.as_deref(),
+            Some(&*format!("Bearer {HOOK_TOKEN}"))
+        );
         assert_eq!(h.content_type.as_deref(), Some("application/json"));
     }
     // healthy -> problems
@@ -486,31 +530,54 @@ fn webhook_on_verdict_changes_with_retries_and_no_secret_in_the_log() {
     assert_eq!(events[0]["subnet_id"], "subnet-hook");
     assert_eq!(events[0]["previous"]["status"], "healthy");
     assert_eq!(events[0]["current"]["status"], "problems");
-    assert_eq!(events[0]["current"]["root_causes"][0]["code"], "NACL_OUTBOUND_BLOCKS");
-    assert_eq!(events[0]["current"]["root_causes"][0]["target"], "s3:app-data");
+    assert_eq!(
+        events[0]["current"]["root_causes"][0]["code"],
+        "NACL_OUTBOUND_BLOCKS"
+    );
+    assert_eq!(
+        events[0]["current"]["root_causes"][0]["target"],
+        "s3:app-data"
+    );
     assert_eq!(
         events[0]["report_path"],
         "/reports/cccccccc-0000-4000-8000-000000000002"
     );
     // problems -> healthy (the repeated problems report and the second healthy one send nothing)
     assert_eq!(events[1]["previous"]["status"], "problems");
-    assert_eq!(events[1]["previous"]["report_id"], "cccccccc-0000-4000-8000-000000000003");
+    assert_eq!(
+        events[1]["previous"]["report_id"],
+        "cccccccc-0000-4000-8000-000000000003"
+    );
     assert_eq!(events[1]["current"]["status"], "healthy");
     // the new broken instance
     assert_eq!(events[2]["instance"], "i-new-broken");
     assert!(events[2]["previous"].is_null());
     let log = c.log();
     assert!(log.contains("webhook attempt failed"), "{log}");
-    assert!(!log.contains(HOOK_TOKEN), "the token is never logged: {log}");
-    assert!(!log.contains("url-secret-part"), "the URL's path is never logged: {log}");
+    assert!(
+        !log.contains(HOOK_TOKEN),
+        "the token is never logged: {log}"
+    );
+    assert!(
+        !log.contains("url-secret-part"),
+        "the URL's path is never logged: {log}"
+    );
     let described = Command::new(BIN)
-        .args(["check-config", "--webhook-url", &url, "--webhook-token-file"])
+        .args([
+            "check-config",
+            "--webhook-url",
+            &url,
+            "--webhook-token-file",
+        ])
         .arg(dir.path("hook-token"))
         .args(dir.base_args().iter().skip(3))
         .output()
         .expect("check-config");
     let described = String::from_utf8_lossy(&described.stdout);
-    assert!(described.contains(&format!("webhook http://{}/…", receiver.addr)), "{described}");
+    assert!(
+        described.contains(&format!("webhook http://{}/…", receiver.addr)),
+        "{described}"
+    );
     assert!(!described.contains("url-secret-part") && !described.contains(HOOK_TOKEN));
 }
 
@@ -519,7 +586,10 @@ fn a_stuck_webhook_never_slows_ingest_and_drops_are_counted() {
     let receiver = Receiver::start(vec![], true);
     let dir = Dir::new();
     let url = format!("http://{}/hook", receiver.addr);
-    let c = Collector::start(&dir, &["--webhook-url", &url, "--webhook-timeout-secs", "5"]);
+    let c = Collector::start(
+        &dir,
+        &["--webhook-url", &url, "--webhook-timeout-secs", "5"],
+    );
     // 300 new instances, each starting broken: 300 events for a receiver that never answers.
     // The worker holds the first, the queue 256 more, and the other 43 are dropped.
     let nacl: &[(&str, &str)] = &[("NACL_OUTBOUND_BLOCKS", "s3:app-data")];
@@ -589,14 +659,21 @@ fn sigterm_lets_a_report_in_progress_finish_and_keeps_it() {
         c.log().contains("stopping: no new connections")
     });
     // The listener is closed: a new client is refused.
-    assert!(TcpStream::connect(c.addr).is_err(), "new connections refused");
+    assert!(
+        TcpStream::connect(c.addr).is_err(),
+        "new connections refused"
+    );
     s.write_all(rest).expect("second half");
     let answer = read_response(&mut s);
     assert_eq!(answer.status, 201, "{}", answer.text());
     let mut c = c;
     let status = c.child.wait().expect("exit");
     assert_eq!(status.code(), Some(0));
-    assert!(c.log().contains("letting requests in progress finish"), "{}", c.log());
+    assert!(
+        c.log().contains("letting requests in progress finish"),
+        "{}",
+        c.log()
+    );
     drop(c);
     let again = Collector::start(&dir, &[]);
     let stored = again.get("/api/reports/eeeeeeee-0000-4000-8000-000000000001");
