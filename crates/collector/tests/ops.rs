@@ -404,6 +404,9 @@ fn read_request(stream: &TcpStream) -> Option<Hooked> {
     })
 }
 
+/// (code, target) root causes of a report; empty means healthy.
+type Problems<'a> = &'a [(&'a str, &'a str)];
+
 const HOOK_TOKEN: &str = "hook-secret-token-4242";
 const HOOK_PATH: &str = "/services/T000/B000/url-secret-part";
 
@@ -440,7 +443,7 @@ fn webhook_on_verdict_changes_with_retries_and_no_secret_in_the_log() {
         ],
     );
     let nacl: &[(&str, &str)] = &[("NACL_OUTBOUND_BLOCKS", "s3:app-data")];
-    let steps: [(&str, &str, &[(&str, &str)]); 5] = [
+    let steps: [(&str, &str, Problems); 5] = [
         (
             "cccccccc-0000-4000-8000-000000000001",
             "2026-11-24T09:00:00Z",
