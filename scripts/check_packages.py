@@ -18,14 +18,19 @@ What it proves, each check able to fail:
 - the packaged binary's `check-config` refuses the shipped default with one clear line, accepts
   it once a bucket is named, accepts every documented example at once, and every key the parser
   knows is documented in the default file;
-- the packaged binary accepts every flag the SSM document's script passes it.
+- the packaged binary accepts every flag the SSM document's script passes it;
+- the collector's .deb and .rpm (crates/collector/Cargo.toml) the same way: the unit's
+  directives, exactly its files byte for byte, the conffile, scriptlets that never start it, its
+  user and state directory, `systemd-analyze verify` and security (docs/collector.md shows the
+  score), and its `check-config` on the shipped default, with a tokens file and with every
+  example uncommented.
 
 CI packages the debug binary to stay cheap: it is stripped into a scratch target directory under
 the dist profile's name, its man pages and completions are generated there, and it is packaged
 with the user-facing commands (`packaging/generate-assets.sh`, `cargo deb --profile dist
 --no-build`, `cargo generate-rpm --profile dist`) pointed at that directory. The build step is
-scripts/test.sh's own (`cargo build --bin vpce-probe --example lab_servers`), so after the tests
-it compiles nothing.
+scripts/test.sh's own (`cargo build --workspace --bins --example lab_servers`), so after the
+tests it compiles nothing.
 
 Usage: python3 scripts/check_packages.py [--no-build]   (from anywhere; scripts/test.sh runs it
 after the cargo build steps, so --no-build is only for a quick rerun). Tools: cargo-deb,
