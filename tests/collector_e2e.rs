@@ -195,7 +195,11 @@ fn probe_ship_delivers_over_https_to_the_collector() {
     let plain_url = format!("http://127.0.0.1:{}/v1/reports", collector.addr.port());
     let plain = lab.probe(&["--ship", &plain_url, "--ship-token-file", &token_arg]);
     assert_eq!(plain.code, 3, "{}", plain.stderr);
-    assert!(plain.stderr.contains("400"), "{}", plain.stderr);
+    assert!(
+        plain.stderr.contains("400") && plain.stderr.contains("speaks HTTPS"),
+        "{}",
+        plain.stderr
+    );
 
     // The same database behind a plain listener holds exactly the report delivered over TLS.
     drop(collector);
