@@ -18,14 +18,19 @@ What it proves, each check able to fail:
 - the packaged binary's `check-config` refuses the shipped default with one clear line, accepts
   it once a bucket is named, accepts every documented example at once, and every key the parser
   knows is documented in the default file;
-- the packaged binary accepts every flag the SSM document's script passes it.
+- the packaged binary accepts every flag the SSM document's script passes it;
+- the collector's .deb and .rpm (crates/collector/Cargo.toml) the same way: the unit's
+  directives, exactly its files byte for byte, the conffile, scriptlets that never start it, its
+  user and state directory, `systemd-analyze verify` and security (docs/collector.md shows the
+  score), and its `check-config` on the shipped default, with a tokens file and with every
+  example uncommented.
 
 CI packages the debug binary to stay cheap: it is stripped into a scratch target directory under
 the dist profile's name, its man pages and completions are generated there, and it is packaged
 with the user-facing commands (`packaging/generate-assets.sh`, `cargo deb --profile dist
 --no-build`, `cargo generate-rpm --profile dist`) pointed at that directory. The build step is
-scripts/test.sh's own (`cargo build --bin vpce-probe --example lab_servers`), so after the tests
-it compiles nothing.
+scripts/test.sh's own (`cargo build --workspace --bins --example lab_servers`), so after the
+tests it compiles nothing.
 
 Usage: python3 scripts/check_packages.py [--no-build]   (from anywhere; scripts/test.sh runs it
 after the cargo build steps, so --no-build is only for a quick rerun). Tools: cargo-deb,
@@ -54,6 +59,20 @@ TMPFILE = ROOT / "systemd" / "vpce-probe.tmpfile"
 CONFIG = ROOT / "packaging" / "config.toml"
 SSM_DOC = ROOT / "packaging" / "ssm" / "vpce-probe-run.json"
 MAX_EXPOSURE = 2.0
+# The collector's package (crates/collector/Cargo.toml), built and checked the same way.
+C_UNIT = ROOT / "systemd" / "vpce-collector.service"
+C_SYSUSERS = ROOT / "systemd" / "vpce-collector.sysusers"
+C_TMPFILE = ROOT / "systemd" / "vpce-collector.tmpfile"
+C_CONFIG = ROOT / "packaging" / "collector" / "collector.toml"
+C_DOC = ROOT / "docs" / "collector.md"
+C_INSTALLED = {
+    "/usr/bin/vpce-collector": None,  # the binary, compared by digest with the staged build
+    "/usr/lib/systemd/system/vpce-collector.service": C_UNIT,
+    "/usr/lib/sysusers.d/vpce-collector.conf": C_SYSUSERS,
+    "/usr/lib/tmpfiles.d/vpce-collector.conf": C_TMPFILE,
+    "/etc/vpce-collector/collector.toml": C_CONFIG,
+    "/usr/share/doc/vpce-collector/collector.md": C_DOC,
+}
 
 # Installed path -> source file, the same in both packages.
 INSTALLED = {
@@ -81,7 +100,8 @@ COMPLETIONS = {
 # The build step of scripts/test.sh. With an example in the same command the dev-dependencies
 # are on, which changes the features of ~28 shared crates (serde_json, hashbrown, regex, ...):
 # `cargo build --bin vpce-probe` alone would rebuild them after the tests and relink the binary.
-BUILD = ["cargo", "build", "--locked", "--bin", "vpce-probe", "--example", "lab_servers"]
+# The collector's binary comes from the same command as in scripts/test.sh (--workspace --bins).
+BUILD = ["cargo", "build", "--locked", "--workspace", "--bins", "--example", "lab_servers"]
 
 
 def installed(kind: str, staged: Path) -> dict[str, Path | None]:
@@ -756,6 +776,282 @@ def check_ssm_with_binary(binary: Path, work: Path) -> None:
     )
 
 
+# ---------------------------------------------------------------------------------------------
+# The collector's packages (vpce-collector .deb and .rpm), from the same debug build.
+def check_collector_unit_source() -> None:
+    print("unit", C_UNIT.relative_to(ROOT))
+    d = unit_directives(C_UNIT.read_text())
+
+    def last(key: str):
+        v = d.get(f"Service.{key}")
+        return v[-1] if v else None
+
+    config = "--config /etc/vpce-collector/collector.toml"
+    expect = {
+        "ExecStartPre": None,
+        "ExecStart": f"/usr/bin/vpce-collector serve {config}",
+        "ExecReload": "/bin/kill -HUP $MAINPID",
+        "StateDirectory": "vpce-collector",
+        "ConfigurationDirectory": "vpce-collector",
+        "ProtectSystem": "strict",
+        "NoNewPrivileges": "yes",
+        "CapabilityBoundingSet": "",
+        "RestartPreventExitStatus": "2",
+        "Restart": "on-failure",
+    }
+    for key, want in expect.items():
+        check(last(key) == want, f"{key}={want} (got {last(key)!r})")
+    # SIGTERM lets requests in progress finish for up to server::DRAIN: systemd must wait longer.
+    server = (ROOT / "crates/collector/src/server.rs").read_text()
+    m = re.search(r"pub const DRAIN: \S+ = \S+from_secs\((\d+)\)", server)
+    drain = int(m.group(1)) if m else 0
+    check(
+        drain > 0 and seconds(last("TimeoutStopSec") or "0") >= drain + 5,
+        f"TimeoutStopSec ({last('TimeoutStopSec')}) leaves the {drain} s drain time to finish",
+    )
+    user = last("User")
+    names = re.findall(r"^u\s+(\S+)", C_SYSUSERS.read_text(), flags=re.M)
+    check(user == "vpce-collector" and names == [user], f"User= is the sysusers user (User={user}, sysusers {names})")
+    dirs = re.findall(r"^d\s+(\S+)\s+(\S+)\s+(\S+)", C_TMPFILE.read_text(), flags=re.M)
+    check(dirs == [("/var/lib/vpce-collector", "0750", user)], f"the tmpfiles entry creates the StateDirectory ({dirs})")
+    check("multi-user.target" in (d.get("Install.WantedBy") or [""])[-1], "WantedBy=multi-user.target")
+
+
+def build_collector_packages(work: Path) -> tuple[Path, Path, Path]:
+    print("collector packages (debug build, packaged under the dist profile's name)")
+    meta = json.loads(must(["cargo", "metadata", "--no-deps", "--format-version", "1"], cwd=ROOT).stdout)
+    built = Path(meta["target_directory"]) / "debug" / "vpce-collector"
+    if not built.is_file():
+        sys.exit(f"check_packages: {built} is missing: run cargo build --workspace first")
+    target = work / "target"
+    staged = target / "dist" / "vpce-collector"
+    staged.parent.mkdir(parents=True)
+    must(["objcopy", "--strip-all", str(built), str(staged)])
+    out = work / "out"
+    env = dict(os.environ, CARGO_TARGET_DIR=str(target))
+    must(
+        ["cargo", "deb", "-p", "vpce-collector", "--no-build", "--profile", "dist", "--fast", "--no-strip", "-o", f"{out}/"],
+        cwd=ROOT,
+        env=env,
+    )
+    must(
+        ["cargo", "generate-rpm", "-p", "crates/collector", "--profile", "dist", "--target-dir", str(target), "-o", f"{out}/"],
+        cwd=ROOT,
+    )
+    debs, rpms = list(out.glob("*.deb")), list(out.glob("*.rpm"))
+    if len(debs) != 1 or len(rpms) != 1:
+        sys.exit(f"check_packages: expected one collector .deb and one .rpm in {out}, found {debs + rpms}")
+    print(f"  built {debs[0].name} ({debs[0].stat().st_size} bytes), {rpms[0].name} ({rpms[0].stat().st_size} bytes)")
+    return debs[0], rpms[0], staged
+
+
+def same_files(root: Path, staged: Path) -> None:
+    for path, source in C_INSTALLED.items():
+        got = root / path.lstrip("/")
+        if source is None:
+            check(got.is_file() and sha256(got) == sha256(staged), f"{path} is the freshly built binary")
+        else:
+            check(got.is_file() and got.read_bytes() == source.read_bytes(), f"{path} is {source.relative_to(ROOT)}")
+
+
+def check_collector_deb(deb: Path, staged: Path, version: str, root: Path) -> None:
+    print("deb", deb.name)
+    fields = {k: must(["dpkg-deb", "-f", str(deb), k]).stdout.strip() for k in ("Package", "Version", "Depends")}
+    check(fields["Package"] == "vpce-collector", f"Package: vpce-collector (got {fields['Package']})")
+    check(fields["Version"] == f"{version}-1", f"Version: {version}-1 (got {fields['Version']})")
+    check("libc6" in fields["Depends"] and "systemd" in fields["Depends"], f"Depends on libc6 and systemd ({fields['Depends']})")
+    listing = {}
+    for line in must(["dpkg-deb", "-c", str(deb)]).stdout.splitlines():
+        parts = line.split(None, 5)
+        listing[parts[5].removeprefix(".").rstrip("/")] = (parts[0], parts[1])
+    regular = {p for p, (perms, _) in listing.items() if perms.startswith("-")}
+    expected = set(C_INSTALLED) | {"/usr/share/doc/vpce-collector/copyright"}
+    check(regular == expected, f"holds exactly the listed files (+ copyright) ({sorted(regular ^ expected) or ''})")
+    for path in C_INSTALLED:
+        want = "-rwxr-xr-x" if path == "/usr/bin/vpce-collector" else "-rw-r--r--"
+        entry = listing.get(path)
+        check(entry in ((want, "root/root"), (want, "0/0")), f"{path} is {want} root ({entry})")
+    control = root.parent / "collector-deb-control"
+    must(["dpkg-deb", "-e", str(deb), str(control)])
+    conffiles = (control / "conffiles").read_text().split() if (control / "conffiles").exists() else []
+    check(conffiles == ["/etc/vpce-collector/collector.toml"], f"conffiles: /etc/vpce-collector/collector.toml only ({conffiles})")
+    for name in ("postinst", "prerm", "postrm"):
+        path = control / name
+        if check(path.exists(), f"maintainer script {name} present"):
+            check(run(["sh", "-n", str(path)]).returncode == 0, f"{name} is valid sh")
+    postinst = (control / "postinst").read_text() if (control / "postinst").exists() else ""
+    check("systemd-sysusers" in postinst and "vpce-collector.conf" in postinst, "postinst creates the user (systemd-sysusers)")
+    check("systemd-tmpfiles --create vpce-collector.conf" in postinst, "postinst creates /var/lib/vpce-collector")
+    check("try-restart vpce-collector.service" in postinst, "postinst restarts the service on upgrade only if it runs")
+    check_no_auto_start(postinst, "postinst")
+    postrm = (control / "postrm").read_text() if (control / "postrm").exists() else ""
+    check("rm -rf /var/lib/vpce-collector" in postrm, "postrm purge removes the database directory")
+    must(["dpkg-deb", "-x", str(deb), str(root)])
+    same_files(root, staged)
+    out = run([str(root / "usr/bin/vpce-collector"), "--version"])
+    check(out.stdout.strip() == f"vpce-collector {version}", f"packaged binary runs: {out.stdout.strip()!r}")
+
+
+def check_collector_rpm(rpm: Path, staged: Path, version: str, root: Path) -> None:
+    print("rpm", rpm.name)
+    q = lambda fmt: must(["rpm", "-qp", "--qf", fmt, str(rpm)]).stdout  # noqa: E731
+    nvr = q("%{NAME} %{VERSION} %{RELEASE}")
+    check(nvr == f"vpce-collector {version} 1", f"name/version/release vpce-collector {version} 1 (got {nvr})")
+    files = {}
+    for line in q("[%{FILEFLAGS:fflags}\t%{FILEMODES:perms}\t%{FILEUSERNAME}\t%{FILEGROUPNAME}\t%{FILENAMES}\n]").splitlines():
+        flags, perms, user, group, name = line.split("\t")
+        files[name] = (flags, perms, user, group)
+    check(set(files) == set(C_INSTALLED), f"holds exactly the listed files ({sorted(set(files) ^ set(C_INSTALLED)) or ''})")
+    for path in C_INSTALLED:
+        want = "-rwxr-xr-x" if path == "/usr/bin/vpce-collector" else "-rw-r--r--"
+        entry = files.get(path)
+        check(entry is not None and entry[1:] == (want, "root", "root"), f"{path} is {want} root ({entry})")
+    cfg = files.get("/etc/vpce-collector/collector.toml", ("",))[0]
+    check("c" in cfg and "n" in cfg, f"/etc/vpce-collector/collector.toml is %config(noreplace) (flags {cfg!r})")
+    requires = {r.split()[0] for r in must(["rpm", "-qpR", str(rpm)]).stdout.split("\n") if r.strip()}
+    check({"systemd", "shadow-utils"} <= requires, "Requires systemd and shadow-utils")
+    scripts = {tag: q("%{" + tag + "}") for tag in ("PREIN", "POSTIN", "PREUN", "POSTUN")}
+    with tempfile.TemporaryDirectory() as tmp:
+        for tag, body in scripts.items():
+            path = Path(tmp) / tag
+            path.write_text(body)
+            check(body != "(none)" and run(["sh", "-n", str(path)]).returncode == 0, f"{tag} scriptlet present and valid sh")
+    check(
+        re.search(r"useradd -r .*-d /var/lib/vpce-collector .*vpce-collector\s*$", scripts["PREIN"], flags=re.M) is not None,
+        "%pre creates the vpce-collector system user",
+    )
+    check("systemd-tmpfiles --create /usr/lib/tmpfiles.d/vpce-collector.conf" in scripts["POSTIN"], "%post creates /var/lib/vpce-collector")
+    for tag in ("PREIN", "POSTIN", "POSTUN"):
+        check_no_auto_start(scripts[tag], f"%{tag.lower()}")
+    check("try-restart vpce-collector.service" in scripts["POSTUN"], "%postun restarts on upgrade only if it runs")
+    root.mkdir(parents=True)
+    archive = root.parent / "collector-rpm-payload.tgz"
+    with open(rpm, "rb") as src, open(archive, "wb") as dst:
+        r2a = subprocess.run(["rpm2archive", "-"], stdin=src, stdout=dst, stderr=subprocess.PIPE, text=True)
+    check(r2a.returncode == 0, f"rpm2archive reads the payload {r2a.stderr.strip()}")
+    must(["tar", "-xzf", str(archive), "-C", str(root)])
+    same_files(root, staged)
+
+
+def check_collector_root(root: Path) -> float:
+    print("collector installed layout (scratch root from its .deb)")
+    must(["systemd-sysusers", f"--root={root}", str(root / "usr/lib/sysusers.d/vpce-collector.conf")])
+    passwd = (root / "etc/passwd").read_text()
+    m = re.search(r"^vpce-collector:x:(\d+):(\d+):[^:]*:/var/lib/vpce-collector:(\S+)$", passwd, flags=re.M)
+    check(m is not None and int(m.group(1)) < 1000 and "nologin" in m.group(3), f"sysusers: system user vpce-collector, no login ({passwd.strip()})")
+    must(["systemd-tmpfiles", f"--root={root}", "--create", str(root / "usr/lib/tmpfiles.d/vpce-collector.conf")])
+    state = root / "var/lib/vpce-collector"
+    if check(state.is_dir(), "tmpfiles: /var/lib/vpce-collector created") and m:
+        st = state.stat()
+        check(
+            (st.st_mode & 0o777, st.st_uid, st.st_gid) == (0o750, int(m.group(1)), int(m.group(2))),
+            f"/var/lib/vpce-collector is 0750 vpce-collector ({oct(st.st_mode & 0o777)} {st.st_uid}:{st.st_gid})",
+        )
+    units = root / "usr/lib/systemd/system"
+    for src in Path("/usr/lib/systemd/system").iterdir():
+        dst = units / src.name
+        if not dst.exists() and not dst.is_symlink():
+            if src.is_symlink():
+                dst.symlink_to(os.readlink(src))
+            elif src.is_dir():
+                shutil.copytree(src, dst, symlinks=True)
+            else:
+                shutil.copy2(src, dst)
+    if not (root / "bin").exists():
+        (root / "bin").symlink_to("usr/bin")
+    shutil.copy2(shutil.which("kill") or "/bin/kill", root / "usr/bin/kill")
+    v = run(["systemd-analyze", "verify", f"--root={root}", "vpce-collector.service"])
+    complaints = [x for x in (v.stdout + v.stderr).splitlines() if "vpce-collector" in x]
+    check(v.returncode == 0 and not complaints, f"systemd-analyze verify: no complaint ({complaints or v.returncode})")
+    s = run(["systemd-analyze", "security", "--offline=true", str(units / "vpce-collector.service")])
+    m = re.search(r"Overall exposure level for vpce-collector\.service: (\d+\.\d+)", s.stdout)
+    score = float(m.group(1)) if m else 99.0
+    check(m is not None and score <= MAX_EXPOSURE, f"systemd-analyze security --offline=true: exposure {score} <= {MAX_EXPOSURE}")
+    check(
+        m is not None and m.group(0) in C_DOC.read_text(),
+        f"docs/collector.md shows the measured line {m.group(0) if m else '?'!r}",
+    )
+    return score
+
+
+def collector_file_keys() -> set[str]:
+    """The keys the collector's TOML parser knows (struct FileSettings in its config.rs)."""
+    src = (ROOT / "crates/collector/src/config.rs").read_text()
+    m = re.search(r"struct FileSettings \{(.*?)\n\}", src, flags=re.S)
+    return set(re.findall(r"^\s+(\w+):", m.group(1), flags=re.M)) if m else set()
+
+
+def check_collector_config(binary: Path, work: Path) -> None:
+    print("collector default config", C_CONFIG.relative_to(ROOT))
+    text = C_CONFIG.read_text()
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+
+    def check_config_cmd(content: str, name: str):
+        path = work / name
+        path.write_text(content)
+        return path, run([str(binary), "check-config", "--config", str(path)], env=env)
+
+    # As shipped: the tokens file does not exist yet (the operator creates it).
+    _, p = check_config_cmd(text, "collector-default.toml")
+    err = p.stderr.strip()
+    check(
+        p.returncode == 2 and "\n" not in err and "/etc/vpce-collector/tokens" in err and "create it" in err and not p.stdout,
+        f"the shipped default is refused with one clear line, exit 2 ({p.returncode}: {err!r})",
+    )
+    tokens = work / "collector-tokens"
+    tokens.write_text("prod-111122223333 0123456789abcdef0123456789abcdef\n")
+    db = work / "collector.db"
+
+    def paths(content: str, values: dict) -> str:
+        for key, value in values.items():
+            content, n = re.subn(rf'^{key} = ".*"$', f'{key} = "{value}"', content, flags=re.M)
+            check(n == 1, f"example {key} found once")
+        return content
+
+    _, p = check_config_cmd(paths(text, {"tokens": tokens, "db": db}), "collector-tokens.toml")
+    check(
+        p.returncode == 0 and "1 labels: prod-111122223333" in p.stdout and "plain HTTP" in p.stdout,
+        f"with its tokens file in place it is accepted ({p.returncode}: {(p.stdout + p.stderr).strip()!r})",
+    )
+    # Every example at once, with real files where a key names one.
+    read_token = work / "read-token"
+    read_token.write_text("read-token-0123456789abcdef\n")
+    hook_token = work / "webhook-token"
+    hook_token.write_text("hook-token-0123456789\n")
+    cert, key = work / "collector.crt", work / "collector.key"
+    must(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+         "-subj", "/CN=collector.package.test", "-days", "2", "-keyout", str(key), "-out", str(cert)]
+    )
+    everything = re.sub(r"^#(?=\w+ = )", "", text, flags=re.M)
+    everything = paths(everything, {
+        "tokens": tokens, "db": db, "read_token_file": read_token, "tls_cert": cert,
+        "tls_key": key, "webhook_token_file": hook_token,
+    })
+    _, p = check_config_cmd(everything, "collector-everything.toml")
+    out = p.stdout
+    check(
+        p.returncode == 0 and "CN=collector.package.test" in out and "webhook https://hooks.example.com/" in out
+        and str(read_token) in out and "read-token-0123" not in out and "hook-token-0123" not in out,
+        f"every documented example at once is accepted, no token printed ({p.returncode}: {(out + p.stderr).strip()!r})",
+    )
+    known = collector_file_keys()
+    documented = set(re.findall(r"^#?(\w+) = ", text, flags=re.M))
+    check(len(known) >= 12, f"read the parser's keys from crates/collector/src/config.rs ({sorted(known)})")
+    check(not known - documented, f"every key documented {sorted(known - documented) or ''}")
+    check(not documented - known, f"no documented key the parser does not know {sorted(documented - known) or ''}")
+
+
+def check_collector(version: str, work: Path) -> float:
+    check_collector_unit_source()
+    deb, rpm, staged = build_collector_packages(work)
+    check_collector_deb(deb, staged, version, work / "deb-root")
+    check_collector_rpm(rpm, staged, version, work / "rpm-root")
+    score = check_collector_root(work / "deb-root")
+    check_collector_config(work / "deb-root/usr/bin/vpce-collector", work)
+    return score
+
+
 def main() -> int:
     no_build = "--no-build" in sys.argv[1:]
     tools = (
@@ -778,10 +1074,14 @@ def main() -> int:
     score = check_installed_root(work / "deb-root")
     check_config(work / "deb-root/usr/bin/vpce-probe", work)
     check_ssm_with_binary(work / "deb-root/usr/bin/vpce-probe", work)
+    collector_score = check_collector(version, work / "collector")
     if failures:
         print(f"\ncheck_packages: {len(failures)} check(s) failed:", *failures, sep="\n  ")
         return 1
-    print(f"\ncheck_packages: all checks passed (exposure {score}); packages in {work / 'out'}")
+    print(
+        f"\ncheck_packages: all checks passed (exposure {score}, collector {collector_score}); "
+        f"packages in {work / 'out'} and {work / 'collector' / 'out'}"
+    )
     return 0
 
 

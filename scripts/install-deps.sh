@@ -21,10 +21,12 @@ need=()
 # recommends, systemd-container does not pull libnss-mymachines, so the host's nsswitch.conf
 # stays as it was (the probe reads it: src/checks/app_resolve.rs, the lab's nsswitch scenarios).
 # tests/tty_color.rs runs the probe under a pseudo-terminal with util-linux script (bsdutils,
-# essential on Debian).
+# essential on Debian). The collector's browser test (crates/collector/tests/browser.rs) drives
+# Debian's headless chromium through chromedriver.
 for tool in rpm:rpm rpm2archive:rpm2cpio objcopy:binutils dpkg-shlibdeps:dpkg-dev \
   systemd-analyze:systemd gzip:gzip script:bsdutils \
-  systemd-nspawn:systemd-container debootstrap:debootstrap nsenter:util-linux; do
+  systemd-nspawn:systemd-container debootstrap:debootstrap nsenter:util-linux \
+  chromium:chromium chromedriver:chromium-driver; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool##*:}")
 done
 if [ "${#need[@]}" -gt 0 ]; then

@@ -17,7 +17,7 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 # the VPC lab use (tests/collector_e2e.rs runs target/debug/vpce-collector). Built together: an
 # example turns the dev-dependencies on, which changes the features of ~28 shared crates
 # (serde_json, hashbrown, regex, ...), so that `--bin vpce-probe` alone would rebuild them and
-# relink the binary. check_packages.py runs `--bin vpce-probe --example lab_servers`: a no-op here.
+# relink the binary. check_packages.py runs the same command: a no-op here.
 cargo build --workspace --locked --bins --example lab_servers
 cargo test --workspace --all-targets --locked
 # The .deb and .rpm, built from the debug binary and inspected, the SSM document and the unit

@@ -14,6 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::*;
+use support::TestCa;
 
 const TOKEN: &str = "e2e-account-token-0123456789";
 
@@ -262,4 +263,65 @@ fn probe_ship_to_s3_is_pulled_by_the_collector_once() {
     // More passes store nothing more.
     std::thread::sleep(Duration::from_millis(2500));
     assert_eq!(stored(), want);
+/// The same delivery over HTTPS, the collector serving TLS itself (`--tls-cert`, `--tls-key`)
+/// with a certificate of a private CA that the probe trusts through `--ship-ca-file`; a plain
+/// `http://` URL to that port is refused with a clear answer and the probe exits 3.
+#[test]
+fn probe_ship_delivers_over_https_to_the_collector() {
+    let lab = Lab::healthy(62);
+    let dir = lab.dir.path();
+    let ca = TestCa::new("vpce-collector e2e CA");
+    let leaf = ca.issue(&["localhost", "127.0.0.1"]);
+    std::fs::write(dir.join("collector.crt"), &leaf.cert_chain_pem).expect("cert");
+    std::fs::write(dir.join("collector.key"), &leaf.key_pem).expect("key");
+    let ca_file = ca.write_pem(dir, "collector-ca.pem");
+    let tls_args = vec![
+        "--tls-cert".to_string(),
+        dir.join("collector.crt").display().to_string(),
+        "--tls-key".to_string(),
+        dir.join("collector.key").display().to_string(),
+    ];
+    let tls_args: Vec<&str> = tls_args.iter().map(String::as_str).collect();
+    let collector = start_collector_with(dir, Command::new(collector_binary()), &tls_args);
+    let token = dir.join("ship-token");
+    std::fs::write(&token, format!("{TOKEN}\n")).expect("token");
+    let token_arg = token.display().to_string();
+    let ca_arg = ca_file.display().to_string();
+
+    let url = format!("https://127.0.0.1:{}/v1/reports", collector.addr.port());
+    let shipped = lab.probe(&[
+        "--ship",
+        &url,
+        "--ship-token-file",
+        &token_arg,
+        "--ship-ca-file",
+        &ca_arg,
+    ]);
+    assert_eq!(shipped.code, 0, "{}", shipped.stderr);
+    let id = shipped.report()["report_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+
+    // Without the CA the certificate is not trusted: nothing is delivered.
+    let untrusted = lab.probe(&["--ship", &url, "--ship-token-file", &token_arg]);
+    assert_eq!(untrusted.code, 3, "{}", untrusted.stderr);
+    // Plain HTTP to the TLS port: a clear 400, exit 3.
+    let plain_url = format!("http://127.0.0.1:{}/v1/reports", collector.addr.port());
+    let plain = lab.probe(&["--ship", &plain_url, "--ship-token-file", &token_arg]);
+    assert_eq!(plain.code, 3, "{}", plain.stderr);
+    assert!(
+        plain.stderr.contains("400") && plain.stderr.contains("speaks HTTPS"),
+        "{}",
+        plain.stderr
+    );
+
+    // The same database behind a plain listener holds exactly the report delivered over TLS.
+    drop(collector);
+    let reader = start_collector(dir);
+    let fleet = get_json(reader.addr, "/api/fleet");
+    let instances = fleet["instances"].as_array().expect("instances");
+    assert_eq!(instances.len(), 1, "{fleet}");
+    assert_eq!(instances[0]["latest"]["report_id"], id.as_str());
+    assert_eq!(instances[0]["reports"], 1, "{fleet}");
 }

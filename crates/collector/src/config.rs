@@ -10,12 +10,15 @@ use serde::Deserialize;
 
 use crate::error::ConfigError;
 use crate::s3pull::{PullFile, PullFlags, PullSettings};
+use crate::tls::Tls;
 use crate::tokens::{SecretFile, parse_read_token, parse_tokens};
+use crate::webhook::WebhookSettings;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8480";
 pub const DEFAULT_MAX_BODY: u64 = 4 * 1024 * 1024;
 pub const DEFAULT_RETENTION_DAYS: u32 = 30;
 pub const DEFAULT_READ_TIMEOUT_SECS: u64 = 10;
+pub const DEFAULT_WEBHOOK_TIMEOUT_SECS: u64 = 5;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -42,7 +45,8 @@ pub enum Command {
 #[derive(Args, Debug, Default)]
 pub struct Flags {
     /// A TOML file with the same settings (listen, db, tokens, read_token_file, max_body,
-    /// retention_days, read_timeout_secs, an [s3_pull] table); flags given here win.
+    /// retention_days, read_timeout_secs, tls_cert, tls_key, webhook_url, webhook_token_file,
+    /// webhook_timeout_secs, an [s3_pull] table); flags given here win.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Address to listen on [default: 127.0.0.1:8480].
@@ -70,6 +74,22 @@ pub struct Flags {
     pub read_timeout_secs: Option<u64>,
     #[command(flatten)]
     pub s3: PullFlags,
+    /// Serve HTTPS: the certificate chain (PEM, the server's certificate first). Re-read on
+    /// SIGHUP and when the file changes. Needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// POST a small JSON document here when an instance's verdict or root causes change.
+    #[arg(long, value_name = "URL")]
+    pub webhook_url: Option<String>,
+    /// A file holding the bearer token the webhook sends (Authorization: Bearer).
+    #[arg(long, value_name = "FILE")]
+    pub webhook_token_file: Option<PathBuf>,
+    /// Each webhook attempt must be answered within this many seconds [default: 5].
+    #[arg(long, value_name = "SECS")]
+    pub webhook_timeout_secs: Option<u64>,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -83,6 +103,11 @@ struct FileSettings {
     retention_days: Option<u32>,
     read_timeout_secs: Option<u64>,
     s3_pull: Option<PullFile>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    webhook_url: Option<String>,
+    webhook_token_file: Option<PathBuf>,
+    webhook_timeout_secs: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -95,6 +120,9 @@ pub struct Settings {
     pub retention_days: u32,
     pub read_timeout: Duration,
     pub s3_pull: Option<PullSettings>,
+    /// HTTPS on the listener; None: plain HTTP.
+    pub tls: Option<std::sync::Arc<Tls>>,
+    pub webhook: Option<WebhookSettings>,
 }
 
 impl Settings {
@@ -119,7 +147,15 @@ impl Settings {
         let tokens_path = flags.tokens.or(file.tokens).ok_or_else(|| {
             ConfigError::Usage("--tokens FILE is required (or tokens in --config)".into())
         })?;
-        let tokens = SecretFile::open(tokens_path, parse_tokens)?;
+        let tokens = SecretFile::open(tokens_path, parse_tokens).map_err(|e| match e {
+            ConfigError::Read { path, source } if source.kind() == std::io::ErrorKind::NotFound => {
+                ConfigError::Usage(format!(
+                    "tokens file {}: not found: create it with one `label token` line per account or team (tokens of 16 characters or more)",
+                    path.display()
+                ))
+            }
+            other => other,
+        })?;
         let read_token = match flags.read_token_file.or(file.read_token_file) {
             Some(p) => Some(SecretFile::open(p, parse_read_token)?),
             None => None,
@@ -152,6 +188,41 @@ impl Settings {
         }
         let s3_pull = PullSettings::resolve(flags.s3, file.s3_pull, max_body, retention_days)
             .map_err(ConfigError::Usage)?;
+        let tls = match (
+            flags.tls_cert.or(file.tls_cert),
+            flags.tls_key.or(file.tls_key),
+        ) {
+            (Some(cert), Some(key)) => Some(std::sync::Arc::new(Tls::open(cert, key)?)),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(ConfigError::Usage(
+                    "tls_cert is given without tls_key: give both (PEM files) or neither".into(),
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::Usage(
+                    "tls_key is given without tls_cert: give both (PEM files) or neither".into(),
+                ));
+            }
+        };
+        let webhook_timeout_secs = flags
+            .webhook_timeout_secs
+            .or(file.webhook_timeout_secs)
+            .unwrap_or(DEFAULT_WEBHOOK_TIMEOUT_SECS);
+        let webhook_token_file = flags.webhook_token_file.or(file.webhook_token_file);
+        let webhook = match flags.webhook_url.or(file.webhook_url) {
+            Some(url) => Some(WebhookSettings::new(
+                &url,
+                webhook_token_file,
+                webhook_timeout_secs,
+            )?),
+            None if webhook_token_file.is_some() => {
+                return Err(ConfigError::Usage(
+                    "webhook_token_file is given without webhook_url".into(),
+                ));
+            }
+            None => None,
+        };
         Ok(Settings {
             listen,
             db,
@@ -161,6 +232,8 @@ impl Settings {
             retention_days,
             read_timeout: Duration::from_secs(read_timeout_secs),
             s3_pull,
+            tls,
+            webhook,
         })
     }
 
@@ -192,8 +265,12 @@ impl Settings {
     /// What `check-config` prints: never a token.
     pub fn describe(&self) -> String {
         format!(
-            "listen {}\ndb {}\ntokens {} ({} labels: {})\nread token {}\nmax_body {} bytes\nretention {} days\nread timeout {} s\n",
+            "listen {} ({})\ndb {}\ntokens {} ({} labels: {})\nread token {}\nmax_body {} bytes\nretention {} days\nread timeout {} s\nwebhook {}\n",
             self.listen,
+            self.tls
+                .as_ref()
+                .map(|t| format!("HTTPS: certificate {}", t.describe()))
+                .unwrap_or_else(|| "plain HTTP".into()),
             self.db.display(),
             self.tokens.path().display(),
             self.tokens.labels().len(),
@@ -205,6 +282,10 @@ impl Settings {
             self.max_body,
             self.retention_days,
             self.read_timeout.as_secs(),
+            self.webhook
+                .as_ref()
+                .map(WebhookSettings::describe)
+                .unwrap_or_else(|| "none".into()),
         ) + &self
             .s3_pull
             .as_ref()

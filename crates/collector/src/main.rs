@@ -10,7 +10,9 @@ mod pages;
 mod s3pull;
 mod server;
 mod store;
+mod tls;
 mod tokens;
+mod webhook;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -97,10 +99,25 @@ async fn run(settings: Settings) -> ExitCode {
             }
         }
     }
+    let webhook = match settings.webhook.clone() {
+        Some(hook) => {
+            info!(webhook = %hook.describe(), "webhook on verdict changes");
+            match webhook::Webhook::start(hook, metrics.webhook_events.clone()) {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    eprintln!("vpce-collector: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+        None => None,
+    };
+    let tls = settings.tls.clone();
     let app = Arc::new(App {
         settings,
         store: store.clone(),
         metrics,
+        webhook,
     });
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(RETENTION_EVERY);
@@ -117,16 +134,29 @@ async fn run(settings: Settings) -> ExitCode {
             }
         }
     });
-    // Tests and scripts wait for this line to know the port (with --listen 127.0.0.1:0).
-    info!(listen = %local, "vpce-collector listening");
-    eprintln!("listening on {local}");
-    tokio::select! {
-        _ = server::serve(listener, app) => ExitCode::SUCCESS,
-        _ = shutdown() => {
-            info!("stopping");
-            ExitCode::SUCCESS
+    // SIGHUP re-reads the TLS pair (the token files are re-read when they change anyway).
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(mut hup) => {
+            tokio::spawn(async move {
+                while hup.recv().await.is_some() {
+                    info!("SIGHUP: reloading");
+                    if let Some(tls) = &tls {
+                        tls.reload_now();
+                    }
+                }
+            });
         }
+        Err(e) => warn!(error = %e, "cannot handle SIGHUP"),
     }
+    // Tests and scripts wait for this line to know the port (with --listen 127.0.0.1:0).
+    info!(listen = %local, https = app.settings.tls.is_some(), "vpce-collector listening");
+    eprintln!("listening on {local}");
+    server::serve(listener, app.clone(), shutdown()).await;
+    if let Some(hook) = &app.webhook {
+        hook.drain(WEBHOOK_DRAIN).await;
+    }
+    info!("stopped");
+    ExitCode::SUCCESS
 }
 
 /// `vpce-collector pull`: one pass over the S3 locations.
@@ -167,8 +197,12 @@ fn pull(flags: config::Flags) -> ExitCode {
     })
 }
 
-/// SIGTERM or SIGINT. Every acknowledged report is already committed, so stopping mid-request
-/// loses nothing an agent believes delivered.
+/// At stop, how long queued webhook events get to go out.
+const WEBHOOK_DRAIN: Duration = Duration::from_secs(3);
+
+/// SIGTERM or SIGINT. Every acknowledged report was committed before its answer, and requests
+/// in progress get to finish (server::DRAIN), so stopping loses nothing an agent believes
+/// delivered.
 async fn shutdown() {
     let term = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {

@@ -20,6 +20,8 @@ pub struct Metrics {
     instances: Family<Labels, Gauge>,
     with_finding: Family<Labels, Gauge>,
     silent: Gauge,
+    /// Webhook events by result: delivered, failed (after the retries), dropped (queue full).
+    pub webhook_events: Family<Labels, Counter>,
     /// Two scrapes at once would clear and refill the same families into each other.
     scrape: std::sync::Mutex<()>,
 }
@@ -43,6 +45,7 @@ impl Metrics {
         let instances = Family::<Labels, Gauge>::default();
         let with_finding = Family::<Labels, Gauge>::default();
         let silent = Gauge::default();
+        let webhook_events = Family::<Labels, Counter>::default();
         registry.register(
             "reports_accepted",
             "Reports stored (acknowledged after the commit)",
@@ -78,6 +81,11 @@ impl Metrics {
             "Instances without a report for more than 3 times their usual interval",
             silent.clone(),
         );
+        registry.register(
+            "webhook_events",
+            "Webhook events about verdict changes, by result: delivered, failed (after the retries), dropped (queue full)",
+            webhook_events.clone(),
+        );
         Metrics {
             registry,
             accepted,
@@ -87,6 +95,7 @@ impl Metrics {
             instances,
             with_finding,
             silent,
+            webhook_events,
             scrape: std::sync::Mutex::new(()),
         }
     }

@@ -83,9 +83,12 @@ th{background:#f4f4f4}
 .silent{background:#fff2c6}
 .group{margin-top:1.5em;border-left:4px solid #bbb;padding-left:.6em}
 .group.bad{border-color:#b3171d}
+.group h2{font-size:1.2em}
 pre{background:#f7f7f7;padding:1em;overflow-x:auto}
-code{font-size:95%}
-form input{width:9em}
+code,pre{font-family:ui-monospace,"DejaVu Sans Mono",Menlo,Consolas,monospace;font-size:.9em}
+form input,form select{width:9em}
+.group table{width:100%}
+.nw,th{white-space:nowrap}
 nav a{margin-right:1em}
 "#;
 
@@ -95,6 +98,9 @@ fn layout(ctx: &Ctx, title: &str, body: Markup) -> Markup {
         html lang="en" {
             head {
                 meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                // No favicon request: a browser would log its 404 as a console error.
+                link rel="icon" href="data:,";
                 title { (title) " · vpce-collector" }
                 style { (maud::PreEscaped(STYLE)) }
             }
@@ -116,7 +122,7 @@ fn codes(ctx: &Ctx, root_causes: &[String]) -> Markup {
         @for (i, rc) in root_causes.iter().enumerate() {
             @let (code, target) = rc.split_once(' ').unwrap_or((rc.as_str(), ""));
             @if i > 0 { br; }
-            a href=(ctx.finding(code)) { code { (code) } } " " (target)
+            span.nw { a href=(ctx.finding(code)) { code { (code) } } " " (target) }
         }
     }
 }
@@ -182,10 +188,21 @@ pub fn fleet(
             _ => groups.push((key, vec![row])),
         }
     }
+    // Groups with problems first, then those with silent instances, then the healthy ones
+    // (stable: each kind keeps the account / region / VPC / subnet order).
+    groups.sort_by_key(|(_, members)| {
+        if members.iter().any(|m| m.latest.status == "problems") {
+            0
+        } else if members.iter().any(|m| m.silent) {
+            1
+        } else {
+            2
+        }
+    });
     let f = |v: &Option<String>| v.clone().unwrap_or_default();
     let body = html! {
         p {
-            (status("healthy") + status("problems")) " instances: "
+            (plural(usize::try_from(status("healthy") + status("problems")).unwrap_or(0), "instance")) ": "
             span class="healthy" { (status("healthy")) " healthy" } ", "
             span class="problems" { (status("problems")) " with problems" } ", "
             (counts.silent) " silent"
@@ -195,7 +212,11 @@ pub fn fleet(
             " region " input name="region" value=(f(&filter.region));
             " VPC " input name="vpc" value=(f(&filter.vpc));
             " subnet " input name="subnet" value=(f(&filter.subnet));
-            " verdict " input name="verdict" value=(f(&filter.verdict)) placeholder="healthy|problems|silent";
+            " verdict " select name="verdict" {
+                @for (value, label) in [("", "any"), ("healthy", "healthy"), ("problems", "problems"), ("silent", "silent")] {
+                    option value=(value) selected[filter.verdict.as_deref().unwrap_or("") == value] { (label) }
+                }
+            }
             " code " input name="code" value=(f(&filter.code));
             @if let Some(t) = &ctx.token { input type="hidden" name="token" value=(t); }
             " " button type="submit" { "Filter" }
@@ -218,9 +239,11 @@ pub fn fleet(
                     " · " a href=(ctx.href("/", &[("account", opt(account)), ("region", opt(region))])) { (opt(region)) }
                     " · " a href=(ctx.href("/", &[("vpc", opt(vpc))])) { (opt(vpc)) }
                     " · subnet " a href=(ctx.href("/", &[("subnet", opt(subnet))])) { (opt(subnet)) }
+                    // A subnet lives in one AZ: said once here rather than on every row.
+                    @if let Some(az) = members.first().and_then(|m| m.latest.az.as_deref()) { " (" (az) ")" }
                 }
                 p class="summary" {
-                    (members.len()) " instances, " (bad) " with problems, " (silent) " silent"
+                    (plural(members.len(), "instance")) ", " (bad) " with problems, " (silent) " silent"
                     @if !causes.is_empty() {
                         ". Root causes: "
                         @for (code, n) in &causes {
@@ -229,16 +252,20 @@ pub fn fleet(
                     }
                 }
                 table {
-                    tr { th { "instance" } th { "host" } th { "AZ" } th { "verdict" } th { "root causes" } th { "paths" } th { "last report" } }
+                    tr { th { "instance" } th { "host" } th { "verdict" } th { "root causes" } th { "paths" } th { "last report" } }
                     @for m in members {
                         tr class=(if m.silent { "silent" } else { "" }) {
-                            td { a href=(ctx.instance(&m.instance_key)) { (m.instance_key) } }
-                            td { (opt(&m.latest.hostname)) }
-                            td { (opt(&m.latest.az)) }
-                            td { (verdict(&m.latest)) }
+                            td.nw { a href=(ctx.instance(&m.instance_key)) { (m.instance_key) } }
+                            td.nw { (opt(&m.latest.hostname)) }
+                            td.nw { (verdict(&m.latest)) }
                             td { (codes(ctx, &m.latest.root_causes)) }
-                            td { @for p in &m.latest.path_kinds { (p) br; } }
                             td {
+                                @for p in &m.latest.path_kinds {
+                                    @let (target, kind) = p.split_once('=').unwrap_or((p.as_str(), ""));
+                                    span.nw { (target) ": " (kind) } br;
+                                }
+                            }
+                            td.nw {
                                 a href=(ctx.report(&m.latest.report_id)) { (ago(now, m.last_received_ms)) }
                                 @if m.silent { " — silent (usual interval " (interval(m.interval_ms)) ")" }
                             }
@@ -249,6 +276,15 @@ pub fn fleet(
         }
     };
     layout(ctx, "Fleet", body)
+}
+
+/// "1 instance", "3 instances".
+fn plural(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }
 
 fn interval(ms: Option<i64>) -> String {

@@ -16,12 +16,18 @@ use crate::ingest::{self, Refused};
 use crate::metrics::Metrics;
 use crate::pages::{self, Ctx};
 use crate::store::{self, FleetFilter, Store, Stored};
+use crate::webhook::Webhook;
 
 pub struct App {
     pub settings: Settings,
     pub store: Store,
     pub metrics: Metrics,
+    pub webhook: Option<Webhook>,
 }
+
+/// At stop, how long requests in progress get to finish (a report being received gets its
+/// answer; idle connections close at once).
+pub const DRAIN: std::time::Duration = std::time::Duration::from_secs(20);
 
 pub type Answer = Response<Full<Bytes>>;
 
@@ -51,34 +57,84 @@ fn json(value: &impl serde::Serialize) -> Answer {
     }
 }
 
-pub async fn serve(listener: TcpListener, app: Arc<App>) {
+/// Accepts connections until `stop` resolves, then lets the requests in progress finish
+/// (at most DRAIN) and returns.
+pub async fn serve(
+    listener: TcpListener,
+    app: Arc<App>,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(stop);
     loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(s) => s,
-            Err(e) => {
-                // EMFILE and friends: wait a little instead of spinning.
-                warn!(error = %e, "accept");
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                continue;
-            }
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(s) => s,
+                Err(e) => {
+                    // EMFILE and friends: wait a little instead of spinning.
+                    warn!(error = %e, "accept");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut stop => break,
         };
         let app = app.clone();
+        let watcher = graceful.watcher();
         tokio::spawn(async move {
             let timeout = app.settings.read_timeout;
-            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let app = app.clone();
-                async move { Ok::<_, Infallible>(route(app, req).await) }
-            });
-            // A client that does not finish its headers in time is cut off here; the body has
-            // its own deadline in ingest.
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(timeout)
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-            if let Err(e) = conn.await {
-                debug!(%peer, error = %e, "connection");
+            match app.settings.tls.clone() {
+                Some(tls) => {
+                    if let Some(stream) = crate::tls::accept(&tls, stream, timeout).await {
+                        connection(app, stream, peer, watcher).await;
+                    }
+                }
+                None => connection(app, stream, peer, watcher).await,
             }
         });
+    }
+    // No new connections; the open ones finish their request and close.
+    drop(listener);
+    info!("stopping: no new connections");
+    let open = graceful.count();
+    if open > 0 {
+        info!(
+            connections = open,
+            "stopping: letting requests in progress finish"
+        );
+    }
+    if tokio::time::timeout(DRAIN, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        warn!(
+            "stopping: requests still in progress after {} s are cut off (a report not acknowledged is sent again by its agent)",
+            DRAIN.as_secs()
+        );
+    }
+}
+
+async fn connection<IO>(
+    app: Arc<App>,
+    stream: IO,
+    peer: std::net::SocketAddr,
+    watcher: hyper_util::server::graceful::Watcher,
+) where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let timeout = app.settings.read_timeout;
+    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let app = app.clone();
+        async move { Ok::<_, Infallible>(route(app, req).await) }
+    });
+    // A client that does not finish its headers in time is cut off here; the body has its
+    // own deadline in ingest.
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(timeout)
+        .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+    if let Err(e) = watcher.watch(conn).await {
+        debug!(%peer, error = %e, "connection");
     }
 }
 
@@ -313,12 +369,15 @@ async fn ingest(app: &App, req: Request<Incoming>) -> Answer {
         .ingest_seconds
         .observe(started.elapsed().as_secs_f64());
     match result {
-        Ok((Stored::New, id, label)) => {
+        Ok((Stored::New, id, label, instance_key)) => {
             app.metrics.accepted.inc();
             debug!(report_id = %id, token = %label, "stored");
+            if let Some(hook) = &app.webhook {
+                hook.report_stored(&app.store, instance_key, id.clone());
+            }
             text(StatusCode::CREATED, format!("stored {id}"))
         }
-        Ok((Stored::Duplicate, id, _)) => {
+        Ok((Stored::Duplicate, id, _, _)) => {
             app.metrics.duplicates.inc();
             text(StatusCode::OK, format!("already stored {id}"))
         }
@@ -344,7 +403,7 @@ async fn ingest(app: &App, req: Request<Incoming>) -> Answer {
 async fn ingest_inner(
     app: &App,
     req: Request<Incoming>,
-) -> Result<(Stored, String, String), Refused> {
+) -> Result<(Stored, String, String, String), Refused> {
     let label = ingest::authorize(req.headers(), &app.settings.tokens)?;
     let header_id = req
         .headers()
@@ -354,6 +413,7 @@ async fn ingest_inner(
     let json = ingest::read_body(req, app.settings.max_body, app.settings.read_timeout).await?;
     let report = ingest::parse(json, header_id.as_deref(), &label)?;
     let id = report.report_id.clone();
+    let instance_key = report.instance_key.clone();
     let stored = app.store.insert(report, now_ms()).await?;
-    Ok((stored, id, label))
+    Ok((stored, id, label, instance_key))
 }
