@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
 
 use crate::error::ConfigError;
+use crate::store::{PostgresTarget, Target};
 use crate::tokens::{SecretFile, parse_read_token, parse_tokens};
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8480";
@@ -20,7 +21,7 @@ pub const DEFAULT_READ_TIMEOUT_SECS: u64 = 10;
 #[command(
     name = "vpce-collector",
     version,
-    about = "Receives vpce-probe reports, stores them in SQLite and shows the fleet"
+    about = "Receives vpce-probe reports, stores them in SQLite or PostgreSQL and shows the fleet"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -37,16 +38,24 @@ pub enum Command {
 
 #[derive(Args, Debug, Default)]
 pub struct Flags {
-    /// A TOML file with the same settings (listen, db, tokens, read_token_file, max_body,
-    /// retention_days, read_timeout_secs); flags given here win.
+    /// A TOML file with the same settings (listen, db, db_password_file, db_ca_file, tokens,
+    /// read_token_file, max_body, retention_days, read_timeout_secs); flags given here win.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Address to listen on [default: 127.0.0.1:8480].
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
-    /// The SQLite database file (created on first start).
-    #[arg(long, value_name = "PATH")]
+    /// The SQLite database file (created on first start), or a PostgreSQL URL
+    /// (postgres://USER@HOST[:PORT]/DBNAME[?sslmode=require]) that several replicas share.
+    #[arg(long, value_name = "PATH|URL")]
     pub db: Option<PathBuf>,
+    /// PostgreSQL: a file holding the password, so that it is in no URL, unit or process list.
+    #[arg(long, value_name = "FILE")]
+    pub db_password_file: Option<PathBuf>,
+    /// PostgreSQL: extra CA certificates (PEM) for the server's certificate, e.g. RDS's
+    /// global-bundle.pem; the system's roots are trusted too.
+    #[arg(long, value_name = "FILE")]
+    pub db_ca_file: Option<PathBuf>,
     /// Ingest tokens: one `label token` per line; re-read when the file changes.
     #[arg(long, value_name = "FILE")]
     pub tokens: Option<PathBuf>,
@@ -71,6 +80,8 @@ pub struct Flags {
 struct FileSettings {
     listen: Option<String>,
     db: Option<PathBuf>,
+    db_password_file: Option<PathBuf>,
+    db_ca_file: Option<PathBuf>,
     tokens: Option<PathBuf>,
     read_token_file: Option<PathBuf>,
     max_body: Option<u64>,
@@ -81,7 +92,7 @@ struct FileSettings {
 #[derive(Debug)]
 pub struct Settings {
     pub listen: SocketAddr,
-    pub db: PathBuf,
+    pub db: Target,
     pub tokens: SecretFile,
     pub read_token: Option<SecretFile>,
     pub max_body: u64,
@@ -106,8 +117,13 @@ impl Settings {
                 .map_err(|_| ConfigError::Usage("bad default listen address".into()))?,
         };
         let db = flags.db.or(file.db).ok_or_else(|| {
-            ConfigError::Usage("--db PATH is required (or db in --config)".into())
+            ConfigError::Usage("--db PATH|URL is required (or db in --config)".into())
         })?;
+        let db = resolve_db(
+            db,
+            flags.db_password_file.or(file.db_password_file),
+            flags.db_ca_file.or(file.db_ca_file),
+        )?;
         let tokens_path = flags.tokens.or(file.tokens).ok_or_else(|| {
             ConfigError::Usage("--tokens FILE is required (or tokens in --config)".into())
         })?;
@@ -158,7 +174,7 @@ impl Settings {
         format!(
             "listen {}\ndb {}\ntokens {} ({} labels: {})\nread token {}\nmax_body {} bytes\nretention {} days\nread timeout {} s\n",
             self.listen,
-            self.db.display(),
+            self.db.describe(),
             self.tokens.path().display(),
             self.tokens.labels().len(),
             self.tokens.labels().join(", "),
@@ -171,6 +187,47 @@ impl Settings {
             self.read_timeout.as_secs(),
         )
     }
+}
+
+/// A `postgres://` or `postgresql://` URL is PostgreSQL; anything else is a SQLite file.
+fn resolve_db(
+    db: PathBuf,
+    password_file: Option<PathBuf>,
+    ca_file: Option<PathBuf>,
+) -> Result<Target, ConfigError> {
+    let text = db.to_string_lossy();
+    if !(text.starts_with("postgres://") || text.starts_with("postgresql://")) {
+        if password_file.is_some() || ca_file.is_some() {
+            return Err(ConfigError::Usage(
+                "db_password_file and db_ca_file are for a PostgreSQL --db (postgres://...)"
+                    .into(),
+            ));
+        }
+        return Ok(Target::Sqlite(db));
+    }
+    let mut target = PostgresTarget::parse(&text).map_err(ConfigError::Usage)?;
+    if let Some(path) = password_file {
+        let password = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let password = password.trim_end_matches(['\n', '\r']);
+        if password.is_empty() {
+            return Err(ConfigError::Invalid {
+                path,
+                message: "the password file is empty".into(),
+            });
+        }
+        target.set_password(password);
+    }
+    if let Some(path) = ca_file {
+        std::fs::metadata(&path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        target.ca_file = Some(path);
+    }
+    Ok(Target::Postgres(Box::new(target)))
 }
 
 fn read_file(path: &Path) -> Result<FileSettings, ConfigError> {

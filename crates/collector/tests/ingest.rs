@@ -9,6 +9,13 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use common::*;
+
+crate::both_stores!(
+    stores_once_and_refuses_bad_input_with_a_reason,
+    a_token_added_to_the_file_works_without_a_restart,
+    a_slow_client_is_cut_off,
+    an_acknowledged_report_survives_kill_9,
+);
 use serde_json::json;
 
 fn stored_ids(c: &Collector) -> Vec<String> {
@@ -41,9 +48,8 @@ fn one_line(resp: &Resp) {
     assert!(text.len() > 10, "{text}");
 }
 
-#[test]
-fn stores_once_and_refuses_bad_input_with_a_reason() {
-    let dir = Dir::new();
+fn stores_once_and_refuses_bad_input_with_a_reason(backend: Backend) {
+    let dir = Dir::with(backend);
     let c = Collector::start(&dir, &["--max-body", "65536"]);
     let r1 = report(Spec {
         id: "11111111-1111-4111-8111-111111111111",
@@ -235,9 +241,8 @@ fn stores_once_and_refuses_bad_input_with_a_reason() {
     assert!(metric(&c, "vpce_collector_ingest_duration_seconds_count") >= 13.0);
 }
 
-#[test]
-fn a_token_added_to_the_file_works_without_a_restart() {
-    let dir = Dir::new();
+fn a_token_added_to_the_file_works_without_a_restart(backend: Backend) {
+    let dir = Dir::with(backend);
     let c = Collector::start(&dir, &[]);
     let new_token = "rotated-token-abcdefghijkl";
     let r = report(Spec {
@@ -264,9 +269,8 @@ fn a_token_added_to_the_file_works_without_a_restart() {
     assert_eq!(c.post(Some(TOKEN), &r2).status, 401);
 }
 
-#[test]
-fn a_slow_client_is_cut_off() {
-    let dir = Dir::new();
+fn a_slow_client_is_cut_off(backend: Backend) {
+    let dir = Dir::with(backend);
     let c = Collector::start(&dir, &["--read-timeout-secs", "1"]);
     // Headers, then a body that never comes.
     let mut s = TcpStream::connect(c.addr).expect("connect");
@@ -304,9 +308,8 @@ fn a_slow_client_is_cut_off() {
     assert_eq!(c.get("/healthz").status, 200);
 }
 
-#[test]
-fn an_acknowledged_report_survives_kill_9() {
-    let dir = Dir::new();
+fn an_acknowledged_report_survives_kill_9(backend: Backend) {
+    let dir = Dir::with(backend);
     let c = Collector::start(&dir, &[]);
     let mut ids = Vec::new();
     for n in 0..20 {
