@@ -199,8 +199,7 @@ fn resolve_db(
     if !(text.starts_with("postgres://") || text.starts_with("postgresql://")) {
         if password_file.is_some() || ca_file.is_some() {
             return Err(ConfigError::Usage(
-                "db_password_file and db_ca_file are for a PostgreSQL --db (postgres://...)"
-                    .into(),
+                "db_password_file and db_ca_file are for a PostgreSQL --db (postgres://...)".into(),
             ));
         }
         return Ok(Target::Sqlite(db));

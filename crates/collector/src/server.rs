@@ -12,10 +12,10 @@ use tokio::net::TcpListener;
 use tracing::{debug, info, warn};
 
 use crate::config::Settings;
+use crate::error::StoreError;
 use crate::ingest::{self, Refused};
 use crate::metrics::Metrics;
 use crate::pages::{self, Ctx};
-use crate::error::StoreError;
 use crate::store::{FleetFilter, Store, Stored};
 
 pub struct App {

@@ -415,3 +415,64 @@ fn start_refusals_are_one_line() {
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("bogus"), "{err}");
 }
+
+#[test]
+fn check_config_names_the_database_without_its_password() {
+    let dir = Dir::new();
+    let secret = "s3cr3t-Passw0rd-xyz";
+    let check = |db: &str, extra: &[&str]| {
+        let mut args = dir.base_args();
+        args[0] = "check-config".into();
+        args[4] = db.to_string();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let out = std::process::Command::new(BIN)
+            .args(&args)
+            .output()
+            .expect("run");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // A URL with a password: host, port, database, user and TLS mode, never the password.
+    let (code, out, err) = check(
+        &format!("postgres://collector:{secret}@db.internal:6543/fleet?sslmode=require"),
+        &[],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains(
+            "db postgres host db.internal port 6543 database fleet user collector tls required"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("password in the URL"), "{out}");
+    assert!(!out.contains(secret) && !err.contains(secret), "{out}{err}");
+    // The password from a file instead.
+    std::fs::write(dir.path("db-password"), format!("{secret}\n")).expect("write");
+    let pw_file = dir.path("db-password").display().to_string();
+    let (code, out, err) = check(
+        "postgresql://collector@db.internal/fleet",
+        &["--db-password-file", &pw_file],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("port 5432"), "{out}");
+    assert!(out.contains("password from the password file"), "{out}");
+    assert!(!out.contains(secret), "{out}");
+    // Mistakes: one line, exit 2, and the password is not echoed back.
+    let (code, _, err) = check(&format!("postgres://u:{secret}@h/db?sslmode=bogus"), &[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("sslmode"), "{err}");
+    assert!(!err.contains(secret), "{err}");
+    let (code, _, err) = check("postgres://u@h", &[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("names no database"), "{err}");
+    let (code, _, err) = check(
+        &dir.path("reports.db").display().to_string(),
+        &["--db-password-file", &pw_file],
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("PostgreSQL --db"), "{err}");
+}

@@ -107,18 +107,21 @@ impl PostgresTarget {
     /// Parses a `postgres://` or `postgresql://` URL. The error never repeats the URL (it may
     /// hold a password).
     pub fn parse(url: &str) -> Result<PostgresTarget, String> {
-        let mut config: tokio_postgres::Config = url
-            .parse()
-            .map_err(|e| format!("--db is not a valid PostgreSQL URL: {e}"))?;
+        let mut config: tokio_postgres::Config =
+            url.parse().map_err(|e: tokio_postgres::Error| {
+                // The cause names the option, never its value.
+                match std::error::Error::source(&e) {
+                    Some(cause) => format!("--db is not a valid PostgreSQL URL: {cause}"),
+                    None => format!("--db is not a valid PostgreSQL URL: {e}"),
+                }
+            })?;
         if config.get_hosts().is_empty() {
             return Err(
                 "--db names no PostgreSQL host: postgres://USER@HOST[:PORT]/DBNAME".to_string(),
             );
         }
         if config.get_dbname().is_none() {
-            return Err(
-                "--db names no database: postgres://USER@HOST[:PORT]/DBNAME".to_string(),
-            );
+            return Err("--db names no database: postgres://USER@HOST[:PORT]/DBNAME".to_string());
         }
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
@@ -153,12 +156,7 @@ impl PostgresTarget {
                 Host::Unix(path) => path.display().to_string(),
             })
             .collect();
-        let ports: Vec<String> = self
-            .config
-            .get_ports()
-            .iter()
-            .map(u16::to_string)
-            .collect();
+        let ports: Vec<String> = self.config.get_ports().iter().map(u16::to_string).collect();
         let tls = match self.config.get_ssl_mode() {
             SslMode::Disable => "off (sslmode=disable)".to_string(),
             SslMode::Require => "required, certificate verified".to_string(),
@@ -221,7 +219,8 @@ fn tls_config(ca_file: Option<&PathBuf>) -> Result<rustls::ClientConfig, StoreEr
         let certs = CertificateDer::pem_file_iter(path)
             .map_err(|e| StoreError::Postgres(format!("{}: {e}", path.display())))?;
         for cert in certs {
-            let cert = cert.map_err(|e| StoreError::Postgres(format!("{}: {e}", path.display())))?;
+            let cert =
+                cert.map_err(|e| StoreError::Postgres(format!("{}: {e}", path.display())))?;
             roots
                 .add(cert)
                 .map_err(|e| StoreError::Postgres(format!("{}: {e}", path.display())))?;
@@ -243,9 +242,8 @@ impl PostgresStore {
         let manager = if target.config.get_ssl_mode() == SslMode::Disable {
             Manager::from_config(target.config.clone(), NoTls, manager_config)
         } else {
-            let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config(
-                target.ca_file.as_ref(),
-            )?);
+            let tls =
+                tokio_postgres_rustls::MakeRustlsConnect::new(tls_config(target.ca_file.as_ref())?);
             Manager::from_config(target.config.clone(), tls, manager_config)
         };
         let pool = Pool::builder(manager)
@@ -365,9 +363,7 @@ impl PostgresStore {
     ) -> Result<Vec<CodeHolder>, StoreError> {
         self.timed(async {
             let client = self.client().await?;
-            code_holders(&client, &code, now_ms)
-                .await
-                .map_err(pg_error)
+            code_holders(&client, &code, now_ms).await.map_err(pg_error)
         })
         .await
     }
@@ -654,8 +650,7 @@ async fn fleet(client: &Client, filter: &FleetFilter, now_ms: i64) -> PgResult<V
         " ORDER BY r.account NULLS FIRST, r.region NULLS FIRST, r.vpc_id NULLS FIRST,
            r.subnet_id NULLS FIRST, r.status DESC, i.instance_key",
     );
-    let params: Vec<&(dyn ToSql + Sync)> =
-        args.iter().map(|a| a as &(dyn ToSql + Sync)).collect();
+    let params: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| a as &(dyn ToSql + Sync)).collect();
     let stmt = client.prepare_cached(&sql).await?;
     let mut out = Vec::new();
     for row in client.query(&stmt, &params).await? {

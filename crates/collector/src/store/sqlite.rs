@@ -15,8 +15,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 
 use super::{
-    CodeHolder, FleetCounts, FleetFilter, InstanceDetail, InstanceRow, NewReport, RECENT_SHOWN,
-    CHANGES_SHOWN, ReportDetail, ReportRow, SILENT_FACTOR, Stored, is_silent, lines,
+    CHANGES_SHOWN, CodeHolder, FleetCounts, FleetFilter, InstanceDetail, InstanceRow, NewReport,
+    RECENT_SHOWN, ReportDetail, ReportRow, SILENT_FACTOR, Stored, is_silent, lines,
 };
 use crate::error::StoreError;
 
@@ -86,7 +86,11 @@ fn lock(m: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
 }
 
 enum Job {
-    Insert(Box<NewReport>, i64, oneshot::Sender<Result<Stored, StoreError>>),
+    Insert(
+        Box<NewReport>,
+        i64,
+        oneshot::Sender<Result<Stored, StoreError>>,
+    ),
     Retention(i64, oneshot::Sender<Result<u64, StoreError>>),
 }
 
@@ -503,11 +507,7 @@ fn fleet(
     Ok(out)
 }
 
-fn instance(
-    conn: &Connection,
-    key: &str,
-    now_ms: i64,
-) -> rusqlite::Result<Option<InstanceRow>> {
+fn instance(conn: &Connection, key: &str, now_ms: i64) -> rusqlite::Result<Option<InstanceRow>> {
     conn.query_row(
         &format!("SELECT {REPORT_COLUMNS}, {INSTANCE_SELECT} WHERE i.instance_key = ?1"),
         [key],
@@ -531,10 +531,7 @@ fn timeline(
     rows.collect()
 }
 
-fn report(
-    conn: &Connection,
-    id: &str,
-) -> rusqlite::Result<Option<(ReportRow, Option<String>)>> {
+fn report(conn: &Connection, id: &str) -> rusqlite::Result<Option<(ReportRow, Option<String>)>> {
     conn.query_row(
         &format!(
             "SELECT {REPORT_COLUMNS}, b.json FROM reports r
@@ -555,11 +552,7 @@ fn findings_of(conn: &Connection, id: &str) -> rusqlite::Result<Vec<(String, Str
     rows.collect()
 }
 
-fn code_holders(
-    conn: &Connection,
-    code: &str,
-    now_ms: i64,
-) -> rusqlite::Result<Vec<CodeHolder>> {
+fn code_holders(conn: &Connection, code: &str, now_ms: i64) -> rusqlite::Result<Vec<CodeHolder>> {
     let filter = FleetFilter {
         code: Some(code.to_string()),
         ..FleetFilter::default()

@@ -193,7 +193,16 @@ impl PgServer {
     pub fn psql(&self, db: &str, sql: &str) -> String {
         let out = Command::new(self.bin.join("psql"))
             .args(["-h", "127.0.0.1", "-U", "postgres", "-X", "-q", "-A", "-t"])
-            .args(["-p", &self.port.to_string(), "-d", db, "-v", "ON_ERROR_STOP=1", "-c", sql])
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "-d",
+                db,
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-c",
+                sql,
+            ])
             .output()
             .expect("run psql");
         assert!(
@@ -217,7 +226,10 @@ impl PgServer {
     }
 
     pub fn url(&self, db: &str) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/{db}?sslmode=disable", self.port)
+        format!(
+            "postgres://postgres@127.0.0.1:{}/{db}?sslmode=disable",
+            self.port
+        )
     }
 }
 
