@@ -12,6 +12,7 @@ use common::*;
 
 crate::both_stores!(
     stores_once_and_refuses_bad_input_with_a_reason,
+    the_benchmarks_large_reports_match_the_schema_and_are_stored,
     a_token_added_to_the_file_works_without_a_restart,
     a_slow_client_is_cut_off,
     an_acknowledged_report_survives_kill_9,
@@ -475,4 +476,74 @@ fn check_config_names_the_database_without_its_password() {
     );
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("PostgreSQL --db"), "{err}");
+}
+
+/// The benchmarks' large reports (scripts/collector_reports.py) are real reports: they match
+/// the probe's schema, are 20-40 KB, and are stored with every finding.
+fn the_benchmarks_large_reports_match_the_schema_and_are_stored(backend: Backend) {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../scripts/collector_reports.py"
+    );
+    let generate = |args: &[&str]| -> serde_json::Value {
+        let out = std::process::Command::new("python3")
+            .arg(script)
+            .args(args)
+            .output()
+            .expect("python3 (scripts/install-deps.sh)");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            (20_000..=40_000).contains(&out.stdout.len()),
+            "{} bytes",
+            out.stdout.len()
+        );
+        serde_json::from_slice(&out.stdout).expect("JSON")
+    };
+    let dir = Dir::with(backend);
+    let c = Collector::start(&dir, &[]);
+    for (n, args) in [&[][..], &["--problems"][..]].into_iter().enumerate() {
+        let mut r = generate(args);
+        validate(&r);
+        let id = format!("77777777-0000-4000-8000-{n:012}");
+        r["report_id"] = json!(id);
+        r["started_at"] = json!(format!("2026-11-24T10:0{n}:00Z"));
+        let resp = c.post(Some(TOKEN), &r);
+        assert_eq!(resp.status, 201, "{}", resp.text());
+        let stored = c.get(&format!("/api/reports/{id}"));
+        assert_eq!(stored.status, 200);
+        let back: serde_json::Value = serde_json::from_slice(&stored.body).expect("json");
+        assert_eq!(back, r);
+    }
+    // Every finding is stored: the finding page lists the three broken buckets.
+    let f = c.get_json("/api/findings/NACL_OUTBOUND_BLOCKS");
+    let holders = f["instances"].as_array().expect("instances");
+    assert_eq!(holders.len(), 1);
+    let mut targets: Vec<&str> = holders[0]["targets"]
+        .as_array()
+        .expect("targets")
+        .iter()
+        .map(|t| t.as_str().expect("target"))
+        .collect();
+    targets.sort();
+    assert_eq!(
+        targets,
+        vec![
+            "s3:app-data-05-eu-west-1-111122223333",
+            "s3:app-data-06-eu-west-1-111122223333",
+            "s3:app-data-07-eu-west-1-111122223333",
+        ]
+    );
+    let i = c.get_json("/api/instances/i-0123456789abcdef0");
+    assert_eq!(i["instance"]["latest"]["status"], "problems");
+    assert_eq!(
+        i["instance"]["latest"]["path_kinds"]
+            .as_array()
+            .expect("kinds")
+            .len(),
+        12
+    );
 }
