@@ -10,6 +10,7 @@ loopback only.
 
     python3 scripts/collector_bench.py target/release/vpce-collector \
         [--clients 64] [--each 50] [--procs 2] [--report large|small] [--postgres] [--replicas 1]
+        [--load-client target/release/examples/ingest_load]
 
 --report large (the default) sends scripts/collector_reports.py's reports (12 targets, 36
 checks, ~30 KB of JSON); small sends the healthy fixture (3.7 KB). --replicas N (PostgreSQL
@@ -20,6 +21,7 @@ import gzip
 import http.client
 import json
 import multiprocessing
+import os
 import pathlib
 import statistics
 import subprocess
@@ -91,6 +93,12 @@ def run_clients(proc_n, threads, each, kind, addrs, start_evt, ready_q, result_q
     result_q.put((latencies, failures))
 
 
+def cpu_seconds(pid):
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def start_collector(binary, db, d, n):
     (d / "tokens").write_text(f"bench {TOKEN}\n")
     proc = subprocess.Popen(
@@ -116,6 +124,9 @@ def bench(args, db, d):
             procs.append(p)
             addrs.append(addr)
         per_proc = max(1, args.clients // args.procs)
+        if args.load_client:
+            results, wall, wire, cpu = rust_clients(args, addrs, d, procs)
+            return report(args, results, wall, wire, cpu, per_proc)
         ctx = multiprocessing.get_context("fork")
         start_evt = ctx.Event()
         ready_q, result_q = ctx.Queue(), ctx.Queue()
@@ -125,16 +136,55 @@ def bench(args, db, d):
         for w in workers:
             w.start()
         wire = sum(ready_q.get(timeout=600) for _ in range(args.procs))
+        cpu0 = sum(cpu_seconds(p.pid) for p in procs)
         t0 = time.perf_counter()
         start_evt.set()
         results = [result_q.get(timeout=3600) for _ in range(args.procs)]
         wall = time.perf_counter() - t0
+        cpu = sum(cpu_seconds(p.pid) for p in procs) - cpu0
         for w in workers:
             w.join()
     finally:
         for p in procs:
             p.kill()
             p.wait()
+    report(args, results, wall, wire, cpu, per_proc)
+
+
+def rust_clients(args, addrs, d, procs):
+    """The same agents, posted by crates/collector/examples/ingest_load.rs."""
+    per_proc = max(1, args.clients // args.procs)
+    load = d / "load"
+    load.mkdir()
+    wire = 0
+    for p in range(args.procs):
+        for t, mine in enumerate(prepare(args.report, p, per_proc, args.each)):
+            with open(load / f"agent-{p:03d}-{t:05d}", "wb") as f:
+                for report_id, body in mine:
+                    rid = report_id.encode()
+                    f.write(len(rid).to_bytes(4, "little") + rid)
+                    f.write(len(body).to_bytes(4, "little") + body)
+                    wire += len(body)
+    cpu0 = sum(cpu_seconds(p.pid) for p in procs)
+    out = subprocess.run([args.load_client, ",".join(f"{h}:{p}" for h, p in addrs), TOKEN,
+                          str(load)], check=True, capture_output=True, text=True).stdout
+    cpu = sum(cpu_seconds(p.pid) for p in procs) - cpu0
+    latencies, failures, wall = [], [], None
+    for line in out.splitlines():
+        kind, *rest = line.split()
+        if kind == "wall_s":
+            wall = float(rest[0])
+        elif kind == "ok":
+            latencies.append(int(rest[0]) / 1e6)
+        else:
+            failures.append(int(rest[0]))
+            latencies.append(int(rest[1]) / 1e6)
+    return [(latencies, failures)], wall, wire, cpu
+
+
+def report(args, results, wall, wire, cpu, per_proc):
+    if args.store_name == "postgres":
+        print("(PostgreSQL's own CPU is not counted in the collector's)")
     latencies = sorted(x for lat, _ in results for x in lat)
     failures = [f for _, fs in results for f in fs]
     n = len(latencies)
@@ -143,9 +193,11 @@ def bench(args, db, d):
         json.loads(collector_reports.FIXTURE.read_text())
     print(f"store {args.store_name}, replicas {args.replicas}, report {args.report} "
           f"({len(json.dumps(sample))} bytes of JSON, {wire / max(n, 1):.0f} bytes gzip'd on average)")
-    print(f"agents {per_proc * args.procs} ({args.procs} processes), reports {n}, "
+    client = "ingest_load (Rust)" if args.load_client else f"{args.procs} Python processes"
+    print(f"agents {per_proc * args.procs} ({client}), reports {n}, "
           f"failures {len(failures)} {sorted(set(failures))}")
-    print(f"throughput  {n / wall:.0f} reports/s")
+    print(f"throughput  {n / wall:.0f} reports/s; the collector's CPU {cpu * 1000 / max(n, 1):.2f} ms "
+          f"per report ({cpu / wall * 100:.0f}% of one core; the clients share the same cores)")
     print(f"ack latency p50 {pct(0.50):.1f} ms, p99 {pct(0.99):.1f} ms, "
           f"max {latencies[-1] * 1000:.1f} ms, mean {statistics.mean(latencies) * 1000:.1f} ms")
 
@@ -159,6 +211,8 @@ def main():
     ap.add_argument("--report", choices=["large", "small"], default="large")
     ap.add_argument("--postgres", action="store_true")
     ap.add_argument("--replicas", type=int, default=1)
+    ap.add_argument("--load-client", help="the ingest_load example's binary (cargo build --release "
+                    "-p vpce-collector --example ingest_load): posts with far less CPU than Python")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         d = pathlib.Path(d)
