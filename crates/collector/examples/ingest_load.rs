@@ -19,7 +19,7 @@ fn records(path: &std::path::Path) -> Vec<(String, Vec<u8>)> {
     let raw = std::fs::read(path).expect("agent file");
     let mut out = Vec::new();
     let mut at = 0;
-    let mut take = |at: &mut usize| {
+    let take = |at: &mut usize| {
         let len = u32::from_le_bytes(raw[*at..*at + 4].try_into().expect("length")) as usize;
         let bytes = raw[*at + 4..*at + 4 + len].to_vec();
         *at += 4 + len;
