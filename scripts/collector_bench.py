@@ -99,6 +99,16 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def writer_cpu_seconds(pid):
+    """CPU time of the SQLite store's writer thread (0 when there is none)."""
+    total = 0.0
+    for task in pathlib.Path(f"/proc/{pid}/task").iterdir():
+        if (task / "comm").read_text().strip() == "sqlite-writer":
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def start_collector(binary, db, d, n):
     (d / "tokens").write_text(f"bench {TOKEN}\n")
     proc = subprocess.Popen(
@@ -166,9 +176,11 @@ def rust_clients(args, addrs, d, procs):
                     f.write(len(body).to_bytes(4, "little") + body)
                     wire += len(body)
     cpu0 = sum(cpu_seconds(p.pid) for p in procs)
+    writer0 = sum(writer_cpu_seconds(p.pid) for p in procs)
     out = subprocess.run([args.load_client, ",".join(f"{h}:{p}" for h, p in addrs), TOKEN,
                           str(load)], check=True, capture_output=True, text=True).stdout
     cpu = sum(cpu_seconds(p.pid) for p in procs) - cpu0
+    args.writer_cpu = sum(writer_cpu_seconds(p.pid) for p in procs) - writer0
     latencies, failures, wall = [], [], None
     for line in out.splitlines():
         kind, *rest = line.split()
@@ -183,6 +195,8 @@ def rust_clients(args, addrs, d, procs):
 
 
 def report(args, results, wall, wire, cpu, per_proc):
+    print("machine load average (1/5/15 min) at the end: %.1f %.1f %.1f on %d cores"
+          % (os.getloadavg() + (os.cpu_count(),)))
     if args.store_name == "postgres":
         print("(PostgreSQL's own CPU is not counted in the collector's)")
     latencies = sorted(x for lat, _ in results for x in lat)
@@ -198,6 +212,9 @@ def report(args, results, wall, wire, cpu, per_proc):
           f"failures {len(failures)} {sorted(set(failures))}")
     print(f"throughput  {n / wall:.0f} reports/s; the collector's CPU {cpu * 1000 / max(n, 1):.2f} ms "
           f"per report ({cpu / wall * 100:.0f}% of one core; the clients share the same cores)")
+    if getattr(args, "writer_cpu", 0):
+        print(f"of which the SQLite writer thread {args.writer_cpu * 1000 / max(n, 1):.2f} ms per "
+              f"report ({args.writer_cpu / wall * 100:.0f}% of one core)")
     print(f"ack latency p50 {pct(0.50):.1f} ms, p99 {pct(0.99):.1f} ms, "
           f"max {latencies[-1] * 1000:.1f} ms, mean {statistics.mean(latencies) * 1000:.1f} ms")
 

@@ -160,6 +160,7 @@ def measure(args, db, d, fill):
           f"({args.instances * reps} reports, {2 * args.instances} bodies of {len(body)} bytes) "
           f"filled in {time.monotonic() - t0:.0f} s")
     proc, addr = start(args.binary, db, d)
+    print("machine load average (1/5/15 min): %.1f %.1f %.1f" % __import__("os").getloadavg())
     try:
         for path in ["/", "/api/fleet", "/metrics", "/?subnet=subnet-00001"]:
             times, size = timed_get(addr, path, args.runs)
