@@ -319,3 +319,117 @@ fn a_database_that_goes_away_answers_503_then_stores_the_retry() {
         c.log()
     );
 }
+
+/// A CA and a certificate for 127.0.0.1 signed by it, with openssl (scripts/install-deps.sh).
+fn make_certs(dir: &std::path::Path) {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl (scripts/install-deps.sh)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    run(&[
+        &["req", "-x509"][..],
+        &ec,
+        &["-keyout", "ca.key", "-out", "ca.pem"],
+        &["-days", "2", "-subj", "/CN=vpce-collector test CA"],
+    ]
+    .concat());
+    run(&[
+        &["req"][..],
+        &ec,
+        &["-keyout", "server.key", "-out", "server.csr"],
+        &["-subj", "/CN=127.0.0.1"],
+    ]
+    .concat());
+    std::fs::write(
+        dir.join("ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("ext");
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext",
+    ]);
+}
+
+#[test]
+fn tls_to_postgresql_is_verified() {
+    let server = PgServer::start(false);
+    let certs = tempfile::tempdir().expect("tempdir");
+    make_certs(certs.path());
+    // The server's key and certificate, readable by the server's user only.
+    let key_dir = server.data_dir();
+    std::fs::copy(certs.path().join("server.pem"), key_dir.join("server.crt")).expect("copy");
+    std::fs::copy(certs.path().join("server.key"), key_dir.join("server.key")).expect("copy");
+    for name in ["server.crt", "server.key"] {
+        let path = key_dir.join(name);
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .expect("chmod");
+        let _ = std::process::Command::new("chown")
+            .arg("postgres:postgres")
+            .arg(&path)
+            .status();
+    }
+    server.psql("postgres", "ALTER SYSTEM SET ssl = on");
+    server.psql("postgres", "SELECT pg_reload_conf()");
+    server.psql("postgres", "CREATE DATABASE tls");
+    let url = format!(
+        "postgres://postgres@127.0.0.1:{}/tls?sslmode=require",
+        server.port
+    );
+    let ca = certs.path().join("ca.pem").display().to_string();
+
+    // Without the CA: the certificate is refused, the collector does not start.
+    let mut dir = Dir::new();
+    dir.db = url.clone();
+    let out = std::process::Command::new(BIN)
+        .args(dir.base_args())
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("certificate"), "{err}");
+
+    // With it: stored over TLS, as PostgreSQL itself reports.
+    let c = Collector::start(&dir, &["--db-ca-file", &ca]);
+    let r = report(Spec {
+        id: "13131313-0000-4000-8000-000000000000",
+        ..Spec::default()
+    });
+    assert_eq!(c.post(Some(TOKEN), &r).status, 201);
+    assert_eq!(
+        server.psql(
+            "postgres",
+            "SELECT bool_and(s.ssl) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid)
+             WHERE a.application_name = 'vpce-collector'"
+        ),
+        "t"
+    );
+}

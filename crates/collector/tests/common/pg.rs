@@ -189,6 +189,11 @@ impl PgServer {
         }
     }
 
+    /// The server's data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self.kept_dir.join("data")
+    }
+
     /// Runs SQL with psql as the superuser; returns its output (unaligned, tuples only).
     pub fn psql(&self, db: &str, sql: &str) -> String {
         let out = Command::new(self.bin.join("psql"))
