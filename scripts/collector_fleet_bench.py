@@ -162,9 +162,10 @@ def measure(args, db, d, fill):
     proc, addr = start(args.binary, db, d)
     print("machine load average (1/5/15 min): %.1f %.1f %.1f" % __import__("os").getloadavg())
     try:
-        for path in ["/", "/api/fleet", "/metrics", "/?subnet=subnet-00001"]:
+        for path in ["/", "/api/fleet", "/metrics", "/?subnet=subnet-00001",
+                     "/?code=NACL_OUTBOUND_BLOCKS", "/findings/NACL_OUTBOUND_BLOCKS"]:
             times, size = timed_get(addr, path, args.runs)
-            print(f"GET {path:<22} median {statistics.median(times) * 1000:7.1f} ms, "
+            print(f"GET {path:<34} median {statistics.median(times) * 1000:7.1f} ms, "
                   f"max {times[-1] * 1000:7.1f} ms ({args.runs} runs), {size} bytes")
     finally:
         proc.kill()

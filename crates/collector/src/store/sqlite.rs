@@ -462,7 +462,9 @@ fn retention_in(tx: &Connection, cutoff_ms: i64) -> rusqlite::Result<usize> {
     Ok(n)
 }
 
-const INSTANCE_SELECT: &str = "i.first_received, i.last_received, i.interval_ms, i.reports, i.instance_key FROM instances i JOIN reports r ON r.report_id = i.latest_report";
+// CROSS JOIN: SQLite takes the instances as the outer loop, one primary-key lookup each, rather
+// than whatever its planner prefers on a large history (a scan of every report).
+const INSTANCE_SELECT: &str = "i.first_received, i.last_received, i.interval_ms, i.reports, i.instance_key FROM instances i CROSS JOIN reports r ON r.report_id = i.latest_report";
 
 fn fleet(
     conn: &Connection,
@@ -482,10 +484,13 @@ fn fleet(
             sql.push_str(&format!(" AND {column} = ?{}", args.len()));
         }
     }
+    // `+f.code`: look the report's few findings up by report_id; an index on code would make
+    // SQLite walk every finding with that code in the history for each instance (minutes on a
+    // large fleet). Same in code_holders.
     if let Some(code) = &filter.code {
         args.push(code.clone());
         sql.push_str(&format!(
-            " AND EXISTS (SELECT 1 FROM findings f WHERE f.report_id = r.report_id AND f.code = ?{})",
+            " AND EXISTS (SELECT 1 FROM findings f WHERE f.report_id = r.report_id AND +f.code = ?{})",
             args.len()
         ));
     }
@@ -577,7 +582,7 @@ fn code_holders(conn: &Connection, code: &str, now_ms: i64) -> rusqlite::Result<
              WHERE r.instance_key = ?1 AND r.started_at > COALESCE((
                 SELECT MAX(r2.started_at) FROM reports r2
                 WHERE r2.instance_key = ?1 AND NOT EXISTS (
-                    SELECT 1 FROM findings f WHERE f.report_id = r2.report_id AND f.code = ?2)), -1)",
+                    SELECT 1 FROM findings f WHERE f.report_id = r2.report_id AND +f.code = ?2)), -1)",
             params![instance.instance_key, code],
             |row| row.get::<_, Option<i64>>(0),
         )?
@@ -596,7 +601,7 @@ fn counts(conn: &Connection, now_ms: i64) -> rusqlite::Result<FleetCounts> {
     let mut by_status = Vec::new();
     {
         let mut stmt = conn.prepare_cached(
-            "SELECT r.status, COUNT(*) FROM instances i JOIN reports r ON r.report_id = i.latest_report GROUP BY r.status ORDER BY r.status",
+            "SELECT r.status, COUNT(*) FROM instances i CROSS JOIN reports r ON r.report_id = i.latest_report GROUP BY r.status ORDER BY r.status",
         )?;
         for row in stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))? {
             by_status.push(row?);
