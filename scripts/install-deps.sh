@@ -29,6 +29,11 @@ for tool in rpm:rpm rpm2archive:rpm2cpio objcopy:binutils dpkg-shlibdeps:dpkg-de
   chromium:chromium chromedriver:chromium-driver; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool##*:}")
 done
+# The collector's tests run every store test on PostgreSQL too, on a throwaway server they
+# start with initdb and postgres from /usr/lib/postgresql/*/bin (Debian 12: PostgreSQL 15, and
+# the postgres user the server runs as when the tests run as root). Only the binaries are
+# needed: the packaged cluster may stay stopped.
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
 if [ "${#need[@]}" -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq

@@ -263,6 +263,8 @@ fn probe_ship_to_s3_is_pulled_by_the_collector_once() {
     // More passes store nothing more.
     std::thread::sleep(Duration::from_millis(2500));
     assert_eq!(stored(), want);
+}
+
 /// The same delivery over HTTPS, the collector serving TLS itself (`--tls-cert`, `--tls-key`)
 /// with a certificate of a private CA that the probe trusts through `--ship-ca-file`; a plain
 /// `http://` URL to that port is refused with a clear answer and the probe exits 3.

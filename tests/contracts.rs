@@ -155,6 +155,8 @@ fn docs_show_the_default_of_every_probe_flag() {
         checked += 1;
     }
     assert!(checked >= 9, "only {checked} flags with a default");
+}
+
 /// lab/README.md names every scenario file with its count and every fault `lab.sh faults`
 /// lists, and marks a scenario as a known bug exactly when its file carries `known_bug`.
 #[test]

@@ -497,6 +497,7 @@ fn setup_errors_are_said_in_the_verdict() {
         "{}",
         d.verdict.summary
     );
+}
 
 /// A dual-stack client reaches S3 over IPv6 while the VPC's rules only know IPv4: the security
 /// group's prefix-list rule (the list holds IPv4 CIDRs) and a NACL without IPv6 entries block

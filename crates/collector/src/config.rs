@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use crate::error::ConfigError;
 use crate::s3pull::{PullFile, PullFlags, PullSettings};
+use crate::store::{PostgresTarget, Target};
 use crate::tls::Tls;
 use crate::tokens::{SecretFile, parse_read_token, parse_tokens};
 use crate::webhook::WebhookSettings;
@@ -24,7 +25,7 @@ pub const DEFAULT_WEBHOOK_TIMEOUT_SECS: u64 = 5;
 #[command(
     name = "vpce-collector",
     version,
-    about = "Receives vpce-probe reports, stores them in SQLite and shows the fleet"
+    about = "Receives vpce-probe reports, stores them in SQLite or PostgreSQL and shows the fleet"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -44,17 +45,26 @@ pub enum Command {
 
 #[derive(Args, Debug, Default)]
 pub struct Flags {
-    /// A TOML file with the same settings (listen, db, tokens, read_token_file, max_body,
-    /// retention_days, read_timeout_secs, tls_cert, tls_key, webhook_url, webhook_token_file,
-    /// webhook_timeout_secs, an [s3_pull] table); flags given here win.
+    /// A TOML file with the same settings (listen, db, db_password_file, db_ca_file, tokens,
+    /// read_token_file, max_body, retention_days, read_timeout_secs, tls_cert, tls_key,
+    /// webhook_url, webhook_token_file, webhook_timeout_secs, an [s3_pull] table); flags given
+    /// here win.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Address to listen on [default: 127.0.0.1:8480].
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
-    /// The SQLite database file (created on first start).
-    #[arg(long, value_name = "PATH")]
+    /// The SQLite database file (created on first start), or a PostgreSQL URL
+    /// (postgres://USER@HOST[:PORT]/DBNAME[?sslmode=require]) that several replicas share.
+    #[arg(long, value_name = "PATH|URL")]
     pub db: Option<PathBuf>,
+    /// PostgreSQL: a file holding the password, so that it is in no URL, unit or process list.
+    #[arg(long, value_name = "FILE")]
+    pub db_password_file: Option<PathBuf>,
+    /// PostgreSQL: extra CA certificates (PEM) for the server's certificate, e.g. RDS's
+    /// global-bundle.pem; the system's roots are trusted too.
+    #[arg(long, value_name = "FILE")]
+    pub db_ca_file: Option<PathBuf>,
     /// Ingest tokens: one `label token` per line; re-read when the file changes.
     #[arg(long, value_name = "FILE")]
     pub tokens: Option<PathBuf>,
@@ -97,6 +107,8 @@ pub struct Flags {
 struct FileSettings {
     listen: Option<String>,
     db: Option<PathBuf>,
+    db_password_file: Option<PathBuf>,
+    db_ca_file: Option<PathBuf>,
     tokens: Option<PathBuf>,
     read_token_file: Option<PathBuf>,
     max_body: Option<u64>,
@@ -113,7 +125,7 @@ struct FileSettings {
 #[derive(Debug)]
 pub struct Settings {
     pub listen: SocketAddr,
-    pub db: PathBuf,
+    pub db: Target,
     pub tokens: SecretFile,
     pub read_token: Option<SecretFile>,
     pub max_body: u64,
@@ -142,8 +154,13 @@ impl Settings {
                 .map_err(|_| ConfigError::Usage("bad default listen address".into()))?,
         };
         let db = flags.db.or(file.db).ok_or_else(|| {
-            ConfigError::Usage("--db PATH is required (or db in --config)".into())
+            ConfigError::Usage("--db PATH|URL is required (or db in --config)".into())
         })?;
+        let db = resolve_db(
+            db,
+            flags.db_password_file.or(file.db_password_file),
+            flags.db_ca_file.or(file.db_ca_file),
+        )?;
         let tokens_path = flags.tokens.or(file.tokens).ok_or_else(|| {
             ConfigError::Usage("--tokens FILE is required (or tokens in --config)".into())
         })?;
@@ -188,6 +205,11 @@ impl Settings {
         }
         let s3_pull = PullSettings::resolve(flags.s3, file.s3_pull, max_body, retention_days)
             .map_err(ConfigError::Usage)?;
+        if s3_pull.is_some() && matches!(db, Target::Postgres(_)) {
+            return Err(ConfigError::Usage(
+                "the S3 pull keeps its state in the SQLite store: give --db FILE (PostgreSQL is not supported for the pull yet)".into(),
+            ));
+        }
         let tls = match (
             flags.tls_cert.or(file.tls_cert),
             flags.tls_key.or(file.tls_key),
@@ -246,6 +268,12 @@ impl Settings {
         let db = flags.db.or(file.db).ok_or_else(|| {
             ConfigError::Usage("--db PATH is required (or db in --config)".into())
         })?;
+        let text = db.to_string_lossy();
+        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+            return Err(ConfigError::Usage(
+                "the S3 pull keeps its state in the SQLite store: give --db FILE (PostgreSQL is not supported for the pull yet)".into(),
+            ));
+        }
         let max_body = flags.max_body.or(file.max_body).unwrap_or(DEFAULT_MAX_BODY);
         let retention_days = flags
             .retention_days
@@ -271,7 +299,7 @@ impl Settings {
                 .as_ref()
                 .map(|t| format!("HTTPS: certificate {}", t.describe()))
                 .unwrap_or_else(|| "plain HTTP".into()),
-            self.db.display(),
+            self.db.describe(),
             self.tokens.path().display(),
             self.tokens.labels().len(),
             self.tokens.labels().join(", "),
@@ -292,6 +320,46 @@ impl Settings {
             .map(PullSettings::describe)
             .unwrap_or_default()
     }
+}
+
+/// A `postgres://` or `postgresql://` URL is PostgreSQL; anything else is a SQLite file.
+fn resolve_db(
+    db: PathBuf,
+    password_file: Option<PathBuf>,
+    ca_file: Option<PathBuf>,
+) -> Result<Target, ConfigError> {
+    let text = db.to_string_lossy();
+    if !(text.starts_with("postgres://") || text.starts_with("postgresql://")) {
+        if password_file.is_some() || ca_file.is_some() {
+            return Err(ConfigError::Usage(
+                "db_password_file and db_ca_file are for a PostgreSQL --db (postgres://...)".into(),
+            ));
+        }
+        return Ok(Target::Sqlite(db));
+    }
+    let mut target = PostgresTarget::parse(&text).map_err(ConfigError::Usage)?;
+    if let Some(path) = password_file {
+        let password = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let password = password.trim_end_matches(['\n', '\r']);
+        if password.is_empty() {
+            return Err(ConfigError::Invalid {
+                path,
+                message: "the password file is empty".into(),
+            });
+        }
+        target.set_password(password);
+    }
+    if let Some(path) = ca_file {
+        std::fs::metadata(&path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        target.ca_file = Some(path);
+    }
+    Ok(Target::Postgres(Box::new(target)))
 }
 
 fn read_file(path: &Path) -> Result<FileSettings, ConfigError> {

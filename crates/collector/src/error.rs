@@ -19,6 +19,13 @@ pub enum ConfigError {
 pub enum StoreError {
     #[error("database: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("database: the commit failed: {0}")]
+    Commit(String),
+    /// PostgreSQL's own message (never the connection settings, which hold the password).
+    #[error("database: {0}")]
+    Postgres(String),
+    #[error("database: no answer within {0} s")]
+    Timeout(u64),
     #[error("database task: {0}")]
     Task(String),
 }

@@ -149,23 +149,37 @@ pub fn gunzip(raw: Bytes, max: u64) -> Result<Vec<u8>, Refused> {
     Ok(out)
 }
 
+/// The one field read before the whole report; every other field is skipped (not built).
+#[derive(serde::Deserialize)]
+struct VersionOnly<'a> {
+    #[serde(borrow, default)]
+    schema_version: Option<std::borrow::Cow<'a, str>>,
+}
+
 /// Checks the JSON and extracts the columns the store keeps.
 pub fn parse(
     json: Vec<u8>,
     header_id: Option<&str>,
     token_label: &str,
 ) -> Result<NewReport, Refused> {
-    let value: serde_json::Value = serde_json::from_slice(&json)
-        .map_err(|e| Refused::NotJson(escaped_line(&e.to_string())))?;
-    let version = value
-        .get("schema_version")
-        .and_then(|v| v.as_str())
+    // Two passes over the bytes, none through serde_json::Value (which costs as much as both):
+    // the version alone first, so that a report of another major version is refused as such
+    // rather than as a report that does not parse. serde's messages quote the offending value
+    // ("unknown variant `...`"): escaped and cut.
+    let head: VersionOnly<'_> = serde_json::from_slice(&json).map_err(|e| {
+        // A wrong type may come before a syntax error: only JSON that parses is "not a report".
+        match serde_json::from_slice::<serde::de::IgnoredAny>(&json) {
+            Ok(_) => Refused::NotReport(escaped_line(&e.to_string())),
+            Err(syntax) => Refused::NotJson(escaped_line(&syntax.to_string())),
+        }
+    })?;
+    let version = head
+        .schema_version
         .ok_or_else(|| Refused::NotReport("no schema_version".into()))?;
-    if schema_major(version) != schema_major(SCHEMA_VERSION) {
-        return Err(Refused::SchemaVersion(shown(version)));
+    if schema_major(&version) != schema_major(SCHEMA_VERSION) {
+        return Err(Refused::SchemaVersion(shown(&version)));
     }
-    // serde's messages quote the offending value ("unknown variant `...`"): escaped and cut.
-    let report: Report = serde_json::from_value(value)
+    let report: Report = serde_json::from_slice(&json)
         .map_err(|e| Refused::NotReport(escaped_line(&e.to_string())))?;
     // The agent's spool takes no other report_id (src/agent/spool): one that comes with a
     // newline or an escape sequence was not sent by a probe, and would be echoed in answers.
@@ -295,6 +309,14 @@ mod tests {
         assert!(matches!(
             parse(b"[1,2".to_vec(), None, "t"),
             Err(Refused::NotJson(_))
+        ));
+        assert!(matches!(
+            parse(b"[1,2]".to_vec(), None, "t"),
+            Err(Refused::NotReport(_))
+        ));
+        assert!(matches!(
+            parse(b"{\"schema_version\":2}".to_vec(), None, "t"),
+            Err(Refused::NotReport(_))
         ));
     }
 }

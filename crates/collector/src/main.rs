@@ -1,4 +1,4 @@
-//! vpce-collector: receives the reports of vpce-probe agents, stores them in SQLite and shows
+//! vpce-collector: receives the reports of vpce-probe agents, stores them in SQLite or PostgreSQL and shows
 //! the fleet (pages, JSON API, Prometheus metrics). docs/collector.md describes it.
 
 mod config;
@@ -67,10 +67,10 @@ fn main() -> ExitCode {
 }
 
 async fn run(settings: Settings) -> ExitCode {
-    let store = match Store::open(&settings.db) {
+    let store = match Store::open(&settings.db).await {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("vpce-collector: {}: {e}", settings.db.display());
+            eprintln!("vpce-collector: {}: {e}", settings.db.describe());
             return ExitCode::FAILURE;
         }
     };
@@ -124,10 +124,7 @@ async fn run(settings: Settings) -> ExitCode {
         loop {
             tick.tick().await;
             let cutoff = now_ms() - i64::from(retention_days) * 86_400_000;
-            match store
-                .with(true, move |c| store::apply_retention(c, cutoff))
-                .await
-            {
+            match store.apply_retention(cutoff).await {
                 Ok(0) => {}
                 Ok(n) => info!(deleted = n, "retention: old reports deleted"),
                 Err(e) => warn!(error = %e, "retention"),
@@ -179,7 +176,7 @@ fn pull(flags: config::Flags) -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        let store = match Store::open(&db) {
+        let store = match Store::open(&store::Target::Sqlite(db.clone())).await {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("vpce-collector: {}: {e}", db.display());

@@ -12,10 +12,11 @@ use tokio::net::TcpListener;
 use tracing::{debug, info, warn};
 
 use crate::config::Settings;
+use crate::error::StoreError;
 use crate::ingest::{self, Refused};
 use crate::metrics::Metrics;
 use crate::pages::{self, Ctx};
-use crate::store::{self, FleetFilter, Store, Stored};
+use crate::store::{FleetFilter, Store, Stored};
 use crate::webhook::Webhook;
 
 pub struct App {
@@ -148,11 +149,7 @@ async fn route(app: Arc<App>, req: Request<Incoming>) -> Answer {
         return text(StatusCode::METHOD_NOT_ALLOWED, "GET, or POST /v1/reports");
     }
     if path == "/healthz" {
-        return match app
-            .store
-            .with(false, |c| c.query_row("SELECT 1", [], |_| Ok(())))
-            .await
-        {
+        return match app.store.ping().await {
             Ok(()) => text(StatusCode::OK, "ok"),
             Err(e) => text(StatusCode::SERVICE_UNAVAILABLE, e),
         };
@@ -222,85 +219,21 @@ async fn read_route(
     path: &str,
     query: &[(String, String)],
     ctx: &Ctx,
-) -> Result<Answer, crate::error::StoreError> {
+) -> Result<Answer, StoreError> {
     let now = now_ms();
-    let filter = FleetFilter {
-        account: param(query, "account"),
-        region: param(query, "region"),
-        vpc: param(query, "vpc"),
-        subnet: param(query, "subnet"),
-        verdict: param(query, "verdict"),
-        code: param(query, "code"),
-    };
     if path == "/" || path == "/api/fleet" {
-        let f = filter.clone();
-        let (rows, counts) = app
-            .store
-            .with(false, move |c| {
-                Ok((store::fleet(c, &f, now)?, store::counts(c, now)?))
-            })
-            .await?;
-        if path == "/" {
-            return Ok(html(pages::fleet(ctx, &filter, &rows, &counts, now)));
-        }
-        return Ok(json(&serde_json::json!({
-            "filter": filter, "counts": counts, "instances": rows,
-        })));
+        return fleet_route(app, path == "/", query, ctx, now).await;
     }
     if path == "/metrics" {
-        let counts = app
-            .store
-            .with(false, move |c| store::counts(c, now))
-            .await?;
-        let openmetrics = req
-            .headers()
-            .get(hyper::header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.contains("application/openmetrics-text"));
-        let content_type = if openmetrics {
-            "application/openmetrics-text; version=1.0.0; charset=utf-8"
-        } else {
-            "text/plain; version=0.0.4; charset=utf-8"
-        };
-        return Ok(reply(
-            StatusCode::OK,
-            content_type,
-            app.metrics.encode(&counts, openmetrics),
-        ));
+        return metrics_route(app, req, now).await;
     }
     let api = path.starts_with("/api/");
     let page = path.strip_prefix("/api").unwrap_or(path);
     if let Some(key) = segment(page, "/instances/") {
-        let k = key.clone();
-        let found = app
-            .store
-            .with(false, move |c| {
-                let Some(i) = store::instance(c, &k, now)? else {
-                    return Ok(None);
-                };
-                let changes = store::timeline(c, &k, true, 50)?;
-                let recent = store::timeline(c, &k, false, 30)?;
-                Ok(Some((i, changes, recent)))
-            })
-            .await?;
-        let Some((instance, changes, recent)) = found else {
-            return Ok(text(StatusCode::NOT_FOUND, format!("no instance {key}")));
-        };
-        if api {
-            return Ok(json(&serde_json::json!({
-                "instance": instance, "changes": changes, "reports": recent,
-            })));
-        }
-        return Ok(html(pages::instance(
-            ctx, &instance, &changes, &recent, now,
-        )));
+        return instance_route(app, key, api, ctx, now).await;
     }
     if let Some(code) = segment(page, "/findings/") {
-        let c2 = code.clone();
-        let holders = app
-            .store
-            .with(false, move |c| store::code_holders(c, &c2, now))
-            .await?;
+        let holders = app.store.code_holders(code.clone(), now).await?;
         if api {
             return Ok(json(
                 &serde_json::json!({"code": code, "instances": holders}),
@@ -309,40 +242,92 @@ async fn read_route(
         return Ok(html(pages::finding(ctx, &code, &holders, now)));
     }
     if let Some(id) = segment(page, "/reports/") {
-        let (id, raw) = match id.strip_suffix(".json") {
-            Some(stem) => (stem.to_string(), true),
-            None => (id, api),
-        };
-        let i2 = id.clone();
-        let found = app
-            .store
-            .with(false, move |c| {
-                let Some((row, body)) = store::report(c, &i2)? else {
-                    return Ok(None);
-                };
-                Ok(Some((row, body, store::findings_of(c, &i2)?)))
-            })
-            .await?;
-        let Some((row, body, findings)) = found else {
-            return Ok(text(StatusCode::NOT_FOUND, format!("no report {id}")));
-        };
-        if raw {
-            let Some(body) = body else {
-                return Ok(text(
-                    StatusCode::GONE,
-                    "only the summary of this report is kept (same verdict as the report before it)",
-                ));
-            };
-            let mut r = reply(StatusCode::OK, "application/json", body);
-            if let Ok(v) = HeaderValue::from_str(&format!(
-                "attachment; filename=\"{}.json\"",
-                row.report_id.replace(['"', '\\'], "_")
-            )) {
-                r.headers_mut()
-                    .insert(hyper::header::CONTENT_DISPOSITION, v);
-            }
-            return Ok(r);
-        }
+        return report_route(app, id, api, ctx, now).await;
+    }
+    Ok(text(StatusCode::NOT_FOUND, format!("no page {path}")))
+}
+
+/// `/` and `/api/fleet`.
+async fn fleet_route(
+    app: &App,
+    page: bool,
+    query: &[(String, String)],
+    ctx: &Ctx,
+    now: i64,
+) -> Result<Answer, StoreError> {
+    let filter = FleetFilter {
+        account: param(query, "account"),
+        region: param(query, "region"),
+        vpc: param(query, "vpc"),
+        subnet: param(query, "subnet"),
+        verdict: param(query, "verdict"),
+        code: param(query, "code"),
+    };
+    let (rows, counts) = app.store.fleet(filter.clone(), now).await?;
+    if page {
+        return Ok(html(pages::fleet(ctx, &filter, &rows, &counts, now)));
+    }
+    Ok(json(&serde_json::json!({
+        "filter": filter, "counts": counts, "instances": rows,
+    })))
+}
+
+async fn metrics_route(app: &App, req: &Request<Incoming>, now: i64) -> Result<Answer, StoreError> {
+    let counts = app.store.counts(now).await?;
+    let openmetrics = req
+        .headers()
+        .get(hyper::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/openmetrics-text"));
+    let content_type = if openmetrics {
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    } else {
+        "text/plain; version=0.0.4; charset=utf-8"
+    };
+    Ok(reply(
+        StatusCode::OK,
+        content_type,
+        app.metrics.encode(&counts, openmetrics),
+    ))
+}
+
+/// `/instances/ID` and `/api/instances/ID`.
+async fn instance_route(
+    app: &App,
+    key: String,
+    api: bool,
+    ctx: &Ctx,
+    now: i64,
+) -> Result<Answer, StoreError> {
+    let Some((instance, changes, recent)) = app.store.instance(key.clone(), now).await? else {
+        return Ok(text(StatusCode::NOT_FOUND, format!("no instance {key}")));
+    };
+    if api {
+        return Ok(json(&serde_json::json!({
+            "instance": instance, "changes": changes, "reports": recent,
+        })));
+    }
+    Ok(html(pages::instance(
+        ctx, &instance, &changes, &recent, now,
+    )))
+}
+
+/// `/reports/ID` (the page), `/reports/ID.json` and `/api/reports/ID` (the stored JSON).
+async fn report_route(
+    app: &App,
+    id: String,
+    api: bool,
+    ctx: &Ctx,
+    now: i64,
+) -> Result<Answer, StoreError> {
+    let (id, raw) = match id.strip_suffix(".json") {
+        Some(stem) => (stem.to_string(), true),
+        None => (id, api),
+    };
+    let Some((row, body, findings)) = app.store.report(id.clone()).await? else {
+        return Ok(text(StatusCode::NOT_FOUND, format!("no report {id}")));
+    };
+    if !raw {
         return Ok(html(pages::report(
             ctx,
             &row,
@@ -351,7 +336,21 @@ async fn read_route(
             now,
         )));
     }
-    Ok(text(StatusCode::NOT_FOUND, format!("no page {path}")))
+    let Some(body) = body else {
+        return Ok(text(
+            StatusCode::GONE,
+            "only the summary of this report is kept (same verdict as the report before it)",
+        ));
+    };
+    let mut r = reply(StatusCode::OK, "application/json", body);
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "attachment; filename=\"{}.json\"",
+        row.report_id.replace(['"', '\\'], "_")
+    )) {
+        r.headers_mut()
+            .insert(hyper::header::CONTENT_DISPOSITION, v);
+    }
+    Ok(r)
 }
 
 fn html(markup: maud::Markup) -> Answer {

@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use crate::error::ConfigError;
-use crate::store::{self, ReportRow, Store};
+use crate::store::{ReportRow, Store};
 
 /// Events waiting for the worker; beyond this they are dropped (and counted).
 pub const QUEUE: usize = 256;
@@ -251,10 +251,7 @@ impl Webhook {
         let outcomes = self.outcomes.clone();
         tokio::spawn(async move {
             let key = instance_key.clone();
-            let newest = match store
-                .with(false, move |c| store::timeline(c, &key, false, 2))
-                .await
-            {
+            let newest = match store.timeline(key, false, 2).await {
                 Ok(rows) => rows,
                 Err(e) => {
                     warn!(error = %e, instance = %instance_key, "webhook: cannot read the instance's reports");

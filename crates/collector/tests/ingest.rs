@@ -9,6 +9,14 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use common::*;
+
+crate::both_stores!(
+    stores_once_and_refuses_bad_input_with_a_reason,
+    the_benchmarks_large_reports_match_the_schema_and_are_stored,
+    a_token_added_to_the_file_works_without_a_restart,
+    a_slow_client_is_cut_off,
+    an_acknowledged_report_survives_kill_9,
+);
 use serde_json::json;
 
 fn stored_ids(c: &Collector) -> Vec<String> {
@@ -41,9 +49,8 @@ fn one_line(resp: &Resp) {
     assert!(text.len() > 10, "{text}");
 }
 
-#[test]
-fn stores_once_and_refuses_bad_input_with_a_reason() {
-    let dir = Dir::new();
+fn stores_once_and_refuses_bad_input_with_a_reason(backend: Backend) {
+    let dir = Dir::with(backend);
     let c = Collector::start(&dir, &["--max-body", "65536"]);
     let r1 = report(Spec {
         id: "11111111-1111-4111-8111-111111111111",
@@ -235,9 +242,8 @@ fn stores_once_and_refuses_bad_input_with_a_reason() {
     assert!(metric(&c, "vpce_collector_ingest_duration_seconds_count") >= 13.0);
 }
 
-#[test]
-fn a_token_added_to_the_file_works_without_a_restart() {
-    let dir = Dir::new();
+fn a_token_added_to_the_file_works_without_a_restart(backend: Backend) {
+    let dir = Dir::with(backend);
     let c = Collector::start(&dir, &[]);
     let new_token = "rotated-token-abcdefghijkl";
     let r = report(Spec {
@@ -264,9 +270,8 @@ fn a_token_added_to_the_file_works_without_a_restart() {
     assert_eq!(c.post(Some(TOKEN), &r2).status, 401);
 }
 
-#[test]
-fn a_slow_client_is_cut_off() {
-    let dir = Dir::new();
+fn a_slow_client_is_cut_off(backend: Backend) {
+    let dir = Dir::with(backend);
     let c = Collector::start(&dir, &["--read-timeout-secs", "1"]);
     // Headers, then a body that never comes.
     let mut s = TcpStream::connect(c.addr).expect("connect");
@@ -304,9 +309,8 @@ fn a_slow_client_is_cut_off() {
     assert_eq!(c.get("/healthz").status, 200);
 }
 
-#[test]
-fn an_acknowledged_report_survives_kill_9() {
-    let dir = Dir::new();
+fn an_acknowledged_report_survives_kill_9(backend: Backend) {
+    let dir = Dir::with(backend);
     let c = Collector::start(&dir, &[]);
     let mut ids = Vec::new();
     for n in 0..20 {
@@ -411,4 +415,135 @@ fn start_refusals_are_one_line() {
     ]);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("bogus"), "{err}");
+}
+
+#[test]
+fn check_config_names_the_database_without_its_password() {
+    let dir = Dir::new();
+    let secret = "s3cr3t-Passw0rd-xyz";
+    let check = |db: &str, extra: &[&str]| {
+        let mut args = dir.base_args();
+        args[0] = "check-config".into();
+        args[4] = db.to_string();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let out = std::process::Command::new(BIN)
+            .args(&args)
+            .output()
+            .expect("run");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // A URL with a password: host, port, database, user and TLS mode, never the password.
+    let (code, out, err) = check(
+        &format!("postgres://collector:{secret}@db.internal:6543/fleet?sslmode=require"),
+        &[],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains(
+            "db postgres host db.internal port 6543 database fleet user collector tls required"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("password in the URL"), "{out}");
+    assert!(!out.contains(secret) && !err.contains(secret), "{out}{err}");
+    // The password from a file instead.
+    std::fs::write(dir.path("db-password"), format!("{secret}\n")).expect("write");
+    let pw_file = dir.path("db-password").display().to_string();
+    let (code, out, err) = check(
+        "postgresql://collector@db.internal/fleet",
+        &["--db-password-file", &pw_file],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("port 5432"), "{out}");
+    assert!(out.contains("password from the password file"), "{out}");
+    assert!(!out.contains(secret), "{out}");
+    // Mistakes: one line, exit 2, and the password is not echoed back.
+    let (code, _, err) = check(&format!("postgres://u:{secret}@h/db?sslmode=bogus"), &[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("sslmode"), "{err}");
+    assert!(!err.contains(secret), "{err}");
+    let (code, _, err) = check("postgres://u@h", &[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("names no database"), "{err}");
+    let (code, _, err) = check(
+        &dir.path("reports.db").display().to_string(),
+        &["--db-password-file", &pw_file],
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("PostgreSQL --db"), "{err}");
+}
+
+/// The benchmarks' large reports (scripts/collector_reports.py) are real reports: they match
+/// the probe's schema, are 20-40 KB, and are stored with every finding.
+fn the_benchmarks_large_reports_match_the_schema_and_are_stored(backend: Backend) {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../scripts/collector_reports.py"
+    );
+    let generate = |args: &[&str]| -> serde_json::Value {
+        let out = std::process::Command::new("python3")
+            .arg(script)
+            .args(args)
+            .output()
+            .expect("python3 (scripts/install-deps.sh)");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            (20_000..=40_000).contains(&out.stdout.len()),
+            "{} bytes",
+            out.stdout.len()
+        );
+        serde_json::from_slice(&out.stdout).expect("JSON")
+    };
+    let dir = Dir::with(backend);
+    let c = Collector::start(&dir, &[]);
+    for (n, args) in [&[][..], &["--problems"][..]].into_iter().enumerate() {
+        let mut r = generate(args);
+        validate(&r);
+        let id = format!("77777777-0000-4000-8000-{n:012}");
+        r["report_id"] = json!(id);
+        r["started_at"] = json!(format!("2026-11-24T10:0{n}:00Z"));
+        let resp = c.post(Some(TOKEN), &r);
+        assert_eq!(resp.status, 201, "{}", resp.text());
+        let stored = c.get(&format!("/api/reports/{id}"));
+        assert_eq!(stored.status, 200);
+        let back: serde_json::Value = serde_json::from_slice(&stored.body).expect("json");
+        assert_eq!(back, r);
+    }
+    // Every finding is stored: the finding page lists the three broken buckets.
+    let f = c.get_json("/api/findings/NACL_OUTBOUND_BLOCKS");
+    let holders = f["instances"].as_array().expect("instances");
+    assert_eq!(holders.len(), 1);
+    let mut targets: Vec<&str> = holders[0]["targets"]
+        .as_array()
+        .expect("targets")
+        .iter()
+        .map(|t| t.as_str().expect("target"))
+        .collect();
+    targets.sort();
+    assert_eq!(
+        targets,
+        vec![
+            "s3:app-data-05-eu-west-1-111122223333",
+            "s3:app-data-06-eu-west-1-111122223333",
+            "s3:app-data-07-eu-west-1-111122223333",
+        ]
+    );
+    let i = c.get_json("/api/instances/i-0123456789abcdef0");
+    assert_eq!(i["instance"]["latest"]["status"], "problems");
+    assert_eq!(
+        i["instance"]["latest"]["path_kinds"]
+            .as_array()
+            .expect("kinds")
+            .len(),
+        12
+    );
 }

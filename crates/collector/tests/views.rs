@@ -8,6 +8,13 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+
+crate::both_stores!(
+    a_broken_subnet_is_one_group_and_a_finding_page_says_since_when,
+    an_instance_timeline_keeps_the_bodies_of_changes_and_the_latest,
+    an_agent_silent_for_three_intervals_is_flagged,
+    pages_need_the_read_token_when_one_is_set,
+);
 use serde_json::Value;
 
 const NACL: &str = "NACL_OUTBOUND_BLOCKS";
@@ -117,9 +124,8 @@ fn seed(c: &Collector) {
     );
 }
 
-#[test]
-fn a_broken_subnet_is_one_group_and_a_finding_page_says_since_when() {
-    let dir = Dir::new();
+fn a_broken_subnet_is_one_group_and_a_finding_page_says_since_when(backend: Backend) {
+    let dir = Dir::with(backend);
     let c = Collector::start(&dir, &[]);
     seed(&c);
 
@@ -220,9 +226,8 @@ fn a_broken_subnet_is_one_group_and_a_finding_page_says_since_when() {
     assert!(m.contains("vpce_collector_silent_instances 0"), "{m}");
 }
 
-#[test]
-fn an_instance_timeline_keeps_the_bodies_of_changes_and_the_latest() {
-    let dir = Dir::new();
+fn an_instance_timeline_keeps_the_bodies_of_changes_and_the_latest(backend: Backend) {
+    let dir = Dir::with(backend);
     let c = Collector::start(&dir, &[]);
     let nacl: &[(&str, &str)] = &[(NACL, "s3:app-data")];
     // healthy ×3, problems ×2, healthy ×1
@@ -312,9 +317,8 @@ fn an_instance_timeline_keeps_the_bodies_of_changes_and_the_latest() {
     assert_eq!(c.post(Some(TOKEN), &again).status, 200);
 }
 
-#[test]
-fn an_agent_silent_for_three_intervals_is_flagged() {
-    let dir = Dir::new();
+fn an_agent_silent_for_three_intervals_is_flagged(backend: Backend) {
+    let dir = Dir::with(backend);
     let c = Collector::start(&dir, &[]);
     // Reports 1 s apart (by their started_at): the usual interval is 1 s.
     for n in 0..3 {
@@ -346,9 +350,8 @@ fn an_agent_silent_for_three_intervals_is_flagged() {
     assert!(c.get("/").text().contains("silent (usual interval 1s)"));
 }
 
-#[test]
-fn pages_need_the_read_token_when_one_is_set() {
-    let dir = Dir::new();
+fn pages_need_the_read_token_when_one_is_set(backend: Backend) {
+    let dir = Dir::with(backend);
     let read = "read-token-abcdefghijklmnop";
     std::fs::write(dir.path("read-token"), format!("{read}\n")).expect("write");
     let c = Collector::start(

@@ -99,6 +99,9 @@ impl fmt::Display for PassSummary {
 pub struct Puller {
     client: aws_sdk_s3::Client,
     store: Store,
+    /// The pull's own tables (what was listed and handled) live in the SQLite file beside the
+    /// reports, on a connection of their own; reports go through the store's insert.
+    state: Arc<std::sync::Mutex<rusqlite::Connection>>,
     settings: PullSettings,
     metrics: PullMetrics,
     /// Failed GETs per key, in a row; forgotten when the key is handled.
@@ -215,19 +218,40 @@ enum Outcome {
 }
 
 impl Puller {
+    /// Runs `f` on a blocking thread with the pull's connection.
+    async fn with_state<T, F>(&self, f: F) -> Result<T, crate::error::StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut rusqlite::Connection) -> Result<T, rusqlite::Error> + Send + 'static,
+    {
+        let conn = self.state.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().unwrap_or_else(|e| e.into_inner());
+            f(&mut guard)
+        })
+        .await
+        .map_err(|e| crate::error::StoreError::Task(e.to_string()))?
+        .map_err(crate::error::StoreError::from)
+    }
+
     pub async fn new(
         settings: PullSettings,
         store: Store,
         metrics: PullMetrics,
     ) -> Result<Puller, String> {
-        store
-            .with(true, |c| c.execute_batch(SCHEMA))
-            .await
+        let sqlite = store.sqlite().ok_or(
+            "the S3 pull keeps its state in the SQLite store: use --db FILE (PostgreSQL is not supported for --pull-s3 yet)",
+        )?;
+        let conn = sqlite
+            .connect()
+            .map_err(|e| format!("cannot open {}: {e}", sqlite.path().display()))?;
+        conn.execute_batch(SCHEMA)
             .map_err(|e| format!("cannot prepare the S3 pull tables: {e}"))?;
         let client = client(&settings).await?;
         Ok(Puller {
             client,
             store,
+            state: Arc::new(std::sync::Mutex::new(conn)),
             settings,
             metrics,
             failures: tokio::sync::Mutex::new(HashMap::new()),
@@ -264,25 +288,24 @@ impl Puller {
 
     async fn load_state(&self, location: &str) -> Result<Option<State>, String> {
         let loc = location.to_string();
-        self.store
-            .with(false, move |c| {
-                c.query_row(
-                    "SELECT listed_through, deep_at FROM s3_pull_state WHERE location = ?1",
-                    [&loc],
-                    |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)),
-                )
-                .optional()
-            })
-            .await
-            .map_err(|e| e.to_string())
-            .map(|row| {
-                row.and_then(|(day, deep_at_ms)| {
-                    parse_day(&day).map(|listed_through| State {
-                        listed_through,
-                        deep_at_ms,
-                    })
+        self.with_state(move |c| {
+            c.query_row(
+                "SELECT listed_through, deep_at FROM s3_pull_state WHERE location = ?1",
+                [&loc],
+                |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)),
+            )
+            .optional()
+        })
+        .await
+        .map_err(|e| e.to_string())
+        .map(|row| {
+            row.and_then(|(day, deep_at_ms)| {
+                parse_day(&day).map(|listed_through| State {
+                    listed_through,
+                    deep_at_ms,
                 })
             })
+        })
     }
 
     async fn pass_location(self: &Arc<Self>, location: &Location) -> PassSummary {
@@ -418,8 +441,8 @@ impl Puller {
         let forget_before = started_ms.saturating_sub(
             (i64::from(self.settings.first_pull_days) + 1).saturating_mul(86_400_000),
         );
-        self.store
-            .with(true, move |c| {
+        self
+            .with_state(move |c| {
                 c.execute(
                     "DELETE FROM s3_pull_keys WHERE location = ?1 AND handled_at < ?2",
                     params![loc, forget_before],
@@ -446,29 +469,27 @@ impl Puller {
         listed: Vec<Listed>,
     ) -> Result<Vec<Listed>, String> {
         let loc = location.to_string();
-        self.store
-            .with(false, move |c| {
-                let mut known_report =
-                    c.prepare_cached("SELECT 1 FROM reports WHERE report_id = ?1")?;
-                let mut known_key = c.prepare_cached(
-                    "SELECT 1 FROM s3_pull_keys WHERE location = ?1 AND key = ?2",
-                )?;
-                let mut out = Vec::new();
-                for l in listed {
-                    if let Some(id) = key_report_id(&l.key)
-                        && known_report.exists([id])?
-                    {
-                        continue;
-                    }
-                    if known_key.exists(params![loc, l.key])? {
-                        continue;
-                    }
-                    out.push(l);
+        self.with_state(move |c| {
+            let mut known_report =
+                c.prepare_cached("SELECT 1 FROM reports WHERE report_id = ?1")?;
+            let mut known_key =
+                c.prepare_cached("SELECT 1 FROM s3_pull_keys WHERE location = ?1 AND key = ?2")?;
+            let mut out = Vec::new();
+            for l in listed {
+                if let Some(id) = key_report_id(&l.key)
+                    && known_report.exists([id])?
+                {
+                    continue;
                 }
-                Ok(out)
-            })
-            .await
-            .map_err(|e| e.to_string())
+                if known_key.exists(params![loc, l.key])? {
+                    continue;
+                }
+                out.push(l);
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(|e| e.to_string())
     }
 
     /// GETs and stores `new` with at most `concurrency` requests at once.
@@ -586,17 +607,16 @@ impl Puller {
     }
 
     async fn remember(&self, location: String, key: String, outcome: String) -> Result<(), String> {
-        self.store
-            .with(true, move |c| {
-                c.execute(
-                    "INSERT OR REPLACE INTO s3_pull_keys (location, key, outcome, handled_at)
+        self.with_state(move |c| {
+            c.execute(
+                "INSERT OR REPLACE INTO s3_pull_keys (location, key, outcome, handled_at)
                      VALUES (?1, ?2, ?3, ?4)",
-                    params![location, key, outcome, now_ms()],
-                )
-            })
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+                params![location, key, outcome, now_ms()],
+            )
+        })
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
     }
 
     async fn account(

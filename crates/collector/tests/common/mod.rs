@@ -1,6 +1,9 @@
 //! Shared by the collector's integration tests: the real binary on a loopback port, a plain
 //! HTTP/1.1 client (so a test can also be a slow or broken client), and report fixtures built
 //! from tests/fixtures/healthy.json and checked against the probe's JSON Schema.
+//!
+//! Every store test runs twice, on SQLite and on PostgreSQL (`both_stores!`): the same test,
+//! only the `--db` differs.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step stops the test
 #![allow(dead_code)]
 
@@ -12,6 +15,33 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+
+pub mod pg;
+
+/// The store a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// `both_stores!(test_fn)`: a module `test_fn` with the tests `sqlite` and `postgres`, each
+/// calling `test_fn(Backend)`.
+#[macro_export]
+macro_rules! both_stores {
+    ($($name:ident),+ $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn sqlite() {
+                super::$name($crate::common::Backend::Sqlite)
+            }
+            #[test]
+            fn postgres() {
+                super::$name($crate::common::Backend::Postgres)
+            }
+        }
+    )+};
+}
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_vpce-collector");
 pub const TOKEN: &str = "acct-a-token-0123456789";
@@ -26,18 +56,39 @@ pub struct Collector {
 
 pub struct Dir {
     pub dir: tempfile::TempDir,
+    /// What --db says: the SQLite file in the directory, or a new PostgreSQL database.
+    pub db: String,
 }
 
 impl Dir {
-    /// A directory with a tokens file (labels acct-a and team-b).
+    /// A directory with a tokens file (labels acct-a and team-b), on SQLite.
     pub fn new() -> Dir {
+        Dir::with(Backend::Sqlite)
+    }
+
+    /// The same, with its store on `backend` (PostgreSQL: a new database of the shared server).
+    pub fn with(backend: Backend) -> Dir {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(
             dir.path().join("tokens"),
             format!("# label token\nacct-a {TOKEN}\nteam-b {TOKEN_B}\n"),
         )
         .expect("tokens");
-        Dir { dir }
+        let db = match backend {
+            Backend::Sqlite => dir.path().join("reports.db").display().to_string(),
+            Backend::Postgres => pg::shared().new_database(),
+        };
+        Dir { dir, db }
+    }
+
+    /// A directory sharing `other`'s database (a second replica).
+    pub fn sharing(other: &Dir) -> Dir {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::copy(other.path("tokens"), dir.path().join("tokens")).expect("tokens");
+        Dir {
+            dir,
+            db: other.db.clone(),
+        }
     }
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
@@ -48,7 +99,7 @@ impl Dir {
             "--listen".into(),
             "127.0.0.1:0".into(),
             "--db".into(),
-            self.path("reports.db").display().to_string(),
+            self.db.clone(),
             "--tokens".into(),
             self.path("tokens").display().to_string(),
         ]
