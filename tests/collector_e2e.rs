@@ -277,13 +277,11 @@ fn probe_ship_delivers_over_https_to_the_collector() {
     std::fs::write(dir.join("collector.crt"), &leaf.cert_chain_pem).expect("cert");
     std::fs::write(dir.join("collector.key"), &leaf.key_pem).expect("key");
     let ca_file = ca.write_pem(dir, "collector-ca.pem");
-    let tls_args = vec![
-        "--tls-cert".to_string(),
+    let (cert, key) = (
         dir.join("collector.crt").display().to_string(),
-        "--tls-key".to_string(),
         dir.join("collector.key").display().to_string(),
-    ];
-    let tls_args: Vec<&str> = tls_args.iter().map(String::as_str).collect();
+    );
+    let tls_args = ["--tls-cert", cert.as_str(), "--tls-key", key.as_str()];
     let collector = start_collector_with(dir, Command::new(collector_binary()), &tls_args);
     let token = dir.join("ship-token");
     std::fs::write(&token, format!("{TOKEN}\n")).expect("token");
