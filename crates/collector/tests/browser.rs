@@ -544,7 +544,13 @@ async fn walk(c: &Client, base: &str) {
     .await
     .expect("choose problems");
     form.submit().await.expect("submit");
-    let path = path_of(c).await;
+    // The submit returns before the next page is there: wait for its URL (at most 10 s).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut path = path_of(c).await;
+    while !path.contains("verdict=problems") && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        path = path_of(c).await;
+    }
     assert!(
         path.contains(&format!("subnet={BAD_SUBNET}")) && path.contains("verdict=problems"),
         "{path}"
