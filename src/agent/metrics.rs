@@ -697,6 +697,7 @@ mod tests {
             &m.ship_failures,
             &m.dropped,
             &m.dead_lettered,
+            &m.dead_letters_pruned,
             &m.reloads,
         ] {
             let _ = family.get_or_create(&Labels::new());
