@@ -270,7 +270,7 @@ fn probe_ship_to_s3_is_pulled_by_the_collector_once() {
 /// `http://` URL to that port is refused with a clear answer and the probe exits 3.
 #[test]
 fn probe_ship_delivers_over_https_to_the_collector() {
-    let lab = Lab::healthy(62);
+    let lab = Lab::healthy(63);
     let dir = lab.dir.path();
     let ca = TestCa::new("vpce-collector e2e CA");
     let leaf = ca.issue(&["localhost", "127.0.0.1"]);
