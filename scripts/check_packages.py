@@ -658,7 +658,8 @@ def check_installed_root(root: Path) -> float:
 
 # ---------------------------------------------------------------------------------------------
 def parser_keys() -> dict[str, set[str]]:
-    """Keys the agent's config parser knows, per section, read from src/agent/config.rs."""
+    """Keys the agent's config parser knows, per section, read from src/agent/config.rs and
+    src/settings.rs ([probe])."""
     src = (ROOT / "src/agent/config.rs").read_text()
     keys: dict[str, set[str]] = {}
     sections = {
@@ -672,6 +673,13 @@ def parser_keys() -> dict[str, set[str]]:
         m = re.search(r"struct " + struct + r" \{(.*?)\n\}", src, flags=re.S)
         if m:
             keys[section] = set(re.findall(r"^\s+(\w+):", m.group(1), flags=re.M))
+    # [probe] is the one settings definition shared with the flags (src/settings.rs); the
+    # #[serde(skip)] fields are flags only.
+    settings = (ROOT / "src/settings.rs").read_text()
+    m = re.search(r"pub struct ProbeSettings \{(.*?)\n\}", settings, flags=re.S)
+    if m:
+        body = re.sub(r"#\[serde\(skip\)\]\s*(?:///[^\n]*\n\s*|#\[[^\n]*\n\s*)*pub \w+:", "", m.group(1))
+        keys["probe"] = set(re.findall(r"^\s+pub (\w+):", body, flags=re.M))
     m = re.search(r"enum SinkSection \{(.*?)\n\}", src, flags=re.S)
     if m:
         keys["sink"] = set(re.findall(r"^\s+(\w+):", m.group(1), flags=re.M)) | {"type"}
@@ -1024,6 +1032,8 @@ def check_collector_config(binary: Path, work: Path) -> None:
          "-subj", "/CN=collector.package.test", "-days", "2", "-keyout", str(key), "-out", str(cert)]
     )
     everything = re.sub(r"^#(?=\w+ = )", "", text, flags=re.M)
+    # The PostgreSQL keys go with a postgres:// db only; the example db is SQLite.
+    everything = re.sub(r"^(?=db_(password|ca)_file = )", "#", everything, flags=re.M)
     everything = paths(everything, {
         "tokens": tokens, "db": db, "read_token_file": read_token, "tls_cert": cert,
         "tls_key": key, "webhook_token_file": hook_token,
