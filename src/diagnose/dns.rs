@@ -224,7 +224,8 @@ pub(super) fn endpoint_names(r: &ProbeResults, t: &TargetSpec) -> Vec<EndpointNa
                 name: name.clone(),
                 settings: t.name_settings.get(name).cloned().unwrap_or_default(),
                 addresses,
-                port: (socket.port != 443).then_some(socket.port),
+                port: (socket.port != crate::endpoints::NameSocket::default().port)
+                    .then_some(socket.port),
                 plain_http: !socket.tls,
             }
         })
