@@ -205,11 +205,6 @@ impl Settings {
         }
         let s3_pull = PullSettings::resolve(flags.s3, file.s3_pull, max_body, retention_days)
             .map_err(ConfigError::Usage)?;
-        if s3_pull.is_some() && matches!(db, Target::Postgres(_)) {
-            return Err(ConfigError::Usage(
-                "the S3 pull keeps its state in the SQLite store: give --db FILE (PostgreSQL is not supported for the pull yet)".into(),
-            ));
-        }
         let tls = match (
             flags.tls_cert.or(file.tls_cert),
             flags.tls_key.or(file.tls_key),
@@ -260,20 +255,19 @@ impl Settings {
     }
 
     /// `pull` needs the database and the S3 settings only (no tokens, no listener).
-    pub fn resolve_pull(flags: Flags) -> Result<(PathBuf, PullSettings), ConfigError> {
+    pub fn resolve_pull(flags: Flags) -> Result<(Target, PullSettings), ConfigError> {
         let file = match &flags.config {
             Some(path) => read_file(path)?,
             None => FileSettings::default(),
         };
         let db = flags.db.or(file.db).ok_or_else(|| {
-            ConfigError::Usage("--db PATH is required (or db in --config)".into())
+            ConfigError::Usage("--db PATH|URL is required (or db in --config)".into())
         })?;
-        let text = db.to_string_lossy();
-        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
-            return Err(ConfigError::Usage(
-                "the S3 pull keeps its state in the SQLite store: give --db FILE (PostgreSQL is not supported for the pull yet)".into(),
-            ));
-        }
+        let db = resolve_db(
+            db,
+            flags.db_password_file.or(file.db_password_file),
+            flags.db_ca_file.or(file.db_ca_file),
+        )?;
         let max_body = flags.max_body.or(file.max_body).unwrap_or(DEFAULT_MAX_BODY);
         let retention_days = flags
             .retention_days

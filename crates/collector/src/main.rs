@@ -176,10 +176,10 @@ fn pull(flags: config::Flags) -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        let store = match Store::open(&store::Target::Sqlite(db.clone())).await {
+        let store = match Store::open(&db).await {
             Ok(s) => s,
             Err(e) => {
-                eprintln!("vpce-collector: {}: {e}", db.display());
+                eprintln!("vpce-collector: {}: {e}", db.describe());
                 return ExitCode::FAILURE;
             }
         };

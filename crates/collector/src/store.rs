@@ -13,13 +13,14 @@
 //!   still listed, and instances silent since the cutoff.
 
 mod postgres;
+mod postgres_target;
 mod sqlite;
 
 use serde::Serialize;
 
 use crate::error::StoreError;
 
-pub use postgres::PostgresTarget;
+pub use postgres_target::PostgresTarget;
 
 /// What ingest extracted from a report: the columns, the findings and the body.
 #[derive(Debug, Clone)]
@@ -232,6 +233,14 @@ impl Store {
         match self {
             Store::Sqlite(s) => Some(s),
             Store::Postgres(_) => None,
+        }
+    }
+
+    /// The PostgreSQL store's pool, for what keeps its own tables in the same database.
+    pub fn postgres_pool(&self) -> Option<&deadpool_postgres::Pool> {
+        match self {
+            Store::Sqlite(_) => None,
+            Store::Postgres(s) => Some(s.pool()),
         }
     }
 

@@ -2,7 +2,8 @@
 //! loopback (installed by scripts/install-deps.sh; $VPCE_PROBE_MOTO names another
 //! moto_server): objects in the sink's layout are stored once, a second pull fetches nothing,
 //! a new day prefix is picked up, what is not a report is counted and never fetched again, and
-//! a report that also came over HTTP is stored once.
+//! a report that also came over HTTP is stored once; on both stores (the pull keeps its state
+//! in the store's database).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step stops the test
 
 mod common;
@@ -169,13 +170,11 @@ fn one_line(report: &Value) -> Vec<u8> {
 
 fn pull(endpoint: &str, dir: &Dir, bucket: &str) -> (Output, String) {
     let mut cmd = Command::new(BIN);
-    cmd.args(["pull", "--db"])
-        .arg(dir.path("reports.db"))
-        .args([
-            "--pull-s3",
-            &format!("s3://{bucket}/{PREFIX}"),
-            "--pull-s3-path-style",
-        ]);
+    cmd.args(["pull", "--db", &dir.db]).args([
+        "--pull-s3",
+        &format!("s3://{bucket}/{PREFIX}"),
+        "--pull-s3-path-style",
+    ]);
     aws_env(&mut cmd, endpoint, dir);
     let out = cmd.output().expect("run vpce-collector pull");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -217,12 +216,16 @@ fn metric(c: &Collector, line_start: &str) -> f64 {
         .unwrap_or_else(|| panic!("no metric {line_start} in\n{text}"))
 }
 
-#[test]
-fn pull_stores_each_object_once_and_only_fetches_what_is_new() {
+both_stores!(
+    pull_stores_each_object_once_and_only_fetches_what_is_new,
+    serve_pulls_on_an_interval_and_stores_an_http_report_once,
+);
+
+fn pull_stores_each_object_once_and_only_fetches_what_is_new(backend: Backend) {
     let moto = Moto::start();
     let bucket = "reports-pull";
     moto.create_bucket(bucket);
-    let dir = Dir::new();
+    let dir = Dir::with(backend);
     let yesterday_a = report(Spec {
         id: "11111111-1111-4111-8111-000000000001",
         instance: "i-0aaa0000000000001",
@@ -346,12 +349,11 @@ fn pull_stores_each_object_once_and_only_fetches_what_is_new() {
     );
 }
 
-#[test]
-fn serve_pulls_on_an_interval_and_stores_an_http_report_once() {
+fn serve_pulls_on_an_interval_and_stores_an_http_report_once(backend: Backend) {
     let moto = Moto::start();
     let bucket = "reports-serve";
     moto.create_bucket(bucket);
-    let dir = Dir::new();
+    let dir = Dir::with(backend);
     let mut args = dir.base_args();
     args.extend(
         [

@@ -14,6 +14,7 @@
 
 mod metrics;
 mod settings;
+mod state;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -23,7 +24,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_s3::error::DisplayErrorContext;
 use prometheus_client::registry::Registry;
-use rusqlite::{OptionalExtension, params};
 use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
@@ -32,31 +32,13 @@ use crate::store::{Store, Stored};
 pub use metrics::PullMetrics;
 use metrics::{label, label2};
 pub use settings::{Location, PullFile, PullFlags, PullSettings};
+use state::PullState;
 
 /// How often a pass lists the whole lookback window instead of the current day.
 const DEEP_EVERY: Duration = Duration::from_secs(3600);
 /// A GET that fails this many passes in a row (not a refusal: a timeout, AccessDenied) is
 /// given up, counted as refused `unreadable`, and never tried again.
 const MAX_GET_ATTEMPTS: u32 = 5;
-
-const SCHEMA: &str = r#"
-CREATE TABLE IF NOT EXISTS s3_pull_state (
-    location       TEXT PRIMARY KEY,  -- s3://bucket/prefix/
-    listed_through TEXT NOT NULL,     -- YYYY-MM-DD (UTC) the last complete listing reached
-    last_key       TEXT,              -- the greatest key of that listing
-    deep_at        INTEGER NOT NULL,  -- Unix ms of the last listing of the whole lookback window
-    updated_at     INTEGER NOT NULL
-);
--- Keys that the report id in their name does not find in `reports`: objects refused (never
--- fetched again) and reports whose body's report_id differs from the name.
-CREATE TABLE IF NOT EXISTS s3_pull_keys (
-    location   TEXT NOT NULL,
-    key        TEXT NOT NULL,
-    outcome    TEXT NOT NULL,         -- "refused <reason>" or "stored <report_id>"
-    handled_at INTEGER NOT NULL,
-    PRIMARY KEY (location, key)
-);
-"#;
 
 /// What one pass of one location did.
 #[derive(Debug, Default, Clone)]
@@ -99,9 +81,9 @@ impl fmt::Display for PassSummary {
 pub struct Puller {
     client: aws_sdk_s3::Client,
     store: Store,
-    /// The pull's own tables (what was listed and handled) live in the SQLite file beside the
-    /// reports, on a connection of their own; reports go through the store's insert.
-    state: Arc<std::sync::Mutex<rusqlite::Connection>>,
+    /// The pull's own tables (what was listed and handled), in the store's database; reports
+    /// go through the store's insert.
+    state: PullState,
     settings: PullSettings,
     metrics: PullMetrics,
     /// Failed GETs per key, in a row; forgotten when the key is handled.
@@ -218,40 +200,17 @@ enum Outcome {
 }
 
 impl Puller {
-    /// Runs `f` on a blocking thread with the pull's connection.
-    async fn with_state<T, F>(&self, f: F) -> Result<T, crate::error::StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut rusqlite::Connection) -> Result<T, rusqlite::Error> + Send + 'static,
-    {
-        let conn = self.state.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut guard = conn.lock().unwrap_or_else(|e| e.into_inner());
-            f(&mut guard)
-        })
-        .await
-        .map_err(|e| crate::error::StoreError::Task(e.to_string()))?
-        .map_err(crate::error::StoreError::from)
-    }
-
     pub async fn new(
         settings: PullSettings,
         store: Store,
         metrics: PullMetrics,
     ) -> Result<Puller, String> {
-        let sqlite = store.sqlite().ok_or(
-            "the S3 pull keeps its state in the SQLite store: use --db FILE (PostgreSQL is not supported for --pull-s3 yet)",
-        )?;
-        let conn = sqlite
-            .connect()
-            .map_err(|e| format!("cannot open {}: {e}", sqlite.path().display()))?;
-        conn.execute_batch(SCHEMA)
-            .map_err(|e| format!("cannot prepare the S3 pull tables: {e}"))?;
+        let state = PullState::open(&store).await?;
         let client = client(&settings).await?;
         Ok(Puller {
             client,
             store,
-            state: Arc::new(std::sync::Mutex::new(conn)),
+            state,
             settings,
             metrics,
             failures: tokio::sync::Mutex::new(HashMap::new()),
@@ -287,25 +246,12 @@ impl Puller {
     }
 
     async fn load_state(&self, location: &str) -> Result<Option<State>, String> {
-        let loc = location.to_string();
-        self.with_state(move |c| {
-            c.query_row(
-                "SELECT listed_through, deep_at FROM s3_pull_state WHERE location = ?1",
-                [&loc],
-                |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)),
-            )
-            .optional()
-        })
-        .await
-        .map_err(|e| e.to_string())
-        .map(|row| {
-            row.and_then(|(day, deep_at_ms)| {
-                parse_day(&day).map(|listed_through| State {
-                    listed_through,
-                    deep_at_ms,
-                })
+        Ok(self.state.load(location).await?.and_then(|saved| {
+            parse_day(&saved.listed_through).map(|listed_through| State {
+                listed_through,
+                deep_at_ms: saved.deep_at_ms,
             })
-        })
+        }))
     }
 
     async fn pass_location(self: &Arc<Self>, location: &Location) -> PassSummary {
@@ -437,28 +383,19 @@ impl Puller {
         deep_at: i64,
         started_ms: i64,
     ) -> Result<(), String> {
-        let loc = location.to_string();
         let forget_before = started_ms.saturating_sub(
             (i64::from(self.settings.first_pull_days) + 1).saturating_mul(86_400_000),
         );
-        self
-            .with_state(move |c| {
-                c.execute(
-                    "DELETE FROM s3_pull_keys WHERE location = ?1 AND handled_at < ?2",
-                    params![loc, forget_before],
-                )?;
-                c.execute(
-                    "INSERT INTO s3_pull_state (location, listed_through, last_key, deep_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5)
-                     ON CONFLICT(location) DO UPDATE SET listed_through = excluded.listed_through,
-                        last_key = COALESCE(excluded.last_key, s3_pull_state.last_key),
-                        deep_at = excluded.deep_at, updated_at = excluded.updated_at",
-                    params![loc, through, last_key, deep_at, now_ms()],
-                )
-            })
+        self.state
+            .save(
+                location,
+                through,
+                last_key,
+                deep_at,
+                forget_before,
+                now_ms(),
+            )
             .await
-            .map(|_| ())
-            .map_err(|e| e.to_string())
     }
 
     /// The listed keys that are neither stored (by the report id in their name) nor refused
@@ -468,28 +405,17 @@ impl Puller {
         location: &str,
         listed: Vec<Listed>,
     ) -> Result<Vec<Listed>, String> {
-        let loc = location.to_string();
-        self.with_state(move |c| {
-            let mut known_report =
-                c.prepare_cached("SELECT 1 FROM reports WHERE report_id = ?1")?;
-            let mut known_key =
-                c.prepare_cached("SELECT 1 FROM s3_pull_keys WHERE location = ?1 AND key = ?2")?;
-            let mut out = Vec::new();
-            for l in listed {
-                if let Some(id) = key_report_id(&l.key)
-                    && known_report.exists([id])?
-                {
-                    continue;
-                }
-                if known_key.exists(params![loc, l.key])? {
-                    continue;
-                }
-                out.push(l);
-            }
-            Ok(out)
-        })
-        .await
-        .map_err(|e| e.to_string())
+        let keys = listed
+            .iter()
+            .map(|l| (l.key.clone(), key_report_id(&l.key).map(str::to_string)))
+            .collect();
+        let known = self.state.known(location, keys).await?;
+        Ok(listed
+            .into_iter()
+            .zip(known)
+            .filter(|(_, known)| !known)
+            .map(|(l, _)| l)
+            .collect())
     }
 
     /// GETs and stores `new` with at most `concurrency` requests at once.
@@ -607,16 +533,7 @@ impl Puller {
     }
 
     async fn remember(&self, location: String, key: String, outcome: String) -> Result<(), String> {
-        self.with_state(move |c| {
-            c.execute(
-                "INSERT OR REPLACE INTO s3_pull_keys (location, key, outcome, handled_at)
-                     VALUES (?1, ?2, ?3, ?4)",
-                params![location, key, outcome, now_ms()],
-            )
-        })
-        .await
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+        self.state.remember(location, key, outcome, now_ms()).await
     }
 
     async fn account(

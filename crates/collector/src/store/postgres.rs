@@ -13,15 +13,13 @@
 //! PostgreSQL's own group commit covers concurrent inserts from the pool's connections.
 //! Every operation (taking a connection included) has a deadline; past it the agent gets 503.
 
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use tokio_postgres::config::{Host, SslMode};
+use deadpool_postgres::{Pool, Transaction};
+use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{NoTls, Row};
 
+use super::postgres_target::PostgresTarget;
 use super::{
     CHANGES_SHOWN, CodeHolder, FleetCounts, FleetFilter, InstanceDetail, InstanceRow, NewReport,
     RECENT_SHOWN, ReportDetail, ReportRow, SILENT_FACTOR, Stored, is_silent, lines,
@@ -37,103 +35,6 @@ const RETENTION_LOCK: i64 = 0x7670_6365_0002;
 pub const POOL_SIZE: usize = 16;
 /// Deadline of one store operation, waiting for a connection included.
 pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(10);
-/// Deadline of a new connection (TCP, TLS, authentication), unless the URL sets connect_timeout.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// `--db postgres://...` parsed. The password stays inside `config` and is never displayed.
-#[derive(Clone)]
-pub struct PostgresTarget {
-    config: tokio_postgres::Config,
-    /// Extra trust roots for the server's certificate (RDS: its global-bundle.pem).
-    pub ca_file: Option<PathBuf>,
-    /// Where the password came from, for `check-config`.
-    password_source: &'static str,
-}
-
-impl std::fmt::Debug for PostgresTarget {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.describe())
-    }
-}
-
-impl PostgresTarget {
-    /// Parses a `postgres://` or `postgresql://` URL. The error never repeats the URL (it may
-    /// hold a password).
-    pub fn parse(url: &str) -> Result<PostgresTarget, String> {
-        let mut config: tokio_postgres::Config =
-            url.parse().map_err(|e: tokio_postgres::Error| {
-                // The cause names the option, never its value.
-                match std::error::Error::source(&e) {
-                    Some(cause) => format!("--db is not a valid PostgreSQL URL: {cause}"),
-                    None => format!("--db is not a valid PostgreSQL URL: {e}"),
-                }
-            })?;
-        if config.get_hosts().is_empty() {
-            return Err(
-                "--db names no PostgreSQL host: postgres://USER@HOST[:PORT]/DBNAME".to_string(),
-            );
-        }
-        if config.get_dbname().is_none() {
-            return Err("--db names no database: postgres://USER@HOST[:PORT]/DBNAME".to_string());
-        }
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(CONNECT_TIMEOUT);
-        }
-        config.application_name("vpce-collector");
-        let password_source = if config.get_password().is_some() {
-            "in the URL"
-        } else {
-            "none"
-        };
-        Ok(PostgresTarget {
-            config,
-            ca_file: None,
-            password_source,
-        })
-    }
-
-    /// The password read from a file (`db_password_file`), so that it is in no URL.
-    pub fn set_password(&mut self, password: &str) {
-        self.config.password(password);
-        self.password_source = "from the password file";
-    }
-
-    /// Host, port, database, user and TLS mode: what an operator checks. Never the password.
-    pub fn describe(&self) -> String {
-        let hosts: Vec<String> = self
-            .config
-            .get_hosts()
-            .iter()
-            .map(|h| match h {
-                Host::Tcp(name) => name.clone(),
-                Host::Unix(path) => path.display().to_string(),
-            })
-            .collect();
-        let ports: Vec<String> = self.config.get_ports().iter().map(u16::to_string).collect();
-        let tls = match self.config.get_ssl_mode() {
-            SslMode::Disable => "off (sslmode=disable)".to_string(),
-            SslMode::Require => "required, certificate verified".to_string(),
-            _ => "when the server offers it, certificate verified".to_string(),
-        };
-        format!(
-            "postgres host {} port {} database {} user {} tls {}{} password {}",
-            hosts.join(","),
-            if ports.is_empty() {
-                "5432".to_string()
-            } else {
-                ports.join(",")
-            },
-            self.config.get_dbname().unwrap_or("?"),
-            self.config.get_user().unwrap_or("(none)"),
-            tls,
-            self.ca_file
-                .as_ref()
-                .map(|p| format!(" ca {}", p.display()))
-                .unwrap_or_default(),
-            self.password_source,
-        )
-    }
-}
 
 #[derive(Clone)]
 pub struct PostgresStore {
@@ -160,56 +61,16 @@ fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
     }
 }
 
-fn tls_config(ca_file: Option<&PathBuf>) -> Result<rustls::ClientConfig, StoreError> {
-    use rustls::pki_types::CertificateDer;
-    use rustls::pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_native_certs::load_native_certs().certs {
-        // A system root rustls cannot parse is skipped, as the probe's own TLS does.
-        let _ = roots.add(cert);
-    }
-    if let Some(path) = ca_file {
-        let certs = CertificateDer::pem_file_iter(path)
-            .map_err(|e| StoreError::Postgres(format!("{}: {e}", path.display())))?;
-        for cert in certs {
-            let cert =
-                cert.map_err(|e| StoreError::Postgres(format!("{}: {e}", path.display())))?;
-            roots
-                .add(cert)
-                .map_err(|e| StoreError::Postgres(format!("{}: {e}", path.display())))?;
-        }
-    }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| StoreError::Postgres(format!("TLS: {e}")))?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
-}
-
 impl PostgresStore {
     pub async fn open(target: &PostgresTarget) -> Result<PostgresStore, StoreError> {
-        let manager_config = ManagerConfig {
-            recycling_method: RecyclingMethod::Fast,
-        };
-        let manager = if target.config.get_ssl_mode() == SslMode::Disable {
-            Manager::from_config(target.config.clone(), NoTls, manager_config)
-        } else {
-            let tls =
-                tokio_postgres_rustls::MakeRustlsConnect::new(tls_config(target.ca_file.as_ref())?);
-            Manager::from_config(target.config.clone(), tls, manager_config)
-        };
-        let pool = Pool::builder(manager)
-            .max_size(POOL_SIZE)
-            .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(OPERATION_TIMEOUT))
-            .create_timeout(Some(OPERATION_TIMEOUT))
-            .recycle_timeout(Some(OPERATION_TIMEOUT))
-            .build()
-            .map_err(|e| StoreError::Postgres(e.to_string()))?;
+        let pool = target.pool(POOL_SIZE, OPERATION_TIMEOUT)?;
         let store = PostgresStore { pool };
         store.create_schema().await?;
         Ok(store)
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.pool
     }
 
     async fn client(&self) -> Result<Client, StoreError> {
@@ -368,146 +229,25 @@ async fn insert(client: &mut Client, r: &NewReport, now_ms: i64) -> PgResult<Sto
         return Ok(Stored::Duplicate);
     }
     let root_causes = r.root_causes.join("\n");
-    // The report just before this one on the instance's own timeline (normally its latest).
-    let prev_stmt = tx
-        .prepare_cached(
-            "SELECT report_id, status, root_causes, changed, started_at FROM reports
-             WHERE instance_key = $1 AND started_at <= $2
-             ORDER BY started_at DESC, received_at DESC LIMIT 1",
-        )
-        .await?;
-    let prev: Option<(String, String, String, bool, i64)> = match tx
-        .query_opt(&prev_stmt, &[&r.instance_key, &r.started_at_ms])
-        .await?
-    {
-        Some(row) => Some((
-            row.try_get(0)?,
-            row.try_get(1)?,
-            row.try_get(2)?,
-            row.try_get(3)?,
-            row.try_get(4)?,
-        )),
-        None => None,
-    };
-    let later_stmt = tx
-        .prepare_cached("SELECT 1 FROM reports WHERE instance_key = $1 AND started_at > $2 LIMIT 1")
-        .await?;
-    let is_latest = tx
-        .query_opt(&later_stmt, &[&r.instance_key, &r.started_at_ms])
-        .await?
-        .is_none();
+    let prev = previous_report(&tx, r).await?;
+    let is_latest = is_latest(&tx, r).await?;
     let changed = prev
         .as_ref()
-        .is_none_or(|(_, status, causes, _, _)| *status != r.status || *causes != root_causes);
-    let keep_body = changed || is_latest;
-    let add_report = tx
-        .prepare_cached(
-            "INSERT INTO reports (report_id, received_at, started_at, instance_key, instance_id,
-                hostname, account, region, vpc_id, subnet_id, az, status, exit_code, summary,
-                root_causes, path_kinds, token_label, tool_version, changed)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
-             ON CONFLICT (report_id) DO NOTHING",
-        )
-        .await?;
-    let path_kinds = r.path_kinds.join("\n");
-    let added = tx
-        .execute(
-            &add_report,
-            &[
-                &r.report_id,
-                &now_ms,
-                &r.started_at_ms,
-                &r.instance_key,
-                &r.instance_id,
-                &r.hostname,
-                &r.account,
-                &r.region,
-                &r.vpc_id,
-                &r.subnet_id,
-                &r.az,
-                &r.status,
-                &r.exit_code,
-                &r.summary,
-                &root_causes,
-                &path_kinds,
-                &r.token_label,
-                &r.tool_version,
-                &changed,
-            ],
-        )
-        .await?;
-    if added == 0 {
+        .is_none_or(|p| p.status != r.status || p.root_causes != root_causes);
+    if add_report_row(&tx, r, now_ms, &root_causes, changed).await? == 0 {
         // The same report_id with another instance key, stored meanwhile: still a duplicate.
         tx.rollback().await?;
         return Ok(Stored::Duplicate);
     }
-    if keep_body {
+    if changed || is_latest {
         let add_body = tx
             .prepare_cached("INSERT INTO bodies (report_id, json) VALUES ($1, $2)")
             .await?;
         tx.execute(&add_body, &[&r.report_id, &r.body]).await?;
     }
-    if !r.findings.is_empty() {
-        // One statement for all the findings, whatever their number.
-        let add_findings = tx
-            .prepare_cached(
-                "INSERT INTO findings (report_id, ord, code, target, severity)
-                 SELECT $1, f.ord, f.code, f.target, f.severity
-                 FROM UNNEST($2::int4[], $3::text[], $4::text[], $5::text[])
-                    AS f(ord, code, target, severity)",
-            )
-            .await?;
-        let ords: Vec<i32> = (0..r.findings.len())
-            .map(|n| i32::try_from(n).unwrap_or(i32::MAX))
-            .collect();
-        let codes: Vec<&str> = r.findings.iter().map(|f| f.0.as_str()).collect();
-        let targets: Vec<&str> = r.findings.iter().map(|f| f.1.as_str()).collect();
-        let severities: Vec<&str> = r.findings.iter().map(|f| f.2.as_str()).collect();
-        tx.execute(
-            &add_findings,
-            &[&r.report_id, &ords, &codes, &targets, &severities],
-        )
-        .await?;
-    }
+    add_findings(&tx, r).await?;
     if is_latest {
-        if let Some((prev_id, _, _, false, _)) = &prev {
-            let drop_body = tx
-                .prepare_cached("DELETE FROM bodies WHERE report_id = $1")
-                .await?;
-            tx.execute(&drop_body, &[prev_id]).await?;
-        }
-        let gap = prev
-            .as_ref()
-            .map(|p| r.started_at_ms - p.4)
-            .filter(|g| *g > 0);
-        let upsert = tx
-            .prepare_cached(
-                "INSERT INTO instances (instance_key, latest_report, latest_started,
-                    first_received, last_received, interval_ms, reports)
-                 VALUES ($1, $2, $3, $4, $4, $5, 1)
-                 ON CONFLICT (instance_key) DO UPDATE SET
-                    latest_report = excluded.latest_report,
-                    latest_started = excluded.latest_started,
-                    last_received = excluded.last_received,
-                    -- a quarter of each new gap: one late report does not flag or unflag at once
-                    interval_ms = CASE
-                        WHEN excluded.interval_ms IS NULL THEN instances.interval_ms
-                        WHEN instances.interval_ms IS NULL THEN excluded.interval_ms
-                        ELSE (3 * instances.interval_ms + excluded.interval_ms) / 4 END,
-                    reports = instances.reports + 1",
-            )
-            .await?;
-        tx.execute(
-            &upsert,
-            &[
-                &r.instance_key,
-                &r.report_id,
-                &r.started_at_ms,
-                &now_ms,
-                &gap,
-            ],
-        )
-        .await?;
+        make_latest(&tx, r, prev.as_ref(), now_ms).await?;
     } else {
         let count = tx
             .prepare_cached(
@@ -520,6 +260,166 @@ async fn insert(client: &mut Client, r: &NewReport, now_ms: i64) -> PgResult<Sto
     }
     tx.commit().await?;
     Ok(Stored::New)
+}
+
+/// The report just before a new one on its instance's own timeline (normally its latest).
+struct PreviousReport {
+    report_id: String,
+    status: String,
+    root_causes: String,
+    changed: bool,
+    started_at_ms: i64,
+}
+
+async fn previous_report(tx: &Transaction<'_>, r: &NewReport) -> PgResult<Option<PreviousReport>> {
+    let stmt = tx
+        .prepare_cached(
+            "SELECT report_id, status, root_causes, changed, started_at FROM reports
+             WHERE instance_key = $1 AND started_at <= $2
+             ORDER BY started_at DESC, received_at DESC LIMIT 1",
+        )
+        .await?;
+    let Some(row) = tx
+        .query_opt(&stmt, &[&r.instance_key, &r.started_at_ms])
+        .await?
+    else {
+        return Ok(None);
+    };
+    Ok(Some(PreviousReport {
+        report_id: row.try_get(0)?,
+        status: row.try_get(1)?,
+        root_causes: row.try_get(2)?,
+        changed: row.try_get(3)?,
+        started_at_ms: row.try_get(4)?,
+    }))
+}
+
+/// Whether no stored report of the instance started after this one (reports may arrive late).
+async fn is_latest(tx: &Transaction<'_>, r: &NewReport) -> PgResult<bool> {
+    let stmt = tx
+        .prepare_cached("SELECT 1 FROM reports WHERE instance_key = $1 AND started_at > $2 LIMIT 1")
+        .await?;
+    Ok(tx
+        .query_opt(&stmt, &[&r.instance_key, &r.started_at_ms])
+        .await?
+        .is_none())
+}
+
+/// The report's row; 0 when its report_id is already stored.
+async fn add_report_row(
+    tx: &Transaction<'_>,
+    r: &NewReport,
+    now_ms: i64,
+    root_causes: &str,
+    changed: bool,
+) -> PgResult<u64> {
+    let stmt = tx
+        .prepare_cached(
+            "INSERT INTO reports (report_id, received_at, started_at, instance_key, instance_id,
+                hostname, account, region, vpc_id, subnet_id, az, status, exit_code, summary,
+                root_causes, path_kinds, token_label, tool_version, changed)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
+             ON CONFLICT (report_id) DO NOTHING",
+        )
+        .await?;
+    let path_kinds = r.path_kinds.join("\n");
+    tx.execute(
+        &stmt,
+        &[
+            &r.report_id,
+            &now_ms,
+            &r.started_at_ms,
+            &r.instance_key,
+            &r.instance_id,
+            &r.hostname,
+            &r.account,
+            &r.region,
+            &r.vpc_id,
+            &r.subnet_id,
+            &r.az,
+            &r.status,
+            &r.exit_code,
+            &r.summary,
+            &root_causes,
+            &path_kinds,
+            &r.token_label,
+            &r.tool_version,
+            &changed,
+        ],
+    )
+    .await
+}
+
+async fn add_findings(tx: &Transaction<'_>, r: &NewReport) -> PgResult<()> {
+    if r.findings.is_empty() {
+        return Ok(());
+    }
+    // One statement for all the findings, whatever their number.
+    let stmt = tx
+        .prepare_cached(
+            "INSERT INTO findings (report_id, ord, code, target, severity)
+             SELECT $1, f.ord, f.code, f.target, f.severity
+             FROM UNNEST($2::int4[], $3::text[], $4::text[], $5::text[])
+                AS f(ord, code, target, severity)",
+        )
+        .await?;
+    let ords: Vec<i32> = (0..r.findings.len())
+        .map(|n| i32::try_from(n).unwrap_or(i32::MAX))
+        .collect();
+    let codes: Vec<&str> = r.findings.iter().map(|f| f.0.as_str()).collect();
+    let targets: Vec<&str> = r.findings.iter().map(|f| f.1.as_str()).collect();
+    let severities: Vec<&str> = r.findings.iter().map(|f| f.2.as_str()).collect();
+    tx.execute(&stmt, &[&r.report_id, &ords, &codes, &targets, &severities])
+        .await?;
+    Ok(())
+}
+
+/// Makes the report its instance's latest: the previous latest keeps its body only if it
+/// changed something, and the instance row counts the report and learns the interval.
+async fn make_latest(
+    tx: &Transaction<'_>,
+    r: &NewReport,
+    prev: Option<&PreviousReport>,
+    now_ms: i64,
+) -> PgResult<()> {
+    if let Some(p) = prev.filter(|p| !p.changed) {
+        let drop_body = tx
+            .prepare_cached("DELETE FROM bodies WHERE report_id = $1")
+            .await?;
+        tx.execute(&drop_body, &[&p.report_id]).await?;
+    }
+    let gap = prev
+        .map(|p| r.started_at_ms - p.started_at_ms)
+        .filter(|g| *g > 0);
+    let upsert = tx
+        .prepare_cached(
+            "INSERT INTO instances (instance_key, latest_report, latest_started,
+                first_received, last_received, interval_ms, reports)
+             VALUES ($1, $2, $3, $4, $4, $5, 1)
+             ON CONFLICT (instance_key) DO UPDATE SET
+                latest_report = excluded.latest_report,
+                latest_started = excluded.latest_started,
+                last_received = excluded.last_received,
+                -- a quarter of each new gap: one late report does not flag or unflag at once
+                interval_ms = CASE
+                    WHEN excluded.interval_ms IS NULL THEN instances.interval_ms
+                    WHEN instances.interval_ms IS NULL THEN excluded.interval_ms
+                    ELSE (3 * instances.interval_ms + excluded.interval_ms) / 4 END,
+                reports = instances.reports + 1",
+        )
+        .await?;
+    tx.execute(
+        &upsert,
+        &[
+            &r.instance_key,
+            &r.report_id,
+            &r.started_at_ms,
+            &now_ms,
+            &gap,
+        ],
+    )
+    .await?;
+    Ok(())
 }
 
 /// Deletes reports received before `cutoff_ms`, and instances silent since then, on one
