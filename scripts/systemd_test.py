@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Runs the packaged agent under a real systemd (issue "Reliability and security", item 10).
+"""Runs the packaged agent and collector under a real systemd (issue "Reliability and security", item 10).
 
 CI machines have no systemd as PID 1, so scripts/check_packages.py can only inspect the unit.
 This script boots a minimal Debian 12 under systemd-nspawn, installs the project's .deb in it and
@@ -21,7 +21,11 @@ watches the unit live. What it proves, each check able to fail:
   endpoint answers on loopback, the journal has the agent's lines;
 - `systemctl reload` with a good config applies it, with a bad one keeps the old config (same
   main process, still active, `reload refused` in the journal);
-- `systemctl stop` ends the service cleanly well within TimeoutStopSec.
+- `systemctl stop` ends the service cleanly well within TimeoutStopSec;
+- the collector's .deb, in the same container: a start without its tokens file fails with exit 2
+  and is not restarted; with tokens it answers /healthz on loopback, runs sandboxed (Seccomp,
+  NoNewPrivs, its own user, no capability, exposure 2.0 or below), stores the reports the agent
+  of the same container ships to it over HTTP, reloads in place and stops cleanly.
 
 The probe targets nothing reachable: the container has only loopback (--private-network), so
 DNS, IMDS and TCP fail fast and every run ends with problems. The point is the unit's behaviour,
@@ -526,20 +530,130 @@ def test_unit(c: Container, deb_name: str) -> None:
         print("\n".join(journal(c).splitlines()[-40:]))
 
 
-def find_deb(given: Path | None) -> Path:
+C_UNIT = "vpce-collector.service"
+C_TOKEN = "fleet-token-0123456789abcdef"
+# The agent ships to the collector over loopback (its dir sink stays: the first test's config).
+AGENT_TO_COLLECTOR = """
+[[sink]]
+type = "http"
+name = "collector"
+url = "http://127.0.0.1:8480/v1/reports"
+bearer_token_file = "/etc/vpce-probe/collector.token"
+"""
+
+
+def test_collector_unit(c: Container, deb_name: str) -> None:
+    """The collector's package and unit, live: refuses without tokens (exit 2, not restarted),
+    starts with them, stores what the agent of the same machine ships, keeps its sandbox,
+    reloads in place and stops cleanly."""
+    say("install the collector's .deb")
+    p = c.sh(f"dpkg -i /mnt/vpce-test/{deb_name}", timeout=120)
+    if not check(p.returncode == 0, f"dpkg -i {deb_name}"):
+        fail_now(f"dpkg -i exited {p.returncode}:\n{p.stdout}{p.stderr}")
+    passwd = c.sh("getent passwd vpce-collector").stdout.strip()
+    check(re.match(r"^vpce-collector:x:\d+:\d+:", passwd) is not None, f"the vpce-collector user exists ({passwd})")
+    uid = passwd.split(":")[2] if passwd else "?"
+    state = (c.sh(f"systemctl is-enabled {C_UNIT}").stdout.strip(), c.sh(f"systemctl is-active {C_UNIT}").stdout.strip())
+    check(state == ("disabled", "inactive"), f"the package neither enables nor starts the collector {state}")
+
+    say("the collector without its tokens file: exit 2, failed, not restarted")
+    # Type=exec: `systemctl start` returns once the binary runs; the refusal comes just after.
+    c.sh(f"systemctl start {C_UNIT}", timeout=60)
+    props = wait_for(
+        "the collector's refusal",
+        lambda: (lambda p: p if p.get("ActiveState") == "failed" else None)(
+            unit_show(c, "ActiveState", "ExecMainStatus", "RestartUSec", unit=C_UNIT)),
+        timeout=15,
+    ) or {}
+    refused_at = time.monotonic()
+    check(props.get("ActiveState") == "failed" and props.get("ExecMainStatus") == "2",
+          f"refused to start: exit 2, failed ({props})")
+    log = journal(c, C_UNIT)
+    check("/etc/vpce-collector/tokens" in log, "the journal names the missing tokens file")
+    check("\x1b[" not in log, "the journal holds plain text (no terminal colour codes)")
+    time.sleep(max(0.0, refused_at + seconds(props.get("RestartUSec", "5s")) + 1 - time.monotonic()))
+    props = unit_show(c, "ActiveState", "NRestarts", unit=C_UNIT)
+    check(props == {"ActiveState": "failed", "NRestarts": "0"}, f"not restarted after RestartSec ({props})")
+    c.must(f"systemctl reset-failed {C_UNIT}")
+
+    say("tokens in place: the collector starts and answers on loopback")
+    c.write("/etc/vpce-collector/tokens", f"# label token\nfleet {C_TOKEN}\n", mode="0640")
+    c.must("chgrp vpce-collector /etc/vpce-collector/tokens")
+    p = c.sh(f"systemctl start {C_UNIT}", timeout=60)
+    healthy = wait_for("the collector's /healthz", lambda: c.http_get("http://127.0.0.1:8480/healthz")[0] == 200, timeout=20)
+    props = unit_show(c, "ActiveState", "MainPID", "NRestarts", unit=C_UNIT)
+    if not check(p.returncode == 0 and bool(healthy) and props.get("ActiveState") == "active",
+                 f"active, /healthz answers 200 ({props})"):
+        print("\n".join(journal(c, C_UNIT).splitlines()[-20:]))
+        fail_now("the collector did not come up; its journal is above")
+    pid = props["MainPID"]
+    field = dict(re.findall(r"^(\w+):\s*(.*)$", c.sh(f"cat /proc/{pid}/status").stdout, flags=re.M))
+    check(field.get("Seccomp") == "2" and field.get("NoNewPrivs") == "1",
+          f"Seccomp 2, NoNewPrivs 1 (got {field.get('Seccomp')}, {field.get('NoNewPrivs')})")
+    check(field.get("Uid", "").split() == [uid] * 4, f"runs as the vpce-collector user, uid {uid} (Uid: {field.get('Uid')})")
+    check(int(field.get("CapEff", "1"), 16) == 0, f"CapEff: 0 (got {field.get('CapEff')})")
+    out = c.sh(f"systemd-analyze security --no-pager {C_UNIT}").stdout
+    m = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", out)
+    score = float(m.group(1)) if m else 99.0
+    check(score <= MAX_EXPOSURE, f"collector exposure {score} <= {MAX_EXPOSURE}")
+
+    say("the agent ships to it: the collector stores the agent's reports")
+    c.write("/etc/vpce-probe/collector.token", C_TOKEN + "\n", mode="0640")
+    c.must("chgrp vpce-probe /etc/vpce-probe/collector.token")
+    c.write("/etc/vpce-probe/config.toml", CONFIG.format(interval="10s") + AGENT_TO_COLLECTOR)
+    c.must(f"systemctl start {UNIT}")
+
+    def stored():
+        code, body = c.http_get("http://127.0.0.1:8480/api/fleet")
+        if code != 200:
+            return None
+        try:
+            fleet = json.loads(body)
+        except ValueError:
+            return None
+        return fleet if fleet.get("instances") else None
+
+    fleet = wait_for("an instance in the collector's /api/fleet", stored, timeout=40) or {}
+    instances = fleet.get("instances") or []
+    check(len(instances) == 1 and instances[0].get("latest", {}).get("token_label") == "fleet",
+          f"the agent's report is stored under the token's label ({len(instances)} instance(s))")
+    c.sh(f"systemctl stop {UNIT}", timeout=60)
+    db = c.sh("stat -c '%U %a' /var/lib/vpce-collector/reports.db").stdout.strip()
+    check(db == "vpce-collector 600", f"the database is the collector's, 0600 ({db})")
+
+    say("systemctl reload (SIGHUP) keeps the process; stop is clean")
+    p = c.sh(f"systemctl reload {C_UNIT}", timeout=60)
+    time.sleep(1)
+    props = unit_show(c, "MainPID", "ActiveState", unit=C_UNIT)
+    check(p.returncode == 0 and props == {"MainPID": pid, "ActiveState": "active"}, f"reloaded in place ({props})")
+    t0 = time.monotonic()
+    p = c.sh(f"systemctl stop {C_UNIT}", timeout=60)
+    took = time.monotonic() - t0
+    props = unit_show(c, "ActiveState", "Result", unit=C_UNIT)
+    check(p.returncode == 0 and took < 25 and props == {"ActiveState": "inactive", "Result": "success"},
+          f"stopped cleanly in {took:.1f} s ({props})")
+    if failures:
+        print("--- journal of the collector ---")
+        print("\n".join(journal(c, C_UNIT).splitlines()[-30:]))
+
+
+def find_deb(given: Path | None, package: str = "vpce-probe") -> Path:
     if given is not None:
         if not given.is_file():
-            fail_now(f"--deb {given}: no such file")
+            fail_now(f"{given}: no such file")
         return given
-    debs = sorted((ROOT / "target" / "package-check" / "out").glob("vpce-probe_*.deb"))
+    # Where scripts/check_packages.py leaves them: the agent's in out/, the collector's in collector/out/.
+    where = ROOT / "target" / "package-check" / ("collector/out" if package == "vpce-collector" else "out")
+    debs = sorted(where.glob(f"{package}_*.deb"))
     if len(debs) != 1:
-        fail_now("no .deb in target/package-check/out/: run python3 scripts/check_packages.py first, or give --deb PATH")
+        fail_now(f"no {package} .deb in {where.relative_to(ROOT)}/: run python3 scripts/check_packages.py first, or give the path")
     return debs[0]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--deb", type=Path, help="the .deb to install (default: check_packages.py's)")
+    parser.add_argument("--deb", type=Path, help="the agent's .deb to install (default: check_packages.py's)")
+    parser.add_argument("--collector-deb", type=Path, help="the collector's .deb (default: check_packages.py's)")
     parser.add_argument("--prepare-only", action="store_true", help="build or find the root file system, then stop")
     args = parser.parse_args()
     if os.geteuid() != 0:
@@ -548,6 +662,7 @@ def main() -> int:
         if shutil.which(tool) is None:
             fail_now(f"{tool} not found: run scripts/install-deps.sh")
     deb = None if args.prepare_only else find_deb(args.deb)
+    collector_deb = None if args.prepare_only else find_deb(args.collector_deb, "vpce-collector")
     rootfs = prepare_rootfs()
     if args.prepare_only:
         return 0
@@ -555,12 +670,14 @@ def main() -> int:
         stage = Path(tmp)
         (stage / "in").mkdir()
         shutil.copy2(deb, stage / "in" / deb.name)
-        say(f"boot {rootfs.name} under systemd-nspawn with {deb.name}")
+        shutil.copy2(collector_deb, stage / "in" / collector_deb.name)
+        say(f"boot {rootfs.name} under systemd-nspawn with {deb.name} and {collector_deb.name}")
         container = Container(rootfs, stage)
         # A SIGTERM (CI's timeout) ends the container too.
         signal.signal(signal.SIGTERM, lambda *_: sys.exit("systemd_test: terminated"))
         try:
             test_unit(container, deb.name)
+            test_collector_unit(container, collector_deb.name)
         finally:
             container.stop()
     took = time.monotonic() - STARTED
