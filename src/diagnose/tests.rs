@@ -855,7 +855,7 @@ fn a_bare_403_on_a_run_with_measured_skew_is_the_clock() {
     let head = || {
         let mut c = call("HeadBucket", "s3:ListBucket", 403, None);
         c.finding = Some(FindingCode::ACCESS_DENIED_UNATTRIBUTED);
-        c.denial = Some(Denial::default());
+        c.denial = Some(crate::classify::Denial::default());
         c
     };
     type Evidence = fn(&mut ProbeResults);
