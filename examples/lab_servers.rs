@@ -23,7 +23,9 @@
 //!                          "response": {"s3_error": {"status": 403, "code": "AccessDenied",
 //!                                                    "message": "Access Denied"}}}],
 //!               "host_rewrites": [["ddb.eu-west-1.amazonaws.com", "dynamodb.eu-west-1.amazonaws.com"]],
-//!               "date_offset_secs": 0, "extra_headers": [["Via", "1.1 proxy"]]}],
+//!               "date_offset_secs": 0, "extra_headers": [["Via", "1.1 proxy"]],
+//!               "body_rules": [["PrefixListId=pl-1", {"raw": {"status": 200, "body": "..."}}]],
+//!               "max_request_skew_secs": 900}],
 //!   "tls": [{"bind": "10.0.1.60:443", "ca": "lab", "names": ["s3.eu-west-1.amazonaws.com"]}],
 //!   "tcp_sinks": [{"bind": "203.0.113.10:443"}],
 //!   "proxies": [{"bind": "127.0.0.1:3128", "mode": "tunnel", "hosts": {"x.example": "127.0.0.1"}}]
@@ -142,6 +144,13 @@ struct FrontConfig {
     date_offset_secs: i64,
     #[serde(default)]
     extra_headers: Vec<(String, String)>,
+    /// Answers chosen by a text the request body contains (EC2's Query protocol names the
+    /// operation and its parameters there): `[["PrefixListId=pl-1", {"raw": ...}]]`.
+    #[serde(default)]
+    body_rules: Vec<(String, ResponseConfig)>,
+    /// Refuse requests signed more than this many seconds from the front's clock, as AWS does.
+    #[serde(default)]
+    max_request_skew_secs: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -359,8 +368,12 @@ fn start(config: &Config) -> Result<Running, String> {
     }
     for f in &config.fronts {
         let options = FrontOptions {
-            // Added by the control-plane work (EC2 Query answers chosen by body).
-            body_rules: Vec::new(),
+            body_rules: f
+                .body_rules
+                .iter()
+                .map(|(needle, r)| (needle.clone(), canned(r)))
+                .collect(),
+            max_request_skew_secs: f.max_request_skew_secs,
             rules: f
                 .rules
                 .iter()

@@ -72,6 +72,7 @@ S3_IP2=198.51.100.11    # second addresses of S3 and DynamoDB (fault dns-second-
 DDB_IP2=198.51.100.71
 DDB_USE1_IP=198.51.100.200
 IFE_IP=10.0.1.50        # an S3 interface endpoint's network interface in the subnet
+EC2_IFE_IP=10.0.1.51    # an EC2 interface endpoint's network interface (fault ec2-vpc-model)
 CANARY_IP=203.0.113.10  # an internet host (the probe's --internet-canary)
 STS_IP=203.0.113.20     # STS's public address: no endpoint, reachable only through NAT
 OUTSIDE_IP=203.0.113.80 # an address in no AWS range
@@ -93,6 +94,11 @@ DDB_PREFIX6=2001:db8:100::40/122 # DYNAMODB in eu-west-1
 S3_IP6=2001:db8:100::10
 DDB_IP6=2001:db8:100::70
 S3_OVERRIDE6=2001:db8:100::10/124 # route-override-blackhole's more specific IPv6 route (S3)
+
+# The services refuse requests signed too far from their clock, as AWS does (S3 allows 15
+# minutes, DynamoDB 5): what a probe whose clock is off (the runner's clock-ahead-30m) meets.
+S3_SKEW='"max_request_skew_secs": 900'
+DDB_SKEW='"max_request_skew_secs": 300'
 
 IMDS_IP=169.254.169.254
 VPC_DNS_IP=169.254.169.253
@@ -137,7 +143,14 @@ FAULTS=(
   "hosts-pinned-s3:instance: /etc/hosts pins the S3 names to $S3_IP (today's address: works, goes stale later)"
   "blackhole-second-addresses:route table: $S3_IP2/32 and $DDB_IP2/32 (the second addresses) to a deleted appliance (blackhole)"
   "s3-port-8443:S3 front: also serves port 8443 (for the profile whose endpoint_url names that port)"
+  "ec2-vpc-model:EC2 API: describes the lab's VPC (moto holds its VPC, subnet, route table with the prefix-list routes and, with nat-gateway, the NAT default route, gateway endpoints, security group, network ACL; IMDS serves those ids), reached through an EC2 interface endpoint ($EC2_IFE_IP, private DNS)"
 )
+
+# The faults the EC2 model does not mirror: with ec2-vpc-model, the route table, security
+# group and network ACL moto describes would no longer be the lab's, so they are refused.
+EC2_MODEL_UNMIRRORED=(sg-egress-drop nacl-ephemeral-narrow nacl-outbound-deny-443 endpoint-route-missing
+  ddb-endpoint-missing route-override-blackhole endpoint-route-missing-v6 endpoint-route-unreachable-v6
+  vpc-dns-disabled blackhole-s3 blackhole-ddb blackhole-second-addresses)
 
 log() { printf 'lab: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
@@ -317,7 +330,12 @@ meta_config() {
       while read -r b; do recs+=("$b.s3.$REGION.amazonaws.com=$s3"); done <"$LAB_DIR/extra-buckets"
     fi
   fi
-  recs+=("sts.$REGION.amazonaws.com=$STS_IP" "sts.amazonaws.com=$STS_IP" "ec2.$REGION.amazonaws.com=$EC2_IP"
+  local ec2=$EC2_IP vpc_id=vpc-0a0a0a0a0a0a0a0a0 subnet_id=subnet-0b1b1b1b1b1b1b1b1 sg_id=sg-0c2c2c2c2c2c2c2c2
+  if has_fault ec2-vpc-model; then
+    ec2=$EC2_IFE_IP
+    vpc_id=$(ec2_model VPC_ID) subnet_id=$(ec2_model SUBNET_ID) sg_id=$(ec2_model SG_ID)
+  fi
+  recs+=("sts.$REGION.amazonaws.com=$STS_IP" "sts.amazonaws.com=$STS_IP" "ec2.$REGION.amazonaws.com=$ec2"
     "s3.us-east-1.amazonaws.com=$S3_USE1_IP" "$BUCKET.s3.us-east-1.amazonaws.com=$S3_USE1_IP"
     "s3.amazonaws.com=$S3_USE1_IP" "$BUCKET.s3.amazonaws.com=$S3_USE1_IP"
     "dynamodb.us-east-1.amazonaws.com=$DDB_USE1_IP" "$ACCOUNT.ddb.us-east-1.amazonaws.com=$DDB_USE1_IP"
@@ -328,14 +346,50 @@ meta_config() {
   "dns": [{"bind": "$VPC_DNS_IP:53", "mode": "$mode", "records": $(records_json "${recs[@]}")}],
   "imds": [{"bind": "$IMDS_IP:80", "mode": "normal", "facts": {
     "region": "$REGION", "az": "${REGION}a", "instance_id": "$INSTANCE_ID", "account_id": "$ACCOUNT",
-    "mac": "0e:1a:b2:c3:d4:e5", "vpc_id": "vpc-0a0a0a0a0a0a0a0a0", "subnet_id": "subnet-0b1b1b1b1b1b1b1b1",
-    "security_group_ids": ["sg-0c2c2c2c2c2c2c2c2"], "vpc_cidrs": ["$VPC_CIDR"], "local_ipv4": "$INST_IP",
+    "mac": "0e:1a:b2:c3:d4:e5", "vpc_id": "$vpc_id", "subnet_id": "$subnet_id",
+    "security_group_ids": ["$sg_id"], "vpc_cidrs": ["$VPC_CIDR"], "local_ipv4": "$INST_IP",
     "public_ipv4": null, "role": $role}}]
 }
 EOF
 }
 
 principal() { echo "arn:aws:sts::$ACCOUNT:assumed-role/$ROLE/$INSTANCE_ID"; }
+
+# ec2_model KEY: an id of the lab's VPC in moto (written by seed_moto).
+ec2_model() { sed -n "s/^$1=//p" "$LAB_DIR/ec2-model.env"; }
+
+# EC2's GetManagedPrefixListEntries answer holding CIDRs, as a lab_servers raw response.
+pl_entries() {
+  local items="" c
+  for c in "$@"; do items+="<item><cidr>$c</cidr><description>lab</description></item>"; done
+  printf '{"raw": {"status": 200, "headers": [["Content-Type", "text/xml;charset=UTF-8"]], "body": "%s"}}' \
+    "<?xml version='1.0' encoding='UTF-8'?><GetManagedPrefixListEntriesResponse xmlns='http://ec2.amazonaws.com/doc/2016-11-15/'><requestId>lab-entries</requestId><entrySet>$items</entrySet></GetManagedPrefixListEntriesResponse>"
+}
+
+# One EC2 Query call to moto (no signature check there; the Authorization header names the
+# region and service). Prints the HTTP status.
+moto_ec2() {
+  ip netns exec "$NS_AWS" curl -s -o /dev/null -w '%{http_code}' -H "Host: ec2.$REGION.amazonaws.com" \
+    -H "Authorization: AWS4-HMAC-SHA256 Credential=testing/20260101/$REGION/ec2/aws4_request, SignedHeaders=host, Signature=0" \
+    --data "Version=2016-11-15&$1" "http://127.0.0.1:$MOTO_PORT/"
+}
+
+# The EC2 model mirrors the faults it knows: nat-gateway's default route. Reset removes it.
+ec2_model_sync() {
+  [ -s "$LAB_DIR/ec2-model.env" ] || return 0
+  local rtb code
+  rtb=$(ec2_model RTB_ID)
+  if has_fault ec2-vpc-model && has_fault nat-gateway; then
+    [ -e "$LAB_DIR/ec2-model.nat" ] && return 0
+    code=$(moto_ec2 "Action=CreateRoute&RouteTableId=$rtb&DestinationCidrBlock=0.0.0.0/0&NatGatewayId=$(ec2_model NAT_ID)")
+    [ "$code" = 200 ] || die "moto: CreateRoute 0.0.0.0/0 -> NAT answered $code"
+    : >"$LAB_DIR/ec2-model.nat"
+  elif [ -e "$LAB_DIR/ec2-model.nat" ]; then
+    code=$(moto_ec2 "Action=DeleteRoute&RouteTableId=$rtb&DestinationCidrBlock=0.0.0.0/0")
+    [ "$code" = 200 ] || die "moto: DeleteRoute 0.0.0.0/0 answered $code"
+    rm -f "$LAB_DIR/ec2-model.nat"
+  fi
+}
 
 s3_deny_rules() { # s3_deny_rules "because no VPC endpoint policy allows the %s action"
   local why=$1 host="$BUCKET.s3.$REGION.amazonaws.com" p
@@ -377,6 +431,13 @@ aws_config() {
     body="<?xml version=\\\"1.0\\\" encoding=\\\"UTF-8\\\"?><Response><Errors><Error><Code>UnauthorizedOperation</Code><Message>You are not authorized to perform this operation. User: $(principal) is not authorized to perform: ec2:DescribeRouteTables because no identity-based policy allows the ec2:DescribeRouteTables action</Message></Error></Errors><RequestID>lab-ec2-denied</RequestID></Response>"
     ec2_rules="{\"host\": \"ec2.$REGION.amazonaws.com\", \"response\": {\"raw\": {\"status\": 403, \"reason\": \"Forbidden\", \"headers\": [[\"Content-Type\", \"text/xml;charset=UTF-8\"]], \"body\": \"$body\"}}}"
   fi
+  local ec2_body_rules=""
+  if has_fault ec2-vpc-model; then
+    # moto's AWS-managed prefix lists hold AWS's real CIDRs; the lab's services live in the
+    # lab's ranges, so EC2 answers the lists' entries as AWS would for them.
+    ec2_body_rules="[\"PrefixListId=$(ec2_model S3_PL)\", $(pl_entries "$S3_PREFIX" "$S3_PREFIX6")],
+      [\"PrefixListId=$(ec2_model DDB_PL)\", $(pl_entries "$DDB_PREFIX" "$DDB_PREFIX6")]"
+  fi
   has_fault tls-intercept && s3_ca=inspect
   has_fault tls-intercept-untrusted && s3_ca=rogue
   local s3_names ddb_names up="127.0.0.1:$MOTO_PORT"
@@ -389,8 +450,8 @@ aws_config() {
   local second=""
   if has_fault dns-second-address; then
     second="
-    {\"bind\": \"$S3_IP2:443\", \"ca\": \"$s3_ca\", \"names\": $s3_names, \"upstream\": \"$up\", \"rules\": [$s3_rules]},
-    {\"bind\": \"$DDB_IP2:443\", \"ca\": \"lab\", \"names\": $ddb_names, \"upstream\": \"$up\", \"rules\": [$ddb_rules], \"host_rewrites\": $rewrite},"
+    {\"bind\": \"$S3_IP2:443\", \"ca\": \"$s3_ca\", \"names\": $s3_names, \"upstream\": \"$up\", \"rules\": [$s3_rules], $S3_SKEW},
+    {\"bind\": \"$DDB_IP2:443\", \"ca\": \"lab\", \"names\": $ddb_names, \"upstream\": \"$up\", \"rules\": [$ddb_rules], \"host_rewrites\": $rewrite, $DDB_SKEW},"
   fi
   cat <<EOF
 {
@@ -401,13 +462,14 @@ aws_config() {
     {"id": "rogue", "name": "$ROGUE_CA_NAME", "cert": "$LAB_DIR/ca/rogue-ca.pem", "key": "$LAB_DIR/ca/rogue-ca.key"}
   ],
   "fronts": [
-    {"bind": "$S3_IP:443", "ca": "$s3_ca", "names": $s3_names, "upstream": "$up", "rules": [$s3_rules], "host_rewrites": $s3_rewrite},
-    {"bind": "$DDB_IP:443", "ca": "lab", "names": $ddb_names, "upstream": "$up", "rules": [$ddb_rules], "host_rewrites": $rewrite},$second
-    {"bind": "[$S3_IP6]:443", "ca": "$s3_ca", "names": $s3_names, "upstream": "$up", "rules": [$s3_rules], "host_rewrites": $s3_rewrite},
-    {"bind": "[$DDB_IP6]:443", "ca": "lab", "names": $ddb_names, "upstream": "$up", "rules": [$ddb_rules], "host_rewrites": $rewrite},
-    {"bind": "$IFE_IP:443", "ca": "lab", "names": $s3_names, "upstream": "$up"},
+    {"bind": "$S3_IP:443", "ca": "$s3_ca", "names": $s3_names, "upstream": "$up", "rules": [$s3_rules], "host_rewrites": $s3_rewrite, $S3_SKEW},
+    {"bind": "$DDB_IP:443", "ca": "lab", "names": $ddb_names, "upstream": "$up", "rules": [$ddb_rules], "host_rewrites": $rewrite, $DDB_SKEW},$second
+    {"bind": "[$S3_IP6]:443", "ca": "$s3_ca", "names": $s3_names, "upstream": "$up", "rules": [$s3_rules], "host_rewrites": $s3_rewrite, $S3_SKEW},
+    {"bind": "[$DDB_IP6]:443", "ca": "lab", "names": $ddb_names, "upstream": "$up", "rules": [$ddb_rules], "host_rewrites": $rewrite, $DDB_SKEW},
+    {"bind": "$IFE_IP:443", "ca": "lab", "names": $s3_names, "upstream": "$up", $S3_SKEW},
     {"bind": "$STS_IP:443", "ca": "lab", "names": ["sts.$REGION.amazonaws.com", "sts.amazonaws.com"], "upstream": "$up"},
-    {"bind": "$EC2_IP:443", "ca": "lab", "names": ["ec2.$REGION.amazonaws.com"], "upstream": "$up", "rules": [$ec2_rules]}
+    {"bind": "$EC2_IP:443", "ca": "lab", "names": ["ec2.$REGION.amazonaws.com"], "upstream": "$up", "rules": [$ec2_rules], "body_rules": [$ec2_body_rules]},
+    {"bind": "$EC2_IFE_IP:443", "ca": "lab", "names": ["ec2.$REGION.amazonaws.com"], "upstream": "$up", "rules": [$ec2_rules], "body_rules": [$ec2_body_rules]}
   ],
   "tcp_sinks": [{"bind": "$CANARY_IP:443"}]
 }
@@ -586,7 +648,7 @@ build_network() {
   ip -n "$NS_AWS" addr add 10.255.1.2/30 dev igw
   ip -n "$NS_AWS" route add "$VPC_CIDR" via 10.255.0.1
   local a
-  for a in "$S3_IP" "$DDB_IP" "$S3_IP2" "$DDB_IP2" "$IFE_IP" "$CANARY_IP" "$STS_IP" "$EC2_IP"; do
+  for a in "$S3_IP" "$DDB_IP" "$S3_IP2" "$DDB_IP2" "$IFE_IP" "$EC2_IFE_IP" "$CANARY_IP" "$STS_IP" "$EC2_IP"; do
     ip -n "$NS_AWS" addr add "$a/32" dev lo
   done
   ip -n "$NS_RTR" addr add "$RTR_GWE_IP6/64" dev gwe nodad
@@ -596,6 +658,7 @@ build_network() {
     ip -n "$NS_AWS" addr add "$a/128" dev lo nodad
   done
   ip -n "$NS_RTR" route add "$IFE_IP/32" via 10.255.0.2
+  ip -n "$NS_RTR" route add "$EC2_IFE_IP/32" via 10.255.0.2
 
   # router "corp" <-> corp eth0: another subnet with the corporate proxy and DNS
   veth "$NS_RTR" corp "$NS_CORP" eth0
@@ -729,9 +792,9 @@ start_daemons() {
 
 # Seeds moto (once it answers): the bucket with an object, the table with an item.
 seed_moto() {
-  ip netns exec "$NS_AWS" "$MOTO_PY" - "$MOTO_PORT" "$REGION" "$BUCKET" "$TABLE" "$AP_ALIAS" >>"$LAB_DIR/logs/seed.log" 2>&1 <<'PY' || { tail -n 20 "$LAB_DIR/logs/seed.log" >&2; die "seeding moto failed"; }
+  ip netns exec "$NS_AWS" "$MOTO_PY" - "$MOTO_PORT" "$REGION" "$BUCKET" "$TABLE" "$AP_ALIAS" "$LAB_DIR/ec2-model.env" >>"$LAB_DIR/logs/seed.log" 2>&1 <<'PY' || { tail -n 20 "$LAB_DIR/logs/seed.log" >&2; die "seeding moto failed"; }
 import sys, time, urllib.request
-port, region, bucket, table, alias = sys.argv[1:6]
+port, region, bucket, table, alias, model_file = sys.argv[1:7]
 url = f"http://127.0.0.1:{port}"
 deadline = time.time() + 30
 while True:
@@ -758,9 +821,30 @@ ddb.put_item(TableName=table, Item={"pk": {"S": "id-1"}, "note": {"S": "seeded b
 # moto builds its EC2 and STS backends on their first call, holding the interpreter for a
 # second or more: done here, not during the first scenario that reaches them (through NAT),
 # whose signed calls would otherwise all time out at --timeout 1.
-boto3.client("ec2", **kw).describe_vpcs()
+ec2 = boto3.client("ec2", **kw)
+ec2.describe_vpcs()
 boto3.client("sts", **kw).get_caller_identity()
-print("seeded", bucket, table)
+# The lab's VPC as EC2 describes it (fault ec2-vpc-model): the subnet and its route table with
+# the two gateway endpoints' prefix-list routes, a public subnet with the NAT gateway, the
+# instance's security group (egress open) and the default network ACL (open).
+vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
+public = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.0.0/24")["Subnet"]["SubnetId"]
+rtb = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+ec2.associate_route_table(RouteTableId=rtb, SubnetId=subnet)
+igw = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
+eip = ec2.allocate_address(Domain="vpc")["AllocationId"]
+nat = ec2.create_nat_gateway(SubnetId=public, AllocationId=eip)["NatGateway"]["NatGatewayId"]
+for svc in ("s3", "dynamodb"):
+    ec2.create_vpc_endpoint(VpcEndpointType="Gateway", VpcId=vpc, RouteTableIds=[rtb],
+                            ServiceName=f"com.amazonaws.{region}.{svc}")
+sg = ec2.create_security_group(VpcId=vpc, GroupName="lab-instance", Description="the lab instance")["GroupId"]
+lists = {p["PrefixListName"]: p["PrefixListId"] for p in ec2.describe_prefix_lists()["PrefixLists"]}
+with open(model_file, "w") as f:
+    f.write(f"VPC_ID={vpc}\nSUBNET_ID={subnet}\nRTB_ID={rtb}\nSG_ID={sg}\nNAT_ID={nat}\n"
+            f"S3_PL={lists[f'com.amazonaws.{region}.s3']}\nDDB_PL={lists[f'com.amazonaws.{region}.dynamodb']}\n")
+print("seeded", bucket, table, "and", vpc)
 PY
 }
 
@@ -867,11 +951,19 @@ cmd_apply() {
   for f in "$@"; do
     known_fault "$f" || die "unknown fault '$f' (lab.sh faults lists them)"
   done
+  local all u
+  all=$(printf '%s\n' "$@"; cat "$LAB_DIR/faults")
+  if grep -qx ec2-vpc-model <<<"$all"; then
+    for u in "${EC2_MODEL_UNMIRRORED[@]}"; do
+      grep -qx "$u" <<<"$all" && die "fault '$u' is not mirrored in the EC2 model: not with ec2-vpc-model"
+    done
+  fi
   for f in "$@"; do
     has_fault "$f" && continue
     echo "$f" >>"$LAB_DIR/faults"
     apply_net_fault "$f"
   done
+  ec2_model_sync
   sync_servers
 }
 
@@ -880,6 +972,7 @@ cmd_reset() {
   [ -d "$LAB_DIR" ] && ns_exists "$NS_INST" || die "the lab is not up (lab.sh up)"
   : >"$LAB_DIR/faults"
   net_healthy
+  ec2_model_sync
   sync_servers
   local p
   for p in moto tinyproxy-3128 tinyproxy-3129 tinyproxy-3130 dnsmasq-corp dnsmasq-override dnsmasq-stub; do

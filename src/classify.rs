@@ -250,13 +250,7 @@ fn code_is(code: Option<&str>, names: &[&str]) -> bool {
 /// "Signature not yet current".
 fn out_of_time(code: Option<&str>, lower_message: &str) -> Option<Classified> {
     let says = |texts: &[&str]| texts.iter().any(|t| lower_message.contains(t));
-    if code_is(code, &["RequestTimeTooSkewed", "RequestExpired"])
-        || says(&[
-            "signature expired",
-            "signature not yet current",
-            "difference between the request time and the current time",
-        ])
-    {
+    if code_is(code, &["RequestTimeTooSkewed", "RequestExpired"]) || says(SKEW_TEXTS) {
         return Some(Classified::ClockSkew);
     }
     if code_is(code, &["ExpiredToken", "ExpiredTokenException"])
@@ -269,6 +263,22 @@ fn out_of_time(code: Option<&str>, lower_message: &str) -> Option<Classified> {
         return Some(Classified::ExpiredCredentials);
     }
     None
+}
+
+/// What AWS's answers say when the request time is off (lowercase): DynamoDB's and STS's
+/// "Signature expired" / "Signature not yet current", S3's RequestTimeTooSkewed message.
+const SKEW_TEXTS: &[&str] = &[
+    "signature expired",
+    "signature not yet current",
+    "difference between the request time and the current time",
+    "requesttimetooskewed",
+];
+
+/// Whether an error text (an SDK failure's, e.g. STS's SignatureDoesNotMatch) says that the
+/// request time was off.
+pub fn says_clock_skew(text: &str) -> bool {
+    let lower = normalize_space(text).to_ascii_lowercase();
+    SKEW_TEXTS.iter().any(|t| lower.contains(t))
 }
 
 /// Throttling and server errors: worth a retry, and no finding of their own.

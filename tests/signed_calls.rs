@@ -322,6 +322,45 @@ fn server_clock_far_from_ours_is_clock_skew() {
     assert!((1790..=1810).contains(&offset), "{offset}");
 }
 
+/// The services refuse requests signed 30 minutes off their clock, as AWS does: S3 answers
+/// HeadBucket with a bare 403 (a HEAD answer has no body, so no error code) and the other calls
+/// with RequestTimeTooSkewed, DynamoDB with "Signature expired". The bare 403 is the clock,
+/// not "a policy AWS does not name".
+#[test]
+fn a_bare_head_403_on_a_skewed_clock_is_clock_skew() {
+    let skewed = || FrontOptions {
+        date_offset_secs: 1800,
+        max_request_skew_secs: Some(300),
+        ..FrontOptions::default()
+    };
+    let lab = Lab::aws(52, ImdsFacts::example(), skewed(), skewed(), true);
+    let out = lab.probe(&[]);
+    out.expect(1, &["CLOCK_SKEW"], &["ACCESS_DENIED_UNATTRIBUTED"]);
+    let head = call(&out, "HeadBucket");
+    assert_eq!(head["status"], 403, "{head}");
+    assert!(
+        head["error_code"].is_null() || head["error_code"] == "Forbidden",
+        "{head}"
+    );
+    assert_eq!(
+        call(&out, "GetBucketLocation")["error_code"],
+        "RequestTimeTooSkewed"
+    );
+    let roots = out.report()["verdict"]["root_causes"].to_string();
+    assert!(!roots.contains("ACCESS_DENIED"), "{roots}");
+    let s3 = out.report()["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["code"] == "CLOCK_SKEW" && f["target"] == "s3:bucket-52")
+        .cloned()
+        .unwrap_or_else(|| panic!("no CLOCK_SKEW for the bucket\n{}", out.stdout));
+    assert!(
+        s3.to_string().contains("RequestTimeTooSkewed") || s3.to_string().contains("bare 403"),
+        "{s3}"
+    );
+}
+
 #[test]
 fn no_role_means_no_credentials_and_no_calls() {
     let mut facts = ImdsFacts::example();

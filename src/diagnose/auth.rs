@@ -7,6 +7,9 @@ use crate::checks::Check;
 use crate::report::*;
 use crate::results::{ProbeResults, TargetSpec};
 
+/// Premises: NO_CREDENTIALS, the default chain itself found none (not a service answer);
+/// CREDENTIALS_EXPIRED, the expiry the chain gave is past; CLOCK_SKEW, a Date header of a
+/// service answer beyond the limit.
 pub(super) fn credential_findings(r: &ProbeResults, f: &mut Findings) {
     if let Some(c) = &r.credentials {
         if !c.found {
@@ -72,10 +75,90 @@ pub(super) fn credential_findings(r: &ProbeResults, f: &mut Findings) {
     }
 }
 
+/// The clock skew this run measured, in words: an answer that says the request time is off
+/// (S3's RequestTimeTooSkewed, DynamoDB's and STS's "Signature expired"), or a Date header
+/// beyond the limit.
+fn measured_skew(r: &ProbeResults) -> Option<String> {
+    if let Some(call) = r
+        .calls
+        .iter()
+        .find(|c| c.finding == Some(FindingCode::CLOCK_SKEW))
+    {
+        return Some(format!(
+            "{} {} answered {}",
+            call.operation,
+            call.target,
+            call.error_code
+                .as_deref()
+                .unwrap_or("that the request time is off")
+        ));
+    }
+    if let Some(e) = r
+        .credentials
+        .as_ref()
+        .and_then(|c| c.identity_error.as_deref())
+        .filter(|e| crate::classify::says_clock_skew(e))
+    {
+        return Some(format!("STS GetCallerIdentity answered: {e}"));
+    }
+    r.calls
+        .iter()
+        .filter_map(|c| c.clock_offset_secs.map(|o| (o, c)))
+        .filter(|(o, _)| o.abs() > crate::classify::CLOCK_SKEW_LIMIT_SECS)
+        .max_by_key(|(o, _)| o.abs())
+        .map(|(o, c)| {
+            format!(
+                "the Date header of {} {} is {} s from the local clock",
+                c.operation,
+                c.target,
+                o.abs()
+            )
+        })
+}
+
+/// A 403 without a body (HEAD answers carry none) names no cause. On a run whose clock skew
+/// is measured, it is S3's answer to a request signed at the wrong time, not a denial:
+/// S3 checks the request time before any policy.
+fn bare_403_is_skew(r: &ProbeResults, t: &TargetSpec, call: &CallResult, f: &mut Findings) -> bool {
+    // HEAD answers have no body, whatever code the SDK derives from the status.
+    let bodiless = call.error_code.is_none() || call.operation.starts_with("Head");
+    let names_nothing = call
+        .denial
+        .as_ref()
+        .is_none_or(|d| d.action.is_none() && d.policy.is_none());
+    if call.status != Some(403) || !bodiless || !names_nothing {
+        return false;
+    }
+    let Some(evidence) = measured_skew(r) else {
+        return false;
+    };
+    let host = call.endpoint_host.as_deref().unwrap_or("the service");
+    f.add(
+        FindingCode::CLOCK_SKEW,
+        Severity::Error,
+        &t.id,
+        format!(
+            "{} {host} answered a bare 403: the request time is off",
+            call.operation
+        ),
+        format!(
+            "HEAD answers carry no error code; on this run {evidence}, so the 403 is the clock, not a policy."
+        ),
+        FindingCode::CLOCK_SKEW.general_fix().into(),
+        vec![call.id()],
+    );
+    true
+}
+
+/// Premises: each answer's finding comes from the answer itself (`classify`: the service's
+/// error code, its message, then the status and S3's x-amz-bucket-region header); a bare 403
+/// is a denial only when no measured clock skew explains it (`bare_403_is_skew`); transport
+/// failures count only for calls not sent through a proxy (the proxy checks say those).
 pub(super) fn call_findings(r: &ProbeResults, t: &TargetSpec, f: &mut Findings) {
     for call in r.calls.iter().filter(|c| c.target == t.id) {
         match call.finding {
             None => call_failure_finding(r, t, call, f),
+            Some(FindingCode::ACCESS_DENIED_UNATTRIBUTED) if bare_403_is_skew(r, t, call, f) => {}
             Some(FindingCode::WRONG_REGION_REDIRECT) => redirect_findings(r, t, call, f),
             Some(code) if code.as_str().starts_with("ACCESS_DENIED") => {
                 denial_finding(r, t, call, code, f)
@@ -142,6 +225,9 @@ fn call_failure_finding(r: &ProbeResults, t: &TargetSpec, call: &CallResult, f: 
 }
 
 /// A redirect to the bucket's region, and the bucket in another region than the instance.
+/// Premises: the answer was S3's redirect (classify: 301/307, a redirect code, or a 400 with
+/// x-amz-bucket-region); REGION_MISMATCH_BUCKET only when the bucket's region is known from
+/// the answer and differs from the instance's.
 fn redirect_findings(r: &ProbeResults, t: &TargetSpec, call: &CallResult, f: &mut Findings) {
     let code = FindingCode::WRONG_REGION_REDIRECT;
     let host = call.endpoint_host.as_deref().unwrap_or("the service");
@@ -191,6 +277,9 @@ fn redirect_findings(r: &ProbeResults, t: &TargetSpec, call: &CallResult, f: &mu
     }
 }
 
+/// Premise: the service answered a denial; the policy type is the one its message names
+/// (none named: ACCESS_DENIED_UNATTRIBUTED). For a VPC endpoint policy, the fix names the
+/// endpoint the call really went through (`vpce_path`).
 fn denial_finding(
     r: &ProbeResults,
     t: &TargetSpec,
@@ -231,9 +320,35 @@ fn denial_finding(
             t,
             instance,
             r.region.effective.as_deref(),
+            vpce_path(r, call),
         ),
         vec![call.id()],
     );
+}
+
+/// Which VPC endpoint a call went through, for the fix of an endpoint-policy denial: the
+/// gateway endpoint only carries direct traffic to the service's public addresses.
+enum VpcePath {
+    Gateway,
+    /// The call went to a private address: an interface endpoint answered.
+    Interface(String),
+    /// Sent through a proxy: the endpoint is on the proxy's path, not this VPC's.
+    Proxy(String),
+}
+
+fn vpce_path(r: &ProbeResults, call: &CallResult) -> VpcePath {
+    if let Some(p) = &call.proxy {
+        return VpcePath::Proxy(p.clone());
+    }
+    let private = call.peer.as_ref().is_some_and(|peer| {
+        r.tcp
+            .iter()
+            .any(|a| &a.address == peer && a.address_class == AddressClass::Private)
+    });
+    match (&call.peer, private) {
+        (Some(peer), true) => VpcePath::Interface(peer.clone()),
+        _ => VpcePath::Gateway,
+    }
 }
 
 fn denier(code: FindingCode) -> &'static str {
@@ -256,6 +371,7 @@ fn denial_remediation(
     t: &TargetSpec,
     instance: Option<&InstanceFacts>,
     region: Option<&str>,
+    path: VpcePath,
 ) -> String {
     let vpc = instance
         .and_then(|i| i.vpc_id.as_deref())
@@ -264,6 +380,12 @@ fn denial_remediation(
     let role = instance
         .and_then(|i| i.iam_role.as_deref())
         .unwrap_or("<role>");
+    let endpoints_of = |kind: &str| {
+        format!(
+            "aws ec2 describe-vpc-endpoints --filters Name=vpc-id,Values={vpc} Name=service-name,Values=com.amazonaws.{region}.{} Name=vpc-endpoint-type,Values={kind} --query 'VpcEndpoints[].[VpcEndpointId,PolicyDocument]'",
+            t.service.as_str()
+        )
+    };
     let endpoint_policy = format!(
         "aws ec2 describe-vpc-endpoints --filters Name=vpc-id,Values={vpc} Name=service-name,Values=com.amazonaws.{region}.{} --query 'VpcEndpoints[].[VpcEndpointId,PolicyDocument]'",
         t.service.as_str()
@@ -276,9 +398,18 @@ fn denial_remediation(
         ),
     };
     match code {
-        FindingCode::ACCESS_DENIED_VPCE_POLICY => format!(
-            "Allow {action} on {resource} in the gateway endpoint's policy: {endpoint_policy}; then aws ec2 modify-vpc-endpoint --vpc-endpoint-id <vpce-id> --policy-document file://policy.json"
-        ),
+        FindingCode::ACCESS_DENIED_VPCE_POLICY => match path {
+            VpcePath::Gateway => format!(
+                "Allow {action} on {resource} in the gateway endpoint's policy: {endpoint_policy}; then aws ec2 modify-vpc-endpoint --vpc-endpoint-id <vpce-id> --policy-document file://policy.json"
+            ),
+            VpcePath::Interface(peer) => format!(
+                "The call went to {peer}, a private address: the interface endpoint's policy denies it, not the gateway endpoint's. Allow {action} on {resource} in it: {}; then aws ec2 modify-vpc-endpoint --vpc-endpoint-id <vpce-id> --policy-document file://policy.json",
+                endpoints_of("Interface")
+            ),
+            VpcePath::Proxy(proxy) => format!(
+                "The call went through the proxy {proxy}: the endpoint whose policy denies it is the one on the proxy's path (this VPC's gateway endpoint only if the proxy sends from this VPC). Ask the proxy's owners to allow {action} on {resource}, or bypass the proxy for the service (NO_PROXY) so that the gateway endpoint carries it."
+            ),
+        },
         FindingCode::ACCESS_DENIED_RESOURCE_POLICY => format!(
             "Read the policy ({resource_policy}) and fix the statement that denies {action}: allow this VPC's endpoint with aws:SourceVpce (or aws:SourceVpc {vpc}); aws:SourceIp never matches traffic through a VPC endpoint."
         ),

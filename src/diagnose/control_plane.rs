@@ -5,12 +5,13 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use super::Findings;
+use super::{Expectations, Findings};
 use crate::catalogue::FindingCode;
 use crate::report::*;
 use crate::results::{ProbeResults, TargetSpec};
+use crate::settings::ExpectPath;
 
-/// The reads the role was refused.
+/// The reads the role was refused. Premise: EC2 answered a denial to that read (a note only).
 pub(super) fn denied_reads_finding(r: &ProbeResults, f: &mut Findings) {
     if let Some(cp) = &r.control_plane {
         let denied = cp.denied_actions();
@@ -28,9 +29,9 @@ pub(super) fn denied_reads_finding(r: &ProbeResults, f: &mut Findings) {
     }
 }
 
-/// The VPC's configuration (when read) turns symptoms into causes.
 /// The applications connect over a family the endpoint does not serve (IPv6 to an IPv4-only
-/// gateway endpoint, or the reverse): that traffic cannot take the endpoint.
+/// gateway endpoint, or the reverse): that traffic cannot take the endpoint. Premise: the
+/// endpoint's IP address type was read, and only the addresses the applications use count.
 fn address_family_finding(r: &ProbeResults, t: &TargetSpec, ep: &EndpointFacts, f: &mut Findings) {
     let Some(kind) = ep.ip_address_type.as_deref() else {
         return;
@@ -107,9 +108,106 @@ struct Vpc<'a> {
     prefix_list: Option<&'a PrefixListFacts>,
     peers: Vec<IpAddr>,
     ids: Vec<String>,
+    /// `--expect-path gateway`: the gateway endpoint is what the user expects to carry this
+    /// target's traffic, whatever the names resolve to.
+    expect_gateway: bool,
 }
 
-pub(super) fn control_plane_findings(r: &ProbeResults, t: &TargetSpec, f: &mut Findings) {
+/// Why the gateway endpoint's route concerns an address.
+enum Coverage {
+    /// The CIDR of the endpoint's prefix list (EC2's entries) that holds the address.
+    List(String),
+    /// The list's entries were not read; the address is in the service's published ranges of
+    /// the region (ip-ranges), which the list mirrors.
+    Published,
+}
+
+impl Coverage {
+    fn said(&self, ip: IpAddr, pl: &PrefixListFacts, c: &Vpc) -> String {
+        match self {
+            Coverage::List(cidr) => format!("{ip} is in {} ({cidr})", pl.id),
+            Coverage::Published => format!(
+                "{}'s entries were not read; {ip} is in the published {} ranges of {} (ip-ranges), which the list mirrors",
+                pl.id,
+                c.t.service.ranges_name(),
+                c.r.region.effective.as_deref().unwrap_or("the region")
+            ),
+        }
+    }
+}
+
+impl Vpc<'_> {
+    /// Premise of every rule about the gateway endpoint's route: it only ever applies to the
+    /// addresses its prefix list holds. From the list's entries (EC2), else from the
+    /// published ranges the probe classified the address into. None: the endpoint's route
+    /// never applied to `ip` (an answer outside the ranges, a private interface-endpoint
+    /// address), so no route can "win over" it there.
+    fn coverage(&self, ip: IpAddr) -> Option<Coverage> {
+        let pl = self.prefix_list?;
+        if !pl.cidrs.is_empty() {
+            return crate::vpc_rules::cidr_containing(&pl.cidrs, ip)
+                .map(|c| Coverage::List(c.to_string()));
+        }
+        self.r
+            .tcp
+            .iter()
+            .filter(|a| a.service == self.t.service)
+            .any(|a| {
+                a.address.parse::<IpAddr>() == Ok(ip)
+                    && a.address_class == AddressClass::ServiceRegion
+            })
+            .then_some(Coverage::Published)
+    }
+
+    /// Whether the gateway endpoint is the item this target's traffic depends on: the user
+    /// expects the gateway path, or an address the applications use for it lies in the
+    /// endpoint's ranges and did not connect (no other path carries it). Otherwise (the names
+    /// resolve to an interface endpoint or elsewhere, and another path is accepted) a missing
+    /// or unassociated gateway endpoint is a note, not the cause of anything.
+    fn endpoint_needed(&self) -> bool {
+        self.expect_gateway
+            || self.r.tcp.iter().any(|a| {
+                self.t.endpoint_names.contains(&a.name)
+                    && a.origin == AddressOrigin::Application
+                    && a.outcome != TcpOutcome::Connected
+                    && a.address
+                        .parse::<IpAddr>()
+                        .is_ok_and(|ip| self.published_or_listed(ip))
+            })
+    }
+
+    /// In the endpoint's prefix list, or (no list read at all) in the published ranges.
+    fn published_or_listed(&self, ip: IpAddr) -> bool {
+        match self.prefix_list {
+            Some(_) => self.coverage(ip).is_some(),
+            None => self.r.tcp.iter().any(|a| {
+                a.service == self.t.service
+                    && a.address.parse::<IpAddr>() == Ok(ip)
+                    && a.address_class == AddressClass::ServiceRegion
+            }),
+        }
+    }
+
+    /// The severity of a finding about the gateway endpoint's existence or association, and
+    /// what to add to its detail when it is only a note.
+    fn endpoint_severity(&self) -> (Severity, &'static str) {
+        if self.endpoint_needed() {
+            (Severity::Error, "")
+        } else {
+            (
+                Severity::Note,
+                " Not an error here: another path than the gateway endpoint is expected (--expect-path), and no address the applications use is one a gateway endpoint would carry that failed to connect.",
+            )
+        }
+    }
+}
+
+pub(super) fn control_plane_findings(
+    r: &ProbeResults,
+    exp: &Expectations,
+    t: &TargetSpec,
+    f: &mut Findings,
+) {
     let Some(cp) = &r.control_plane else { return };
     let instance = r.instance.as_ref();
     let prefix_list = cp.prefix_lists.iter().find(|p| p.service == t.service);
@@ -125,6 +223,7 @@ pub(super) fn control_plane_findings(r: &ProbeResults, t: &TargetSpec, f: &mut F
         prefix_list,
         peers: service_addresses(r, t, prefix_list),
         ids: vec!["ec2".to_string()],
+        expect_gateway: exp.expect_path == ExpectPath::Gateway,
     };
     no_gateway_endpoint_finding(&c, f);
     if let Some(ep) = c.endpoint {
@@ -137,6 +236,8 @@ pub(super) fn control_plane_findings(r: &ProbeResults, t: &TargetSpec, f: &mut F
     endpoint_policy_finding(&c, f);
 }
 
+/// Premise: the subnet's route table was read (the VPC is visible to this role), and the
+/// gateway endpoint is what this target's traffic needs (`Vpc::endpoint_needed`); else a note.
 fn no_gateway_endpoint_finding(c: &Vpc, f: &mut Findings) {
     let (t, cp, vpc, endpoint, ids) = (c.t, c.cp, c.vpc, c.endpoint, &c.ids);
     let region = c.r.region.effective.as_deref().unwrap_or("<region>");
@@ -150,12 +251,13 @@ fn no_gateway_endpoint_finding(c: &Vpc, f: &mut Findings) {
             .as_ref()
             .map(|t| t.id.as_str())
             .unwrap_or("<rtb-id>");
+        let (severity, why) = c.endpoint_severity();
         f.add(
             FindingCode::NO_GATEWAY_ENDPOINT,
-            Severity::Error,
+            severity,
             &t.id,
             format!("{vpc} has no gateway endpoint for {service_name}"),
-            format!("DescribeVpcEndpoints lists no Gateway endpoint of {service_name} in {vpc}."),
+            format!("DescribeVpcEndpoints lists no Gateway endpoint of {service_name} in {vpc}.{why}"),
             format!(
                 "aws ec2 create-vpc-endpoint --vpc-endpoint-type Gateway --vpc-id {vpc} --service-name {service_name} --route-table-ids {rtb}"
             ),
@@ -165,6 +267,9 @@ fn no_gateway_endpoint_finding(c: &Vpc, f: &mut Findings) {
 }
 
 /// The endpoint on the subnet's route table, and no more specific route winning over it.
+/// Premises: ROUTE_TABLE_NOT_ASSOCIATED, the endpoint is needed (as NO_GATEWAY_ENDPOINT);
+/// ROUTE_OVERRIDES_ENDPOINT, only for addresses the endpoint's prefix list holds
+/// (`Vpc::coverage`).
 fn route_findings(c: &Vpc, f: &mut Findings) {
     let (t, cp, instance, endpoint, prefix_list, peers, ids) = (
         c.t,
@@ -179,9 +284,11 @@ fn route_findings(c: &Vpc, f: &mut Findings) {
         let route =
             prefix_list.and_then(|pl| crate::vpc_rules::endpoint_route(table, &pl.id, &ep.id));
         if !ep.route_table_ids.contains(&table.id) || route.is_none() {
+            // Premise: as NO_GATEWAY_ENDPOINT's, the endpoint is what this traffic needs.
+            let (severity, why) = c.endpoint_severity();
             f.add(
                 FindingCode::ROUTE_TABLE_NOT_ASSOCIATED,
-                Severity::Error,
+                severity,
                 &t.id,
                 format!(
                     "{} is not on {}'s route table {}",
@@ -192,7 +299,7 @@ fn route_findings(c: &Vpc, f: &mut Findings) {
                     table.id
                 ),
                 format!(
-                    "The endpoint serves route tables [{}]; {} ({}) has no route {} -> {}.",
+                    "The endpoint serves route tables [{}]; {} ({}) has no route {} -> {}.{why}",
                     ep.route_table_ids.join(", "),
                     table.id,
                     if table.main {
@@ -210,10 +317,14 @@ fn route_findings(c: &Vpc, f: &mut Findings) {
                 ids.clone(),
             );
         } else if let Some(pl) = prefix_list {
-            // A more specific route for a service address wins over the prefix-list route.
-            for ip in peers {
-                if let Some(winner) =
-                    crate::vpc_rules::effective_route(table, *ip, &cp.prefix_lists)
+            // A more specific route wins over the prefix-list route only for an address the
+            // list holds: for any other address (an answer outside the ranges, a private
+            // interface-endpoint address) the endpoint's route never applied.
+            for (ip, coverage) in peers
+                .iter()
+                .filter_map(|ip| c.coverage(*ip).map(|cov| (*ip, cov)))
+            {
+                if let Some(winner) = crate::vpc_rules::effective_route(table, ip, &cp.prefix_lists)
                     && winner.target != ep.id
                 {
                     let dest = winner.destination_cidr.clone().unwrap_or_default();
@@ -222,7 +333,11 @@ fn route_findings(c: &Vpc, f: &mut Findings) {
                         Severity::Error,
                         &t.id,
                         format!("route {dest} -> {} in {} wins over {} -> {} for {ip}", winner.target, table.id, pl.id, ep.id),
-                        format!("Traffic to {ip} follows the more specific route {dest} via {}, not the gateway endpoint.", winner.target),
+                        format!(
+                            "Traffic to {ip} follows the more specific route {dest} via {}, not the gateway endpoint ({}).",
+                            winner.target,
+                            coverage.said(ip, pl, c)
+                        ),
                         format!("aws ec2 delete-route --route-table-id {} --destination-cidr-block {dest}", table.id),
                         ids.clone(),
                     );
@@ -233,6 +348,9 @@ fn route_findings(c: &Vpc, f: &mut Findings) {
     }
 }
 
+/// Premise: the groups' egress rules are evaluated for each address itself (a rule covers an
+/// address only if its CIDR or its prefix list's entries contain it), and the groups apply
+/// to every packet the instance sends, whatever path it takes.
 fn security_group_finding(c: &Vpc, f: &mut Findings) {
     let (t, cp, prefix_list, peers, ids) = (c.t, c.cp, c.prefix_list, &c.peers, &c.ids);
     if cp.read_ok("ec2:DescribeSecurityGroups") && !cp.security_groups.is_empty() {
@@ -353,6 +471,8 @@ fn nacl_cidr_option(prefix_list: Option<&PrefixListFacts>, ip: IpAddr) -> String
     }
 }
 
+/// Premise: each address is evaluated itself (an entry decides only if its CIDR contains the
+/// address), the stateless return traffic on the kernel's own ephemeral ports.
 fn network_acl_findings(c: &Vpc, f: &mut Findings) {
     let (r, t, cp, prefix_list, peers, ids) = (c.r, c.t, c.cp, c.prefix_list, &c.peers, &c.ids);
     if let Some(acl) = &cp.network_acl {
@@ -405,6 +525,7 @@ fn network_acl_findings(c: &Vpc, f: &mut Findings) {
     }
 }
 
+/// Premise: DescribeVpcAttribute said enableDnsSupport is false for the instance's VPC.
 fn dns_support_finding(c: &Vpc, f: &mut Findings) {
     let (cp, vpc, ids) = (c.cp, c.vpc, &c.ids);
     if cp.dns_support == Some(false) {
@@ -420,16 +541,64 @@ fn dns_support_finding(c: &Vpc, f: &mut Findings) {
     }
 }
 
+/// Premise of ENDPOINT_POLICY_DENIES: an endpoint policy decides only the requests that go
+/// through the endpoint. The addresses this target's signed calls went to (else the
+/// applications' addresses): Some(false) when they are known and none of them is carried by
+/// the endpoint (in its prefix list, with the endpoint as the route that wins); None when no
+/// address is known (through a proxy, or nothing connected).
+fn through_endpoint(c: &Vpc, ep: &EndpointFacts) -> Option<(bool, Vec<IpAddr>)> {
+    let mut addrs: BTreeSet<IpAddr> =
+        c.r.calls
+            .iter()
+            .filter(|call| call.target == c.t.id && call.proxy.is_none())
+            .filter_map(|call| call.peer.as_deref()?.parse().ok())
+            .collect();
+    if addrs.is_empty() {
+        addrs =
+            c.r.tcp
+                .iter()
+                .filter(|a| c.t.endpoint_names.contains(&a.name))
+                .filter(|a| a.origin == AddressOrigin::Application)
+                .filter_map(|a| a.address.parse().ok())
+                .collect();
+    }
+    if addrs.is_empty() {
+        return None;
+    }
+    let carried = |ip: &IpAddr| match (c.coverage(*ip), &c.cp.route_table) {
+        (None, _) => false,
+        (Some(_), None) => true,
+        (Some(Coverage::List(_)), Some(table)) => {
+            crate::vpc_rules::effective_route(table, *ip, &c.cp.prefix_lists)
+                .is_some_and(|r| r.target == ep.id)
+        }
+        // The list's entries were not read: the endpoint's route is on the table.
+        (Some(Coverage::Published), Some(table)) => c
+            .prefix_list
+            .is_some_and(|pl| crate::vpc_rules::endpoint_route(table, &pl.id, &ep.id).is_some()),
+    };
+    let any = addrs.iter().any(carried);
+    Some((any, addrs.into_iter().collect()))
+}
+
 fn endpoint_policy_finding(c: &Vpc, f: &mut Findings) {
     let (r, t, endpoint, ids) = (c.r, c.t, c.endpoint, &c.ids);
     if let Some(ep) = endpoint
         && let Some(policy) = &ep.policy
     {
+        let elsewhere = match through_endpoint(c, ep) {
+            Some((false, addrs)) => Some(format!(
+                " The probe's requests went to {}, which {} does not carry: this policy did not decide them (it will, once they go through the endpoint).",
+                joined(&addrs),
+                ep.id
+            )),
+            _ => None,
+        };
         let principal = r.credentials.as_ref().and_then(|c| c.identity_arn.clone());
         for (action, resource) in probed_requests(r, t) {
             let decision =
                 crate::vpc_rules::evaluate_policy(policy, &action, &resource, principal.as_deref());
-            let (severity, why) = match &decision {
+            let (severity, mut why) = match &decision {
                 crate::vpc_rules::PolicyDecision::Allowed { .. } => continue,
                 crate::vpc_rules::PolicyDecision::ExplicitDeny { statement } => (
                     Severity::Error,
@@ -442,6 +611,14 @@ fn endpoint_policy_finding(c: &Vpc, f: &mut Findings) {
                     Severity::Note,
                     format!("not evaluated: {statement}: {reason}"),
                 ),
+            };
+            let severity = match &elsewhere {
+                Some(text) => {
+                    why.push('.');
+                    why.push_str(text);
+                    Severity::Note
+                }
+                None => severity,
             };
             f.add(
                 FindingCode::ENDPOINT_POLICY_DENIES,
@@ -457,7 +634,9 @@ fn endpoint_policy_finding(c: &Vpc, f: &mut Findings) {
     }
 }
 
-/// Reachability Analyzer's verdict, in the finding of the checklist item it names.
+/// Reachability Analyzer's verdict, in the finding of the checklist item it names. Premise:
+/// the analysis ran from this instance's ENI to this service's gateway endpoint, so what it
+/// explains is the endpoint path itself; only "no path found" analyses count.
 pub(super) fn reachability_findings(r: &ProbeResults, t: &TargetSpec, f: &mut Findings) {
     for a in r.reachability.iter().filter(|a| a.service == t.service) {
         if a.network_path_found != Some(false) {

@@ -127,7 +127,7 @@ const NAME_RULES: &[NameRule] = &[
 const TARGET_RULES: &[TargetRule] = &[
     |_, _, t, f| endpoint_rules_finding(t, f),
     |r, _, t, f| auth::call_findings(r, t, f),
-    |r, _, t, f| control_plane::control_plane_findings(r, t, f),
+    control_plane::control_plane_findings,
     |r, _, t, f| control_plane::reachability_findings(r, t, f),
     |r, _, t, f| network::nacl_sweep_findings(r, t, f),
 ];
@@ -392,8 +392,11 @@ fn explained_by(code: FindingCode) -> &'static [FindingCode] {
             NACL_INBOUND_BLOCKS,
         ],
         NACL_EPHEMERAL_BLOCKED => &[NACL_INBOUND_BLOCKS],
-        // A bare 403 (HeadBucket has no body) says nothing another call did not say better.
+        // A bare 403 (HeadBucket has no body) says nothing another call did not say better;
+        // nor does one on a run whose clock or credentials make every signed call fail.
         ACCESS_DENIED_UNATTRIBUTED => &[
+            CLOCK_SKEW,
+            CREDENTIALS_EXPIRED,
             ENDPOINT_POLICY_DENIES,
             ACCESS_DENIED_VPCE_POLICY,
             ACCESS_DENIED_RESOURCE_POLICY,

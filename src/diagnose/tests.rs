@@ -586,3 +586,372 @@ fn ipv6_traffic_against_ipv4_only_rules() {
     );
     assert_eq!(d.verdict.exit_code, 1);
 }
+
+// ---- premises: a rule concludes only about the addresses and answers it concerns ----------
+
+fn ok_read(action: &str) -> ControlPlaneRead {
+    ControlPlaneRead {
+        action: action.into(),
+        outcome: ReadOutcome::Ok,
+        error: None,
+    }
+}
+
+fn route(cidr: Option<&str>, pl: Option<&str>, target: &str) -> RouteFacts {
+    RouteFacts {
+        destination_cidr: cidr.map(str::to_string),
+        destination_prefix_list: pl.map(str::to_string),
+        target: target.into(),
+        state: "active".into(),
+    }
+}
+
+/// The subnet's route table as the EC2 reads give it: `local`, a NAT default route, the S3
+/// gateway endpoint's prefix-list route (and `extra` routes); the endpoint, its list with
+/// `cidrs` (empty: the entries were not read), an open security group and network ACL.
+fn vpc_with_nat(cidrs: &[&str], extra: Vec<RouteFacts>) -> ControlPlane {
+    let mut routes = vec![
+        route(Some("10.0.0.0/16"), None, "local"),
+        route(Some("0.0.0.0/0"), None, "nat-0a1b"),
+        route(None, Some("pl-6da54004"), "vpce-0s3"),
+    ];
+    routes.extend(extra);
+    let open = |egress: bool| NaclEntry {
+        rule_number: 100,
+        egress,
+        protocol: "-1".into(),
+        allow: true,
+        cidr: Some("0.0.0.0/0".into()),
+        from_port: None,
+        to_port: None,
+    };
+    ControlPlane {
+        reads: [
+            "ec2:DescribeRouteTables",
+            "ec2:DescribeVpcEndpoints",
+            "ec2:DescribePrefixLists",
+            "ec2:DescribeSecurityGroups",
+            "ec2:DescribeNetworkAcls",
+        ]
+        .into_iter()
+        .map(ok_read)
+        .collect(),
+        route_table: Some(RouteTableFacts {
+            id: "rtb-1".into(),
+            main: false,
+            routes,
+        }),
+        endpoints: vec![EndpointFacts {
+            id: "vpce-0s3".into(),
+            service: Service::S3,
+            service_name: "com.amazonaws.eu-west-1.s3".into(),
+            state: "available".into(),
+            route_table_ids: vec!["rtb-1".into()],
+            policy: None,
+            ip_address_type: None,
+        }],
+        prefix_lists: vec![PrefixListFacts {
+            id: "pl-6da54004".into(),
+            name: "com.amazonaws.eu-west-1.s3".into(),
+            service: Service::S3,
+            cidrs: cidrs.iter().map(|c| c.to_string()).collect(),
+        }],
+        security_groups: vec![SecurityGroupFacts {
+            id: "sg-1".into(),
+            egress: vec![SgRule {
+                protocol: "-1".into(),
+                from_port: None,
+                to_port: None,
+                cidrs: vec!["0.0.0.0/0".into()],
+                prefix_list_ids: vec![],
+            }],
+        }],
+        network_acl: Some(NetworkAclFacts {
+            id: "acl-1".into(),
+            entries: vec![open(true), open(false)],
+        }),
+        ..ControlPlane::default()
+    }
+}
+
+/// Every resolver answers `ip` (of `class`) for the S3 name, and TCP to it connects.
+fn answers(r: &mut ProbeResults, ip: &str, class: AddressClass) {
+    r.dns = vec![
+        lookup(
+            ResolverKind::System,
+            "A",
+            DnsOutcome::Answered,
+            &[(ip, class)],
+        ),
+        lookup(ResolverKind::System, "AAAA", DnsOutcome::NoData, &[]),
+        lookup(ResolverKind::Vpc, "A", DnsOutcome::Answered, &[(ip, class)]),
+        lookup(ResolverKind::Vpc, "AAAA", DnsOutcome::NoData, &[]),
+    ];
+    let mut attempt = tcp(ip, TcpOutcome::Connected);
+    attempt.address_class = class;
+    r.tcp = vec![attempt];
+}
+
+fn codes(d: &Diagnosis) -> Vec<&'static str> {
+    d.findings.iter().map(|f| f.code.as_str()).collect()
+}
+
+fn roots(d: &Diagnosis) -> Vec<FindingCode> {
+    d.verdict.root_causes.iter().map(|c| c.code).collect()
+}
+
+/// The issue's first case: a resolver answers the S3 name outside the S3 ranges, the subnet
+/// has a NAT default route, the control plane is readable. 0.0.0.0/0 -> nat "wins" over the
+/// prefix-list route only in the sense that the prefix list never held the address: the cause
+/// is the DNS answer alone. With the list's entries read and without them (the published
+/// ranges decide then).
+#[test]
+fn no_route_overrides_the_endpoint_for_an_answer_outside_its_list() {
+    for cidrs in [&["52.218.0.0/17"][..], &[]] {
+        let (mut r, e) = healthy();
+        answers(&mut r, "198.51.100.99", AddressClass::Outside);
+        r.control_plane = Some(vpc_with_nat(cidrs, vec![]));
+        let d = diagnose(&r, &e);
+        let codes = codes(&d);
+        assert!(
+            !codes.contains(&"ROUTE_OVERRIDES_ENDPOINT"),
+            "{cidrs:?}: {codes:?}"
+        );
+        assert!(codes.contains(&"DNS_OUTSIDE_SERVICE_RANGE"), "{codes:?}");
+        assert_eq!(
+            roots(&d),
+            vec![FindingCode::DNS_OUTSIDE_SERVICE_RANGE],
+            "{cidrs:?}"
+        );
+        // The route table itself still says where that traffic goes.
+        assert_eq!(d.targets[0].path.kind, PathKind::Internet);
+    }
+}
+
+/// An interface endpoint with private DNS: 10.0.1.200 follows `local`, which is no override
+/// of the gateway endpoint; with any path accepted the run is healthy.
+#[test]
+fn no_route_overrides_the_endpoint_for_an_interface_endpoint_address() {
+    let (mut r, mut e) = healthy();
+    answers(&mut r, "10.0.1.200", AddressClass::Private);
+    r.control_plane = Some(vpc_with_nat(&["52.218.0.0/17"], vec![]));
+    let d = diagnose(&r, &e);
+    assert!(
+        !codes(&d).contains(&"ROUTE_OVERRIDES_ENDPOINT"),
+        "{:?}",
+        codes(&d)
+    );
+    assert_eq!(roots(&d), vec![FindingCode::DNS_INTERFACE_ENDPOINT]);
+    e.expect_path = ExpectPath::Any;
+    let d = diagnose(&r, &e);
+    assert_eq!(d.verdict.exit_code, 0, "{:?}", d.findings);
+}
+
+/// The interface-endpoint-expected case with the control plane readable and no gateway
+/// endpoint at all: the missing gateway endpoint concerns no traffic of the applications, so
+/// it is a note; expecting the gateway path it is an error again.
+#[test]
+fn a_missing_gateway_endpoint_is_a_note_when_another_path_is_expected() {
+    let (mut r, mut e) = healthy();
+    answers(&mut r, "10.0.1.200", AddressClass::Private);
+    let mut cp = vpc_with_nat(&["52.218.0.0/17"], vec![]);
+    cp.endpoints.clear();
+    r.control_plane = Some(cp);
+    e.expect_path = ExpectPath::Any;
+    let d = diagnose(&r, &e);
+    let f = d
+        .findings
+        .iter()
+        .find(|f| f.code == FindingCode::NO_GATEWAY_ENDPOINT)
+        .expect("NO_GATEWAY_ENDPOINT");
+    assert_eq!(f.severity, Severity::Note, "{f:?}");
+    assert_eq!(d.verdict.exit_code, 0);
+    e.expect_path = ExpectPath::Gateway;
+    let d = diagnose(&r, &e);
+    assert!(roots(&d).contains(&FindingCode::NO_GATEWAY_ENDPOINT));
+    // In the endpoint's ranges and not connecting, the missing endpoint is the cause whatever
+    // path is accepted.
+    e.expect_path = ExpectPath::Any;
+    answers(&mut r, "52.218.1.1", AddressClass::ServiceRegion);
+    r.tcp[0].outcome = TcpOutcome::Timeout;
+    let d = diagnose(&r, &e);
+    assert!(
+        roots(&d).contains(&FindingCode::NO_GATEWAY_ENDPOINT),
+        "{d:?}",
+        d = d.findings
+    );
+}
+
+/// The rule still finds what it is for: a more specific route for an address the list holds,
+/// from the list's entries or, without them, from the published ranges (and says which).
+#[test]
+fn a_more_specific_route_for_a_listed_address_still_overrides() {
+    let cases = [
+        (&["52.218.0.0/17"][..], "is in pl-6da54004 (52.218.0.0/17)"),
+        (&[][..], "entries were not read"),
+    ];
+    for (cidrs, said) in cases {
+        let (mut r, e) = healthy();
+        answers(&mut r, "52.218.1.1", AddressClass::ServiceRegion);
+        r.control_plane = Some(vpc_with_nat(
+            cidrs,
+            vec![route(Some("52.218.1.0/24"), None, "pcx-1")],
+        ));
+        let d = diagnose(&r, &e);
+        let f = d
+            .findings
+            .iter()
+            .find(|f| f.code == FindingCode::ROUTE_OVERRIDES_ENDPOINT)
+            .unwrap_or_else(|| panic!("{cidrs:?}: {:?}", codes(&d)));
+        assert!(f.title.contains("52.218.1.0/24 -> pcx-1"), "{}", f.title);
+        assert!(f.detail.contains(said), "{}", f.detail);
+    }
+}
+
+fn call(operation: &str, action: &str, status: u16, code: Option<&str>) -> CallResult {
+    CallResult {
+        service: Service::S3,
+        target: "s3:b".into(),
+        operation: operation.into(),
+        action: action.into(),
+        endpoint_host: Some("b.s3.eu-west-1.amazonaws.com".into()),
+        peer: Some("52.218.1.1".into()),
+        proxy: None,
+        status: Some(status),
+        outcome: CallOutcome::ServiceError,
+        error_code: code.map(str::to_string),
+        error_message: None,
+        headers: Default::default(),
+        finding: None,
+        denial: None,
+        bucket_region: None,
+        clock_offset_secs: None,
+        detail: None,
+        duration_ms: 1,
+    }
+}
+
+/// S3's answer to a GetBucketLocation signed 30 minutes ahead of its clock.
+fn skewed_location() -> CallResult {
+    let mut c = call(
+        "GetBucketLocation",
+        "s3:GetBucketLocation",
+        403,
+        Some("RequestTimeTooSkewed"),
+    );
+    c.error_message =
+        Some("The difference between the request time and the current time is too large.".into());
+    c.finding = Some(FindingCode::CLOCK_SKEW);
+    c.clock_offset_secs = Some(-1800);
+    c
+}
+
+/// The issue's second case: the clock 30 minutes fast. HeadBucket gets S3's bodiless 403,
+/// GetBucketLocation says RequestTimeTooSkewed, the Date headers show the offset: the bare
+/// 403 is the skew, not "a policy AWS does not name". Each kind of skew evidence alone is
+/// enough; without any, the bare 403 stays unattributed.
+#[test]
+fn a_bare_403_on_a_run_with_measured_skew_is_the_clock() {
+    let head = || {
+        let mut c = call("HeadBucket", "s3:ListBucket", 403, None);
+        c.finding = Some(FindingCode::ACCESS_DENIED_UNATTRIBUTED);
+        c.denial = Some(crate::classify::Denial::default());
+        c
+    };
+    type Evidence = fn(&mut ProbeResults);
+    let cases: Vec<(&str, Evidence)> = vec![
+        ("every sign", |r| {
+            r.calls[0].clock_offset_secs = Some(-1800);
+            r.calls.push(skewed_location());
+        }),
+        ("GetBucketLocation's answer alone", |r| {
+            let mut c = skewed_location();
+            c.clock_offset_secs = None;
+            r.calls.push(c);
+        }),
+        ("the Date header alone", |r| {
+            r.calls[0].clock_offset_secs = Some(-1800)
+        }),
+        ("STS alone", |r| {
+            r.credentials = Some(CredentialsEvidence {
+                found: true,
+                identity_error: Some("STS: SignatureDoesNotMatch: Signature expired: 20261202T180000Z is now earlier than 20261202T182500Z (20261202T183000Z - 5 min.)".into()),
+                ..Default::default()
+            })
+        }),
+    ];
+    for (name, evidence) in cases {
+        let (mut r, e) = healthy();
+        r.calls = vec![head()];
+        evidence(&mut r);
+        let d = diagnose(&r, &e);
+        let codes = codes(&d);
+        assert!(
+            !codes.contains(&"ACCESS_DENIED_UNATTRIBUTED"),
+            "{name}: {codes:?}"
+        );
+        assert!(codes.contains(&"CLOCK_SKEW"), "{name}: {codes:?}");
+        assert!(
+            roots(&d).iter().all(|c| *c == FindingCode::CLOCK_SKEW),
+            "{name}: {:?}",
+            roots(&d)
+        );
+    }
+    let (mut r, e) = healthy();
+    r.calls = vec![head()];
+    let d = diagnose(&r, &e);
+    assert_eq!(roots(&d), vec![FindingCode::ACCESS_DENIED_UNATTRIBUTED]);
+}
+
+/// An endpoint policy decides only the requests that go through the endpoint: the calls went
+/// to an address outside its list, so its denial is a note; through the endpoint, an error.
+#[test]
+fn an_endpoint_policy_decides_only_traffic_through_the_endpoint() {
+    let deny = r#"{"Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::other/*"}]}"#;
+    for (ip, class, severity) in [
+        ("198.51.100.99", AddressClass::Outside, Severity::Note),
+        ("52.218.1.1", AddressClass::ServiceRegion, Severity::Error),
+    ] {
+        let (mut r, e) = healthy();
+        answers(&mut r, ip, class);
+        let mut cp = vpc_with_nat(&["52.218.0.0/17"], vec![]);
+        cp.endpoints[0].policy = Some(deny.into());
+        r.control_plane = Some(cp);
+        let mut c = call("HeadBucket", "s3:ListBucket", 200, None);
+        c.outcome = CallOutcome::Ok;
+        c.peer = Some(ip.into());
+        r.calls = vec![c];
+        let d = diagnose(&r, &e);
+        let f = d
+            .findings
+            .iter()
+            .find(|f| f.code == FindingCode::ENDPOINT_POLICY_DENIES)
+            .unwrap_or_else(|| panic!("{ip}: {:?}", codes(&d)));
+        assert_eq!(f.severity, severity, "{ip}: {f:?}");
+    }
+}
+
+/// S3 names a VPC endpoint policy; the call went to a private address, so the policy is the
+/// interface endpoint's and the fix says so (not "the gateway endpoint's").
+#[test]
+fn an_endpoint_policy_denial_names_the_endpoint_the_call_went_through() {
+    let (mut r, e) = healthy();
+    answers(&mut r, "10.0.1.200", AddressClass::Private);
+    let mut c = call("GetObject", "s3:GetObject", 403, Some("AccessDenied"));
+    c.peer = Some("10.0.1.200".into());
+    c.finding = Some(FindingCode::ACCESS_DENIED_VPCE_POLICY);
+    r.calls = vec![c];
+    let d = diagnose(&r, &e);
+    let f = d
+        .findings
+        .iter()
+        .find(|f| f.code == FindingCode::ACCESS_DENIED_VPCE_POLICY)
+        .expect("ACCESS_DENIED_VPCE_POLICY");
+    assert!(
+        f.remediation.contains("interface endpoint")
+            && f.remediation.contains("vpc-endpoint-type,Values=Interface")
+            && !f.remediation.contains("gateway endpoint's policy"),
+        "{}",
+        f.remediation
+    );
+}

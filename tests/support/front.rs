@@ -239,6 +239,12 @@ pub struct FrontOptions {
     /// contains, answer). For Query-protocol APIs such as EC2, whose operation is in the body
     /// (`Action=GetManagedPrefixListEntries`).
     pub body_rules: Vec<(String, CannedResponse)>,
+    /// Refuse, as AWS does, a signed request whose signing time (X-Amz-Date) is more than this
+    /// many seconds from the front's clock (shifted by `date_offset_secs`), before any rule:
+    /// S3 answers 403 RequestTimeTooSkewed (a HEAD gets the status and headers only, as S3's
+    /// HEAD answers carry no body), DynamoDB (requests with X-Amz-Target) 400
+    /// InvalidSignatureException "Signature expired" / "Signature not yet current".
+    pub max_request_skew_secs: Option<i64>,
 }
 
 pub struct FrontServer {
@@ -351,6 +357,83 @@ fn host_without_port(host: &str) -> String {
         Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) => h.to_string(),
         _ => host.to_string(),
     }
+}
+
+/// Seconds since the epoch of a SigV4 time stamp (`20261202T183000Z`); None if malformed.
+fn amz_date_secs(v: &str) -> Option<i64> {
+    let v = v.trim();
+    if v.len() != 16 || !v.is_ascii() || &v[8..9] != "T" || &v[15..] != "Z" {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| v[r].parse::<i64>().ok();
+    let (y, m, d) = (num(0..4)?, num(4..6)?, num(6..8)?);
+    let (hh, mm, ss) = (num(9..11)?, num(11..13)?, num(13..15)?);
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + hh * 3600 + mm * 60 + ss)
+}
+
+fn amz_date(secs: i64) -> String {
+    let t = shift(SystemTime::UNIX_EPOCH, secs);
+    // RFC 3339 ("2026-12-02T18:30:00Z") without the separators.
+    super::timefmt::rfc3339(t).replace(['-', ':'], "")
+}
+
+/// AWS's answer to a request signed too far from the front's clock, if this one is.
+fn skewed_answer(head: &Head, options: &FrontOptions) -> Option<CannedResponse> {
+    let limit = options.max_request_skew_secs?;
+    let signed = amz_date_secs(head.header("x-amz-date")?)?;
+    let now = shifted_now(options.date_offset_secs)
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .ok()
+        .and_then(|d| i64::try_from(d.as_secs()).ok())?;
+    if (signed - now).abs() <= limit {
+        return None;
+    }
+    if head.header("x-amz-target").is_some() {
+        let message = if signed < now {
+            format!(
+                "Signature expired: {} is now earlier than {} ({} - {} min.)",
+                amz_date(signed),
+                amz_date(now - limit),
+                amz_date(now),
+                limit / 60
+            )
+        } else {
+            format!(
+                "Signature not yet current: {} is still later than {} ({} + {} min.)",
+                amz_date(signed),
+                amz_date(now + limit),
+                amz_date(now),
+                limit / 60
+            )
+        };
+        return Some(CannedResponse::dynamodb_error(
+            400,
+            "InvalidSignatureException",
+            &message,
+        ));
+    }
+    let mut answer = CannedResponse::s3_error(
+        403,
+        "RequestTimeTooSkewed",
+        "The difference between the request time and the current time is too large.",
+    );
+    // S3 also names both times and its limit.
+    let extra = format!(
+        "<RequestTime>{}</RequestTime><ServerTime>{}</ServerTime><MaxAllowedSkewMilliseconds>{}</MaxAllowedSkewMilliseconds><RequestId>",
+        amz_date(signed),
+        super::timefmt::rfc3339(shift(SystemTime::UNIX_EPOCH, now)),
+        limit * 1000
+    );
+    answer.body = answer.body.replacen("<RequestId>", &extra, 1);
+    Some(answer)
 }
 
 fn shifted_now(offset: i64) -> SystemTime {
@@ -467,7 +550,8 @@ async fn conn(
             .iter()
             .find(|r| r.matches(&head, &host))
             .cloned();
-        let (rule, canned_label) = match (header_rule, body_match) {
+        let skewed = skewed_answer(&head, &shared.options).map(FrontRule::any);
+        let (rule, canned_label) = match (skewed.or(header_rule), body_match) {
             (Some(r), _) => (Some(r), "canned".to_string()),
             (None, Some((needle, response))) => (
                 Some(FrontRule::any(response.clone())),
