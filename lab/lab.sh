@@ -37,7 +37,8 @@ NS_RTR=vpl-rtr     # the VPC router: the subnet's route table and network ACL
 NS_AWS=vpl-aws     # S3, DynamoDB, STS (moto behind TLS fronts) and the internet
 NS_META=vpl-meta   # the instance's link-local services: IMDS and the VPC resolver
 NS_CORP=vpl-corp   # another subnet: corporate proxy (tinyproxy) and DNS (dnsmasq)
-NAMESPACES=("$NS_INST" "$NS_RTR" "$NS_AWS" "$NS_META" "$NS_CORP")
+NS_FW=vpl-fw       # a firewall subnet: an appliance that forwards (fault appliance-in-path)
+NAMESPACES=("$NS_INST" "$NS_RTR" "$NS_AWS" "$NS_META" "$NS_CORP" "$NS_FW")
 
 REGION=eu-west-1
 ACCOUNT=123456789012
@@ -73,6 +74,8 @@ DDB_IP2=198.51.100.71
 DDB_USE1_IP=198.51.100.200
 IFE_IP=10.0.1.50        # an S3 interface endpoint's network interface in the subnet
 EC2_IFE_IP=10.0.1.51    # an EC2 interface endpoint's network interface (fault ec2-vpc-model)
+FW_RTR_IP=10.0.3.1      # the router's end of the firewall subnet
+FW_IP=10.0.3.10         # the firewall appliance's network interface (fault appliance-in-path)
 CANARY_IP=203.0.113.10  # an internet host (the probe's --internet-canary)
 STS_IP=203.0.113.20     # STS's public address: no endpoint, reachable only through NAT
 OUTSIDE_IP=203.0.113.80 # an address in no AWS range
@@ -113,6 +116,8 @@ FAULTS=(
   "endpoint-route-missing-v6:route table: no IPv6 prefix-list routes for S3 and DynamoDB (IPv4 ones intact); IPv6 falls to the blackhole default (silent drop)"
   "endpoint-route-unreachable-v6:route table: the IPv6 prefix-list routes of S3 and DynamoDB replaced by unreachable routes (the router answers ICMPv6 no-route: ENETUNREACH)"
   "nat-gateway:route table: default route to a NAT gateway (the instance has an internet path)"
+  "appliance-in-path:route table: the S3 prefix list's IPv4 range routed through a firewall appliance ($FW_IP) that forwards it to the gateway endpoint (S3 still works, one hop further)"
+  "icmp-filtered:router: sends no ICMP time exceeded (IPv4 and IPv6), so every hop before the service is silent"
   "dns-nxdomain:VPC resolver: NXDOMAIN for the S3 and DynamoDB names (a private zone shadows them)"
   "dns-outside-range:VPC resolver: S3 names answer $S3_USE1_IP (an S3 range of us-east-1)"
   "dns-interface-endpoint:VPC resolver: S3 names answer $IFE_IP (interface endpoint private DNS); a front serves it"
@@ -517,7 +522,9 @@ net_healthy() {
   for ns in "${NAMESPACES[@]}"; do
     ipt "$ns" -F
     ipt "$ns" -t nat -F
+    ipt "$ns" -t mangle -F
     ip6t "$ns" -F
+    ip6t "$ns" -t mangle -F
   done
   # The route table of the subnet: the gateway endpoints' prefix-list routes; no internet.
   ip -n "$NS_RTR" route flush proto static
@@ -531,8 +538,33 @@ net_healthy() {
   ip -6 -n "$NS_RTR" route add blackhole default proto static
   # What the NAT gateway does when a default route points at it.
   ipt "$NS_RTR" -t nat -A POSTROUTING -o igw -j MASQUERADE
+  # The VPC router is not a hop: where it delivers to a gateway endpoint or to a network
+  # interface in the VPC, the packet arrives with the TTL it was sent with (a TTL restore
+  # before the router's own decrement, which happens before FORWARD: hence PREROUTING). Faults
+  # that remove or override a route remove its restore; the router playing a NAT gateway
+  # (default route to igw) keeps its hop, as a NAT gateway is one.
+  ttl_restore -A sub 4 "$S3_PREFIX" "$DDB_PREFIX" "$IFE_IP/32"
+  ttl_restore -A sub 6 "$S3_PREFIX6" "$DDB_PREFIX6"
+  # The firewall subnet's own route table sends the prefix lists to the endpoint (table 100).
+  ttl_restore -A fw 4 "$S3_PREFIX" "$DDB_PREFIX"
   write_resolv_conf "$VPC_DNS_IP"
   write_hosts
+}
+
+# ttl_restore -A|-D|-I IFACE 4|6 DEST...: the router's TTL (hop limit) restore for packets from
+# IFACE to each DEST; -I inserts a RETURN (no restore) instead, for a route that overrides one.
+ttl_restore() {
+  local op=$1 iface=$2 family=$3 d; shift 3
+  for d in "$@"; do
+    if [ "$op" = -I ]; then
+      if [ "$family" = 4 ]; then ipt "$NS_RTR" -t mangle -I PREROUTING -i "$iface" -d "$d" -j RETURN
+      else ip6t "$NS_RTR" -t mangle -I PREROUTING -i "$iface" -d "$d" -j RETURN; fi
+    elif [ "$family" = 4 ]; then
+      ipt "$NS_RTR" -t mangle "$op" PREROUTING -i "$iface" -d "$d" -j TTL --ttl-inc 1
+    else
+      ip6t "$NS_RTR" -t mangle "$op" PREROUTING -i "$iface" -d "$d" -j HL --hl-inc 1
+    fi
+  done
 }
 
 apply_net_fault() {
@@ -547,30 +579,50 @@ apply_net_fault() {
       ip -n "$NS_RTR" route del "$S3_PREFIX" 2>/dev/null || true
       ip -n "$NS_RTR" route del "$DDB_PREFIX" 2>/dev/null || true
       ip -6 -n "$NS_RTR" route del "$S3_PREFIX6" 2>/dev/null || true
-      ip -6 -n "$NS_RTR" route del "$DDB_PREFIX6" 2>/dev/null || true ;;
+      ip -6 -n "$NS_RTR" route del "$DDB_PREFIX6" 2>/dev/null || true
+      ttl_restore -D sub 4 "$S3_PREFIX" "$DDB_PREFIX" 2>/dev/null || true
+      ttl_restore -D sub 6 "$S3_PREFIX6" "$DDB_PREFIX6" 2>/dev/null || true ;;
     endpoint-route-missing-v6)
       ip -6 -n "$NS_RTR" route del "$S3_PREFIX6" 2>/dev/null || true
-      ip -6 -n "$NS_RTR" route del "$DDB_PREFIX6" 2>/dev/null || true ;;
+      ip -6 -n "$NS_RTR" route del "$DDB_PREFIX6" 2>/dev/null || true
+      ttl_restore -D sub 6 "$S3_PREFIX6" "$DDB_PREFIX6" 2>/dev/null || true ;;
     endpoint-route-unreachable-v6)
       ip -6 -n "$NS_RTR" route replace unreachable "$S3_PREFIX6" proto static
-      ip -6 -n "$NS_RTR" route replace unreachable "$DDB_PREFIX6" proto static ;;
+      ip -6 -n "$NS_RTR" route replace unreachable "$DDB_PREFIX6" proto static
+      ttl_restore -D sub 6 "$S3_PREFIX6" "$DDB_PREFIX6" 2>/dev/null || true ;;
     ddb-endpoint-missing)
       ip -n "$NS_RTR" route del "$DDB_PREFIX" 2>/dev/null || true
-      ip -6 -n "$NS_RTR" route del "$DDB_PREFIX6" 2>/dev/null || true ;;
+      ip -6 -n "$NS_RTR" route del "$DDB_PREFIX6" 2>/dev/null || true
+      ttl_restore -D sub 4 "$DDB_PREFIX" 2>/dev/null || true
+      ttl_restore -D sub 6 "$DDB_PREFIX6" 2>/dev/null || true ;;
     route-override-blackhole)
       ip -n "$NS_RTR" route replace blackhole 198.51.100.0/28 proto static
-      ip -6 -n "$NS_RTR" route replace blackhole "$S3_OVERRIDE6" proto static ;;
+      ip -6 -n "$NS_RTR" route replace blackhole "$S3_OVERRIDE6" proto static
+      ttl_restore -I sub 4 198.51.100.0/28
+      ttl_restore -I sub 6 "$S3_OVERRIDE6" ;;
     blackhole-s3)
       ip -n "$NS_RTR" route replace blackhole "$S3_IP/32" proto static
-      ip -6 -n "$NS_RTR" route replace blackhole "$S3_IP6/128" proto static ;;
+      ip -6 -n "$NS_RTR" route replace blackhole "$S3_IP6/128" proto static
+      ttl_restore -I sub 4 "$S3_IP/32"
+      ttl_restore -I sub 6 "$S3_IP6/128" ;;
     blackhole-ddb)
       ip -n "$NS_RTR" route replace blackhole "$DDB_IP/32" proto static
-      ip -6 -n "$NS_RTR" route replace blackhole "$DDB_IP6/128" proto static ;;
+      ip -6 -n "$NS_RTR" route replace blackhole "$DDB_IP6/128" proto static
+      ttl_restore -I sub 4 "$DDB_IP/32"
+      ttl_restore -I sub 6 "$DDB_IP6/128" ;;
     blackhole-second-addresses)
       ip -n "$NS_RTR" route replace blackhole "$S3_IP2/32" proto static
-      ip -n "$NS_RTR" route replace blackhole "$DDB_IP2/32" proto static ;;
+      ip -n "$NS_RTR" route replace blackhole "$DDB_IP2/32" proto static
+      ttl_restore -I sub 4 "$S3_IP2/32" "$DDB_IP2/32" ;;
     nat-gateway)
       ip -n "$NS_RTR" route replace default via 10.255.1.2 dev igw proto static ;;
+    appliance-in-path)
+      # The VPC router delivers to the appliance's interface (no hop: the restore stays), the
+      # appliance forwards (its hop), and the firewall subnet's table sends it to the endpoint.
+      ip -n "$NS_RTR" route replace "$S3_PREFIX" via "$FW_IP" dev fw proto static ;;
+    icmp-filtered)
+      ipt "$NS_RTR" -A OUTPUT -p icmp --icmp-type time-exceeded -j DROP
+      ip6t "$NS_RTR" -A OUTPUT -p ipv6-icmp --icmpv6-type time-exceeded -j DROP ;;
     dns-custom-resolver)
       write_resolv_conf "$CORP_DNS" ;;
     local-cache-stale)
@@ -620,6 +672,9 @@ build_network() {
   # The router forwards both families and answers every packet it cannot route with an ICMPv6
   # error at once (ratelimit 0; endpoint-route-unreachable-v6), never with a few per second.
   nsx "$NS_RTR" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 net.ipv6.icmp.ratelimit=0
+  # ICMP time exceeded is rate-limited per destination (a burst of 6, then 1 a second): the hop
+  # checks of back-to-back scenarios would see `*` where a hop answers. No limit in the lab.
+  nsx "$NS_RTR" sysctl -qw net.ipv4.icmp_ratelimit=0
 
   # instance eth0 <-> router "sub" (the subnet; the router answers ARP for the interface
   # endpoint's address, which lives in the aws namespace)
@@ -659,6 +714,17 @@ build_network() {
   done
   ip -n "$NS_RTR" route add "$IFE_IP/32" via 10.255.0.2
   ip -n "$NS_RTR" route add "$EC2_IFE_IP/32" via 10.255.0.2
+
+  # router "fw" <-> fw eth0: a firewall subnet with an appliance that forwards (fault
+  # appliance-in-path); its own route table (100) sends the prefix lists to the endpoint.
+  veth "$NS_RTR" fw "$NS_FW" eth0
+  ip -n "$NS_RTR" addr add "$FW_RTR_IP/24" dev fw
+  ip -n "$NS_FW" addr add "$FW_IP/24" dev eth0
+  ip -n "$NS_FW" route add default via "$FW_RTR_IP"
+  nsx "$NS_FW" sysctl -qw net.ipv4.ip_forward=1 net.ipv4.icmp_ratelimit=0
+  ip -n "$NS_RTR" rule add iif fw table 100 pref 100
+  ip -n "$NS_RTR" route add "$S3_PREFIX" via 10.255.0.2 table 100
+  ip -n "$NS_RTR" route add "$DDB_PREFIX" via 10.255.0.2 table 100
 
   # router "corp" <-> corp eth0: another subnet with the corporate proxy and DNS
   veth "$NS_RTR" corp "$NS_CORP" eth0
@@ -1001,7 +1067,9 @@ cmd_status() {
     ns_exists "$ns" || continue
     local rules
     rules=$(ipt "$ns" -S | grep -v '^-P' || true; ipt "$ns" -t nat -S | grep -v '^-P' || true
-      ip6t "$ns" -S | grep -v '^-P' | sed 's/^/(ip6) /' || true)
+      ipt "$ns" -t mangle -S | grep -v '^-P' || true
+      ip6t "$ns" -S | grep -v '^-P' | sed 's/^/(ip6) /' || true
+      ip6t "$ns" -t mangle -S | grep -v '^-P' | sed 's/^/(ip6) /' || true)
     [ -n "$rules" ] && { echo "iptables $ns:"; echo "$rules" | sed 's/^/  /'; }
   done
   echo "instance resolver: $(grep nameserver "/etc/netns/$NS_INST/resolv.conf" 2>/dev/null || echo none)"

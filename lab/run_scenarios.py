@@ -68,8 +68,12 @@ SINGLE_VALUED = {
 SCENARIO_KEYS = {"description", "faults", "args", "env", "expect", "known_bug"}
 EXPECT_KEYS = {
     "exit", "present", "absent", "paths", "root_causes", "not_root_causes", "headline", "text",
-    "not_text", "client", "sdk_client",
+    "not_text", "client", "sdk_client", "hops",
 }
+# [expect.hops] "ADDRESS" = { answered_at = N, via = ["10.0.1.1", "*"] }: the hop check of that
+# address (a service address or the internet canary's): the TTL at which it answered (0: it
+# did not) and who answered each TTL before it (an address, or "*" for silence).
+HOP_KEYS = {"answered_at", "via"}
 # [expect] client = "ok" | "fails": what the instance's own curl does with the bucket's URL
 # under the scenario's environment, so a scenario proves the application really fails (or
 # works) where the probe says so.
@@ -98,6 +102,7 @@ class Scenario:
     present: list[str]
     absent: list[str]
     paths: dict[str, dict[str, str]]
+    hops: dict[str, dict]
     root_causes: list[str]
     not_root_causes: list[str]
     headline: str | None
@@ -126,8 +131,12 @@ class Scenario:
             if expect.get(key) not in (None, "ok", "fails"):
                 raise ScenarioError(f"{path}: expect.{key} is \"ok\" or \"fails\"")
         for target, p in expect.get("paths", {}).items():
-            if not set(p) <= {"kind", "confidence", "reachable"}:
-                raise ScenarioError(f"{path}: paths.{target}: only kind, confidence, reachable")
+            if not set(p) <= {"kind", "confidence", "reachable", "decided_by"}:
+                raise ScenarioError(
+                    f"{path}: paths.{target}: only kind, confidence, reachable, decided_by")
+        for address, h in expect.get("hops", {}).items():
+            if not isinstance(h, dict) or not set(h) <= HOP_KEYS:
+                raise ScenarioError(f"{path}: hops.{address}: only {sorted(HOP_KEYS)}")
         return Scenario(
             name=path.stem,
             path=path,
@@ -139,6 +148,7 @@ class Scenario:
             present=list(expect.get("present", [])),
             absent=list(expect.get("absent", [])),
             paths=dict(expect.get("paths", {})),
+            hops=dict(expect.get("hops", {})),
             root_causes=list(expect.get("root_causes", [])),
             not_root_causes=list(expect.get("not_root_causes", [])),
             headline=expect.get("headline"),
@@ -314,6 +324,7 @@ def check(s: Scenario, r: Result) -> None:
         for key, value in want.items():
             if got.get(key) != value:
                 r.problems.append(f"{target} path {key} = {got.get(key)!r}, expected {value!r}")
+    check_hops(s, r, rep)
     for needle in s.text:
         if needle not in r.stdout:
             r.problems.append(f"text report lacks {needle!r}")
@@ -322,6 +333,25 @@ def check(s: Scenario, r: Result) -> None:
         for where, text in (("text report", r.stdout), ("stderr", r.stderr), ("JSON report", report_text)):
             if needle in text:
                 r.problems.append(f"the {where} contains {needle!r}")
+
+
+def check_hops(s: Scenario, r: Result, rep: dict) -> None:
+    traces = {}
+    for c in rep.get("checks", []):
+        ev = c.get("evidence", {})
+        if ev.get("type") == "hops":
+            traces.setdefault(ev.get("address"), ev)
+    for address, want in s.hops.items():
+        got = traces.get(address)
+        if got is None:
+            r.problems.append(f"no hop check of {address} in the report")
+            continue
+        at = got.get("answered_at") or 0
+        if "answered_at" in want and at != want["answered_at"]:
+            r.problems.append(f"hops {address}: answered at {at}, expected {want['answered_at']}")
+        via = [h.get("from") or "*" for h in got.get("hops", [])]
+        if "via" in want and via != want["via"]:
+            r.problems.append(f"hops {address}: via {via}, expected {want['via']}")
 
 
 def actual_summary(r: Result) -> str:

@@ -39,6 +39,11 @@ pub struct ProbeResults {
     pub proxy_env: Option<ProxyEnvEvidence>,
     pub proxy_probes: Vec<ProxyProbe>,
     pub canary: Option<CanaryResult>,
+    /// The hop check of each service address (once per address and port, whichever name
+    /// resolved it first) and of the internet canary.
+    pub hops: Vec<HopTrace>,
+    /// The addresses whose hop check has started: each is traced once.
+    pub hops_claimed: std::collections::BTreeSet<SocketAddr>,
     pub credentials: Option<CredentialsEvidence>,
     pub calls: Vec<CallResult>,
     pub control_plane: Option<ControlPlane>,

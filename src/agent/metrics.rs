@@ -55,6 +55,7 @@ pub struct Metrics {
     findings: Family<Labels, Gauge>,
     path: Family<Labels, Gauge>,
     target_reachable: Family<Labels, Gauge>,
+    hop_count: Family<Labels, Gauge>,
     healthy: Gauge,
     exit_code: Gauge,
     last_run_timestamp: FloatGauge,
@@ -88,6 +89,7 @@ impl Metrics {
             findings: Family::default(),
             path: Family::default(),
             target_reachable: Family::default(),
+            hop_count: Family::default(),
             healthy: Gauge::default(),
             exit_code: Gauge::default(),
             last_run_timestamp: FloatGauge::default(),
@@ -137,6 +139,11 @@ impl Metrics {
             "target_reachable",
             "Whether the target's service answered on TCP 443 in the last run",
             m.target_reachable.clone(),
+        );
+        registry.register(
+            "hop_count",
+            "The TTL at which a service address answered the hop check in the last run (1: nothing between the VPC router and the service), per target and address; target \"canary\" for the internet canary",
+            m.hop_count.clone(),
         );
         registry.register(
             "healthy",
@@ -228,6 +235,12 @@ impl Metrics {
         self.findings.clear();
         self.path.clear();
         self.target_reachable.clear();
+        self.hop_count.clear();
+        for ((target, address), hops) in hop_counts(report) {
+            self.hop_count
+                .get_or_create(&labels(&[("target", &target), ("address", &address)]))
+                .set(i64::from(hops));
+        }
         for t in &report.targets {
             self.path
                 .get_or_create(&labels(&[
@@ -406,6 +419,7 @@ fn targets_of(report: &Report, evidence: &Evidence) -> Vec<String> {
         Evidence::Tcp(t) => by_name(&t.name),
         Evidence::Tls(t) => by_name(&t.name),
         Evidence::Proxy(p) => by_name(&p.name),
+        Evidence::Hops(h) if h.service.is_some() => by_name(&h.name),
         Evidence::Nacl(n) => report
             .targets
             .iter()
@@ -438,6 +452,37 @@ fn group_checks(report: &Report) -> BTreeMap<(String, &'static str), Vec<CheckSt
         }
     }
     groups
+}
+
+/// Per target and address: the TTL at which the address answered the hop check. An address
+/// belongs to every target one of whose names connected to it (the trace ran once, for the
+/// first name); the canary's is target "canary". Addresses that never answered are left out.
+fn hop_counts(report: &Report) -> BTreeMap<(String, String), u8> {
+    let mut out = BTreeMap::new();
+    for c in &report.checks {
+        let Evidence::Hops(h) = &c.evidence else {
+            continue;
+        };
+        let Some(at) = h.answered_at else { continue };
+        let targets: Vec<String> = match h.service {
+            None => vec!["canary".to_string()],
+            Some(_) => report
+                .checks
+                .iter()
+                .filter_map(|o| match &o.evidence {
+                    Evidence::Tcp(t) if t.address == h.address && t.port == h.port => {
+                        Some(targets_of(report, &o.evidence))
+                    }
+                    _ => None,
+                })
+                .flatten()
+                .collect(),
+        };
+        for target in targets {
+            out.insert((target, h.address.clone()), at);
+        }
+    }
+    out
 }
 
 /// Per target and phase: the slowest attempt that worked (what a client waits for), else the
@@ -687,7 +732,13 @@ mod tests {
     fn docs_metrics_table_names_every_registered_metric_with_its_type() {
         // A family without series is not encoded: give each one an (empty) series.
         let m = Metrics::new();
-        for family in [&m.check_success, &m.findings, &m.path, &m.target_reachable] {
+        for family in [
+            &m.check_success,
+            &m.findings,
+            &m.path,
+            &m.target_reachable,
+            &m.hop_count,
+        ] {
             let _ = family.get_or_create(&Labels::new());
         }
         let _ = m.phase_seconds.get_or_create(&Labels::new());

@@ -9,6 +9,7 @@ pub mod dns;
 pub mod dynamodb;
 #[cfg(feature = "control-plane")]
 pub mod ec2;
+pub mod hops;
 pub mod host;
 pub mod identity;
 pub mod imds;

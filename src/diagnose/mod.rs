@@ -130,6 +130,7 @@ const TARGET_RULES: &[TargetRule] = &[
     control_plane::control_plane_findings,
     |r, _, t, f| control_plane::reachability_findings(r, t, f),
     |r, _, t, f| network::nacl_sweep_findings(r, t, f),
+    path::hop_findings,
 ];
 
 /// The findings about the host as a whole, before any target's.

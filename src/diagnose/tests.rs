@@ -827,6 +827,34 @@ fn call(operation: &str, action: &str, status: u16, code: Option<&str>) -> CallR
         bucket_region: None,
         clock_offset_secs: None,
         detail: None,
+fn trace(address: &str, answered_at: Option<u8>, before: &[Option<&str>]) -> HopTrace {
+    HopTrace {
+        name: NAME.into(),
+        service: Some(Service::S3),
+        address: address.into(),
+        port: 443,
+        address_class: AddressClass::ServiceRegion,
+        answered_at,
+        outcome: if answered_at.is_some() {
+            TcpOutcome::Connected
+        } else {
+            TcpOutcome::Timeout
+        },
+        hops: before
+            .iter()
+            .enumerate()
+            .map(|(i, from)| Hop {
+                ttl: i as u8 + 1,
+                reply: if from.is_some() {
+                    HopReply::TimeExceeded
+                } else {
+                    HopReply::Silent
+                },
+                from: from.map(str::to_string),
+            })
+            .collect(),
+        max_hops: 8,
+        error: None,
         duration_ms: 1,
     }
 }
@@ -953,5 +981,162 @@ fn an_endpoint_policy_denial_names_the_endpoint_the_call_went_through() {
             && !f.remediation.contains("gateway endpoint's policy"),
         "{}",
         f.remediation
+fn canary_trace(answered_at: Option<u8>, before: &[Option<&str>]) -> HopTrace {
+    HopTrace {
+        name: "203.0.113.10:443".into(),
+        service: None,
+        address_class: AddressClass::Outside,
+        ..trace("203.0.113.10", answered_at, before)
+    }
+}
+
+/// The hop check in the path verdict: what each trace (with the canary's) decides, and the
+/// finding it gives when the gateway endpoint is expected.
+#[test]
+fn hop_evidence_table() {
+    type HopCase = (
+        &'static str,
+        fn(&mut ProbeResults),
+        PathKind,
+        Confidence,
+        Option<PathEvidence>,
+        Option<Severity>,
+    );
+    let cases: Vec<HopCase> = vec![
+        (
+            "no hop evidence: inferred from the ranges and the silent canary",
+            |_| {},
+            PathKind::GatewayEndpoint,
+            Confidence::Inferred,
+            None,
+            None,
+        ),
+        (
+            "hop 1: confirmed by the hop count",
+            |r| r.hops = vec![trace("52.218.1.1", Some(1), &[])],
+            PathKind::GatewayEndpoint,
+            Confidence::Confirmed,
+            Some(PathEvidence::HopCount),
+            None,
+        ),
+        (
+            "hop 1 with a NAT for the internet: still the endpoint",
+            |r| {
+                r.canary.as_mut().unwrap().outcome = CanaryOutcome::Reachable;
+                r.hops = vec![
+                    trace("52.218.1.1", Some(1), &[]),
+                    canary_trace(Some(2), &[Some("10.0.0.77")]),
+                ];
+            },
+            PathKind::GatewayEndpoint,
+            Confidence::Confirmed,
+            Some(PathEvidence::HopCount),
+            None,
+        ),
+        (
+            "first hop the NAT that the canary takes too: internet",
+            |r| {
+                r.canary.as_mut().unwrap().outcome = CanaryOutcome::Reachable;
+                r.hops = vec![
+                    trace("52.218.1.1", Some(2), &[Some("10.0.0.77")]),
+                    canary_trace(Some(5), &[Some("10.0.0.77"), None, Some("52.93.1.1")]),
+                ];
+            },
+            PathKind::Internet,
+            Confidence::Confirmed,
+            Some(PathEvidence::HopCount),
+            Some(Severity::Error),
+        ),
+        (
+            "first hop a private appliance, no internet path: not direct, device named",
+            |r| r.hops = vec![trace("52.218.1.1", Some(2), &[Some("10.0.3.10")])],
+            PathKind::Unknown,
+            Confidence::Unknown,
+            None,
+            Some(Severity::Error),
+        ),
+        (
+            "public hops: internet",
+            |r| {
+                r.hops = vec![trace(
+                    "52.218.1.1",
+                    None,
+                    &[Some("52.93.9.9"), Some("52.93.9.10")],
+                )]
+            },
+            PathKind::Internet,
+            Confidence::Confirmed,
+            Some(PathEvidence::HopCount),
+            Some(Severity::Error),
+        ),
+        (
+            "ICMP filtered: answered at 3 after silence, never called direct",
+            |r| r.hops = vec![trace("52.218.1.1", Some(3), &[None, None])],
+            PathKind::Unknown,
+            Confidence::Unknown,
+            None,
+            Some(Severity::Warning),
+        ),
+        (
+            "nothing answered at any TTL: no hop evidence",
+            |r| r.hops = vec![trace("52.218.1.1", None, &[None, None, None])],
+            PathKind::GatewayEndpoint,
+            Confidence::Inferred,
+            None,
+            None,
+        ),
+        (
+            "a trace of another address says nothing of this one",
+            |r| r.hops = vec![trace("52.218.9.9", Some(2), &[Some("10.0.3.10")])],
+            PathKind::GatewayEndpoint,
+            Confidence::Inferred,
+            None,
+            None,
+        ),
+    ];
+    for (name, mutate, kind, confidence, decided_by, severity) in cases {
+        let (mut r, e) = healthy();
+        mutate(&mut r);
+        let d = diagnose(&r, &e);
+        let path = &d.targets[0].path;
+        assert_eq!(path.kind, kind, "{name}: {path:?}");
+        assert_eq!(path.confidence, confidence, "{name}: {path:?}");
+        assert_eq!(path.decided_by, decided_by, "{name}: {path:?}");
+        let finding = d
+            .findings
+            .iter()
+            .find(|f| f.code == FindingCode::PATH_NOT_GATEWAY_ENDPOINT);
+        assert_eq!(finding.map(|f| f.severity), severity, "{name}: {finding:?}");
+        if let Some(f) = finding {
+            assert!(!f.check_ids.is_empty(), "{name}: {f:?}");
+        }
+    }
+}
+
+/// An interface endpoint's address answering at the first hop is confirmed; the route table,
+/// when read, decides before the hop check and says so.
+#[test]
+fn hop_count_confirms_an_interface_endpoint() {
+    let (mut r, e) = healthy();
+    let private = [("10.0.1.50", AddressClass::Private)];
+    r.dns[0] = lookup(ResolverKind::System, "A", DnsOutcome::Answered, &private);
+    r.dns[2] = lookup(ResolverKind::Vpc, "A", DnsOutcome::Answered, &private);
+    let mut attempt = tcp("10.0.1.50", TcpOutcome::Connected);
+    attempt.address_class = AddressClass::Private;
+    r.tcp = vec![attempt];
+    let mut t = trace("10.0.1.50", Some(1), &[]);
+    t.address_class = AddressClass::Private;
+    r.hops = vec![t];
+    let d = diagnose(&r, &e);
+    let path = &d.targets[0].path;
+    assert_eq!(path.kind, PathKind::InterfaceEndpoint);
+    assert_eq!(path.confidence, Confidence::Confirmed);
+    assert_eq!(path.decided_by, Some(PathEvidence::HopCount));
+    assert!(
+        path.evidence
+            .iter()
+            .any(|l| l == "hops 10.0.1.50: 1 (direct)"),
+        "{:?}",
+        path.evidence
     );
 }

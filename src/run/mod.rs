@@ -19,7 +19,7 @@ use crate::checks::app_resolve::{self, HostFiles};
 use crate::checks::dns::Resolvers;
 use crate::checks::imds::ImdsResult;
 use crate::checks::region::RegionCheck;
-use crate::checks::{Check, canary, host, identity, imds, proxy, region};
+use crate::checks::{Check, canary, hops, host, identity, imds, proxy, region};
 use crate::config::Config;
 use crate::diagnose::{self, Diagnosis};
 use crate::endpoints::SdkSettings;
@@ -152,8 +152,14 @@ async fn probe_all(
 
     let canary_task = async {
         if let Some((host, port)) = &cfg.internet_canary {
-            let result = canary::probe(&resolvers, host, *port, budget.op()).await;
-            collector.with(|c| c.canary = Some(result));
+            let (result, trace) = tokio::join!(
+                canary::probe(&resolvers, host, *port, budget.op()),
+                hops::canary(&resolvers, host, *port, budget.op())
+            );
+            collector.with(|c| {
+                c.canary = Some(result);
+                c.hops.extend(trace);
+            });
         }
     };
     let setup = Setup {
@@ -400,6 +406,11 @@ fn assemble(
     let mut tls = results.tls.clone();
     tls.sort_by(|a, b| (&a.name, &a.address).cmp(&(&b.name, &b.address)));
     checks.extend(tls.iter().map(Check::record));
+    let mut traces = results.hops.clone();
+    traces.sort_by(|a, b| {
+        (a.service.is_none(), &a.name, &a.address).cmp(&(b.service.is_none(), &b.name, &b.address))
+    });
+    checks.extend(traces.iter().map(Check::record));
     checks.extend(results.nacl.iter().map(Check::record));
     checks.extend(results.proxy_probes.iter().map(Check::record));
     if let Some(c) = &results.credentials {

@@ -1,5 +1,6 @@
 //! One service name's pipeline: DNS (the host's resolver, the VPC resolver, the applications'
-//! own resolution) → TCP → TLS per address, beside the NACL sweep and the proxy CONNECT probe.
+//! own resolution) → TCP → TLS per address, beside the hop check, the NACL sweep and the proxy
+//! CONNECT probe.
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -12,7 +13,7 @@ use super::targets::vpc_cidrs;
 use super::{NameCtx, ProbeResults};
 use crate::checks::app_resolve;
 use crate::checks::dns::{Classifier, Resolvers};
-use crate::checks::{dns, nacl, proxy, tcp, tls};
+use crate::checks::{dns, hops, nacl, proxy, tcp, tls};
 use crate::endpoints::NameSocket;
 use crate::proxy_rules::HttpClientKind;
 use crate::report::*;
@@ -74,6 +75,9 @@ impl NameCtx<'_> {
             let connects = join_all(addresses.iter().map(|(ip, class, origin)| {
                 self.connect_and_handshake(name, service, socket, *ip, *class, *origin)
             }));
+            let hop_checks = join_all(addresses.iter().map(|(ip, class, origin)| {
+                self.hop_check(name, service, socket, *ip, *class, *origin)
+            }));
             let sweep = async {
                 if let (true, Some(ip)) = (sweep_nacl, sweep_target) {
                     let kernel = self.collector.with(|c| c.host.ephemeral_ports);
@@ -82,7 +86,7 @@ impl NameCtx<'_> {
                     self.collector.with(|c| c.nacl.push(result));
                 }
             };
-            tokio::join!(connects, sweep);
+            tokio::join!(connects, sweep, hop_checks);
         };
         tokio::join!(dns_then_connect, proxy_probe);
     }
@@ -131,6 +135,34 @@ impl NameCtx<'_> {
             },
         };
         self.collector.with(|c| c.tls.push(handshake));
+    }
+
+    /// The hop check of an address the applications connect to, once per address and port.
+    async fn hop_check(
+        &self,
+        name: &str,
+        service: Service,
+        socket: NameSocket,
+        ip: IpAddr,
+        class: AddressClass,
+        origin: AddressOrigin,
+    ) {
+        let addr = std::net::SocketAddr::new(ip, socket.port);
+        if origin != AddressOrigin::Application
+            || !self.collector.with(|c| c.hops_claimed.insert(addr))
+        {
+            return;
+        }
+        let trace = hops::trace(
+            name,
+            Some(service),
+            ip,
+            socket.port,
+            class,
+            self.budget.op(),
+        )
+        .await;
+        self.collector.with(|c| c.hops.push(trace));
     }
 
     /// A and AAAA from systemd-resolved's stub, when nsswitch lists `resolve`.
@@ -289,6 +321,11 @@ pub(super) fn mark_vpc_addresses_private(results: &mut ProbeResults) {
     for attempt in &mut results.tcp {
         if attempt.address_class == AddressClass::Outside && in_vpc(&attempt.address) {
             attempt.address_class = AddressClass::Private;
+        }
+    }
+    for trace in results.hops.iter_mut().filter(|t| t.service.is_some()) {
+        if trace.address_class == AddressClass::Outside && in_vpc(&trace.address) {
+            trace.address_class = AddressClass::Private;
         }
     }
 }

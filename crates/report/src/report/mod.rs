@@ -25,8 +25,8 @@ pub use host::{
     RegionFacts, ToolInfo,
 };
 pub use network::{
-    CertificateInfo, NaclSweep, PortRangeResult, ProxyEnvEvidence, ProxyOutcome, ProxyProbe,
-    TcpAttempt, TcpOutcome, TlsHandshake, TlsOutcome,
+    CertificateInfo, Hop, HopReply, HopTrace, NaclSweep, PortRangeResult, ProxyEnvEvidence,
+    ProxyOutcome, ProxyProbe, TcpAttempt, TcpOutcome, TlsHandshake, TlsOutcome,
 };
 
 pub const SCHEMA_VERSION: &str = "1.0";
@@ -148,7 +148,8 @@ impl PathKind {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Confidence {
-    /// The route table proves it (control-plane evidence).
+    /// Proven: by the route table (control-plane evidence) or by the hop check agreeing with the
+    /// address ranges (`decided_by` says which).
     Confirmed,
     /// The only path left by the data-plane evidence.
     Inferred,
@@ -174,6 +175,30 @@ pub struct PathVerdict {
     pub evidence: Vec<String>,
     /// What would turn this verdict into a confirmed one, when it is not.
     pub to_confirm: Option<String>,
+    /// The evidence that decided a confirmed verdict: `control-plane` (the route table) or
+    /// `hop-count` (the TCP hop check, with the address ranges). Absent otherwise, and in
+    /// reports of versions without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_by: Option<PathEvidence>,
+}
+
+/// Which evidence decided a path verdict.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum PathEvidence {
+    /// The subnet's route table, read through EC2 Describe* calls.
+    ControlPlane,
+    /// The TCP hop check: the service answered at the first hop (or something answered first).
+    HopCount,
+}
+
+impl PathEvidence {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PathEvidence::ControlPlane => "control-plane",
+            PathEvidence::HopCount => "hop-count",
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -229,6 +254,7 @@ check_kinds! {
     Tls => "tls",
     Proxy => "proxy",
     Canary => "canary",
+    Hops => "hops",
     Credentials => "credentials",
     Sts => "sts",
     S3 => "s3",
@@ -264,6 +290,7 @@ pub enum Evidence {
     Proxy(ProxyProbe),
     ProxyEnv(ProxyEnvEvidence),
     Canary(CanaryResult),
+    Hops(HopTrace),
     Credentials(CredentialsEvidence),
     Call(Box<CallResult>),
     ControlPlane(Box<ControlPlane>),

@@ -140,3 +140,98 @@ impl NaclSweep {
         }
     }
 }
+
+/// What came back for one TTL (IPv6: hop limit) of the hop check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum HopReply {
+    /// ICMP time exceeded: a router, NAT or appliance on the way (`from`) dropped the SYN.
+    TimeExceeded,
+    /// ICMP destination unreachable (or a local routing error when `from` is absent): the
+    /// path ends there.
+    Unreachable,
+    /// Nothing within the wait (`*`): the hop sends no ICMP (filtered or rate-limited).
+    Silent,
+}
+
+/// One TTL of the hop check below the one at which the address answered.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct Hop {
+    pub ttl: u8,
+    pub reply: HopReply,
+    /// The ICMP sender's address, when one answered.
+    pub from: Option<String>,
+}
+
+/// The TCP hop count to one address: SYNs to its port with TTL (IPv6: hop limit) 1, 2, ... up
+/// to `max_hops`, sent together; the lowest TTL at which the address itself answered (connected,
+/// or refused: the host answered) and who answered before it. The VPC router is not a hop: a
+/// gateway endpoint (or an interface endpoint) answers at TTL 1, a NAT gateway, NAT instance,
+/// firewall appliance or the internet answers first otherwise.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct HopTrace {
+    /// The service name the address was traced for (the first that resolved to it), or the
+    /// internet canary's `host:port`.
+    pub name: String,
+    /// Absent for the internet canary.
+    pub service: Option<Service>,
+    pub address: String,
+    pub port: u16,
+    pub address_class: AddressClass,
+    /// The lowest TTL at which the address answered; absent when it did not within
+    /// `max_hops` and the time budget.
+    pub answered_at: Option<u8>,
+    /// `connected` or `refused` at `answered_at`; `timeout` when nothing answered at any TTL,
+    /// `unreachable` when a router said so, `error` when no probe could be sent.
+    pub outcome: TcpOutcome,
+    /// Each TTL below `answered_at` (every TTL up to `max_hops` when the address never
+    /// answered), in order.
+    pub hops: Vec<Hop>,
+    pub max_hops: u8,
+    pub error: Option<String>,
+    pub duration_ms: u64,
+}
+
+impl HopTrace {
+    /// The first hop that named itself (an ICMP sender), with its TTL.
+    pub fn first_responder(&self) -> Option<(u8, &str)> {
+        self.hops
+            .iter()
+            .find_map(|h| h.from.as_deref().map(|f| (h.ttl, f)))
+    }
+
+    /// The compact form: `1 (direct)`, `10.0.1.1 → * → 198.51.100.10 at 3`, `no answer at any
+    /// TTL up to 8`.
+    pub fn compact(&self) -> String {
+        let hop = |h: &Hop| match (&h.from, h.reply) {
+            (Some(f), HopReply::Unreachable) => format!("{f} (unreachable)"),
+            (Some(f), _) => f.clone(),
+            (None, HopReply::Unreachable) => "unreachable".to_string(),
+            (None, _) => "*".to_string(),
+        };
+        let before: Vec<String> = self.hops.iter().map(hop).collect();
+        match self.answered_at {
+            Some(1) => "1 (direct)".to_string(),
+            Some(n) => {
+                let mut parts = before;
+                parts.push(format!("{} at {n}", self.address));
+                parts.join(" → ")
+            }
+            None if self.hops.iter().all(|h| h.reply == HopReply::Silent) => {
+                format!("no answer at any TTL up to {}", self.max_hops)
+            }
+            None if self
+                .hops
+                .last()
+                .is_some_and(|h| h.reply == HopReply::Unreachable) =>
+            {
+                before.join(" → ")
+            }
+            None => format!(
+                "{} (no answer within {} hops)",
+                before.join(" → "),
+                self.max_hops
+            ),
+        }
+    }
+}
