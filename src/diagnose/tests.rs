@@ -827,34 +827,6 @@ fn call(operation: &str, action: &str, status: u16, code: Option<&str>) -> CallR
         bucket_region: None,
         clock_offset_secs: None,
         detail: None,
-fn trace(address: &str, answered_at: Option<u8>, before: &[Option<&str>]) -> HopTrace {
-    HopTrace {
-        name: NAME.into(),
-        service: Some(Service::S3),
-        address: address.into(),
-        port: 443,
-        address_class: AddressClass::ServiceRegion,
-        answered_at,
-        outcome: if answered_at.is_some() {
-            TcpOutcome::Connected
-        } else {
-            TcpOutcome::Timeout
-        },
-        hops: before
-            .iter()
-            .enumerate()
-            .map(|(i, from)| Hop {
-                ttl: i as u8 + 1,
-                reply: if from.is_some() {
-                    HopReply::TimeExceeded
-                } else {
-                    HopReply::Silent
-                },
-                from: from.map(str::to_string),
-            })
-            .collect(),
-        max_hops: 8,
-        error: None,
         duration_ms: 1,
     }
 }
@@ -981,6 +953,41 @@ fn an_endpoint_policy_denial_names_the_endpoint_the_call_went_through() {
             && !f.remediation.contains("gateway endpoint's policy"),
         "{}",
         f.remediation
+    );
+}
+
+fn trace(address: &str, answered_at: Option<u8>, before: &[Option<&str>]) -> HopTrace {
+    HopTrace {
+        name: NAME.into(),
+        service: Some(Service::S3),
+        address: address.into(),
+        port: 443,
+        address_class: AddressClass::ServiceRegion,
+        answered_at,
+        outcome: if answered_at.is_some() {
+            TcpOutcome::Connected
+        } else {
+            TcpOutcome::Timeout
+        },
+        hops: before
+            .iter()
+            .enumerate()
+            .map(|(i, from)| Hop {
+                ttl: i as u8 + 1,
+                reply: if from.is_some() {
+                    HopReply::TimeExceeded
+                } else {
+                    HopReply::Silent
+                },
+                from: from.map(str::to_string),
+            })
+            .collect(),
+        max_hops: 8,
+        error: None,
+        duration_ms: 1,
+    }
+}
+
 fn canary_trace(answered_at: Option<u8>, before: &[Option<&str>]) -> HopTrace {
     HopTrace {
         name: "203.0.113.10:443".into(),
