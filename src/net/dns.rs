@@ -14,6 +14,9 @@ use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::rr::{RData, RecordType};
 use hickory_resolver::{Resolver, TokioResolver};
 
+use futures_util::StreamExt;
+use futures_util::stream::FuturesOrdered;
+
 use crate::report::DnsOutcome;
 
 #[derive(Clone)]
@@ -135,6 +138,8 @@ impl ServerResolver {
 }
 
 /// Ask the servers in order; the first that answers (anything but a timeout, SERVFAIL or REFUSED, as libc) wins.
+/// Every server is asked at once and the answers are taken in order, so the one that wins is
+/// libc's, but a silent first server costs one timeout for the lookup, not one per server.
 pub async fn query_in_order(
     servers: &[ServerResolver],
     name: &str,
@@ -142,8 +147,11 @@ pub async fn query_in_order(
 ) -> Answer {
     let started = Instant::now();
     let mut last = None;
-    for server in servers {
-        let answer = server.query(name, record_type).await;
+    let mut answers: FuturesOrdered<_> = servers
+        .iter()
+        .map(|server| server.query(name, record_type))
+        .collect();
+    while let Some(answer) = answers.next().await {
         let try_next = matches!(
             answer.outcome,
             DnsOutcome::Timeout | DnsOutcome::ServFail | DnsOutcome::Refused | DnsOutcome::Error
