@@ -4,6 +4,12 @@ resets it to healthy, applies the scenario's faults, runs the real `vpce-probe p
 the instance namespace and checks the report against the scenario's expectations.
 
     sudo python3 lab/run_scenarios.py [--binary target/debug/vpce-probe] [--only NAME] [--keep]
+                                      [--timings FILE]
+
+Each scenario's probe is timed (its wall time, `ip netns exec` included, and the report's own
+duration) against the `--timeout` it was given: the time budget promises that any run, healthy
+or broken, ends within 1.2x `--timeout` plus the process start. The summary lists the scenarios
+over it; `--timings FILE` writes every figure as JSON (benches/bench.py reads it).
 
 Python 3.11+, standard library only. See lab/README.md.
 """
@@ -160,6 +166,10 @@ class Scenario:
         )
 
 
+# The time budget: a run ends within this many times its `--timeout` (plus the process start).
+BUDGET_RATIO = 1.2
+
+
 @dataclass
 class Result:
     scenario: Scenario
@@ -170,6 +180,30 @@ class Result:
     report: dict | None = None
     exit: int | None = None
     lab_broken: bool = False
+    # The probe's own wall time (from `ip netns exec` to its exit) and the `--timeout` it had.
+    probe_seconds: float | None = None
+    timeout_seconds: float | None = None
+
+    def timing(self, start_seconds: float) -> dict:
+        """The scenario's figures against the budget; `start_seconds` is the process start
+        (`ip netns exec ... vpce-probe --version`), which the budget does not count."""
+        wall = self.probe_seconds
+        t = self.timeout_seconds
+        run_ms = self.report.get("duration_ms") if self.report else None
+        ratio = wall / t if wall is not None and t else None
+        net = max(0.0, wall - start_seconds) / t if wall is not None and t else None
+        return {
+            "scenario": self.scenario.name,
+            "timeout_s": t,
+            "probe_wall_s": round(wall, 4) if wall is not None else None,
+            "report_duration_ms": run_ms,
+            "ratio": round(ratio, 3) if ratio is not None else None,
+            "ratio_without_start": round(net, 3) if net is not None else None,
+            "run_ratio": round(run_ms / 1000 / t, 3) if run_ms is not None and t else None,
+            "over_budget": net is not None and net > BUDGET_RATIO,
+            "exit": self.exit,
+            "passed": self.ok,
+        }
 
     @property
     def ok(self) -> bool:
@@ -229,6 +263,31 @@ def build_command(s: Scenario, binary: Path, home: Path) -> list[str]:
         *[f"{k}={v}" for k, v in env.items()],
         *wrapper, str(binary), *args,
     ]
+
+
+def timeout_of(cmd: list[str]) -> float | None:
+    """The `--timeout` the probe was given, in seconds ("1", "2s", "2500ms")."""
+    if "--timeout" not in cmd:
+        return None
+    raw = cmd[cmd.index("--timeout") + 1].strip()
+    try:
+        if raw.endswith("ms"):
+            return float(raw[:-2]) / 1000
+        return float(raw.rstrip("s"))
+    except ValueError:
+        return None
+
+
+def process_start(binary: Path) -> float:
+    """The process start as the runner pays it (`ip netns exec`, `env -i`, the binary's load):
+    the median of five `vpce-probe --version` in the instance namespace."""
+    times = []
+    for _ in range(5):
+        t = time.monotonic()
+        subprocess.run(["ip", "netns", "exec", NS_INST, "env", "-i", str(binary), "--version"],
+                       capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
+        times.append(time.monotonic() - t)
+    return sorted(times)[len(times) // 2]
 
 
 def split_code(spec: str) -> tuple[str, str | None]:
@@ -396,6 +455,7 @@ def run_scenario(s: Scenario, binary: Path) -> Result:
     home = Path(tempfile.mkdtemp(prefix="home.", dir=LAB_DIR))
     try:
         cmd = build_command(s, binary, home)
+        probe_started = time.monotonic()
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60,
                                   stdin=subprocess.DEVNULL)
@@ -403,6 +463,8 @@ def run_scenario(s: Scenario, binary: Path) -> Result:
         except subprocess.TimeoutExpired as e:
             result = Result(s, 0.0, stdout=e.stdout or "", stderr=e.stderr or "", exit=None)
             result.problems.append("the probe did not finish within 60 s")
+        result.probe_seconds = time.monotonic() - probe_started
+        result.timeout_seconds = timeout_of(cmd)
         report = home / "report.json"
         if report.exists():
             try:
@@ -434,6 +496,8 @@ def main() -> int:
                     help="run the selected scenarios N times in a row (default 1)")
     ap.add_argument("--save-reports", type=Path, metavar="DIR",
                     help="write each scenario's JSON report to DIR/<scenario>.json")
+    ap.add_argument("--timings", type=Path, metavar="FILE",
+                    help="write each scenario's probe wall time and its ratio to --timeout as JSON")
     opts = ap.parse_args()
 
     if os.geteuid() != 0:
@@ -478,10 +542,14 @@ def main() -> int:
     failed: list[str] = []
     known: list[str] = []
     passed = 0
+    timings: list[dict] = []
+    start_seconds = 0.0
     try:
         t = time.monotonic()
         lab("up")
         print(f"lab up in {time.monotonic() - t:.1f} s; {len(scenarios)} scenario(s); binary {binary}", flush=True)
+        start_seconds = process_start(binary)
+        print(f"process start (ip netns exec ... vpce-probe --version): {start_seconds * 1000:.0f} ms", flush=True)
         for round_no in range(1, opts.repeat + 1):
             if opts.repeat > 1:
                 print(f"--- run {round_no} of {opts.repeat}", flush=True)
@@ -506,7 +574,13 @@ def main() -> int:
                     failed.append(s.name)
                 if status == "PASS":
                     passed += 1
-                print(f"{status:<9} {s.name:<34} {r.seconds:5.1f} s{note}", flush=True)
+                timing = r.timing(start_seconds)
+                timings.append(timing)
+                probe = ""
+                if timing["probe_wall_s"] is not None and timing["ratio"] is not None:
+                    probe = (f"  probe {timing['probe_wall_s']:5.2f} s = "
+                             f"{timing['ratio']:4.2f}x --timeout {timing['timeout_s']:g}")
+                print(f"{status:<9} {s.name:<34} {r.seconds:5.1f} s{probe}{note}", flush=True)
                 if opts.show and (r.ok or status != "FAIL"):
                     print(f"  {s.description}")
                     print("\n".join("  | " + line for line in r.stdout.rstrip().splitlines()))
@@ -535,6 +609,21 @@ def main() -> int:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             lab("down", check=False)
     total = time.monotonic() - total_started
+    over = [t for t in timings if t["over_budget"]]
+    if timings:
+        print(f"time budget ({BUDGET_RATIO}x --timeout after the process start of "
+              f"{start_seconds * 1000:.0f} ms): {len(timings) - len(over)} of {len(timings)} within")
+        for t in sorted(over, key=lambda t: -t["ratio_without_start"]):
+            print(f"  over: {t['scenario']:<34} {t['probe_wall_s']:5.2f} s, "
+                  f"{t['ratio_without_start']:.2f}x --timeout {t['timeout_s']:g} (report {t['report_duration_ms']} ms)")
+    if opts.timings:
+        opts.timings.parent.mkdir(parents=True, exist_ok=True)
+        opts.timings.write_text(json.dumps({
+            "binary": str(binary),
+            "budget_ratio": BUDGET_RATIO,
+            "process_start_s": round(start_seconds, 4),
+            "scenarios": timings,
+        }, indent=2) + "\n")
     failures = [f for f in failed if not f.startswith("(")]
     print(f"{passed} passed, {len(failures)} failed, {len(known)} known bug(s); total {total:.1f} s")
     if failed:

@@ -9,6 +9,7 @@ use crate::cli::{FailOn, Format, ProbeArgs};
 use crate::durations;
 use crate::escape::{shown, shown_path};
 use crate::fsread;
+use crate::net::limits::Bounds;
 use crate::proxy_rules::{ProxyEnv, redact_proxy_url};
 use crate::ranges::IpRanges;
 use crate::report::{EffectiveConfig, EnvVar};
@@ -92,6 +93,8 @@ pub struct Config {
     pub hosts_file: PathBuf,
     pub nsswitch_conf: PathBuf,
     pub expect_issuers: Vec<String>,
+    /// What a run may have in flight (connects and signed calls, per address and overall).
+    pub bounds: Bounds,
     pub fail_on: FailOn,
     pub progress: bool,
     pub env: Environment,
@@ -137,6 +140,7 @@ impl Config {
         let ship = parse_ship(&output.ship, &output.ship_token_file, &output.ship_ca_file)?;
         check_environment(&env)?;
         let expect_issuers = settings.expect_issuers_or_default();
+        let bounds = bounds(&settings)?;
         Ok(Config {
             buckets: dedup(settings.buckets),
             tables: dedup(settings.tables),
@@ -163,6 +167,7 @@ impl Config {
             hosts_file: settings.hosts_file,
             nsswitch_conf: settings.nsswitch_conf,
             expect_issuers,
+            bounds,
             fail_on: output.fail_on,
             progress: !output.no_progress,
             env,
@@ -220,6 +225,10 @@ impl Config {
                     value: redact_proxy_url(value),
                 })
                 .collect(),
+            max_connections: self.bounds.connections as u32,
+            max_connections_per_address: self.bounds.connections_per_address as u32,
+            max_calls: self.bounds.calls as u32,
+            max_calls_per_address: self.bounds.calls_per_address as u32,
             extra_ca_files: [&self.env.ca_bundle, &self.env.ssl_cert_file]
                 .into_iter()
                 .flatten()
@@ -243,6 +252,28 @@ fn validate_targets(settings: &ProbeSettings) -> Result<(), ConfigError> {
         validate_table_name(table)?;
     }
     Ok(())
+}
+
+/// The bounds on connects and calls in flight: each at least 1.
+fn bounds(settings: &ProbeSettings) -> Result<Bounds, ConfigError> {
+    let at_least_one = |flag: &str, n: u32| {
+        if n == 0 {
+            err(format!(
+                "--{flag} 0: at least 1 (it bounds what is in flight at once)"
+            ))
+        } else {
+            Ok(n as usize)
+        }
+    };
+    Ok(Bounds {
+        connections: at_least_one("max-connections", settings.max_connections)?,
+        connections_per_address: at_least_one(
+            "max-connections-per-address",
+            settings.max_connections_per_address,
+        )?,
+        calls: at_least_one("max-calls", settings.max_calls)?,
+        calls_per_address: at_least_one("max-calls-per-address", settings.max_calls_per_address)?,
+    })
 }
 
 /// `--timeout` and `--deadline` within their bounds, and the run no shorter than one operation.

@@ -280,6 +280,14 @@ fn probe(cfg: Config) -> ExitCode {
         Ok(r) => r,
         Err(code) => return code,
     };
+    let code = probe_on(&runtime, cfg);
+    // The report is out: a blocking task the run left behind (a lookup the deadline abandoned)
+    // must not hold the process past it, as dropping the runtime would.
+    runtime.shutdown_background();
+    code
+}
+
+fn probe_on(runtime: &tokio::runtime::Runtime, cfg: Config) -> ExitCode {
     // A malformed shared config file or an unknown profile is bad input: nothing is probed.
     // What was read is what the run uses.
     let sdk_settings = match runtime.block_on(vpce_probe::endpoints::SdkSettings::load(

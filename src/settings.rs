@@ -35,6 +35,19 @@ pub mod defaults {
     /// What a genuine service certificate's issuer contains when no `--expect-issuer` is given.
     pub const EXPECT_ISSUER: &str = "Amazon";
     pub const CONTROL_PLANE: bool = true;
+    // The bounds on what a run has in flight (src/net/limits.rs). Measured in the VPC lab with 50
+    // buckets and 50 tables (BENCHMARKS.md, section 5: 350 signed calls and ~500 connects when
+    // nothing bounds them): one connect costs the probe a socket and the service a SYN, so 64
+    // overall and 8 per address keep a burst far below a listen backlog (128 by default on
+    // Linux, and the service's own) while one target's checks (about 20 connects, 4 of them
+    // to one address) never wait; signed calls are the service's real work (a signature to
+    // check, a policy to evaluate): 32 overall and 8 per address keep one target's 7 calls
+    // unqueued and send 50 targets' calls as a steady stream rather than one burst of 350
+    // that a front end throttles (503 SlowDown) and the lab's single API server overflows on.
+    pub const MAX_CONNECTIONS: u32 = 64;
+    pub const MAX_CONNECTIONS_PER_ADDRESS: u32 = 8;
+    pub const MAX_CALLS: u32 = 32;
+    pub const MAX_CALLS_PER_ADDRESS: u32 = 8;
 
     pub fn deadline(reachability_analyzer: bool) -> Seconds {
         if reachability_analyzer {
@@ -160,6 +173,22 @@ pub struct ProbeSettings {
     #[arg(long, value_name = "FILE", default_value = defaults::NSSWITCH_CONF)]
     pub nsswitch_conf: PathBuf,
 
+    /// Most TCP connects in flight at once (the checks' connects; a connect with no answer yet stops counting after a twentieth of --timeout). Waiting for one is not part of any timeout.
+    #[arg(long, value_name = "N", default_value_t = defaults::MAX_CONNECTIONS)]
+    pub max_connections: u32,
+
+    /// Most TCP connects in flight to one address.
+    #[arg(long, value_name = "N", default_value_t = defaults::MAX_CONNECTIONS_PER_ADDRESS)]
+    pub max_connections_per_address: u32,
+
+    /// Most signed calls in flight at once (a call with no answer yet stops counting after a quarter of --timeout). Waiting for one is not part of any timeout.
+    #[arg(long, value_name = "N", default_value_t = defaults::MAX_CALLS)]
+    pub max_calls: u32,
+
+    /// Most signed calls in flight to one address (or one proxy).
+    #[arg(long, value_name = "N", default_value_t = defaults::MAX_CALLS_PER_ADDRESS)]
+    pub max_calls_per_address: u32,
+
     /// Text that the issuer of a genuine service certificate contains (repeatable; default "Amazon"). Anything else is reported as TLS interception.
     // No clap default: an empty list (also `expect_issuers = []` in the file) means the default.
     #[arg(long = "expect-issuer", value_name = "TEXT")]
@@ -191,6 +220,10 @@ impl Default for ProbeSettings {
             hosts_file: defaults::path(defaults::HOSTS_FILE),
             nsswitch_conf: defaults::path(defaults::NSSWITCH_CONF),
             expect_issuers: Vec::new(),
+            max_connections: defaults::MAX_CONNECTIONS,
+            max_connections_per_address: defaults::MAX_CONNECTIONS_PER_ADDRESS,
+            max_calls: defaults::MAX_CALLS,
+            max_calls_per_address: defaults::MAX_CALLS_PER_ADDRESS,
         }
     }
 }
@@ -253,7 +286,7 @@ mod tests {
 
     #[test]
     fn a_flag_and_its_key_set_the_same_field() {
-        let cases: [(&[&str], &str); 8] = [
+        let cases: [(&[&str], &str); 10] = [
             (
                 &["--bucket", "b1", "--bucket", "b2"],
                 "buckets = [\"b1\", \"b2\"]",
@@ -265,6 +298,11 @@ mod tests {
             (&["--expect-path", "any"], "expect_path = \"any\""),
             (&["--expect-issuer", "Corp"], "expect_issuers = [\"Corp\"]"),
             (&["--hosts-file", "/h"], "hosts_file = \"/h\""),
+            (&["--max-calls", "4"], "max_calls = 4"),
+            (
+                &["--max-connections-per-address", "2"],
+                "max_connections_per_address = 2",
+            ),
         ];
         for (flags, key) in cases {
             let file = from_file(key).expect(key);

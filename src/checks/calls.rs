@@ -11,6 +11,7 @@ use super::Check;
 use crate::classify::{self, Classified, ErrorInfo};
 use crate::net::aws::{CaptureResponse, Captured};
 use crate::net::aws_error;
+use crate::net::limits::Limits;
 use crate::net::millis;
 use crate::report::{CallOutcome, CallResult, CheckKind, CheckStatus, Evidence, Service};
 
@@ -22,6 +23,8 @@ pub struct CallSite {
     pub endpoint_host: Option<String>,
     pub peer: Option<String>,
     pub proxy: Option<String>,
+    /// The run's bound on calls in flight (per peer or proxy, and overall).
+    pub limits: Limits,
 }
 
 impl CallSite {
@@ -156,7 +159,9 @@ impl CallSite {
     }
 }
 
-/// Bound a whole call (the SDK's own timeouts cover the exchange; this covers everything else).
+/// Bound a whole call (the SDK's own timeouts cover the exchange; this covers everything else),
+/// once the run's call bounds let it start: the wait for a slot is no part of its timeout (the
+/// call, its clock and the SDK's own timeouts start only when it does).
 pub async fn bounded(
     timeout: Duration,
     r: impl std::future::Future<Output = CallResult>,
@@ -164,15 +169,27 @@ pub async fn bounded(
     op: &str,
     action: &str,
 ) -> CallResult {
-    match tokio::time::timeout(timeout, r).await {
-        Ok(r) => r,
-        Err(_) => {
-            let mut r = site.blank(op, action);
-            r.outcome = CallOutcome::Timeout;
-            r.error_message = Some(format!("no result within {} ms", timeout.as_millis()));
-            r
+    let call = async {
+        match tokio::time::timeout(timeout, r).await {
+            Ok(r) => r,
+            Err(_) => {
+                let mut r = site.blank(op, action);
+                r.outcome = CallOutcome::Timeout;
+                r.error_message = Some(format!("no result within {} ms", timeout.as_millis()));
+                r
+            }
         }
-    }
+    };
+    // Calls through a proxy load the proxy; the others the address they are pinned to.
+    let peer = site
+        .proxy
+        .as_deref()
+        .or(site.peer.as_deref())
+        .or(site.endpoint_host.as_deref())
+        .unwrap_or("");
+    site.limits
+        .call(peer, call, |r| r.outcome != CallOutcome::Timeout)
+        .await
 }
 
 impl Check for CallResult {

@@ -11,6 +11,7 @@ use hickory_resolver::proto::rr::RecordType;
 use super::Check;
 use super::dns::Resolvers;
 use crate::net::dns::query_in_order;
+use crate::net::limits::Limits;
 use crate::net::{millis, tcp};
 use crate::report::{CanaryOutcome, CanaryResult, CheckKind, CheckStatus, Evidence, TcpOutcome};
 
@@ -19,6 +20,7 @@ pub async fn probe(
     host: &str,
     port: u16,
     timeout: Duration,
+    limits: &Limits,
 ) -> CanaryResult {
     let started = Instant::now();
     let target = format!("{host}:{port}");
@@ -43,7 +45,7 @@ pub async fn probe(
     let attempts = addresses
         .iter()
         .take(4)
-        .map(|ip| tcp::connect(SocketAddr::new(*ip, port), None, timeout));
+        .map(|ip| tcp::connect(limits, SocketAddr::new(*ip, port), None, timeout));
     let results = join_all(attempts).await;
     let connected = results.iter().any(|c| c.outcome == TcpOutcome::Connected);
     CanaryResult {

@@ -8,6 +8,7 @@ use std::time::Duration;
 use futures_util::future::join_all;
 
 use super::Check;
+use crate::net::limits::Limits;
 use crate::net::{millis, tcp};
 use crate::report::{
     CheckKind, CheckStatus, Evidence, NaclSweep, PortRange, PortRangeResult, Service, TcpOutcome,
@@ -47,6 +48,7 @@ pub async fn sweep(
     port: u16,
     timeout: Duration,
     kernel_ephemeral: Option<PortRange>,
+    limits: &Limits,
 ) -> NaclSweep {
     let addr = SocketAddr::new(ip, port);
     let attempts = planned_ranges().into_iter().map(|range| async move {
@@ -54,7 +56,7 @@ pub async fn sweep(
         let mut last = None;
         for _ in 0..TRIES_PER_RANGE {
             let source = pick_port(range, &mut rng);
-            let c = tcp::connect(addr, Some(source), timeout).await;
+            let c = tcp::connect(limits, addr, Some(source), timeout).await;
             // A port in use fails at bind with EADDRINUSE: try another one.
             let in_use = c.error.as_deref().is_some_and(|e| e.contains("in use"));
             let result = PortRangeResult {

@@ -13,6 +13,7 @@ use url::Url;
 use super::Check;
 use super::dns::Resolvers;
 use crate::net::dns::query_in_order;
+use crate::net::limits::Limits;
 use crate::net::{millis, tcp};
 use crate::proxy_rules::{self, HttpClientKind, ProxyChoice, ProxyDecision, ProxyEnv};
 use crate::report::{
@@ -85,6 +86,7 @@ pub async fn connect_probe(
     (name, port): (&str, u16),
     service: Service,
     timeout: Duration,
+    limits: &Limits,
 ) -> ProxyProbe {
     let started = Instant::now();
     let mut probe = ProxyProbe {
@@ -132,7 +134,7 @@ pub async fn connect_probe(
             Some(format!("proxy host {host} does not resolve")),
         );
     };
-    let c = tcp::connect(SocketAddr::new(ip, proxy.port), None, timeout).await;
+    let c = tcp::connect(limits, SocketAddr::new(ip, proxy.port), None, timeout).await;
     let Some(mut stream) = c.stream else {
         let outcome = if c.outcome == TcpOutcome::Timeout {
             ProxyOutcome::Timeout

@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 
 use super::Check;
+use crate::net::limits::Limits;
 use crate::net::{millis, tcp};
 use crate::report::{
     AddressClass, AddressOrigin, CheckKind, CheckStatus, Evidence, Service, TcpAttempt, TcpOutcome,
@@ -22,9 +23,10 @@ pub async fn attempt(
     port: u16,
     class: AddressClass,
     timeout: Duration,
+    limits: &Limits,
 ) -> (TcpAttempt, Option<TcpStream>) {
     let addr = SocketAddr::new(ip, port);
-    let c = tcp::connect(addr, None, timeout).await;
+    let c = tcp::connect(limits, addr, None, timeout).await;
     (
         TcpAttempt {
             name: name.to_string(),

@@ -117,6 +117,7 @@ const HOST_RULES: &[HostRule] = &[
     proxy::proxy_env_findings,
     |r, _, f| auth::credential_findings(r, f),
     |r, _, f| control_plane::denied_reads_finding(r, f),
+    |r, _, f| deadline_finding(r, f),
 ];
 const NAME_RULES: &[NameRule] = &[
     dns::name_findings,
@@ -168,6 +169,23 @@ fn imds_finding(r: &ProbeResults, f: &mut Findings) {
             vec!["imds".into()],
         );
     }
+}
+
+/// A run the deadline ended says so, as a note: the checks it cut short are skipped records
+/// that diagnosis never reads, and the verdict says the run is incomplete.
+fn deadline_finding(r: &ProbeResults, f: &mut Findings) {
+    if !r.deadline_hit {
+        return;
+    }
+    f.add(
+        FindingCode::DEADLINE_EXCEEDED,
+        Severity::Note,
+        "host",
+        "the deadline ended the run before every check finished".into(),
+        "The checks it cut short are listed as skipped (\"not finished before the deadline\"); nothing is concluded from them, so a cause they would have measured is not named.".into(),
+        FindingCode::DEADLINE_EXCEEDED.general_fix().into(),
+        Vec::new(),
+    );
 }
 
 /// The region the SDKs would use vs the instance's.
@@ -492,10 +510,15 @@ fn verdict(
             .first()
             .map(|r| format!("{} ({}): {}", r.code, r.target, r.title))
             .unwrap_or_default();
+        let cut = if deadline_hit {
+            "; the deadline ended the run before every check finished"
+        } else {
+            ""
+        };
         (
             OverallStatus::Problems,
             1,
-            format!("problem found: {first}"),
+            format!("problem found: {first}{cut}"),
         )
     } else if deadline_hit {
         (

@@ -14,12 +14,16 @@ use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::rr::{RData, RecordType};
 use hickory_resolver::{Resolver, TokioResolver};
 
+use futures_util::StreamExt;
+use futures_util::stream::FuturesOrdered;
+
 use crate::report::DnsOutcome;
 
 #[derive(Clone)]
 pub struct ServerResolver {
     pub server: SocketAddr,
     resolver: TokioResolver,
+    timeout: Duration,
 }
 
 pub struct Answer {
@@ -85,14 +89,29 @@ impl ServerResolver {
             .with_options(opts)
             .build()
             .map_err(|e| format!("resolver for {server}: {e}"))?;
-        Ok(ServerResolver { server, resolver })
+        Ok(ServerResolver {
+            server,
+            resolver,
+            timeout,
+        })
     }
 
     pub async fn query(&self, name: &str, record_type: RecordType) -> Answer {
         let started = Instant::now();
         // A trailing dot keeps the search list out of it: the SDKs ask for the full name.
         let fqdn = format!("{}.", name.trim_end_matches('.'));
-        let result = self.resolver.lookup(fqdn.as_str(), record_type).await;
+        // One timeout per query, whatever the resolver's own retries: a silent server costs one
+        // `--timeout`, as resolv.conf's `timeout:` promises (measured: hickory took two).
+        let lookup = self.resolver.lookup(fqdn.as_str(), record_type);
+        let Ok(result) = tokio::time::timeout(self.timeout, lookup).await else {
+            return Answer {
+                server: Some(self.server),
+                outcome: DnsOutcome::Timeout,
+                addresses: Vec::new(),
+                error: Some(format!("no answer within {} ms", self.timeout.as_millis())),
+                elapsed: started.elapsed(),
+            };
+        };
         let elapsed = started.elapsed();
         match result {
             Ok(lookup) => {
@@ -135,6 +154,8 @@ impl ServerResolver {
 }
 
 /// Ask the servers in order; the first that answers (anything but a timeout, SERVFAIL or REFUSED, as libc) wins.
+/// Every server is asked at once and the answers are taken in order, so the one that wins is
+/// libc's, but a silent first server costs one timeout for the lookup, not one per server.
 pub async fn query_in_order(
     servers: &[ServerResolver],
     name: &str,
@@ -142,8 +163,11 @@ pub async fn query_in_order(
 ) -> Answer {
     let started = Instant::now();
     let mut last = None;
-    for server in servers {
-        let answer = server.query(name, record_type).await;
+    let mut answers: FuturesOrdered<_> = servers
+        .iter()
+        .map(|server| server.query(name, record_type))
+        .collect();
+    while let Some(answer) = answers.next().await {
         let try_next = matches!(
             answer.outcome,
             DnsOutcome::Timeout | DnsOutcome::ServFail | DnsOutcome::Refused | DnsOutcome::Error

@@ -5,6 +5,7 @@ pub mod aws;
 pub mod aws_error;
 pub mod dns;
 pub mod hops;
+pub mod limits;
 pub mod tcp;
 pub mod tls;
 

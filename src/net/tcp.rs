@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::{TcpSocket, TcpStream};
 
+use crate::net::limits::Limits;
 use crate::report::TcpOutcome;
 
 pub struct Connected {
@@ -18,8 +19,22 @@ pub struct Connected {
     pub local: Option<SocketAddr>,
 }
 
-/// Connect to `addr`, optionally from `source_port`, within `timeout`.
-pub async fn connect(addr: SocketAddr, source_port: Option<u16>, timeout: Duration) -> Connected {
+/// Connect to `addr`, optionally from `source_port`, within `timeout`, inside the run's
+/// connection bounds: the timeout (and `elapsed`) start once the connect may start.
+pub async fn connect(
+    limits: &Limits,
+    addr: SocketAddr,
+    source_port: Option<u16>,
+    timeout: Duration,
+) -> Connected {
+    limits
+        .connect(addr.ip(), connect_now(addr, source_port, timeout), |c| {
+            c.outcome != TcpOutcome::Timeout
+        })
+        .await
+}
+
+async fn connect_now(addr: SocketAddr, source_port: Option<u16>, timeout: Duration) -> Connected {
     let started = Instant::now();
     let fail = |outcome, error: String| Connected {
         outcome,
@@ -134,11 +149,12 @@ mod tests {
         let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = probe.local_addr().unwrap().port();
         drop(probe);
-        let c = connect(addr, Some(port), Duration::from_secs(2)).await;
+        let limits = Limits::unbounded();
+        let c = connect(&limits, addr, Some(port), Duration::from_secs(2)).await;
         assert_eq!(c.outcome, TcpOutcome::Connected, "{:?}", c.error);
         assert_eq!(c.local.unwrap().port(), port);
         drop(listener);
-        let c = connect(addr, None, Duration::from_secs(2)).await;
+        let c = connect(&limits, addr, None, Duration::from_secs(2)).await;
         assert_eq!(c.outcome, TcpOutcome::Refused);
     }
 }

@@ -20,6 +20,10 @@ pub struct CurlVersion {
     /// `None`: no curl answered `curl --version`, and the current rules
     /// (≥ 8.9) are assumed, since a curl installed later will be recent.
     installed: Option<(u32, u32, u32)>,
+    /// True when `curl --version` was not run because no proxy variable is set: curl then
+    /// connects directly whatever its version, and running it costs time (on an instance
+    /// whose DNS does not answer, curl's start waits for a lookup of the host's own name).
+    not_read: bool,
 }
 
 /// The first release that ends the NO_PROXY list at a blank.
@@ -30,6 +34,15 @@ impl CurlVersion {
     pub fn installed(major: u32, minor: u32, patch: u32) -> Self {
         CurlVersion {
             installed: Some((major, minor, patch)),
+            not_read: false,
+        }
+    }
+
+    /// Not read: no proxy variable is set, so no rule of curl's depends on its version.
+    pub fn not_needed() -> Self {
+        CurlVersion {
+            installed: None,
+            not_read: true,
         }
     }
 
@@ -40,6 +53,7 @@ impl CurlVersion {
         CurlVersion {
             installed: curl_version_line(std::time::Duration::from_secs(2))
                 .and_then(|line| parse_curl_version(&line)),
+            not_read: false,
         }
     }
 
@@ -57,6 +71,7 @@ impl CurlVersion {
     pub fn describe(&self) -> String {
         match self.installed {
             Some((a, b, c)) => format!("curl {a}.{b}.{c}"),
+            None if self.not_read => "curl (version not read: no proxy variable is set)".to_owned(),
             None => "curl (rules of ≥ 8.9 assumed: no curl --version answered)".to_owned(),
         }
     }

@@ -208,10 +208,13 @@ impl ProxyEnv {
                 }
             }
         }
-        ProxyEnv {
-            vars,
-            curl: CurlVersion::detect(),
-        }
+        // Only a proxy variable makes curl's (version-dependent) rules matter.
+        let curl = if vars.iter().any(|(name, _)| name != REQUEST_METHOD) {
+            CurlVersion::detect()
+        } else {
+            CurlVersion::not_needed()
+        };
+        ProxyEnv { vars, curl }
     }
 
     /// Builds an environment from name/value pairs in environment order,

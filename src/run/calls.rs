@@ -39,6 +39,7 @@ impl NameCtx<'_> {
             endpoint_host: Some(host.to_string()),
             peer: resolver.pinned(host).map(|ip| ip.to_string()),
             proxy: self.sdk_proxy(host, socket),
+            limits: self.limits.clone(),
         }
     }
 
@@ -106,24 +107,40 @@ impl NameCtx<'_> {
             }
             evidence
         };
-        let control_plane = self.control_plane_reads(&sdk, instance, have_credentials, timeout);
-        let (calls, evidence, control_plane) = tokio::join!(per_target, sts, control_plane);
-        self.collector.with(|c| {
-            c.calls.extend(calls.into_iter().flatten());
-            c.credentials = Some(evidence);
-            if let Some((cp, reachability)) = control_plane {
-                c.control_plane = Some(cp);
-                c.reachability = reachability;
+        let control_plane = async {
+            let read = self
+                .control_plane_reads(&sdk, instance, have_credentials, timeout)
+                .await;
+            if let Some((cp, reachability)) = read {
+                self.collector.with(|c| {
+                    c.control_plane = Some(cp);
+                    c.reachability = reachability;
+                });
             }
-        });
+        };
+        let ((), evidence, ()) = tokio::join!(per_target, sts, control_plane);
+        self.collector.with(|c| c.credentials = Some(evidence));
     }
 
-    /// Every target's calls, once the TCP checks are done.
+    /// Every target's calls, once the TCP checks are done; each target's results are kept as
+    /// soon as they are in (a deadline keeps them).
     async fn per_target_calls(
         &self,
         env: &CallEnv<'_>,
         data_plane: tokio::sync::oneshot::Receiver<()>,
-    ) -> Vec<Vec<CallResult>> {
+    ) {
+        let targets = self.collector.with(|c| c.targets.clone());
+        let scheduled: Vec<_> = targets
+            .iter()
+            .map(|t| {
+                let kind = match t.service {
+                    Service::S3 => CheckKind::S3,
+                    Service::Dynamodb => CheckKind::Dynamodb,
+                };
+                let id = format!("{}/{}/calls", t.service.as_str(), t.name);
+                self.collector.schedule(kind, id, t.id.clone())
+            })
+            .collect();
         let resolver = env.resolver;
         // Sent when the TCP checks are done (an error only if they were cut short).
         let _ = data_plane.await;
@@ -145,7 +162,17 @@ impl NameCtx<'_> {
                 resolver.pin(&attempt.name, ip);
             }
         }
-        join_all(targets.iter().map(|t| self.target_calls(env, t))).await
+        join_all(
+            targets
+                .iter()
+                .zip(scheduled)
+                .map(|(t, scheduled)| async move {
+                    let results = self.target_calls(env, t).await;
+                    self.collector.with(|c| c.calls.extend(results));
+                    drop(scheduled);
+                }),
+        )
+        .await;
     }
 
     /// One target's calls, or the call that was skipped and why.
@@ -156,8 +183,21 @@ impl NameCtx<'_> {
         };
         let socket = t.name_sockets.get(host).copied().unwrap_or_default();
         let site = self.call_site(env.resolver, t.service, &t.id, host, socket);
+        // A proxy the CONNECT probe could not reach at all would cost every call through it a
+        // timeout, after the probe's own: the probe's answer is the measurement.
+        let proxy_silent = site.proxy.is_some()
+            && self.collector.with(|c| {
+                c.proxy_probes.iter().any(|p| {
+                    p.name == *host
+                        && matches!(p.outcome, ProxyOutcome::Unreachable | ProxyOutcome::Timeout)
+                })
+            });
         let skip_reason = if !env.have_credentials {
             Some("no usable credentials (see the credentials check)".to_string())
+        } else if proxy_silent {
+            Some(format!(
+                "the proxy could not be reached for {host} (see the proxy checks)"
+            ))
         } else if site.proxy.is_none() && site.peer.is_none() {
             Some(format!("no TCP connection to {host} (see the tcp checks)"))
         } else {
@@ -254,6 +294,9 @@ impl NameCtx<'_> {
         }
         let instance = instance?;
         instance.vpc_id.as_ref()?;
+        let _scheduled = self
+            .collector
+            .schedule(CheckKind::Ec2, "ec2", "VPC configuration");
         // The services are known from the configuration; the data plane adds names only.
         let services: BTreeSet<Service> = self
             .collector

@@ -7,6 +7,7 @@
 
 mod calls;
 mod names;
+mod pending;
 mod targets;
 
 use std::sync::{Arc, Mutex};
@@ -24,6 +25,7 @@ use crate::config::Config;
 use crate::diagnose::{self, Diagnosis};
 use crate::endpoints::SdkSettings;
 use crate::net::dns::ServerResolver;
+use crate::net::limits::Limits;
 use crate::net::tls::TlsContext;
 use crate::net::{Budget, millis, rfc3339};
 use crate::report::*;
@@ -34,16 +36,30 @@ pub use targets::targets;
 use names::mark_vpc_addresses_private;
 use targets::{account_ddb_endpoint, build_resolvers, is_regional_name, unique_names, vpc_cidrs};
 
-/// Results land here as they complete, so a deadline keeps what was already learned.
+/// Results land here as they complete, so a deadline keeps what was already learned; the
+/// checks scheduled and not yet finished are in `pending`, so a deadline can name them.
 #[derive(Default)]
-struct Collector(Mutex<ProbeResults>);
+struct Collector {
+    results: Mutex<ProbeResults>,
+    pending: pending::Pending,
+}
 
 impl Collector {
     fn with<R>(&self, f: impl FnOnce(&mut ProbeResults) -> R) -> R {
-        match self.0.lock() {
+        match self.results.lock() {
             Ok(mut g) => f(&mut g),
             Err(poisoned) => f(&mut poisoned.into_inner()),
         }
+    }
+
+    /// Marks a check as scheduled until the guard is dropped (see pending.rs).
+    fn schedule(
+        &self,
+        kind: CheckKind,
+        id: impl Into<String>,
+        subject: impl Into<String>,
+    ) -> pending::Scheduled<'_> {
+        self.pending.schedule(kind, id, subject)
     }
 }
 
@@ -63,21 +79,42 @@ async fn run(cfg: &Config, sdk_settings: Option<&SdkSettings>) -> Report {
     let started_wall = SystemTime::now();
     let started = Instant::now();
     let budget = Budget::new(cfg.timeout, cfg.deadline);
+    let limits = Limits::new(cfg.bounds, cfg.timeout);
     let collector = Arc::new(Collector::default());
     collector.with(|r| r.host = host::collect(rfc3339(started_wall)));
 
-    let work = probe_all(cfg, budget, collector.clone(), sdk_settings);
-    let hit = tokio::time::timeout(cfg.deadline, work).await.is_err();
+    let mut work = Box::pin(probe_all(
+        cfg,
+        budget,
+        &limits,
+        collector.clone(),
+        sdk_settings,
+    ));
+    // The deadline wins a tie: a result that lands with it was not measured before it.
+    let hit = tokio::select! {
+        biased;
+        _ = tokio::time::sleep_until(budget.deadline.into()) => true,
+        _ = &mut work => false,
+    };
+    // What the deadline cut short, named before the work (and its guards) is dropped.
+    let unfinished = if hit {
+        collector.pending.unfinished()
+    } else {
+        Vec::new()
+    };
+    drop(work);
 
     let mut results = match Arc::try_unwrap(collector) {
-        Ok(c) => c.0.into_inner().unwrap_or_else(|p| p.into_inner()),
+        Ok(c) => c.results.into_inner().unwrap_or_else(|p| p.into_inner()),
         // Tasks still hold the collector only if the deadline cut them off.
         Err(shared) => shared.with(std::mem::take),
     };
     results.deadline_hit = hit;
     mark_vpc_addresses_private(&mut results);
     let diagnosis = diagnose::diagnose(&results, &diagnose::Expectations::from_config(cfg));
-    assemble(cfg, results, diagnosis, started_wall, started.elapsed())
+    let mut report = assemble(cfg, results, diagnosis, started_wall, started.elapsed());
+    report.checks.extend(unfinished);
+    report
 }
 
 /// IMDS is asked once, by whichever task needs it first; the others wait for that answer.
@@ -99,6 +136,7 @@ impl ImdsOnce<'_> {
 struct Setup<'a> {
     cfg: &'a Config,
     budget: Budget,
+    limits: &'a Limits,
     collector: &'a Collector,
     resolvers: &'a Resolvers,
     tls: &'a TlsLoader,
@@ -112,6 +150,7 @@ struct Setup<'a> {
 async fn probe_all(
     cfg: &Config,
     budget: Budget,
+    limits: &Limits,
     collector: Arc<Collector>,
     sdk_settings: Option<&SdkSettings>,
 ) {
@@ -142,6 +181,8 @@ async fn probe_all(
     };
 
     let imds_task = async {
+        let endpoint = cfg.env.imds_endpoint_or_default();
+        let _scheduled = collector.schedule(CheckKind::Imds, "imds", endpoint);
         let r = imds_once.get().await;
         collector.with(|c| {
             c.imds = Some(r.evidence.clone());
@@ -152,8 +193,10 @@ async fn probe_all(
 
     let canary_task = async {
         if let Some((host, port)) = &cfg.internet_canary {
+            let _scheduled =
+                collector.schedule(CheckKind::Canary, "canary", format!("{host}:{port}"));
             let (result, trace) = tokio::join!(
-                canary::probe(&resolvers, host, *port, budget.op()),
+                canary::probe(&resolvers, host, *port, budget.op(), limits),
                 hops::canary(&resolvers, host, *port, budget.op())
             );
             collector.with(|c| {
@@ -165,6 +208,7 @@ async fn probe_all(
     let setup = Setup {
         cfg,
         budget,
+        limits,
         collector: &collector,
         resolvers: &resolvers,
         tls: &tls_loader,
@@ -214,6 +258,8 @@ async fn probe_services(s: &Setup<'_>) {
         imds_region.as_deref(),
         &cfg.env,
     );
+    // Kept at once: a run the deadline cuts short still says which region it probed.
+    collector.with(|c| c.region = provisional.clone());
     let Some(probe_region) = provisional.effective.clone() else {
         // Without a region there is nothing region-specific to probe; IMDS_UNAVAILABLE says
         // why, and the proxy rules may say why IMDS did not answer.
@@ -259,6 +305,7 @@ async fn probe_names(s: &Setup<'_>, probe_region: &str, settings: &SdkSettings) 
     let ctx = NameCtx {
         cfg,
         budget: s.budget,
+        limits: s.limits,
         resolvers: s.resolvers,
         region: probe_region,
         proxy_env: &proxy_env,
@@ -286,6 +333,7 @@ async fn probe_names(s: &Setup<'_>, probe_region: &str, settings: &SdkSettings) 
         if !cfg.calls {
             return;
         }
+        let _scheduled = collector.schedule(CheckKind::Credentials, "credentials", "default chain");
         let (evidence, creds) =
             identity::load(probe_region, cfg.profile.as_deref(), s.budget.op()).await;
         let instance = s.imds.get().await;
@@ -327,6 +375,7 @@ async fn account_pipeline(ctx: &NameCtx<'_>, imds: &ImdsOnce<'_>) {
 struct NameCtx<'a> {
     cfg: &'a Config,
     budget: Budget,
+    limits: &'a Limits,
     resolvers: &'a Resolvers,
     region: &'a str,
     proxy_env: &'a ProxyEnvEvidence,

@@ -44,6 +44,9 @@ impl NameCtx<'_> {
         ];
         let proxy_probe = self.proxy_probe(name, service, socket);
         let dns_then_connect = async {
+            let dns_scheduled =
+                self.collector
+                    .schedule(CheckKind::Dns, format!("dns/{name}"), name);
             let (answers, stub) = tokio::join!(
                 join_all(lookups.iter().map(|(kind, rt)| {
                     dns::lookup(self.resolvers, *kind, name, service, *rt, &classifier)
@@ -68,6 +71,7 @@ impl NameCtx<'_> {
                 c.dns.extend(answers.iter().cloned());
                 c.app_dns.push(app);
             });
+            drop(dns_scheduled);
             let sweep_target = addresses
                 .iter()
                 .find(|(ip, _, origin)| ip.is_ipv4() && *origin == AddressOrigin::Application)
@@ -80,9 +84,21 @@ impl NameCtx<'_> {
             }));
             let sweep = async {
                 if let (true, Some(ip)) = (sweep_nacl, sweep_target) {
+                    let _scheduled = self.collector.schedule(
+                        CheckKind::Nacl,
+                        format!("nacl/{}/{ip}", service.as_str()),
+                        format!("{ip}:{}", socket.port),
+                    );
                     let kernel = self.collector.with(|c| c.host.ephemeral_ports);
-                    let result =
-                        nacl::sweep(service, ip, socket.port, self.budget.op(), kernel).await;
+                    let result = nacl::sweep(
+                        service,
+                        ip,
+                        socket.port,
+                        self.budget.op(),
+                        kernel,
+                        self.limits,
+                    )
+                    .await;
                     self.collector.with(|c| c.nacl.push(result));
                 }
             };
@@ -100,15 +116,32 @@ impl NameCtx<'_> {
         class: AddressClass,
         origin: AddressOrigin,
     ) {
-        let (mut attempt, stream) =
-            tcp::attempt(name, service, ip, socket.port, class, self.budget.op()).await;
+        let tcp_scheduled = self.collector.schedule(
+            CheckKind::Tcp,
+            format!("tcp/{name}/{ip}"),
+            format!("{ip}:{}", socket.port),
+        );
+        let (mut attempt, stream) = tcp::attempt(
+            name,
+            service,
+            ip,
+            socket.port,
+            class,
+            self.budget.op(),
+            self.limits,
+        )
+        .await;
         attempt.origin = origin;
         self.collector.with(|c| c.tcp.push(attempt));
+        drop(tcp_scheduled);
         let Some(stream) = stream else { return };
         // An http:// endpoint URL: the clients speak no TLS there, so neither does the probe.
         if !socket.tls {
             return;
         }
+        let _scheduled = self
+            .collector
+            .schedule(CheckKind::Tls, format!("tls/{name}/{ip}"), name);
         let handshake = match self.tls.get().await {
             Ok(ctx) => {
                 tls::handshake(
@@ -210,6 +243,11 @@ impl NameCtx<'_> {
         else {
             return;
         };
+        let _scheduled = self.collector.schedule(
+            CheckKind::Proxy,
+            format!("proxy/{}/{name}", choice.host),
+            format!("{}:{}", choice.host, choice.port),
+        );
         let probe = proxy::connect_probe(
             &self.cfg.env.proxy,
             self.resolvers,
@@ -218,6 +256,7 @@ impl NameCtx<'_> {
             (name, socket.port),
             service,
             self.budget.op(),
+            self.limits,
         )
         .await;
         self.collector.with(|c| c.proxy_probes.push(probe));

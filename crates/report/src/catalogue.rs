@@ -88,6 +88,8 @@ catalogue! {
     ENDPOINT_POLICY_DENIES => ("endpoint-policy", "The gateway endpoint's policy does not allow the probed action on the resource.", "aws ec2 modify-vpc-endpoint --vpc-endpoint-id <vpce> --policy-document file://policy.json with an Allow for the action."),
     ENDPOINT_ADDRESS_FAMILY => ("traffic-path", "The applications connect to the service over an address family (IPv6 or IPv4) that the gateway endpoint's IP address type does not serve, so that traffic cannot go through the endpoint.", "Set the endpoint's IP address type to dualstack (aws ec2 modify-vpc-endpoint --ip-address-type dualstack), or stop the clients from using dual-stack names."),
     CONTROL_PLANE_DENIED => ("control-plane", "The instance's role may not call the EC2 Describe APIs, so the VPC's configuration was not read (a note, not a failure).", "Grant the read-only permissions listed in the documentation (docs/checks.md, \"Control plane\") if you want confirmed verdicts."),
+    // the run itself
+    DEADLINE_EXCEEDED => ("probe", "The run's deadline (--deadline) ended it before every check finished: the checks it cut short are reported as skipped and nothing is concluded from them (a note; the verdict says the run is incomplete).", "Raise --deadline (or the agent's probe.deadline), or find the check that waits: its record says when it was scheduled."),
 }
 
 impl std::fmt::Display for FindingCode {
@@ -111,6 +113,7 @@ pub const CHECKLIST_ORDER: &[&str] = &[
     "iam-policy",
     "traffic-path",
     "control-plane",
+    "probe",
 ];
 
 pub fn checklist_rank(item: &str) -> usize {

@@ -107,6 +107,18 @@ pub struct EffectiveConfig {
     /// Proxy variables as set, passwords replaced by `***`.
     pub proxy_env: Vec<EnvVar>,
     pub extra_ca_files: Vec<String>,
+    /// Most TCP connects in flight at once (--max-connections; 0 in reports from before the bound).
+    #[serde(default)]
+    pub max_connections: u32,
+    /// Most TCP connects in flight to one address (--max-connections-per-address).
+    #[serde(default)]
+    pub max_connections_per_address: u32,
+    /// Most signed calls in flight at once (--max-calls).
+    #[serde(default)]
+    pub max_calls: u32,
+    /// Most signed calls in flight to one address or proxy (--max-calls-per-address).
+    #[serde(default)]
+    pub max_calls_per_address: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -295,6 +295,18 @@ pub enum Evidence {
     Call(Box<CallResult>),
     ControlPlane(Box<ControlPlane>),
     Reachability(ReachabilityEvidence),
+    /// A check the run's deadline cut short: nothing measured, nothing concluded from it.
+    Unfinished(UnfinishedCheck),
+}
+
+/// A check that was scheduled (started, or waiting for what it needs) when the run's deadline
+/// ended it. Its record has status `skip`; diagnosis never reads it, so it blames nothing.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+pub struct UnfinishedCheck {
+    /// Why there is no result: "not finished before the deadline".
+    pub reason: String,
+    /// When the check was scheduled, in milliseconds from the start of the run.
+    pub scheduled_at_ms: u64,
 }
 
 #[derive(
