@@ -77,6 +77,12 @@ impl NameCtx<'_> {
                 dualstack: self.settings.dualstack(),
             },
         );
+        let quiet = Quiet {
+            sdk: &sdk,
+            proxied: net_aws::with_connect_timeout(&sdk, cfg.silence_timeout, timeout),
+            resolver: &resolver,
+            bound: cfg.silence_timeout.min(timeout),
+        };
         let have_credentials = credentials.is_some() && !evidence.expired;
         let env = CallEnv {
             sdk: &sdk,
@@ -102,11 +108,18 @@ impl NameCtx<'_> {
         let per_target = self.per_target_calls(&env, data_plane);
         let sts = async {
             if have_credentials {
-                identity::caller_identity(&sdk, &mut evidence, timeout).await;
+                let endpoint = crate::endpoints::sts_endpoint(self.region, self.settings);
+                match self.quiet_sdk(&quiet, "STS", endpoint).await {
+                    Ok(sdk) => identity::caller_identity(sdk, &mut evidence, timeout).await,
+                    Err(why) => {
+                        evidence.identity_error =
+                            Some(format!("{why}: no STS endpoint or NAT route in this subnet?"))
+                    }
+                }
             }
             evidence
         };
-        let control_plane = self.control_plane_reads(&sdk, instance, have_credentials, timeout);
+        let control_plane = self.control_plane_reads(&quiet, instance, have_credentials, timeout);
         let (calls, evidence, control_plane) = tokio::join!(per_target, sts, control_plane);
         self.collector.with(|c| {
             c.calls.extend(calls.into_iter().flatten());
@@ -240,10 +253,37 @@ impl NameCtx<'_> {
         .await
     }
 
+    /// The SDK configuration for a call whose healthy answer in a private subnet is silence
+    /// (STS, the EC2 API): Err(why) when its endpoint accepts no TCP connection within
+    /// `--silence-timeout` (it is not called then), else the probe's own configuration. Through
+    /// a proxy, where the connection is the proxy's, the SDK's connect wait (which counts the
+    /// tunnel and the TLS handshake) is the bound instead.
+    async fn quiet_sdk<'q>(
+        &self,
+        quiet: &'q Quiet<'_>,
+        service: &str,
+        endpoint: Option<(String, NameSocket)>,
+    ) -> Result<&'q aws_config::SdkConfig, String> {
+        let Some((host, socket)) = endpoint else {
+            return Ok(&quiet.proxied);
+        };
+        if self.sdk_proxy(&host, socket).is_some() {
+            return Ok(&quiet.proxied);
+        }
+        match net_aws::accepts_connection(quiet.resolver, &host, socket.port, quiet.bound).await {
+            Ok(()) => Ok(quiet.sdk),
+            Err(e) => Err(format!(
+                "{service} did not accept a connection at {host}:{} within {} ms, the --silence-timeout bound ({e})",
+                socket.port,
+                quiet.bound.as_millis()
+            )),
+        }
+    }
+
     /// The VPC's configuration, when asked for and the instance has credentials and a VPC.
     async fn control_plane_reads(
         &self,
-        sdk: &aws_config::SdkConfig,
+        quiet: &Quiet<'_>,
         instance: Option<&InstanceFacts>,
         have_credentials: bool,
         timeout: Duration,
@@ -259,6 +299,11 @@ impl NameCtx<'_> {
             .collector
             .with(|c| c.targets.iter().map(|t| t.service).collect());
         let services: Vec<Service> = services.into_iter().collect();
+        let endpoint = crate::endpoints::ec2_endpoint(self.region, self.settings);
+        let sdk = match self.quiet_sdk(quiet, "EC2", endpoint).await {
+            Ok(sdk) => sdk,
+            Err(why) => return Some((unreachable_control_plane(&why), Vec::new())),
+        };
         read_control_plane(
             sdk,
             instance,
@@ -269,6 +314,16 @@ impl NameCtx<'_> {
         )
         .await
     }
+}
+
+/// What the calls whose healthy answer is silence share: the probe's SDK configuration, the
+/// same with the short connect wait (for calls through a proxy), the calls' resolver and the
+/// bound (`--silence-timeout`, at most the timeout).
+struct Quiet<'a> {
+    sdk: &'a aws_config::SdkConfig,
+    proxied: aws_config::SdkConfig,
+    resolver: &'a PinnedResolver,
+    bound: Duration,
 }
 
 /// What every target's calls share.
@@ -302,6 +357,17 @@ async fn read_control_plane(
         .await;
     }
     Some((cp, analyses))
+}
+
+/// The control plane when the EC2 API accepted no connection: every read failed, and why.
+#[cfg(feature = "control-plane")]
+fn unreachable_control_plane(why: &str) -> ControlPlane {
+    crate::checks::ec2::unreachable(why)
+}
+
+#[cfg(not(feature = "control-plane"))]
+fn unreachable_control_plane(_why: &str) -> ControlPlane {
+    ControlPlane::default()
 }
 
 #[cfg(not(feature = "control-plane"))]

@@ -81,17 +81,23 @@ async fn run(cfg: &Config, sdk_settings: Option<&SdkSettings>) -> Report {
 }
 
 /// IMDS is asked once, by whichever task needs it first; the others wait for that answer.
-struct ImdsOnce<'a> {
+/// One session (one client, one token) serves the instance facts, the region and the SDK's
+/// credential chain.
+struct ImdsOnce {
     cell: OnceCell<ImdsResult>,
-    cfg: &'a Config,
-    budget: Budget,
+    session: imds::ImdsSession,
 }
 
-impl ImdsOnce<'_> {
+impl ImdsOnce {
     async fn get(&self) -> &ImdsResult {
         self.cell
-            .get_or_init(|| imds::collect(&self.cfg.env, self.budget.op()))
+            .get_or_init(|| imds::collect(&self.session))
             .await
+    }
+
+    /// The instance's region alone: what the data plane waits for when nothing else names one.
+    async fn region(&self) -> Option<String> {
+        self.session.region().await.clone().ok().flatten()
     }
 }
 
@@ -104,7 +110,7 @@ struct Setup<'a> {
     tls: &'a TlsLoader,
     host_files: &'a HostFiles,
     resolved_stub: Option<&'a Result<ServerResolver, String>>,
-    imds: &'a ImdsOnce<'a>,
+    imds: &'a ImdsOnce,
     /// The shared config files, when the caller read them already.
     sdk_settings: Option<&'a SdkSettings>,
 }
@@ -137,8 +143,7 @@ async fn probe_all(
     });
     let imds_once = ImdsOnce {
         cell: OnceCell::new(),
-        cfg,
-        budget,
+        session: imds::ImdsSession::new(&cfg.env, budget.op()),
     };
 
     let imds_task = async {
@@ -152,7 +157,9 @@ async fn probe_all(
 
     let canary_task = async {
         if let Some((host, port)) = &cfg.internet_canary {
-            let result = canary::probe(&resolvers, host, *port, budget.op()).await;
+            // Its healthy answer is silence: the short bound, not the whole timeout.
+            let bound = cfg.silence_timeout.min(budget.op());
+            let result = canary::probe(&resolvers, host, *port, bound).await;
             collector.with(|c| c.canary = Some(result));
         }
     };
@@ -193,12 +200,7 @@ async fn probe_services(s: &Setup<'_>) {
     };
     // The instance's region is only waited for when nothing else names one.
     let imds_region = if cfg.region.is_none() && sdk.is_none() {
-        s.imds
-            .get()
-            .await
-            .facts
-            .as_ref()
-            .and_then(|f| f.region.clone())
+        s.imds.region().await
     } else {
         None
     };
@@ -280,8 +282,12 @@ async fn probe_names(s: &Setup<'_>, probe_region: &str, settings: &SdkSettings) 
         if !cfg.calls {
             return;
         }
+        // When the region came from IMDS, the session holds a token and the chain's IMDS
+        // provider reuses it (one IMDS walk per run); else the chain starts at once with its
+        // own client, as before.
+        let imds = s.imds.session.client_with_token();
         let (evidence, creds) =
-            identity::load(probe_region, cfg.profile.as_deref(), s.budget.op()).await;
+            identity::load(probe_region, cfg.profile.as_deref(), imds, s.budget.op()).await;
         let instance = s.imds.get().await;
         ctx.signed_calls(evidence, creds, instance.facts.as_ref(), data_plane_wait)
             .await;
@@ -290,7 +296,7 @@ async fn probe_names(s: &Setup<'_>, probe_region: &str, settings: &SdkSettings) 
 }
 
 /// The account-based DynamoDB name needs the account id, which IMDS knows.
-async fn account_pipeline(ctx: &NameCtx<'_>, imds: &ImdsOnce<'_>) {
+async fn account_pipeline(ctx: &NameCtx<'_>, imds: &ImdsOnce) {
     if ctx.cfg.tables.is_empty() {
         return;
     }
