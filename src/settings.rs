@@ -24,7 +24,7 @@ pub mod defaults {
 
     pub const TIMEOUT: Seconds = Seconds::from_secs(3);
     /// The connect wait of the checks whose healthy answer in a private subnet is silence.
-    pub const SILENCE_TIMEOUT: Seconds = Seconds::from_millis(250);
+    pub const SILENCE_TIMEOUT: Seconds = Seconds::from_millis(200);
     pub const DEADLINE: Seconds = Seconds::from_secs(20);
     /// Reachability Analyzer's analyses take minutes.
     pub const DEADLINE_WITH_REACHABILITY_ANALYZER: Seconds = Seconds::from_secs(180);
@@ -246,7 +246,7 @@ mod tests {
         let d = ProbeSettings::default();
         assert!(d.control_plane);
         assert_eq!(d.timeout.as_secs_f64(), 3.0);
-        assert_eq!(d.silence_timeout.as_secs_f64(), 0.25);
+        assert_eq!(d.silence_timeout.as_secs_f64(), 0.2);
         assert_eq!(d.deadline_or_default().as_secs_f64(), 20.0);
         assert_eq!(d.expect_issuers_or_default(), vec!["Amazon"]);
         // The matches of an empty command line, read back, are the defaults too.

@@ -384,7 +384,10 @@ fn silent_sts_and_canary_get_the_silence_bound() {
     assert_eq!(canary["evidence"]["outcome"], "unreachable", "{canary}");
     assert_eq!(canary["evidence"]["connect_timeout_ms"], 300, "{canary}");
     let summary = canary["summary"].as_str().unwrap();
-    assert!(summary.contains("300 ms") && summary.contains("--silence-timeout"), "{summary}");
+    assert!(
+        summary.contains("300 ms") && summary.contains("--silence-timeout"),
+        "{summary}"
+    );
     let creds = check("credentials");
     assert_eq!(creds["status"], "warn", "{creds}");
     let identity_error = creds["evidence"]["identity_error"].as_str().unwrap();
@@ -401,7 +404,8 @@ fn silent_sts_and_canary_get_the_silence_bound() {
         assert_eq!(read["outcome"], "failed", "{ec2}");
         let error = read["error"].as_str().unwrap();
         assert!(
-            error.contains("EC2 did not accept a connection") && error.contains("--silence-timeout"),
+            error.contains("EC2 did not accept a connection")
+                && error.contains("--silence-timeout"),
             "{error}"
         );
     }

@@ -114,10 +114,7 @@ pub async fn collect(session: &ImdsSession) -> ImdsResult {
     };
     let mut missing = Vec::new();
     let mac_value = mac.as_ref().ok().cloned().flatten();
-    let (
-        (az, instance_id, local_ipv4, public_ipv4, roles, identity),
-        interface,
-    ) = tokio::join!(
+    let ((az, instance_id, local_ipv4, public_ipv4, roles, identity), interface) = tokio::join!(
         async {
             tokio::join!(
                 get("/latest/meta-data/placement/availability-zone"),
@@ -183,7 +180,10 @@ type Fetched = Result<Option<String>, String>;
 /// The region (shared with the rest of the run) and, beside it, the `mac`, so the interface's
 /// paths need no third round trip. Err when IMDS is not there; then the mac's answer is not
 /// waited for (a token that could not be fetched is fetched again by the next request).
-async fn region_and_mac(session: &ImdsSession, client: &Client) -> Result<(String, Fetched), String> {
+async fn region_and_mac(
+    session: &ImdsSession,
+    client: &Client,
+) -> Result<(String, Fetched), String> {
     let mac_request = fetch(client, "/latest/meta-data/mac");
     tokio::pin!(mac_request);
     let mut mac_answer = None;

@@ -50,6 +50,7 @@ impl NameCtx<'_> {
         mut evidence: CredentialsEvidence,
         credentials: Option<aws_credential_types::Credentials>,
         instance: Option<&InstanceFacts>,
+        silence: SilenceProofs,
         data_plane: tokio::sync::oneshot::Receiver<()>,
     ) {
         let cfg = self.cfg;
@@ -77,12 +78,8 @@ impl NameCtx<'_> {
                 dualstack: self.settings.dualstack(),
             },
         );
-        let quiet = Quiet {
-            sdk: &sdk,
-            proxied: net_aws::with_connect_timeout(&sdk, cfg.silence_timeout, timeout),
-            resolver: &resolver,
-            bound: cfg.silence_timeout.min(timeout),
-        };
+        let proxied = net_aws::with_connect_timeout(&sdk, cfg.silence_timeout, timeout);
+        let SilenceProofs { sts, ec2 } = silence;
         let have_credentials = credentials.is_some() && !evidence.expired;
         let env = CallEnv {
             sdk: &sdk,
@@ -108,18 +105,28 @@ impl NameCtx<'_> {
         let per_target = self.per_target_calls(&env, data_plane);
         let sts = async {
             if have_credentials {
-                let endpoint = crate::endpoints::sts_endpoint(self.region, self.settings);
-                match self.quiet_sdk(&quiet, "STS", endpoint).await {
+                match sts.sdk(&sdk, &proxied).await {
                     Ok(sdk) => identity::caller_identity(sdk, &mut evidence, timeout).await,
                     Err(why) => {
-                        evidence.identity_error =
-                            Some(format!("{why}: no STS endpoint or NAT route in this subnet?"))
+                        evidence.identity_error = Some(format!(
+                            "{why}: no STS endpoint or NAT route in this subnet?"
+                        ))
                     }
                 }
             }
             evidence
         };
-        let control_plane = self.control_plane_reads(&quiet, instance, have_credentials, timeout);
+        let control_plane = async {
+            match ec2.sdk(&sdk, &proxied).await {
+                Ok(sdk) => {
+                    self.control_plane_reads(sdk, instance, have_credentials, timeout)
+                        .await
+                }
+                Err(why) => self
+                    .control_plane_wanted(instance, have_credentials)
+                    .then(|| (unreachable_control_plane(&why), Vec::new())),
+            }
+        };
         let (calls, evidence, control_plane) = tokio::join!(per_target, sts, control_plane);
         self.collector.with(|c| {
             c.calls.extend(calls.into_iter().flatten());
@@ -253,37 +260,64 @@ impl NameCtx<'_> {
         .await
     }
 
-    /// The SDK configuration for a call whose healthy answer in a private subnet is silence
-    /// (STS, the EC2 API): Err(why) when its endpoint accepts no TCP connection within
-    /// `--silence-timeout` (it is not called then), else the probe's own configuration. Through
-    /// a proxy, where the connection is the proxy's, the SDK's connect wait (which counts the
-    /// tunnel and the TLS handshake) is the bound instead.
-    async fn quiet_sdk<'q>(
-        &self,
-        quiet: &'q Quiet<'_>,
-        service: &str,
-        endpoint: Option<(String, NameSocket)>,
-    ) -> Result<&'q aws_config::SdkConfig, String> {
-        let Some((host, socket)) = endpoint else {
-            return Ok(&quiet.proxied);
+    /// STS and the EC2 API have no path from a private subnet with only gateway endpoints:
+    /// their healthy answer there is silence. Each is proved silent (or not) by a TCP
+    /// connection to the name the SDK would call, within `--silence-timeout`, started at once
+    /// (it needs no credentials) in its own task. Through a proxy, where the connection is the
+    /// proxy's, the SDK's connect wait is the bound instead (see `Proof::sdk`).
+    pub(super) fn silence_proofs(&self) -> SilenceProofs {
+        let bound = self.cfg.silence_timeout.min(self.budget.op());
+        let resolver = PinnedResolver::new(self.resolvers.system.clone().unwrap_or_default());
+        let start = |service: &'static str, endpoint: Option<(String, NameSocket)>| {
+            let Some((host, socket)) = endpoint else {
+                return Proof::ConnectWait;
+            };
+            if self.sdk_proxy(&host, socket).is_some() {
+                return Proof::ConnectWait;
+            }
+            let resolver = resolver.clone();
+            let task = tokio::spawn(async move {
+                net_aws::accepts_connection(&resolver, &host, socket.port, bound)
+                    .await
+                    .map_err(|e| {
+                        format!(
+                            "{service} did not accept a connection at {host}:{} within {} ms, the --silence-timeout bound ({e})",
+                            socket.port,
+                            bound.as_millis()
+                        )
+                    })
+            });
+            Proof::Connect(task)
         };
-        if self.sdk_proxy(&host, socket).is_some() {
-            return Ok(&quiet.proxied);
+        SilenceProofs {
+            sts: start(
+                "STS",
+                crate::endpoints::sts_endpoint(self.region, self.settings),
+            ),
+            ec2: if self.cfg.control_plane {
+                start(
+                    "EC2",
+                    crate::endpoints::ec2_endpoint(self.region, self.settings),
+                )
+            } else {
+                Proof::ConnectWait
+            },
         }
-        match net_aws::accepts_connection(quiet.resolver, &host, socket.port, quiet.bound).await {
-            Ok(()) => Ok(quiet.sdk),
-            Err(e) => Err(format!(
-                "{service} did not accept a connection at {host}:{} within {} ms, the --silence-timeout bound ({e})",
-                socket.port,
-                quiet.bound.as_millis()
-            )),
-        }
+    }
+
+    /// Whether the control plane is read at all: asked for, credentials, a VPC.
+    fn control_plane_wanted(
+        &self,
+        instance: Option<&InstanceFacts>,
+        have_credentials: bool,
+    ) -> bool {
+        self.cfg.control_plane && have_credentials && instance.is_some_and(|i| i.vpc_id.is_some())
     }
 
     /// The VPC's configuration, when asked for and the instance has credentials and a VPC.
     async fn control_plane_reads(
         &self,
-        quiet: &Quiet<'_>,
+        sdk: &aws_config::SdkConfig,
         instance: Option<&InstanceFacts>,
         have_credentials: bool,
         timeout: Duration,
@@ -299,11 +333,6 @@ impl NameCtx<'_> {
             .collector
             .with(|c| c.targets.iter().map(|t| t.service).collect());
         let services: Vec<Service> = services.into_iter().collect();
-        let endpoint = crate::endpoints::ec2_endpoint(self.region, self.settings);
-        let sdk = match self.quiet_sdk(quiet, "EC2", endpoint).await {
-            Ok(sdk) => sdk,
-            Err(why) => return Some((unreachable_control_plane(&why), Vec::new())),
-        };
         read_control_plane(
             sdk,
             instance,
@@ -316,14 +345,38 @@ impl NameCtx<'_> {
     }
 }
 
-/// What the calls whose healthy answer is silence share: the probe's SDK configuration, the
-/// same with the short connect wait (for calls through a proxy), the calls' resolver and the
-/// bound (`--silence-timeout`, at most the timeout).
-struct Quiet<'a> {
-    sdk: &'a aws_config::SdkConfig,
-    proxied: aws_config::SdkConfig,
-    resolver: &'a PinnedResolver,
-    bound: Duration,
+/// The proofs of silence of STS and the EC2 API (`NameCtx::silence_proofs`).
+pub(super) struct SilenceProofs {
+    sts: Proof,
+    ec2: Proof,
+}
+
+enum Proof {
+    /// A TCP connection to the service's name within the bound, in its own task.
+    Connect(tokio::task::JoinHandle<Result<(), String>>),
+    /// Through a proxy (or no name from the endpoint rules): the SDK's connect wait, which
+    /// counts the tunnel and the TLS handshake, is the bound.
+    ConnectWait,
+}
+
+impl Proof {
+    /// The SDK configuration to call the service with, or why it is silent (not called then):
+    /// `sdk` once it accepted a connection (the call gets the whole timeout), `proxied` (whose
+    /// connect wait is the bound) through a proxy.
+    async fn sdk<'c>(
+        self,
+        sdk: &'c aws_config::SdkConfig,
+        proxied: &'c aws_config::SdkConfig,
+    ) -> Result<&'c aws_config::SdkConfig, String> {
+        match self {
+            Proof::ConnectWait => Ok(proxied),
+            Proof::Connect(task) => match task.await {
+                Ok(Ok(())) => Ok(sdk),
+                Ok(Err(why)) => Err(why),
+                Err(e) => Err(format!("the connection check did not finish: {e}")),
+            },
+        }
+    }
 }
 
 /// What every target's calls share.

@@ -90,9 +90,7 @@ struct ImdsOnce {
 
 impl ImdsOnce {
     async fn get(&self) -> &ImdsResult {
-        self.cell
-            .get_or_init(|| imds::collect(&self.session))
-            .await
+        self.cell.get_or_init(|| imds::collect(&self.session)).await
     }
 
     /// The instance's region alone: what the data plane waits for when nothing else names one.
@@ -286,11 +284,19 @@ async fn probe_names(s: &Setup<'_>, probe_region: &str, settings: &SdkSettings) 
         // provider reuses it (one IMDS walk per run); else the chain starts at once with its
         // own client, as before.
         let imds = s.imds.session.client_with_token();
+        // STS and the EC2 API are proved silent (or not) from now on: that needs no credentials.
+        let silence = ctx.silence_proofs();
         let (evidence, creds) =
             identity::load(probe_region, cfg.profile.as_deref(), imds, s.budget.op()).await;
         let instance = s.imds.get().await;
-        ctx.signed_calls(evidence, creds, instance.facts.as_ref(), data_plane_wait)
-            .await;
+        ctx.signed_calls(
+            evidence,
+            creds,
+            instance.facts.as_ref(),
+            silence,
+            data_plane_wait,
+        )
+        .await;
     };
     tokio::join!(data_plane, calls);
 }
