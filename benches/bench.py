@@ -547,14 +547,14 @@ def m_critical(lab: Lab, runs: int, oneshot: dict | None) -> dict:
     calls = {k[len("call_"):]: v for k, v in link.items() if k.startswith("call_")}
     slowest = max(calls.items(), key=lambda kv: kv[1]) if calls else ("none", 0.0)
     imds = [link.get(k, 0.0) for k in ("imds_token", "imds_region", "imds_roles", "imds_credentials")]
-    # Credentials: token, region (the chain starts once the region has settled the token),
-    # role list, credentials; the data plane's DNS -> TCP -> TLS runs beside the last two.
+    # Credentials: token, region (the chain starts with the region, reusing the token), role
+    # list, credentials; the data plane's DNS -> TCP -> TLS runs beside the last two.
     to_calls = imds[0] + imds[1] + max(imds[2] + imds[3], link.get("dataplane", 0.0))
     limit = to_calls + slowest[1]
-    version = hyperfine(lab, {"version": f"{shown_path(lab.binary)} --version"}, max(runs, 5), {},
+    version = hyperfine(lab, {"version": f"{lab.binary} --version"}, max(runs, 5), {},
                         warmup=1)["version"]["median"]
     out = {"links": link, "runs": max(runs, 5), "slowest_call": slowest[0], "limit": limit,
-           "credentials_ready": imds[0] + imds[1] + imds[2] + imds[3], "process": version,
+           "region_ready": imds[0] + imds[1], "process": version,
            "states": {}}
     for variant, faults in (("nat", ("nat-gateway",)), ("private", ())):
         lab.set_faults(*faults)
@@ -582,7 +582,7 @@ def m_critical(lab: Lab, runs: int, oneshot: dict | None) -> dict:
         if oneshot and variant in oneshot:
             st["wall"] = oneshot[variant]["ours"]["median"]
         else:
-            st["wall"] = hyperfine(lab, {"p": shlex.join([shown_path(lab.binary), *probe_args(1)])},
+            st["wall"] = hyperfine(lab, {"p": shlex.join([str(lab.binary), *probe_args(1)])},
                                    max(runs, 5), {}, warmup=2)["p"]["median"]
         out["states"][variant] = st
     lab.set_faults()
@@ -1008,9 +1008,10 @@ def render(res: dict) -> str:
         lk = cp["links"]
         a(f"Physical limit of the chain, every endpoint answering: token + region + max(role + credentials, "
           f"data plane) + the slowest signed call ({cp['slowest_call']}; the calls run at once) = "
-          f"**{ms(cp['limit'])}**, plus the process itself. In a private subnet STS and the EC2 API "
-          "start when the credentials are in and are waited `--silence-timeout` for a connection, so "
-          f"the limit there is the credentials ({ms(cp['credentials_ready'])}) + that bound.")
+          f"**{ms(cp['limit'])}**, plus the process itself. In a private subnet the internet canary "
+          "(from the start) and STS and the EC2 API (from the region: token + region = "
+          f"{ms(cp['region_ready'])}) are waited `--silence-timeout` for a TCP connection, so the "
+          "limit there is the larger of the chain and the region + that bound.")
         a("")
         a("| lab state | vpce-probe wall (hyperfine) | report `duration_ms` | `imds` check | `credentials` check | slowest signed call | physical limit (+ process) | wall / (limit + process) |")
         a("|---|---|---|---|---|---|---|---|")
@@ -1018,7 +1019,7 @@ def render(res: dict) -> str:
         for v, st in cp["states"].items():
             lim = cp["limit"]
             if v == "private" and st.get("silence_timeout_ms"):
-                lim = max(lim, cp["credentials_ready"] + st["silence_timeout_ms"] / 1000)
+                lim = max(lim, cp["region_ready"] + st["silence_timeout_ms"] / 1000)
             total = lim + cp["process"]
             a(f"| {labels.get(v, v)} | {ms(st['wall'])} | {st['duration_ms']:.0f} ms | {st['imds_ms']:.0f} ms "
               f"| {st['credentials_ms']:.0f} ms | {st['call_ms']:.0f} ms | {ms(lim)} (+ {ms(cp['process'])}) "
