@@ -92,7 +92,7 @@ impl Check for CanaryResult {
                 self.target,
                 self.error.as_deref().unwrap_or("no connection"),
                 match self.connect_timeout_ms {
-                    Some(ms) => format!("; waited {ms} ms at most, --silence-timeout"),
+                    Some(ms) => format!(", --silence-timeout {ms} ms"),
                     None => String::new(),
                 }
             ),
