@@ -84,6 +84,9 @@ pub struct Config {
     /// `--ship` destinations of the one-shot probe (the agent's sinks come from its file).
     pub ship: Vec<Sink>,
     pub timeout: Duration,
+    /// The connect wait of the checks whose healthy answer is silence (canary, STS, EC2 API):
+    /// `--silence-timeout`, at most `timeout`.
+    pub silence_timeout: Duration,
     pub deadline: Duration,
     pub ranges: IpRanges,
     pub internet_canary: Option<(String, u16)>,
@@ -117,6 +120,14 @@ impl Config {
             return err("--key needs a --bucket to read the object from");
         }
         let (timeout, deadline) = timeout_and_deadline(&settings)?;
+        let silence_timeout = durations::seconds(
+            "--silence-timeout",
+            settings.silence_timeout.as_secs_f64(),
+            durations::MIN_TIMEOUT,
+            durations::MAX_TIMEOUT,
+        )
+        .map_err(ConfigError)?
+        .min(timeout);
         if settings.reachability_analyzer
             && (!settings.control_plane || settings.no_calls || !cfg!(feature = "control-plane"))
         {
@@ -158,6 +169,7 @@ impl Config {
             output: output.output,
             ship,
             timeout,
+            silence_timeout,
             deadline,
             ranges,
             internet_canary,
@@ -193,6 +205,7 @@ impl Config {
             region: self.region.clone(),
             profile: self.profile.clone(),
             timeout_ms: self.timeout.as_millis() as u64,
+            silence_timeout_ms: self.silence_timeout.as_millis() as u64,
             deadline_ms: self.deadline.as_millis() as u64,
             ip_ranges: self.ranges.source.clone(),
             internet_canary: self
@@ -695,6 +708,7 @@ mod tests {
         for arg in settings.get_arguments() {
             let name = match arg.get_id().as_str() {
                 "timeout" => "timeout_ms",
+                "silence_timeout" => "silence_timeout_ms",
                 "deadline" => "deadline_ms",
                 "no_calls" => "calls",
                 other => other,

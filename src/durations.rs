@@ -83,6 +83,10 @@ impl Seconds {
         Seconds(secs as f64)
     }
 
+    pub const fn from_millis(millis: u32) -> Self {
+        Seconds(millis as f64 / 1000.0)
+    }
+
     pub fn as_secs_f64(self) -> f64 {
         self.0
     }

@@ -331,6 +331,48 @@ fn resolve_ddb(params: &aws_sdk_dynamodb::config::endpoint::Params) -> Result<Lo
     locate(endpoint.url())
 }
 
+/// Where the SDK sends STS calls in `region` with these settings (its own endpoint rules): the
+/// host and its socket; None when the rules refuse (the call then says why).
+pub fn sts_endpoint(region: &str, settings: &SdkSettings) -> Option<(String, NameSocket)> {
+    use aws_sdk_sts::config::endpoint::{DefaultResolver, Params, ResolveEndpoint as _};
+    let params = Params::builder()
+        .region(region)
+        .use_fips(settings.fips())
+        .use_dual_stack(settings.dualstack())
+        .use_global_endpoint(false)
+        .build()
+        .ok()?;
+    let endpoint =
+        futures_util::FutureExt::now_or_never(DefaultResolver::new().resolve_endpoint(&params))?
+            .ok()?;
+    locate(endpoint.url()).ok().map(|l| (l.host, l.socket))
+}
+
+/// Where the SDK sends EC2 calls in `region` with these settings; None without the control
+/// plane or when the rules refuse.
+pub fn ec2_endpoint(region: &str, settings: &SdkSettings) -> Option<(String, NameSocket)> {
+    #[cfg(feature = "control-plane")]
+    {
+        use aws_sdk_ec2::config::endpoint::{DefaultResolver, Params, ResolveEndpoint as _};
+        let params = Params::builder()
+            .region(region)
+            .use_fips(settings.fips())
+            .use_dual_stack(settings.dualstack())
+            .build()
+            .ok()?;
+        let endpoint = futures_util::FutureExt::now_or_never(
+            DefaultResolver::new().resolve_endpoint(&params),
+        )?
+        .ok()?;
+        locate(endpoint.url()).ok().map(|l| (l.host, l.socket))
+    }
+    #[cfg(not(feature = "control-plane"))]
+    {
+        let _ = (region, settings);
+        None
+    }
+}
+
 /// The S3 names for `bucket` (a bucket name, an access point ARN or alias, a directory
 /// bucket): the one the SDKs call, and the regional name (path style, the CLI with
 /// `addressing_style = path`, dotted bucket names).

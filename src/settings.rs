@@ -23,6 +23,8 @@ pub mod defaults {
     use crate::durations::Seconds;
 
     pub const TIMEOUT: Seconds = Seconds::from_secs(3);
+    /// The connect wait of the checks whose healthy answer in a private subnet is silence.
+    pub const SILENCE_TIMEOUT: Seconds = Seconds::from_millis(200);
     pub const DEADLINE: Seconds = Seconds::from_secs(20);
     /// Reachability Analyzer's analyses take minutes.
     pub const DEADLINE_WITH_REACHABILITY_ANALYZER: Seconds = Seconds::from_secs(180);
@@ -141,6 +143,10 @@ pub struct ProbeSettings {
     #[arg(long, value_name = "SECS", default_value_t = defaults::TIMEOUT)]
     pub timeout: Seconds,
 
+    /// How long the checks whose healthy answer in a private subnet is silence (the internet canary, STS, the EC2 API) wait for a TCP connection, in seconds (at most --timeout); one that connects later is reported as silent.
+    #[arg(long, value_name = "SECS", default_value_t = defaults::SILENCE_TIMEOUT)]
+    pub silence_timeout: Seconds,
+
     /// Deadline of the whole run, in seconds (default 20, or 180 with --reachability-analyzer); the report keeps what finished by then and says the deadline cut it short.
     #[arg(long, value_name = "SECS")]
     pub deadline: Option<Seconds>,
@@ -211,6 +217,7 @@ impl Default for ProbeSettings {
             region: None,
             profile: None,
             timeout: defaults::TIMEOUT,
+            silence_timeout: defaults::SILENCE_TIMEOUT,
             deadline: None,
             ip_ranges: None,
             internet_canary: defaults::INTERNET_CANARY.to_string(),
@@ -272,6 +279,7 @@ mod tests {
         let d = ProbeSettings::default();
         assert!(d.control_plane);
         assert_eq!(d.timeout.as_secs_f64(), 3.0);
+        assert_eq!(d.silence_timeout.as_secs_f64(), 0.2);
         assert_eq!(d.deadline_or_default().as_secs_f64(), 20.0);
         assert_eq!(d.expect_issuers_or_default(), vec!["Amazon"]);
         // The matches of an empty command line, read back, are the defaults too.
@@ -286,7 +294,7 @@ mod tests {
 
     #[test]
     fn a_flag_and_its_key_set_the_same_field() {
-        let cases: [(&[&str], &str); 10] = [
+        let cases: [(&[&str], &str); 11] = [
             (
                 &["--bucket", "b1", "--bucket", "b2"],
                 "buckets = [\"b1\", \"b2\"]",
@@ -294,6 +302,7 @@ mod tests {
             (&["--no-control-plane"], "control_plane = false"),
             (&["--timeout", "2.5"], "timeout = \"2500ms\""),
             (&["--timeout", "2s"], "timeout = \"2\""),
+            (&["--silence-timeout", "1"], "silence_timeout = \"1s\""),
             (&["--deadline", "30"], "deadline = \"30s\""),
             (&["--expect-path", "any"], "expect_path = \"any\""),
             (&["--expect-issuer", "Corp"], "expect_issuers = [\"Corp\"]"),

@@ -104,6 +104,21 @@ fn healthy_calls_prove_the_path_and_write_nothing_without_write_test() {
         creds["evidence"]["identity_arn"].as_str().is_some(),
         "{creds}"
     );
+    // One IMDS session: the SDK's credential chain found the role through the client of the
+    // instance facts, so IMDS handed out one session token for the whole run.
+    assert_eq!(creds["evidence"]["source"], "IMDSv2", "{creds}");
+    let imds_requests = lab.imds.requests();
+    let tokens = imds_requests
+        .iter()
+        .filter(|r| r.as_str() == "PUT /latest/api/token")
+        .count();
+    assert_eq!(tokens, 1, "{imds_requests:?}");
+    assert!(
+        imds_requests
+            .iter()
+            .any(|r| r.starts_with("GET /latest/meta-data/iam/security-credentials/probe-role")),
+        "{imds_requests:?}"
+    );
     assert!(!out.report().to_string().contains(FAKE_SECRET_ACCESS_KEY));
     assert!(!out.report().to_string().contains(FAKE_ACCESS_KEY_ID));
     let (kind, confidence) = out.path(&format!("s3:{}", lab.bucket));
@@ -359,6 +374,84 @@ fn a_bare_head_403_on_a_skewed_clock_is_clock_skew() {
         s3.to_string().contains("RequestTimeTooSkewed") || s3.to_string().contains("bare 403"),
         "{s3}"
     );
+}
+
+/// STS and the internet canary are silent (dropped), as from a private subnet: they are given
+/// the short bound of `--silence-timeout`, and the evidence says so; the S3 and DynamoDB calls
+/// are signed with the credentials all the same.
+#[test]
+fn silent_sts_and_canary_get_the_silence_bound() {
+    let id = 57;
+    let mut lab = Lab::aws(
+        id,
+        ImdsFacts::example(),
+        FrontOptions::default(),
+        FrontOptions::default(),
+        true,
+    );
+    // STS (and EC2) answer at an address that drops everything, like the canary's: the
+    // lab's resolvers are replaced by ones that say so.
+    lab.system_dns = None;
+    lab.vpc_dns = None;
+    let silent = Lab::ip(id, 3, 1);
+    let records = DnsRecords::new()
+        .add(&bucket_host(id), lab.s3_ip())
+        .add(&sts_name(), silent)
+        .add(&ec2_name(), silent)
+        .add(&s3_name(), lab.s3_ip())
+        .add(&ddb_name(), lab.ddb_ip())
+        .add(&account_ddb_name(), lab.ddb_ip());
+    lab.start_dns(records.clone(), records);
+    let silent_ip = silent.to_string();
+    lab.drop_packets("OUTPUT", &["-d", &silent_ip, "-p", "tcp"]);
+    let canary = Lab::ip(id, 2, 1).to_string();
+    lab.drop_packets("OUTPUT", &["-d", &canary, "-p", "tcp"]);
+    let out = lab.probe(&["--silence-timeout", "300ms"]);
+    out.expect(0, &[], &["NO_CREDENTIALS", "TCP_TIMEOUT"]);
+    let report = out.report();
+    assert_eq!(report["config"]["silence_timeout_ms"], 300, "{report}");
+    let check = |kind: &str| {
+        report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["check"] == kind)
+            .unwrap_or_else(|| panic!("no {kind} check"))
+            .clone()
+    };
+    let canary = check("canary");
+    assert_eq!(canary["evidence"]["outcome"], "unreachable", "{canary}");
+    assert_eq!(canary["evidence"]["connect_timeout_ms"], 300, "{canary}");
+    let summary = canary["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("300 ms") && summary.contains("--silence-timeout"),
+        "{summary}"
+    );
+    let creds = check("credentials");
+    assert_eq!(creds["status"], "warn", "{creds}");
+    let identity_error = creds["evidence"]["identity_error"].as_str().unwrap();
+    assert!(
+        identity_error.contains("STS did not accept a connection")
+            && identity_error.contains("within 300 ms, the --silence-timeout bound"),
+        "{identity_error}"
+    );
+    // The EC2 API's reads were not made: the same bound said it is silent.
+    let ec2 = check("ec2");
+    let reads = ec2["evidence"]["reads"].as_array().unwrap();
+    assert!(!reads.is_empty(), "{ec2}");
+    for read in reads {
+        assert_eq!(read["outcome"], "failed", "{ec2}");
+        let error = read["error"].as_str().unwrap();
+        assert!(
+            error.contains("EC2 did not accept a connection")
+                && error.contains("--silence-timeout"),
+            "{error}"
+        );
+    }
+    // The calls were signed with the credentials all the same.
+    for op in ["HeadBucket", "DescribeTable"] {
+        assert_eq!(call(&out, op)["outcome"], "ok", "{op}");
+    }
 }
 
 #[test]

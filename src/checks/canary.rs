@@ -1,6 +1,10 @@
 //! Internet canary: a TCP connect to a host that no VPC endpoint serves. If it connects, the
 //! instance has an internet path (NAT or internet gateway) that S3/DynamoDB traffic could take
 //! instead of the gateway endpoint, so data-plane evidence alone cannot prove the path.
+//!
+//! In a private subnet its healthy answer is silence, so it is not given the full `--timeout`:
+//! `connect_timeout` is the run's `--silence-timeout`, and a canary that connects later (an
+//! internet path with a longer round trip) is reported unreachable. The evidence keeps the bound.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -19,7 +23,7 @@ pub async fn probe(
     resolvers: &Resolvers,
     host: &str,
     port: u16,
-    timeout: Duration,
+    connect_timeout: Duration,
     limits: &Limits,
 ) -> CanaryResult {
     let started = Instant::now();
@@ -40,12 +44,13 @@ pub async fn probe(
                 "{host} did not resolve through the host's resolver"
             )),
             connect_ms: millis(started.elapsed()),
+            connect_timeout_ms: None,
         };
     }
     let attempts = addresses
         .iter()
         .take(4)
-        .map(|ip| tcp::connect(limits, SocketAddr::new(*ip, port), None, timeout));
+        .map(|ip| tcp::connect(limits, SocketAddr::new(*ip, port), None, connect_timeout));
     let results = join_all(attempts).await;
     let connected = results.iter().any(|c| c.outcome == TcpOutcome::Connected);
     CanaryResult {
@@ -62,6 +67,7 @@ pub async fn probe(
             results.iter().find_map(|c| c.error.clone())
         },
         connect_ms: millis(started.elapsed()),
+        connect_timeout_ms: Some(millis(connect_timeout)),
     }
 }
 
@@ -84,9 +90,13 @@ impl Check for CanaryResult {
                 self.target
             ),
             CanaryOutcome::Unreachable => format!(
-                "internet canary {} unreachable ({}): no internet path",
+                "internet canary {} unreachable ({}{}): no internet path",
                 self.target,
-                self.error.as_deref().unwrap_or("no connection")
+                self.error.as_deref().unwrap_or("no connection"),
+                match self.connect_timeout_ms {
+                    Some(ms) => format!(", --silence-timeout {ms} ms"),
+                    None => String::new(),
+                }
             ),
             CanaryOutcome::NotResolved => format!(
                 "internet canary {} did not resolve: no internet path seen",

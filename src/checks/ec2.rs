@@ -73,6 +73,35 @@ where
     value
 }
 
+/// The reads `read` makes, in the order it records them (the prefix lists' entries follow only
+/// when the lists were read).
+const READS: [&str; 8] = [
+    "ec2:DescribeRouteTables",
+    "ec2:DescribeRouteTables (main)",
+    "ec2:DescribeVpcEndpoints",
+    "ec2:DescribePrefixLists",
+    "ec2:DescribeSecurityGroups",
+    "ec2:DescribeNetworkAcls",
+    "ec2:DescribeVpcAttribute",
+    "ec2:DescribeVpcAttribute",
+];
+
+/// The control plane when the EC2 API accepted no connection (as from a private subnet without
+/// an EC2 interface endpoint): every read failed, for the reason given.
+pub fn unreachable(why: &str) -> ControlPlane {
+    ControlPlane {
+        reads: READS
+            .iter()
+            .map(|action| ControlPlaneRead {
+                action: action.to_string(),
+                outcome: ReadOutcome::Failed,
+                error: Some(why.to_string()),
+            })
+            .collect(),
+        ..ControlPlane::default()
+    }
+}
+
 /// Every Describe* read at once (each within twice the timeout), then what each one says.
 pub async fn read(
     sdk: &SdkConfig,
@@ -160,13 +189,13 @@ pub async fn read(
     let mut cp = ControlPlane::default();
     let reads = &mut cp.reads;
     // Recorded in this order: the report lists the reads as they are made here.
-    let explicit = record(reads, "ec2:DescribeRouteTables", rtb);
-    let main = record(reads, "ec2:DescribeRouteTables (main)", main_rtb);
+    let explicit = record(reads, READS[0], rtb);
+    let main = record(reads, READS[1], main_rtb);
     cp.route_table = subnet_route_table(explicit, main);
-    if let Some(out) = record(reads, "ec2:DescribeVpcEndpoints", endpoints) {
+    if let Some(out) = record(reads, READS[2], endpoints) {
         cp.endpoints = gateway_endpoints(&out, services, region);
     }
-    if let Some(out) = record(reads, "ec2:DescribePrefixLists", pls) {
+    if let Some(out) = record(reads, READS[3], pls) {
         let wanted = |name: &str| {
             services
                 .iter()
@@ -175,15 +204,15 @@ pub async fn read(
         };
         cp.prefix_lists = prefix_lists(&client, &out, wanted, reads, limit).await;
     }
-    if let Some(out) = record(reads, "ec2:DescribeSecurityGroups", sgs) {
+    if let Some(out) = record(reads, READS[4], sgs) {
         cp.security_groups = out.security_groups().iter().map(security_group).collect();
     }
-    if let Some(out) = record(reads, "ec2:DescribeNetworkAcls", acl) {
+    if let Some(out) = record(reads, READS[5], acl) {
         cp.network_acl = out.network_acls().first().map(network_acl);
     }
-    cp.dns_support = record(reads, "ec2:DescribeVpcAttribute", dns_support)
+    cp.dns_support = record(reads, READS[6], dns_support)
         .and_then(|o| o.enable_dns_support().and_then(|v| v.value()));
-    cp.dns_hostnames = record(reads, "ec2:DescribeVpcAttribute", dns_hostnames)
+    cp.dns_hostnames = record(reads, READS[7], dns_hostnames)
         .and_then(|o| o.enable_dns_hostnames().and_then(|v| v.value()));
     cp.duration_ms = millis(started.elapsed());
     cp

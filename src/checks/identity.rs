@@ -16,15 +16,22 @@ use crate::net::aws_error::{self, FailureKind};
 use crate::net::millis;
 use crate::report::{CheckKind, CheckStatus, CredentialsEvidence, Evidence};
 
+/// The SDK's default chain, in its own order. `imds` is the run's IMDS client: the chain's
+/// IMDS provider then reuses the session token the instance facts fetched instead of walking
+/// IMDS from scratch (the provider, its paths and its errors are the SDK's own).
 pub async fn load(
     region: &str,
     profile: Option<&str>,
+    imds: Option<aws_config::imds::Client>,
     timeout: Duration,
 ) -> (CredentialsEvidence, Option<Credentials>) {
     let started = Instant::now();
     let mut builder = DefaultCredentialsChain::builder().region(Region::new(region.to_string()));
     if let Some(p) = profile {
         builder = builder.profile_name(p);
+    }
+    if let Some(client) = imds {
+        builder = builder.imds_client(client);
     }
     let chain = builder.build().await;
     let mut evidence = CredentialsEvidence::default();

@@ -91,6 +91,7 @@ fn healthy() -> (ProbeResults, Expectations) {
             outcome: CanaryOutcome::Unreachable,
             error: None,
             connect_ms: 1,
+            connect_timeout_ms: Some(200),
         }),
         proxy_env: Some(crate::checks::proxy::analyze(&ProxyEnv::default(), &[])),
         system_resolvers: vec!["10.0.0.2:53".parse().unwrap()],

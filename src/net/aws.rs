@@ -97,6 +97,37 @@ impl ResolveDns for PinnedResolver {
     }
 }
 
+/// Whether `host:port` accepts a TCP connection within `bound`, the name resolved as the signed
+/// calls resolve it (up to four addresses at once). The proof of silence of the calls whose
+/// healthy answer in a private subnet is silence: made on TCP alone, so a slow TLS handshake is
+/// never taken for silence. Err is the first connection's error (or the resolution's).
+pub async fn accepts_connection(
+    resolver: &PinnedResolver,
+    host: &str,
+    port: u16,
+    bound: Duration,
+) -> Result<(), String> {
+    let addresses = resolver
+        .resolve_dns(host)
+        .await
+        .map_err(|e| e.to_string())?;
+    let attempts = addresses
+        .iter()
+        .take(4)
+        .map(|ip| crate::net::tcp::connect(std::net::SocketAddr::new(*ip, port), None, bound));
+    let results = futures_util::future::join_all(attempts).await;
+    if results
+        .iter()
+        .any(|c| c.outcome == crate::report::TcpOutcome::Connected)
+    {
+        return Ok(());
+    }
+    Err(results
+        .iter()
+        .find_map(|c| c.error.clone())
+        .unwrap_or_else(|| format!("{host} has no address")))
+}
+
 /// The HTTP client of every signed call.
 pub fn http_client(
     extra_pem: Vec<Vec<u8>>,
@@ -160,14 +191,7 @@ pub fn sdk_config(
         .region(Region::new(region.to_string()))
         .http_client(http)
         .retry_config(RetryConfig::standard().with_max_attempts(1))
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(timeout)
-                .read_timeout(timeout)
-                .operation_attempt_timeout(timeout.saturating_mul(2))
-                .operation_timeout(timeout.saturating_mul(2))
-                .build(),
-        )
+        .timeout_config(timeouts(timeout, timeout))
         .sleep_impl(
             aws_smithy_async::rt::sleep::default_async_sleep().unwrap_or_else(|| {
                 aws_smithy_async::rt::sleep::SharedAsyncSleep::new(
@@ -180,6 +204,25 @@ pub fn sdk_config(
         builder = builder.credentials_provider(SharedCredentialsProvider::new(c));
     }
     builder.build()
+}
+
+fn timeouts(connect: Duration, timeout: Duration) -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(connect)
+        .read_timeout(timeout)
+        .operation_attempt_timeout(timeout.saturating_mul(2))
+        .operation_timeout(timeout.saturating_mul(2))
+        .build()
+}
+
+/// The same configuration with a shorter connect wait, for the calls whose healthy answer in a
+/// private subnet is silence (STS and the EC2 API have no endpoint there): a connection that
+/// does not come within `connect` counts as silence. Once connected, the read and call
+/// timeouts are the probe's own.
+pub fn with_connect_timeout(sdk: &SdkConfig, connect: Duration, timeout: Duration) -> SdkConfig {
+    sdk.to_builder()
+        .timeout_config(timeouts(connect.min(timeout), timeout))
+        .build()
 }
 
 /// What one response looked like on the wire.

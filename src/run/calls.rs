@@ -51,6 +51,7 @@ impl NameCtx<'_> {
         mut evidence: CredentialsEvidence,
         credentials: Option<aws_credential_types::Credentials>,
         instance: Option<&InstanceFacts>,
+        silence: SilenceProofs,
         data_plane: tokio::sync::oneshot::Receiver<()>,
     ) {
         let cfg = self.cfg;
@@ -78,6 +79,8 @@ impl NameCtx<'_> {
                 dualstack: self.settings.dualstack(),
             },
         );
+        let proxied = net_aws::with_connect_timeout(&sdk, cfg.silence_timeout, timeout);
+        let SilenceProofs { sts, ec2 } = silence;
         let have_credentials = credentials.is_some() && !evidence.expired;
         let env = CallEnv {
             sdk: &sdk,
@@ -103,14 +106,27 @@ impl NameCtx<'_> {
         let per_target = self.per_target_calls(&env, data_plane);
         let sts = async {
             if have_credentials {
-                identity::caller_identity(&sdk, &mut evidence, timeout).await;
+                match sts.sdk(&sdk, &proxied).await {
+                    Ok(sdk) => identity::caller_identity(sdk, &mut evidence, timeout).await,
+                    Err(why) => {
+                        evidence.identity_error = Some(format!(
+                            "{why}: no STS endpoint or NAT route in this subnet?"
+                        ))
+                    }
+                }
             }
             evidence
         };
         let control_plane = async {
-            let read = self
-                .control_plane_reads(&sdk, instance, have_credentials, timeout)
-                .await;
+            let read = match ec2.sdk(&sdk, &proxied).await {
+                Ok(sdk) => {
+                    self.control_plane_reads(sdk, instance, have_credentials, timeout)
+                        .await
+                }
+                Err(why) => self
+                    .control_plane_wanted(instance, have_credentials)
+                    .then(|| (unreachable_control_plane(&why), Vec::new())),
+            };
             if let Some((cp, reachability)) = read {
                 self.collector.with(|c| {
                     c.control_plane = Some(cp);
@@ -280,6 +296,60 @@ impl NameCtx<'_> {
         .await
     }
 
+    /// STS and the EC2 API have no path from a private subnet with only gateway endpoints:
+    /// their healthy answer there is silence. Each is proved silent (or not) by a TCP
+    /// connection to the name the SDK would call, within `--silence-timeout`, started at once
+    /// (it needs no credentials) in its own task. Through a proxy, where the connection is the
+    /// proxy's, the SDK's connect wait is the bound instead (see `Proof::sdk`).
+    pub(super) fn silence_proofs(&self) -> SilenceProofs {
+        let bound = self.cfg.silence_timeout.min(self.budget.op());
+        let resolver = PinnedResolver::new(self.resolvers.system.clone().unwrap_or_default());
+        let start = |service: &'static str, endpoint: Option<(String, NameSocket)>| {
+            let Some((host, socket)) = endpoint else {
+                return Proof::ConnectWait;
+            };
+            if self.sdk_proxy(&host, socket).is_some() {
+                return Proof::ConnectWait;
+            }
+            let resolver = resolver.clone();
+            let task = tokio::spawn(async move {
+                net_aws::accepts_connection(&resolver, &host, socket.port, bound)
+                    .await
+                    .map_err(|e| {
+                        format!(
+                            "{service} did not accept a connection at {host}:{} within {} ms, the --silence-timeout bound ({e})",
+                            socket.port,
+                            bound.as_millis()
+                        )
+                    })
+            });
+            Proof::Connect(task)
+        };
+        SilenceProofs {
+            sts: start(
+                "STS",
+                crate::endpoints::sts_endpoint(self.region, self.settings),
+            ),
+            ec2: if self.cfg.control_plane {
+                start(
+                    "EC2",
+                    crate::endpoints::ec2_endpoint(self.region, self.settings),
+                )
+            } else {
+                Proof::ConnectWait
+            },
+        }
+    }
+
+    /// Whether the control plane is read at all: asked for, credentials, a VPC.
+    fn control_plane_wanted(
+        &self,
+        instance: Option<&InstanceFacts>,
+        have_credentials: bool,
+    ) -> bool {
+        self.cfg.control_plane && have_credentials && instance.is_some_and(|i| i.vpc_id.is_some())
+    }
+
     /// The VPC's configuration, when asked for and the instance has credentials and a VPC.
     async fn control_plane_reads(
         &self,
@@ -314,6 +384,40 @@ impl NameCtx<'_> {
     }
 }
 
+/// The proofs of silence of STS and the EC2 API (`NameCtx::silence_proofs`).
+pub(super) struct SilenceProofs {
+    sts: Proof,
+    ec2: Proof,
+}
+
+enum Proof {
+    /// A TCP connection to the service's name within the bound, in its own task.
+    Connect(tokio::task::JoinHandle<Result<(), String>>),
+    /// Through a proxy (or no name from the endpoint rules): the SDK's connect wait, which
+    /// counts the tunnel and the TLS handshake, is the bound.
+    ConnectWait,
+}
+
+impl Proof {
+    /// The SDK configuration to call the service with, or why it is silent (not called then):
+    /// `sdk` once it accepted a connection (the call gets the whole timeout), `proxied` (whose
+    /// connect wait is the bound) through a proxy.
+    async fn sdk<'c>(
+        self,
+        sdk: &'c aws_config::SdkConfig,
+        proxied: &'c aws_config::SdkConfig,
+    ) -> Result<&'c aws_config::SdkConfig, String> {
+        match self {
+            Proof::ConnectWait => Ok(proxied),
+            Proof::Connect(task) => match task.await {
+                Ok(Ok(())) => Ok(sdk),
+                Ok(Err(why)) => Err(why),
+                Err(e) => Err(format!("the connection check did not finish: {e}")),
+            },
+        }
+    }
+}
+
 /// What every target's calls share.
 struct CallEnv<'a> {
     sdk: &'a aws_config::SdkConfig,
@@ -345,6 +449,17 @@ async fn read_control_plane(
         .await;
     }
     Some((cp, analyses))
+}
+
+/// The control plane when the EC2 API accepted no connection: every read failed, and why.
+#[cfg(feature = "control-plane")]
+fn unreachable_control_plane(why: &str) -> ControlPlane {
+    crate::checks::ec2::unreachable(why)
+}
+
+#[cfg(not(feature = "control-plane"))]
+fn unreachable_control_plane(_why: &str) -> ControlPlane {
+    ControlPlane::default()
 }
 
 #[cfg(not(feature = "control-plane"))]

@@ -118,17 +118,21 @@ async fn run(cfg: &Config, sdk_settings: Option<&SdkSettings>) -> Report {
 }
 
 /// IMDS is asked once, by whichever task needs it first; the others wait for that answer.
-struct ImdsOnce<'a> {
+/// One session (one client, one token) serves the instance facts, the region and the SDK's
+/// credential chain.
+struct ImdsOnce {
     cell: OnceCell<ImdsResult>,
-    cfg: &'a Config,
-    budget: Budget,
+    session: imds::ImdsSession,
 }
 
-impl ImdsOnce<'_> {
+impl ImdsOnce {
     async fn get(&self) -> &ImdsResult {
-        self.cell
-            .get_or_init(|| imds::collect(&self.cfg.env, self.budget.op()))
-            .await
+        self.cell.get_or_init(|| imds::collect(&self.session)).await
+    }
+
+    /// The instance's region alone: what the data plane waits for when nothing else names one.
+    async fn region(&self) -> Option<String> {
+        self.session.region().await.clone().ok().flatten()
     }
 }
 
@@ -142,7 +146,7 @@ struct Setup<'a> {
     tls: &'a TlsLoader,
     host_files: &'a HostFiles,
     resolved_stub: Option<&'a Result<ServerResolver, String>>,
-    imds: &'a ImdsOnce<'a>,
+    imds: &'a ImdsOnce,
     /// The shared config files, when the caller read them already.
     sdk_settings: Option<&'a SdkSettings>,
 }
@@ -176,8 +180,7 @@ async fn probe_all(
     });
     let imds_once = ImdsOnce {
         cell: OnceCell::new(),
-        cfg,
-        budget,
+        session: imds::ImdsSession::new(&cfg.env, budget.op()),
     };
 
     let imds_task = async {
@@ -195,8 +198,11 @@ async fn probe_all(
         if let Some((host, port)) = &cfg.internet_canary {
             let _scheduled =
                 collector.schedule(CheckKind::Canary, "canary", format!("{host}:{port}"));
+            // Its healthy answer is silence: the short bound, not the whole timeout. The hop
+            // trace keeps the whole timeout (it runs beside, and says who answers on the way).
+            let bound = cfg.silence_timeout.min(budget.op());
             let (result, trace) = tokio::join!(
-                canary::probe(&resolvers, host, *port, budget.op(), limits),
+                canary::probe(&resolvers, host, *port, bound, limits),
                 hops::canary(&resolvers, host, *port, budget.op())
             );
             collector.with(|c| {
@@ -243,12 +249,7 @@ async fn probe_services(s: &Setup<'_>) {
     };
     // The instance's region is only waited for when nothing else names one.
     let imds_region = if cfg.region.is_none() && sdk.is_none() {
-        s.imds
-            .get()
-            .await
-            .facts
-            .as_ref()
-            .and_then(|f| f.region.clone())
+        s.imds.region().await
     } else {
         None
     };
@@ -334,17 +335,29 @@ async fn probe_names(s: &Setup<'_>, probe_region: &str, settings: &SdkSettings) 
             return;
         }
         let _scheduled = collector.schedule(CheckKind::Credentials, "credentials", "default chain");
+        // When the region came from IMDS, the session holds a token and the chain's IMDS
+        // provider reuses it (one IMDS walk per run); else the chain starts at once with its
+        // own client, as before.
+        let imds = s.imds.session.client_with_token();
+        // STS and the EC2 API are proved silent (or not) from now on: that needs no credentials.
+        let silence = ctx.silence_proofs();
         let (evidence, creds) =
-            identity::load(probe_region, cfg.profile.as_deref(), s.budget.op()).await;
+            identity::load(probe_region, cfg.profile.as_deref(), imds, s.budget.op()).await;
         let instance = s.imds.get().await;
-        ctx.signed_calls(evidence, creds, instance.facts.as_ref(), data_plane_wait)
-            .await;
+        ctx.signed_calls(
+            evidence,
+            creds,
+            instance.facts.as_ref(),
+            silence,
+            data_plane_wait,
+        )
+        .await;
     };
     tokio::join!(data_plane, calls);
 }
 
 /// The account-based DynamoDB name needs the account id, which IMDS knows.
-async fn account_pipeline(ctx: &NameCtx<'_>, imds: &ImdsOnce<'_>) {
+async fn account_pipeline(ctx: &NameCtx<'_>, imds: &ImdsOnce) {
     if ctx.cfg.tables.is_empty() {
         return;
     }

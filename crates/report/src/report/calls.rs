@@ -75,6 +75,10 @@ pub struct CanaryResult {
     pub outcome: CanaryOutcome,
     pub error: Option<String>,
     pub connect_ms: u64,
+    /// How long each connect was waited for (`--silence-timeout`): a canary that connects
+    /// later is reported unreachable. Absent in reports from before the bound existed.
+    #[serde(default)]
+    pub connect_timeout_ms: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

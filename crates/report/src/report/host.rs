@@ -91,6 +91,10 @@ pub struct EffectiveConfig {
     pub region: Option<String>,
     pub profile: Option<String>,
     pub timeout_ms: u64,
+    /// How long the canary, STS and the EC2 API were waited for a connection
+    /// (`--silence-timeout`, at most the timeout); 0 in reports from before it existed.
+    #[serde(default)]
+    pub silence_timeout_ms: u64,
     pub deadline_ms: u64,
     pub ip_ranges: String,
     pub internet_canary: Option<String>,
