@@ -211,10 +211,13 @@ mod tests {
         }
     }
 
+    /// (answers by TTL, the TTL that reached, the outcome, the summary expected)
+    type SummaryCase = (Vec<(u8, Answer)>, Option<u8>, TcpOutcome, &'static str);
+
     #[test]
     fn summaries_of_answers() {
         let reach = Answer::Reached { refused: false };
-        let cases: Vec<(Vec<(u8, Answer)>, Option<u8>, TcpOutcome, &str)> = vec![
+        let cases: Vec<SummaryCase> = vec![
             (
                 vec![(1, reach.clone())],
                 Some(1),

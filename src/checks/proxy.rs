@@ -77,14 +77,14 @@ pub fn is_probed(proxy: &ProxyChoice) -> bool {
     proxy.scheme == "http" || proxy.scheme == "https"
 }
 
-/// CONNECT through `proxy` to `name:443`, the way the SDK would open its tunnel.
+/// CONNECT through `proxy` to `name:443`, the way the SDK would open its tunnel. The
+/// destination is `(name, port, service)`.
 pub async fn connect_probe(
     env: &ProxyEnv,
     resolvers: &Resolvers,
     proxy: &ProxyChoice,
     client: HttpClientKind,
-    (name, port): (&str, u16),
-    service: Service,
+    (name, port, service): (&str, u16, Service),
     timeout: Duration,
     limits: &Limits,
 ) -> ProxyProbe {

@@ -253,8 +253,7 @@ impl NameCtx<'_> {
             self.resolvers,
             &choice,
             HttpClientKind::AwsSdkRust,
-            (name, socket.port),
-            service,
+            (name, socket.port, service),
             self.budget.op(),
             self.limits,
         )
