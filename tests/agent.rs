@@ -688,7 +688,7 @@ fn metrics_parse_with_the_prometheus_parser_and_describe_the_last_run() {
         }
         assert_eq!(
             value(&format!(
-                "vpce_probe_path{{confidence=\"inferred\",kind=\"gateway-endpoint\",target=\"{target}\"}}"
+                "vpce_probe_path{{confidence=\"confirmed\",kind=\"gateway-endpoint\",target=\"{target}\"}}"
             )),
             1.0
         );

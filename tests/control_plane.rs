@@ -382,9 +382,10 @@ fn a_role_that_may_not_describe_falls_back_to_data_plane_evidence() {
             .contains("ec2:DescribeRouteTables"),
         "{f}"
     );
+    // The data plane decides instead: the hop count.
     assert_eq!(
         out.path("s3:bucket-66"),
-        ("gateway-endpoint".into(), "inferred".into())
+        ("gateway-endpoint".into(), "confirmed".into())
     );
     // Off with --no-control-plane: no EC2 request at all.
     let before = lab.fronts[0].requests().len();

@@ -9,7 +9,7 @@ use common::*;
 use support::*;
 
 #[test]
-fn healthy_lab_is_gateway_endpoint_inferred_and_exit_0() {
+fn healthy_lab_is_gateway_endpoint_confirmed_by_hops_and_exit_0() {
     let lab = Lab::healthy(11);
     let out = lab.probe(&[]);
     out.expect(
@@ -21,13 +21,15 @@ fn healthy_lab_is_gateway_endpoint_inferred_and_exit_0() {
             "PATH_NOT_GATEWAY_ENDPOINT",
         ],
     );
+    // The loopback services answer at the first hop, inside their ranges: the hop count
+    // confirms the path without the control plane.
     assert_eq!(
         out.path("s3:mybucket"),
-        ("gateway-endpoint".into(), "inferred".into())
+        ("gateway-endpoint".into(), "confirmed".into())
     );
     assert_eq!(
         out.path("dynamodb:orders"),
-        ("gateway-endpoint".into(), "inferred".into())
+        ("gateway-endpoint".into(), "confirmed".into())
     );
     let report = out.report();
     assert_eq!(report["instance"]["instance_id"], "i-0123456789abcdef0");
@@ -139,10 +141,12 @@ fn answers_outside_the_ranges_and_disagreeing_resolvers() {
         out.finding("DNS_OUTSIDE_SERVICE_RANGE")["target"],
         "s3:mybucket"
     );
+    // The canary is off, but the hop count proves DynamoDB's path: its address answers at the
+    // first hop and is in the service's range.
     assert_eq!(
-        out.path("dynamodb:orders").0,
-        "unknown",
-        "canary off: the path cannot be inferred"
+        out.path("dynamodb:orders"),
+        ("gateway-endpoint".into(), "confirmed".into()),
+        "canary off: the hop count decides"
     );
 }
 
@@ -234,7 +238,7 @@ fn private_answers_mean_an_interface_endpoint() {
     );
     assert_eq!(
         out.path("s3:mybucket"),
-        ("interface-endpoint".into(), "inferred".into())
+        ("interface-endpoint".into(), "confirmed".into())
     );
     // The root cause is the DNS answer; the path finding is its consequence.
     let roots = &out.report()["verdict"]["root_causes"];

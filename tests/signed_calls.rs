@@ -124,7 +124,7 @@ fn healthy_calls_prove_the_path_and_write_nothing_without_write_test() {
     let (kind, confidence) = out.path(&format!("s3:{}", lab.bucket));
     assert_eq!(
         (kind.as_str(), confidence.as_str()),
-        ("gateway-endpoint", "inferred")
+        ("gateway-endpoint", "confirmed")
     );
     let evidence = out.report()["targets"][0]["path"]["evidence"].to_string();
     assert!(evidence.contains("signed"), "{evidence}");
