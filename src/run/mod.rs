@@ -198,12 +198,12 @@ async fn probe_all(
         if let Some((host, port)) = &cfg.internet_canary {
             let _scheduled =
                 collector.schedule(CheckKind::Canary, "canary", format!("{host}:{port}"));
-            // Its healthy answer is silence: the short bound, not the whole timeout. The hop
-            // trace keeps the whole timeout (it runs beside, and says who answers on the way).
+            // Its healthy answer is silence: the short bound, not the whole timeout, for its
+            // hop trace too (in a private subnet nothing on the way answers either).
             let bound = cfg.silence_timeout.min(budget.op());
             let (result, trace) = tokio::join!(
                 canary::probe(&resolvers, host, *port, bound, limits),
-                hops::canary(&resolvers, host, *port, budget.op())
+                hops::canary(&resolvers, host, *port, bound)
             );
             collector.with(|c| {
                 c.canary = Some(result);
