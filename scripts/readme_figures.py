@@ -119,7 +119,8 @@ def render_start(fig: dict) -> str:
     return (
         "```sh\n"
         "scripts/demo.sh   # see it find broken endpoint paths, no AWS account needed:"
-        f" {short_time(by_id['demo-fresh'])} fresh, {short_time(by_id['demo-again'])} again\n"
+        f" {short_time(by_id['demo-fresh'])} fresh (+ packages: at most"
+        f" {short_time(by_id['install-deps-fresh'])}), {short_time(by_id['demo-again'])} again\n"
         "scripts/test.sh   # the whole test suite, what CI runs (.ci/run):"
         f" {short_time(by_id['ci-fresh'])} on CI's fresh machine\n"
         "```\n"

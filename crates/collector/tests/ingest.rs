@@ -17,6 +17,8 @@ crate::both_stores!(
     a_slow_client_is_cut_off,
     an_acknowledged_report_survives_kill_9,
 );
+// The full-disk test runs on SQLite only: PostgreSQL's disk is its server's, and a PostgreSQL
+// that fails is `a_database_that_goes_away_answers_503_then_stores_the_retry` (replicas.rs).
 use serde_json::json;
 
 fn stored_ids(c: &Collector) -> Vec<String> {
@@ -545,5 +547,111 @@ fn the_benchmarks_large_reports_match_the_schema_and_are_stored(backend: Backend
             .expect("kinds")
             .len(),
         12
+    );
+}
+
+/// The collector on SQLite in its own mount namespace, its database on a 1 MiB tmpfs that a
+/// filler file half fills; the filler goes when `trigger` appears. As root `unshare -m`, else
+/// in a user namespace (`-r`): no privilege needed, nothing mounted outside the collector.
+fn start_on_a_small_disk(
+    dir: &Dir,
+    disk: &std::path::Path,
+    trigger: &std::path::Path,
+) -> Collector {
+    std::fs::create_dir(disk).expect("mount point");
+    let mut cmd = std::process::Command::new("unshare");
+    if !common::pg::is_root() {
+        cmd.arg("-r");
+    }
+    // The loop that frees the space gives up after a minute, so it never outlives a failed test.
+    cmd.args([
+        "-m",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        r#"set -e
+mount -t tmpfs -o size=1m vpce-collector-test "$DISK"
+head -c 400k /dev/zero > "$DISK/filler"
+( i=0; while [ ! -e "$TRIGGER" ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done; rm -f "$DISK/filler" ) &
+exec "$BIN" "$@""#,
+        "sh",
+    ])
+    .env("DISK", disk)
+    .env("TRIGGER", trigger)
+    .env("BIN", BIN)
+    .env("VPCE_COLLECTOR_LOG", "info");
+    let mut args = dir.base_args();
+    args[4] = disk.join("reports.db").display().to_string();
+    Collector::start_command(cmd, &args)
+}
+
+#[test]
+fn a_full_disk_answers_503_keeps_every_acknowledged_report_and_stores_the_retry() {
+    let dir = Dir::new();
+    let disk = dir.path("disk");
+    let trigger = dir.path("free-the-disk");
+    let c = start_on_a_small_disk(&dir, &disk, &trigger);
+    // Every report from another instance: each is its instance's latest, so its body is kept.
+    let mut acknowledged = Vec::new();
+    let mut refused = None;
+    for n in 0..5000u32 {
+        let id = format!("66666666-6666-4666-8666-{n:012}");
+        let instance = format!("i-{n:017x}");
+        let r = report(Spec {
+            id: &id,
+            instance: &instance,
+            started_at: "2026-11-24T10:00:00Z",
+            ..Spec::default()
+        });
+        let resp = c.post(Some(TOKEN), &r);
+        match resp.status {
+            201 => acknowledged.push(id),
+            503 => {
+                one_line(&resp);
+                refused = Some((id, r));
+                break;
+            }
+            other => panic!("report {n}: {other} {}\n{}", resp.text(), c.log()),
+        }
+    }
+    let (id, r) = refused.expect("the 1 MiB disk never filled");
+    eprintln!(
+        "{} reports acknowledged before the disk was full",
+        acknowledged.len()
+    );
+    assert!(
+        !acknowledged.is_empty(),
+        "nothing fitted before the disk was full"
+    );
+    // Full, the collector still answers and still has every report it acknowledged.
+    let stored = stored_ids(&c);
+    for a in &acknowledged {
+        assert!(stored.contains(a), "acknowledged {a} is gone");
+    }
+    assert!(!stored.contains(&id), "the refused report {id} was stored");
+    // Space comes back: the agent's retry of the refused report is stored, once.
+    std::fs::write(&trigger, "").expect("trigger");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let resp = c.post(Some(TOKEN), &r);
+        if resp.status == 201 {
+            break;
+        }
+        assert_eq!(resp.status, 503, "{}", resp.text());
+        assert!(
+            Instant::now() < deadline,
+            "the retry was still refused: {}",
+            resp.text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let stored = stored_ids(&c);
+    assert!(stored.contains(&id), "the retry was not stored");
+    assert_eq!(stored.len(), acknowledged.len() + 1);
+    assert_eq!(
+        c.post(Some(TOKEN), &r).status,
+        200,
+        "a resend is a duplicate"
     );
 }

@@ -46,7 +46,7 @@ pub fn pg_bin() -> PathBuf {
     }
 }
 
-fn is_root() -> bool {
+pub fn is_root() -> bool {
     // The real uid, from /proc (no libc dependency for one call).
     std::fs::read_to_string("/proc/self/status")
         .ok()
