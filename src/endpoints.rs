@@ -229,6 +229,16 @@ impl SdkSettings {
         self.use_dualstack.as_ref().is_some_and(|s| s.value)
     }
 
+    /// The endpoint URLs as written in the settings (a port the scheme implies stays written:
+    /// botocore checks NO_PROXY against it).
+    pub fn configured_endpoint_urls(&self) -> Vec<String> {
+        [&self.endpoint_url_s3, &self.endpoint_url_dynamodb]
+            .into_iter()
+            .flatten()
+            .map(|s| s.value.trim().to_string())
+            .collect()
+    }
+
     /// The settings that apply to every name of a service, described with their sources.
     fn common(&self, override_url: Option<&Setting<String>>) -> Vec<String> {
         let mut out = Vec::new();

@@ -1017,7 +1017,7 @@ proptest! {
     ) {
         let env = ProxyEnv::from_pairs(pairs.clone());
         for client in HttpClientKind::ALL {
-            let d = proxy_rules::decide_among(client, &env, &target, &known);
+            let d = proxy_rules::decide_among(client, &env, &target, &known, &[]);
             let json = serde_json::to_string(&d).expect("serialize");
             prop_assert!(!json.contains("pw-secret"), "{:?} shows a password: {}", client, json);
             if env.is_empty() {
@@ -1054,7 +1054,7 @@ proptest! {
         );
         for target in &targets {
             for client in HttpClientKind::ALL {
-                let d = proxy_rules::decide_among(client, &fixed, target, &targets);
+                let d = proxy_rules::decide_among(client, &fixed, target, &targets, &[]);
                 prop_assert!(
                     d.proxy.is_none(),
                     "{:?} still proxies {} with NO_PROXY={:?}: {}", client, target, value, d.explanation

@@ -400,6 +400,44 @@ fn botocore_agrees_with_the_model() {
                 ("NO_PROXY", "ddb.example.com:8000".into()),
             ],
         ),
+        // The scheme's own port written in the endpoint URL: botocore keeps it in the netloc
+        // it checks, so `host:443` matches, and a plain `host` entry matches too.
+        (
+            "s3",
+            vec![
+                ("HTTPS_PROXY", p.clone()),
+                ("AWS_ENDPOINT_URL_S3", "https://s3.example.com:443".into()),
+                ("NO_PROXY", "s3.example.com:443".into()),
+            ],
+        ),
+        (
+            "s3",
+            vec![
+                ("HTTPS_PROXY", p.clone()),
+                ("AWS_ENDPOINT_URL_S3", "https://s3.example.com:443".into()),
+                ("NO_PROXY", "s3.example.com".into()),
+            ],
+        ),
+        (
+            "dynamodb",
+            vec![
+                ("HTTPS_PROXY", p.clone()),
+                (
+                    "AWS_ENDPOINT_URL_DYNAMODB",
+                    "https://ddb.example.com:443".into(),
+                ),
+                ("NO_PROXY", "ddb.example.com:443".into()),
+            ],
+        ),
+        // Not written, the port is not in the netloc: `host:443` does not match.
+        (
+            "s3",
+            vec![
+                ("HTTPS_PROXY", p.clone()),
+                ("AWS_ENDPOINT_URL_S3", "https://s3.example.com".into()),
+                ("NO_PROXY", "s3.example.com:443".into()),
+            ],
+        ),
     ];
     let mut failures = Vec::new();
     for (service, vars) in &cases {
@@ -432,10 +470,18 @@ fn botocore_agrees_with_the_model() {
             serde_json::from_slice(&out.stdout).expect("botocore script output");
         let request = real["url"].as_str().expect("request url");
         let env = ProxyEnv::from_pairs(vars.clone());
-        let d = proxy_rules::decide(
+        // The endpoint URLs as configured, which the probe passes as its settings read them.
+        let configured: Vec<String> = vars
+            .iter()
+            .filter(|(k, _)| k.starts_with("AWS_ENDPOINT_URL"))
+            .map(|(_, v)| v.clone())
+            .collect();
+        let d = proxy_rules::decide_among(
             HttpClientKind::Botocore,
             &env,
             &Url::parse(request).expect("url"),
+            &[],
+            &configured,
         );
         // Where the NO_PROXY check was made.
         let checked = d.checked_url.clone().unwrap_or_else(|| d.url.clone());

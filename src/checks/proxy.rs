@@ -23,14 +23,15 @@ use crate::report::{
 
 /// Decide, for every URL and client, whether a proxy applies. The URLs are
 /// those of the same clients, so botocore's endpoint for a virtual-hosted name
-/// is found among them (it checks NO_PROXY for its endpoint URL only).
-pub fn analyze(env: &ProxyEnv, urls: &[Url]) -> ProxyEnvEvidence {
+/// is found among them (it checks NO_PROXY for its endpoint URL only); `configured` are the
+/// endpoint URLs as the settings wrote them.
+pub fn analyze(env: &ProxyEnv, urls: &[Url], configured: &[String]) -> ProxyEnvEvidence {
     let decisions = urls
         .iter()
         .flat_map(|u| {
             HttpClientKind::ALL
                 .iter()
-                .map(move |c| proxy_rules::decide_among(*c, env, u, urls))
+                .map(move |c| proxy_rules::decide_among(*c, env, u, urls, configured))
         })
         .collect();
     ProxyEnvEvidence {

@@ -93,7 +93,11 @@ fn healthy() -> (ProbeResults, Expectations) {
             connect_ms: 1,
             connect_timeout_ms: Some(200),
         }),
-        proxy_env: Some(crate::checks::proxy::analyze(&ProxyEnv::default(), &[])),
+        proxy_env: Some(crate::checks::proxy::analyze(
+            &ProxyEnv::default(),
+            &[],
+            &[],
+        )),
         system_resolvers: vec!["10.0.0.2:53".parse().unwrap()],
         vpc_resolver: Some("169.254.169.253:53".parse().unwrap()),
         host: HostFacts {
@@ -305,7 +309,7 @@ fn diagnosis_table() {
             |r, e| {
                 e.proxy_env = ProxyEnv::from_pairs([("HTTP_PROXY", "http://proxy.corp:3128")]);
                 let imds = url::Url::parse("http://169.254.169.254/latest/api/token").unwrap();
-                r.proxy_env = Some(crate::checks::proxy::analyze(&e.proxy_env, &[imds]));
+                r.proxy_env = Some(crate::checks::proxy::analyze(&e.proxy_env, &[imds], &[]));
             },
             0,
             &["IMDS_VIA_PROXY"],

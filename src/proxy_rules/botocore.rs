@@ -159,6 +159,26 @@ pub(super) fn python_netloc(target: &Url) -> String {
     netloc
 }
 
+/// `urlparse(url).netloc` of the endpoint URL as it was configured, when `endpoint` is one of
+/// `configured` (an `endpoint_url` setting): botocore keeps a port written there even when it
+/// is the scheme's default (`https://host:443`), which url::Url forgets, and NO_PROXY is then
+/// checked against `host:443`.
+pub(super) fn configured_netloc(endpoint: &Url, configured: &[String]) -> Option<String> {
+    configured.iter().find_map(|raw| {
+        let parsed = Url::parse(raw).ok()?;
+        let same = parsed.scheme() == endpoint.scheme()
+            && parsed.host_str() == endpoint.host_str()
+            && parsed.port_or_known_default() == endpoint.port_or_known_default();
+        if !same {
+            return None;
+        }
+        let rest = raw.split_once("://")?.1;
+        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        // urlparse keeps the netloc's case; NO_PROXY matching lowercases it.
+        Some(rest[..end].to_owned())
+    })
+}
+
 /// `urllib.request.proxy_bypass_environment(netloc)`: the matching entry.
 pub(super) fn botocore_bypass(no_proxy: &str, netloc: &str) -> Option<String> {
     if no_proxy == "*" {
@@ -311,8 +331,14 @@ fn botocore_no_scheme_proxy(env: &ProxyEnv, scheme: &str, label: &str) -> Outcom
 }
 
 /// `target` is the request URL (its scheme picks the proxy); `endpoint` is
-/// the client's endpoint URL, the one NO_PROXY is checked for.
-pub(super) fn decide_botocore(env: &ProxyEnv, target: &Url, endpoint: &Url) -> Outcome {
+/// the client's endpoint URL, the one NO_PROXY is checked for, whose netloc is
+/// `netloc` (as configured, see [`configured_netloc`]).
+pub(super) fn decide_botocore(
+    env: &ProxyEnv,
+    target: &Url,
+    endpoint: &Url,
+    netloc: &str,
+) -> Outcome {
     let label = HttpClientKind::Botocore.label();
     if target.host().is_none() {
         return Outcome::direct(format!(
@@ -329,7 +355,6 @@ pub(super) fn decide_botocore(env: &ProxyEnv, target: &Url, endpoint: &Url) -> O
     let Some((variable, raw)) = proxies.get(scheme).cloned() else {
         return botocore_no_scheme_proxy(env, scheme, label);
     };
-    let netloc = python_netloc(endpoint);
     let host_text = endpoint.host_str().unwrap_or_default().to_owned();
     // The request host only differs for a bucket, access point or account name.
     let checked_note = if endpoint.host_str() != target.host_str() {
@@ -343,7 +368,7 @@ pub(super) fn decide_botocore(env: &ProxyEnv, target: &Url, endpoint: &Url) -> O
     };
     let no = proxies.get("no").cloned();
     if let Some((no_name, no_value)) = &no
-        && let Some(entry) = botocore_bypass(no_value, &netloc)
+        && let Some(entry) = botocore_bypass(no_value, netloc)
     {
         let rule = if no_value == "*" {
             "is exactly '*'".to_owned()

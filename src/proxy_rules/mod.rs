@@ -304,17 +304,20 @@ impl ProxyEnv {
 /// URL: [`botocore_endpoint_url`] derives it from `target` (the regional
 /// name of a virtual-hosted S3 or account-based DynamoDB name).
 pub fn decide(client: HttpClientKind, env: &ProxyEnv, target: &Url) -> ProxyDecision {
-    decide_among(client, env, target, &[])
+    decide_among(client, env, target, &[], &[])
 }
 
 /// [`decide`], where `known` are the other URLs of the same clients: a URL
 /// whose host `target`'s host is a subdomain of is taken as botocore's
-/// endpoint (a virtual-hosted name under a custom endpoint URL).
+/// endpoint (a virtual-hosted name under a custom endpoint URL); `configured` are the
+/// endpoint URLs as the settings wrote them (`endpoint_url`, `AWS_ENDPOINT_URL_*`), whose
+/// netloc botocore checks NO_PROXY against, port and all.
 pub fn decide_among(
     client: HttpClientKind,
     env: &ProxyEnv,
     target: &Url,
     known: &[Url],
+    configured: &[String],
 ) -> ProxyDecision {
     let mut checked_url = None;
     let mut client_version = None;
@@ -326,10 +329,21 @@ pub fn decide_among(
         }
         HttpClientKind::Botocore => {
             let endpoint = botocore_endpoint_url(target, known);
-            if endpoint != *target {
+            let written = botocore::configured_netloc(&endpoint, configured);
+            let netloc = written
+                .clone()
+                .unwrap_or_else(|| botocore::python_netloc(&endpoint));
+            if let Some(netloc) = written.filter(|n| endpoint.host_str() != Some(n.as_str())) {
+                // The URL as botocore holds it: its port written, as configured.
+                checked_url = Some(redact_proxy_url(&format!(
+                    "{}://{netloc}{}",
+                    endpoint.scheme(),
+                    endpoint.path()
+                )));
+            } else if endpoint != *target {
                 checked_url = Some(redact_proxy_url(endpoint.as_str()));
             }
-            decide_botocore(env, target, &endpoint)
+            decide_botocore(env, target, &endpoint, &netloc)
         }
     };
     ProxyDecision {

@@ -267,7 +267,7 @@ async fn probe_services(s: &Setup<'_>) {
         let instance = s.imds.get().await;
         let facts = region::evaluate(None, sdk, None, &cfg.env);
         let imds_url: Vec<url::Url> = proxy::imds_token_url(&cfg.env).into_iter().collect();
-        let proxy_env = proxy::analyze(&cfg.env.proxy, &imds_url);
+        let proxy_env = proxy::analyze(&cfg.env.proxy, &imds_url, &[]);
         collector.with(|c| {
             c.region = facts;
             c.targets = targets(cfg, "", instance.facts.as_ref(), settings);
@@ -298,7 +298,11 @@ async fn probe_names(s: &Setup<'_>, probe_region: &str, settings: &SdkSettings) 
         .filter_map(|(n, _, socket)| socket.url(n))
         .chain(proxy::imds_token_url(&cfg.env))
         .collect();
-    let proxy_env = proxy::analyze(&cfg.env.proxy, &proxy_urls);
+    let proxy_env = proxy::analyze(
+        &cfg.env.proxy,
+        &proxy_urls,
+        &settings.configured_endpoint_urls(),
+    );
     collector.with(|c| {
         c.targets = static_targets.clone();
         c.proxy_env = Some(proxy_env.clone());
