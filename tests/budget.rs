@@ -85,3 +85,60 @@ fn a_run_cut_by_the_deadline_names_it_and_blames_nothing_unmeasured() {
         out.stdout
     );
 }
+
+/// A table's calls wait for its own names only: the S3 front accepts TCP and never speaks TLS
+/// (its handshake waits the whole `--timeout`, 2 s, after DNS and TCP), and the run's
+/// `--deadline`, also 2 s, ends it before that. The table's names answer at once, so DescribeTable and GetItem are done
+/// well within the deadline, beside the black hole; had they waited for every name's
+/// connections they would be cut off, skipped as unfinished.
+#[test]
+fn a_black_holed_name_does_not_hold_back_the_other_targets_calls() {
+    let mut lab = Lab::bare(212, ImdsFacts::example());
+    lab.table = "table-212".into();
+    let moto = moto();
+    moto.create_table(&lab.table, REGION);
+    moto.put_item(&lab.table, "id-1", REGION);
+    let records = lab.records();
+    lab.start_dns(records.clone(), records);
+    let names = service_names();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let leaf = lab.ca.issue(&names);
+    lab.fronts.push(start_front(
+        SocketAddr::new(lab.ddb_ip(), 443),
+        &leaf,
+        moto.addr,
+        FrontOptions::default(),
+    ));
+    let _s3 = start_tcp_sink(SocketAddr::new(lab.s3_ip(), 443));
+
+    let out = lab.probe(&[
+        "--region",
+        REGION,
+        "--timeout",
+        "2",
+        "--deadline",
+        "2",
+        "--item-key",
+        r#"{"pk":{"S":"id-1"}}"#,
+    ]);
+    assert_eq!(out.code, 3, "{}{}", out.stdout, out.stderr);
+    let checks = out.report()["checks"].as_array().unwrap().clone();
+    let call = |operation: &str| {
+        checks
+            .iter()
+            .find(|c| c["evidence"]["type"] == "call" && c["evidence"]["operation"] == operation)
+            .unwrap_or_else(|| panic!("no {operation} call\n{}", out.stdout))
+            .clone()
+    };
+    for operation in ["DescribeTable", "GetItem"] {
+        let c = call(operation);
+        assert_eq!(c["status"], "ok", "{operation}: {c}");
+        assert_eq!(c["evidence"]["outcome"], "ok", "{operation}: {c}");
+    }
+    // The bucket's TLS handshake is what the deadline cut.
+    let tls = checks
+        .iter()
+        .find(|c| c["id"] == format!("tls/{}/{}", bucket_name(), lab.s3_ip()))
+        .unwrap_or_else(|| panic!("no S3 TLS check\n{}", out.stdout));
+    assert_eq!(tls["evidence"]["type"], "unfinished", "{tls}");
+}

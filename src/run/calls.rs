@@ -44,15 +44,14 @@ impl NameCtx<'_> {
     }
 
     /// Signed calls with the instance's own credentials, each name pinned to the address
-    /// that the TCP check connected to. STS and the control plane start at once; the
-    /// per-target calls when `data_plane` says the TCP checks are done.
+    /// that the TCP check connected to. STS and the control plane start at once; each
+    /// target's calls when the TCP checks of the names it calls are done.
     pub(super) async fn signed_calls(
         &self,
         mut evidence: CredentialsEvidence,
         credentials: Option<aws_credential_types::Credentials>,
         instance: Option<&InstanceFacts>,
         silence: SilenceProofs,
-        data_plane: tokio::sync::oneshot::Receiver<()>,
     ) {
         let cfg = self.cfg;
         let resolver = PinnedResolver::new(self.resolvers.system.clone().unwrap_or_default());
@@ -103,7 +102,7 @@ impl NameCtx<'_> {
             timeout,
         };
 
-        let per_target = self.per_target_calls(&env, data_plane);
+        let per_target = self.per_target_calls(&env);
         let sts = async {
             if have_credentials {
                 match sts.sdk(&sdk, &proxied).await {
@@ -138,13 +137,10 @@ impl NameCtx<'_> {
         self.collector.with(|c| c.credentials = Some(evidence));
     }
 
-    /// Every target's calls, once the TCP checks are done; each target's results are kept as
-    /// soon as they are in (a deadline keeps them).
-    async fn per_target_calls(
-        &self,
-        env: &CallEnv<'_>,
-        data_plane: tokio::sync::oneshot::Receiver<()>,
-    ) {
+    /// Every target's calls, each once the TCP checks of the names it calls are done (a
+    /// black-holed name delays only its own targets); each target's results are kept as soon
+    /// as they are in (a deadline keeps them).
+    async fn per_target_calls(&self, env: &CallEnv<'_>) {
         let targets = self.collector.with(|c| c.targets.clone());
         let scheduled: Vec<_> = targets
             .iter()
@@ -157,17 +153,45 @@ impl NameCtx<'_> {
                 self.collector.schedule(kind, id, t.id.clone())
             })
             .collect();
-        let resolver = env.resolver;
-        // Sent when the TCP checks are done (an error only if they were cut short).
-        let _ = data_plane.await;
-        let (tcp, targets) = self.collector.with(|c| (c.tcp.clone(), c.targets.clone()));
-        // The calls go where the applications' calls go, never to a VPC-resolver-only address;
-        // an IPv6 address first when one connected, as getaddrinfo orders them (RFC 6724) for a
-        // host that can reach it, so dual-stack names are called over IPv6 like the clients do.
+        join_all(
+            targets
+                .iter()
+                .zip(scheduled)
+                .map(|(t, scheduled)| async move {
+                    // The names this target calls: its first name and, for a table, the
+                    // account-based name the account pipeline may add.
+                    if let Some(host) = t.endpoint_names.first() {
+                        self.ready.wait(host).await;
+                    }
+                    if t.service == Service::Dynamodb {
+                        self.ready.wait(super::ACCOUNT_NAME_READY).await;
+                    }
+                    // Read again: the account pipeline adds its name to the targets.
+                    let t = self
+                        .collector
+                        .with(|c| c.targets.iter().find(|x| x.id == t.id).cloned())
+                        .unwrap_or_else(|| t.clone());
+                    self.pin_connected(env.resolver, &t.endpoint_names);
+                    let results = self.target_calls(env, &t).await;
+                    self.collector.with(|c| c.calls.extend(results));
+                    drop(scheduled);
+                }),
+        )
+        .await;
+    }
+
+    /// Pins each of `names` to the address its TCP check connected to. The calls go where the
+    /// applications' calls go, never to a VPC-resolver-only address; an IPv6 address first
+    /// when one connected, as getaddrinfo orders them (RFC 6724) for a host that can reach it,
+    /// so dual-stack names are called over IPv6 like the clients do.
+    fn pin_connected(&self, resolver: &PinnedResolver, names: &[String]) {
+        let tcp = self.collector.with(|c| c.tcp.clone());
         let mut usable: Vec<&TcpAttempt> = tcp
             .iter()
             .filter(|a| {
-                a.outcome == TcpOutcome::Connected && a.origin == AddressOrigin::Application
+                a.outcome == TcpOutcome::Connected
+                    && a.origin == AddressOrigin::Application
+                    && names.contains(&a.name)
             })
             .collect();
         usable.sort_by_key(|a| !a.address.contains(':'));
@@ -178,17 +202,6 @@ impl NameCtx<'_> {
                 resolver.pin(&attempt.name, ip);
             }
         }
-        join_all(
-            targets
-                .iter()
-                .zip(scheduled)
-                .map(|(t, scheduled)| async move {
-                    let results = self.target_calls(env, t).await;
-                    self.collector.with(|c| c.calls.extend(results));
-                    drop(scheduled);
-                }),
-        )
-        .await;
     }
 
     /// One target's calls, or the call that was skipped and why.

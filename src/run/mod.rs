@@ -8,6 +8,7 @@
 mod calls;
 mod names;
 mod pending;
+mod ready;
 mod targets;
 
 use std::sync::{Arc, Mutex};
@@ -307,6 +308,7 @@ async fn probe_names(s: &Setup<'_>, probe_region: &str, settings: &SdkSettings) 
         c.targets = static_targets.clone();
         c.proxy_env = Some(proxy_env.clone());
     });
+    let ready = ready::NameReady::default();
     let ctx = NameCtx {
         cfg,
         budget: s.budget,
@@ -319,6 +321,7 @@ async fn probe_names(s: &Setup<'_>, probe_region: &str, settings: &SdkSettings) 
         host_files: s.host_files,
         resolved_stub: s.resolved_stub,
         settings,
+        ready: &ready,
     };
     let pipelines = join_all(names.iter().map(|(name, service, socket)| {
         let nacl = is_regional_name(name, &static_targets);
@@ -327,12 +330,11 @@ async fn probe_names(s: &Setup<'_>, probe_region: &str, settings: &SdkSettings) 
     let account_pipeline = account_pipeline(&ctx, s.imds);
     // The signed calls start as soon as the credentials are loaded: STS and the control
     // plane need nothing from the data plane, so a timeout there (STS has no endpoint in a
-    // private subnet) overlaps the TCP checks instead of following them. The per-target
-    // calls wait for the TCP checks, whose addresses they are pinned to.
-    let (data_plane_done, data_plane_wait) = tokio::sync::oneshot::channel::<()>();
+    // private subnet) overlaps the TCP checks instead of following them. A target's calls
+    // wait for the TCP checks of the names they call (ready.rs), whose addresses they are
+    // pinned to.
     let data_plane = async {
         tokio::join!(pipelines, account_pipeline);
-        let _ = data_plane_done.send(());
     };
     let calls = async {
         if !cfg.calls {
@@ -348,20 +350,24 @@ async fn probe_names(s: &Setup<'_>, probe_region: &str, settings: &SdkSettings) 
         let (evidence, creds) =
             identity::load(probe_region, cfg.profile.as_deref(), imds, s.budget.op()).await;
         let instance = s.imds.get().await;
-        ctx.signed_calls(
-            evidence,
-            creds,
-            instance.facts.as_ref(),
-            silence,
-            data_plane_wait,
-        )
-        .await;
+        ctx.signed_calls(evidence, creds, instance.facts.as_ref(), silence)
+            .await;
     };
     tokio::join!(data_plane, calls);
 }
 
-/// The account-based DynamoDB name needs the account id, which IMDS knows.
+/// The account-based DynamoDB name needs the account id, which IMDS knows. Whatever it finds,
+/// the tables' calls are told when it is done (`ACCOUNT_NAME_READY`).
 async fn account_pipeline(ctx: &NameCtx<'_>, imds: &ImdsOnce) {
+    account_name(ctx, imds).await;
+    ctx.ready.done(ACCOUNT_NAME_READY);
+}
+
+/// What the tables' calls wait for besides their regional name: the account-based name's
+/// pipeline, or the knowledge that there is none.
+pub(super) const ACCOUNT_NAME_READY: &str = "(the account-based DynamoDB name)";
+
+async fn account_name(ctx: &NameCtx<'_>, imds: &ImdsOnce) {
     if ctx.cfg.tables.is_empty() {
         return;
     }
@@ -401,6 +407,7 @@ struct NameCtx<'a> {
     host_files: &'a HostFiles,
     resolved_stub: Option<&'a Result<ServerResolver, String>>,
     settings: &'a SdkSettings,
+    ready: &'a ready::NameReady,
 }
 
 /// The trust store, loaded once in the background and shared by every handshake.

@@ -42,7 +42,17 @@ impl NameCtx<'_> {
             (ResolverKind::Vpc, RecordType::A),
             (ResolverKind::Vpc, RecordType::AAAA),
         ];
-        let proxy_probe = self.proxy_probe(name, service, socket);
+        // The name is ready for its calls when its connections and its proxy probe are done.
+        let parts_left = std::sync::atomic::AtomicU8::new(2);
+        let part_done = || {
+            if parts_left.fetch_sub(1, std::sync::atomic::Ordering::AcqRel) == 1 {
+                self.ready.done(name);
+            }
+        };
+        let proxy_probe = async {
+            self.proxy_probe(name, service, socket).await;
+            part_done();
+        };
         let dns_then_connect = async {
             let dns_scheduled =
                 self.collector
@@ -76,9 +86,13 @@ impl NameCtx<'_> {
                 .iter()
                 .find(|(ip, _, origin)| ip.is_ipv4() && *origin == AddressOrigin::Application)
                 .map(|(ip, _, _)| *ip);
-            let connects = join_all(addresses.iter().map(|(ip, class, origin)| {
-                self.connect_and_handshake(name, service, socket, *ip, *class, *origin)
-            }));
+            let connects = async {
+                join_all(addresses.iter().map(|(ip, class, origin)| {
+                    self.connect_and_handshake(name, service, socket, *ip, *class, *origin)
+                }))
+                .await;
+                part_done();
+            };
             let hop_checks = join_all(addresses.iter().map(|(ip, class, origin)| {
                 self.hop_check(name, service, socket, *ip, *class, *origin)
             }));
