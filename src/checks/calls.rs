@@ -87,10 +87,7 @@ impl CallSite {
                 .get("date")
                 .and_then(|d| classify::clock_offset_secs(d, SystemTime::now()));
         }
-        let service = match self.service {
-            Service::S3 => "S3",
-            Service::Dynamodb => "DynamoDB",
-        };
+        let service = self.service.display_name();
         let failure = result
             .as_ref()
             .err()
@@ -132,10 +129,39 @@ impl CallSite {
                 r.error_message = failure;
                 self.classify(&mut r, captured.as_ref());
             }
-            Err(_) => {
-                r.outcome = CallOutcome::Error;
-                r.error_message = failure;
-            }
+            Err(other) => match create_session_failure(&other) {
+                // A directory bucket's call failed in the SDK's own CreateSession: its answer
+                // is the service's, and is classified like any other.
+                Some(SdkError::ServiceError(se)) => {
+                    let session = Captured::of(se.raw());
+                    r.outcome = CallOutcome::ServiceError;
+                    r.status = Some(session.status);
+                    r.error_code = se.err().code().map(str::to_string);
+                    r.error_message = Some(format!(
+                        "CreateSession (the SDK's session for the directory bucket): {}",
+                        se.err().message().unwrap_or("no message")
+                    ));
+                    r.headers = session.headers.clone();
+                    r.bucket_region = session.headers.get("x-amz-bucket-region").cloned();
+                    self.classify(&mut r, Some(&session));
+                }
+                Some(SdkError::TimeoutError(_)) => {
+                    r.outcome = CallOutcome::Timeout;
+                    r.error_message = failure;
+                }
+                Some(SdkError::DispatchFailure(d)) => {
+                    r.outcome = if d.is_timeout() {
+                        CallOutcome::Timeout
+                    } else {
+                        CallOutcome::ConnectionFailed
+                    };
+                    r.error_message = failure;
+                }
+                _ => {
+                    r.outcome = CallOutcome::Error;
+                    r.error_message = failure;
+                }
+            },
         }
         r
     }
@@ -157,6 +183,25 @@ impl CallSite {
             _ => {}
         }
     }
+}
+
+type CreateSessionFailure =
+    SdkError<aws_sdk_s3::operation::create_session::CreateSessionError, HttpResponse>;
+
+/// The SDK's own CreateSession failure behind a directory bucket call's error (the S3 Express
+/// identity resolver's error is in the call error's source chain), if that is what failed.
+fn create_session_failure<E>(err: &SdkError<E, HttpResponse>) -> Option<&CreateSessionFailure>
+where
+    E: std::error::Error + 'static,
+{
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cur {
+        if let Some(found) = e.downcast_ref::<CreateSessionFailure>() {
+            return Some(found);
+        }
+        cur = e.source();
+    }
+    None
 }
 
 /// Bound a whole call (the SDK's own timeouts cover the exchange; this covers everything else),
@@ -263,7 +308,7 @@ impl Check for CallResult {
         crate::report::CheckRecord {
             id: self.id(),
             check: match self.service {
-                Service::S3 => CheckKind::S3,
+                Service::S3 | Service::S3express => CheckKind::S3,
                 Service::Dynamodb => CheckKind::Dynamodb,
             },
             subject: self.subject(),
