@@ -7,6 +7,8 @@
 mod common;
 mod support;
 
+use std::net::SocketAddr;
+
 use common::*;
 use support::*;
 
@@ -543,4 +545,205 @@ fn calls_take_the_proxy_exactly_when_the_sdk_would() {
     assert!(call(&out, "DescribeTable")["proxy"].is_null());
     assert_eq!(out.path("s3:bucket-51").0, "proxy");
     assert_eq!(out.path("dynamodb:table-51").0, "gateway-endpoint");
+}
+
+const EXPRESS_ZONE: &str = "euw1-az1";
+
+fn directory_bucket(id: u8) -> String {
+    format!("dir-{id}--{EXPRESS_ZONE}--x-s3")
+}
+
+fn zonal_host(id: u8) -> String {
+    format!(
+        "{}.s3express-{EXPRESS_ZONE}.{REGION}.amazonaws.com",
+        directory_bucket(id)
+    )
+}
+
+fn s3_answer(status: u16, headers: &[(&str, &str)], body: &str) -> CannedResponse {
+    let mut headers: Vec<(String, String)> = headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    headers.push(("x-amz-id-2".into(), "test-s3express-host-id".into()));
+    headers.push(("Server".into(), "AmazonS3".into()));
+    CannedResponse {
+        status,
+        reason: String::new(),
+        headers,
+        body: body.into(),
+    }
+}
+
+/// The loopback lab plus a directory bucket: its zonal and control names resolve to their own
+/// front, whose zonal answers are S3 Express One Zone's (moto knows no directory buckets):
+/// `create_session` for the SDK's CreateSession, then HeadBucket, ListObjectsV2, GetObject.
+fn express_lab(id: u8, create_session: CannedResponse) -> Lab {
+    let mut lab = Lab::aws(
+        id,
+        ImdsFacts::example(),
+        FrontOptions::default(),
+        FrontOptions::default(),
+        true,
+    );
+    let ip = Lab::ip(id, 1, 40);
+    let (zonal, control) = (
+        zonal_host(id),
+        format!("s3express-control.{REGION}.amazonaws.com"),
+    );
+    let records = lab.records().add(&zonal, ip).add(&control, ip);
+    // Stop the standard resolvers before their replacements bind the same addresses.
+    lab.system_dns = None;
+    lab.vpc_dns = None;
+    lab.start_dns(records.clone(), records);
+    let wildcard = format!("*.s3express-{EXPRESS_ZONE}.{REGION}.amazonaws.com");
+    let leaf = lab.ca.issue(&[wildcard.as_str(), control.as_str()]);
+    let rule = |method: &str, path: Option<&str>, response| FrontRule {
+        host: Some(zonal.clone()),
+        method: Some(method.into()),
+        path_prefix: path.map(str::to_string),
+        amz_target_contains: None,
+        response,
+    };
+    let list = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><ListBucketResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Name>{}</Name><KeyCount>1</KeyCount><MaxKeys>1</MaxKeys><IsTruncated>false</IsTruncated><Contents><Key>probe/object.txt</Key><Size>15</Size></Contents></ListBucketResult>",
+        directory_bucket(id)
+    );
+    let rules = vec![
+        rule("GET", Some("/?session"), create_session),
+        rule(
+            "HEAD",
+            None,
+            s3_answer(200, &[("x-amz-bucket-region", REGION)], ""),
+        ),
+        rule(
+            "GET",
+            Some("/?list-type=2"),
+            s3_answer(200, &[("Content-Type", "application/xml")], &list),
+        ),
+        rule(
+            "GET",
+            Some("/probe/object.txt"),
+            s3_answer(
+                206,
+                &[("Content-Range", "bytes 0-15/15")],
+                "hello from s3x!",
+            ),
+        ),
+    ];
+    lab.fronts.push(start_front(
+        SocketAddr::new(ip, 443),
+        &leaf,
+        moto().addr,
+        FrontOptions {
+            rules,
+            ..FrontOptions::default()
+        },
+    ));
+    lab
+}
+
+fn session_granted() -> CannedResponse {
+    s3_answer(
+        200,
+        &[("Content-Type", "application/xml")],
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><CreateSessionResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Credentials><SessionToken>test-session-token</SessionToken><SecretAccessKey>test-session-secret</SecretAccessKey><AccessKeyId>ASIATESTS3EXPRESS001</AccessKeyId><Expiration>2099-01-01T00:00:00Z</Expiration></Credentials></CreateSessionResult>",
+    )
+}
+
+fn target_call<'a>(
+    out: &'a Outcome,
+    target: &str,
+    operation: &str,
+) -> Option<&'a serde_json::Value> {
+    out.report()["checks"].as_array().and_then(|a| {
+        a.iter()
+            .map(|c| &c["evidence"])
+            .find(|e| e["type"] == "call" && e["target"] == target && e["operation"] == operation)
+    })
+}
+
+/// A directory bucket: the SDK's own CreateSession on the zonal name comes first, then the
+/// zonal calls (no GetBucketLocation, which directory buckets do not have); the path is judged
+/// without published ranges, by the hop check.
+#[test]
+fn a_directory_bucket_is_called_through_the_sdks_session() {
+    let id = 58;
+    let lab = express_lab(id, session_granted());
+    let bucket = directory_bucket(id);
+    let out = lab.probe(&["--bucket", &bucket, "--key", "probe/object.txt"]);
+    out.expect(
+        0,
+        &[],
+        &[
+            "DNS_OUTSIDE_SERVICE_RANGE",
+            "ACCESS_DENIED_UNATTRIBUTED",
+            "ENDPOINT_RULES_REFUSED",
+        ],
+    );
+    let target = format!("s3express:{bucket}");
+    for op in ["HeadBucket", "ListObjectsV2", "GetObject"] {
+        let c = target_call(&out, &target, op).unwrap_or_else(|| panic!("{op}\n{}", out.stdout));
+        assert_eq!(c["outcome"], "ok", "{op}: {c}");
+        assert_eq!(c["action"], "s3express:CreateSession", "{op}: {c}");
+        assert_eq!(c["endpoint_host"], zonal_host(id), "{op}: {c}");
+    }
+    assert!(target_call(&out, &target, "GetBucketLocation").is_none());
+    let requests = lab.fronts[2].requests();
+    let session = requests
+        .iter()
+        .position(|r| r.starts_with(&format!("GET {} /?session", zonal_host(id))));
+    let head = requests
+        .iter()
+        .position(|r| r.starts_with(&format!("HEAD {} /", zonal_host(id))));
+    assert!(
+        matches!((session, head), (Some(s), Some(h)) if s < h),
+        "{requests:?}"
+    );
+    let t = out.report()["targets"]
+        .as_array()
+        .and_then(|a| a.iter().find(|t| t["id"] == target.as_str()))
+        .expect("the directory bucket's target");
+    assert_eq!(t["service"], "s3express", "{t}");
+    assert_eq!(
+        t["endpoint_names"],
+        serde_json::json!([
+            zonal_host(id),
+            format!("s3express-control.{REGION}.amazonaws.com")
+        ])
+    );
+    assert_eq!(t["path"]["kind"], "gateway-endpoint", "{t}");
+}
+
+/// CreateSession refused by the endpoint policy: the SDK's HeadBucket fails before it is sent,
+/// and the session's answer is classified like any S3 denial, with its action.
+#[test]
+fn a_refused_create_session_is_classified_like_an_s3_denial() {
+    let id = 59;
+    let bucket = directory_bucket(id);
+    let message = format!(
+        "User: {PRINCIPAL} is not authorized to perform: s3express:CreateSession on resource: \"arn:aws:s3express:{REGION}:123456789012:bucket/{bucket}\" because no VPC endpoint policy allows the s3express:CreateSession action"
+    );
+    let lab = express_lab(id, CannedResponse::s3_error(403, "AccessDenied", &message));
+    let out = lab.probe(&["--bucket", &bucket]);
+    out.expect(
+        1,
+        &["ACCESS_DENIED_VPCE_POLICY"],
+        &["ACCESS_DENIED_UNATTRIBUTED"],
+    );
+    let target = format!("s3express:{bucket}");
+    let head = target_call(&out, &target, "HeadBucket").expect("HeadBucket");
+    assert_eq!(head["outcome"], "service-error", "{head}");
+    assert_eq!(head["status"], 403, "{head}");
+    assert_eq!(head["error_code"], "AccessDenied", "{head}");
+    let f = out.finding("ACCESS_DENIED_VPCE_POLICY");
+    assert_eq!(f["target"], target.as_str(), "{f}");
+    assert!(
+        f["title"]
+            .as_str()
+            .is_some_and(|t| t.contains("s3express:CreateSession")),
+        "{f}"
+    );
+    // The plain bucket beside it is unaffected.
+    assert_eq!(call(&out, "GetBucketLocation")["outcome"], "ok");
 }

@@ -92,6 +92,14 @@ impl CallSite {
             .as_ref()
             .err()
             .map(|e| aws_error::sdk_error(service, e).text);
+        // A directory bucket's call that failed in the SDK's own CreateSession (before it was
+        // sent): the session's answer is the service's, classified like any other.
+        if let Err(e) = &result
+            && let Some(session) = create_session_failure(e)
+        {
+            self.session_failure(&mut r, session, failure);
+            return r;
+        }
         match result {
             Ok(output) => {
                 r.outcome = CallOutcome::Ok;
@@ -129,41 +137,51 @@ impl CallSite {
                 r.error_message = failure;
                 self.classify(&mut r, captured.as_ref());
             }
-            Err(other) => match create_session_failure(&other) {
-                // A directory bucket's call failed in the SDK's own CreateSession: its answer
-                // is the service's, and is classified like any other.
-                Some(SdkError::ServiceError(se)) => {
-                    let session = Captured::of(se.raw());
-                    r.outcome = CallOutcome::ServiceError;
-                    r.status = Some(session.status);
-                    r.error_code = se.err().code().map(str::to_string);
-                    r.error_message = Some(format!(
-                        "CreateSession (the SDK's session for the directory bucket): {}",
-                        se.err().message().unwrap_or("no message")
-                    ));
-                    r.headers = session.headers.clone();
-                    r.bucket_region = session.headers.get("x-amz-bucket-region").cloned();
-                    self.classify(&mut r, Some(&session));
-                }
-                Some(SdkError::TimeoutError(_)) => {
-                    r.outcome = CallOutcome::Timeout;
-                    r.error_message = failure;
-                }
-                Some(SdkError::DispatchFailure(d)) => {
-                    r.outcome = if d.is_timeout() {
-                        CallOutcome::Timeout
-                    } else {
-                        CallOutcome::ConnectionFailed
-                    };
-                    r.error_message = failure;
-                }
-                _ => {
-                    r.outcome = CallOutcome::Error;
-                    r.error_message = failure;
-                }
-            },
+            Err(_) => {
+                r.outcome = CallOutcome::Error;
+                r.error_message = failure;
+            }
         }
         r
+    }
+
+    fn session_failure(
+        &self,
+        r: &mut CallResult,
+        session: &CreateSessionFailure,
+        failure: Option<String>,
+    ) {
+        match session {
+            SdkError::ServiceError(se) => {
+                let answer = Captured::of(se.raw());
+                r.outcome = CallOutcome::ServiceError;
+                r.status = Some(answer.status);
+                r.error_code = se.err().code().map(str::to_string);
+                r.error_message = Some(format!(
+                    "CreateSession (the SDK's session for the directory bucket): {}",
+                    se.err().message().unwrap_or("no message")
+                ));
+                r.bucket_region = answer.headers.get("x-amz-bucket-region").cloned();
+                r.headers = answer.headers.clone();
+                self.classify(r, Some(&answer));
+            }
+            SdkError::TimeoutError(_) => {
+                r.outcome = CallOutcome::Timeout;
+                r.error_message = failure;
+            }
+            SdkError::DispatchFailure(d) => {
+                r.outcome = if d.is_timeout() {
+                    CallOutcome::Timeout
+                } else {
+                    CallOutcome::ConnectionFailed
+                };
+                r.error_message = failure;
+            }
+            _ => {
+                r.outcome = CallOutcome::Error;
+                r.error_message = failure;
+            }
+        }
     }
 
     fn classify(&self, r: &mut CallResult, captured: Option<&Captured>) {
