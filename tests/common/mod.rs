@@ -169,9 +169,16 @@ impl Lab {
         }
     }
 
-    /// The lab's answers: every service name in range.
+    /// The lab's answers: every service name in range, and the names of the lab's directory
+    /// bucket (served only after `add_directory_bucket`).
     pub fn records(&self) -> DnsRecords {
+        let express = Self::ip(self.id, 1, 40);
         DnsRecords::new()
+            .add(&zonal_host(self.id), express)
+            .add(
+                &format!("s3express-control.{REGION}.amazonaws.com"),
+                express,
+            )
             .add(
                 &format!("{}.s3.{REGION}.amazonaws.com", self.bucket),
                 self.s3_ip(),
@@ -369,8 +376,8 @@ pub fn express_lab(id: u8, create_session: CannedResponse) -> Lab {
     lab
 }
 
-/// Adds the directory bucket `directory_bucket(lab.id)` to a lab: DNS names for its zonal and
-/// control names at 127.<id>.1.40 and their front (`lab.fronts`' last).
+/// Adds the front of the directory bucket `directory_bucket(lab.id)` to a lab (`lab.fronts`'
+/// last), at 127.<id>.1.40, where `Lab::records` resolves its zonal and control names.
 pub fn add_directory_bucket(lab: &mut Lab, create_session: CannedResponse) {
     let id = lab.id;
     let ip = Lab::ip(id, 1, 40);
@@ -378,11 +385,6 @@ pub fn add_directory_bucket(lab: &mut Lab, create_session: CannedResponse) {
         zonal_host(id),
         format!("s3express-control.{REGION}.amazonaws.com"),
     );
-    let records = lab.records().add(&zonal, ip).add(&control, ip);
-    // Stop the standard resolvers before their replacements bind the same addresses.
-    lab.system_dns = None;
-    lab.vpc_dns = None;
-    lab.start_dns(records.clone(), records);
     let wildcard = format!("*.s3express-{EXPRESS_ZONE}.{REGION}.amazonaws.com");
     let leaf = lab.ca.issue(&[wildcard.as_str(), control.as_str()]);
     let rule = |method: &str, path: Option<&str>, response| FrontRule {
