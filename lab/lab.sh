@@ -50,6 +50,11 @@ BUCKET=lab-bucket
 AP_ALIAS=lab-ap-7rk2fq4cw9xh3nd8mzt6vbps1yjg5euw1a-s3alias
 AP_ALIAS_GONE=lab-gone-2hd8xk4mq7wz1tj5rbv9cnfs3pyl6euw1a-s3alias
 TABLE=lab-table
+# An S3 Express One Zone directory bucket in eu-west-1's zone euw1-az1 (`--bucket DIR_BUCKET`):
+# its zonal name and the regional control name are served by their own front (S3X_IP), which
+# answers CreateSession and the zonal calls itself (moto knows no directory buckets).
+DIR_BUCKET=lab-dir--euw1-az1--x-s3
+S3X_ZONE=euw1-az1
 ROLE=lab-role
 INSTANCE_ID=i-0a1b2c3d4e5f60718
 LAB_CA_NAME="vpce-probe lab CA"
@@ -80,6 +85,8 @@ CANARY_IP=203.0.113.10  # an internet host (the probe's --internet-canary)
 STS_IP=203.0.113.20     # STS's public address: no endpoint, reachable only through NAT
 OUTSIDE_IP=203.0.113.80 # an address in no AWS range
 S3_STALE_IP=198.51.100.12 # inside the S3 range, but no front serves it (a pinned address gone stale)
+S3X_PREFIX=192.0.2.0/26 # the com.amazonaws.eu-west-1.s3express prefix list (in no ip-ranges entry, as on AWS)
+S3X_IP=192.0.2.10       # S3 Express One Zone's zonal and control endpoints
 EC2_IP=203.0.113.30     # EC2's public API address: reachable only through NAT; a front to moto (whose
                         # VPC model does not hold the lab's ids, so reads find nothing) or, with the
                         # ec2-describe-denied fault, EC2's UnauthorizedOperation answer
@@ -112,6 +119,7 @@ FAULTS=(
   "nacl-outbound-deny-443:network ACL: outbound TCP 443 denied"
   "endpoint-route-missing:route table: no prefix-list routes for S3 and DynamoDB, IPv4 or IPv6 (private subnet: nothing else)"
   "ddb-endpoint-missing:route table: only the S3 gateway endpoint exists (no DynamoDB prefix-list route, IPv4 or IPv6)"
+  "s3express-endpoint-missing:route table: no route for the s3express gateway endpoint's prefix list ($S3X_PREFIX; S3 and DynamoDB intact)"
   "route-override-blackhole:route table: a more specific route for 198.51.100.0/28 and $S3_OVERRIDE6 (S3) to a deleted appliance (blackhole)"
   "endpoint-route-missing-v6:route table: no IPv6 prefix-list routes for S3 and DynamoDB (IPv4 ones intact); IPv6 falls to the blackhole default (silent drop)"
   "endpoint-route-unreachable-v6:route table: the IPv6 prefix-list routes of S3 and DynamoDB replaced by unreachable routes (the router answers ICMPv6 no-route: ENETUNREACH)"
@@ -154,7 +162,7 @@ FAULTS=(
 # The faults the EC2 model does not mirror: with ec2-vpc-model, the route table, security
 # group and network ACL moto describes would no longer be the lab's, so they are refused.
 EC2_MODEL_UNMIRRORED=(sg-egress-drop nacl-ephemeral-narrow nacl-outbound-deny-443 endpoint-route-missing
-  ddb-endpoint-missing route-override-blackhole endpoint-route-missing-v6 endpoint-route-unreachable-v6
+  ddb-endpoint-missing s3express-endpoint-missing route-override-blackhole endpoint-route-missing-v6 endpoint-route-unreachable-v6
   vpc-dns-disabled blackhole-s3 blackhole-ddb blackhole-second-addresses)
 
 log() { printf 'lab: %s\n' "$*" >&2; }
@@ -318,7 +326,8 @@ meta_config() {
   if ! has_fault dns-nxdomain; then
     recs+=("s3.$REGION.amazonaws.com=$s3" "$BUCKET.s3.$REGION.amazonaws.com=$s3"
       "$AP_ALIAS.s3.$REGION.amazonaws.com=$s3" "$AP_ALIAS_GONE.s3.$REGION.amazonaws.com=$s3"
-      "dynamodb.$REGION.amazonaws.com=$ddb" "$ACCOUNT.ddb.$REGION.amazonaws.com=$ddb")
+      "dynamodb.$REGION.amazonaws.com=$ddb" "$ACCOUNT.ddb.$REGION.amazonaws.com=$ddb"
+      "$DIR_BUCKET.s3express-$S3X_ZONE.$REGION.amazonaws.com=$S3X_IP" "s3express-control.$REGION.amazonaws.com=$S3X_IP")
     if [ -n "$fips_s3" ]; then
       recs+=("s3-fips.$REGION.amazonaws.com=$fips_s3" "$BUCKET.s3-fips.$REGION.amazonaws.com=$fips_s3"
         "dynamodb-fips.$REGION.amazonaws.com=$fips_ddb")
@@ -413,6 +422,24 @@ s3_deny_rules() { # s3_deny_rules "because no VPC endpoint policy allows the %s 
 EOF
 }
 
+# The zonal endpoint of the directory bucket answers as S3 Express One Zone does (moto knows no
+# directory buckets): CreateSession (GET /?session, signed with the role's credentials) hands
+# out session credentials; HeadBucket, ListObjectsV2 and the ranged GetObject (signed with the
+# session, x-amz-s3session-token) answer with S3's headers; anything else goes on to moto.
+s3express_rules() {
+  local host="$DIR_BUCKET.s3express-$S3X_ZONE.$REGION.amazonaws.com"
+  local xml='<?xml version=\"1.0\" encoding=\"UTF-8\"?>' ns='xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"'
+  local ids='["x-amz-id-2", "lab-s3express-host-id"], ["Server", "AmazonS3"]'
+  local session="$xml<CreateSessionResult $ns><Credentials><SessionToken>lab-s3express-session-token</SessionToken><SecretAccessKey>lab-s3express-session-secret</SecretAccessKey><AccessKeyId>ASIALABS3EXPRESS0001</AccessKeyId><Expiration>2099-01-01T00:00:00Z</Expiration></Credentials></CreateSessionResult>"
+  local list="$xml<ListBucketResult $ns><Name>$DIR_BUCKET</Name><Prefix></Prefix><KeyCount>1</KeyCount><MaxKeys>1</MaxKeys><IsTruncated>true</IsTruncated><Contents><Key>probe/object.txt</Key><Size>24</Size><StorageClass>EXPRESS_ONEZONE</StorageClass></Contents></ListBucketResult>"
+  cat <<EOF
+{"host": "$host", "method": "GET", "path_prefix": "/?session", "response": {"raw": {"status": 200, "headers": [["Content-Type", "application/xml"], $ids], "body": "$session"}}},
+{"host": "$host", "method": "HEAD", "response": {"raw": {"status": 200, "headers": [["x-amz-bucket-region", "$REGION"], ["x-amz-bucket-location-type", "AvailabilityZone"], ["x-amz-bucket-location-name", "$S3X_ZONE"], $ids]}}},
+{"host": "$host", "method": "GET", "path_prefix": "/?list-type=2", "response": {"raw": {"status": 200, "headers": [["Content-Type", "application/xml"], $ids], "body": "$list"}}},
+{"host": "$host", "method": "GET", "path_prefix": "/probe/object.txt", "response": {"raw": {"status": 206, "headers": [["Content-Type", "text/plain"], ["Content-Range", "bytes 0-15/24"], ["x-amz-storage-class", "EXPRESS_ONEZONE"], $ids], "body": "hello from the l"}}}
+EOF
+}
+
 aws_config() {
   local s3_rules="" ddb_rules="" s3_ca=lab
   if has_fault s3-bucket-other-region; then
@@ -471,6 +498,7 @@ aws_config() {
     {"bind": "$DDB_IP:443", "ca": "lab", "names": $ddb_names, "upstream": "$up", "rules": [$ddb_rules], "host_rewrites": $rewrite, $DDB_SKEW},$second
     {"bind": "[$S3_IP6]:443", "ca": "$s3_ca", "names": $s3_names, "upstream": "$up", "rules": [$s3_rules], "host_rewrites": $s3_rewrite, $S3_SKEW},
     {"bind": "[$DDB_IP6]:443", "ca": "lab", "names": $ddb_names, "upstream": "$up", "rules": [$ddb_rules], "host_rewrites": $rewrite, $DDB_SKEW},
+    {"bind": "$S3X_IP:443", "ca": "lab", "names": ["*.s3express-$S3X_ZONE.$REGION.amazonaws.com", "s3express-control.$REGION.amazonaws.com"], "upstream": "$up", "rules": [$(s3express_rules)], $S3_SKEW},
     {"bind": "$IFE_IP:443", "ca": "lab", "names": $s3_names, "upstream": "$up", $S3_SKEW},
     {"bind": "$STS_IP:443", "ca": "lab", "names": ["sts.$REGION.amazonaws.com", "sts.amazonaws.com"], "upstream": "$up"},
     {"bind": "$EC2_IP:443", "ca": "lab", "names": ["ec2.$REGION.amazonaws.com"], "upstream": "$up", "rules": [$ec2_rules], "body_rules": [$ec2_body_rules]},
@@ -530,6 +558,7 @@ net_healthy() {
   ip -n "$NS_RTR" route flush proto static
   ip -n "$NS_RTR" route add "$S3_PREFIX" via 10.255.0.2 proto static
   ip -n "$NS_RTR" route add "$DDB_PREFIX" via 10.255.0.2 proto static
+  ip -n "$NS_RTR" route add "$S3X_PREFIX" via 10.255.0.2 proto static
   ip -n "$NS_RTR" route add blackhole default proto static
   # The same for IPv6 (the prefix lists' IPv6 entries; no egress-only internet gateway).
   ip -6 -n "$NS_RTR" route flush proto static
@@ -543,7 +572,7 @@ net_healthy() {
   # before the router's own decrement, which happens before FORWARD: hence PREROUTING). Faults
   # that remove or override a route remove its restore; the router playing a NAT gateway
   # (default route to igw) keeps its hop, as a NAT gateway is one.
-  ttl_restore -A sub 4 "$S3_PREFIX" "$DDB_PREFIX" "$IFE_IP/32"
+  ttl_restore -A sub 4 "$S3_PREFIX" "$DDB_PREFIX" "$S3X_PREFIX" "$IFE_IP/32"
   ttl_restore -A sub 6 "$S3_PREFIX6" "$DDB_PREFIX6"
   # The firewall subnet's own route table sends the prefix lists to the endpoint (table 100).
   ttl_restore -A fw 4 "$S3_PREFIX" "$DDB_PREFIX"
@@ -590,6 +619,9 @@ apply_net_fault() {
       ip -6 -n "$NS_RTR" route replace unreachable "$S3_PREFIX6" proto static
       ip -6 -n "$NS_RTR" route replace unreachable "$DDB_PREFIX6" proto static
       ttl_restore -D sub 6 "$S3_PREFIX6" "$DDB_PREFIX6" 2>/dev/null || true ;;
+    s3express-endpoint-missing)
+      ip -n "$NS_RTR" route del "$S3X_PREFIX" 2>/dev/null || true
+      ttl_restore -D sub 4 "$S3X_PREFIX" 2>/dev/null || true ;;
     ddb-endpoint-missing)
       ip -n "$NS_RTR" route del "$DDB_PREFIX" 2>/dev/null || true
       ip -6 -n "$NS_RTR" route del "$DDB_PREFIX6" 2>/dev/null || true
@@ -703,7 +735,7 @@ build_network() {
   ip -n "$NS_AWS" addr add 10.255.1.2/30 dev igw
   ip -n "$NS_AWS" route add "$VPC_CIDR" via 10.255.0.1
   local a
-  for a in "$S3_IP" "$DDB_IP" "$S3_IP2" "$DDB_IP2" "$IFE_IP" "$EC2_IFE_IP" "$CANARY_IP" "$STS_IP" "$EC2_IP"; do
+  for a in "$S3_IP" "$DDB_IP" "$S3_IP2" "$DDB_IP2" "$S3X_IP" "$IFE_IP" "$EC2_IFE_IP" "$CANARY_IP" "$STS_IP" "$EC2_IP"; do
     ip -n "$NS_AWS" addr add "$a/32" dev lo
   done
   ip -n "$NS_RTR" addr add "$RTR_GWE_IP6/64" dev gwe nodad

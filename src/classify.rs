@@ -183,7 +183,7 @@ pub fn classify(service: Service, info: &ErrorInfo) -> Classified {
             bucket_region: header_region.or(message_region),
         };
     }
-    if service == Service::S3
+    if service.s3_api()
         && (matches!(info.status, 301 | 307)
             || is(&[
                 "PermanentRedirect",
@@ -219,7 +219,7 @@ pub fn classify(service: Service, info: &ErrorInfo) -> Classified {
     if is(&["ResourceNotFoundException"]) {
         return Classified::TableNotFound;
     }
-    if service == Service::S3 && code.is_none() && info.status == 404 {
+    if service.s3_api() && code.is_none() && info.status == 404 {
         return Classified::BucketNotFound;
     }
 

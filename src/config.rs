@@ -493,9 +493,14 @@ pub fn validate_bucket_name(name: &str) -> Result<(), ConfigError> {
         }
     }
     if name.ends_with("--x-s3") {
-        return bad(
-            "this is an S3 Express directory bucket: its zonal endpoints (s3express-<az-id>.<region>) go through a gateway endpoint of com.amazonaws.<region>.s3express, which vpce-probe does not check yet",
-        );
+        // An S3 Express One Zone directory bucket: `<base>--<zone-id>--x-s3`, no dots.
+        return match crate::endpoints::directory_bucket_zone(name) {
+            Ok(_) => Ok(()),
+            Err(why) => err(format!(
+                "--bucket '{}': {why} (S3 directory bucket naming rules: <base-name>--<zone-id>--x-s3, e.g. logs--usw2-az1--x-s3)",
+                shown(name)
+            )),
+        };
     }
     // "-s3alias" is an access point alias, which the SDKs call like a bucket: allowed.
     for suffix in ["--ol-s3", ".mrap", "--table-s3"] {
@@ -731,6 +736,10 @@ mod tests {
             &"a".repeat(63),
             "myap-abcdefgh1234567890123456-s3alias",
             "arn:aws:s3:eu-west-1:123456789012:accesspoint/myap",
+            // S3 Express One Zone directory buckets, in an Availability Zone and a Local Zone.
+            "logs--usw2-az1--x-s3",
+            "a--euw1-az3--x-s3",
+            "b1-x--usw2-lax1-az1--x-s3",
         ];
         for name in ok {
             assert!(validate_bucket_name(name).is_ok(), "{name}");
@@ -743,7 +752,11 @@ mod tests {
             ("a..b", "adjacent dots"),
             ("192.168.5.4", "IP addresses"),
             ("xn--abc", "xn--"),
-            ("data--x-s3", "directory bucket"),
+            ("data--x-s3", "no zone id"),
+            ("my.data--usw2-az1--x-s3", "no dots"),
+            ("data--usw2--x-s3", "zone id"),
+            ("data--USW2-az1--x-s3", "lowercase"),
+            ("-data--usw2-az1--x-s3", "begin"),
             ("abc--ol-s3", "--ol-s3"),
             // Not an access point ARN (short account): judged as a bucket name.
             ("arn:aws:s3:eu-west-1:123:accesspoint/x", "lowercase"),

@@ -38,6 +38,8 @@ pub struct SdkSettings {
     /// `legacy` sends us-east-1 to s3.amazonaws.com in botocore-based clients.
     pub s3_us_east_1_regional: Option<Setting<String>>,
     pub account_id_endpoint_mode: Option<Setting<String>>,
+    /// Directory buckets: sign with the role's credentials instead of CreateSession's.
+    pub s3_disable_express_session_auth: Option<Setting<bool>>,
 }
 
 /// Reading the settings: what makes the shared config unusable is a usage error (exit 2).
@@ -218,6 +220,10 @@ impl SdkSettings {
                 "AWS_ACCOUNT_ID_ENDPOINT_MODE",
                 "account_id_endpoint_mode",
             ),
+            s3_disable_express_session_auth: flag(
+                "AWS_S3_DISABLE_EXPRESS_SESSION_AUTH",
+                "s3_disable_express_session_auth",
+            ),
         }
     }
 
@@ -383,6 +389,48 @@ pub fn ec2_endpoint(region: &str, settings: &SdkSettings) -> Option<(String, Nam
     }
 }
 
+/// The zone id of an S3 Express One Zone directory bucket name (`<base>--<zone-id>--x-s3`,
+/// e.g. `logs--usw2-az1--x-s3` in Availability Zone usw2-az1, or `logs--usw2-lax1-az1--x-s3`
+/// in a Local Zone); Err with the reason for a name that ends in `--x-s3` but is malformed.
+/// Not a directory bucket at all: Err too (the caller asks only for `--x-s3` names).
+pub fn directory_bucket_zone(name: &str) -> Result<&str, String> {
+    let Some(rest) = name.strip_suffix("--x-s3") else {
+        return Err("a directory bucket name ends with --x-s3".into());
+    };
+    let Some((base, zone)) = rest.rsplit_once("--") else {
+        return Err("there is no zone id before --x-s3".into());
+    };
+    if base.is_empty() {
+        return Err("the base name before --<zone-id>--x-s3 is empty".into());
+    }
+    if base.contains('.') {
+        return Err("directory bucket names have no dots".into());
+    }
+    let parts: Vec<&str> = zone.split('-').collect();
+    let well_formed = parts.len() >= 2
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        })
+        && parts.last().is_some_and(|az| {
+            az.strip_prefix("az")
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        });
+    if !well_formed {
+        return Err(format!(
+            "'{}' is not a zone id (like usw2-az1 or usw2-lax1-az1)",
+            crate::escape::shown(zone)
+        ));
+    }
+    Ok(zone)
+}
+
+/// Whether `bucket` names an S3 Express One Zone directory bucket (well formed or not).
+pub fn is_directory_bucket(bucket: &str) -> bool {
+    bucket.ends_with("--x-s3")
+}
+
 /// The S3 names for `bucket` (a bucket name, an access point ARN or alias, a directory
 /// bucket): the one the SDKs call, and the regional name (path style, the CLI with
 /// `addressing_style = path`, dotted bucket names).
@@ -419,6 +467,11 @@ pub fn s3_names(
         s
     };
     let build = |bucket: Option<&str>, path_style: bool| build_with(bucket, path_style, false);
+    if is_directory_bucket(bucket) {
+        // us-east-1's legacy global names never apply to directory buckets.
+        let with_common = |extra: &str| [common.clone(), vec![extra.to_string()]].concat();
+        return directory_bucket_names(bucket, region, settings, &with_common);
+    }
     let sdk = resolve_s3(&build(Some(bucket), false)?)?;
     // The rules also take ARNs and directory buckets; a path-style request of the same
     // bucket shows the service's regional name.
@@ -473,6 +526,62 @@ pub fn s3_names(
                 );
             }
         }
+    }
+    Ok(out)
+}
+
+/// An S3 Express One Zone directory bucket's names, from the same rules: the zonal name its
+/// object calls (and CreateSession, HeadBucket) go to, then the regional control name of its
+/// bucket-level calls (CreateBucket, bucket policy), the rules' `UseS3ExpressControlEndpoint`.
+/// No path-style or global names: the SDKs use neither for directory buckets.
+fn directory_bucket_names(
+    bucket: &str,
+    region: &str,
+    settings: &SdkSettings,
+    with: &dyn Fn(&str) -> Vec<String>,
+) -> Result<Vec<NamedEndpoint>, String> {
+    let build = |control: bool| {
+        aws_sdk_s3::config::endpoint::Params::builder()
+            .region(region)
+            .bucket(bucket)
+            .use_fips(settings.fips())
+            .use_dual_stack(settings.dualstack())
+            .force_path_style(false)
+            .accelerate(false)
+            .use_global_endpoint(false)
+            .use_s3_express_control_endpoint(control)
+            .set_disable_s3_express_session_auth(
+                settings
+                    .s3_disable_express_session_auth
+                    .as_ref()
+                    .map(|s| s.value),
+            )
+            .set_endpoint(settings.endpoint_url_s3.as_ref().map(|s| s.value.clone()))
+            .build()
+            .map_err(|e| one_line(&e.to_string()))
+    };
+    let zonal = resolve_s3(&build(false)?)?;
+    let mut zonal_settings = with(&format!(
+        "the SDKs' S3 endpoint rules for directory bucket '{bucket}' in {region} (zonal endpoint)"
+    ));
+    if let Some(s) = &settings.s3_disable_express_session_auth {
+        zonal_settings.insert(0, s.describe("s3_disable_express_session_auth"));
+    }
+    let mut out = vec![NamedEndpoint {
+        host: zonal.host.clone(),
+        socket: zonal.socket,
+        settings: zonal_settings,
+    }];
+    if let Ok(control) = resolve_s3(&build(true)?)
+        && control.host != zonal.host
+    {
+        out.push(NamedEndpoint {
+            host: control.host,
+            socket: control.socket,
+            settings: with(
+                "the SDKs' regional endpoint for directory buckets' bucket-level calls (UseS3ExpressControlEndpoint)",
+            ),
+        });
     }
     Ok(out)
 }
@@ -666,8 +775,11 @@ mod tests {
         );
         let express = hosts(s3_names("mybucket--euw1-az1--x-s3", "eu-west-1", &s));
         assert_eq!(
-            express[0],
-            "mybucket--euw1-az1--x-s3.s3express-euw1-az1.eu-west-1.amazonaws.com"
+            express,
+            [
+                "mybucket--euw1-az1--x-s3.s3express-euw1-az1.eu-west-1.amazonaws.com",
+                "s3express-control.eu-west-1.amazonaws.com"
+            ]
         );
         let mut s = settings();
         s.endpoint_url_s3 = Some(Setting {
@@ -720,6 +832,76 @@ mod tests {
             hosts(s3_names("mybucket", "us-east-1", &s)),
             ["mybucket.s3.amazonaws.com", "s3.amazonaws.com"]
         );
+    }
+
+    #[test]
+    fn directory_buckets_take_their_zonal_and_control_names_from_the_rules() {
+        let s = settings();
+        // No global or path-style names, in us-east-1 too; a Local Zone's id is the zone.
+        assert_eq!(
+            hosts(s3_names("logs--use1-az4--x-s3", "us-east-1", &s)),
+            [
+                "logs--use1-az4--x-s3.s3express-use1-az4.us-east-1.amazonaws.com",
+                "s3express-control.us-east-1.amazonaws.com"
+            ]
+        );
+        assert_eq!(
+            hosts(s3_names("logs--usw2-lax1-az1--x-s3", "us-west-2", &s))[0],
+            "logs--usw2-lax1-az1--x-s3.s3express-usw2-lax1-az1.us-west-2.amazonaws.com"
+        );
+        let named = s3_names("logs--usw2-az1--x-s3", "us-west-2", &s).expect("names");
+        assert!(
+            named[0].settings[0].contains("directory bucket 'logs--usw2-az1--x-s3'"),
+            "{:?}",
+            named[0].settings
+        );
+        assert!(named.iter().all(|n| n.socket == NameSocket::default()));
+        let mut fips = settings();
+        fips.use_fips = on("AWS_USE_FIPS_ENDPOINT");
+        assert_eq!(
+            hosts(s3_names("logs--usw2-az1--x-s3", "us-west-2", &fips))[0],
+            "logs--usw2-az1--x-s3.s3express-fips-usw2-az1.us-west-2.amazonaws.com"
+        );
+        let mut no_session = settings();
+        no_session.s3_disable_express_session_auth = on("AWS_S3_DISABLE_EXPRESS_SESSION_AUTH");
+        let named = s3_names("logs--usw2-az1--x-s3", "us-west-2", &no_session).expect("names");
+        assert_eq!(
+            named[0].host,
+            "logs--usw2-az1--x-s3.s3express-usw2-az1.us-west-2.amazonaws.com"
+        );
+        assert!(
+            named[0].settings.contains(
+                &"s3_disable_express_session_auth = true (AWS_S3_DISABLE_EXPRESS_SESSION_AUTH)"
+                    .to_string()
+            ),
+            "{:?}",
+            named[0].settings
+        );
+    }
+
+    #[test]
+    fn directory_bucket_names_are_parsed_or_refused_with_the_reason() {
+        assert_eq!(
+            directory_bucket_zone("logs--usw2-az1--x-s3"),
+            Ok("usw2-az1")
+        );
+        assert_eq!(
+            directory_bucket_zone("a--b--usw2-lax1-az1--x-s3"),
+            Ok("usw2-lax1-az1")
+        );
+        for (name, why) in [
+            ("logs--x-s3", "no zone id"),
+            ("--usw2-az1--x-s3", "base name"),
+            ("lo.gs--usw2-az1--x-s3", "no dots"),
+            ("logs--usw2--x-s3", "not a zone id"),
+            ("logs--usw2-az--x-s3", "not a zone id"),
+            ("logs--usw2-azx--x-s3", "not a zone id"),
+            ("logs--usw2--az1--x-s3", "not a zone id"),
+            ("logs", "ends with --x-s3"),
+        ] {
+            let e = directory_bucket_zone(name).expect_err(name);
+            assert!(e.contains(why), "{name}: {e}");
+        }
     }
 
     #[test]

@@ -132,6 +132,12 @@ impl IpRanges {
         self.prefixes.iter().any(|p| p.region == region)
     }
 
+    /// Whether the document lists any range of `service` (ip-ranges.json has none for S3
+    /// Express One Zone).
+    pub fn publishes(&self, service: Service) -> bool {
+        service.has_published_ranges() && self.prefixes.iter().any(|p| p.service == service)
+    }
+
     /// Classify an address against `service` in `region`. `vpc_cidrs` come from IMDS.
     pub fn classify(
         &self,
@@ -161,6 +167,8 @@ impl IpRanges {
             None if is_private(ip) || vpc_cidrs.iter().any(|n| n.contains(&ip)) => {
                 (AddressClass::Private, None, None)
             }
+            // No ranges to be outside of (S3 Express One Zone): never "outside".
+            None if !self.publishes(service) => (AddressClass::Unpublished, None, None),
             None => (AddressClass::Outside, None, None),
         };
         ClassifiedAddress {
@@ -257,6 +265,36 @@ mod tests {
             let got = r.classify(ip, service, region, &vpc);
             assert_eq!(got.class, want, "{ip} {service:?} {region}");
         }
+    }
+
+    #[test]
+    fn s3_express_addresses_are_never_outside_ranges_that_do_not_exist() {
+        let r = IpRanges::embedded();
+        assert!(r.publishes(Service::S3));
+        assert!(!r.publishes(Service::S3express));
+        let vpc: Vec<IpNet> = vec!["10.0.0.0/16".parse().unwrap()];
+        for (ip, want) in [
+            ("192.0.2.10", AddressClass::Unpublished),
+            ("2001:db8::10", AddressClass::Unpublished),
+            // Private answers still mean an interface endpoint or a private zone.
+            ("10.0.1.50", AddressClass::Private),
+            ("fd00::1", AddressClass::Private),
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            let got = r.classify(ip, Service::S3express, "eu-west-1", &vpc);
+            assert_eq!(got.class, want, "{ip}");
+            assert_eq!(got.prefix, None);
+            assert!(got.class.fits_service() == (want == AddressClass::Unpublished));
+        }
+        // The same public address for S3 itself is outside its published ranges.
+        let got = r.classify(
+            "192.0.2.10".parse().unwrap(),
+            Service::S3,
+            "eu-west-1",
+            &vpc,
+        );
+        assert_eq!(got.class, AddressClass::Outside);
+        assert!(!got.class.fits_service());
     }
 
     #[test]

@@ -516,3 +516,34 @@ fn reachability_analyzer_runs_only_when_asked_and_cleans_up() {
     assert_eq!(count("DeleteNetworkInsightsAnalysis"), 2, "{requests:?}");
     assert_eq!(count("DeleteNetworkInsightsPath"), 2, "{requests:?}");
 }
+
+/// A directory bucket in a VPC with only the S3 and DynamoDB gateway endpoints: the control
+/// plane looks for the s3express one (com.amazonaws.<region>.s3express), finds none, and says
+/// so; the S3 endpoint does not count for it.
+#[test]
+fn a_directory_bucket_needs_its_own_s3express_gateway_endpoint() {
+    let vpc = moto().create_vpc(REGION, true, true);
+    let mut lab = lab(68, &vpc, vec![]);
+    add_directory_bucket(&mut lab, session_granted());
+    let bucket = directory_bucket(68);
+    let out = probe_alone(&lab, &["--bucket", &bucket]);
+    out.expect(1, &["NO_GATEWAY_ENDPOINT"], &["DNS_OUTSIDE_SERVICE_RANGE"]);
+    let f = out.finding("NO_GATEWAY_ENDPOINT");
+    let target = format!("s3express:{bucket}");
+    assert_eq!(f["target"], target.as_str(), "{f}");
+    assert!(
+        f["title"]
+            .as_str()
+            .is_some_and(|t| t.contains(&format!("com.amazonaws.{REGION}.s3express"))),
+        "{f}"
+    );
+    assert!(
+        f["remediation"]
+            .as_str()
+            .is_some_and(|r| r.contains("--service-name com.amazonaws.eu-west-1.s3express")),
+        "{f}"
+    );
+    // The route table proves the traffic does not go through a gateway endpoint.
+    let (kind, _) = out.path(&target);
+    assert_eq!(kind, "unknown");
+}

@@ -1985,7 +1985,7 @@ fn through_sdk(
         .map(|(k, v)| (k.to_ascii_lowercase(), v))
         .collect();
     let (failure, code, message) = match service {
-        Service::S3 => {
+        Service::S3 | Service::S3express => {
             let r = c.rt.block_on(
                 c.s3.list_objects_v2()
                     .bucket("fuzz-bucket")

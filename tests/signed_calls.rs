@@ -544,3 +544,102 @@ fn calls_take_the_proxy_exactly_when_the_sdk_would() {
     assert_eq!(out.path("s3:bucket-51").0, "proxy");
     assert_eq!(out.path("dynamodb:table-51").0, "gateway-endpoint");
 }
+
+fn target_call<'a>(
+    out: &'a Outcome,
+    target: &str,
+    operation: &str,
+) -> Option<&'a serde_json::Value> {
+    out.report()["checks"].as_array().and_then(|a| {
+        a.iter()
+            .map(|c| &c["evidence"])
+            .find(|e| e["type"] == "call" && e["target"] == target && e["operation"] == operation)
+    })
+}
+
+/// A directory bucket: the SDK's own CreateSession on the zonal name comes first, then the
+/// zonal calls (no GetBucketLocation, which directory buckets do not have); the path is judged
+/// without published ranges, by the hop check.
+#[test]
+fn a_directory_bucket_is_called_through_the_sdks_session() {
+    let id = 58;
+    let lab = express_lab(id, session_granted());
+    let bucket = directory_bucket(id);
+    let out = probe_alone(&lab, &["--bucket", &bucket, "--key", "probe/object.txt"]);
+    out.expect(
+        0,
+        &[],
+        &[
+            "DNS_OUTSIDE_SERVICE_RANGE",
+            "ACCESS_DENIED_UNATTRIBUTED",
+            "ENDPOINT_RULES_REFUSED",
+        ],
+    );
+    let target = format!("s3express:{bucket}");
+    for op in ["HeadBucket", "ListObjectsV2", "GetObject"] {
+        let c = target_call(&out, &target, op).unwrap_or_else(|| panic!("{op}\n{}", out.stdout));
+        assert_eq!(c["outcome"], "ok", "{op}: {c}");
+        assert_eq!(c["action"], "s3express:CreateSession", "{op}: {c}");
+        assert_eq!(c["endpoint_host"], zonal_host(id), "{op}: {c}");
+    }
+    assert!(target_call(&out, &target, "GetBucketLocation").is_none());
+    let requests = lab.fronts[2].requests();
+    assert!(
+        !requests.iter().any(|r| r.contains("?location")),
+        "{requests:?}"
+    );
+    let session = requests
+        .iter()
+        .position(|r| r.starts_with(&format!("GET {} /?session", zonal_host(id))));
+    let head = requests
+        .iter()
+        .position(|r| r.starts_with(&format!("HEAD {} /", zonal_host(id))));
+    assert!(
+        matches!((session, head), (Some(s), Some(h)) if s < h),
+        "{requests:?}"
+    );
+    let t = out.report()["targets"]
+        .as_array()
+        .and_then(|a| a.iter().find(|t| t["id"] == target.as_str()))
+        .expect("the directory bucket's target");
+    assert_eq!(t["service"], "s3express", "{t}");
+    assert_eq!(
+        t["endpoint_names"],
+        serde_json::json!([
+            zonal_host(id),
+            format!("s3express-control.{REGION}.amazonaws.com")
+        ])
+    );
+    assert_eq!(t["path"]["kind"], "gateway-endpoint", "{t}");
+}
+
+/// CreateSession refused by the endpoint policy: the SDK's HeadBucket fails before it is sent,
+/// and the session's answer is classified like any S3 denial, with its action.
+#[test]
+fn a_refused_create_session_is_classified_like_an_s3_denial() {
+    let id = 59;
+    let bucket = directory_bucket(id);
+    let message = format!(
+        "User: {PRINCIPAL} is not authorized to perform: s3express:CreateSession on resource: \"arn:aws:s3express:{REGION}:123456789012:bucket/{bucket}\" because no VPC endpoint policy allows the s3express:CreateSession action"
+    );
+    let lab = express_lab(id, CannedResponse::s3_error(403, "AccessDenied", &message));
+    let out = probe_alone(&lab, &["--bucket", &bucket]);
+    out.expect(
+        1,
+        &["ACCESS_DENIED_VPCE_POLICY"],
+        &["ACCESS_DENIED_UNATTRIBUTED"],
+    );
+    let target = format!("s3express:{bucket}");
+    let head = target_call(&out, &target, "HeadBucket").expect("HeadBucket");
+    assert_eq!(head["outcome"], "service-error", "{head}");
+    assert_eq!(head["status"], 403, "{head}");
+    assert_eq!(head["error_code"], "AccessDenied", "{head}");
+    let f = out.finding("ACCESS_DENIED_VPCE_POLICY");
+    assert_eq!(f["target"], target.as_str(), "{f}");
+    assert!(
+        f["title"]
+            .as_str()
+            .is_some_and(|t| t.contains("s3express:CreateSession")),
+        "{f}"
+    );
+}

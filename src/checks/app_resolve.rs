@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use super::Check;
 use crate::checks::dns::{Classifier, class_label};
 use crate::report::{
-    AddressClass, AppResolution, AppSource, CheckKind, CheckStatus, ClassifiedAddress, DnsLookup,
-    DnsOutcome, Evidence, HostsFileEntry, ResolverKind, Service,
+    AppResolution, AppSource, CheckKind, CheckStatus, ClassifiedAddress, DnsLookup, DnsOutcome,
+    Evidence, HostsFileEntry, ResolverKind, Service,
 };
 
 /// glibc's `hosts` database when nsswitch.conf has no `hosts:` line (nss/nss_database.c).
@@ -478,14 +478,7 @@ impl Check for AppResolution {
             None => CheckStatus::Fail,
             // A pinned address goes stale silently: always worth a look.
             Some(AppSource::HostsFile) => CheckStatus::Warn,
-            Some(_)
-                if self
-                    .addresses
-                    .iter()
-                    .all(|a| a.class == AddressClass::ServiceRegion) =>
-            {
-                CheckStatus::Ok
-            }
+            Some(_) if self.addresses.iter().all(|a| a.class.fits_service()) => CheckStatus::Ok,
             Some(_) => CheckStatus::Warn,
         }
     }
@@ -532,6 +525,7 @@ fn addresses_text(addresses: &[ClassifiedAddress]) -> String {
 mod tests {
     use super::*;
     use crate::ranges::IpRanges;
+    use crate::report::AddressClass;
 
     fn lookup(rt: &str, outcome: DnsOutcome, ips: &[&str]) -> DnsLookup {
         DnsLookup {

@@ -87,14 +87,19 @@ impl CallSite {
                 .get("date")
                 .and_then(|d| classify::clock_offset_secs(d, SystemTime::now()));
         }
-        let service = match self.service {
-            Service::S3 => "S3",
-            Service::Dynamodb => "DynamoDB",
-        };
+        let service = self.service.display_name();
         let failure = result
             .as_ref()
             .err()
             .map(|e| aws_error::sdk_error(service, e).text);
+        // A directory bucket's call that failed in the SDK's own CreateSession (before it was
+        // sent): the session's answer is the service's, classified like any other.
+        if let Err(e) = &result
+            && let Some(session) = create_session_failure(e)
+        {
+            self.session_failure(&mut r, session, failure);
+            return r;
+        }
         match result {
             Ok(output) => {
                 r.outcome = CallOutcome::Ok;
@@ -140,6 +145,45 @@ impl CallSite {
         r
     }
 
+    fn session_failure(
+        &self,
+        r: &mut CallResult,
+        session: &CreateSessionFailure,
+        failure: Option<String>,
+    ) {
+        match session {
+            SdkError::ServiceError(se) => {
+                let answer = Captured::of(se.raw());
+                r.outcome = CallOutcome::ServiceError;
+                r.status = Some(answer.status);
+                r.error_code = se.err().code().map(str::to_string);
+                r.error_message = Some(format!(
+                    "CreateSession (the SDK's session for the directory bucket): {}",
+                    se.err().message().unwrap_or("no message")
+                ));
+                r.bucket_region = answer.headers.get("x-amz-bucket-region").cloned();
+                r.headers = answer.headers.clone();
+                self.classify(r, Some(&answer));
+            }
+            SdkError::TimeoutError(_) => {
+                r.outcome = CallOutcome::Timeout;
+                r.error_message = failure;
+            }
+            SdkError::DispatchFailure(d) => {
+                r.outcome = if d.is_timeout() {
+                    CallOutcome::Timeout
+                } else {
+                    CallOutcome::ConnectionFailed
+                };
+                r.error_message = failure;
+            }
+            _ => {
+                r.outcome = CallOutcome::Error;
+                r.error_message = failure;
+            }
+        }
+    }
+
     fn classify(&self, r: &mut CallResult, captured: Option<&Captured>) {
         let info = ErrorInfo {
             status: r.status.unwrap_or(0),
@@ -157,6 +201,25 @@ impl CallSite {
             _ => {}
         }
     }
+}
+
+type CreateSessionFailure =
+    SdkError<aws_sdk_s3::operation::create_session::CreateSessionError, HttpResponse>;
+
+/// The SDK's own CreateSession failure behind a directory bucket call's error (the S3 Express
+/// identity resolver's error is in the call error's source chain), if that is what failed.
+fn create_session_failure<E>(err: &SdkError<E, HttpResponse>) -> Option<&CreateSessionFailure>
+where
+    E: std::error::Error + 'static,
+{
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cur {
+        if let Some(found) = e.downcast_ref::<CreateSessionFailure>() {
+            return Some(found);
+        }
+        cur = e.source();
+    }
+    None
 }
 
 /// Bound a whole call (the SDK's own timeouts cover the exchange; this covers everything else),
@@ -263,7 +326,7 @@ impl Check for CallResult {
         crate::report::CheckRecord {
             id: self.id(),
             check: match self.service {
-                Service::S3 => CheckKind::S3,
+                Service::S3 | Service::S3express => CheckKind::S3,
                 Service::Dynamodb => CheckKind::Dynamodb,
             },
             subject: self.subject(),

@@ -11,7 +11,7 @@ use crate::net::dns::{Answer, ServerResolver, query_in_order};
 use crate::net::millis;
 use crate::ranges::IpRanges;
 use crate::report::{
-    AddressClass, CheckKind, CheckStatus, DnsLookup, DnsOutcome, Evidence, ResolverKind, Service,
+    CheckKind, CheckStatus, DnsLookup, DnsOutcome, Evidence, ResolverKind, Service,
 };
 
 /// The resolvers a run asks; building them can fail (no resolv.conf), which is itself evidence.
@@ -100,11 +100,7 @@ impl Check for DnsLookup {
     fn status(&self) -> CheckStatus {
         match self.outcome {
             DnsOutcome::Answered => {
-                if self
-                    .addresses
-                    .iter()
-                    .all(|a| a.class == AddressClass::ServiceRegion)
-                {
+                if self.addresses.iter().all(|a| a.class.fits_service()) {
                     CheckStatus::Ok
                 } else {
                     CheckStatus::Warn

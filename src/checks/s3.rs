@@ -1,6 +1,10 @@
 //! Signed S3 calls per bucket: HeadBucket (reads x-amz-bucket-region even on 301/400/403),
 //! GetBucketLocation, ListObjectsV2 (max-keys 1), GetObject of --key (first bytes only), and
 //! with --write-test a PutObject then DeleteObject under a clearly named prefix.
+//!
+//! A directory bucket (S3 Express One Zone) gets the same calls but GetBucketLocation, which
+//! directory buckets do not support; the SDK authorizes them with the session credentials of
+//! its own CreateSession call on the zonal endpoint, as every application's SDK does.
 
 use std::time::Duration;
 
@@ -20,6 +24,8 @@ pub const WRITE_TEST_PREFIX: &str = "vpce-probe-write-test/";
 pub struct BucketCalls<'a> {
     pub sdk: &'a SdkConfig,
     pub endpoint_url: Option<&'a str>,
+    /// An S3 Express One Zone directory bucket.
+    pub directory: bool,
     pub bucket: &'a str,
     pub key: Option<&'a str>,
     pub write_test: bool,
@@ -41,14 +47,22 @@ impl BucketCalls<'_> {
                 None => None,
             }
         };
+        let location = async {
+            match self.directory {
+                false => Some(self.bucket_location(&client).await),
+                true => None,
+            }
+        };
         let (head, location, list, get, write) = tokio::join!(
             self.head_bucket(&client),
-            self.bucket_location(&client),
+            location,
             self.list_objects(&client),
             get,
             self.write_test(&client)
         );
-        let mut results = vec![head, location, list];
+        let mut results = vec![head];
+        results.extend(location);
+        results.push(list);
         results.extend(get);
         results.extend(write);
         results
@@ -69,6 +83,12 @@ impl BucketCalls<'_> {
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
         let limit = self.timeout * 3;
+        // A directory bucket's zonal calls are all authorized by s3express:CreateSession.
+        let action = if self.directory {
+            "s3express:CreateSession"
+        } else {
+            action
+        };
         let result = self.site.run(operation, action, call, detail);
         bounded(limit, result, &self.site, operation, action).await
     }

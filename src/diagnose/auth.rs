@@ -297,6 +297,7 @@ fn denial_finding(
         .and_then(|d| d.resource.clone())
         .unwrap_or_else(|| match t.service {
             Service::S3 => format!("arn:aws:s3:::{}", t.name),
+            Service::S3express => directory_bucket_arn(r, &t.name),
             Service::Dynamodb => format!("table/{}", t.name),
         });
     f.add(
@@ -391,7 +392,9 @@ fn denial_remediation(
         t.service.as_str()
     );
     let resource_policy = match t.service {
-        Service::S3 => format!("aws s3api get-bucket-policy --bucket {}", t.name),
+        Service::S3 | Service::S3express => {
+            format!("aws s3api get-bucket-policy --bucket {}", t.name)
+        }
         Service::Dynamodb => format!(
             "aws dynamodb get-resource-policy --resource-arn <the ARN of table {}>",
             t.name
@@ -434,4 +437,17 @@ fn denial_remediation(
             "Check in order: (1) the endpoint policy: {endpoint_policy}; (2) the resource policy: {resource_policy} (aws:SourceVpce / aws:SourceVpc conditions; aws:SourceIp never matches through an endpoint); (3) role {role}'s IAM policies for {action} on {resource}."
         ),
     }
+}
+
+/// A directory bucket's ARN (`arn:aws:s3express:<region>:<account>:bucket/<name>`), with `*`
+/// for what the run does not know.
+pub(super) fn directory_bucket_arn(r: &ProbeResults, bucket: &str) -> String {
+    format!(
+        "arn:aws:s3express:{}:{}:bucket/{bucket}",
+        r.region.effective.as_deref().unwrap_or("*"),
+        r.instance
+            .as_ref()
+            .and_then(|i| i.account_id.as_deref())
+            .unwrap_or("*"),
+    )
 }

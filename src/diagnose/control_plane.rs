@@ -77,7 +77,7 @@ fn address_family_finding(r: &ProbeResults, t: &TargetSpec, ep: &EndpointFacts, 
         &t.id,
         format!(
             "the applications reach {} over {family}, which the {kind} gateway endpoint {} does not serve",
-            t.service.ranges_name(),
+            t.service.display_name(),
             ep.id
         ),
         format!(
@@ -180,10 +180,11 @@ impl Vpc<'_> {
     fn published_or_listed(&self, ip: IpAddr) -> bool {
         match self.prefix_list {
             Some(_) => self.coverage(ip).is_some(),
+            // A service without published ranges: its names' public addresses are its own.
             None => self.r.tcp.iter().any(|a| {
                 a.service == self.t.service
                     && a.address.parse::<IpAddr>() == Ok(ip)
-                    && a.address_class == AddressClass::ServiceRegion
+                    && a.address_class.fits_service()
             }),
         }
     }
@@ -723,6 +724,7 @@ fn probed_requests(r: &ProbeResults, t: &TargetSpec) -> Vec<(String, String)> {
                     format!("arn:aws:s3:::{}/*", t.name)
                 }
                 Service::S3 => format!("arn:aws:s3:::{}", t.name),
+                Service::S3express => super::auth::directory_bucket_arn(r, &t.name),
                 Service::Dynamodb => format!(
                     "arn:aws:dynamodb:{}:{}:table/{}",
                     r.region.effective.as_deref().unwrap_or("*"),

@@ -273,10 +273,7 @@ fn hosts_file_finding(
             && pinned.contains(&h.address.as_str())
             && !matches!(h.outcome, TlsOutcome::Verified | TlsOutcome::NotAttempted)
     });
-    let not_service = app
-        .addresses
-        .iter()
-        .any(|a| a.class != AddressClass::ServiceRegion);
+    let not_service = app.addresses.iter().any(|a| !a.class.fits_service());
     let broken = app_fails || tls_fails || not_service;
     let mut detail = format!(
         "The applications resolve names through nsswitch (hosts: {}), so they take {} from {} line {} (`{}`) and never ask DNS.",

@@ -244,8 +244,10 @@ fn range_verdict(
     mut evidence: Vec<String>,
 ) -> PathVerdict {
     let confirm_hint = "let the instance role read the VPC configuration (ec2:DescribeRouteTables, ec2:DescribeVpcEndpoints) or test a bucket policy with aws:SourceVpce";
-    let all_in_range =
-        !classes.is_empty() && classes.iter().all(|c| *c == AddressClass::ServiceRegion);
+    // A service without published ranges (S3 Express One Zone) has no "outside": its public
+    // addresses are left to the hop check and the canary, as those in range are.
+    let all_in_range = !classes.is_empty() && classes.iter().all(|c| c.fits_service());
+    let unpublished = classes.contains(&AddressClass::Unpublished);
     let peers: Vec<&str> = connected
         .iter()
         .map(|a| a.address.as_str())
@@ -253,12 +255,20 @@ fn range_verdict(
         .into_iter()
         .collect();
     if all_in_range && t.endpoint_override.is_none() {
-        evidence.push(format!(
-            "connected to {} inside the {} ranges of {}",
-            peers.join(", "),
-            t.service.ranges_name(),
-            r.region.effective.as_deref().unwrap_or("the region")
-        ));
+        evidence.push(if unpublished {
+            format!(
+                "connected to {}; {} publishes no address ranges (AWS's ip-ranges.json lists none), so only its prefix list (control plane) or the hop check can place them",
+                peers.join(", "),
+                t.service.display_name()
+            )
+        } else {
+            format!(
+                "connected to {} inside the {} ranges of {}",
+                peers.join(", "),
+                t.service.ranges_name(),
+                r.region.effective.as_deref().unwrap_or("the region")
+            )
+        });
         evidence.push("no proxy applies".into());
         if let Some(reading) = &reading {
             match canary {
@@ -616,7 +626,7 @@ pub(super) fn hop_findings(r: &ProbeResults, exp: &Expectations, t: &TargetSpec,
             t.endpoint_names.contains(&a.name)
                 && a.outcome == TcpOutcome::Connected
                 && a.origin == AddressOrigin::Application
-                && a.address_class == AddressClass::ServiceRegion
+                && a.address_class.fits_service()
         })
         .collect();
     let Some(HopReading::Through {

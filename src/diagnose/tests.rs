@@ -1152,3 +1152,107 @@ fn hop_count_confirms_an_interface_endpoint() {
         path.evidence
     );
 }
+
+const ZONAL: &str = "b--euw1-az1--x-s3.s3express-euw1-az1.eu-west-1.amazonaws.com";
+
+/// The healthy case for a directory bucket: its zonal name answers 192.0.2.10, an address of
+/// a service without published ranges, and connects.
+fn healthy_directory_bucket() -> (ProbeResults, Expectations) {
+    let (mut r, e) = healthy();
+    r.targets = vec![TargetSpec {
+        id: "s3express:b--euw1-az1--x-s3".into(),
+        service: Service::S3express,
+        name: "b--euw1-az1--x-s3".into(),
+        endpoint_names: vec![ZONAL.into()],
+        name_settings: Default::default(),
+        name_sockets: Default::default(),
+        endpoint_error: None,
+        endpoint_override: None,
+    }];
+    answers(&mut r, "192.0.2.10", AddressClass::Unpublished);
+    for d in &mut r.dns {
+        d.name = ZONAL.into();
+        d.service = Service::S3express;
+    }
+    for a in &mut r.tcp {
+        a.name = ZONAL.into();
+        a.service = Service::S3express;
+    }
+    (r, e)
+}
+
+fn express_trace(answered_at: Option<u8>, before: &[Option<&str>]) -> HopTrace {
+    HopTrace {
+        name: ZONAL.into(),
+        service: Some(Service::S3express),
+        address_class: AddressClass::Unpublished,
+        ..trace("192.0.2.10", answered_at, before)
+    }
+}
+
+/// No published ranges: never "outside" them; the hop check decides the path, and a NAT in
+/// the way is still found.
+#[test]
+fn a_directory_bucket_is_judged_by_its_hops_not_by_ranges_it_has_none_of() {
+    let (mut r, e) = healthy_directory_bucket();
+    let d = diagnose(&r, &e);
+    assert!(
+        !codes(&d).contains(&"DNS_OUTSIDE_SERVICE_RANGE"),
+        "{:?}",
+        codes(&d)
+    );
+    // Without hop evidence: only inferred (the canary is silent), and said why.
+    assert_eq!(d.targets[0].path.kind, PathKind::GatewayEndpoint);
+    assert_eq!(d.targets[0].path.confidence, Confidence::Inferred);
+    assert!(
+        d.targets[0]
+            .path
+            .evidence
+            .iter()
+            .any(|l| l.contains("publishes no address ranges")),
+        "{:?}",
+        d.targets[0].path.evidence
+    );
+    r.hops = vec![express_trace(Some(1), &[])];
+    let d = diagnose(&r, &e);
+    assert_eq!(d.verdict.exit_code, 0, "{:?}", d.findings);
+    assert_eq!(d.targets[0].path.kind, PathKind::GatewayEndpoint);
+    assert_eq!(d.targets[0].path.confidence, Confidence::Confirmed);
+    assert_eq!(d.targets[0].path.decided_by, Some(PathEvidence::HopCount));
+    // A NAT gateway (the canary's first hop too) before the service: the internet.
+    r.canary.as_mut().unwrap().outcome = CanaryOutcome::Reachable;
+    r.hops = vec![
+        express_trace(Some(2), &[Some("10.0.0.77")]),
+        canary_trace(Some(5), &[Some("10.0.0.77"), None, Some("52.93.1.1")]),
+    ];
+    let d = diagnose(&r, &e);
+    assert_eq!(d.targets[0].path.kind, PathKind::Internet);
+    assert!(
+        codes(&d).contains(&"PATH_NOT_GATEWAY_ENDPOINT"),
+        "{:?}",
+        codes(&d)
+    );
+    assert_eq!(d.verdict.exit_code, 1);
+}
+
+/// The control plane names the s3express endpoint: missing, it is NO_GATEWAY_ENDPOINT of
+/// com.amazonaws.<region>.s3express even though the S3 one exists.
+#[test]
+fn a_directory_bucket_needs_the_s3express_gateway_endpoint() {
+    let (mut r, e) = healthy_directory_bucket();
+    r.tcp[0].outcome = TcpOutcome::Timeout;
+    r.control_plane = Some(vpc_with_nat(&["52.218.0.0/17"], vec![]));
+    let d = diagnose(&r, &e);
+    let missing = d
+        .findings
+        .iter()
+        .find(|f| f.code.as_str() == "NO_GATEWAY_ENDPOINT")
+        .unwrap_or_else(|| panic!("{:?}", codes(&d)));
+    assert!(
+        missing.title.contains("com.amazonaws.eu-west-1.s3express"),
+        "{}",
+        missing.title
+    );
+    assert_eq!(missing.severity, Severity::Error);
+    assert_eq!(d.verdict.exit_code, 1);
+}

@@ -23,6 +23,7 @@ use aws_smithy_runtime_api::client::dns::{DnsFuture, ResolveDns, ResolveDnsError
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::BeforeDeserializationInterceptorContextRef;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 use aws_smithy_types::retry::RetryConfig;
@@ -269,20 +270,26 @@ impl Intercept for CaptureResponse {
         _components: &RuntimeComponents,
         _cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let response = context.response();
+        if let Ok(mut slot) = self.0.lock() {
+            *slot = Some(Captured::of(context.response()));
+        }
+        Ok(())
+    }
+}
+
+impl Captured {
+    /// The status and the kept headers of a response.
+    pub fn of(response: &HttpResponse) -> Captured {
         let headers = response
             .headers()
             .iter()
             .filter(|(name, _)| KEPT_HEADERS.contains(&name.to_ascii_lowercase().as_str()))
             .map(|(name, value)| (name.to_ascii_lowercase(), value.to_string()))
             .collect();
-        if let Ok(mut slot) = self.0.lock() {
-            *slot = Some(Captured {
-                status: response.status().as_u16(),
-                headers,
-            });
+        Captured {
+            status: response.status().as_u16(),
+            headers,
         }
-        Ok(())
     }
 }
 

@@ -146,7 +146,8 @@ impl NameCtx<'_> {
             .iter()
             .map(|t| {
                 let kind = match t.service {
-                    Service::S3 => CheckKind::S3,
+                    // Directory buckets are called with the S3 API.
+                    Service::S3 | Service::S3express => CheckKind::S3,
                     Service::Dynamodb => CheckKind::Dynamodb,
                 };
                 let id = format!("{}/{}/calls", t.service.as_str(), t.name);
@@ -233,13 +234,18 @@ impl NameCtx<'_> {
             None
         };
         match t.service {
-            Service::S3 => {
+            Service::S3 | Service::S3express => {
                 if let Some(why) = skip_reason {
-                    return vec![site.skipped("HeadBucket", "s3:ListBucket", why)];
+                    let action = match t.service {
+                        Service::S3express => "s3express:CreateSession",
+                        _ => "s3:ListBucket",
+                    };
+                    return vec![site.skipped("HeadBucket", action, why)];
                 }
                 s3::BucketCalls {
                     sdk: env.sdk,
                     endpoint_url: env.s3_override.as_deref(),
+                    directory: t.service == Service::S3express,
                     bucket: &t.name,
                     key: cfg.key.as_deref(),
                     write_test: cfg.write_test,

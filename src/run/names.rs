@@ -358,25 +358,35 @@ pub(super) fn mark_vpc_addresses_private(results: &mut ProbeResults) {
     };
     for lookup in &mut results.dns {
         for a in &mut lookup.addresses {
-            if a.class == AddressClass::Outside && in_vpc(&a.ip) {
+            if matches!(a.class, AddressClass::Outside | AddressClass::Unpublished) && in_vpc(&a.ip)
+            {
                 a.class = AddressClass::Private;
             }
         }
     }
     for app in &mut results.app_dns {
         for a in &mut app.addresses {
-            if a.class == AddressClass::Outside && in_vpc(&a.ip) {
+            if matches!(a.class, AddressClass::Outside | AddressClass::Unpublished) && in_vpc(&a.ip)
+            {
                 a.class = AddressClass::Private;
             }
         }
     }
     for attempt in &mut results.tcp {
-        if attempt.address_class == AddressClass::Outside && in_vpc(&attempt.address) {
+        if matches!(
+            attempt.address_class,
+            AddressClass::Outside | AddressClass::Unpublished
+        ) && in_vpc(&attempt.address)
+        {
             attempt.address_class = AddressClass::Private;
         }
     }
     for trace in results.hops.iter_mut().filter(|t| t.service.is_some()) {
-        if trace.address_class == AddressClass::Outside && in_vpc(&trace.address) {
+        if matches!(
+            trace.address_class,
+            AddressClass::Outside | AddressClass::Unpublished
+        ) && in_vpc(&trace.address)
+        {
             trace.address_class = AddressClass::Private;
         }
     }

@@ -43,7 +43,7 @@ pub(super) fn account_ddb_endpoint(
 pub(super) fn is_regional_name(name: &str, targets: &[TargetSpec]) -> bool {
     targets.iter().any(|t| {
         let regional = match t.service {
-            Service::S3 => t.endpoint_names.last(),
+            Service::S3 | Service::S3express => t.endpoint_names.last(),
             Service::Dynamodb => t.endpoint_names.first(),
         };
         regional.is_some_and(|r| r == name)
@@ -82,16 +82,22 @@ pub fn targets(
             name_sockets: named.iter().map(|n| (n.host.clone(), n.socket)).collect(),
             name_settings: named.into_iter().map(|n| (n.host, n.settings)).collect(),
             endpoint_override: match service {
-                Service::S3 => override_of(&settings.endpoint_url_s3),
+                Service::S3 | Service::S3express => override_of(&settings.endpoint_url_s3),
                 Service::Dynamodb => override_of(&settings.endpoint_url_dynamodb),
             },
             endpoint_error,
         });
     };
     for bucket in &cfg.buckets {
+        // A directory bucket is reached through its own gateway endpoint service (s3express).
+        let service = if endpoints::is_directory_bucket(bucket) {
+            Service::S3express
+        } else {
+            Service::S3
+        };
         spec(
-            format!("s3:{bucket}"),
-            Service::S3,
+            format!("{}:{bucket}", service.as_str()),
+            service,
             bucket,
             endpoints::s3_names(bucket, region, settings),
         );

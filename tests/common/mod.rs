@@ -169,9 +169,16 @@ impl Lab {
         }
     }
 
-    /// The lab's answers: every service name in range.
+    /// The lab's answers: every service name in range, and the names of the lab's directory
+    /// bucket (served only after `add_directory_bucket`).
     pub fn records(&self) -> DnsRecords {
+        let express = Self::ip(self.id, 1, 40);
         DnsRecords::new()
+            .add(&zonal_host(self.id), express)
+            .add(
+                &format!("s3express-control.{REGION}.amazonaws.com"),
+                express,
+            )
             .add(
                 &format!("{}.s3.{REGION}.amazonaws.com", self.bucket),
                 self.s3_ip(),
@@ -321,6 +328,135 @@ impl Drop for Lab {
             let _ = Command::new("iptables").args(args).status();
         }
     }
+}
+
+// ---- S3 Express One Zone: a directory bucket served by its own front
+
+pub const EXPRESS_ZONE: &str = "euw1-az1";
+
+pub fn directory_bucket(id: u8) -> String {
+    format!("dir-{id}--{EXPRESS_ZONE}--x-s3")
+}
+
+pub fn zonal_host(id: u8) -> String {
+    format!(
+        "{}.s3express-{EXPRESS_ZONE}.{REGION}.amazonaws.com",
+        directory_bucket(id)
+    )
+}
+
+pub fn s3_answer(status: u16, headers: &[(&str, &str)], body: &str) -> CannedResponse {
+    let mut headers: Vec<(String, String)> = headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    headers.push(("x-amz-id-2".into(), "test-s3express-host-id".into()));
+    headers.push(("Server".into(), "AmazonS3".into()));
+    CannedResponse {
+        status,
+        reason: String::new(),
+        headers,
+        body: body.into(),
+    }
+}
+
+/// The loopback lab plus a directory bucket: its zonal and control names resolve to their own
+/// front, whose zonal answers are S3 Express One Zone's (moto knows no directory buckets):
+/// `create_session` for the SDK's CreateSession, then HeadBucket, ListObjectsV2, GetObject.
+pub fn express_lab(id: u8, create_session: CannedResponse) -> Lab {
+    // Nothing seeded: the directory bucket is probed alone (`probe_alone`).
+    let mut lab = Lab::aws(
+        id,
+        ImdsFacts::example(),
+        FrontOptions::default(),
+        FrontOptions::default(),
+        false,
+    );
+    add_directory_bucket(&mut lab, create_session);
+    lab
+}
+
+/// Adds the front of the directory bucket `directory_bucket(lab.id)` to a lab (`lab.fronts`'
+/// last), at 127.<id>.1.40, where `Lab::records` resolves its zonal and control names.
+pub fn add_directory_bucket(lab: &mut Lab, create_session: CannedResponse) {
+    let id = lab.id;
+    let ip = Lab::ip(id, 1, 40);
+    let (zonal, control) = (
+        zonal_host(id),
+        format!("s3express-control.{REGION}.amazonaws.com"),
+    );
+    let wildcard = format!("*.s3express-{EXPRESS_ZONE}.{REGION}.amazonaws.com");
+    let leaf = lab.ca.issue(&[wildcard.as_str(), control.as_str()]);
+    let rule = |method: &str, path: Option<&str>, response| FrontRule {
+        host: Some(zonal.clone()),
+        method: Some(method.into()),
+        path_prefix: path.map(str::to_string),
+        amz_target_contains: None,
+        response,
+    };
+    let list = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><ListBucketResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Name>{}</Name><KeyCount>1</KeyCount><MaxKeys>1</MaxKeys><IsTruncated>false</IsTruncated><Contents><Key>probe/object.txt</Key><Size>15</Size></Contents></ListBucketResult>",
+        directory_bucket(id)
+    );
+    let rules = vec![
+        rule("GET", Some("/?session"), create_session),
+        rule(
+            "HEAD",
+            None,
+            s3_answer(200, &[("x-amz-bucket-region", REGION)], ""),
+        ),
+        rule(
+            "GET",
+            Some("/?list-type=2"),
+            s3_answer(200, &[("Content-Type", "application/xml")], &list),
+        ),
+        rule(
+            "GET",
+            Some("/probe/object.txt"),
+            s3_answer(
+                206,
+                &[("Content-Range", "bytes 0-15/15")],
+                "hello from s3x!",
+            ),
+        ),
+    ];
+    lab.fronts.push(start_front(
+        SocketAddr::new(ip, 443),
+        &leaf,
+        moto().addr,
+        FrontOptions {
+            rules,
+            ..FrontOptions::default()
+        },
+    ));
+}
+
+/// The standard arguments without the lab's bucket and table, plus `extra`: only the
+/// directory bucket's own front answers, so the shared moto's load cannot decide the verdict.
+pub fn probe_alone(lab: &Lab, extra: &[&str]) -> Outcome {
+    let mut args = lab.args();
+    for flag in ["--bucket", "--table"] {
+        if let Some(i) = args.iter().position(|a| a == flag) {
+            args.drain(i..i + 2);
+        }
+    }
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let out = lab.dir.path().join("report.json");
+    args.push("--output".into());
+    args.push(out.display().to_string());
+    let mut outcome = lab.run(&args);
+    outcome.report = std::fs::read_to_string(&out)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok());
+    outcome
+}
+
+pub fn session_granted() -> CannedResponse {
+    s3_answer(
+        200,
+        &[("Content-Type", "application/xml")],
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><CreateSessionResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Credentials><SessionToken>test-session-token</SessionToken><SecretAccessKey>test-session-secret</SecretAccessKey><AccessKeyId>ASIATESTS3EXPRESS001</AccessKeyId><Expiration>2099-01-01T00:00:00Z</Expiration></Credentials></CreateSessionResult>",
+    )
 }
 
 pub struct Outcome {

@@ -117,6 +117,20 @@ pub enum AddressClass {
     Private,
     /// Anywhere else.
     Outside,
+    /// A public address of a service whose ranges AWS does not publish (S3 Express One Zone):
+    /// neither inside nor outside; the prefix list (control plane) or the hop check places it.
+    Unpublished,
+}
+
+impl AddressClass {
+    /// Whether the address may be the service's own as far as the published ranges can
+    /// tell: inside the region's ranges, or a service that publishes none.
+    pub fn fits_service(self) -> bool {
+        matches!(
+            self,
+            AddressClass::ServiceRegion | AddressClass::Unpublished
+        )
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
@@ -149,5 +163,6 @@ pub fn class_label(class: AddressClass) -> &'static str {
         AddressClass::ServiceOtherRegion => "other region",
         AddressClass::Private => "private",
         AddressClass::Outside => "outside ranges",
+        AddressClass::Unpublished => "no published ranges",
     }
 }
