@@ -140,7 +140,10 @@ pub(super) fn path_verdict(
         }
         match reading {
             Some(HopReading::Direct { lines }) => v.evidence.extend(lines),
-            Some(HopReading::Through { line, .. }) => v.evidence.push(line),
+            Some(ref through @ HopReading::Through { ref line, .. }) => {
+                v.evidence.push(line.clone());
+                v.evidence.extend(named_hop_lines(through));
+            }
             None => {}
         }
         return v;
@@ -316,7 +319,10 @@ fn range_verdict(
         ));
         match reading {
             Some(HopReading::Direct { lines }) => evidence.extend(lines),
-            Some(HopReading::Through { line, .. }) => evidence.push(line),
+            Some(ref through @ HopReading::Through { ref line, .. }) => {
+                evidence.push(line.clone());
+                evidence.extend(named_hop_lines(through));
+            }
             None => {}
         }
         if canary == Some(CanaryOutcome::Reachable) {
@@ -453,7 +459,95 @@ pub(super) enum HopReading {
         /// Whether the internet canary's trace has the same first hop: the device that carries
         /// the internet traffic (a NAT).
         canary_same: bool,
+        /// The first hop's device when the control plane names it (a private hop only).
+        device: Option<HopDevice>,
+        /// The subnet route table's route for the address, when the table was read.
+        route: Option<RouteTaken>,
     },
+}
+
+/// The device whose private address a hop is, as the control plane describes it.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) struct HopDevice {
+    /// e.g. "NAT gateway nat-0abc (subnet-0def)".
+    pub name: String,
+    /// Its id (nat-..., eni-...), as route targets name it.
+    pub id: String,
+    /// What else the control plane says of it, for a finding's detail.
+    pub facts: String,
+}
+
+/// The subnet route table's route for an address.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) struct RouteTaken {
+    pub table: String,
+    pub address: String,
+    pub target: String,
+    /// Its destination: a CIDR or a prefix list.
+    pub destination: String,
+}
+
+impl RouteTaken {
+    fn line(&self) -> String {
+        format!(
+            "route table {} sends {} to {} ({})",
+            self.table, self.address, self.target, self.destination
+        )
+    }
+}
+
+/// The NAT gateway whose private address `hop` is, when the VPC's NAT gateways were read.
+pub(super) fn hop_device(r: &ProbeResults, hop: &str) -> Option<HopDevice> {
+    let nat = r.control_plane.as_ref()?.nat_gateway_at(hop)?;
+    let subnet = nat
+        .subnet_id
+        .as_deref()
+        .map(|s| format!(" ({s})"))
+        .unwrap_or_default();
+    let mut facts = vec![format!("private {}", nat.private_ips.join(", "))];
+    if !nat.public_ips.is_empty() {
+        facts.push(format!("public {}", nat.public_ips.join(", ")));
+    }
+    if let Some(c) = &nat.connectivity_type {
+        facts.push(format!("connectivity {c}"));
+    }
+    facts.push(format!("state {}", nat.state));
+    Some(HopDevice {
+        name: format!("NAT gateway {}{subnet}", nat.id),
+        id: nat.id.clone(),
+        facts: facts.join(", "),
+    })
+}
+
+/// The route the subnet's route table (when read) gives `address`.
+pub(super) fn route_taken(r: &ProbeResults, address: &str) -> Option<RouteTaken> {
+    let cp = r.control_plane.as_ref()?;
+    let table = cp.route_table.as_ref()?;
+    let ip: IpAddr = address.parse().ok()?;
+    let route = crate::vpc_rules::effective_route(table, ip, &cp.prefix_lists)?;
+    Some(RouteTaken {
+        table: table.id.clone(),
+        address: address.to_string(),
+        target: route.target.clone(),
+        destination: route
+            .destination_cidr
+            .clone()
+            .or_else(|| route.destination_prefix_list.clone())
+            .unwrap_or_else(|| "?".into()),
+    })
+}
+
+/// "hop 2 is 10.0.0.137, NAT gateway nat-0abc (subnet-0def)": a named private first hop, for
+/// the verdicts the route table decides (the hop check is then only the trace line).
+fn named_hop_lines(reading: &HopReading) -> Vec<String> {
+    match reading {
+        HopReading::Through {
+            first: Some((ttl, hop)),
+            device: Some(device),
+            ..
+        } => vec![format!("hop {ttl} is {hop}, {}", device.name)],
+        _ => Vec::new(),
+    }
 }
 
 /// The hop traces of the addresses the target's clients connected to (each address and port
@@ -497,12 +591,18 @@ pub(super) fn hop_reading(r: &ProbeResults, connected: &[&TcpAttempt]) -> Option
         .find(|c| c.service.is_none())
         .and_then(|c| c.first_responder().map(|(_, a)| a.to_string()));
     let canary_same = matches!((&first, &canary_first), (Some((_, a)), Some(c)) if a == c);
+    let device = first
+        .as_ref()
+        .filter(|_| private)
+        .and_then(|(_, hop)| hop_device(r, hop));
     Some(HopReading::Through {
         address: h.address.clone(),
         line: line(h),
         first,
         private,
         canary_same,
+        device,
+        route: route_taken(r, &h.address),
     })
 }
 
@@ -543,15 +643,24 @@ fn hop_verdict(reading: &HopReading, mut evidence: Vec<String>) -> PathVerdict {
             first: Some((ttl, hop)),
             private: true,
             canary_same: true,
+            device,
+            route,
             ..
         } => {
             evidence.push(line.clone());
+            evidence.extend(route.as_ref().map(RouteTaken::line));
             decided(
                 PathKind::Internet,
                 evidence,
-                format!(
-                    "hop {ttl} is {hop}, a private address that is also the internet canary's first hop: a NAT carries the traffic to the internet, not the gateway endpoint"
-                ),
+                match device {
+                    Some(d) => format!(
+                        "hop {ttl} is {hop}, {}, also the internet canary's first hop: it carries the traffic to the internet, not the gateway endpoint",
+                        d.name
+                    ),
+                    None => format!(
+                        "hop {ttl} is {hop}, a private address that is also the internet canary's first hop: a NAT carries the traffic to the internet, not the gateway endpoint"
+                    ),
+                },
             )
         }
         HopReading::Through {
@@ -572,16 +681,47 @@ fn hop_verdict(reading: &HopReading, mut evidence: Vec<String>) -> PathVerdict {
         HopReading::Through {
             line,
             first: Some((ttl, hop)),
+            device,
+            route,
             ..
         } => {
             evidence.push(line.clone());
-            evidence.push(format!("hop {ttl} is {hop}, a private address: a NAT gateway, NAT instance or firewall appliance forwards the traffic before the service"));
+            let to_confirm = match (device, route) {
+                (Some(d), Some(route)) => {
+                    evidence.push(format!(
+                        "hop {ttl} is {hop}, {}: it forwards the traffic before the service",
+                        d.name
+                    ));
+                    evidence.push(route.line());
+                    format!(
+                        "whether {} leads to the internet (a public NAT gateway does) or to another network",
+                        d.id
+                    )
+                }
+                (Some(d), None) => {
+                    evidence.push(format!(
+                        "hop {ttl} is {hop}, {}: it forwards the traffic before the service",
+                        d.name
+                    ));
+                    format!(
+                        "the subnet's route table (ec2:DescribeRouteTables) names the route that sends the traffic to {}",
+                        d.id
+                    )
+                }
+                (None, route) => {
+                    evidence.push(format!("hop {ttl} is {hop}, a private address: a NAT gateway, NAT instance or firewall appliance forwards the traffic before the service"));
+                    evidence.extend(route.as_ref().map(RouteTaken::line));
+                    format!(
+                        "the subnet's route table (ec2:DescribeRouteTables) names the device behind {hop} and whether it leads to the internet"
+                    )
+                }
+            };
             verdict(
                 PathKind::Unknown,
                 Confidence::Unknown,
                 true,
                 evidence,
-                Some(format!("the subnet's route table (ec2:DescribeRouteTables) names the device behind {hop} and whether it leads to the internet").as_str()),
+                Some(to_confirm.as_str()),
             )
         }
         HopReading::Through {
@@ -625,6 +765,8 @@ pub(super) fn hop_findings(r: &ProbeResults, exp: &Expectations, t: &TargetSpec,
         first,
         private,
         canary_same,
+        device,
+        route,
     }) = hop_reading(r, &connected)
     else {
         return;
@@ -635,20 +777,21 @@ pub(super) fn hop_findings(r: &ProbeResults, exp: &Expectations, t: &TargetSpec,
         .filter(|h| h.address == address && h.service.is_some())
         .map(Check::id)
         .collect();
-    // With the route table read, its target for the address names the device (nat-…, eni-…).
-    let device = r.control_plane.as_ref().and_then(|cp| {
-        let table = cp.route_table.as_ref()?;
-        let ip: IpAddr = address.parse().ok()?;
-        crate::vpc_rules::effective_route(table, ip, &cp.prefix_lists)
-            .map(|route| (table.id.clone(), route.target.clone()))
-    });
-    let named = device
+    // The hop's own device when the control plane names it; else the route table's target
+    // for the address (nat-…, eni-…) when the table was read.
+    let named = match (&device, &route) {
+        (Some(d), _) => format!(", {}", d.name),
+        (None, Some(route)) => format!(", {}", route.target),
+        (None, None) => String::new(),
+    };
+    let routed = route
         .as_ref()
-        .map(|(_, target)| format!(", {target}"))
-        .unwrap_or_default();
-    let routed = device
-        .as_ref()
-        .map(|(table, target)| format!(" Route table {table} sends {address} to {target}."))
+        .map(|rt| {
+            format!(
+                " Route table {} sends {} to {} ({}).",
+                rt.table, rt.address, rt.target, rt.destination
+            )
+        })
         .unwrap_or_default();
     let (severity, title, detail) = match &first {
         Some((ttl, hop)) => (
@@ -659,11 +802,16 @@ pub(super) fn hop_findings(r: &ProbeResults, exp: &Expectations, t: &TargetSpec,
             ),
             format!(
                 "The hop check to {address}: {line}. {}{routed} The VPC router is not a hop: through the gateway endpoint the service answers at the first hop.",
-                match (private, canary_same) {
-                    (true, true) => format!(
+                match (private, canary_same, &device) {
+                    (true, true, Some(d)) => format!(
+                        "{hop} is {} ({}), and is also the internet canary's first hop.",
+                        d.name, d.facts
+                    ),
+                    (true, false, Some(d)) => format!("{hop} is {} ({}).", d.name, d.facts),
+                    (true, true, None) => format!(
                         "{hop} is private and is also the internet canary's first hop: a NAT gateway or NAT instance."
                     ),
-                    (true, false) => format!(
+                    (true, false, None) => format!(
                         "{hop} is private: a NAT gateway, NAT instance or firewall appliance in the VPC."
                     ),
                     _ => format!("{hop} is public: an internet router."),
@@ -681,13 +829,72 @@ pub(super) fn hop_findings(r: &ProbeResults, exp: &Expectations, t: &TargetSpec,
             ),
         ),
     };
+    let remediation = match &device {
+        Some(d) => format!(
+            "{} {}",
+            leave_device_fix(r, t, d, route.as_ref()),
+            FindingCode::PATH_NOT_GATEWAY_ENDPOINT.general_fix()
+        ),
+        None => FindingCode::PATH_NOT_GATEWAY_ENDPOINT.general_fix().into(),
+    };
     f.add(
         FindingCode::PATH_NOT_GATEWAY_ENDPOINT,
         severity,
         &t.id,
         title,
         detail,
-        FindingCode::PATH_NOT_GATEWAY_ENDPOINT.general_fix().into(),
+        remediation,
         ids,
     );
+}
+
+/// How the target's traffic leaves the named device for the gateway endpoint: the endpoint's
+/// prefix-list route in the subnet's route table (more specific than a default route to it).
+fn leave_device_fix(
+    r: &ProbeResults,
+    t: &TargetSpec,
+    device: &HopDevice,
+    route: Option<&RouteTaken>,
+) -> String {
+    let cp = r.control_plane.as_ref();
+    let endpoint = cp.and_then(|cp| cp.endpoints.iter().find(|e| e.service == t.service));
+    // The endpoint's route is there but a more specific one wins: that route is the fix.
+    let endpoint_routed = cp.is_some_and(|cp| {
+        let list = cp.prefix_lists.iter().find(|p| p.service == t.service);
+        match (cp.route_table.as_ref(), endpoint, list) {
+            (Some(table), Some(ep), Some(pl)) => {
+                crate::vpc_rules::endpoint_route(table, &pl.id, &ep.id).is_some()
+            }
+            _ => false,
+        }
+    });
+    if let (true, Some(rt)) = (endpoint_routed, route) {
+        return format!(
+            "The traffic to {} goes through {}: route {} -> {} in route table {} is more specific than the gateway endpoint's prefix-list route; delete it or point it at the endpoint's path.",
+            t.id, device.name, rt.destination, rt.target, rt.table
+        );
+    }
+    let table = route.map_or("<rtb>", |rt| rt.table.as_str());
+    let how = match endpoint {
+        Some(ep) => format!(
+            "aws ec2 modify-vpc-endpoint --vpc-endpoint-id {} --add-route-table-ids {table}",
+            ep.id
+        ),
+        None => format!(
+            "aws ec2 create-vpc-endpoint --vpc-endpoint-type Gateway --service-name com.amazonaws.{}.{} --vpc-id <vpc> --route-table-ids {table}",
+            r.region.effective.as_deref().unwrap_or("<region>"),
+            t.service.as_str()
+        ),
+    };
+    let via = match route {
+        Some(rt) if rt.target != device.id => format!(
+            " (route table {} sends it to {} ({}), which leads to {})",
+            rt.table, rt.target, rt.destination, device.id
+        ),
+        _ => String::new(),
+    };
+    format!(
+        "The traffic to {} goes through {}{via}: give the subnet's route table the gateway endpoint's prefix-list route ({how}); it is more specific than a default route, so the traffic stops taking {}.",
+        t.id, device.name, device.id
+    )
 }
