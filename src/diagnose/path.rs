@@ -460,9 +460,9 @@ pub(super) enum HopReading {
         /// the internet traffic (a NAT).
         canary_same: bool,
         /// The first hop's device when the control plane names it (a private hop only).
-        device: Option<HopDevice>,
+        device: Option<Box<HopDevice>>,
         /// The subnet route table's route for the address, when the table was read.
-        route: Option<RouteTaken>,
+        route: Option<Box<RouteTaken>>,
     },
 }
 
@@ -473,7 +473,8 @@ pub(super) struct HopDevice {
     pub name: String,
     /// Its id (nat-..., eni-...), as route targets name it.
     pub id: String,
-    /// What else the control plane says of it, for a finding's detail.
+    /// Where it is and what else the control plane says of it, for a finding's detail: "in
+    /// subnet-0def (public 203.0.113.9, state available)".
     pub facts: String,
 }
 
@@ -504,7 +505,11 @@ pub(super) fn hop_device(r: &ProbeResults, hop: &str) -> Option<HopDevice> {
         .as_deref()
         .map(|s| format!(" ({s})"))
         .unwrap_or_default();
-    let mut facts = vec![format!("private {}", nat.private_ips.join(", "))];
+    let mut facts = Vec::new();
+    // The hop is one of its private addresses; the others say it has several.
+    if nat.private_ips.len() > 1 {
+        facts.push(format!("private {}", nat.private_ips.join(", ")));
+    }
     if !nat.public_ips.is_empty() {
         facts.push(format!("public {}", nat.public_ips.join(", ")));
     }
@@ -512,10 +517,15 @@ pub(super) fn hop_device(r: &ProbeResults, hop: &str) -> Option<HopDevice> {
         facts.push(format!("connectivity {c}"));
     }
     facts.push(format!("state {}", nat.state));
+    let within = nat
+        .subnet_id
+        .as_deref()
+        .map(|s| format!("in {s} "))
+        .unwrap_or_default();
     Some(HopDevice {
         name: format!("NAT gateway {}{subnet}", nat.id),
         id: nat.id.clone(),
-        facts: facts.join(", "),
+        facts: format!("{within}({})", facts.join(", ")),
     })
 }
 
@@ -594,7 +604,8 @@ pub(super) fn hop_reading(r: &ProbeResults, connected: &[&TcpAttempt]) -> Option
     let device = first
         .as_ref()
         .filter(|_| private)
-        .and_then(|(_, hop)| hop_device(r, hop));
+        .and_then(|(_, hop)| hop_device(r, hop))
+        .map(Box::new);
     Some(HopReading::Through {
         address: h.address.clone(),
         line: line(h),
@@ -602,7 +613,7 @@ pub(super) fn hop_reading(r: &ProbeResults, connected: &[&TcpAttempt]) -> Option
         private,
         canary_same,
         device,
-        route: route_taken(r, &h.address),
+        route: route_taken(r, &h.address).map(Box::new),
     })
 }
 
@@ -648,7 +659,7 @@ fn hop_verdict(reading: &HopReading, mut evidence: Vec<String>) -> PathVerdict {
             ..
         } => {
             evidence.push(line.clone());
-            evidence.extend(route.as_ref().map(RouteTaken::line));
+            evidence.extend(route.as_deref().map(RouteTaken::line));
             decided(
                 PathKind::Internet,
                 evidence,
@@ -710,7 +721,7 @@ fn hop_verdict(reading: &HopReading, mut evidence: Vec<String>) -> PathVerdict {
                 }
                 (None, route) => {
                     evidence.push(format!("hop {ttl} is {hop}, a private address: a NAT gateway, NAT instance or firewall appliance forwards the traffic before the service"));
-                    evidence.extend(route.as_ref().map(RouteTaken::line));
+                    evidence.extend(route.as_deref().map(RouteTaken::line));
                     format!(
                         "the subnet's route table (ec2:DescribeRouteTables) names the device behind {hop} and whether it leads to the internet"
                     )
@@ -804,10 +815,10 @@ pub(super) fn hop_findings(r: &ProbeResults, exp: &Expectations, t: &TargetSpec,
                 "The hop check to {address}: {line}. {}{routed} The VPC router is not a hop: through the gateway endpoint the service answers at the first hop.",
                 match (private, canary_same, &device) {
                     (true, true, Some(d)) => format!(
-                        "{hop} is {} ({}), and is also the internet canary's first hop.",
-                        d.name, d.facts
+                        "{hop} is NAT gateway {} {}, and is also the internet canary's first hop.",
+                        d.id, d.facts
                     ),
-                    (true, false, Some(d)) => format!("{hop} is {} ({}).", d.name, d.facts),
+                    (true, false, Some(d)) => format!("{hop} is NAT gateway {} {}.", d.id, d.facts),
                     (true, true, None) => format!(
                         "{hop} is private and is also the internet canary's first hop: a NAT gateway or NAT instance."
                     ),
@@ -832,7 +843,7 @@ pub(super) fn hop_findings(r: &ProbeResults, exp: &Expectations, t: &TargetSpec,
     let remediation = match &device {
         Some(d) => format!(
             "{} {}",
-            leave_device_fix(r, t, d, route.as_ref()),
+            leave_device_fix(r, t, d, route.as_deref()),
             FindingCode::PATH_NOT_GATEWAY_ENDPOINT.general_fix()
         ),
         None => FindingCode::PATH_NOT_GATEWAY_ENDPOINT.general_fix().into(),

@@ -1208,7 +1208,7 @@ fn a_private_first_hop_is_named_by_the_nat_gateway_it_belongs_to() {
         "traffic to s3:b passes 10.0.0.137 (hop 1, NAT gateway nat-0a1b (subnet-0pub)) before the service: not the gateway endpoint"
     );
     assert!(
-        f.detail.contains("10.0.0.137 is NAT gateway nat-0a1b (subnet-0pub) (private 10.0.0.137, public 203.0.113.99, connectivity public, state available), and is also the internet canary's first hop.")
+        f.detail.contains("10.0.0.137 is NAT gateway nat-0a1b in subnet-0pub (public 203.0.113.99, connectivity public, state available), and is also the internet canary's first hop.")
             && f.detail.contains("Route table rtb-1 sends 52.218.1.1 to nat-0a1b (0.0.0.0/0)."),
         "{}",
         f.detail
