@@ -1183,7 +1183,11 @@ fn path_finding(d: &Diagnosis) -> &Finding {
 fn a_private_first_hop_is_named_by_the_nat_gateway_it_belongs_to() {
     let (mut r, e) = healthy();
     through_private_nat(&mut r);
+    // The endpoint exists, but the subnet's table lost its prefix-list route.
     let mut cp = vpc_with_nat(&[], vec![]);
+    if let Some(table) = cp.route_table.as_mut() {
+        table.routes.retain(|r| r.destination_prefix_list.is_none());
+    }
     cp.reads.push(ok_read("ec2:DescribeNatGateways"));
     cp.nat_gateways = vec![nat_gateway()];
     r.control_plane = Some(cp);
@@ -1205,7 +1209,7 @@ fn a_private_first_hop_is_named_by_the_nat_gateway_it_belongs_to() {
     let f = path_finding(&d);
     assert_eq!(
         f.title,
-        "traffic to s3:b passes 10.0.0.137 (hop 1, NAT gateway nat-0a1b (subnet-0pub)) before the service: not the gateway endpoint"
+        "traffic to s3:b passes 10.0.0.137 (hop 1, NAT gateway nat-0a1b) before the service: not the gateway endpoint"
     );
     assert!(
         f.detail.contains("10.0.0.137 is NAT gateway nat-0a1b in subnet-0pub (public 203.0.113.99, connectivity public, state available), and is also the internet canary's first hop.")
@@ -1213,12 +1217,13 @@ fn a_private_first_hop_is_named_by_the_nat_gateway_it_belongs_to() {
         "{}",
         f.detail
     );
-    // The endpoint exists but its prefix list holds no entry for the address: the fix is the
-    // endpoint's route in this table, named with both ids.
+    // The fix is the endpoint's route in this table, named with both ids.
     assert!(
         f.remediation
-            .starts_with("The traffic to s3:b goes through NAT gateway nat-0a1b (subnet-0pub)")
-            && f.remediation.contains("rtb-1"),
+            .starts_with("The traffic to s3:b goes through NAT gateway nat-0a1b (subnet-0pub): ")
+            && f.remediation.contains(
+                "aws ec2 modify-vpc-endpoint --vpc-endpoint-id vpce-0s3 --add-route-table-ids rtb-1"
+            ),
         "{}",
         f.remediation
     );
@@ -1254,8 +1259,7 @@ fn a_named_nat_gateway_without_the_route_table() {
     );
     let f = path_finding(&d);
     assert!(
-        f.title
-            .contains("(hop 1, NAT gateway nat-0a1b (subnet-0pub))"),
+        f.title.contains("(hop 1, NAT gateway nat-0a1b)"),
         "{}",
         f.title
     );
