@@ -119,6 +119,8 @@ pub async fn read(
     let vpc = instance.vpc_id.clone().unwrap_or_default();
     let subnet = instance.subnet_id.clone().unwrap_or_default();
     let names: Vec<String> = services.iter().map(|s| service_name(region, *s)).collect();
+    let by_subnet = filter("association.subnet-id", std::slice::from_ref(&subnet));
+    let by_vpc = filter("vpc-id", std::slice::from_ref(&vpc));
     use tokio::time::timeout as t;
 
     let (rtb, main_rtb, endpoints, pls, sgs, acl, dns_support, dns_hostnames, nats) = tokio::join!(
@@ -126,17 +128,14 @@ pub async fn read(
             limit,
             client
                 .describe_route_tables()
-                .filters(filter(
-                    "association.subnet-id",
-                    std::slice::from_ref(&subnet)
-                ))
+                .filters(by_subnet.clone())
                 .send()
         ),
         t(
             limit,
             client
                 .describe_route_tables()
-                .filters(filter("vpc-id", std::slice::from_ref(&vpc)))
+                .filters(by_vpc.clone())
                 .filters(filter("association.main", &["true".to_string()]))
                 .send()
         ),
@@ -144,7 +143,7 @@ pub async fn read(
             limit,
             client
                 .describe_vpc_endpoints()
-                .filters(filter("vpc-id", std::slice::from_ref(&vpc)))
+                .filters(by_vpc.clone())
                 .filters(filter("service-name", &names))
                 .send()
         ),
@@ -166,10 +165,7 @@ pub async fn read(
             limit,
             client
                 .describe_network_acls()
-                .filters(filter(
-                    "association.subnet-id",
-                    std::slice::from_ref(&subnet)
-                ))
+                .filters(by_subnet.clone())
                 .send()
         ),
         t(
@@ -191,10 +187,7 @@ pub async fn read(
         // The VPC's NAT gateways name a private first hop of the hop check.
         t(
             limit,
-            client
-                .describe_nat_gateways()
-                .filter(filter("vpc-id", std::slice::from_ref(&vpc)))
-                .send()
+            client.describe_nat_gateways().filter(by_vpc.clone()).send()
         ),
     );
     let mut cp = ControlPlane::default();

@@ -268,36 +268,7 @@ pub(super) fn hop_verdict(reading: &HopReading, mut evidence: Vec<String>) -> Pa
             ..
         } => {
             evidence.push(line.clone());
-            let to_confirm = match (device, route) {
-                (Some(d), Some(route)) => {
-                    evidence.push(format!(
-                        "hop {ttl} is {hop}, {}: it forwards the traffic before the service",
-                        d.name
-                    ));
-                    evidence.push(route.line());
-                    format!(
-                        "whether {} leads to the internet (a public NAT gateway does) or to another network",
-                        d.id
-                    )
-                }
-                (Some(d), None) => {
-                    evidence.push(format!(
-                        "hop {ttl} is {hop}, {}: it forwards the traffic before the service",
-                        d.name
-                    ));
-                    format!(
-                        "the subnet's route table (ec2:DescribeRouteTables) names the route that sends the traffic to {}",
-                        d.id
-                    )
-                }
-                (None, route) => {
-                    evidence.push(format!("hop {ttl} is {hop}, a private address: a NAT gateway, NAT instance or firewall appliance forwards the traffic before the service"));
-                    evidence.extend(route.as_deref().map(RouteTaken::line));
-                    format!(
-                        "the subnet's route table (ec2:DescribeRouteTables) names the device behind {hop} and whether it leads to the internet"
-                    )
-                }
-            };
+            let to_confirm = private_hop_evidence(*ttl, hop, device, route, &mut evidence);
             verdict(
                 PathKind::Unknown,
                 Confidence::Unknown,
@@ -319,6 +290,45 @@ pub(super) fn hop_verdict(reading: &HopReading, mut evidence: Vec<String>) -> Pa
                 Some(
                     "the subnet's route table (ec2:DescribeRouteTables) says what carries the traffic",
                 ),
+            )
+        }
+    }
+}
+
+/// A private first hop that is not the canary's: what it is (named when the control plane
+/// says) and the route there; returns what would confirm where it leads.
+fn private_hop_evidence(
+    ttl: u8,
+    hop: &str,
+    device: &Option<Box<HopDevice>>,
+    route: &Option<Box<RouteTaken>>,
+    evidence: &mut Vec<String>,
+) -> String {
+    match (device, route) {
+        (Some(d), route) => {
+            evidence.push(format!(
+                "hop {ttl} is {hop}, {}: it forwards the traffic before the service",
+                d.name
+            ));
+            match route {
+                Some(route) => {
+                    evidence.push(route.line());
+                    format!(
+                        "whether {} leads to the internet (a public NAT gateway does) or to another network",
+                        d.id
+                    )
+                }
+                None => format!(
+                    "the subnet's route table (ec2:DescribeRouteTables) names the route that sends the traffic to {}",
+                    d.id
+                ),
+            }
+        }
+        (None, route) => {
+            evidence.push(format!("hop {ttl} is {hop}, a private address: a NAT gateway, NAT instance or firewall appliance forwards the traffic before the service"));
+            evidence.extend(route.as_deref().map(RouteTaken::line));
+            format!(
+                "the subnet's route table (ec2:DescribeRouteTables) names the device behind {hop} and whether it leads to the internet"
             )
         }
     }
