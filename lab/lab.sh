@@ -123,7 +123,7 @@ FAULTS=(
   "route-override-blackhole:route table: a more specific route for 198.51.100.0/28 and $S3_OVERRIDE6 (S3) to a deleted appliance (blackhole)"
   "endpoint-route-missing-v6:route table: no IPv6 prefix-list routes for S3 and DynamoDB (IPv4 ones intact); IPv6 falls to the blackhole default (silent drop)"
   "endpoint-route-unreachable-v6:route table: the IPv6 prefix-list routes of S3 and DynamoDB replaced by unreachable routes (the router answers ICMPv6 no-route: ENETUNREACH)"
-  "nat-gateway:route table: default route to a NAT gateway (the instance has an internet path)"
+  "nat-gateway:route table: default route to a NAT gateway (the instance has an internet path; the NAT's hop answers from the private address EC2 describes for it, NAT_IP in ec2-model.env)"
   "appliance-in-path:route table: the S3 prefix list's IPv4 range routed through a firewall appliance ($FW_IP) that forwards it to the gateway endpoint (S3 still works, one hop further)"
   "icmp-filtered:router: sends no ICMP time exceeded (IPv4 and IPv6), so every hop before the service is silent"
   "dns-nxdomain:VPC resolver: NXDOMAIN for the S3 and DynamoDB names (a private zone shadows them)"
@@ -156,12 +156,12 @@ FAULTS=(
   "hosts-pinned-s3:instance: /etc/hosts pins the S3 names to $S3_IP (today's address: works, goes stale later)"
   "blackhole-second-addresses:route table: $S3_IP2/32 and $DDB_IP2/32 (the second addresses) to a deleted appliance (blackhole)"
   "s3-port-8443:S3 front: also serves port 8443 (for the profile whose endpoint_url names that port)"
-  "ec2-vpc-model:EC2 API: describes the lab's VPC (moto holds its VPC, subnet, route table with the prefix-list routes and, with nat-gateway, the NAT default route, gateway endpoints, security group, network ACL; IMDS serves those ids), reached through an EC2 interface endpoint ($EC2_IFE_IP, private DNS)"
+  "ec2-vpc-model:EC2 API: describes the lab's VPC (moto holds its VPC, subnet, route table with the prefix-list routes (gone with endpoint-route-missing) and, with nat-gateway, the NAT default route, gateway endpoints, NAT gateway, security group, network ACL; IMDS serves those ids), reached through an EC2 interface endpoint ($EC2_IFE_IP, private DNS)"
 )
 
 # The faults the EC2 model does not mirror: with ec2-vpc-model, the route table, security
 # group and network ACL moto describes would no longer be the lab's, so they are refused.
-EC2_MODEL_UNMIRRORED=(sg-egress-drop nacl-ephemeral-narrow nacl-outbound-deny-443 endpoint-route-missing
+EC2_MODEL_UNMIRRORED=(sg-egress-drop nacl-ephemeral-narrow nacl-outbound-deny-443
   ddb-endpoint-missing s3express-endpoint-missing route-override-blackhole endpoint-route-missing-v6 endpoint-route-unreachable-v6
   vpc-dns-disabled blackhole-s3 blackhole-ddb blackhole-second-addresses)
 
@@ -388,20 +388,47 @@ moto_ec2() {
     --data "Version=2016-11-15&$1" "http://127.0.0.1:$MOTO_PORT/"
 }
 
-# The EC2 model mirrors the faults it knows: nat-gateway's default route. Reset removes it.
+# The EC2 model mirrors the faults it knows: nat-gateway's default route, and
+# endpoint-route-missing (the endpoints no longer serve the subnet's route table, and their
+# prefix-list routes are gone). Reset restores both.
 ec2_model_sync() {
   [ -s "$LAB_DIR/ec2-model.env" ] || return 0
   local rtb code
   rtb=$(ec2_model RTB_ID)
   if has_fault ec2-vpc-model && has_fault nat-gateway; then
-    [ -e "$LAB_DIR/ec2-model.nat" ] && return 0
-    code=$(moto_ec2 "Action=CreateRoute&RouteTableId=$rtb&DestinationCidrBlock=0.0.0.0/0&NatGatewayId=$(ec2_model NAT_ID)")
-    [ "$code" = 200 ] || die "moto: CreateRoute 0.0.0.0/0 -> NAT answered $code"
-    : >"$LAB_DIR/ec2-model.nat"
+    if [ ! -e "$LAB_DIR/ec2-model.nat" ]; then
+      code=$(moto_ec2 "Action=CreateRoute&RouteTableId=$rtb&DestinationCidrBlock=0.0.0.0/0&NatGatewayId=$(ec2_model NAT_ID)")
+      [ "$code" = 200 ] || die "moto: CreateRoute 0.0.0.0/0 -> NAT answered $code"
+      : >"$LAB_DIR/ec2-model.nat"
+    fi
   elif [ -e "$LAB_DIR/ec2-model.nat" ]; then
     code=$(moto_ec2 "Action=DeleteRoute&RouteTableId=$rtb&DestinationCidrBlock=0.0.0.0/0")
     [ "$code" = 200 ] || die "moto: DeleteRoute 0.0.0.0/0 answered $code"
     rm -f "$LAB_DIR/ec2-model.nat"
+  fi
+  local svc vpce pl
+  if has_fault ec2-vpc-model && has_fault endpoint-route-missing; then
+    if [ ! -e "$LAB_DIR/ec2-model.no-endpoint-routes" ]; then
+      for svc in S3 DDB; do
+        vpce=$(ec2_model "${svc}_VPCE") pl=$(ec2_model "${svc}_PL")
+        code=$(moto_ec2 "Action=ModifyVpcEndpoint&VpcEndpointId=$vpce&RemoveRouteTableId.1=$rtb")
+        [ "$code" = 200 ] || die "moto: ModifyVpcEndpoint $vpce -$rtb answered $code"
+        # moto keeps the prefix-list route when the table leaves the endpoint (AWS removes it).
+        code=$(moto_ec2 "Action=DeleteRoute&RouteTableId=$rtb&DestinationPrefixListId=$pl")
+        [ "$code" = 200 ] || die "moto: DeleteRoute $pl answered $code"
+      done
+      : >"$LAB_DIR/ec2-model.no-endpoint-routes"
+    fi
+  elif [ -e "$LAB_DIR/ec2-model.no-endpoint-routes" ]; then
+    for svc in S3 DDB; do
+      vpce=$(ec2_model "${svc}_VPCE") pl=$(ec2_model "${svc}_PL")
+      code=$(moto_ec2 "Action=ModifyVpcEndpoint&VpcEndpointId=$vpce&AddRouteTableId.1=$rtb")
+      [ "$code" = 200 ] || die "moto: ModifyVpcEndpoint $vpce +$rtb answered $code"
+      # What AWS adds with the association (moto's CreateRoute takes the endpoint as gateway).
+      code=$(moto_ec2 "Action=CreateRoute&RouteTableId=$rtb&DestinationPrefixListId=$pl&GatewayId=$vpce")
+      [ "$code" = 200 ] || die "moto: CreateRoute $pl -> $vpce answered $code"
+    done
+    rm -f "$LAB_DIR/ec2-model.no-endpoint-routes"
   fi
 }
 
@@ -567,6 +594,9 @@ net_healthy() {
   ip -6 -n "$NS_RTR" route add blackhole default proto static
   # What the NAT gateway does when a default route points at it.
   ipt "$NS_RTR" -t nat -A POSTROUTING -o igw -j MASQUERADE
+  # The router answers the subnet from its own address (nat-gateway lends it the NAT's).
+  ip -n "$NS_RTR" route replace "$SUBNET" dev sub proto kernel scope link src 10.0.1.1
+  ip -n "$NS_RTR" -4 addr flush dev lo scope global
   # The VPC router is not a hop: where it delivers to a gateway endpoint or to a network
   # interface in the VPC, the packet arrives with the TTL it was sent with (a TTL restore
   # before the router's own decrement, which happens before FORWARD: hence PREROUTING). Faults
@@ -647,7 +677,15 @@ apply_net_fault() {
       ip -n "$NS_RTR" route replace blackhole "$DDB_IP2/32" proto static
       ttl_restore -I sub 4 "$S3_IP2/32" "$DDB_IP2/32" ;;
     nat-gateway)
-      ip -n "$NS_RTR" route replace default via 10.255.1.2 dev igw proto static ;;
+      ip -n "$NS_RTR" route replace default via 10.255.1.2 dev igw proto static
+      # In AWS the VPC router is never a hop; the NAT gateway is, answering from its private
+      # address (the one EC2 describes). The router's ICMP errors toward the subnet take the
+      # source of its route there: the NAT's address, on the router's lo.
+      local nat_ip
+      nat_ip=$(ec2_model NAT_IP)
+      [ -n "$nat_ip" ] || die "no NAT_IP in $LAB_DIR/ec2-model.env (lab.sh up seeds it)"
+      ip -n "$NS_RTR" addr replace "$nat_ip/32" dev lo
+      ip -n "$NS_RTR" route replace "$SUBNET" dev sub proto kernel scope link src "$nat_ip" ;;
     appliance-in-path)
       # The VPC router delivers to the appliance's interface (no hop: the restore stays), the
       # appliance forwards (its hop), and the firewall subnet's table sends it to the endpoint.
@@ -932,15 +970,31 @@ rtb = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
 ec2.associate_route_table(RouteTableId=rtb, SubnetId=subnet)
 igw = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
 ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
-eip = ec2.allocate_address(Domain="vpc")["AllocationId"]
-nat = ec2.create_nat_gateway(SubnetId=public, AllocationId=eip)["NatGateway"]["NatGatewayId"]
+# moto gives a NAT gateway a random private address anywhere in 10.0.0.0/8 (AWS takes one of
+# its subnet's). The lab's router answers from it under nat-gateway, so it must not be one of
+# the lab's own: a clash is deleted (it stays listed as "deleted", as in AWS) and made again.
+import ipaddress
+taken = [ipaddress.ip_network(n) for n in
+         ("10.0.1.0/24", "10.0.2.0/24", "10.0.3.0/24", "10.255.0.0/16")]
+while True:
+    eip = ec2.allocate_address(Domain="vpc")["AllocationId"]
+    made = ec2.create_nat_gateway(SubnetId=public, AllocationId=eip)["NatGateway"]
+    nat = made["NatGatewayId"]
+    nat_ip = ec2.describe_nat_gateways(NatGatewayIds=[nat])["NatGateways"][0]["NatGatewayAddresses"][0]["PrivateIp"]
+    addr = ipaddress.ip_address(nat_ip)
+    if not any(addr in n for n in taken) and str(addr).split(".")[-1] not in ("0", "255"):
+        break
+    ec2.delete_nat_gateway(NatGatewayId=nat)
+vpce = {}
 for svc in ("s3", "dynamodb"):
-    ec2.create_vpc_endpoint(VpcEndpointType="Gateway", VpcId=vpc, RouteTableIds=[rtb],
-                            ServiceName=f"com.amazonaws.{region}.{svc}")
+    vpce[svc] = ec2.create_vpc_endpoint(VpcEndpointType="Gateway", VpcId=vpc, RouteTableIds=[rtb],
+                                        ServiceName=f"com.amazonaws.{region}.{svc}")["VpcEndpoint"]["VpcEndpointId"]
 sg = ec2.create_security_group(VpcId=vpc, GroupName="lab-instance", Description="the lab instance")["GroupId"]
 lists = {p["PrefixListName"]: p["PrefixListId"] for p in ec2.describe_prefix_lists()["PrefixLists"]}
 with open(model_file, "w") as f:
     f.write(f"VPC_ID={vpc}\nSUBNET_ID={subnet}\nRTB_ID={rtb}\nSG_ID={sg}\nNAT_ID={nat}\n"
+            f"NAT_IP={nat_ip}\nPUBLIC_SUBNET_ID={public}\n"
+            f"S3_VPCE={vpce['s3']}\nDDB_VPCE={vpce['dynamodb']}\n"
             f"S3_PL={lists[f'com.amazonaws.{region}.s3']}\nDDB_PL={lists[f'com.amazonaws.{region}.dynamodb']}\n")
 print("seeded", bucket, table, "and", vpc)
 PY

@@ -234,8 +234,34 @@ def take_lab_lock() -> int:
     return fd
 
 
-def substitute(value: str, home: Path) -> str:
-    return value.replace("{lab_dir}", str(LAB_DIR)).replace("{home}", str(home))
+# The lab's EC2 model (lab.sh up writes it): {nat_id} and {nat_ip} in a scenario's args, env
+# and expectations are the seeded NAT gateway's id and private address (moto picks the address
+# at random, and the NAT's hop answers from it). Read again after every `lab.sh up`.
+MODEL: dict[str, str] = {}
+MODEL_KEYS = {"nat_id": "NAT_ID", "nat_ip": "NAT_IP"}
+
+
+def read_model() -> None:
+    MODEL.clear()
+    try:
+        lines = (LAB_DIR / "ec2-model.env").read_text().splitlines()
+    except OSError:
+        return
+    for line in lines:
+        key, sep, value = line.partition("=")
+        if sep:
+            MODEL[key.strip()] = value.strip()
+
+
+def substitute(value: str, home: Path | None = None) -> str:
+    value = value.replace("{lab_dir}", str(LAB_DIR))
+    if home is not None:
+        value = value.replace("{home}", str(home))
+    # Without the model the placeholder stays, and the expectation holding it fails visibly.
+    for name, key in MODEL_KEYS.items():
+        if key in MODEL:
+            value = value.replace("{" + name + "}", MODEL[key])
+    return value
 
 
 def build_command(s: Scenario, binary: Path, home: Path) -> list[str]:
@@ -334,7 +360,7 @@ def check(s: Scenario, r: Result) -> None:
         lines = r.stderr.strip().splitlines()
         if len(lines) != 1:
             r.problems.append(f"expected one line on stderr, got {len(lines)}")
-        for needle in s.text:
+        for needle in map(substitute, s.text):
             if needle not in r.stderr:
                 r.problems.append(f"stderr lacks {needle!r}")
         return
@@ -384,11 +410,11 @@ def check(s: Scenario, r: Result) -> None:
             if got.get(key) != value:
                 r.problems.append(f"{target} path {key} = {got.get(key)!r}, expected {value!r}")
     check_hops(s, r, rep)
-    for needle in s.text:
+    for needle in map(substitute, s.text):
         if needle not in r.stdout:
             r.problems.append(f"text report lacks {needle!r}")
     report_text = json.dumps(rep)
-    for needle in s.not_text:
+    for needle in map(substitute, s.not_text):
         for where, text in (("text report", r.stdout), ("stderr", r.stderr), ("JSON report", report_text)):
             if needle in text:
                 r.problems.append(f"the {where} contains {needle!r}")
@@ -401,6 +427,7 @@ def check_hops(s: Scenario, r: Result, rep: dict) -> None:
         if ev.get("type") == "hops":
             traces.setdefault(ev.get("address"), ev)
     for address, want in s.hops.items():
+        address = substitute(address)
         got = traces.get(address)
         if got is None:
             r.problems.append(f"no hop check of {address} in the report")
@@ -409,8 +436,9 @@ def check_hops(s: Scenario, r: Result, rep: dict) -> None:
         if "answered_at" in want and at != want["answered_at"]:
             r.problems.append(f"hops {address}: answered at {at}, expected {want['answered_at']}")
         via = [h.get("from") or "*" for h in got.get("hops", [])]
-        if "via" in want and via != want["via"]:
-            r.problems.append(f"hops {address}: via {via}, expected {want['via']}")
+        want_via = [substitute(v) for v in want.get("via", [])]
+        if "via" in want and via != want_via:
+            r.problems.append(f"hops {address}: via {via}, expected {want_via}")
 
 
 def actual_summary(r: Result) -> str:
@@ -547,6 +575,7 @@ def main() -> int:
     try:
         t = time.monotonic()
         lab("up")
+        read_model()
         print(f"lab up in {time.monotonic() - t:.1f} s; {len(scenarios)} scenario(s); binary {binary}", flush=True)
         start_seconds = process_start(binary)
         print(f"process start (ip netns exec ... vpce-probe --version): {start_seconds * 1000:.0f} ms", flush=True)
@@ -561,6 +590,7 @@ def main() -> int:
                         json.dumps(r.report, indent=2) + "\n")
                 if r.lab_broken:
                     lab("up")
+                    read_model()
                 if r.ok and s.known_bug:
                     status = "PASS"
                     note = f"  (known_bug no longer reproduces: remove it from {s.path.name})"

@@ -59,6 +59,51 @@ fn lab(id: u8, vpc: &MotoVpc, extra_body_rules: Vec<(String, CannedResponse)>) -
 #[test]
 fn route_table_evidence_confirms_the_gateway_path() {
     let vpc = moto().create_vpc(REGION, true, true);
+    // A NAT gateway in a public subnet, no route to it: read and kept, changing no verdict.
+    let nat: std::sync::Mutex<Option<(String, String, String)>> = std::sync::Mutex::new(None);
+    moto().ec2_change(REGION, |ec2| {
+        let vpc_id = vpc.vpc_id.clone();
+        let nat = &nat;
+        async move {
+            let public = ec2
+                .create_subnet()
+                .vpc_id(vpc_id)
+                .cidr_block("10.0.0.0/24")
+                .send()
+                .await
+                .expect("public subnet")
+                .subnet()
+                .and_then(|s| s.subnet_id())
+                .expect("subnet id")
+                .to_string();
+            let eip = ec2
+                .allocate_address()
+                .domain(aws_sdk_ec2::types::DomainType::Vpc)
+                .send()
+                .await
+                .expect("eip");
+            let created = ec2
+                .create_nat_gateway()
+                .subnet_id(&public)
+                .allocation_id(eip.allocation_id().expect("allocation id"))
+                .send()
+                .await
+                .expect("nat gateway");
+            let gw = created.nat_gateway().expect("nat gateway");
+            let private_ip = gw
+                .nat_gateway_addresses()
+                .iter()
+                .find_map(|a| a.private_ip())
+                .expect("private ip")
+                .to_string();
+            *nat.lock().unwrap() = Some((
+                gw.nat_gateway_id().expect("nat id").to_string(),
+                public,
+                private_ip,
+            ));
+        }
+    });
+    let (nat_id, nat_subnet, nat_ip) = nat.into_inner().unwrap().expect("the NAT gateway");
     let lab = lab(61, &vpc, vec![]);
     let out = lab.probe(&[]);
     out.expect(
@@ -90,6 +135,29 @@ fn route_table_evidence_confirms_the_gateway_path() {
         .find(|c| c["check"] == "ec2")
         .expect("ec2 check");
     assert_eq!(ec2["status"], "ok", "{ec2}");
+    let nats = ec2["evidence"]["nat_gateways"]
+        .as_array()
+        .expect("nat_gateways");
+    let read = nats
+        .iter()
+        .find(|n| n["id"] == nat_id.as_str())
+        .unwrap_or_else(|| panic!("{nat_id} not among {nats:?}"));
+    assert_eq!(read["subnet_id"], nat_subnet.as_str(), "{read}");
+    assert_eq!(read["state"], "available", "{read}");
+    assert_eq!(read["private_ips"][0], nat_ip.as_str(), "{read}");
+    assert_eq!(
+        read["public_ips"].as_array().map(Vec::len),
+        Some(1),
+        "{read}"
+    );
+    assert!(
+        ec2["evidence"]["reads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["action"] == "ec2:DescribeNatGateways" && r["outcome"] == "ok"),
+        "{ec2}"
+    );
 }
 
 #[test]
@@ -364,6 +432,10 @@ fn a_role_that_may_not_describe_falls_back_to_data_plane_evidence() {
         (
             "Action=DescribePrefixLists".to_string(),
             ec2_denied("DescribePrefixLists"),
+        ),
+        (
+            "Action=DescribeNatGateways".to_string(),
+            ec2_denied("DescribeNatGateways"),
         ),
     ];
     let lab = lab(66, &vpc, denied);

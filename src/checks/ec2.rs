@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
+use aws_sdk_ec2::operation::describe_nat_gateways::DescribeNatGatewaysOutput;
 use aws_sdk_ec2::operation::describe_prefix_lists::DescribePrefixListsOutput;
 use aws_sdk_ec2::operation::describe_route_tables::DescribeRouteTablesOutput;
 use aws_sdk_ec2::operation::describe_vpc_endpoints::DescribeVpcEndpointsOutput;
@@ -15,8 +16,9 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use super::control_plane::service_name;
 use crate::net::millis;
 use crate::report::{
-    ControlPlane, ControlPlaneRead, EndpointFacts, InstanceFacts, NaclEntry, NetworkAclFacts,
-    PrefixListFacts, ReadOutcome, RouteFacts, RouteTableFacts, SecurityGroupFacts, Service, SgRule,
+    ControlPlane, ControlPlaneRead, EndpointFacts, InstanceFacts, NaclEntry, NatGatewayFacts,
+    NetworkAclFacts, PrefixListFacts, ReadOutcome, RouteFacts, RouteTableFacts, SecurityGroupFacts,
+    Service, SgRule,
 };
 
 fn filter(name: &str, values: &[String]) -> Filter {
@@ -75,7 +77,7 @@ where
 
 /// The reads `read` makes, in the order it records them (the prefix lists' entries follow only
 /// when the lists were read).
-const READS: [&str; 8] = [
+const READS: [&str; 9] = [
     "ec2:DescribeRouteTables",
     "ec2:DescribeRouteTables (main)",
     "ec2:DescribeVpcEndpoints",
@@ -84,6 +86,7 @@ const READS: [&str; 8] = [
     "ec2:DescribeNetworkAcls",
     "ec2:DescribeVpcAttribute",
     "ec2:DescribeVpcAttribute",
+    "ec2:DescribeNatGateways",
 ];
 
 /// The control plane when the EC2 API accepted no connection (as from a private subnet without
@@ -116,24 +119,23 @@ pub async fn read(
     let vpc = instance.vpc_id.clone().unwrap_or_default();
     let subnet = instance.subnet_id.clone().unwrap_or_default();
     let names: Vec<String> = services.iter().map(|s| service_name(region, *s)).collect();
+    let by_subnet = filter("association.subnet-id", std::slice::from_ref(&subnet));
+    let by_vpc = filter("vpc-id", std::slice::from_ref(&vpc));
     use tokio::time::timeout as t;
 
-    let (rtb, main_rtb, endpoints, pls, sgs, acl, dns_support, dns_hostnames) = tokio::join!(
+    let (rtb, main_rtb, endpoints, pls, sgs, acl, dns_support, dns_hostnames, nats) = tokio::join!(
         t(
             limit,
             client
                 .describe_route_tables()
-                .filters(filter(
-                    "association.subnet-id",
-                    std::slice::from_ref(&subnet)
-                ))
+                .filters(by_subnet.clone())
                 .send()
         ),
         t(
             limit,
             client
                 .describe_route_tables()
-                .filters(filter("vpc-id", std::slice::from_ref(&vpc)))
+                .filters(by_vpc.clone())
                 .filters(filter("association.main", &["true".to_string()]))
                 .send()
         ),
@@ -141,7 +143,7 @@ pub async fn read(
             limit,
             client
                 .describe_vpc_endpoints()
-                .filters(filter("vpc-id", std::slice::from_ref(&vpc)))
+                .filters(by_vpc.clone())
                 .filters(filter("service-name", &names))
                 .send()
         ),
@@ -163,10 +165,7 @@ pub async fn read(
             limit,
             client
                 .describe_network_acls()
-                .filters(filter(
-                    "association.subnet-id",
-                    std::slice::from_ref(&subnet)
-                ))
+                .filters(by_subnet.clone())
                 .send()
         ),
         t(
@@ -184,6 +183,11 @@ pub async fn read(
                 .vpc_id(&vpc)
                 .attribute(VpcAttributeName::EnableDnsHostnames)
                 .send()
+        ),
+        // The VPC's NAT gateways name a private first hop of the hop check.
+        t(
+            limit,
+            client.describe_nat_gateways().filter(by_vpc.clone()).send()
         ),
     );
     let mut cp = ControlPlane::default();
@@ -214,6 +218,9 @@ pub async fn read(
         .and_then(|o| o.enable_dns_support().and_then(|v| v.value()));
     cp.dns_hostnames = record(reads, READS[7], dns_hostnames)
         .and_then(|o| o.enable_dns_hostnames().and_then(|v| v.value()));
+    if let Some(out) = record(reads, READS[8], nats) {
+        cp.nat_gateways = nat_gateways(&out);
+    }
     cp.duration_ms = millis(started.elapsed());
     cp
 }
@@ -290,6 +297,33 @@ fn gateway_endpoints(
                 policy: e.policy_document().map(str::to_string),
                 ip_address_type: e.ip_address_type().map(|t| t.as_str().to_string()),
             })
+        })
+        .collect()
+}
+
+/// The VPC's NAT gateways with their addresses.
+fn nat_gateways(out: &DescribeNatGatewaysOutput) -> Vec<NatGatewayFacts> {
+    out.nat_gateways()
+        .iter()
+        .map(|n| {
+            let addresses = n.nat_gateway_addresses();
+            NatGatewayFacts {
+                id: n.nat_gateway_id().unwrap_or_default().to_string(),
+                subnet_id: n.subnet_id().map(str::to_string),
+                state: n
+                    .state()
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_default(),
+                connectivity_type: n.connectivity_type().map(|c| c.as_str().to_string()),
+                private_ips: addresses
+                    .iter()
+                    .filter_map(|a| a.private_ip().map(str::to_string))
+                    .collect(),
+                public_ips: addresses
+                    .iter()
+                    .filter_map(|a| a.public_ip().map(str::to_string))
+                    .collect(),
+            }
         })
         .collect()
 }

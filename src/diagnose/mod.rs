@@ -8,6 +8,7 @@
 mod auth;
 mod control_plane;
 mod dns;
+mod hops;
 mod network;
 mod path;
 mod proxy;
@@ -131,7 +132,7 @@ const TARGET_RULES: &[TargetRule] = &[
     control_plane::control_plane_findings,
     |r, _, t, f| control_plane::reachability_findings(r, t, f),
     |r, _, t, f| network::nacl_sweep_findings(r, t, f),
-    path::hop_findings,
+    hops::hop_findings,
 ];
 
 /// The findings about the host as a whole, before any target's.

@@ -4,16 +4,14 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use super::{Expectations, Findings};
-use crate::catalogue::FindingCode;
-use crate::checks::Check;
+use super::Expectations;
+use super::hops::{HopReading, hop_reading, hop_verdict, named_hop_lines};
 use crate::checks::tls as tls_check;
 use crate::proxy_rules::HttpClientKind;
 use crate::report::*;
 use crate::results::{ProbeResults, TargetSpec};
-use crate::settings::ExpectPath;
 
-fn verdict(
+pub(super) fn verdict(
     kind: PathKind,
     confidence: Confidence,
     reachable: bool,
@@ -31,7 +29,7 @@ fn verdict(
 }
 
 /// The VPC's CIDRs as IMDS gave them.
-fn vpc_cidrs(r: &ProbeResults) -> Vec<ipnet::IpNet> {
+pub(super) fn vpc_cidrs(r: &ProbeResults) -> Vec<ipnet::IpNet> {
     r.instance
         .as_ref()
         .map(|i| i.vpc_cidrs.iter().filter_map(|c| c.parse().ok()).collect())
@@ -140,7 +138,10 @@ pub(super) fn path_verdict(
         }
         match reading {
             Some(HopReading::Direct { lines }) => v.evidence.extend(lines),
-            Some(HopReading::Through { line, .. }) => v.evidence.push(line),
+            Some(ref through @ HopReading::Through { ref line, .. }) => {
+                v.evidence.push(line.clone());
+                v.evidence.extend(named_hop_lines(through));
+            }
             None => {}
         }
         return v;
@@ -149,7 +150,7 @@ pub(super) fn path_verdict(
 }
 
 /// The SDK sends a name of the target through a proxy: the proxy is the path.
-fn proxy_verdict(r: &ProbeResults, t: &TargetSpec) -> Option<PathVerdict> {
+pub(super) fn proxy_verdict(r: &ProbeResults, t: &TargetSpec) -> Option<PathVerdict> {
     let mut evidence = Vec::new();
     let names = &t.endpoint_names;
     let for_names = |n: &String| names.contains(n);
@@ -326,7 +327,10 @@ fn range_verdict(
         ));
         match reading {
             Some(HopReading::Direct { lines }) => evidence.extend(lines),
-            Some(HopReading::Through { line, .. }) => evidence.push(line),
+            Some(ref through @ HopReading::Through { ref line, .. }) => {
+                evidence.push(line.clone());
+                evidence.extend(named_hop_lines(through));
+            }
             None => {}
         }
         if canary == Some(CanaryOutcome::Reachable) {
@@ -443,261 +447,4 @@ fn confirmed_by_route_table(
         });
     }
     None
-}
-
-/// What the hop check says of the path to a target's connected addresses.
-#[derive(Clone, Debug, PartialEq)]
-pub(super) enum HopReading {
-    /// Every traced address answered at TTL 1: nothing between the VPC router and the service.
-    Direct { lines: Vec<String> },
-    /// Something forwards the traffic before the service answers.
-    Through {
-        /// The address whose trace shows it, and its compact trace.
-        address: String,
-        line: String,
-        /// The first hop that named itself: its TTL and address.
-        first: Option<(u8, String)>,
-        /// Whether that hop is a private address (or inside the VPC): a NAT gateway, NAT
-        /// instance or appliance in the VPC; otherwise an internet router.
-        private: bool,
-        /// Whether the internet canary's trace has the same first hop: the device that carries
-        /// the internet traffic (a NAT).
-        canary_same: bool,
-    },
-}
-
-/// The hop traces of the addresses the target's clients connected to (each address and port
-/// once), and the canary's, read together. None when no trace says anything (not run, or
-/// nothing answered at any TTL).
-pub(super) fn hop_reading(r: &ProbeResults, connected: &[&TcpAttempt]) -> Option<HopReading> {
-    let traces: Vec<&HopTrace> = r
-        .hops
-        .iter()
-        .filter(|h| h.service.is_some())
-        .filter(|h| {
-            connected
-                .iter()
-                .any(|a| a.address == h.address && a.port == h.port)
-        })
-        .filter(|h| h.answered_at.is_some() || h.first_responder().is_some())
-        .collect();
-    if traces.is_empty() {
-        return None;
-    }
-    let line = |h: &HopTrace| format!("hops {}: {}", h.address, h.compact());
-    let through = traces
-        .iter()
-        .filter(|h| h.answered_at != Some(1))
-        // A trace whose hops named themselves says more than one of silent hops.
-        .min_by_key(|h| h.first_responder().is_none());
-    let Some(h) = through else {
-        return Some(HopReading::Direct {
-            lines: traces.iter().map(|h| line(h)).collect(),
-        });
-    };
-    let first = h.first_responder().map(|(ttl, a)| (ttl, a.to_string()));
-    let vpc = vpc_cidrs(r);
-    let private = first
-        .as_ref()
-        .and_then(|(_, a)| a.parse::<IpAddr>().ok())
-        .is_some_and(|ip| is_private(ip) || vpc.iter().any(|n| n.contains(&ip)));
-    let canary_first = r
-        .hops
-        .iter()
-        .find(|c| c.service.is_none())
-        .and_then(|c| c.first_responder().map(|(_, a)| a.to_string()));
-    let canary_same = matches!((&first, &canary_first), (Some((_, a)), Some(c)) if a == c);
-    Some(HopReading::Through {
-        address: h.address.clone(),
-        line: line(h),
-        first,
-        private,
-        canary_same,
-    })
-}
-
-fn is_private(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            // RFC 1918, and the shared address space (100.64.0.0/10) some VPCs use.
-            v4.is_private() || (v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64)
-        }
-        IpAddr::V6(v6) => v6.is_unique_local(),
-    }
-}
-
-/// With every address in the service's ranges: what the hop check decides, if anything.
-fn hop_verdict(reading: &HopReading, mut evidence: Vec<String>) -> PathVerdict {
-    let decided = |kind, mut evidence: Vec<String>, line: String| {
-        evidence.push(line);
-        PathVerdict {
-            kind,
-            confidence: Confidence::Confirmed,
-            reachable: true,
-            evidence,
-            to_confirm: None,
-            decided_by: Some(PathEvidence::HopCount),
-        }
-    };
-    match reading {
-        HopReading::Direct { lines } => {
-            evidence.extend(lines.iter().cloned());
-            decided(
-                PathKind::GatewayEndpoint,
-                evidence,
-                "the service answered at the first hop: the VPC router delivered the traffic straight to it, as it does through a gateway endpoint (a NAT gateway or appliance would answer first)".into(),
-            )
-        }
-        HopReading::Through {
-            line,
-            first: Some((ttl, hop)),
-            private: true,
-            canary_same: true,
-            ..
-        } => {
-            evidence.push(line.clone());
-            decided(
-                PathKind::Internet,
-                evidence,
-                format!(
-                    "hop {ttl} is {hop}, a private address that is also the internet canary's first hop: a NAT carries the traffic to the internet, not the gateway endpoint"
-                ),
-            )
-        }
-        HopReading::Through {
-            line,
-            first: Some((ttl, hop)),
-            private: false,
-            ..
-        } => {
-            evidence.push(line.clone());
-            decided(
-                PathKind::Internet,
-                evidence,
-                format!(
-                    "hop {ttl} is {hop}, a public address: the traffic crosses the internet before the service"
-                ),
-            )
-        }
-        HopReading::Through {
-            line,
-            first: Some((ttl, hop)),
-            ..
-        } => {
-            evidence.push(line.clone());
-            evidence.push(format!("hop {ttl} is {hop}, a private address: a NAT gateway, NAT instance or firewall appliance forwards the traffic before the service"));
-            verdict(
-                PathKind::Unknown,
-                Confidence::Unknown,
-                true,
-                evidence,
-                Some(format!("the subnet's route table (ec2:DescribeRouteTables) names the device behind {hop} and whether it leads to the internet").as_str()),
-            )
-        }
-        HopReading::Through {
-            line, first: None, ..
-        } => {
-            evidence.push(line.clone());
-            evidence.push("the service answered only after hops that sent nothing back (ICMP filtered or rate-limited): something forwards the traffic before it, so it is not delivered straight through a gateway endpoint".into());
-            verdict(
-                PathKind::Unknown,
-                Confidence::Unknown,
-                true,
-                evidence,
-                Some(
-                    "the subnet's route table (ec2:DescribeRouteTables) says what carries the traffic",
-                ),
-            )
-        }
-    }
-}
-
-/// PATH_NOT_GATEWAY_ENDPOINT from the hop check: the gateway endpoint is expected, the
-/// service's addresses are in its ranges, and something answered before the service. An ICMP
-/// sender is proof (an error); silent hops only (a filtered or lost probe) a warning.
-pub(super) fn hop_findings(r: &ProbeResults, exp: &Expectations, t: &TargetSpec, f: &mut Findings) {
-    if exp.expect_path != ExpectPath::Gateway || proxy_verdict(r, t).is_some() {
-        return;
-    }
-    let connected: Vec<&TcpAttempt> = r
-        .tcp
-        .iter()
-        .filter(|a| {
-            t.endpoint_names.contains(&a.name)
-                && a.outcome == TcpOutcome::Connected
-                && a.origin == AddressOrigin::Application
-                && a.address_class.fits_service()
-        })
-        .collect();
-    let Some(HopReading::Through {
-        address,
-        line,
-        first,
-        private,
-        canary_same,
-    }) = hop_reading(r, &connected)
-    else {
-        return;
-    };
-    let ids: Vec<String> = r
-        .hops
-        .iter()
-        .filter(|h| h.address == address && h.service.is_some())
-        .map(Check::id)
-        .collect();
-    // With the route table read, its target for the address names the device (nat-…, eni-…).
-    let device = r.control_plane.as_ref().and_then(|cp| {
-        let table = cp.route_table.as_ref()?;
-        let ip: IpAddr = address.parse().ok()?;
-        crate::vpc_rules::effective_route(table, ip, &cp.prefix_lists)
-            .map(|route| (table.id.clone(), route.target.clone()))
-    });
-    let named = device
-        .as_ref()
-        .map(|(_, target)| format!(", {target}"))
-        .unwrap_or_default();
-    let routed = device
-        .as_ref()
-        .map(|(table, target)| format!(" Route table {table} sends {address} to {target}."))
-        .unwrap_or_default();
-    let (severity, title, detail) = match &first {
-        Some((ttl, hop)) => (
-            Severity::Error,
-            format!(
-                "traffic to {} passes {hop} (hop {ttl}{named}) before the service: not the gateway endpoint",
-                t.id
-            ),
-            format!(
-                "The hop check to {address}: {line}. {}{routed} The VPC router is not a hop: through the gateway endpoint the service answers at the first hop.",
-                match (private, canary_same) {
-                    (true, true) => format!(
-                        "{hop} is private and is also the internet canary's first hop: a NAT gateway or NAT instance."
-                    ),
-                    (true, false) => format!(
-                        "{hop} is private: a NAT gateway, NAT instance or firewall appliance in the VPC."
-                    ),
-                    _ => format!("{hop} is public: an internet router."),
-                }
-            ),
-        ),
-        None => (
-            Severity::Warning,
-            format!(
-                "traffic to {} answers only after silent hops: not straight through the gateway endpoint",
-                t.id
-            ),
-            format!(
-                "The hop check to {address}: {line}. The hops before it sent no ICMP (filtered or rate-limited), or a probe was lost; through the gateway endpoint the service answers at the first hop."
-            ),
-        ),
-    };
-    f.add(
-        FindingCode::PATH_NOT_GATEWAY_ENDPOINT,
-        severity,
-        &t.id,
-        title,
-        detail,
-        FindingCode::PATH_NOT_GATEWAY_ENDPOINT.general_fix().into(),
-        ids,
-    );
 }

@@ -1256,3 +1256,174 @@ fn a_directory_bucket_needs_the_s3express_gateway_endpoint() {
     assert_eq!(missing.severity, Severity::Error);
     assert_eq!(d.verdict.exit_code, 1);
 }
+
+/// The VPC's NAT gateway at 10.0.0.137 in the public subnet, as DescribeNatGateways gives it.
+fn nat_gateway() -> NatGatewayFacts {
+    NatGatewayFacts {
+        id: "nat-0a1b".into(),
+        subnet_id: Some("subnet-0pub".into()),
+        state: "available".into(),
+        connectivity_type: Some("public".into()),
+        private_ips: vec!["10.0.0.137".into()],
+        public_ips: vec!["203.0.113.99".into()],
+    }
+}
+
+/// The service's and the canary's traces both pass the private 10.0.0.137 first.
+fn through_private_nat(r: &mut ProbeResults) {
+    r.canary.as_mut().unwrap().outcome = CanaryOutcome::Reachable;
+    r.hops = vec![
+        trace("52.218.1.1", Some(2), &[Some("10.0.0.137")]),
+        canary_trace(Some(4), &[Some("10.0.0.137"), None, Some("52.93.1.1")]),
+    ];
+}
+
+fn path_finding(d: &Diagnosis) -> &Finding {
+    d.findings
+        .iter()
+        .find(|f| f.code == FindingCode::PATH_NOT_GATEWAY_ENDPOINT)
+        .expect("PATH_NOT_GATEWAY_ENDPOINT")
+}
+
+/// A private first hop that is a NAT gateway's address is named by it, with the route that
+/// sends the service there; the verdict the route table decides says the same.
+#[test]
+fn a_private_first_hop_is_named_by_the_nat_gateway_it_belongs_to() {
+    let (mut r, e) = healthy();
+    through_private_nat(&mut r);
+    // The endpoint exists, but the subnet's table lost its prefix-list route.
+    let mut cp = vpc_with_nat(&[], vec![]);
+    if let Some(table) = cp.route_table.as_mut() {
+        table.routes.retain(|r| r.destination_prefix_list.is_none());
+    }
+    cp.reads.push(ok_read("ec2:DescribeNatGateways"));
+    cp.nat_gateways = vec![nat_gateway()];
+    r.control_plane = Some(cp);
+    let d = diagnose(&r, &e);
+    let path = &d.targets[0].path;
+    assert_eq!(path.kind, PathKind::Internet, "{path:?}");
+    assert_eq!(
+        path.decided_by,
+        Some(PathEvidence::ControlPlane),
+        "{path:?}"
+    );
+    assert!(
+        path.evidence
+            .iter()
+            .any(|l| l == "hop 1 is 10.0.0.137, NAT gateway nat-0a1b (subnet-0pub)"),
+        "{:?}",
+        path.evidence
+    );
+    let f = path_finding(&d);
+    assert_eq!(
+        f.title,
+        "traffic to s3:b passes 10.0.0.137 (hop 1, NAT gateway nat-0a1b) before the service: not the gateway endpoint"
+    );
+    assert!(
+        f.detail.contains("10.0.0.137 is NAT gateway nat-0a1b in subnet-0pub (public 203.0.113.99, connectivity public, state available), and is also the internet canary's first hop.")
+            && f.detail.contains("Route table rtb-1 sends 52.218.1.1 to nat-0a1b (0.0.0.0/0)."),
+        "{}",
+        f.detail
+    );
+    // The fix is the endpoint's route in this table, named with both ids.
+    assert!(
+        f.remediation
+            .starts_with("The traffic to s3:b goes through NAT gateway nat-0a1b (subnet-0pub): ")
+            && f.remediation.contains(
+                "aws ec2 modify-vpc-endpoint --vpc-endpoint-id vpce-0s3 --add-route-table-ids rtb-1"
+            ),
+        "{}",
+        f.remediation
+    );
+}
+
+/// Without the route table (denied) but with the NAT gateways read, the hop check still
+/// names the device, and says which read would name the route.
+#[test]
+fn a_named_nat_gateway_without_the_route_table() {
+    let (mut r, e) = healthy();
+    through_private_nat(&mut r);
+    r.canary.as_mut().unwrap().outcome = CanaryOutcome::Unreachable;
+    r.hops.truncate(1);
+    r.control_plane = Some(ControlPlane {
+        reads: vec![ok_read("ec2:DescribeNatGateways")],
+        nat_gateways: vec![nat_gateway()],
+        ..ControlPlane::default()
+    });
+    let d = diagnose(&r, &e);
+    let path = &d.targets[0].path;
+    assert_eq!(path.kind, PathKind::Unknown, "{path:?}");
+    assert!(
+        path.evidence.iter().any(|l| l
+            == "hop 1 is 10.0.0.137, NAT gateway nat-0a1b (subnet-0pub): it forwards the traffic before the service"),
+        "{:?}",
+        path.evidence
+    );
+    assert!(
+        path.to_confirm
+            .as_deref()
+            .is_some_and(|c| c.contains("route that sends the traffic to nat-0a1b")),
+        "{path:?}"
+    );
+    let f = path_finding(&d);
+    assert!(
+        f.title.contains("(hop 1, NAT gateway nat-0a1b)"),
+        "{}",
+        f.title
+    );
+    assert!(
+        f.remediation.contains("create-vpc-endpoint")
+            && f.remediation.contains("com.amazonaws.eu-west-1.s3"),
+        "{}",
+        f.remediation
+    );
+}
+
+/// Without the control plane, and with a NAT gateway that is gone (deleted: its address may
+/// be another device's now), the private hop keeps today's unnamed wording.
+#[test]
+fn an_unnamed_private_first_hop_keeps_the_general_wording() {
+    for control_plane in [
+        None,
+        Some(ControlPlane {
+            reads: vec![ok_read("ec2:DescribeNatGateways")],
+            nat_gateways: vec![NatGatewayFacts {
+                state: "deleted".into(),
+                ..nat_gateway()
+            }],
+            ..ControlPlane::default()
+        }),
+    ] {
+        let (mut r, e) = healthy();
+        through_private_nat(&mut r);
+        r.control_plane = control_plane;
+        let d = diagnose(&r, &e);
+        let path = &d.targets[0].path;
+        assert_eq!(path.kind, PathKind::Internet, "{path:?}");
+        assert_eq!(path.decided_by, Some(PathEvidence::HopCount), "{path:?}");
+        assert!(
+            path.evidence.iter().any(|l| l
+                == "hop 1 is 10.0.0.137, a private address that is also the internet canary's first hop: a NAT carries the traffic to the internet, not the gateway endpoint"),
+            "{:?}",
+            path.evidence
+        );
+        assert!(
+            !path.evidence.iter().any(|l| l.contains("nat-0a1b")),
+            "{path:?}"
+        );
+        let f = path_finding(&d);
+        assert_eq!(
+            f.title,
+            "traffic to s3:b passes 10.0.0.137 (hop 1) before the service: not the gateway endpoint"
+        );
+        assert!(
+            f.detail.contains("10.0.0.137 is private and is also the internet canary's first hop: a NAT gateway or NAT instance."),
+            "{}",
+            f.detail
+        );
+        assert_eq!(
+            f.remediation,
+            FindingCode::PATH_NOT_GATEWAY_ENDPOINT.general_fix()
+        );
+    }
+}

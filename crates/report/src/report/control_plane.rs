@@ -24,6 +24,9 @@ pub struct ControlPlane {
     pub dns_support: Option<bool>,
     pub dns_hostnames: Option<bool>,
     pub duration_ms: u64,
+    /// The VPC's NAT gateways: a private first hop is named by the one whose address it is.
+    #[serde(default)]
+    pub nat_gateways: Vec<NatGatewayFacts>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
@@ -68,6 +71,30 @@ pub struct EndpointFacts {
     pub route_table_ids: Vec<String>,
     pub policy: Option<String>,
     pub ip_address_type: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct NatGatewayFacts {
+    /// nat-...
+    pub id: String,
+    /// The subnet it lives in (a public subnet for a public NAT gateway).
+    pub subnet_id: Option<String>,
+    /// pending, available, deleting, deleted or failed.
+    pub state: String,
+    /// "public" or "private".
+    pub connectivity_type: Option<String>,
+    /// The private addresses of its network interfaces: the address a hop trace sees.
+    pub private_ips: Vec<String>,
+    /// The Elastic IP addresses it translates to (none for a private NAT gateway).
+    pub public_ips: Vec<String>,
+}
+
+impl NatGatewayFacts {
+    /// Whether it still forwards traffic (a deleted or failed one stays listed for a while,
+    /// and its address may belong to something else by then).
+    pub fn forwards(&self) -> bool {
+        !matches!(self.state.as_str(), "deleted" | "failed")
+    }
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
@@ -153,6 +180,13 @@ impl ControlPlane {
         out.sort();
         out.dedup();
         out
+    }
+
+    /// The NAT gateway (still forwarding) whose private address `ip` is.
+    pub fn nat_gateway_at(&self, ip: &str) -> Option<&NatGatewayFacts> {
+        self.nat_gateways
+            .iter()
+            .find(|n| n.forwards() && n.private_ips.iter().any(|p| p == ip))
     }
 
     pub fn read_ok(&self, action: &str) -> bool {
