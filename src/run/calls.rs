@@ -159,8 +159,10 @@ impl NameCtx<'_> {
                 .iter()
                 .zip(scheduled)
                 .map(|(t, scheduled)| async move {
-                    // The names this target calls: its first name and, for a table, the
-                    // account-based name the account pipeline may add.
+                    // Every name's addresses first (see ready.rs), then the names this
+                    // target calls: its first name and, for a table, the account-based name
+                    // the account pipeline may add.
+                    self.ready.wait(super::ready::ALL_LOOKUPS).await;
                     if let Some(host) = t.endpoint_names.first() {
                         self.ready.wait(host).await;
                     }

@@ -309,6 +309,8 @@ async fn probe_names(s: &Setup<'_>, probe_region: &str, settings: &SdkSettings) 
         c.proxy_env = Some(proxy_env.clone());
     });
     let ready = ready::NameReady::default();
+    // The regional names' lookups; the account-based name is the tables' own wait.
+    ready.expect_lookups(names.len());
     let ctx = NameCtx {
         cfg,
         budget: s.budget,
@@ -325,7 +327,7 @@ async fn probe_names(s: &Setup<'_>, probe_region: &str, settings: &SdkSettings) 
     };
     let pipelines = join_all(names.iter().map(|(name, service, socket)| {
         let nacl = is_regional_name(name, &static_targets);
-        ctx.name_pipeline(name, *service, *socket, nacl, Vec::new())
+        ctx.name_pipeline(name, *service, *socket, nacl, Vec::new(), true)
     }));
     let account_pipeline = account_pipeline(&ctx, s.imds);
     // The signed calls start as soon as the credentials are loaded: STS and the control
@@ -391,8 +393,15 @@ async fn account_name(ctx: &NameCtx<'_>, imds: &ImdsOnce) {
             t.name_sockets.insert(name.clone(), named.socket);
         }
     });
-    ctx.name_pipeline(&name, Service::Dynamodb, named.socket, false, vpc_cidrs)
-        .await;
+    ctx.name_pipeline(
+        &name,
+        Service::Dynamodb,
+        named.socket,
+        false,
+        vpc_cidrs,
+        false,
+    )
+    .await;
 }
 
 struct NameCtx<'a> {

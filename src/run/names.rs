@@ -23,6 +23,8 @@ const MAX_ADDRESSES_PER_NAME: usize = 8;
 
 impl NameCtx<'_> {
     /// DNS → (TCP → TLS per address) ∥ NACL sweep ∥ proxy CONNECT, for one service name.
+    /// `counts_in_lookups`: a name known at the start, counted in `ALL_LOOKUPS` (the
+    /// account-based name, found later from IMDS, is not: its tables wait for it by name).
     pub(super) async fn name_pipeline(
         &self,
         name: &str,
@@ -30,6 +32,7 @@ impl NameCtx<'_> {
         socket: NameSocket,
         sweep_nacl: bool,
         vpc_cidrs: Vec<IpNet>,
+        counts_in_lookups: bool,
     ) {
         let classifier = Classifier {
             ranges: &self.cfg.ranges,
@@ -82,6 +85,9 @@ impl NameCtx<'_> {
                 c.app_dns.push(app);
             });
             drop(dns_scheduled);
+            if counts_in_lookups {
+                self.ready.lookups_done();
+            }
             let sweep_target = addresses
                 .iter()
                 .find(|(ip, _, origin)| ip.is_ipv4() && *origin == AddressOrigin::Application)

@@ -2,6 +2,9 @@
 //! CONNECT probe are done. A target's signed calls wait for the names they call, not for the
 //! whole data plane, so a black-holed name costs its own timeout and the healthy targets' calls
 //! run meanwhile (the hop traces and the NACL sweep, which the calls do not read, go on beside).
+//! They also wait until every name's DNS answers are in: with many targets, signing and TLS of
+//! early calls beside the other names' lookups (which take milliseconds) could delay those past
+//! their timeout on a small instance, and a healthy resolver would look broken.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -11,7 +14,11 @@ use tokio::sync::watch;
 #[derive(Default)]
 pub(super) struct NameReady {
     names: Mutex<HashMap<String, watch::Sender<bool>>>,
+    lookups_left: std::sync::atomic::AtomicUsize,
 }
+
+/// What every call waits for first: the DNS lookups of every name (`expect_lookups`).
+pub(super) const ALL_LOOKUPS: &str = "(every name's DNS lookups)";
 
 impl NameReady {
     fn sender(&self, name: &str) -> watch::Sender<bool> {
@@ -23,6 +30,26 @@ impl NameReady {
             .entry(name.to_string())
             .or_insert_with(|| watch::Sender::new(false))
             .clone()
+    }
+
+    /// `n` names will look up their addresses; `ALL_LOOKUPS` is done when each said so
+    /// (at once when there are none).
+    pub(super) fn expect_lookups(&self, n: usize) {
+        self.lookups_left
+            .store(n, std::sync::atomic::Ordering::Release);
+        if n == 0 {
+            self.done(ALL_LOOKUPS);
+        }
+    }
+
+    /// One name's DNS lookups are done.
+    pub(super) fn lookups_done(&self) {
+        let before = self
+            .lookups_left
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        if before == 1 {
+            self.done(ALL_LOOKUPS);
+        }
     }
 
     /// `name`'s connections are known.
@@ -65,5 +92,28 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(1), waiting)
             .await
             .expect("released by its own name");
+    }
+
+    #[tokio::test]
+    async fn every_lookup_must_be_done_before_all_lookups_is() {
+        let ready = NameReady::default();
+        ready.expect_lookups(2);
+        let waiting = ready.wait(ALL_LOOKUPS);
+        tokio::pin!(waiting);
+        ready.lookups_done();
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), &mut waiting)
+                .await
+                .is_err()
+        );
+        ready.lookups_done();
+        tokio::time::timeout(Duration::from_secs(1), waiting)
+            .await
+            .expect("both names looked up");
+        let none = NameReady::default();
+        none.expect_lookups(0);
+        tokio::time::timeout(Duration::from_secs(1), none.wait(ALL_LOOKUPS))
+            .await
+            .expect("nothing to look up");
     }
 }
