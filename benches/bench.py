@@ -827,6 +827,58 @@ def m_footprint(lab: Lab, runs: int, idle_s: int = 20, busy_s: int = 30) -> dict
     return out
 
 
+# The emulator's floor for section 5: the probe's signed calls for N buckets and N tables, made by
+# a minimal client (boto3, the lab's venv) within the probe's default call bounds (8 in flight per
+# address: one pool per service, each service one address in the lab). Credentials, clients and
+# the first connections are made before the clock starts: the figure is the calls alone.
+FLOOR_CLIENT = r"""
+import concurrent.futures as cf, json, statistics, sys, time
+import boto3, botocore.config
+n, per_address, runs = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+cfg = botocore.config.Config(region_name="eu-west-1", max_pool_connections=per_address,
+                             retries={"total_max_attempts": 1}, connect_timeout=3, read_timeout=10)
+session = boto3.session.Session()
+s3 = session.client("s3", config=cfg)
+ddb = session.client("dynamodb", config=cfg)
+ddb_account = session.client("dynamodb", config=cfg,
+                             endpoint_url="https://123456789012.ddb.eu-west-1.amazonaws.com")
+buckets = ["lab-bucket"] + [f"lab-bucket-{i:02d}" for i in range(1, n)]
+tables = ["lab-table"] + [f"lab-table-{i:02d}" for i in range(1, n)]
+s3_calls, ddb_calls = [], []
+for b in buckets:  # HeadBucket, GetBucketLocation, ListObjectsV2, GetObject: as the probe
+    s3_calls += [lambda b=b: s3.head_bucket(Bucket=b), lambda b=b: s3.get_bucket_location(Bucket=b),
+                 lambda b=b: s3.list_objects_v2(Bucket=b, MaxKeys=1),
+                 lambda b=b: s3.get_object(Bucket=b, Key="probe/object.txt", Range="bytes=0-15")["Body"].read()]
+for t in tables:  # DescribeTable on both names, GetItem
+    ddb_calls += [lambda t=t: ddb.describe_table(TableName=t), lambda t=t: ddb_account.describe_table(TableName=t),
+                  lambda t=t: ddb.get_item(TableName=t, Key={"pk": {"S": "id-1"}})]
+s3.head_bucket(Bucket="lab-bucket"); ddb.describe_table(TableName="lab-table")
+ddb_account.describe_table(TableName="lab-table")
+walls, errors = [], 0
+for _ in range(runs):
+    started = time.monotonic()
+    with cf.ThreadPoolExecutor(per_address) as s3_pool, cf.ThreadPoolExecutor(per_address) as ddb_pool:
+        futures = [s3_pool.submit(c) for c in s3_calls] + [ddb_pool.submit(c) for c in ddb_calls]
+        errors += sum(1 for f in futures if f.exception())
+    walls.append(time.monotonic() - started)
+print(json.dumps({"calls": len(s3_calls) + len(ddb_calls), "median": statistics.median(walls),
+                  "min": min(walls), "runs": runs, "errors": errors, "per_address": per_address}))
+"""
+
+
+def emulator_floor(lab: Lab, n: int, runs: int, per_address: int = 8) -> dict | None:
+    """The same signed calls as a probe of N buckets and N tables, by a minimal client."""
+    script = lab.work / "floor_client.py"
+    script.write_text(FLOOR_CLIENT)
+    r = lab.exec(["/opt/vpce-probe-test/venv/bin/python", str(script), str(n), str(per_address), str(runs)],
+                 {"AWS_CA_BUNDLE": str(LAB_DIR / "trust.pem")}, check=False)
+    try:
+        return json.loads(r.stdout.strip().splitlines()[-1])
+    except (json.JSONDecodeError, IndexError):
+        log(f"emulator floor (n={n}) failed: {(r.stderr or '').strip()[-300:]}")
+        return None
+
+
 def m_scaling(lab: Lab, runs: int) -> dict:
     lab.set_faults()
     log("scaling: seeding 49 more buckets and tables")
@@ -856,9 +908,10 @@ def m_scaling(lab: Lab, runs: int) -> dict:
                 failing = sorted({f["code"] for f in doc.get("findings", []) if f.get("severity") in ("error", "ERROR")})
             except json.JSONDecodeError:
                 checks, failed, failing, by_check = None, [], ["(no JSON)"], {}
+            floor = emulator_floor(lab, n, runs)
             res[n] = {"wall": hf, "rss_kb": rss, "cpu_s": cpu, "exit": rep.returncode, "checks": checks,
                       "failed_checks": len(failed), "failed_by_check": by_check, "errors": failing, "listen_overflows": ov,
-                      "calls": n * 4 + n * 3}
+                      "calls": n * 4 + n * 3, "floor": floor}
         out[variant] = {"faults": list(faults), "n": res}
     lab.set_faults()
     return out
@@ -1131,12 +1184,22 @@ def render(res: dict) -> str:
         a("Buckets `lab-bucket`, `lab-bucket-01..49` and tables `lab-table`, `lab-table-01..49` "
           "(`lab.sh seed 49`), each with the object / item of the standard arguments; `--timeout 1`.")
         a("")
-        a("| lab state | N | signed calls | wall (median) | / N=1 | CPU (user+sys) | peak RSS | checks (failed) | lab servers' listen overflows | exit, errors |")
-        a("|---|---|---|---|---|---|---|---|---|---|")
+        a("The floor: the same signed calls made by a minimal client (boto3 in the lab's venv, 8 in flight "
+          "per service address as the probe's default bounds; credentials and first connections made before "
+          "the clock starts), i.e. what the lab's emulator (moto, single Python process, behind the TLS fronts) "
+          "can serve on this machine. The probe's wall time over it shows what the probe adds.")
+        a("")
+        a("| lab state | N | signed calls | wall (median) | / N=1 | emulator floor: the calls alone (median) | wall / floor "
+          "| CPU (user+sys) | peak RSS | checks (failed) | lab servers' listen overflows | exit, errors |")
+        a("|---|---|---|---|---|---|---|---|---|---|---|---|")
         for v, r in s.items():
             base = r["n"][1]["wall"]["median"]
             for n, x in r["n"].items():
+                fl = x.get("floor")
+                floor_cells = (f"{ms(fl['median'])} (n={fl['runs']}{', ' + str(fl['errors']) + ' errors' if fl.get('errors') else ''}) "
+                               f"| {x['wall']['median'] / fl['median']:.2f}x") if fl and fl.get("median") else "not measured | "
                 a(f"| {v} | {n} | {x['calls']} | {ms(x['wall']['median'])} (n={x['wall']['runs']}) | {x['wall']['median'] / base:.2f}x "
+                  f"| {floor_cells} "
                   f"| {x['cpu_s'] * 1000:.0f} ms | {mb(x['rss_kb'])} | {x['checks']} ({x['failed_checks']}"
                   + "".join(f", {k} {v}" for k, v in sorted(x.get("failed_by_check", {}).items()))
                   + f") | {x['listen_overflows']} "
@@ -1218,6 +1281,11 @@ def targets(res: dict) -> list:
             x = r[50]["wall"]["median"] / r[1]["wall"]["median"]
             failed = r[50].get("failed_checks") or 0
             fig = f"{x:.2f}x" + (f" ({failed} of {r[50]['checks']} checks failed: the lab's moto overloaded)" if failed else "")
+            fl = r[50].get("floor")
+            if fl and fl.get("median"):
+                # What the emulator alone needs for the same calls: 2x of one target may lie below it.
+                fig += (f"; the emulator's floor for its {fl['calls']} calls is {ms(fl['median'])} "
+                        f"({fl['median'] / r[1]['wall']['median']:.2f}x of one target's probe), the probe {r[50]['wall']['median'] / fl['median']:.2f}x of it")
             rows.append((f"50 targets < 2x the wall time of 1 ({'private subnet' if v == 'private' else 'every endpoint answers'})",
                          fig, x < 2))
     sc = res.get("scenarios")

@@ -435,6 +435,13 @@ fn silent_sts_and_canary_get_the_silence_bound() {
             && identity_error.contains("within 300 ms, the --silence-timeout bound"),
         "{identity_error}"
     );
+    // The bound is said once: silence adds nothing to it.
+    assert_eq!(
+        identity_error.matches("300 ms").count(),
+        1,
+        "{identity_error}"
+    );
+    assert!(!identity_error.contains("no answer"), "{identity_error}");
     // The EC2 API's reads were not made: the same bound said it is silent.
     let ec2 = check("ec2");
     let reads = ec2["evidence"]["reads"].as_array().unwrap();

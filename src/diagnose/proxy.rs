@@ -36,6 +36,7 @@ pub(super) fn proxy_env_findings(r: &ProbeResults, exp: &Expectations, f: &mut F
                 .iter()
                 .any(|d| d.client == HttpClientKind::AwsSdkRust);
             let imds_failed = r.imds.as_ref().is_some_and(|i| !i.reachable);
+            let fix = no_proxy_fix(r, exp, f);
             f.add(
                 FindingCode::IMDS_VIA_PROXY,
                 if sdk_proxied && imds_failed {
@@ -53,7 +54,7 @@ pub(super) fn proxy_env_findings(r: &ProbeResults, exp: &Expectations, f: &mut F
                     .map(|d| d.explanation.clone())
                     .collect::<Vec<_>>()
                     .join(" "),
-                no_proxy_fix(r, exp),
+                fix,
                 vec!["proxy/env".into()],
             );
         }
@@ -62,7 +63,13 @@ pub(super) fn proxy_env_findings(r: &ProbeResults, exp: &Expectations, f: &mut F
 
 /// The one NO_PROXY value every proxy finding recommends: it makes all three clients
 /// bypass the proxy for every target's names, botocore's endpoints and IMDS at once.
-fn no_proxy_fix(r: &ProbeResults, exp: &Expectations) -> String {
+fn no_proxy_fix(r: &ProbeResults, exp: &Expectations, f: &Findings) -> String {
+    f.no_proxy_fix
+        .get_or_init(|| recommended_no_proxy_export(r, exp))
+        .clone()
+}
+
+fn recommended_no_proxy_export(r: &ProbeResults, exp: &Expectations) -> String {
     let imds = r.proxy_env.as_ref().and_then(|env| {
         env.decisions
             .iter()
@@ -111,20 +118,20 @@ pub(super) fn proxy_findings(
 ) {
     let Some(env) = &r.proxy_env else { return };
     let url = format!("https://{name}/");
-    let fix = no_proxy_fix(r, exp);
-    unusable_proxy_finding(env, t, name, &url, &fix, f);
-    proxy_in_path_findings(r, exp, env, t, name, &url, &fix, f);
-    no_proxy_ineffective_finding(r, exp, t, name, &url, fix, f);
+    unusable_proxy_finding(r, exp, env, t, name, &url, f);
+    proxy_in_path_findings(r, exp, env, t, name, &url, f);
+    no_proxy_ineffective_finding(r, exp, t, name, &url, f);
 }
 
 // A value some client cannot use at all (SOCKS for the SDK and botocore, `HTTP://` or
 // `ftp://` for botocore, a blank): one finding per value, naming every client it breaks.
 fn unusable_proxy_finding(
+    r: &ProbeResults,
+    exp: &Expectations,
     env: &ProxyEnvEvidence,
     t: &TargetSpec,
     name: &str,
     url: &str,
-    fix: &str,
     f: &mut Findings,
 ) {
     let failing: Vec<&proxy_rules::ProxyDecision> = HttpClientKind::ALL
@@ -134,6 +141,7 @@ fn unusable_proxy_finding(
         .collect();
     if let Some(first) = failing.first().and_then(|d| d.proxy.as_ref()) {
         let clients: Vec<&str> = failing.iter().map(|d| d.client.label()).collect();
+        let fix = no_proxy_fix(r, exp, f);
         f.add(
             FindingCode::PROXY_UNUSABLE,
             if failing.iter().any(|d| d.client == HttpClientKind::AwsSdkRust) {
@@ -170,13 +178,13 @@ fn proxy_in_path_findings(
     t: &TargetSpec,
     name: &str,
     url: &str,
-    fix: &str,
     f: &mut Findings,
 ) {
     let sdk = crate::checks::proxy::decision_for(env, HttpClientKind::AwsSdkRust, url);
     if let Some(d) = sdk
         && let Some(p) = &d.proxy
     {
+        let fix = no_proxy_fix(r, exp, f);
         f.add(
             FindingCode::PROXY_IN_PATH,
             if exp.expect_path == ExpectPath::Any {
@@ -187,7 +195,7 @@ fn proxy_in_path_findings(
             &t.id,
             format!("the SDK sends {name} through the proxy {}", p.url_redacted),
             d.explanation.clone(),
-            fix.to_string(),
+            fix.clone(),
             vec!["proxy/env".into()],
         );
         // A proxy that was not tried (SOCKS) is neither reachable nor unreachable.
@@ -244,7 +252,6 @@ fn no_proxy_ineffective_finding(
     t: &TargetSpec,
     name: &str,
     url: &str,
-    fix: String,
     f: &mut Findings,
 ) {
     let resolved: Vec<IpAddr> = r
@@ -259,6 +266,7 @@ fn no_proxy_ineffective_finding(
             let sdk_hit = ineffective
                 .iter()
                 .any(|e| e.clients.contains(&HttpClientKind::AwsSdkRust));
+            let fix = no_proxy_fix(r, exp, f);
             f.add(
                 FindingCode::NO_PROXY_INEFFECTIVE,
                 if sdk_hit {

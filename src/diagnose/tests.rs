@@ -1427,3 +1427,40 @@ fn an_unnamed_private_first_hop_keeps_the_general_wording() {
         );
     }
 }
+
+/// The NO_PROXY fix is made once per diagnosis (it lists every target's names): each proxy
+/// finding of each target recommends that same value, with every target's names and IMDS.
+#[test]
+fn every_proxy_finding_recommends_one_no_proxy_value_for_all_targets() {
+    let (mut r, mut e) = healthy();
+    e.proxy_env = ProxyEnv::from_pairs([("HTTPS_PROXY", "http://proxy.corp:3128")]);
+    // Names no other one covers (a NO_PROXY entry covers its subdomains).
+    let names = ["one.example.net", "two.example.org", "three.example.com"];
+    r.targets = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| TargetSpec {
+            id: format!("s3:bucket-{i}"),
+            endpoint_names: vec![name.to_string()],
+            ..r.targets[0].clone()
+        })
+        .collect();
+    let urls: Vec<url::Url> = names
+        .iter()
+        .map(|n| url::Url::parse(&format!("https://{n}/")).unwrap())
+        .chain([url::Url::parse("http://169.254.169.254/latest/api/token").unwrap()])
+        .collect();
+    r.proxy_env = Some(crate::checks::proxy::analyze(&e.proxy_env, &urls, &[]));
+    let d = diagnose(&r, &e);
+    let fixes: Vec<&str> = d
+        .findings
+        .iter()
+        .filter(|f| f.code == FindingCode::PROXY_IN_PATH)
+        .map(|f| f.remediation.as_str())
+        .collect();
+    assert_eq!(fixes.len(), names.len(), "{:?}", codes(&d));
+    assert!(fixes.iter().all(|f| *f == fixes[0]), "{fixes:?}");
+    for wanted in names.iter().chain(&["169.254.169.254"]) {
+        assert!(fixes[0].contains(wanted), "{wanted} missing: {}", fixes[0]);
+    }
+}

@@ -101,17 +101,18 @@ impl ResolveDns for PinnedResolver {
 /// Whether `host:port` accepts a TCP connection within `bound`, the name resolved as the signed
 /// calls resolve it (up to four addresses at once). The proof of silence of the calls whose
 /// healthy answer in a private subnet is silence: made on TCP alone, so a slow TLS handshake is
-/// never taken for silence. Err is the first connection's error (or the resolution's).
+/// never taken for silence. Err holds the first answer that was not silence (a refusal, an
+/// unreachable route, the resolution's error), None when nothing answered within `bound`.
 pub async fn accepts_connection(
     resolver: &PinnedResolver,
     host: &str,
     port: u16,
     bound: Duration,
-) -> Result<(), String> {
+) -> Result<(), Option<String>> {
     let addresses = resolver
         .resolve_dns(host)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Some(e.to_string()))?;
     // A handful of connections to one name: outside the run's connection bounds.
     let limits = crate::net::limits::Limits::unbounded();
     let attempts = addresses.iter().take(4).map(|ip| {
@@ -124,10 +125,14 @@ pub async fn accepts_connection(
     {
         return Ok(());
     }
+    if results.is_empty() {
+        return Err(Some(format!("{host} has no address")));
+    }
+    // Silence says nothing the bound did not; only an answer (refused, unreachable) is news.
     Err(results
         .iter()
-        .find_map(|c| c.error.clone())
-        .unwrap_or_else(|| format!("{host} has no address")))
+        .filter(|c| c.outcome != crate::report::TcpOutcome::Timeout)
+        .find_map(|c| c.error.clone()))
 }
 
 /// The HTTP client of every signed call.

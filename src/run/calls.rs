@@ -336,9 +336,11 @@ impl NameCtx<'_> {
             let task = tokio::spawn(async move {
                 net_aws::accepts_connection(&resolver, &host, socket.port, bound)
                     .await
-                    .map_err(|e| {
+                    .map_err(|answer| {
+                        // The bound is said once; only an answer other than silence is added.
+                        let answer = answer.map(|e| format!(" ({e})")).unwrap_or_default();
                         format!(
-                            "{service} did not accept a connection at {host}:{} within {} ms, the --silence-timeout bound ({e})",
+                            "{service} did not accept a connection at {host}:{} within {} ms, the --silence-timeout bound{answer}",
                             socket.port,
                             bound.as_millis()
                         )
