@@ -1305,6 +1305,21 @@ def targets(res: dict) -> list:
 # ------------------------------------------------------------------ main
 
 
+# BENCHMARKS.md also holds sections that other scripts measure (the collector's benchmarks, the
+# application-faithful view's cost), below this line; a run of this script keeps them as they are.
+OTHER_SCRIPTS_MARKER = "<!-- the sections below come from other scripts (see each); bench.py keeps them -->"
+
+
+def write_report(out: Path, text: str) -> None:
+    kept = ""
+    if out.exists():
+        old = out.read_text()
+        at = old.find(OTHER_SCRIPTS_MARKER)
+        if at >= 0:
+            kept = "\n" + old[at:]
+    out.write_text(text.rstrip("\n") + "\n" + kept)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--binary", help="vpce-probe to measure (default: $CARGO_TARGET_DIR/dist/vpce-probe, built)")
@@ -1331,7 +1346,7 @@ def main() -> int:
         res.pop("notes", None)
         if args.notes and Path(args.notes).exists():
             res["notes"] = Path(args.notes).read_text()
-        Path(args.out).write_text(render(res))
+        write_report(Path(args.out), render(res))
         log(f"wrote {args.out} from {args.render}")
         return 0
     if os.geteuid() != 0:
@@ -1391,7 +1406,7 @@ def main() -> int:
         res["notes"] = Path(args.notes).read_text()
     Path(args.raw).parent.mkdir(parents=True, exist_ok=True)
     Path(args.raw).write_text(json.dumps(res, indent=2, default=str))
-    Path(args.out).write_text(render(res))
+    write_report(Path(args.out), render(res))
     shutil.rmtree(work, ignore_errors=True)
     log(f"wrote {args.out} (raw figures: {args.raw}); {(time.monotonic() - started_all) / 60:.1f} min")
     for row in res["targets"]:
