@@ -619,3 +619,83 @@ fn a_directory_bucket_needs_its_own_s3express_gateway_endpoint() {
     let (kind, _) = out.path(&target);
     assert_eq!(kind, "unknown");
 }
+
+/// The read that names a private first hop no NAT gateway owns: the network interface whose
+/// address it is (an appliance's, made here in moto with its description), found by address.
+#[test]
+fn a_hops_network_interface_is_read_by_its_address() {
+    let vpc = moto().create_vpc(REGION, true, true);
+    let created: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+    moto().ec2_change(REGION, |ec2| {
+        let vpc_id = vpc.vpc_id.clone();
+        let created = &created;
+        async move {
+            let subnet = ec2
+                .create_subnet()
+                .vpc_id(vpc_id)
+                .cidr_block("10.0.3.0/24")
+                .send()
+                .await
+                .expect("appliance subnet")
+                .subnet()
+                .and_then(|s| s.subnet_id())
+                .expect("subnet id")
+                .to_string();
+            let eni = ec2
+                .create_network_interface()
+                .subnet_id(&subnet)
+                .private_ip_address("10.0.3.10")
+                .description("inspection appliance")
+                .send()
+                .await
+                .expect("network interface");
+            *created.lock().unwrap() = eni
+                .network_interface()
+                .and_then(|n| n.network_interface_id())
+                .map(str::to_string);
+        }
+    });
+    let eni_id = created.into_inner().unwrap().expect("the interface id");
+    let sdk = aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(REGION))
+        .credentials_provider(
+            aws_credential_types::provider::SharedCredentialsProvider::new(
+                aws_credential_types::Credentials::new("testing", "testing", None, None, "test"),
+            ),
+        )
+        .endpoint_url(moto().endpoint())
+        .http_client(aws_smithy_http_client::Builder::new().build_http())
+        .build();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut cp = vpce_probe::report::ControlPlane::default();
+    rt.block_on(vpce_probe::checks::ec2::name_hop_interfaces(
+        &sdk,
+        &mut cp,
+        &["10.0.3.10".to_string()],
+        std::time::Duration::from_secs(10),
+    ));
+    assert_eq!(cp.reads.len(), 1, "{:?}", cp.reads);
+    assert_eq!(cp.reads[0].action, "ec2:DescribeNetworkInterfaces");
+    assert_eq!(
+        cp.reads[0].outcome,
+        vpce_probe::report::ReadOutcome::Ok,
+        "{:?}",
+        cp.reads
+    );
+    let found = cp
+        .network_interface_at("10.0.3.10")
+        .unwrap_or_else(|| panic!("no interface at 10.0.3.10 in {:?}", cp.network_interfaces));
+    assert_eq!(found.id, eni_id);
+    assert_eq!(found.description.as_deref(), Some("inspection appliance"));
+    // Only the hop's interface, not the VPC's others.
+    assert_eq!(
+        cp.network_interfaces.len(),
+        1,
+        "{:?}",
+        cp.network_interfaces
+    );
+}

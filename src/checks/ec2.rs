@@ -17,8 +17,8 @@ use super::control_plane::service_name;
 use crate::net::millis;
 use crate::report::{
     ControlPlane, ControlPlaneRead, EndpointFacts, InstanceFacts, NaclEntry, NatGatewayFacts,
-    NetworkAclFacts, PrefixListFacts, ReadOutcome, RouteFacts, RouteTableFacts, SecurityGroupFacts,
-    Service, SgRule,
+    NetworkAclFacts, NetworkInterfaceFacts, PrefixListFacts, ReadOutcome, RouteFacts,
+    RouteTableFacts, SecurityGroupFacts, Service, SgRule,
 };
 
 fn filter(name: &str, values: &[String]) -> Filter {
@@ -427,5 +427,52 @@ fn network_acl(a: &NetworkAcl) -> NetworkAclFacts {
                 to_port: e.port_range().and_then(|p| p.to()),
             })
             .collect(),
+    }
+}
+
+/// The network interfaces whose private address is one of `addresses` (private first hops that
+/// no NAT gateway owns: an appliance, a NAT instance), recorded as one more read of `cp`. Made
+/// only after the hop check found such a hop, so a healthy run never waits for it.
+pub async fn name_hop_interfaces(
+    sdk: &SdkConfig,
+    cp: &mut ControlPlane,
+    addresses: &[String],
+    timeout: Duration,
+) {
+    if addresses.is_empty() {
+        return;
+    }
+    let client = aws_sdk_ec2::Client::new(sdk);
+    let result = tokio::time::timeout(
+        timeout,
+        client
+            .describe_network_interfaces()
+            .filters(filter("addresses.private-ip-address", addresses))
+            .send(),
+    )
+    .await;
+    if let Some(out) = record(&mut cp.reads, "ec2:DescribeNetworkInterfaces", result) {
+        cp.network_interfaces = out
+            .network_interfaces()
+            .iter()
+            .map(|n| NetworkInterfaceFacts {
+                id: n.network_interface_id().unwrap_or_default().to_string(),
+                interface_type: n.interface_type().map(|t| t.as_str().to_string()),
+                description: n
+                    .description()
+                    .filter(|d| !d.is_empty())
+                    .map(str::to_string),
+                instance_id: n
+                    .attachment()
+                    .and_then(|a| a.instance_id())
+                    .map(str::to_string),
+                subnet_id: n.subnet_id().map(str::to_string),
+                private_ips: n
+                    .private_ip_addresses()
+                    .iter()
+                    .filter_map(|a| a.private_ip_address().map(str::to_string))
+                    .collect(),
+            })
+            .collect();
     }
 }

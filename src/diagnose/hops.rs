@@ -42,6 +42,9 @@ pub(super) enum HopReading {
 pub(super) struct HopDevice {
     /// e.g. "NAT gateway nat-0abc (subnet-0def)".
     pub name: String,
+    /// What it is, shortly: "NAT gateway nat-0abc", "network interface eni-0abc of instance
+    /// i-0def".
+    pub label: String,
     /// Its id (nat-..., eni-...), as route targets name it.
     pub id: String,
     /// Where it is and what else the control plane says of it, for a finding's detail: "in
@@ -68,9 +71,13 @@ impl RouteTaken {
     }
 }
 
-/// The NAT gateway whose private address `hop` is, when the VPC's NAT gateways were read.
+/// The NAT gateway whose private address `hop` is, when the VPC's NAT gateways were read; else
+/// the network interface (an appliance's, a NAT instance's) when it was read.
 pub(super) fn hop_device(r: &ProbeResults, hop: &str) -> Option<HopDevice> {
-    let nat = r.control_plane.as_ref()?.nat_gateway_at(hop)?;
+    let cp = r.control_plane.as_ref()?;
+    let Some(nat) = cp.nat_gateway_at(hop) else {
+        return cp.network_interface_at(hop).map(interface_device);
+    };
     let subnet = nat
         .subnet_id
         .as_deref()
@@ -95,9 +102,38 @@ pub(super) fn hop_device(r: &ProbeResults, hop: &str) -> Option<HopDevice> {
         .unwrap_or_default();
     Some(HopDevice {
         name: format!("NAT gateway {}{subnet}", nat.id),
+        label: format!("NAT gateway {}", nat.id),
         id: nat.id.clone(),
         facts: format!("{within}({})", facts.join(", ")),
     })
+}
+
+/// "network interface eni-0abc of instance i-0def": what the interface's description, type
+/// and attachment say.
+fn interface_device(eni: &crate::report::NetworkInterfaceFacts) -> HopDevice {
+    let owner = match (&eni.instance_id, eni.interface_type.as_deref()) {
+        (Some(instance), _) => format!(" of instance {instance}"),
+        (None, Some(kind)) if kind != "interface" => format!(" ({kind})"),
+        _ => String::new(),
+    };
+    let mut facts = Vec::new();
+    if let Some(d) = &eni.description {
+        facts.push(format!("\"{d}\""));
+    }
+    if let Some(kind) = &eni.interface_type {
+        facts.push(format!("type {kind}"));
+    }
+    let within = eni
+        .subnet_id
+        .as_deref()
+        .map(|s| format!("in {s} "))
+        .unwrap_or_default();
+    HopDevice {
+        name: format!("network interface {}{owner}", eni.id),
+        label: format!("network interface {}{owner}", eni.id),
+        id: eni.id.clone(),
+        facts: format!("{within}({})", facts.join(", ")),
+    }
 }
 
 /// The route the subnet's route table (when read) gives `address`.
@@ -372,7 +408,7 @@ pub(super) fn hop_findings(r: &ProbeResults, exp: &Expectations, t: &TargetSpec,
     // The hop's own device when the control plane names it; else the route table's target
     // for the address (nat-…, eni-…) when the table was read.
     let named = match (&device, &route) {
-        (Some(d), _) => format!(", NAT gateway {}", d.id),
+        (Some(d), _) => format!(", {}", d.label),
         (None, Some(route)) => format!(", {}", route.target),
         (None, None) => String::new(),
     };
@@ -396,10 +432,10 @@ pub(super) fn hop_findings(r: &ProbeResults, exp: &Expectations, t: &TargetSpec,
                 "The hop check to {address}: {line}. {}{routed} The VPC router is not a hop: through the gateway endpoint the service answers at the first hop.",
                 match (private, canary_same, &device) {
                     (true, true, Some(d)) => format!(
-                        "{hop} is NAT gateway {} {}, and is also the internet canary's first hop.",
-                        d.id, d.facts
+                        "{hop} is {} {}, and is also the internet canary's first hop.",
+                        d.label, d.facts
                     ),
-                    (true, false, Some(d)) => format!("{hop} is NAT gateway {} {}.", d.id, d.facts),
+                    (true, false, Some(d)) => format!("{hop} is {} {}.", d.label, d.facts),
                     (true, true, None) => format!(
                         "{hop} is private and is also the internet canary's first hop: a NAT gateway or NAT instance."
                     ),

@@ -1464,3 +1464,54 @@ fn every_proxy_finding_recommends_one_no_proxy_value_for_all_targets() {
         assert!(fixes[0].contains(wanted), "{wanted} missing: {}", fixes[0]);
     }
 }
+
+/// A private first hop that no NAT gateway owns is named by its network interface when the
+/// hop's interface was read (an appliance at 10.0.3.10 on instance i-0fw): the finding's
+/// title, detail and fix say which; unread, the hop stays an address.
+#[test]
+fn a_private_first_hop_no_nat_gateway_owns_is_named_by_its_network_interface() {
+    let (mut r, e) = healthy();
+    r.hops = vec![trace("52.218.1.1", Some(2), &[Some("10.0.3.10")])];
+    let mut cp = vpc_with_nat(&[], vec![]);
+    if let Some(table) = cp.route_table.as_mut() {
+        table.routes.retain(|r| r.destination_prefix_list.is_none());
+    }
+    cp.reads.push(ok_read("ec2:DescribeNatGateways"));
+    cp.nat_gateways = vec![nat_gateway()];
+    r.control_plane = Some(cp.clone());
+    // Not read: the address only.
+    let unnamed = diagnose(&r, &e);
+    let f = path_finding(&unnamed);
+    assert!(!f.title.contains("network interface"), "{}", f.title);
+    // Read: named.
+    cp.reads.push(ok_read("ec2:DescribeNetworkInterfaces"));
+    cp.network_interfaces = vec![NetworkInterfaceFacts {
+        id: "eni-0fw".into(),
+        interface_type: Some("interface".into()),
+        description: Some("inspection appliance".into()),
+        instance_id: Some("i-0fw".into()),
+        subnet_id: Some("subnet-0fw".into()),
+        private_ips: vec!["10.0.3.10".into()],
+    }];
+    r.control_plane = Some(cp);
+    let d = diagnose(&r, &e);
+    let f = path_finding(&d);
+    assert_eq!(
+        f.title,
+        "traffic to s3:b passes 10.0.3.10 (hop 1, network interface eni-0fw of instance i-0fw) before the service: not the gateway endpoint"
+    );
+    assert!(
+        f.detail.contains(
+            "10.0.3.10 is network interface eni-0fw of instance i-0fw in subnet-0fw (\"inspection appliance\", type interface)."
+        ),
+        "{}",
+        f.detail
+    );
+    assert!(
+        f.remediation.starts_with(
+            "The traffic to s3:b goes through network interface eni-0fw of instance i-0fw "
+        ) && f.remediation.contains("--add-route-table-ids rtb-1"),
+        "{}",
+        f.remediation
+    );
+}

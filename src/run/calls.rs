@@ -117,20 +117,30 @@ impl NameCtx<'_> {
             evidence
         };
         let control_plane = async {
-            let read = match ec2.sdk(&sdk, &proxied).await {
-                Ok(sdk) => {
+            let (read, reachable_sdk) = match ec2.sdk(&sdk, &proxied).await {
+                Ok(sdk) => (
                     self.control_plane_reads(sdk, instance, have_credentials, timeout)
-                        .await
-                }
-                Err(why) => self
-                    .control_plane_wanted(instance, have_credentials)
-                    .then(|| (unreachable_control_plane(&why), Vec::new())),
+                        .await,
+                    Some(sdk),
+                ),
+                Err(why) => (
+                    self.control_plane_wanted(instance, have_credentials)
+                        .then(|| (unreachable_control_plane(&why), Vec::new())),
+                    None,
+                ),
             };
+            let readable = read
+                .as_ref()
+                .is_some_and(|(cp, _)| cp.reads.iter().any(|r| r.outcome == ReadOutcome::Ok));
+            // Kept at once: a deadline during the interface read below keeps the rest.
             if let Some((cp, reachability)) = read {
                 self.collector.with(|c| {
                     c.control_plane = Some(cp);
                     c.reachability = reachability;
                 });
+            }
+            if let (true, Some(sdk)) = (readable, reachable_sdk) {
+                self.name_hop_interfaces(sdk, timeout).await;
             }
         };
         let ((), evidence, ()) = tokio::join!(per_target, sts, control_plane);
@@ -472,6 +482,56 @@ async fn read_control_plane(
         .await;
     }
     Some((cp, analyses))
+}
+
+impl NameCtx<'_> {
+    /// Once the hop checks are done: the network interfaces of the private first hops that no
+    /// NAT gateway owns (an appliance, a NAT instance), added to the control plane. Nothing is
+    /// read when there is none, as on a healthy path.
+    #[cfg(feature = "control-plane")]
+    async fn name_hop_interfaces(&self, sdk: &aws_config::SdkConfig, timeout: Duration) {
+        self.ready.wait(super::DATA_PLANE_DONE).await;
+        let addresses: Vec<String> = self.collector.with(|c| {
+            let cp = c.control_plane.as_ref();
+            let mut found: Vec<String> = c
+                .hops
+                .iter()
+                .filter(|h| h.service.is_some())
+                .filter_map(|h| h.first_responder().map(|(_, a)| a.to_string()))
+                .filter(|a| a.parse::<std::net::IpAddr>().is_ok_and(is_private_hop))
+                .filter(|a| cp.is_none_or(|cp| cp.nat_gateway_at(a).is_none()))
+                .collect();
+            found.sort();
+            found.dedup();
+            found
+        });
+        if addresses.is_empty() {
+            return;
+        }
+        let mut read = ControlPlane::default();
+        crate::checks::ec2::name_hop_interfaces(sdk, &mut read, &addresses, timeout).await;
+        self.collector.with(|c| {
+            if let Some(cp) = c.control_plane.as_mut() {
+                cp.reads.extend(read.reads);
+                cp.network_interfaces = read.network_interfaces;
+            }
+        });
+    }
+
+    #[cfg(not(feature = "control-plane"))]
+    async fn name_hop_interfaces(&self, _sdk: &aws_config::SdkConfig, _timeout: Duration) {}
+}
+
+/// A first hop that can be a device in the VPC: RFC 1918, the shared address space some VPCs use
+/// (100.64.0.0/10), IPv6 unique local.
+#[cfg(feature = "control-plane")]
+fn is_private_hop(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            v4.is_private() || (v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64)
+        }
+        std::net::IpAddr::V6(v6) => v6.is_unique_local(),
+    }
 }
 
 /// The control plane when the EC2 API accepted no connection: every read failed, and why.

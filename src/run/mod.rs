@@ -337,6 +337,7 @@ async fn probe_names(s: &Setup<'_>, probe_region: &str, settings: &SdkSettings) 
     // pinned to.
     let data_plane = async {
         tokio::join!(pipelines, account_pipeline);
+        ctx.ready.done(DATA_PLANE_DONE);
     };
     let calls = async {
         if !cfg.calls {
@@ -364,6 +365,10 @@ async fn account_pipeline(ctx: &NameCtx<'_>, imds: &ImdsOnce) {
     account_name(ctx, imds).await;
     ctx.ready.done(ACCOUNT_NAME_READY);
 }
+
+/// Every name's checks are done (the hop traces included): what the control plane's read of
+/// the hops' network interfaces waits for.
+pub(super) const DATA_PLANE_DONE: &str = "(every name's checks)";
 
 /// What the tables' calls wait for besides their regional name: the account-based name's
 /// pipeline, or the knowledge that there is none.

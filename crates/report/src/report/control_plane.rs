@@ -27,6 +27,23 @@ pub struct ControlPlane {
     /// The VPC's NAT gateways: a private first hop is named by the one whose address it is.
     #[serde(default)]
     pub nat_gateways: Vec<NatGatewayFacts>,
+    /// The network interfaces whose private address is a private first hop that no NAT gateway
+    /// owns (a firewall appliance, a NAT instance), read after the hop check found it.
+    #[serde(default)]
+    pub network_interfaces: Vec<NetworkInterfaceFacts>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct NetworkInterfaceFacts {
+    /// eni-...
+    pub id: String,
+    /// "interface" (an instance's), "nat_gateway", "gateway_load_balancer_endpoint", ...
+    pub interface_type: Option<String>,
+    pub description: Option<String>,
+    /// The instance it is attached to (an appliance or NAT instance), if any.
+    pub instance_id: Option<String>,
+    pub subnet_id: Option<String>,
+    pub private_ips: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
@@ -187,6 +204,13 @@ impl ControlPlane {
         self.nat_gateways
             .iter()
             .find(|n| n.forwards() && n.private_ips.iter().any(|p| p == ip))
+    }
+
+    /// The network interface whose private address `ip` is, when it was read.
+    pub fn network_interface_at(&self, ip: &str) -> Option<&NetworkInterfaceFacts> {
+        self.network_interfaces
+            .iter()
+            .find(|n| n.private_ips.iter().any(|p| p == ip))
     }
 
     pub fn read_ok(&self, action: &str) -> bool {

@@ -13,8 +13,8 @@ mod network;
 pub use calls::{CallOutcome, CallResult, CanaryOutcome, CanaryResult, CredentialsEvidence};
 pub use control_plane::{
     ControlPlane, ControlPlaneRead, EndpointFacts, NaclEntry, NatGatewayFacts, NetworkAclFacts,
-    PrefixListFacts, ReachabilityEvidence, ReachabilityExplanation, ReadOutcome, RouteFacts,
-    RouteTableFacts, SecurityGroupFacts, SgRule,
+    NetworkInterfaceFacts, PrefixListFacts, ReachabilityEvidence, ReachabilityExplanation,
+    ReadOutcome, RouteFacts, RouteTableFacts, SecurityGroupFacts, SgRule,
 };
 pub use dns::{
     AddressClass, AddressOrigin, AppResolution, AppSource, ClassifiedAddress, DnsLookup,
