@@ -100,15 +100,7 @@ fn a_black_holed_name_does_not_hold_back_the_other_targets_calls() {
     moto.put_item(&lab.table, "id-1", REGION);
     let records = lab.records();
     lab.start_dns(records.clone(), records);
-    let names = service_names();
-    let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    let leaf = lab.ca.issue(&names);
-    lab.fronts.push(start_front(
-        SocketAddr::new(lab.ddb_ip(), 443),
-        &leaf,
-        moto.addr,
-        FrontOptions::default(),
-    ));
+    lab.start_aws_front(lab.ddb_ip(), FrontOptions::default());
     let _s3 = start_tcp_sink(SocketAddr::new(lab.s3_ip(), 443));
 
     let out = lab.probe(&[

@@ -201,7 +201,7 @@ pub(super) fn hop_reading(r: &ProbeResults, connected: &[&TcpAttempt]) -> Option
     let private = first
         .as_ref()
         .and_then(|(_, a)| a.parse::<IpAddr>().ok())
-        .is_some_and(|ip| is_private(ip) || vpc.iter().any(|n| n.contains(&ip)));
+        .is_some_and(|ip| crate::ranges::is_private(ip) || vpc.iter().any(|n| n.contains(&ip)));
     let canary_first = r
         .hops
         .iter()
@@ -222,16 +222,6 @@ pub(super) fn hop_reading(r: &ProbeResults, connected: &[&TcpAttempt]) -> Option
         device,
         route: route_taken(r, &h.address).map(Box::new),
     })
-}
-
-fn is_private(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            // RFC 1918, and the shared address space (100.64.0.0/10) some VPCs use.
-            v4.is_private() || (v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64)
-        }
-        IpAddr::V6(v6) => v6.is_unique_local(),
-    }
 }
 
 /// With every address in the service's ranges: what the hop check decides, if anything.

@@ -498,7 +498,10 @@ impl NameCtx<'_> {
                 .iter()
                 .filter(|h| h.service.is_some())
                 .filter_map(|h| h.first_responder().map(|(_, a)| a.to_string()))
-                .filter(|a| a.parse::<std::net::IpAddr>().is_ok_and(is_private_hop))
+                .filter(|a| {
+                    a.parse::<std::net::IpAddr>()
+                        .is_ok_and(crate::ranges::is_private)
+                })
                 .filter(|a| cp.is_none_or(|cp| cp.nat_gateway_at(a).is_none()))
                 .collect();
             found.sort();
@@ -520,18 +523,6 @@ impl NameCtx<'_> {
 
     #[cfg(not(feature = "control-plane"))]
     async fn name_hop_interfaces(&self, _sdk: &aws_config::SdkConfig, _timeout: Duration) {}
-}
-
-/// A first hop that can be a device in the VPC: RFC 1918, the shared address space some VPCs use
-/// (100.64.0.0/10), IPv6 unique local.
-#[cfg(feature = "control-plane")]
-fn is_private_hop(ip: std::net::IpAddr) -> bool {
-    match ip {
-        std::net::IpAddr::V4(v4) => {
-            v4.is_private() || (v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64)
-        }
-        std::net::IpAddr::V6(v6) => v6.is_unique_local(),
-    }
 }
 
 /// The control plane when the EC2 API accepted no connection: every read failed, and why.

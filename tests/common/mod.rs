@@ -239,22 +239,22 @@ impl Lab {
         }
         let records = lab.records();
         lab.start_dns(records.clone(), records);
+        lab.start_aws_front(lab.s3_ip(), s3);
+        lab.start_aws_front(lab.ddb_ip(), ddb);
+        lab
+    }
+
+    /// A front to moto at `ip`:443 with a certificate for every service name (the lab CA).
+    pub fn start_aws_front(&mut self, ip: IpAddr, options: FrontOptions) {
         let names = service_names();
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
-        let leaf = lab.ca.issue(&names);
-        lab.fronts.push(start_front(
-            SocketAddr::new(lab.s3_ip(), 443),
+        let leaf = self.ca.issue(&names);
+        self.fronts.push(start_front(
+            SocketAddr::new(ip, 443),
             &leaf,
-            moto.addr,
-            s3,
+            moto().addr,
+            options,
         ));
-        lab.fronts.push(start_front(
-            SocketAddr::new(lab.ddb_ip(), 443),
-            &leaf,
-            moto.addr,
-            ddb,
-        ));
-        lab
     }
 
     /// The standard arguments: every network path pinned to the lab.
