@@ -752,7 +752,10 @@ build_network() {
   ip -n "$NS_INST" addr add "$INST_IP/24" dev eth0
   ip -n "$NS_INST" route add default via 10.0.1.1
   ip -n "$NS_RTR" addr add 10.0.1.1/24 dev sub
-  nsx "$NS_RTR" sysctl -qw net.ipv4.conf.sub.proxy_arp=1
+  # The VPC router answers ARP at once; Linux delays proxy ARP answers by up to 0.8 s
+  # (neigh proxy_delay), longer than --silence-timeout: a first connection to an interface
+  # endpoint would look silent.
+  nsx "$NS_RTR" sysctl -qw net.ipv4.conf.sub.proxy_arp=1 net.ipv4.neigh.sub.proxy_delay=0
   ip -n "$NS_INST" addr add "$INST_IP6/64" dev eth0 nodad
   ip -n "$NS_RTR" addr add "$RTR_SUB_IP6/64" dev sub nodad
   ip -n "$NS_INST" -6 route add default via "$RTR_SUB_IP6"
