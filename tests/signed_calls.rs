@@ -361,6 +361,21 @@ fn a_bare_head_403_on_a_skewed_clock_is_clock_skew() {
         call(&out, "GetBucketLocation")["error_code"],
         "RequestTimeTooSkewed"
     );
+    // Every call is signed by the instance's clock: none is corrected by the offset an earlier
+    // answer taught the SDK, so none succeeds whatever order the answers came in.
+    let calls: Vec<&serde_json::Value> = out.report()["checks"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|c| c["evidence"]["type"] == "call")
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(calls.len() >= 4, "{}", out.stdout);
+    for c in calls {
+        let status = c["evidence"]["status"].as_u64().unwrap_or(0);
+        assert!(status >= 400, "a call succeeded on a skewed clock: {c}");
+    }
     let roots = out.report()["verdict"]["root_causes"].to_string();
     assert!(!roots.contains("ACCESS_DENIED"), "{roots}");
     let s3 = out.report()["findings"]

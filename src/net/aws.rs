@@ -174,8 +174,6 @@ pub fn http_client(
     )
 }
 
-/// An SdkConfig for the probe's calls: one attempt each (a retry would hide what happened),
-/// the probe's timeouts, the credentials the credentials check already loaded.
 /// The endpoint variants the instance's SDKs are configured with, so the probe's calls go to
 /// the same names.
 #[derive(Clone, Copy, Debug, Default)]
@@ -184,6 +182,11 @@ pub struct EndpointFlags {
     pub dualstack: bool,
 }
 
+/// An SdkConfig for the probe's calls: one attempt each (a retry would hide what happened),
+/// the probe's timeouts, the credentials the credentials check already loaded. The SDK's clock
+/// skew correction is off: it carries the offset one answer taught to the client's next calls,
+/// so which call sees the skew would depend on which answer came first; off, every call shows
+/// what a request signed by this instance's clock gets (CLOCK_SKEW reads the Date header).
 pub fn sdk_config(
     region: &str,
     http: SharedHttpClient,
@@ -198,6 +201,7 @@ pub fn sdk_config(
         .region(Region::new(region.to_string()))
         .http_client(http)
         .retry_config(RetryConfig::standard().with_max_attempts(1))
+        .disable_clock_skew_correction(true)
         .timeout_config(timeouts(timeout, timeout))
         .sleep_impl(
             aws_smithy_async::rt::sleep::default_async_sleep().unwrap_or_else(|| {
