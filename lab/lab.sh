@@ -131,6 +131,7 @@ FAULTS=(
   "dns-interface-endpoint:VPC resolver: S3 names answer $IFE_IP (interface endpoint private DNS); a front serves it"
   "vpc-dns-disabled:VPC resolver: does not answer (enableDnsSupport off)"
   "dns-custom-resolver:instance: resolv.conf points at a corporate resolver ($CORP_DNS, dnsmasq) with the same answers"
+  "dns-first-server-silent:instance: resolv.conf lists a corporate name server that no longer answers ($CORP_DNS, its UDP 53 dropped) before the VPC resolver"
   "dns-custom-resolver-override:instance: resolv.conf points at a corporate resolver ($CORP_DNS_OVERRIDE) answering S3 with $OUTSIDE_IP"
   "imds-no-role:IMDS: no instance profile (no role, no credentials)"
   "imds-blocked:IMDS: 169.254.169.254 does not answer (IMDS disabled / hop limit)"
@@ -558,8 +559,8 @@ sync_servers() {
 
 # ---------------------------------------------------------------- network
 
-write_resolv_conf() { # the instance's /etc/resolv.conf (ip netns exec bind-mounts it)
-  printf 'nameserver %s\noptions timeout:1 attempts:1\n' "$1" >"/etc/netns/$NS_INST/resolv.conf"
+write_resolv_conf() { # the instance's /etc/resolv.conf (ip netns exec bind-mounts it): SERVER...
+  { printf 'nameserver %s\n' "$@"; printf 'options timeout:1 attempts:1\n'; } >"/etc/netns/$NS_INST/resolv.conf"
 }
 
 # The instance's /etc/hosts and /etc/nsswitch.conf (bind-mounted the same way), so the lab
@@ -695,6 +696,9 @@ apply_net_fault() {
       ip6t "$NS_RTR" -A OUTPUT -p ipv6-icmp --icmpv6-type time-exceeded -j DROP ;;
     dns-custom-resolver)
       write_resolv_conf "$CORP_DNS" ;;
+    dns-first-server-silent)
+      ipt "$NS_CORP" -A INPUT -d "$CORP_DNS" -p udp --dport 53 -j DROP
+      write_resolv_conf "$CORP_DNS" "$VPC_DNS_IP" ;;
     local-cache-stale)
       write_resolv_conf 127.0.0.53 ;;
     nsswitch-resolve)

@@ -816,3 +816,69 @@ fn a_closed_stdout_ends_every_command_quietly() {
         assert_eq!(code, Some(want), "{args:?}: {stderr}");
     }
 }
+
+/// resolv.conf lists a silent name server before one that answers: the probe resolves (it asks
+/// every server at once) but libc waits `options timeout:` on the silent one at every lookup,
+/// so the report warns with libc's wait; a server that answers SERVFAIL costs libc nothing.
+#[test]
+fn a_silent_first_name_server_is_named_with_libcs_wait() {
+    let lab = Lab::healthy(94);
+    let silent = std::net::SocketAddr::new(Lab::ip(94, 0, 9), 53);
+    let _silent_server = start_dns(silent, DnsRecords::new(), DnsMode::Drop);
+    std::fs::write(
+        &lab.resolv_conf,
+        format!(
+            "nameserver {}\nnameserver {}\noptions timeout:3 attempts:2\n",
+            silent.ip(),
+            lab.system_dns_addr().ip()
+        ),
+    )
+    .unwrap();
+    let out = lab.probe(&["--internet-canary", "none"]);
+    out.expect(0, &["DNS_SERVER_SILENT"], &["DNS_RESOLUTION_FAILED"]);
+    // Healthy, but the one line people read says it is not clean.
+    assert_eq!(
+        out.report()["verdict"]["summary"],
+        "healthy: every probed path works; 1 warning: DNS_SERVER_SILENT (host)"
+    );
+    let f = out.finding("DNS_SERVER_SILENT");
+    assert_eq!(f["target"], "host");
+    assert_eq!(f["severity"], "warning");
+    let title = f["title"].as_str().unwrap();
+    assert!(title.contains(&silent.ip().to_string()), "{title}");
+    assert!(title.contains("waits 3 s"), "{title}");
+    let lookup = out.report()["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == format!("dns/system/{}/A", s3_name()))
+        .cloned()
+        .unwrap_or_else(|| panic!("no system lookup of {}\n{}", s3_name(), out.stdout));
+    assert_eq!(lookup["evidence"]["silent_servers"][0], silent.to_string());
+    assert_eq!(lookup["evidence"]["libc_wait_secs"], 3);
+    assert_eq!(lookup["status"], "warn", "{lookup}");
+    assert_eq!(
+        lookup["evidence"]["server"],
+        lab.system_dns_addr().to_string()
+    );
+    // The path is still proven on the addresses the second server gave.
+    assert_eq!(
+        out.path("s3:mybucket"),
+        ("gateway-endpoint".into(), "confirmed".into())
+    );
+
+    // SERVFAIL first: libc moves on at once, nothing to warn about.
+    let failing = std::net::SocketAddr::new(Lab::ip(94, 0, 10), 53);
+    let _failing_server = start_dns(failing, DnsRecords::new(), DnsMode::ServFail);
+    std::fs::write(
+        &lab.resolv_conf,
+        format!(
+            "nameserver {}\nnameserver {}\n",
+            failing.ip(),
+            lab.system_dns_addr().ip()
+        ),
+    )
+    .unwrap();
+    let out = lab.probe(&["--internet-canary", "none"]);
+    out.expect(0, &[], &["DNS_SERVER_SILENT", "DNS_RESOLUTION_FAILED"]);
+}

@@ -546,6 +546,8 @@ mod tests {
                 .collect(),
             error: None,
             latency_ms: 3,
+            silent_servers: Vec::new(),
+            libc_wait_secs: None,
         }
     }
 

@@ -18,6 +18,9 @@ use crate::report::{
 pub struct Resolvers {
     pub system: Result<Vec<ServerResolver>, String>,
     pub vpc: Result<ServerResolver, String>,
+    /// How long libc waits for one of `system` before it asks the next (resolv.conf's
+    /// `options timeout:`); none for a resolver libc does not walk (systemd-resolved's stub).
+    pub libc_timeout_secs: Option<u32>,
 }
 
 impl Resolvers {
@@ -49,6 +52,7 @@ pub async fn lookup(
         (ResolverKind::Vpc, _, Ok(server)) => server.query(name, record_type).await,
         (ResolverKind::System, Err(e), _) | (ResolverKind::Vpc, _, Err(e)) => Answer {
             server: None,
+            silent_before: Vec::new(),
             outcome: DnsOutcome::Error,
             addresses: Vec::new(),
             error: Some(e.clone()),
@@ -57,6 +61,7 @@ pub async fn lookup(
         // The applications' path is walked by app_resolve, from these lookups.
         (ResolverKind::Application, _, _) => Answer {
             server: None,
+            silent_before: Vec::new(),
             outcome: DnsOutcome::Error,
             addresses: Vec::new(),
             error: Some("not a DNS server lookup".into()),
@@ -81,6 +86,13 @@ pub async fn lookup(
             .collect(),
         error: answer.error,
         latency_ms: millis(answer.elapsed),
+        libc_wait_secs: match (kind, resolvers.libc_timeout_secs) {
+            (ResolverKind::System, Some(secs)) if !answer.silent_before.is_empty() => {
+                Some(secs.saturating_mul(answer.silent_before.len() as u32))
+            }
+            _ => None,
+        },
+        silent_servers: answer.silent_before.iter().map(|s| s.to_string()).collect(),
     }
 }
 
@@ -100,7 +112,10 @@ impl Check for DnsLookup {
     fn status(&self) -> CheckStatus {
         match self.outcome {
             DnsOutcome::Answered => {
-                if self.addresses.iter().all(|a| a.class.fits_service()) {
+                // A silent server before the one that answered costs libc its timeout.
+                if self.addresses.iter().all(|a| a.class.fits_service())
+                    && self.silent_servers.is_empty()
+                {
                     CheckStatus::Ok
                 } else {
                     CheckStatus::Warn
@@ -129,8 +144,13 @@ impl Check for DnsLookup {
             DnsOutcome::Timeout => "timed out".into(),
             DnsOutcome::Error => self.error.clone().unwrap_or_else(|| "error".into()),
         };
+        let after_silence = if self.silent_servers.is_empty() {
+            String::new()
+        } else {
+            format!(", after {} gave no answer", self.silent_servers.join(", "))
+        };
         format!(
-            "{} {} via {} resolver {server}: {what} ({} ms)",
+            "{} {} via {} resolver {server}: {what} ({} ms{after_silence})",
             self.name,
             self.record_type,
             self.resolver.as_str(),

@@ -366,3 +366,55 @@ fn stale_answer_finding(
         vec![app.id()],
     );
 }
+
+/// A name server listed before the one that answered stays silent: libc waits on it at every
+/// lookup (the probe asks every server at once, so it pays one timeout, not libc's).
+pub(super) fn silent_server_finding(r: &ProbeResults, f: &mut Findings) {
+    let waited: Vec<&DnsLookup> = r
+        .dns
+        .iter()
+        .filter(|d| {
+            d.resolver == ResolverKind::System
+                && !d.silent_servers.is_empty()
+                && matches!(
+                    d.outcome,
+                    DnsOutcome::Answered | DnsOutcome::NoData | DnsOutcome::NxDomain
+                )
+        })
+        .collect();
+    let Some(first) = waited.first() else {
+        return;
+    };
+    let silent: BTreeSet<&str> = waited
+        .iter()
+        .flat_map(|d| d.silent_servers.iter().map(String::as_str))
+        .collect();
+    let answering: BTreeSet<&str> = waited.iter().filter_map(|d| d.server.as_deref()).collect();
+    let names: BTreeSet<&str> = waited.iter().map(|d| d.name.as_str()).collect();
+    let silent = silent.into_iter().collect::<Vec<_>>().join(", ");
+    let answering = answering.into_iter().collect::<Vec<_>>().join(", ");
+    let wait = first
+        .libc_wait_secs
+        .map(|s| format!("{s} s"))
+        .unwrap_or_else(|| "libc's timeout".into());
+    f.add(
+        FindingCode::DNS_SERVER_SILENT,
+        Severity::Warning,
+        "host",
+        format!("name server {silent} does not answer: every lookup waits {wait} before {answering} answers"),
+        format!(
+            "resolv.conf lists {silent} before {answering}; it gave no answer within --timeout for {} ({} lookups), while {answering} answered. libc asks the servers in order and waits resolv.conf's `options timeout:` on a silent one before it asks the next: {wait} per lookup of {}.",
+            names.iter().copied().collect::<Vec<_>>().join(", "),
+            waited.len(),
+            if waited.iter().all(|d| d.libc_wait_secs == first.libc_wait_secs) {
+                "each service name"
+            } else {
+                "each service name (longer where more servers are silent)"
+            },
+        ),
+        format!(
+            "Remove {silent} from resolv.conf (or from what writes it: the DHCP options set, netplan, NetworkManager), or make it answer."
+        ),
+        ids(&waited),
+    );
+}

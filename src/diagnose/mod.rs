@@ -126,6 +126,7 @@ const HOST_RULES: &[HostRule] = &[
     |r, _, f| imds_finding(r, f),
     |r, _, f| region_findings(r, f),
     |r, _, f| resolver_finding(r, f),
+    |r, _, f| dns::silent_server_finding(r, f),
     proxy::proxy_env_findings,
     |r, _, f| auth::credential_findings(r, f),
     |r, _, f| control_plane::denied_reads_finding(r, f),
@@ -471,6 +472,21 @@ fn explained_by(code: FindingCode) -> &'static [FindingCode] {
     }
 }
 
+/// A healthy verdict still names its warnings (a silent name server, a pinned address): the
+/// one line people read must not look clean when the report is not.
+fn warnings_below_threshold(findings: &[Finding]) -> String {
+    let warnings: Vec<String> = findings
+        .iter()
+        .filter(|f| f.severity == Severity::Warning)
+        .map(|f| format!("{} ({})", f.code, f.target))
+        .collect();
+    match warnings.len() {
+        0 => String::new(),
+        1 => format!("; 1 warning: {}", warnings[0]),
+        n => format!("; {n} warnings: {}", warnings.join(", ")),
+    }
+}
+
 /// The verdict: the findings at or above `fail_on` (exit 1), else a run cut short by the
 /// deadline or by setup errors (exit 3: the probe itself failed), else healthy. Setup errors
 /// are said in the summary in every case: the report has no other place for them.
@@ -544,7 +560,10 @@ fn verdict(
         (
             OverallStatus::Healthy,
             0,
-            "healthy: every probed path works".to_string(),
+            format!(
+                "healthy: every probed path works{}",
+                warnings_below_threshold(findings)
+            ),
         )
     };
     let summary = match (summary.is_empty(), setup_errors_line(setup_errors)) {

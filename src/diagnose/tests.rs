@@ -27,6 +27,8 @@ fn lookup(
             .collect(),
         error: None,
         latency_ms: 1,
+        silent_servers: Vec::new(),
+        libc_wait_secs: None,
     }
 }
 

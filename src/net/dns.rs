@@ -28,14 +28,33 @@ pub struct ServerResolver {
 
 pub struct Answer {
     pub server: Option<SocketAddr>,
+    /// Servers listed before `server` that gave no answer within the timeout (libc waits on
+    /// each before it asks the next).
+    pub silent_before: Vec<SocketAddr>,
     pub outcome: DnsOutcome,
     pub addresses: Vec<IpAddr>,
     pub error: Option<String>,
     pub elapsed: Duration,
 }
 
+/// What resolv.conf tells libc: its name servers in order and how long libc waits for one.
+pub struct SystemConf {
+    pub servers: Vec<SocketAddr>,
+    /// glibc's wait for a server's answer before it asks the next (`options timeout:`).
+    pub libc_timeout_secs: u32,
+}
+
+/// glibc's RES_TIMEOUT and RES_MAXRETRANS (resolv/resolv.h): the default `timeout:` and its cap.
+const LIBC_DEFAULT_TIMEOUT_SECS: u32 = 5;
+const LIBC_MAX_TIMEOUT_SECS: u32 = 30;
+
 /// The name servers of a resolv.conf file, in order.
 pub fn system_servers(resolv_conf: &Path) -> Result<Vec<SocketAddr>, String> {
+    system_conf(resolv_conf).map(|c| c.servers)
+}
+
+/// The name servers of a resolv.conf file and libc's timeout.
+pub fn system_conf(resolv_conf: &Path) -> Result<SystemConf, String> {
     let data = crate::fsread::read(resolv_conf, crate::fsread::MAX_SMALL)?;
     let (config, _opts) = hickory_resolver::system_conf::parse_resolv_conf(nameserver_lines(&data))
         .map_err(|e| {
@@ -56,7 +75,33 @@ pub fn system_servers(resolv_conf: &Path) -> Result<Vec<SocketAddr>, String> {
             crate::escape::shown_path(resolv_conf)
         ));
     }
-    Ok(servers)
+    Ok(SystemConf {
+        servers,
+        libc_timeout_secs: libc_timeout_secs(&data),
+    })
+}
+
+/// `options timeout:N` as glibc reads it (res_init.c): the last one wins, capped at 30 s; an
+/// unparsable value counts as 0 there, which glibc then treats as 1 s per try.
+fn libc_timeout_secs(data: &[u8]) -> u32 {
+    let text = String::from_utf8_lossy(data);
+    let mut timeout = LIBC_DEFAULT_TIMEOUT_SECS;
+    for line in text.lines() {
+        let mut words = line.split_ascii_whitespace();
+        if words.next() != Some("options") {
+            continue;
+        }
+        for option in words {
+            if let Some(value) = option.strip_prefix("timeout:") {
+                let digits: String = value.chars().take_while(|c| c.is_ascii_digit()).collect();
+                timeout = digits
+                    .parse::<u32>()
+                    .unwrap_or(0)
+                    .clamp(1, LIBC_MAX_TIMEOUT_SECS);
+            }
+        }
+    }
+    timeout
 }
 
 /// The lines of resolv.conf that name servers. hickory refuses the whole file for one search
@@ -106,6 +151,7 @@ impl ServerResolver {
         let Ok(result) = tokio::time::timeout(self.timeout, lookup).await else {
             return Answer {
                 server: Some(self.server),
+                silent_before: Vec::new(),
                 outcome: DnsOutcome::Timeout,
                 addresses: Vec::new(),
                 error: Some(format!("no answer within {} ms", self.timeout.as_millis())),
@@ -126,6 +172,7 @@ impl ServerResolver {
                     .collect();
                 Answer {
                     server: Some(self.server),
+                    silent_before: Vec::new(),
                     outcome: if addresses.is_empty() {
                         DnsOutcome::NoData
                     } else {
@@ -140,6 +187,7 @@ impl ServerResolver {
                 let outcome = classify(&e);
                 Answer {
                     server: Some(self.server),
+                    silent_before: Vec::new(),
                     outcome,
                     addresses: Vec::new(),
                     error: match outcome {
@@ -163,6 +211,7 @@ pub async fn query_in_order(
 ) -> Answer {
     let started = Instant::now();
     let mut last = None;
+    let mut silent_before = Vec::new();
     let mut answers: FuturesOrdered<_> = servers
         .iter()
         .map(|server| server.query(name, record_type))
@@ -175,18 +224,31 @@ pub async fn query_in_order(
         if !try_next {
             return Answer {
                 elapsed: started.elapsed(),
+                silent_before,
                 ..answer
             };
+        }
+        // Only silence costs libc a wait: an error answer (SERVFAIL, REFUSED, an ICMP
+        // unreachable) sends it to the next server at once.
+        if answer.outcome == DnsOutcome::Timeout
+            && let Some(server) = answer.server
+        {
+            silent_before.push(server);
         }
         last = Some(answer);
     }
     match last {
         Some(a) => Answer {
             elapsed: started.elapsed(),
+            silent_before: silent_before
+                .into_iter()
+                .filter(|s| Some(*s) != a.server)
+                .collect(),
             ..a
         },
         None => Answer {
             server: None,
+            silent_before: Vec::new(),
             outcome: DnsOutcome::Error,
             addresses: Vec::new(),
             error: Some("no name server configured".into()),
@@ -208,5 +270,46 @@ fn classify(e: &NetError) -> DnsOutcome {
         NetError::Dns(DnsError::ResponseCode(_)) => DnsOutcome::ServFail,
         other if other.to_string().contains("timed out") => DnsOutcome::Timeout,
         _ => DnsOutcome::Error,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn libc_timeout_follows_glibc_parsing() {
+        let t = |text: &str| libc_timeout_secs(text.as_bytes());
+        assert_eq!(t("nameserver 10.0.0.2\n"), 5);
+        assert_eq!(t("nameserver 10.0.0.2\noptions timeout:2 attempts:1\n"), 2);
+        // The last setting wins; values above glibc's cap are cut to 30; garbage is 1 s.
+        assert_eq!(t("options timeout:2\noptions rotate timeout:7\n"), 7);
+        assert_eq!(t("options timeout:300\n"), 30);
+        assert_eq!(t("options timeout:x\n"), 1);
+        // Not an options line.
+        assert_eq!(t("# options timeout:1\nsearch timeout:1\n"), 5);
+    }
+
+    /// A server that never answers, before one that does: the answer is the second server's
+    /// and the first is named as silent; a server that errors fast is not.
+    #[tokio::test]
+    async fn servers_skipped_for_silence_are_recorded() {
+        let silent = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let silent_addr = silent.local_addr().unwrap();
+        // A closed UDP port: the ICMP port unreachable is an immediate error.
+        let closed_addr = {
+            let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            s.local_addr().unwrap()
+        };
+        let timeout = Duration::from_millis(300);
+        let servers = vec![
+            ServerResolver::new(silent_addr, timeout).unwrap(),
+            ServerResolver::new(closed_addr, timeout).unwrap(),
+        ];
+        let answer = query_in_order(&servers, "s3.eu-west-1.amazonaws.com", RecordType::A).await;
+        // Nobody answered: the last answer is the closed port's error, the silent one listed.
+        assert_ne!(answer.outcome, DnsOutcome::Answered);
+        assert_eq!(answer.silent_before, vec![silent_addr]);
+        assert!(answer.elapsed >= timeout, "{:?}", answer.elapsed);
     }
 }

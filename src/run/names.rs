@@ -231,6 +231,7 @@ impl NameCtx<'_> {
         let resolvers = Resolvers {
             system: stub.clone().map(|s| vec![s]),
             vpc: Err("not asked".into()),
+            libc_timeout_secs: None,
         };
         let (a, aaaa) = tokio::join!(
             dns::lookup(

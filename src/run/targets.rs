@@ -10,12 +10,14 @@ use crate::checks::dns::Resolvers;
 use crate::checks::region::override_host;
 use crate::config::Config;
 use crate::endpoints::{self, NameSocket, SdkSettings};
-use crate::net::dns::{ServerResolver, system_servers};
+use crate::net::dns::{ServerResolver, system_conf};
 use crate::report::*;
 
 pub(super) fn build_resolvers(cfg: &Config) -> Resolvers {
-    let system = system_servers(&cfg.resolv_conf).and_then(|servers| {
-        servers
+    let conf = system_conf(&cfg.resolv_conf);
+    let libc_timeout_secs = conf.as_ref().ok().map(|c| c.libc_timeout_secs);
+    let system = conf.and_then(|conf| {
+        conf.servers
             .into_iter()
             .map(|s| ServerResolver::new(s, cfg.timeout))
             .collect::<Result<Vec<_>, _>>()
@@ -23,6 +25,7 @@ pub(super) fn build_resolvers(cfg: &Config) -> Resolvers {
     Resolvers {
         system,
         vpc: ServerResolver::new(cfg.vpc_resolver, cfg.timeout),
+        libc_timeout_secs,
     }
 }
 

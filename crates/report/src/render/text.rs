@@ -197,6 +197,7 @@ fn dns_line(name: &str, group: &[&CheckRecord]) -> String {
     for kind in [ResolverKind::System, ResolverKind::Vpc] {
         let mut answers = Vec::new();
         let mut server = None;
+        let mut silent = Vec::new();
         let mut ms = 0;
         for g in group {
             let Evidence::Dns(d) = &g.evidence else {
@@ -206,6 +207,11 @@ fn dns_line(name: &str, group: &[&CheckRecord]) -> String {
                 continue;
             }
             server = server.or(d.server.clone());
+            for s in &d.silent_servers {
+                if !silent.contains(s) {
+                    silent.push(s.clone());
+                }
+            }
             ms = ms.max(d.latency_ms);
             match d.outcome {
                 DnsOutcome::Answered => answers.extend(
@@ -222,8 +228,13 @@ fn dns_line(name: &str, group: &[&CheckRecord]) -> String {
         } else {
             answers.join(", ")
         };
+        let after_silence = if silent.is_empty() {
+            String::new()
+        } else {
+            format!(", after {} gave no answer", silent.join(", "))
+        };
         parts.push(format!(
-            "{} {}: {answers} {ms} ms",
+            "{} {}: {answers} {ms} ms{after_silence}",
             kind.as_str(),
             server.unwrap_or_else(|| "-".into())
         ));

@@ -154,6 +154,14 @@ pub struct DnsLookup {
     pub addresses: Vec<ClassifiedAddress>,
     pub error: Option<String>,
     pub latency_ms: u64,
+    /// Name servers listed before `server` in resolv.conf that gave no answer within the
+    /// timeout (system resolver only; absent when none): libc asks them first, every lookup.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub silent_servers: Vec<String>,
+    /// How long libc waits on `silent_servers` before it asks `server`: resolv.conf's
+    /// `options timeout:` (5 s unless set) per silent server. Absent when none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub libc_wait_secs: Option<u32>,
 }
 
 /// How an address class reads in the text report.
