@@ -132,6 +132,7 @@ FAULTS=(
   "vpc-dns-disabled:VPC resolver: does not answer (enableDnsSupport off)"
   "dns-custom-resolver:instance: resolv.conf points at a corporate resolver ($CORP_DNS, dnsmasq) with the same answers"
   "dns-first-server-silent:instance: resolv.conf lists a corporate name server that no longer answers ($CORP_DNS, its UDP 53 dropped) before the VPC resolver"
+  "dns-search-wildcard:instance: resolv.conf has 'search corp.lab' with 'options ndots:5', and the VPC resolver answers the S3 names under corp.lab with $OUTSIDE_IP (a wildcard record in the search domain)"
   "dns-custom-resolver-override:instance: resolv.conf points at a corporate resolver ($CORP_DNS_OVERRIDE) answering S3 with $OUTSIDE_IP"
   "imds-no-role:IMDS: no instance profile (no role, no credentials)"
   "imds-blocked:IMDS: 169.254.169.254 does not answer (IMDS disabled / hop limit)"
@@ -339,6 +340,9 @@ meta_config() {
     elif has_fault dualstack-names; then
       recs+=("s3.dualstack.$REGION.amazonaws.com=$s3" "$BUCKET.s3.dualstack.$REGION.amazonaws.com=$s3"
         "dynamodb.$REGION.api.aws=$ddb" "$ACCOUNT.ddb.$REGION.api.aws=$ddb")
+    fi
+    if has_fault dns-search-wildcard; then
+      recs+=("s3.$REGION.amazonaws.com.corp.lab=$OUTSIDE_IP" "$BUCKET.s3.$REGION.amazonaws.com.corp.lab=$OUTSIDE_IP")
     fi
     local b
     if [ -s "$LAB_DIR/extra-buckets" ]; then
@@ -696,6 +700,9 @@ apply_net_fault() {
       ip6t "$NS_RTR" -A OUTPUT -p ipv6-icmp --icmpv6-type time-exceeded -j DROP ;;
     dns-custom-resolver)
       write_resolv_conf "$CORP_DNS" ;;
+    dns-search-wildcard)
+      { printf 'search corp.lab\nnameserver %s\n' "$VPC_DNS_IP"
+        printf 'options ndots:5 timeout:1 attempts:1\n'; } >"/etc/netns/$NS_INST/resolv.conf" ;;
     dns-first-server-silent)
       ipt "$NS_CORP" -A INPUT -d "$CORP_DNS" -p udp --dport 53 -j DROP
       write_resolv_conf "$CORP_DNS" "$VPC_DNS_IP" ;;

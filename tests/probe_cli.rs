@@ -882,3 +882,72 @@ fn a_silent_first_name_server_is_named_with_libcs_wait() {
     let out = lab.probe(&["--internet-canary", "none"]);
     out.expect(0, &[], &["DNS_SERVER_SILENT", "DNS_RESOLUTION_FAILED"]);
 }
+
+/// resolv.conf searches a domain with `options ndots:5`, and that domain answers the S3 names
+/// (a wildcard): libc asks `<name>.corp.example` first, so the applications connect to its
+/// address. The probe tests that address and names the cause; with the default ndots the name
+/// itself answers first and nothing changes.
+#[test]
+fn a_search_domain_that_answers_first_is_what_the_applications_use() {
+    let mut lab = Lab::bare(95, ImdsFacts::example());
+    let wildcard = Lab::ip(95, 5, 5);
+    let mut system = lab.records();
+    for name in [bucket_name(), s3_name()] {
+        system = system.add(&format!("{name}.corp.example"), wildcard);
+    }
+    let vpc = lab.records();
+    lab.start_dns(system, vpc);
+    lab.start_service(lab.s3_ip(), None);
+    lab.start_service(lab.ddb_ip(), None);
+    let resolv = |options: &str| {
+        std::fs::write(
+            &lab.resolv_conf,
+            format!(
+                "search corp.example\nnameserver {}\noptions {options} timeout:1 attempts:1\n",
+                lab.system_dns_addr().ip()
+            ),
+        )
+        .unwrap();
+    };
+    resolv("ndots:5");
+    let out = lab.probe(&["--internet-canary", "none"]);
+    out.expect(1, &["DNS_SEARCH_DOMAIN_OVERRIDE"], &["DNS_RESOLUTION_FAILED"]);
+    let f = out.finding("DNS_SEARCH_DOMAIN_OVERRIDE");
+    assert_eq!(f["target"], "s3:mybucket");
+    assert_eq!(f["severity"], "error");
+    assert!(
+        f["title"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("as {}.corp.example ({wildcard})", bucket_name())),
+        "{f}"
+    );
+    assert!(f["detail"].as_str().unwrap().contains("ndots:5"), "{f}");
+    assert_eq!(
+        out.report()["verdict"]["root_causes"][0]["code"],
+        "DNS_SEARCH_DOMAIN_OVERRIDE"
+    );
+    let app = out.report()["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == format!("dns/application/{}", bucket_name()))
+        .cloned()
+        .unwrap_or_else(|| panic!("no application lookup\n{}", out.stdout));
+    assert_eq!(
+        app["evidence"]["resolved_as"],
+        format!("{}.corp.example", bucket_name())
+    );
+    assert_eq!(app["evidence"]["addresses"][0]["ip"], wildcard.to_string());
+    // TCP tested the address the applications use.
+    assert!(
+        out.stdout.contains(&format!("{wildcard}:443")),
+        "{}",
+        out.stdout
+    );
+
+    // The default ndots: the name itself answers first, the search domain is never asked.
+    resolv("ndots:1");
+    let out = lab.probe(&["--internet-canary", "none"]);
+    out.expect(0, &[], &["DNS_SEARCH_DOMAIN_OVERRIDE", "TCP_TIMEOUT"]);
+}

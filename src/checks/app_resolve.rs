@@ -462,6 +462,7 @@ pub fn resolve(
         hosts_file,
         addresses,
         latency_ms,
+        resolved_as: None,
     }
 }
 

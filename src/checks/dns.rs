@@ -7,7 +7,7 @@ use hickory_resolver::proto::rr::RecordType;
 use ipnet::IpNet;
 
 use super::Check;
-use crate::net::dns::{Answer, ServerResolver, query_in_order};
+use crate::net::dns::{Answer, LibcOptions, ServerResolver, query_in_order};
 use crate::net::millis;
 use crate::ranges::IpRanges;
 use crate::report::{
@@ -18,9 +18,9 @@ use crate::report::{
 pub struct Resolvers {
     pub system: Result<Vec<ServerResolver>, String>,
     pub vpc: Result<ServerResolver, String>,
-    /// How long libc waits for one of `system` before it asks the next (resolv.conf's
-    /// `options timeout:`); none for a resolver libc does not walk (systemd-resolved's stub).
-    pub libc_timeout_secs: Option<u32>,
+    /// What libc reads from resolv.conf besides `system` (its timeout, ndots and search
+    /// domains); none for a resolver libc does not walk (systemd-resolved's stub).
+    pub libc: Option<LibcOptions>,
 }
 
 impl Resolvers {
@@ -86,9 +86,9 @@ pub async fn lookup(
             .collect(),
         error: answer.error,
         latency_ms: millis(answer.elapsed),
-        libc_wait_secs: match (kind, resolvers.libc_timeout_secs) {
-            (ResolverKind::System, Some(secs)) if !answer.silent_before.is_empty() => {
-                Some(secs.saturating_mul(answer.silent_before.len() as u32))
+        libc_wait_secs: match (kind, &resolvers.libc) {
+            (ResolverKind::System, Some(libc)) if !answer.silent_before.is_empty() => {
+                Some(libc.timeout_secs.saturating_mul(answer.silent_before.len() as u32))
             }
             _ => None,
         },

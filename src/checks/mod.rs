@@ -13,6 +13,7 @@ pub mod hops;
 pub mod host;
 pub mod identity;
 pub mod imds;
+pub mod libc_search;
 pub mod nacl;
 pub mod proxy;
 #[cfg(feature = "control-plane")]

@@ -193,6 +193,9 @@ fn application_answer_findings(r: &ProbeResults, t: &TargetSpec, name: &str, f: 
     let all_attempts = tcp_attempts(r, name);
     match app.and_then(|d| d.answered_by.map(|s| (d, s))) {
         Some((app, AppSource::HostsFile)) => hosts_file_finding(r, t, name, app, &all_attempts, f),
+        Some((app, AppSource::Dns)) if app.resolved_as.is_some() => {
+            search_domain_finding(r, t, name, app, &all_attempts, f)
+        }
         Some((app, AppSource::Dns | AppSource::Resolved)) => {
             stale_answer_finding(t, name, app, &all_attempts, f)
         }
@@ -230,6 +233,64 @@ pub(super) fn endpoint_names(r: &ProbeResults, t: &TargetSpec) -> Vec<EndpointNa
             }
         })
         .collect()
+}
+
+/// The applications' DNS answer came for the name with a resolv.conf search domain appended:
+/// they connect to whatever that name resolves to (often a wildcard record), not the service.
+fn search_domain_finding(
+    r: &ProbeResults,
+    t: &TargetSpec,
+    name: &str,
+    app: &AppResolution,
+    attempts: &[&TcpAttempt],
+    f: &mut Findings,
+) {
+    let Some(full) = app.resolved_as.as_deref() else {
+        return;
+    };
+    let used: Vec<&str> = app.addresses.iter().map(|a| a.ip.as_str()).collect();
+    let own: BTreeSet<&str> = lookups(r, name, ResolverKind::System)
+        .iter()
+        .flat_map(|d| d.addresses.iter().map(|a| a.ip.as_str()))
+        .collect();
+    let fails = attempts
+        .iter()
+        .any(|a| a.origin == AddressOrigin::Application && a.outcome != TcpOutcome::Connected);
+    let not_service = app.addresses.iter().any(|a| !a.class.fits_service());
+    let elsewhere = used.iter().any(|ip| !own.contains(ip));
+    let how = app
+        .steps
+        .iter()
+        .find(|s| s.starts_with("dns: resolv.conf's search list"))
+        .map(|s| s.trim_start_matches("dns: ").to_string())
+        .unwrap_or_else(|| format!("resolv.conf's search list made libc ask {full}"));
+    let own_text = if own.is_empty() {
+        "no address".to_string()
+    } else {
+        own.iter().copied().collect::<Vec<_>>().join(", ")
+    };
+    f.add(
+        FindingCode::DNS_SEARCH_DOMAIN_OVERRIDE,
+        if fails || not_service || elsewhere {
+            Severity::Error
+        } else {
+            Severity::Warning
+        },
+        &t.id,
+        format!(
+            "the applications resolve {name} as {full} ({})",
+            used.join(", ")
+        ),
+        format!(
+            "{how}: the applications connect to {}, while {name} itself resolves to {own_text}.",
+            used.join(", ")
+        ),
+        format!(
+            "Make libc ask {name} itself first: `options ndots:` at most {} in resolv.conf (or in what writes it, such as a pod's dnsConfig), or remove the record that answers {full} (a wildcard in the search domain).",
+            name.matches('.').count()
+        ),
+        vec![app.id()],
+    );
 }
 
 /// A name the hosts file pins: an error when the pinned address fails or is not the service's.

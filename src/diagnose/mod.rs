@@ -409,6 +409,7 @@ fn explained_by(code: FindingCode) -> &'static [FindingCode] {
     match code {
         TCP_TIMEOUT | TCP_REFUSED | TCP_UNREACHABLE => &[
             HOSTS_FILE_OVERRIDE,
+            DNS_SEARCH_DOMAIN_OVERRIDE,
             DNS_RESOLVERS_DISAGREE,
             // Calls to another region's endpoints cannot take this VPC's gateway endpoint.
             REGION_MISMATCH_SDK,
@@ -440,17 +441,24 @@ fn explained_by(code: FindingCode) -> &'static [FindingCode] {
         ],
         ACCESS_DENIED_VPCE_POLICY => &[ENDPOINT_POLICY_DENIES],
         DNS_RESOLUTION_FAILED => &[VPC_DNS_DISABLED, REGION_MISMATCH_SDK],
-        DNS_OUTSIDE_SERVICE_RANGE => &[VPC_DNS_DISABLED, REGION_MISMATCH_SDK, HOSTS_FILE_OVERRIDE],
-        DNS_INTERFACE_ENDPOINT => &[HOSTS_FILE_OVERRIDE],
+        DNS_OUTSIDE_SERVICE_RANGE => &[
+            VPC_DNS_DISABLED,
+            REGION_MISMATCH_SDK,
+            HOSTS_FILE_OVERRIDE,
+            DNS_SEARCH_DOMAIN_OVERRIDE,
+        ],
+        DNS_INTERFACE_ENDPOINT => &[HOSTS_FILE_OVERRIDE, DNS_SEARCH_DOMAIN_OVERRIDE],
         TLS_FAILED => &[
             TCP_TIMEOUT,
             TCP_REFUSED,
             TCP_UNREACHABLE,
             TLS_INTERCEPTED,
             HOSTS_FILE_OVERRIDE,
+            DNS_SEARCH_DOMAIN_OVERRIDE,
         ],
         PATH_NOT_GATEWAY_ENDPOINT => &[
             HOSTS_FILE_OVERRIDE,
+            DNS_SEARCH_DOMAIN_OVERRIDE,
             NO_GATEWAY_ENDPOINT,
             ROUTE_TABLE_NOT_ASSOCIATED,
             ROUTE_OVERRIDES_ENDPOINT,

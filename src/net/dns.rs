@@ -40,13 +40,25 @@ pub struct Answer {
 /// What resolv.conf tells libc: its name servers in order and how long libc waits for one.
 pub struct SystemConf {
     pub servers: Vec<SocketAddr>,
-    /// glibc's wait for a server's answer before it asks the next (`options timeout:`).
-    pub libc_timeout_secs: u32,
+    pub libc: LibcOptions,
+}
+
+/// What glibc's resolver reads from resolv.conf besides the servers (res_init.c).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LibcOptions {
+    /// Its wait for a server's answer before it asks the next (`options timeout:`).
+    pub timeout_secs: u32,
+    /// Names with fewer dots are tried with the search domains first (`options ndots:`).
+    pub ndots: u32,
+    /// The `search` (or `domain`) line's domains, in order.
+    pub search: Vec<String>,
 }
 
 /// glibc's RES_TIMEOUT and RES_MAXRETRANS (resolv/resolv.h): the default `timeout:` and its cap.
 const LIBC_DEFAULT_TIMEOUT_SECS: u32 = 5;
 const LIBC_MAX_TIMEOUT_SECS: u32 = 30;
+/// glibc's RES_MAXNDOTS: the cap of `ndots:` (its default is 1).
+const LIBC_MAX_NDOTS: u32 = 15;
 
 /// The name servers of a resolv.conf file, in order.
 pub fn system_servers(resolv_conf: &Path) -> Result<Vec<SocketAddr>, String> {
@@ -77,31 +89,56 @@ pub fn system_conf(resolv_conf: &Path) -> Result<SystemConf, String> {
     }
     Ok(SystemConf {
         servers,
-        libc_timeout_secs: libc_timeout_secs(&data),
+        libc: libc_options(&data),
     })
 }
 
-/// `options timeout:N` as glibc reads it (res_init.c): the last one wins, capped at 30 s; an
-/// unparsable value counts as 0 there, which glibc then treats as 1 s per try.
-fn libc_timeout_secs(data: &[u8]) -> u32 {
+/// glibc's atoi of an option's value: leading digits, 0 when there are none.
+fn leading_number(value: &str) -> u32 {
+    let digits: String = value.chars().take_while(|c| c.is_ascii_digit()).collect();
+    digits.parse().unwrap_or(0)
+}
+
+/// `options timeout:N ndots:N` and the `search`/`domain` line as glibc reads them (res_init.c):
+/// the last setting wins; timeout is capped at 30 s (an unparsable value counts as 0 there,
+/// which glibc then treats as 1 s per try), ndots at 15. The LOCALDOMAIN and RES_OPTIONS
+/// variables of an application's own environment are not seen from here.
+fn libc_options(data: &[u8]) -> LibcOptions {
     let text = String::from_utf8_lossy(data);
-    let mut timeout = LIBC_DEFAULT_TIMEOUT_SECS;
+    let mut options = LibcOptions {
+        timeout_secs: LIBC_DEFAULT_TIMEOUT_SECS,
+        ndots: 1,
+        search: Vec::new(),
+    };
     for line in text.lines() {
         let mut words = line.split_ascii_whitespace();
-        if words.next() != Some("options") {
-            continue;
-        }
-        for option in words {
-            if let Some(value) = option.strip_prefix("timeout:") {
-                let digits: String = value.chars().take_while(|c| c.is_ascii_digit()).collect();
-                timeout = digits
-                    .parse::<u32>()
-                    .unwrap_or(0)
-                    .clamp(1, LIBC_MAX_TIMEOUT_SECS);
+        match words.next() {
+            Some("options") => {
+                for option in words {
+                    if let Some(value) = option.strip_prefix("timeout:") {
+                        options.timeout_secs =
+                            leading_number(value).clamp(1, LIBC_MAX_TIMEOUT_SECS);
+                    } else if let Some(value) = option.strip_prefix("ndots:") {
+                        options.ndots = leading_number(value).min(LIBC_MAX_NDOTS);
+                    }
+                }
             }
+            // Comments end a search line (res_init.c stops at '#' or ';').
+            Some(keyword @ ("search" | "domain")) => {
+                let domains = words
+                    .take_while(|w| !w.starts_with('#') && !w.starts_with(';'))
+                    .map(|d| d.trim_end_matches('.').to_ascii_lowercase())
+                    .filter(|d| !d.is_empty());
+                options.search = if keyword == "domain" {
+                    domains.take(1).collect()
+                } else {
+                    domains.collect()
+                };
+            }
+            _ => {}
         }
     }
-    timeout
+    options
 }
 
 /// The lines of resolv.conf that name servers. hickory refuses the whole file for one search
@@ -279,7 +316,7 @@ mod tests {
 
     #[test]
     fn libc_timeout_follows_glibc_parsing() {
-        let t = |text: &str| libc_timeout_secs(text.as_bytes());
+        let t = |text: &str| libc_options(text.as_bytes()).timeout_secs;
         assert_eq!(t("nameserver 10.0.0.2\n"), 5);
         assert_eq!(t("nameserver 10.0.0.2\noptions timeout:2 attempts:1\n"), 2);
         // The last setting wins; values above glibc's cap are cut to 30; garbage is 1 s.
@@ -288,6 +325,24 @@ mod tests {
         assert_eq!(t("options timeout:x\n"), 1);
         // Not an options line.
         assert_eq!(t("# options timeout:1\nsearch timeout:1\n"), 5);
+    }
+
+    #[test]
+    fn search_and_ndots_follow_glibc_parsing() {
+        let o = |text: &str| libc_options(text.as_bytes());
+        let plain = o("nameserver 10.0.0.2\n");
+        assert_eq!((plain.ndots, plain.search.len()), (1, 0));
+        let k8s = o("search default.svc.cluster.local svc.cluster.local cluster.local eu-west-1.compute.internal\noptions ndots:5\n");
+        assert_eq!(k8s.ndots, 5);
+        assert_eq!(
+            k8s.search,
+            ["default.svc.cluster.local", "svc.cluster.local", "cluster.local", "eu-west-1.compute.internal"]
+        );
+        // The last search or domain line wins; domain keeps one domain; a comment ends the line.
+        assert_eq!(o("search a.example b.example\ndomain c.example d\n").search, ["c.example"]);
+        assert_eq!(o("domain c.example\nsearch A.example. # old\n").search, ["a.example"]);
+        assert_eq!(o("options ndots:40\n").ndots, 15);
+        assert_eq!(o("options ndots:x\n").ndots, 0);
     }
 
     /// A server that never answers, before one that does: the answer is the second server's

@@ -11,7 +11,7 @@ use ipnet::IpNet;
 
 use super::targets::vpc_cidrs;
 use super::{NameCtx, ProbeResults};
-use crate::checks::app_resolve;
+use crate::checks::{app_resolve, libc_search};
 use crate::checks::dns::{Classifier, Resolvers};
 use crate::checks::{dns, hops, nacl, proxy, tcp, tls};
 use crate::endpoints::NameSocket;
@@ -60,28 +60,62 @@ impl NameCtx<'_> {
             let dns_scheduled =
                 self.collector
                     .schedule(CheckKind::Dns, format!("dns/{name}"), name);
-            let (answers, stub) = tokio::join!(
+            let libc = self.resolvers.libc.as_ref();
+            let search_first = libc.is_some_and(|l| libc_search::search_first(name, l));
+            let (answers, stub, searched_first) = tokio::join!(
                 join_all(lookups.iter().map(|(kind, rt)| {
                     dns::lookup(self.resolvers, *kind, name, service, *rt, &classifier)
                 })),
-                self.stub_lookups(name, service, &classifier)
+                self.stub_lookups(name, service, &classifier),
+                self.search_lookups(search_first, name, service, &classifier)
             );
             let of = |kind| -> Vec<&DnsLookup> {
                 answers.iter().filter(|l| l.resolver == kind).collect()
             };
+            // libc asks the search domains after the name itself only when it gave no address.
+            let searched = if search_first {
+                searched_first
+            } else {
+                let after = libc
+                    .is_some_and(|l| libc_search::search_after(name, l, &of(ResolverKind::System)));
+                self.search_lookups(after, name, service, &classifier).await
+            };
+            let libc_answer =
+                libc_search::walk(name, libc, of(ResolverKind::System), &searched);
             let stub_refs: Vec<&DnsLookup> = stub.iter().collect();
-            let app = app_resolve::resolve(
+            let mut app = app_resolve::resolve(
                 self.host_files,
                 name,
                 service,
-                &of(ResolverKind::System),
+                &libc_answer.lookups,
                 &stub_refs,
                 &classifier,
             );
+            // The search domain's lookups are evidence only when the applications use them.
+            let searched_used: Vec<DnsLookup> = match &libc_answer.resolved_as {
+                Some(full) if app.answered_by == Some(AppSource::Dns) => {
+                    if let Some(libc) = libc {
+                        app.steps.push(format!(
+                            "dns: resolv.conf's search list ({}) with ndots:{} made libc ask {full} {}, and it answered",
+                            libc.search.join(" "),
+                            libc.ndots,
+                            if search_first {
+                                "before the name itself (fewer dots than ndots)"
+                            } else {
+                                "after the name itself gave no address"
+                            }
+                        ));
+                    }
+                    app.resolved_as = Some(full.clone());
+                    libc_answer.lookups.iter().map(|l| (*l).clone()).collect()
+                }
+                _ => Vec::new(),
+            };
             let addresses =
                 addresses_to_test(&app, &of(ResolverKind::System), &of(ResolverKind::Vpc));
             self.collector.with(|c| {
                 c.dns.extend(answers.iter().cloned());
+                c.dns.extend(searched_used);
                 c.app_dns.push(app);
             });
             drop(dns_scheduled);
@@ -218,6 +252,38 @@ impl NameCtx<'_> {
         self.collector.with(|c| c.hops.push(trace));
     }
 
+    /// A and AAAA of `name` in each resolv.conf search domain, through the host's servers, when
+    /// `asked` (libc's walk needs them: see libc_search).
+    async fn search_lookups(
+        &self,
+        asked: bool,
+        name: &str,
+        service: Service,
+        classifier: &Classifier<'_>,
+    ) -> Vec<DnsLookup> {
+        let Some(libc) = self.resolvers.libc.as_ref().filter(|_| asked) else {
+            return Vec::new();
+        };
+        let full_names: Vec<String> = libc
+            .search
+            .iter()
+            .map(|domain| libc_search::in_domain(name, domain))
+            .collect();
+        join_all(full_names.iter().flat_map(|full| {
+            [RecordType::A, RecordType::AAAA].map(|rt| {
+                dns::lookup(
+                    self.resolvers,
+                    ResolverKind::System,
+                    full,
+                    service,
+                    rt,
+                    classifier,
+                )
+            })
+        }))
+        .await
+    }
+
     /// A and AAAA from systemd-resolved's stub, when nsswitch lists `resolve`.
     async fn stub_lookups(
         &self,
@@ -231,7 +297,7 @@ impl NameCtx<'_> {
         let resolvers = Resolvers {
             system: stub.clone().map(|s| vec![s]),
             vpc: Err("not asked".into()),
-            libc_timeout_secs: None,
+            libc: None,
         };
         let (a, aaaa) = tokio::join!(
             dns::lookup(

@@ -15,7 +15,7 @@ use crate::report::*;
 
 pub(super) fn build_resolvers(cfg: &Config) -> Resolvers {
     let conf = system_conf(&cfg.resolv_conf);
-    let libc_timeout_secs = conf.as_ref().ok().map(|c| c.libc_timeout_secs);
+    let libc = conf.as_ref().ok().map(|c| c.libc.clone());
     let system = conf.and_then(|conf| {
         conf.servers
             .into_iter()
@@ -25,7 +25,7 @@ pub(super) fn build_resolvers(cfg: &Config) -> Resolvers {
     Resolvers {
         system,
         vpc: ServerResolver::new(cfg.vpc_resolver, cfg.timeout),
-        libc_timeout_secs,
+        libc,
     }
 }
 

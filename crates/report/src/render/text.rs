@@ -196,6 +196,7 @@ fn dns_line(name: &str, group: &[&CheckRecord]) -> String {
     let mut parts = Vec::new();
     for kind in [ResolverKind::System, ResolverKind::Vpc] {
         let mut answers = Vec::new();
+        let mut asked = false;
         let mut server = None;
         let mut silent = Vec::new();
         let mut ms = 0;
@@ -206,6 +207,7 @@ fn dns_line(name: &str, group: &[&CheckRecord]) -> String {
             if d.resolver != kind {
                 continue;
             }
+            asked = true;
             server = server.or(d.server.clone());
             for s in &d.silent_servers {
                 if !silent.contains(s) {
@@ -222,6 +224,10 @@ fn dns_line(name: &str, group: &[&CheckRecord]) -> String {
                 DnsOutcome::NoData => {}
                 other => answers.push(format!("{} {:?}", d.record_type, other)),
             }
+        }
+        // A name in a search domain is asked of the host's servers only.
+        if !asked && kind == ResolverKind::Vpc {
+            continue;
         }
         let answers = if answers.is_empty() {
             "no address".to_string()

@@ -80,6 +80,11 @@ pub struct AppResolution {
     /// The addresses the applications connect to, classified.
     pub addresses: Vec<ClassifiedAddress>,
     pub latency_ms: u64,
+    /// The name libc resolved when a resolv.conf search domain answered (the name with the
+    /// domain appended: `options ndots:` above the name's dots, or the name itself failing);
+    /// absent when the name itself answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_as: Option<String>,
 }
 
 /// Where a tested address came from.
