@@ -40,7 +40,9 @@ macro_rules! slices {
 }
 
 // The registry of slices: a new check is its module and one line here.
-slices! {}
+slices! {
+    // module => its `impl Slice`, e.g. `mtu => Mtu,`
+}
 
 /// The common face of every check's result.
 pub trait Check {
