@@ -11,6 +11,7 @@ pub mod config;
 pub mod diagnose;
 pub mod durations;
 pub mod endpoints;
+pub mod findings;
 pub mod fsread;
 pub mod net;
 pub mod proxy_rules;

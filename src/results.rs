@@ -1,8 +1,15 @@
 //! What a run found: the checks' typed results, the input of diagnosis. Between the
-//! scheduler (run.rs), which fills it, and diagnosis, which reads it, so neither imports the other.
+//! scheduler (run/), which fills it, and diagnosis, which reads it, so neither imports the other.
+//!
+//! The checks that came before slices have a field each; a slice's results go to
+//! `measured`, a collection keyed by their type, so a new check adds no field here and no
+//! line to the report's assembly.
 
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 
+use crate::checks::Check;
 use crate::report::*;
 
 /// A target as the run sees it: which names the SDKs would use for it.
@@ -55,4 +62,191 @@ pub struct ProbeResults {
     /// verdict, a run with one is never healthy.
     pub setup_errors: Vec<String>,
     pub deadline_hit: bool,
+    /// The results of the checks that are slices (checks/slice.rs), each kept by its type.
+    pub measured: Measurements,
+}
+
+/// A check's result that a slice keeps in `ProbeResults::measured`.
+pub trait Measured: Check + Send + 'static {}
+impl<T: Check + Send + 'static> Measured for T {}
+
+/// The results of the slices' checks, each type in its own list: a slice reads its own with
+/// `of`, and the report's assembly turns them all into check records with `records`.
+#[derive(Default)]
+pub struct Measurements {
+    by_type: HashMap<TypeId, Box<dyn Kept>>,
+}
+
+/// One type's list, with its type erased.
+trait Kept: Send {
+    fn kind(&self) -> CheckKind;
+    fn type_name(&self) -> &'static str;
+    fn records(&self) -> Vec<CheckRecord>;
+    fn as_any(&self) -> &dyn Any;
+    fn as_any_mut(&mut self) -> &mut dyn Any;
+    /// Appends this list to `into`, which holds the same type.
+    fn append_to(self: Box<Self>, into: &mut dyn Kept);
+}
+
+impl<T: Measured> Kept for Vec<T> {
+    fn kind(&self) -> CheckKind {
+        T::KIND
+    }
+    fn type_name(&self) -> &'static str {
+        std::any::type_name::<T>()
+    }
+    fn records(&self) -> Vec<CheckRecord> {
+        self.iter().map(Check::record).collect()
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+    fn append_to(self: Box<Self>, into: &mut dyn Kept) {
+        if let Some(list) = into.as_any_mut().downcast_mut::<Vec<T>>() {
+            list.extend(*self);
+        }
+    }
+}
+
+impl Measurements {
+    pub fn push<T: Measured>(&mut self, result: T) {
+        let kept = self
+            .by_type
+            .entry(TypeId::of::<T>())
+            .or_insert_with(|| Box::new(Vec::<T>::new()));
+        if let Some(list) = kept.as_any_mut().downcast_mut::<Vec<T>>() {
+            list.push(result);
+        }
+    }
+
+    /// Every result of type `T`, in the order they were kept.
+    pub fn of<T: Measured>(&self) -> &[T] {
+        self.by_type
+            .get(&TypeId::of::<T>())
+            .and_then(|kept| kept.as_any().downcast_ref::<Vec<T>>())
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// Moves every result of `other` here.
+    pub fn extend(&mut self, other: Measurements) {
+        for (id, list) in other.by_type {
+            match self.by_type.get_mut(&id) {
+                Some(existing) => list.append_to(existing.as_mut()),
+                None => {
+                    self.by_type.insert(id, list);
+                }
+            }
+        }
+    }
+
+    /// Every result as a check record, in an order that does not depend on which finished
+    /// first: by check kind (the registry's order), then type, then record id.
+    pub fn records(&self) -> Vec<CheckRecord> {
+        let rank = |kind: CheckKind| CheckKind::ALL.iter().position(|k| *k == kind);
+        let mut lists: Vec<&dyn Kept> = self.by_type.values().map(|k| k.as_ref()).collect();
+        lists.sort_by_key(|k| (rank(k.kind()), k.type_name()));
+        lists
+            .into_iter()
+            .flat_map(|list| {
+                let mut records = list.records();
+                records.sort_by(|a, b| a.id.cmp(&b.id));
+                records
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A slice's result for the tests: its kind and id are all that matter here.
+    #[derive(Debug, PartialEq)]
+    struct Probe<const KIND_IS_DNS: bool>(&'static str);
+
+    impl<const KIND_IS_DNS: bool> Check for Probe<KIND_IS_DNS> {
+        const KIND: CheckKind = if KIND_IS_DNS {
+            CheckKind::Dns
+        } else {
+            CheckKind::Canary
+        };
+        fn id(&self) -> String {
+            self.0.into()
+        }
+        fn subject(&self) -> String {
+            String::new()
+        }
+        fn status(&self) -> CheckStatus {
+            CheckStatus::Ok
+        }
+        fn summary(&self) -> String {
+            String::new()
+        }
+        fn duration_ms(&self) -> u64 {
+            0
+        }
+        fn evidence(&self) -> Evidence {
+            Evidence::Unfinished(UnfinishedCheck::default())
+        }
+    }
+
+    type DnsProbe = Probe<true>;
+    type CanaryProbe = Probe<false>;
+
+    #[test]
+    fn each_type_reads_back_its_own_results() {
+        let mut m = Measurements::default();
+        assert!(m.of::<DnsProbe>().is_empty());
+        m.push(DnsProbe::new("b"));
+        m.push(CanaryProbe::new("x"));
+        m.push(DnsProbe::new("a"));
+        assert_eq!(
+            m.of::<DnsProbe>(),
+            &[DnsProbe::new("b"), DnsProbe::new("a")]
+        );
+        assert_eq!(m.of::<CanaryProbe>(), &[CanaryProbe::new("x")]);
+    }
+
+    #[test]
+    fn extend_appends_to_the_same_type_and_adds_new_ones() {
+        let mut m = Measurements::default();
+        m.push(DnsProbe::new("a"));
+        let mut more = Measurements::default();
+        more.push(DnsProbe::new("b"));
+        more.push(CanaryProbe::new("x"));
+        m.extend(more);
+        assert_eq!(
+            m.of::<DnsProbe>(),
+            &[DnsProbe::new("a"), DnsProbe::new("b")]
+        );
+        assert_eq!(m.of::<CanaryProbe>(), &[CanaryProbe::new("x")]);
+    }
+
+    #[test]
+    fn records_come_by_kind_then_id_whatever_finished_first() {
+        let mut m = Measurements::default();
+        m.push(CanaryProbe::new("canary/1"));
+        m.push(DnsProbe::new("dns/z"));
+        m.push(DnsProbe::new("dns/a"));
+        let records: Vec<(CheckKind, String)> =
+            m.records().into_iter().map(|r| (r.check, r.id)).collect();
+        // Dns comes before Canary in the kinds' registry.
+        assert_eq!(
+            records,
+            vec![
+                (CheckKind::Dns, "dns/a".to_string()),
+                (CheckKind::Dns, "dns/z".to_string()),
+                (CheckKind::Canary, "canary/1".to_string()),
+            ]
+        );
+    }
+
+    impl<const KIND_IS_DNS: bool> Probe<KIND_IS_DNS> {
+        fn new(id: &'static str) -> Self {
+            Probe(id)
+        }
+    }
 }

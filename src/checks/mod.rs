@@ -1,5 +1,8 @@
 //! One file per check. Each check returns typed evidence (report.rs types) and implements
-//! `Check`, which turns that evidence into a report record; checks never print.
+//! `Check`, which turns that evidence into a report record; checks never print. A check that
+//! is a slice (slice.rs) also declares when it runs and its finding rules, and is registered
+//! by one line in `slices!` below: the scheduler, the report's assembly and diagnosis find
+//! it there.
 
 pub mod app_resolve;
 pub mod calls;
@@ -20,10 +23,27 @@ pub mod proxy;
 pub mod reachability;
 pub mod region;
 pub mod s3;
+pub mod slice;
 pub mod tcp;
 pub mod tls;
 
 use crate::report::{CheckKind, CheckRecord, CheckStatus, Evidence};
+
+/// Declares each slice's module and lists it in `SLICES`: one line per slice, `name => VALUE`,
+/// VALUE being the slice's `impl Slice` (a unit struct) in its module.
+macro_rules! slices {
+    ($($module:ident => $slice:ident,)*) => {
+        $(pub mod $module;)*
+        /// Every registered slice, in registration order: the order their stages start and
+        /// their rules run.
+        pub const SLICES: &[&dyn slice::Slice] = &[$(&$module::$slice,)*];
+    };
+}
+
+// The registry of slices: a new check is its module and one line here.
+slices! {
+    // module => its `impl Slice`, e.g. `mtu => Mtu,`
+}
 
 /// The common face of every check's result.
 pub trait Check {

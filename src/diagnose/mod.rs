@@ -18,20 +18,17 @@ use std::net::IpAddr;
 
 use crate::catalogue::{FindingCode, checklist_rank};
 use crate::checks::Check;
+use crate::checks::SLICES;
 use crate::checks::region::RegionCheck;
+use crate::checks::slice::Slice;
 use crate::cli::FailOn;
 use crate::config::Config;
-use crate::proxy_rules;
 use crate::report::*;
 use crate::results::{ProbeResults, TargetSpec};
 use crate::settings::ExpectPath;
 
-pub struct Expectations {
-    pub expect_path: ExpectPath,
-    pub expect_issuers: Vec<String>,
-    pub fail_on: FailOn,
-    pub proxy_env: proxy_rules::ProxyEnv,
-}
+pub use crate::findings::Expectations;
+pub(crate) use crate::findings::{Findings, HostRule, NameRule, TargetRule};
 
 impl Expectations {
     pub fn from_config(cfg: &Config) -> Self {
@@ -50,52 +47,15 @@ pub struct Diagnosis {
     pub verdict: Verdict,
 }
 
-#[derive(Default)]
-struct Findings {
-    list: Vec<Finding>,
-    /// The NO_PROXY value the proxy findings recommend: it lists every target's names, so it
-    /// is made once per diagnosis, when a finding first needs it (per name it cost 50 targets
-    /// a quadratic walk: a fifth of a second of a debug build's run).
-    no_proxy_fix: std::cell::OnceCell<String>,
-}
-
-impl Findings {
-    #[allow(clippy::too_many_arguments)]
-    fn add(
-        &mut self,
-        code: FindingCode,
-        severity: Severity,
-        target: &str,
-        title: String,
-        detail: String,
-        remediation: String,
-        check_ids: Vec<String>,
-    ) {
-        // One finding per code and target: the detail of the first one names every address.
-        if self
-            .list
-            .iter()
-            .any(|f| f.code == code && f.target == target)
-        {
-            return;
-        }
-        self.list.push(Finding {
-            code,
-            severity,
-            target: target.to_string(),
-            title,
-            detail,
-            remediation,
-            checklist_item: code.checklist_item().to_string(),
-            check_ids,
-        });
-    }
-}
-
 pub fn diagnose(r: &ProbeResults, exp: &Expectations) -> Diagnosis {
+    diagnose_with(r, exp, SLICES)
+}
+
+/// `diagnose` with the given slices' rules after diagnosis's own.
+fn diagnose_with(r: &ProbeResults, exp: &Expectations, slices: &[&dyn Slice]) -> Diagnosis {
     let mut f = Findings::default();
-    host_findings(r, exp, &mut f);
-    let targets = target_reports(r, exp, &mut f);
+    host_findings(r, exp, slices, &mut f);
+    let targets = target_reports(r, exp, slices, &mut f);
     path_expectation_findings(exp, &targets, &mut f);
 
     let mut findings = f.list;
@@ -113,15 +73,9 @@ pub fn diagnose(r: &ProbeResults, exp: &Expectations) -> Diagnosis {
     }
 }
 
-/// A finding rule about the host as a whole.
-type HostRule = fn(&ProbeResults, &Expectations, &mut Findings);
-/// A finding rule about one host name of a target.
-type NameRule = fn(&ProbeResults, &Expectations, &TargetSpec, &str, &mut Findings);
-/// A finding rule about a target.
-type TargetRule = fn(&ProbeResults, &Expectations, &TargetSpec, &mut Findings);
-
-// The registry of finding rules: a check's rules are one line here. Order matters: the first
-// finding of a code and target is kept, and host findings come before any target's.
+// The finding rules of the checks that came before slices: a slice's rules are in its slice
+// (checks/slice.rs) and run after these. Order matters: the first finding of a code and
+// target is kept, and host findings come before any target's.
 const HOST_RULES: &[HostRule] = &[
     |r, _, f| imds_finding(r, f),
     |r, _, f| region_findings(r, f),
@@ -148,8 +102,9 @@ const TARGET_RULES: &[TargetRule] = &[
 ];
 
 /// The findings about the host as a whole, before any target's.
-fn host_findings(r: &ProbeResults, exp: &Expectations, f: &mut Findings) {
-    for rule in HOST_RULES {
+fn host_findings(r: &ProbeResults, exp: &Expectations, slices: &[&dyn Slice], f: &mut Findings) {
+    let sliced = slices.iter().flat_map(|s| s.host_rules());
+    for rule in HOST_RULES.iter().chain(sliced) {
         rule(r, exp, f);
     }
 }
@@ -278,11 +233,16 @@ fn resolver_finding(r: &ProbeResults, f: &mut Findings) {
 }
 
 /// Per target: its findings, then its names and path verdict.
-fn target_reports(r: &ProbeResults, exp: &Expectations, f: &mut Findings) -> Vec<TargetReport> {
+fn target_reports(
+    r: &ProbeResults,
+    exp: &Expectations,
+    slices: &[&dyn Slice],
+    f: &mut Findings,
+) -> Vec<TargetReport> {
     let canary = r.canary.as_ref().map(|c| c.outcome);
     let mut targets = Vec::new();
     for t in &r.targets {
-        diagnose_target(r, exp, t, f);
+        diagnose_target(r, exp, slices, t, f);
         targets.push(TargetReport {
             id: t.id.clone(),
             service: t.service,
@@ -366,13 +326,21 @@ fn ids<T: Check>(items: &[&T]) -> Vec<String> {
 
 /// A target's findings: those of each of its names first (every name rule per name), then
 /// those of the target as a whole.
-fn diagnose_target(r: &ProbeResults, exp: &Expectations, t: &TargetSpec, f: &mut Findings) {
+fn diagnose_target(
+    r: &ProbeResults,
+    exp: &Expectations,
+    slices: &[&dyn Slice],
+    t: &TargetSpec,
+    f: &mut Findings,
+) {
     for name in &t.endpoint_names {
-        for rule in NAME_RULES {
+        let sliced = slices.iter().flat_map(|s| s.name_rules());
+        for rule in NAME_RULES.iter().chain(sliced) {
             rule(r, exp, t, name, f);
         }
     }
-    for rule in TARGET_RULES {
+    let sliced = slices.iter().flat_map(|s| s.target_rules());
+    for rule in TARGET_RULES.iter().chain(sliced) {
         rule(r, exp, t, f);
     }
 }

@@ -1517,3 +1517,145 @@ fn a_private_first_hop_no_nat_gateway_owns_is_named_by_its_network_interface() {
         f.remediation
     );
 }
+
+/// A slice's measurement for the tests below: one name's answer, good or not.
+#[derive(Clone)]
+struct SliceProbe {
+    name: String,
+    ok: bool,
+}
+
+impl Check for SliceProbe {
+    const KIND: CheckKind = CheckKind::Tcp;
+    fn id(&self) -> String {
+        format!("slice-probe/{}", self.name)
+    }
+    fn subject(&self) -> String {
+        self.name.clone()
+    }
+    fn status(&self) -> CheckStatus {
+        if self.ok {
+            CheckStatus::Ok
+        } else {
+            CheckStatus::Fail
+        }
+    }
+    fn summary(&self) -> String {
+        String::new()
+    }
+    fn duration_ms(&self) -> u64 {
+        0
+    }
+    fn evidence(&self) -> Evidence {
+        Evidence::Unfinished(UnfinishedCheck::default())
+    }
+}
+
+/// A slice whose rules judge only its own measurements, one rule of each kind.
+struct ProbeSlice;
+
+impl Slice for ProbeSlice {
+    fn kind(&self) -> CheckKind {
+        CheckKind::Tcp
+    }
+    fn host_rules(&self) -> &'static [HostRule] {
+        &[|r, _, f| {
+            if !r.measured.of::<SliceProbe>().is_empty() {
+                let note = FindingCode::DNS_CUSTOM_RESOLVER;
+                f.add(
+                    note,
+                    Severity::Note,
+                    "host",
+                    "probed".into(),
+                    String::new(),
+                    String::new(),
+                    vec![],
+                );
+            }
+        }]
+    }
+    fn name_rules(&self) -> &'static [NameRule] {
+        &[|r, _, t, name, f| {
+            let failed: Vec<&SliceProbe> = r
+                .measured
+                .of::<SliceProbe>()
+                .iter()
+                .filter(|p| p.name == name && !p.ok)
+                .collect();
+            if !failed.is_empty() {
+                let code = FindingCode::TCP_TIMEOUT;
+                f.add(
+                    code,
+                    Severity::Error,
+                    &t.id,
+                    name.into(),
+                    String::new(),
+                    String::new(),
+                    ids(&failed),
+                );
+            }
+        }]
+    }
+    fn target_rules(&self) -> &'static [TargetRule] {
+        &[|_, _, t, f| {
+            let code = FindingCode::ENDPOINT_ADDRESS_FAMILY;
+            f.add(
+                code,
+                Severity::Warning,
+                &t.id,
+                "target".into(),
+                String::new(),
+                String::new(),
+                vec![],
+            );
+        }]
+    }
+}
+
+#[test]
+fn a_slices_rules_run_after_diagnosis_own_and_judge_its_measurements() {
+    let (mut r, exp) = healthy();
+    r.measured.push(SliceProbe {
+        name: NAME.into(),
+        ok: false,
+    });
+    let codes = |d: &Diagnosis| -> Vec<(String, String)> {
+        d.findings
+            .iter()
+            .map(|f| (f.code.to_string(), f.target.clone()))
+            .collect()
+    };
+
+    // Without the slice registered, nothing judges its measurement.
+    let without = diagnose_with(&r, &exp, &[]);
+    assert_eq!(without.verdict.exit_code, 0, "{:?}", codes(&without));
+    assert!(without.findings.is_empty(), "{:?}", codes(&without));
+
+    let with = diagnose_with(&r, &exp, &[&ProbeSlice]);
+    assert_eq!(with.verdict.exit_code, 1);
+    let target = r.targets[0].id.clone();
+    assert_eq!(
+        codes(&with),
+        vec![
+            ("TCP_TIMEOUT".to_string(), target.clone()),
+            ("ENDPOINT_ADDRESS_FAMILY".to_string(), target),
+            ("DNS_CUSTOM_RESOLVER".to_string(), "host".to_string()),
+        ]
+    );
+    let timeout = &with.findings[0];
+    assert_eq!(
+        timeout.title, NAME,
+        "the name rule ran for the target's name"
+    );
+    assert_eq!(timeout.check_ids, vec![format!("slice-probe/{NAME}")]);
+
+    // A good measurement: only the unconditional rules speak.
+    r.measured = Default::default();
+    r.measured.push(SliceProbe {
+        name: NAME.into(),
+        ok: true,
+    });
+    let good = diagnose_with(&r, &exp, &[&ProbeSlice]);
+    assert_eq!(good.verdict.exit_code, 0, "{:?}", codes(&good));
+    assert!(!codes(&good).iter().any(|(c, _)| c == "TCP_TIMEOUT"));
+}

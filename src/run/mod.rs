@@ -511,6 +511,8 @@ fn assemble(
     if let Some(c) = &results.canary {
         checks.push(c.record());
     }
+    // The slices' checks, whichever they are (checks/slice.rs).
+    checks.extend(results.measured.records());
     let finished = started_wall + elapsed;
     Report {
         schema_version: SCHEMA_VERSION.into(),

@@ -13,7 +13,8 @@ use super::targets::vpc_cidrs;
 use super::{NameCtx, ProbeResults};
 use crate::checks::{app_resolve, libc_search};
 use crate::checks::dns::{Classifier, Resolvers};
-use crate::checks::{dns, hops, nacl, proxy, tcp, tls};
+use crate::checks::slice::AddressStage;
+use crate::checks::{SLICES, dns, hops, nacl, proxy, tcp, tls};
 use crate::endpoints::NameSocket;
 use crate::proxy_rules::HttpClientKind;
 use crate::report::*;
@@ -156,9 +157,49 @@ impl NameCtx<'_> {
                     self.collector.with(|c| c.nacl.push(result));
                 }
             };
-            tokio::join!(connects, sweep, hop_checks);
+            let sliced = join_all(addresses.iter().map(|(ip, class, origin)| {
+                self.slices_at_address(name, service, socket, *ip, *class, *origin)
+            }));
+            tokio::join!(connects, sweep, hop_checks, sliced);
         };
         tokio::join!(dns_then_connect, proxy_probe);
+    }
+
+    /// Every registered slice's measurement of one address (checks/slice.rs), each kept when
+    /// it finishes and named by the deadline if it does not.
+    async fn slices_at_address(
+        &self,
+        name: &str,
+        service: Service,
+        socket: NameSocket,
+        ip: IpAddr,
+        class: AddressClass,
+        origin: AddressOrigin,
+    ) {
+        let stage = AddressStage {
+            name,
+            service,
+            ip,
+            port: socket.port,
+            class,
+            origin,
+            budget: self.budget,
+            limits: self.limits,
+        };
+        join_all(SLICES.iter().filter_map(|slice| {
+            let measuring = slice.per_address(stage)?;
+            let kind = slice.kind();
+            Some(async move {
+                let _scheduled = self.collector.schedule(
+                    kind,
+                    format!("{}/{name}/{ip}", kind.as_str()),
+                    format!("{ip}:{}", socket.port),
+                );
+                let measured = measuring.await;
+                self.collector.with(|c| c.measured.extend(measured));
+            })
+        }))
+        .await;
     }
 
     async fn connect_and_handshake(

@@ -1,0 +1,57 @@
+//! A check as one vertical slice: its measurement, the moment of the run it belongs to and its
+//! finding rules, declared together in its own module and registered by one line in
+//! `checks::slices!` (checks/mod.rs). The scheduler runs every registered slice at the stages
+//! it asks for, keeps what it measured in `ProbeResults::measured` (which the report's
+//! assembly turns into check records), and diagnosis runs its rules after the rules that span
+//! checks. Its evidence type and finding codes are the report crate's (the contract).
+
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+
+use crate::findings::{HostRule, NameRule, TargetRule};
+use crate::net::Budget;
+use crate::net::limits::Limits;
+use crate::report::{AddressClass, AddressOrigin, CheckKind, Service};
+use crate::results::Measurements;
+
+/// One address a name's applications connect to, as DNS (or the hosts file) gave it: what a
+/// slice's per-address measurement starts from. It runs beside the address's TCP, TLS and hop
+/// checks.
+#[derive(Clone, Copy)]
+pub struct AddressStage<'a> {
+    pub name: &'a str,
+    pub service: Service,
+    pub ip: IpAddr,
+    /// The port the clients connect to (443 unless an endpoint URL names another).
+    pub port: u16,
+    pub class: AddressClass,
+    pub origin: AddressOrigin,
+    pub budget: Budget,
+    pub limits: &'a Limits,
+}
+
+/// A slice's measurement under way: what it measured, kept when it finishes.
+pub type Measuring<'a> = Pin<Box<dyn Future<Output = Measurements> + Send + 'a>>;
+
+/// What a slice declares; everything has a default, so a slice says only what it does.
+pub trait Slice: Sync {
+    /// Its check kind: the deadline's record of an unfinished measurement says it.
+    fn kind(&self) -> CheckKind;
+    /// Its measurement of one address, or None when the address is not its business.
+    fn per_address<'a>(&'a self, _stage: AddressStage<'a>) -> Option<Measuring<'a>> {
+        None
+    }
+    /// Its rules about the host, run after diagnosis's own host rules.
+    fn host_rules(&self) -> &'static [HostRule] {
+        &[]
+    }
+    /// Its rules about each name of a target, run after diagnosis's own name rules.
+    fn name_rules(&self) -> &'static [NameRule] {
+        &[]
+    }
+    /// Its rules about a target, run after diagnosis's own target rules.
+    fn target_rules(&self) -> &'static [TargetRule] {
+        &[]
+    }
+}

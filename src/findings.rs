@@ -1,0 +1,71 @@
+//! The vocabulary of finding rules, below both the checks and diagnosis: the findings a
+//! diagnosis collects, the expectations it judges against, and the signatures of a rule. A
+//! check's own rules (a slice's, checks/slice.rs) and diagnosis's rules that span checks
+//! (path verdicts, root causes) speak it, so a slice can hold its rules without importing
+//! diagnosis. Pure: no I/O.
+
+use crate::catalogue::FindingCode;
+use crate::cli::FailOn;
+use crate::proxy_rules;
+use crate::report::{Finding, Severity};
+use crate::results::{ProbeResults, TargetSpec};
+use crate::settings::ExpectPath;
+
+/// What the run was asked to expect: the path, the certificate issuers, the failure threshold,
+/// and the proxy environment the proxy rules judge.
+pub struct Expectations {
+    pub expect_path: ExpectPath,
+    pub expect_issuers: Vec<String>,
+    pub fail_on: FailOn,
+    pub proxy_env: proxy_rules::ProxyEnv,
+}
+
+/// The findings of one diagnosis, in the order the rules made them.
+#[derive(Default)]
+pub struct Findings {
+    pub(crate) list: Vec<Finding>,
+    /// The NO_PROXY value the proxy findings recommend: it lists every target's names, so it
+    /// is made once per diagnosis, when a finding first needs it (per name it cost 50 targets
+    /// a quadratic walk: a fifth of a second of a debug build's run).
+    pub(crate) no_proxy_fix: std::cell::OnceCell<String>,
+}
+
+impl Findings {
+    #[allow(clippy::too_many_arguments)]
+    pub fn add(
+        &mut self,
+        code: FindingCode,
+        severity: Severity,
+        target: &str,
+        title: String,
+        detail: String,
+        remediation: String,
+        check_ids: Vec<String>,
+    ) {
+        // One finding per code and target: the detail of the first one names every address.
+        if self
+            .list
+            .iter()
+            .any(|f| f.code == code && f.target == target)
+        {
+            return;
+        }
+        self.list.push(Finding {
+            code,
+            severity,
+            target: target.to_string(),
+            title,
+            detail,
+            remediation,
+            checklist_item: code.checklist_item().to_string(),
+            check_ids,
+        });
+    }
+}
+
+/// A finding rule about the host as a whole.
+pub type HostRule = fn(&ProbeResults, &Expectations, &mut Findings);
+/// A finding rule about one host name of a target.
+pub type NameRule = fn(&ProbeResults, &Expectations, &TargetSpec, &str, &mut Findings);
+/// A finding rule about a target.
+pub type TargetRule = fn(&ProbeResults, &Expectations, &TargetSpec, &mut Findings);
