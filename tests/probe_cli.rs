@@ -911,7 +911,11 @@ fn a_search_domain_that_answers_first_is_what_the_applications_use() {
     };
     resolv("ndots:5");
     let out = lab.probe(&["--internet-canary", "none"]);
-    out.expect(1, &["DNS_SEARCH_DOMAIN_OVERRIDE"], &["DNS_RESOLUTION_FAILED"]);
+    out.expect(
+        1,
+        &["DNS_SEARCH_DOMAIN_OVERRIDE"],
+        &["DNS_RESOLUTION_FAILED"],
+    );
     let f = out.finding("DNS_SEARCH_DOMAIN_OVERRIDE");
     assert_eq!(f["target"], "s3:mybucket");
     assert_eq!(f["severity"], "error");

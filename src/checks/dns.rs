@@ -87,9 +87,10 @@ pub async fn lookup(
         error: answer.error,
         latency_ms: millis(answer.elapsed),
         libc_wait_secs: match (kind, &resolvers.libc) {
-            (ResolverKind::System, Some(libc)) if !answer.silent_before.is_empty() => {
-                Some(libc.timeout_secs.saturating_mul(answer.silent_before.len() as u32))
-            }
+            (ResolverKind::System, Some(libc)) if !answer.silent_before.is_empty() => Some(
+                libc.timeout_secs
+                    .saturating_mul(answer.silent_before.len() as u32),
+            ),
             _ => None,
         },
         silent_servers: answer.silent_before.iter().map(|s| s.to_string()).collect(),

@@ -133,7 +133,11 @@ mod tests {
         assert!(!search_first(NAME, &libc(1, &["corp.example"])));
         assert!(!search_first(NAME, &libc(5, &[])));
         assert!(search_after(NAME, &libc(1, &["corp.example"]), &[&nx]));
-        assert!(!search_after(NAME, &libc(1, &["corp.example"]), &[&answered]));
+        assert!(!search_after(
+            NAME,
+            &libc(1, &["corp.example"]),
+            &[&answered]
+        ));
         assert!(!search_after(NAME, &libc(5, &["corp.example"]), &[&nx]));
     }
 
@@ -142,14 +146,26 @@ mod tests {
         let as_is = lookup(NAME, DnsOutcome::Answered, Some("198.51.100.10"));
         let searched = vec![
             lookup(&in_domain(NAME, "a.example"), DnsOutcome::NxDomain, None),
-            lookup(&in_domain(NAME, "b.example"), DnsOutcome::Answered, Some("203.0.113.80")),
+            lookup(
+                &in_domain(NAME, "b.example"),
+                DnsOutcome::Answered,
+                Some("203.0.113.80"),
+            ),
         ];
         let options = libc(5, &["a.example", "b.example"]);
         let answer = walk(NAME, Some(&options), vec![&as_is], &searched);
-        assert_eq!(answer.resolved_as.as_deref(), Some("s3.eu-west-1.amazonaws.com.b.example"));
+        assert_eq!(
+            answer.resolved_as.as_deref(),
+            Some("s3.eu-west-1.amazonaws.com.b.example")
+        );
         assert_eq!(answer.lookups[0].addresses[0].ip, "203.0.113.80");
         // With ndots 1 the name itself answers first and the search list is never reached.
-        let answer = walk(NAME, Some(&libc(1, &["a.example", "b.example"])), vec![&as_is], &searched);
+        let answer = walk(
+            NAME,
+            Some(&libc(1, &["a.example", "b.example"])),
+            vec![&as_is],
+            &searched,
+        );
         assert_eq!(answer.resolved_as, None);
         assert_eq!(answer.lookups[0].addresses[0].ip, "198.51.100.10");
     }
@@ -159,7 +175,11 @@ mod tests {
         let as_is = lookup(NAME, DnsOutcome::Answered, Some("198.51.100.10"));
         let searched = vec![
             lookup(&in_domain(NAME, "a.example"), DnsOutcome::Timeout, None),
-            lookup(&in_domain(NAME, "b.example"), DnsOutcome::Answered, Some("203.0.113.80")),
+            lookup(
+                &in_domain(NAME, "b.example"),
+                DnsOutcome::Answered,
+                Some("203.0.113.80"),
+            ),
         ];
         let options = libc(5, &["a.example", "b.example"]);
         let answer = walk(NAME, Some(&options), vec![&as_is], &searched);
@@ -168,7 +188,11 @@ mod tests {
         // SERVFAIL goes on to the next domain.
         let searched = vec![
             lookup(&in_domain(NAME, "a.example"), DnsOutcome::ServFail, None),
-            lookup(&in_domain(NAME, "b.example"), DnsOutcome::Answered, Some("203.0.113.80")),
+            lookup(
+                &in_domain(NAME, "b.example"),
+                DnsOutcome::Answered,
+                Some("203.0.113.80"),
+            ),
         ];
         let answer = walk(NAME, Some(&options), vec![&as_is], &searched);
         assert_eq!(answer.lookups[0].addresses[0].ip, "203.0.113.80");
@@ -184,6 +208,9 @@ mod tests {
         )];
         let options = libc(1, &["a.example"]);
         let answer = walk(NAME, Some(&options), vec![&as_is], &searched);
-        assert_eq!(answer.resolved_as.as_deref(), Some("s3.eu-west-1.amazonaws.com.a.example"));
+        assert_eq!(
+            answer.resolved_as.as_deref(),
+            Some("s3.eu-west-1.amazonaws.com.a.example")
+        );
     }
 }

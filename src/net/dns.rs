@@ -332,15 +332,28 @@ mod tests {
         let o = |text: &str| libc_options(text.as_bytes());
         let plain = o("nameserver 10.0.0.2\n");
         assert_eq!((plain.ndots, plain.search.len()), (1, 0));
-        let k8s = o("search default.svc.cluster.local svc.cluster.local cluster.local eu-west-1.compute.internal\noptions ndots:5\n");
+        let k8s = o(
+            "search default.svc.cluster.local svc.cluster.local cluster.local eu-west-1.compute.internal\noptions ndots:5\n",
+        );
         assert_eq!(k8s.ndots, 5);
         assert_eq!(
             k8s.search,
-            ["default.svc.cluster.local", "svc.cluster.local", "cluster.local", "eu-west-1.compute.internal"]
+            [
+                "default.svc.cluster.local",
+                "svc.cluster.local",
+                "cluster.local",
+                "eu-west-1.compute.internal"
+            ]
         );
         // The last search or domain line wins; domain keeps one domain; a comment ends the line.
-        assert_eq!(o("search a.example b.example\ndomain c.example d\n").search, ["c.example"]);
-        assert_eq!(o("domain c.example\nsearch A.example. # old\n").search, ["a.example"]);
+        assert_eq!(
+            o("search a.example b.example\ndomain c.example d\n").search,
+            ["c.example"]
+        );
+        assert_eq!(
+            o("domain c.example\nsearch A.example. # old\n").search,
+            ["a.example"]
+        );
         assert_eq!(o("options ndots:40\n").ndots, 15);
         assert_eq!(o("options ndots:x\n").ndots, 0);
     }

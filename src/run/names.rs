@@ -11,10 +11,10 @@ use ipnet::IpNet;
 
 use super::targets::vpc_cidrs;
 use super::{NameCtx, ProbeResults};
-use crate::checks::{app_resolve, libc_search};
 use crate::checks::dns::{Classifier, Resolvers};
 use crate::checks::slice::AddressStage;
 use crate::checks::{SLICES, dns, hops, nacl, proxy, tcp, tls};
+use crate::checks::{app_resolve, libc_search};
 use crate::endpoints::NameSocket;
 use crate::proxy_rules::HttpClientKind;
 use crate::report::*;
@@ -81,8 +81,7 @@ impl NameCtx<'_> {
                     .is_some_and(|l| libc_search::search_after(name, l, &of(ResolverKind::System)));
                 self.search_lookups(after, name, service, &classifier).await
             };
-            let libc_answer =
-                libc_search::walk(name, libc, of(ResolverKind::System), &searched);
+            let libc_answer = libc_search::walk(name, libc, of(ResolverKind::System), &searched);
             let stub_refs: Vec<&DnsLookup> = stub.iter().collect();
             let mut app = app_resolve::resolve(
                 self.host_files,
