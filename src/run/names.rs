@@ -40,12 +40,6 @@ impl NameCtx<'_> {
             region: self.region,
             vpc_cidrs: &vpc_cidrs,
         };
-        let lookups = [
-            (ResolverKind::System, RecordType::A),
-            (ResolverKind::System, RecordType::AAAA),
-            (ResolverKind::Vpc, RecordType::A),
-            (ResolverKind::Vpc, RecordType::AAAA),
-        ];
         // The name is ready for its calls when its connections and its proxy probe are done.
         let parts_left = std::sync::atomic::AtomicU8::new(2);
         let part_done = || {
@@ -61,63 +55,7 @@ impl NameCtx<'_> {
             let dns_scheduled =
                 self.collector
                     .schedule(CheckKind::Dns, format!("dns/{name}"), name);
-            let libc = self.resolvers.libc.as_ref();
-            let search_first = libc.is_some_and(|l| libc_search::search_first(name, l));
-            let (answers, stub, searched_first) = tokio::join!(
-                join_all(lookups.iter().map(|(kind, rt)| {
-                    dns::lookup(self.resolvers, *kind, name, service, *rt, &classifier)
-                })),
-                self.stub_lookups(name, service, &classifier),
-                self.search_lookups(search_first, name, service, &classifier)
-            );
-            let of = |kind| -> Vec<&DnsLookup> {
-                answers.iter().filter(|l| l.resolver == kind).collect()
-            };
-            // libc asks the search domains after the name itself only when it gave no address.
-            let searched = if search_first {
-                searched_first
-            } else {
-                let after = libc
-                    .is_some_and(|l| libc_search::search_after(name, l, &of(ResolverKind::System)));
-                self.search_lookups(after, name, service, &classifier).await
-            };
-            let libc_answer = libc_search::walk(name, libc, of(ResolverKind::System), &searched);
-            let stub_refs: Vec<&DnsLookup> = stub.iter().collect();
-            let mut app = app_resolve::resolve(
-                self.host_files,
-                name,
-                service,
-                &libc_answer.lookups,
-                &stub_refs,
-                &classifier,
-            );
-            // The search domain's lookups are evidence only when the applications use them.
-            let searched_used: Vec<DnsLookup> = match &libc_answer.resolved_as {
-                Some(full) if app.answered_by == Some(AppSource::Dns) => {
-                    if let Some(libc) = libc {
-                        app.steps.push(format!(
-                            "dns: resolv.conf's search list ({}) with ndots:{} made libc ask {full} {}, and it answered",
-                            libc.search.join(" "),
-                            libc.ndots,
-                            if search_first {
-                                "before the name itself (fewer dots than ndots)"
-                            } else {
-                                "after the name itself gave no address"
-                            }
-                        ));
-                    }
-                    app.resolved_as = Some(full.clone());
-                    libc_answer.lookups.iter().map(|l| (*l).clone()).collect()
-                }
-                _ => Vec::new(),
-            };
-            let addresses =
-                addresses_to_test(&app, &of(ResolverKind::System), &of(ResolverKind::Vpc));
-            self.collector.with(|c| {
-                c.dns.extend(answers.iter().cloned());
-                c.dns.extend(searched_used);
-                c.app_dns.push(app);
-            });
+            let addresses = self.resolve_name(name, service, &classifier).await;
             drop(dns_scheduled);
             if counts_in_lookups {
                 self.ready.lookups_done();
@@ -162,6 +100,79 @@ impl NameCtx<'_> {
             tokio::join!(connects, sweep, hop_checks, sliced);
         };
         tokio::join!(dns_then_connect, proxy_probe);
+    }
+
+    /// The name's lookups (the host's servers, the VPC resolver, systemd-resolved's stub and
+    /// libc's search domains), kept in the report, and the addresses to test: what the
+    /// applications connect to, and the VPC resolver's answer where it differs.
+    async fn resolve_name(
+        &self,
+        name: &str,
+        service: Service,
+        classifier: &Classifier<'_>,
+    ) -> Vec<(IpAddr, AddressClass, AddressOrigin)> {
+        let lookups = [
+            (ResolverKind::System, RecordType::A),
+            (ResolverKind::System, RecordType::AAAA),
+            (ResolverKind::Vpc, RecordType::A),
+            (ResolverKind::Vpc, RecordType::AAAA),
+        ];
+        let libc = self.resolvers.libc.as_ref();
+        let search_first = libc.is_some_and(|l| libc_search::search_first(name, l));
+        let (answers, stub, searched_first) = tokio::join!(
+            join_all(lookups.iter().map(|(kind, rt)| {
+                dns::lookup(self.resolvers, *kind, name, service, *rt, classifier)
+            })),
+            self.stub_lookups(name, service, classifier),
+            self.search_lookups(search_first, name, service, classifier)
+        );
+        let of =
+            |kind| -> Vec<&DnsLookup> { answers.iter().filter(|l| l.resolver == kind).collect() };
+        // libc asks the search domains after the name itself only when it gave no address.
+        let searched = if search_first {
+            searched_first
+        } else {
+            let after =
+                libc.is_some_and(|l| libc_search::search_after(name, l, &of(ResolverKind::System)));
+            self.search_lookups(after, name, service, classifier).await
+        };
+        let libc_answer = libc_search::walk(name, libc, of(ResolverKind::System), &searched);
+        let stub_refs: Vec<&DnsLookup> = stub.iter().collect();
+        let mut app = app_resolve::resolve(
+            self.host_files,
+            name,
+            service,
+            &libc_answer.lookups,
+            &stub_refs,
+            classifier,
+        );
+        // The search domain's lookups are evidence only when the applications use them.
+        let searched_used: Vec<DnsLookup> = match &libc_answer.resolved_as {
+            Some(full) if app.answered_by == Some(AppSource::Dns) => {
+                if let Some(libc) = libc {
+                    app.steps.push(format!(
+                        "dns: resolv.conf's search list ({}) with ndots:{} made libc ask {full} {}, and it answered",
+                        libc.search.join(" "),
+                        libc.ndots,
+                        if search_first {
+                            "before the name itself (fewer dots than ndots)"
+                        } else {
+                            "after the name itself gave no address"
+                        }
+                    ));
+                }
+                app.resolved_as = Some(full.clone());
+                libc_answer.lookups.iter().map(|l| (*l).clone()).collect()
+            }
+            _ => Vec::new(),
+        };
+        let addresses = addresses_to_test(&app, &of(ResolverKind::System), &of(ResolverKind::Vpc));
+        self.collector.with(|c| {
+            c.dns.extend(answers.iter().cloned());
+            c.dns.extend(searched_used);
+            c.app_dns.push(app);
+        });
+        addresses
     }
 
     /// Every registered slice's measurement of one address (checks/slice.rs), each kept when
