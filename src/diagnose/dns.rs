@@ -441,6 +441,10 @@ pub(super) fn silent_server_finding(r: &ProbeResults, f: &mut Findings) {
                     d.outcome,
                     DnsOutcome::Answered | DnsOutcome::NoData | DnsOutcome::NxDomain
                 )
+                // A name the hosts file or systemd-resolved answers never waits on resolv.conf.
+                && app_resolution(r, &d.name).is_none_or(|a| {
+                    matches!(a.answered_by, Some(AppSource::Dns) | None)
+                })
         })
         .collect();
     let Some(first) = waited.first() else {

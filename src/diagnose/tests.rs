@@ -1659,3 +1659,45 @@ fn a_slices_rules_run_after_diagnosis_own_and_judge_its_measurements() {
     assert_eq!(good.verdict.exit_code, 0, "{:?}", codes(&good));
     assert!(!codes(&good).iter().any(|(c, _)| c == "TCP_TIMEOUT"));
 }
+
+/// A silent name server before the one that answered: a warning the healthy verdict names,
+/// unless the name never reaches resolv.conf (the hosts file answers it).
+#[test]
+fn a_silent_name_server_warns_only_where_the_applications_ask_dns() {
+    let (mut r, e) = healthy();
+    r.dns[0].silent_servers = vec!["10.0.0.9:53".into()];
+    r.dns[0].libc_wait_secs = Some(5);
+    let d = diagnose(&r, &e);
+    assert!(codes(&d).contains(&"DNS_SERVER_SILENT"), "{:?}", codes(&d));
+    let f = d
+        .findings
+        .iter()
+        .find(|f| f.code == FindingCode::DNS_SERVER_SILENT)
+        .unwrap();
+    assert_eq!(f.severity, Severity::Warning);
+    assert!(
+        f.title.contains("waits 5 s before 10.0.0.2:53"),
+        "{}",
+        f.title
+    );
+    assert_eq!(d.verdict.exit_code, 0);
+    assert_eq!(
+        d.verdict.summary,
+        "healthy: every probed path works; 1 warning: DNS_SERVER_SILENT (host)"
+    );
+
+    r.app_dns = vec![AppResolution {
+        name: NAME.into(),
+        service: Service::S3,
+        nss_sources: vec!["files".into(), "dns".into()],
+        nss_origin: "/etc/nsswitch.conf".into(),
+        steps: vec![],
+        answered_by: Some(AppSource::HostsFile),
+        hosts_file: vec![],
+        addresses: vec![],
+        latency_ms: 0,
+        resolved_as: None,
+    }];
+    let d = diagnose(&r, &e);
+    assert!(!codes(&d).contains(&"DNS_SERVER_SILENT"), "{:?}", codes(&d));
+}
