@@ -355,9 +355,7 @@ fn pattern_prefix(pattern: &str, text: &str) -> Option<usize> {
         return text.starts_with(pattern).then_some(pattern.len());
     };
     let rest = text.strip_prefix(before)?;
-    let run = rest
-        .find(|c: char| matches!(c, '.' | '/' | '?'))
-        .unwrap_or(rest.len());
+    let run = rest.find(['.', '/', '?']).unwrap_or(rest.len());
     if run == 0 {
         return None;
     }
