@@ -839,8 +839,8 @@ import concurrent.futures as cf, json, statistics, sys, time
 import boto3, botocore.config
 per_address, runs = int(sys.argv[1]), int(sys.argv[2])
 buckets, tables = sys.argv[3].split(","), sys.argv[4].split(",")
-# Virtual-hosted names for every S3 call, as the probe's SDK (botocore would send
-# GetBucketLocation path-style to the regional name).
+# Virtual-hosted names, as the probe's SDK uses them (botocore still sends GetBucketLocation
+# path-style to the regional name; the fronts' canned rules answer both forms).
 cfg = botocore.config.Config(region_name="eu-west-1", max_pool_connections=per_address,
                              retries={"total_max_attempts": 1}, connect_timeout=3, read_timeout=10,
                              s3={"addressing_style": "virtual"})
