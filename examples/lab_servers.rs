@@ -25,7 +25,9 @@
 //!               "host_rewrites": [["ddb.eu-west-1.amazonaws.com", "dynamodb.eu-west-1.amazonaws.com"]],
 //!               "date_offset_secs": 0, "extra_headers": [["Via", "1.1 proxy"]],
 //!               "body_rules": [["PrefixListId=pl-1", {"raw": {"status": 200, "body": "..."}}]],
-//!               "max_request_skew_secs": 900}],
+//!               "max_request_skew_secs": 900,
+//!               "canned_targets": {"bucket_prefix": "lab-canned-bucket-",
+//!                                  "table_prefix": "lab-canned-table-", "region": "eu-west-1"}}],
 //!   "tls": [{"bind": "10.0.1.60:443", "ca": "lab", "names": ["s3.eu-west-1.amazonaws.com"]}],
 //!   "tcp_sinks": [{"bind": "203.0.113.10:443"}],
 //!   "proxies": [{"bind": "127.0.0.1:3128", "mode": "tunnel", "hosts": {"x.example": "127.0.0.1"}}]
@@ -36,7 +38,11 @@
 //! there (key mode 0600), so restarting the servers with another config keeps the CA the
 //! instance trusts. The ready file (our pid) is written once every server is bound.
 //! Canned responses: `s3_error`, `dynamodb_error`, `s3_wrong_region` (the constructors of
-//! `CannedResponse`) or `raw` (`status`, `reason`, `headers`, `body`).
+//! `CannedResponse`) or `raw` (`status`, `reason`, `headers`, `body`). A rule's `host` and
+//! `path_prefix` may hold a `*` (a run of characters without `.`, `/` or `?`); `body_contains`
+//! matches a text of the request body. `canned_targets` adds the rules
+//! of `healthy_target_rules` after the front's own: buckets and tables the front answers
+//! itself as healthy ones (`lab.sh seed --canned`).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -151,6 +157,17 @@ struct FrontConfig {
     /// Refuse requests signed more than this many seconds from the front's clock, as AWS does.
     #[serde(default)]
     max_request_skew_secs: Option<i64>,
+    /// Buckets and tables the front answers itself as healthy ones (after `rules`), for
+    /// measuring many targets without the emulator behind the front.
+    canned_targets: Option<CannedTargetsConfig>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CannedTargetsConfig {
+    bucket_prefix: String,
+    table_prefix: String,
+    region: String,
 }
 
 #[derive(Deserialize)]
@@ -160,6 +177,7 @@ struct RuleConfig {
     method: Option<String>,
     path_prefix: Option<String>,
     amz_target_contains: Option<String>,
+    body_contains: Option<String>,
     response: ResponseConfig,
 }
 
@@ -382,8 +400,12 @@ fn start(config: &Config) -> Result<Running, String> {
                     method: r.method.clone(),
                     path_prefix: r.path_prefix.clone(),
                     amz_target_contains: r.amz_target_contains.clone(),
+                    body_contains: r.body_contains.clone(),
                     response: canned(&r.response),
                 })
+                .chain(f.canned_targets.iter().flat_map(|t| {
+                    healthy_target_rules(&t.bucket_prefix, &t.table_prefix, &t.region)
+                }))
                 .collect(),
             host_rewrites: f.host_rewrites.clone(),
             date_offset_secs: f.date_offset_secs,

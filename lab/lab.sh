@@ -15,6 +15,9 @@
 #   lab.sh exec CMD...        run CMD in the instance namespace with the probe's environment
 #   lab.sh seed N             add buckets lab-bucket-01..N and tables lab-table-01..N (moto and
 #                             the VPC resolver), for probes of many targets (benches/bench.py)
+#   lab.sh seed --canned N    name buckets lab-canned-bucket-01..N and tables lab-canned-table-01..N
+#                             that the S3 and DynamoDB fronts answer themselves as healthy ones
+#                             (no moto behind them): the probe's own scaling, without the emulator
 #
 # Run as root. Install steps live in scripts/install-lab-deps.sh, not here.
 set -euo pipefail
@@ -50,6 +53,10 @@ BUCKET=lab-bucket
 AP_ALIAS=lab-ap-7rk2fq4cw9xh3nd8mzt6vbps1yjg5euw1a-s3alias
 AP_ALIAS_GONE=lab-gone-2hd8xk4mq7wz1tj5rbv9cnfs3pyl6euw1a-s3alias
 TABLE=lab-table
+# Buckets and tables the fronts answer themselves (`lab.sh seed --canned N`): names with these
+# prefixes and a two-digit number.
+CANNED_BUCKET=lab-canned-bucket
+CANNED_TABLE=lab-canned-table
 # An S3 Express One Zone directory bucket in eu-west-1's zone euw1-az1 (`--bucket DIR_BUCKET`):
 # its zonal name and the regional control name are served by their own front (S3X_IP), which
 # answers CreateSession and the zonal calls itself (moto knows no directory buckets).
@@ -348,6 +355,10 @@ meta_config() {
     if [ -s "$LAB_DIR/extra-buckets" ]; then
       while read -r b; do recs+=("$b.s3.$REGION.amazonaws.com=$s3"); done <"$LAB_DIR/extra-buckets"
     fi
+    local i
+    for ((i = 1; i <= $(canned_count); i++)); do
+      recs+=("$(printf '%s-%02d' "$CANNED_BUCKET" "$i").s3.$REGION.amazonaws.com=$s3")
+    done
   fi
   local ec2=$EC2_IP vpc_id=vpc-0a0a0a0a0a0a0a0a0 subnet_id=subnet-0b1b1b1b1b1b1b1b1 sg_id=sg-0c2c2c2c2c2c2c2c2
   if has_fault ec2-vpc-model; then
@@ -371,6 +382,9 @@ meta_config() {
 }
 EOF
 }
+
+# How many canned buckets and tables `lab.sh seed --canned` named (0: none).
+canned_count() { cat "$LAB_DIR/canned-targets" 2>/dev/null || echo 0; }
 
 principal() { echo "arn:aws:sts::$ACCOUNT:assumed-role/$ROLE/$INSTANCE_ID"; }
 
@@ -511,11 +525,16 @@ aws_config() {
   ddb_names="[\"dynamodb.$REGION.amazonaws.com\", \"*.ddb.$REGION.amazonaws.com\", \"dynamodb-fips.$REGION.amazonaws.com\", \"dynamodb.$REGION.api.aws\", \"*.ddb.$REGION.api.aws\"]"
   local rewrite="[[\"ddb.$REGION.amazonaws.com\", \"dynamodb.$REGION.amazonaws.com\"], [\"dynamodb-fips.$REGION.amazonaws.com\", \"dynamodb.$REGION.amazonaws.com\"], [\"dynamodb.$REGION.api.aws\", \"dynamodb.$REGION.amazonaws.com\"], [\"ddb.$REGION.api.aws\", \"dynamodb.$REGION.amazonaws.com\"]]"
   local s3_rewrite="[[\"$BUCKET.s3-fips.$REGION.amazonaws.com\", \"$BUCKET.s3.$REGION.amazonaws.com\"], [\"s3-fips.$REGION.amazonaws.com\", \"s3.$REGION.amazonaws.com\"], [\"$BUCKET.s3.dualstack.$REGION.amazonaws.com\", \"$BUCKET.s3.$REGION.amazonaws.com\"], [\"s3.dualstack.$REGION.amazonaws.com\", \"s3.$REGION.amazonaws.com\"]]"
+  # The canned targets' rules sit after the fault rules, on every S3 and DynamoDB front.
+  local canned=""
+  if [ "$(canned_count)" -gt 0 ]; then
+    canned="\"canned_targets\": {\"bucket_prefix\": \"$CANNED_BUCKET-\", \"table_prefix\": \"$CANNED_TABLE-\", \"region\": \"$REGION\"}, "
+  fi
   local second=""
   if has_fault dns-second-address; then
     second="
-    {\"bind\": \"$S3_IP2:443\", \"ca\": \"$s3_ca\", \"names\": $s3_names, \"upstream\": \"$up\", \"rules\": [$s3_rules], $S3_SKEW},
-    {\"bind\": \"$DDB_IP2:443\", \"ca\": \"lab\", \"names\": $ddb_names, \"upstream\": \"$up\", \"rules\": [$ddb_rules], \"host_rewrites\": $rewrite, $DDB_SKEW},"
+    {\"bind\": \"$S3_IP2:443\", \"ca\": \"$s3_ca\", \"names\": $s3_names, \"upstream\": \"$up\", \"rules\": [$s3_rules], $canned$S3_SKEW},
+    {\"bind\": \"$DDB_IP2:443\", \"ca\": \"lab\", \"names\": $ddb_names, \"upstream\": \"$up\", \"rules\": [$ddb_rules], \"host_rewrites\": $rewrite, $canned$DDB_SKEW},"
   fi
   cat <<EOF
 {
@@ -526,10 +545,10 @@ aws_config() {
     {"id": "rogue", "name": "$ROGUE_CA_NAME", "cert": "$LAB_DIR/ca/rogue-ca.pem", "key": "$LAB_DIR/ca/rogue-ca.key"}
   ],
   "fronts": [
-    {"bind": "$S3_IP:443", "ca": "$s3_ca", "names": $s3_names, "upstream": "$up", "rules": [$s3_rules], "host_rewrites": $s3_rewrite, $S3_SKEW},
-    {"bind": "$DDB_IP:443", "ca": "lab", "names": $ddb_names, "upstream": "$up", "rules": [$ddb_rules], "host_rewrites": $rewrite, $DDB_SKEW},$second
-    {"bind": "[$S3_IP6]:443", "ca": "$s3_ca", "names": $s3_names, "upstream": "$up", "rules": [$s3_rules], "host_rewrites": $s3_rewrite, $S3_SKEW},
-    {"bind": "[$DDB_IP6]:443", "ca": "lab", "names": $ddb_names, "upstream": "$up", "rules": [$ddb_rules], "host_rewrites": $rewrite, $DDB_SKEW},
+    {"bind": "$S3_IP:443", "ca": "$s3_ca", "names": $s3_names, "upstream": "$up", "rules": [$s3_rules], "host_rewrites": $s3_rewrite, $canned$S3_SKEW},
+    {"bind": "$DDB_IP:443", "ca": "lab", "names": $ddb_names, "upstream": "$up", "rules": [$ddb_rules], "host_rewrites": $rewrite, $canned$DDB_SKEW},$second
+    {"bind": "[$S3_IP6]:443", "ca": "$s3_ca", "names": $s3_names, "upstream": "$up", "rules": [$s3_rules], "host_rewrites": $s3_rewrite, $canned$S3_SKEW},
+    {"bind": "[$DDB_IP6]:443", "ca": "lab", "names": $ddb_names, "upstream": "$up", "rules": [$ddb_rules], "host_rewrites": $rewrite, $canned$DDB_SKEW},
     {"bind": "$S3X_IP:443", "ca": "lab", "names": ["*.s3express-$S3X_ZONE.$REGION.amazonaws.com", "s3express-control.$REGION.amazonaws.com"], "upstream": "$up", "rules": [$(s3express_rules)], $S3_SKEW},
     {"bind": "$IFE_IP:443", "ca": "lab", "names": $s3_names, "upstream": "$up", $S3_SKEW},
     {"bind": "$STS_IP:443", "ca": "lab", "names": ["sts.$REGION.amazonaws.com", "sts.amazonaws.com"], "upstream": "$up"},
@@ -1014,12 +1033,20 @@ print("seeded", bucket, table, "and", vpc)
 PY
 }
 
-# Seeds N more buckets and tables like seed_moto's, and gives the buckets DNS names.
+# Seeds N more buckets and tables like seed_moto's, and gives the buckets DNS names; with
+# --canned, names N buckets and tables that the fronts answer themselves instead.
 cmd_seed() {
   need_root
   [ -d "$LAB_DIR" ] && ns_exists "$NS_INST" || die "the lab is not up (lab.sh up)"
+  local canned=0
+  [ "${1:-}" = --canned ] && { canned=1; shift; }
   local n=${1:-}
-  [[ "$n" =~ ^[0-9]+$ ]] && [ "$n" -ge 1 ] && [ "$n" -le 99 ] || die "usage: lab.sh seed N (1-99)"
+  [[ "$n" =~ ^[0-9]+$ ]] && [ "$n" -ge 1 ] && [ "$n" -le 99 ] || die "usage: lab.sh seed [--canned] N (1-99)"
+  if [ "$canned" = 1 ]; then
+    echo "$n" >"$LAB_DIR/canned-targets"
+    sync_servers
+    return
+  fi
   ip netns exec "$NS_AWS" "$MOTO_PY" - "$MOTO_PORT" "$REGION" "$BUCKET" "$TABLE" "$n" >>"$LAB_DIR/logs/seed.log" 2>&1 <<'PY' || { tail -n 20 "$LAB_DIR/logs/seed.log" >&2; die "seeding moto failed"; }
 import sys
 import boto3
@@ -1233,7 +1260,7 @@ main() {
     exec) cmd_exec "$@" ;;
     probe) cmd_probe "$@" ;;
     seed) cmd_seed "$@" ;;
-    *) sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; [ -z "$cmd" ] || exit 2 ;;
+    *) sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; [ -z "$cmd" ] || exit 2 ;;
   esac
 }
 

@@ -119,6 +119,7 @@ fn rule(
         method: method.map(str::to_string),
         path_prefix: path_prefix.map(str::to_string),
         amz_target_contains: None,
+        body_contains: None,
         response,
     }
 }
@@ -579,6 +580,146 @@ async fn host_rewrite_serves_the_account_based_dynamodb_endpoint() {
     assert_eq!(
         f.front.requests(),
         ["POST 123456789012.ddb.eu-west-1.amazonaws.com / -> 200 (upstream)"]
+    );
+}
+
+#[tokio::test]
+async fn healthy_target_rules_answer_the_probes_calls_and_nothing_else() {
+    moto().create_table("selftest_other_table", REGION);
+    let options = FrontOptions {
+        rules: healthy_target_rules("selftest-canned-", "selftest-canned-", REGION),
+        host_rewrites: vec![(
+            "ddb.eu-west-1.amazonaws.com".into(),
+            "dynamodb.eu-west-1.amazonaws.com".into(),
+        )],
+        ..FrontOptions::default()
+    };
+    let f = fixture(13, options);
+    let s3 = aws_sdk_s3::Client::new(&f.config);
+    let bucket = "selftest-canned-07";
+
+    let head = s3
+        .head_bucket()
+        .bucket(bucket)
+        .send()
+        .await
+        .expect("HeadBucket");
+    assert_eq!(head.bucket_region(), Some(REGION));
+    let location = s3
+        .get_bucket_location()
+        .bucket(bucket)
+        .send()
+        .await
+        .expect("GetBucketLocation");
+    assert_eq!(
+        location.location_constraint().map(|c| c.as_str()),
+        Some(REGION)
+    );
+    // botocore sends GetBucketLocation path-style whatever its addressing style.
+    let path_style = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&f.config)
+            .force_path_style(true)
+            .build(),
+    );
+    let location = path_style
+        .get_bucket_location()
+        .bucket(bucket)
+        .send()
+        .await
+        .expect("GetBucketLocation, path-style");
+    assert_eq!(
+        location.location_constraint().map(|c| c.as_str()),
+        Some(REGION)
+    );
+    let list = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .max_keys(1)
+        .send()
+        .await
+        .expect("ListObjectsV2");
+    assert_eq!(list.key_count(), Some(1));
+    let got = s3
+        .get_object()
+        .bucket(bucket)
+        .key(CANNED_OBJECT_KEY)
+        .range("bytes=0-15")
+        .send()
+        .await
+        .expect("GetObject");
+    assert_eq!(got.content_length(), Some(16));
+    let body = got.body.collect().await.expect("body").into_bytes();
+    assert_eq!(body.as_ref(), b"hello from the l");
+
+    let ddb = aws_sdk_dynamodb::Client::new(&f.config);
+    let account = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&f.config)
+            .endpoint_url("https://123456789012.ddb.eu-west-1.amazonaws.com")
+            .build(),
+    );
+    for client in [&ddb, &account] {
+        let out = client
+            .describe_table()
+            .table_name("selftest-canned-table")
+            .send()
+            .await
+            .expect("DescribeTable");
+        assert_eq!(
+            out.table().and_then(|t| t.table_status()),
+            Some(&aws_sdk_dynamodb::types::TableStatus::Active)
+        );
+    }
+    let item = ddb
+        .get_item()
+        .table_name("selftest-canned-table")
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S("id-1".into()),
+        )
+        .send()
+        .await
+        .expect("GetItem");
+    assert!(item.item().is_some());
+
+    // Other buckets, other keys and other tables are the emulator's.
+    let err = s3
+        .head_bucket()
+        .bucket("selftest-uncanned")
+        .send()
+        .await
+        .expect_err("an unknown bucket");
+    assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(404));
+    let err = s3
+        .get_object()
+        .bucket(bucket)
+        .key("other.txt")
+        .send()
+        .await
+        .expect_err("a key the rules do not answer");
+    assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(404));
+    ddb.describe_table()
+        .table_name("selftest_other_table")
+        .send()
+        .await
+        .expect("DescribeTable of moto's table");
+
+    let requests = f.front.requests();
+    let canned = requests.iter().filter(|r| r.ends_with("(canned)")).count();
+    let upstream = requests
+        .iter()
+        .filter(|r| r.ends_with("(upstream)"))
+        .count();
+    assert_eq!((canned, upstream), (8, 3), "{requests:?}");
+    assert!(
+        requests.contains(
+            &"GET s3.eu-west-1.amazonaws.com /selftest-canned-07/?location -> 200 (canned)"
+                .to_string()
+        ),
+        "{requests:?}"
+    );
+    assert!(
+        requests[0] == "HEAD selftest-canned-07.s3.eu-west-1.amazonaws.com / -> 200 (canned)",
+        "{requests:?}"
     );
 }
 

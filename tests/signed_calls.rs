@@ -28,6 +28,7 @@ fn deny_on(
             method: Some(method.into()),
             path_prefix: Some(path_prefix.into()),
             amz_target_contains: None,
+            body_contains: None,
             response,
         }],
         ..FrontOptions::default()
@@ -221,6 +222,7 @@ fn bucket_policy_explicit_deny_and_bare_head_denial() {
         method: Some("HEAD".into()),
         path_prefix: None,
         amz_target_contains: None,
+        body_contains: None,
         response: CannedResponse::s3_error(403, "AccessDenied", "Access Denied"),
     });
     let lab = Lab::aws(id, ImdsFacts::example(), s3, FrontOptions::default(), true);
@@ -264,6 +266,7 @@ fn dynamodb_identity_policy_denial() {
             method: None,
             path_prefix: None,
             amz_target_contains: Some("DescribeTable".into()),
+            body_contains: None,
             response: CannedResponse::dynamodb_error(400, "AccessDeniedException", &message),
         }],
         ..FrontOptions::default()
@@ -291,6 +294,7 @@ fn bucket_in_another_region_is_a_region_mismatch() {
             method: None,
             path_prefix: None,
             amz_target_contains: None,
+            body_contains: None,
             response: CannedResponse::s3_wrong_region(&format!("bucket-{id}"), "us-west-2"),
         }],
         ..FrontOptions::default()

@@ -200,6 +200,7 @@ fn signed_calls_denied_and_sts_errors() {
         method: Some("GET".into()),
         path_prefix: Some("/probe/".into()),
         amz_target_contains: None,
+        body_contains: None,
         response: CannedResponse::s3_error(403, "AccessDenied", "Access Denied"),
     });
     let ddb = FrontOptions {

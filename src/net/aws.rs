@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,12 +20,17 @@ use aws_smithy_http_client::proxy::ProxyConfig;
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
 use aws_smithy_http_client::{Builder, Connector};
 use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata;
 use aws_smithy_runtime_api::client::dns::{DnsFuture, ResolveDns, ResolveDnsError};
-use aws_smithy_runtime_api::client::http::SharedHttpClient;
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector,
+};
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::BeforeDeserializationInterceptorContextRef;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
-use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_runtime_api::client::runtime_components::{
+    RuntimeComponents, RuntimeComponentsBuilder,
+};
 use aws_smithy_types::config_bag::ConfigBag;
 use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
@@ -140,6 +146,15 @@ pub fn http_client(
     extra_pem: Vec<Vec<u8>>,
     resolver: PinnedResolver,
 ) -> Result<SharedHttpClient, String> {
+    client_with_connectors(extra_pem, resolver, || {})
+}
+
+/// `http_client`, calling `on_connector` whenever it builds a connector (what a test counts).
+fn client_with_connectors(
+    extra_pem: Vec<Vec<u8>>,
+    resolver: PinnedResolver,
+    on_connector: impl Fn() + Send + Sync + 'static,
+) -> Result<SharedHttpClient, String> {
     let mut trust = TrustStore::default();
     for (i, pem) in extra_pem.into_iter().enumerate() {
         // The SDK's connector parses these only when it is first built, inside a request, with
@@ -156,22 +171,72 @@ pub fn http_client(
         .with_trust_store(trust)
         .build()
         .map_err(|e| format!("TLS context: {e}"))?;
-    Ok(
-        Builder::new().build_with_connector_fn(move |settings, components| {
-            let mut builder = Connector::builder();
-            builder.set_connector_settings(settings.cloned());
-            if let Some(c) = components {
-                builder.set_sleep_impl(c.sleep_impl());
-            }
-            builder
-                .proxy_config(ProxyConfig::from_env())
-                .tls_provider(tls::Provider::Rustls(
-                    tls::rustls_provider::CryptoMode::AwsLc,
-                ))
-                .tls_context(tls_context.clone())
-                .build_with_resolver(resolver.clone())
-        }),
-    )
+    let client = Builder::new().build_with_connector_fn(move |settings, components| {
+        on_connector();
+        let mut builder = Connector::builder();
+        builder.set_connector_settings(settings.cloned());
+        if let Some(c) = components {
+            builder.set_sleep_impl(c.sleep_impl());
+        }
+        builder
+            .proxy_config(ProxyConfig::from_env())
+            .tls_provider(tls::Provider::Rustls(
+                tls::rustls_provider::CryptoMode::AwsLc,
+            ))
+            .tls_context(tls_context.clone())
+            .build_with_resolver(resolver.clone())
+    });
+    Ok(SharedHttpClient::new(ValidatedOnce {
+        inner: client,
+        validated: AtomicBool::new(false),
+    }))
+}
+
+/// The HTTP client, validated once. The SDK validates a client's HTTP client whenever a client
+/// is made (`Client::from_conf`), and the hyper client validates by building a whole connector
+/// and throwing it away: a TLS configuration with every trust root parsed again. The probe
+/// makes an SDK client per bucket and per table call (a client is cheap next to a call), so
+/// 50 targets built ~200 connectors for nothing; the connectors the calls use are built once
+/// per timeout setting and kept by the hyper client.
+#[derive(Debug)]
+struct ValidatedOnce {
+    inner: SharedHttpClient,
+    validated: AtomicBool,
+}
+
+impl HttpClient for ValidatedOnce {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        self.inner.http_connector(settings, components)
+    }
+
+    fn validate_base_client_config(
+        &self,
+        components: &RuntimeComponentsBuilder,
+        cfg: &ConfigBag,
+    ) -> Result<(), BoxError> {
+        if self.validated.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        self.inner.validate_base_client_config(components, cfg)?;
+        self.validated.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    fn validate_final_config(
+        &self,
+        components: &RuntimeComponents,
+        cfg: &ConfigBag,
+    ) -> Result<(), BoxError> {
+        self.inner.validate_final_config(components, cfg)
+    }
+
+    fn connector_metadata(&self) -> Option<ConnectorMetadata> {
+        self.inner.connector_metadata()
+    }
 }
 
 /// The endpoint variants the instance's SDKs are configured with, so the probe's calls go to
@@ -323,6 +388,29 @@ mod tests {
         let c = Credentials::new("AKIDEXAMPLE", "very-secret", None, None, "Environment");
         assert_eq!(provider_name(&c), "Environment");
         assert!(!format!("{c:?}").contains("very-secret"));
+    }
+
+    #[test]
+    fn clients_made_from_one_config_build_no_connector_each() {
+        let built = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = built.clone();
+        let http = client_with_connectors(Vec::new(), PinnedResolver::new(Vec::new()), move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+        })
+        .unwrap();
+        let sdk = sdk_config(
+            "eu-west-1",
+            http,
+            None,
+            Duration::from_secs(1),
+            EndpointFlags::default(),
+        );
+        // As many clients as 50 targets make: one per bucket, one per table call.
+        for _ in 0..50 {
+            let _ = aws_sdk_s3::Client::new(&sdk);
+            let _ = aws_sdk_dynamodb::Client::new(&sdk);
+        }
+        assert_eq!(built.load(Ordering::SeqCst), 1, "connectors built");
     }
 
     #[tokio::test]

@@ -392,6 +392,7 @@ pub fn add_directory_bucket(lab: &mut Lab, create_session: CannedResponse) {
         method: Some(method.into()),
         path_prefix: path.map(str::to_string),
         amz_target_contains: None,
+        body_contains: None,
         response,
     };
     let list = format!(

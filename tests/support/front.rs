@@ -172,15 +172,20 @@ impl CannedResponse {
 /// Which requests get a canned answer. Every `Some` field must match; rules are tried in order.
 #[derive(Clone, Debug)]
 pub struct FrontRule {
-    /// Exact Host header match without port (case-insensitive); None = any.
+    /// Host header match without port (case-insensitive); a `*` stands for one label or part
+    /// of one (`lab-canned-bucket-*.s3.eu-west-1.amazonaws.com`); None = any.
     pub host: Option<String>,
     /// e.g. "HEAD" (case-insensitive); None = any.
     pub method: Option<String>,
-    /// Prefix of the request target (path and query); None = any.
+    /// Prefix of the request target (path and query); a `*` stands for a run of characters
+    /// without `.`, `/` or `?` (`/lab-canned-bucket-*?location`); None = any.
     pub path_prefix: Option<String>,
     /// Substring of the X-Amz-Target header (DynamoDB operations, e.g. "DescribeTable");
     /// None = any (a rule with Some never matches a request without the header).
     pub amz_target_contains: Option<String>,
+    /// Text the request body contains (DynamoDB's JSON names the table there:
+    /// `"TableName":"lab-canned-table-`); None = any.
+    pub body_contains: Option<String>,
     pub response: CannedResponse,
 }
 
@@ -192,13 +197,14 @@ impl FrontRule {
             method: None,
             path_prefix: None,
             amz_target_contains: None,
+            body_contains: None,
             response,
         }
     }
 
-    fn matches(&self, head: &Head, host: &str) -> bool {
+    fn matches(&self, head: &Head, host: &str, body: &str) -> bool {
         if let Some(h) = &self.host
-            && !h.eq_ignore_ascii_case(host)
+            && !host_matches(h, host)
         {
             return false;
         }
@@ -208,7 +214,7 @@ impl FrontRule {
             return false;
         }
         if let Some(p) = &self.path_prefix
-            && !head.target.starts_with(p.as_str())
+            && pattern_prefix(p, &head.target).is_none()
         {
             return false;
         }
@@ -219,8 +225,149 @@ impl FrontRule {
         {
             return false;
         }
+        if let Some(b) = &self.body_contains
+            && !body.contains(b.as_str())
+        {
+            return false;
+        }
         true
     }
+}
+
+/// The object every healthy canned bucket holds (`--key probe/object.txt` in the lab) and the
+/// bytes of it a ranged GetObject of the first 16 bytes returns.
+pub const CANNED_OBJECT_KEY: &str = "probe/object.txt";
+const CANNED_OBJECT: &str = "hello from the lab";
+
+/// Rules that answer, as healthy S3 buckets and DynamoDB tables would, every call the probe
+/// makes for buckets and tables whose names start with `bucket_prefix` and `table_prefix`
+/// followed by a number or word, so that many targets cost the front and not the emulator
+/// behind it: HeadBucket (200, x-amz-bucket-region), GetBucketLocation (also path-style, as
+/// botocore sends it), ListObjectsV2 (one key), GetObject of CANNED_OBJECT_KEY (206, the
+/// first 16 bytes, which is what the probe asks for), DescribeTable (ACTIVE; on any DynamoDB
+/// name the front serves) and GetItem (one item). The answers name no bucket or table (one
+/// answer serves them all); anything else about those names goes on upstream, where they do
+/// not exist.
+pub fn healthy_target_rules(
+    bucket_prefix: &str,
+    table_prefix: &str,
+    region: &str,
+) -> Vec<FrontRule> {
+    let bucket_host = format!("{bucket_prefix}*.s3.{region}.amazonaws.com");
+    let xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
+    let ns = "xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"";
+    let s3 = |status: u16, headers: &[(&str, &str)], body: String| CannedResponse {
+        status,
+        reason: reason_phrase(status).to_string(),
+        headers: [("x-amz-id-2", "lab-canned-host-id"), ("Server", "AmazonS3")]
+            .iter()
+            .chain(headers)
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        body,
+    };
+    let rule = |method: &str, path_prefix: Option<&str>, response| FrontRule {
+        host: Some(bucket_host.clone()),
+        method: Some(method.to_string()),
+        path_prefix: path_prefix.map(str::to_string),
+        ..FrontRule::any(response)
+    };
+    // S3 answers a region's LocationConstraint by name, except us-east-1's, which is empty.
+    let location = match region {
+        "us-east-1" => format!("{xml}<LocationConstraint {ns}/>"),
+        r => format!("{xml}<LocationConstraint {ns}>{r}</LocationConstraint>"),
+    };
+    let list = format!(
+        "{xml}<ListBucketResult {ns}><Prefix></Prefix><KeyCount>1</KeyCount><MaxKeys>1</MaxKeys>\
+         <IsTruncated>false</IsTruncated><Contents><Key>{CANNED_OBJECT_KEY}</Key>\
+         <LastModified>2026-12-01T00:00:00.000Z</LastModified><ETag>&quot;lab&quot;</ETag>\
+         <Size>{}</Size><StorageClass>STANDARD</StorageClass></Contents></ListBucketResult>",
+        CANNED_OBJECT.len()
+    );
+    let first = &CANNED_OBJECT[..16];
+    let range = format!("bytes 0-15/{}", CANNED_OBJECT.len());
+    let xml_type = ("Content-Type", "application/xml");
+    let ddb = |operation: &str, body: &str| FrontRule {
+        amz_target_contains: Some(format!("DynamoDB_20120810.{operation}")),
+        body_contains: Some(format!("\"{table_prefix}")),
+        ..FrontRule::any(CannedResponse {
+            status: 200,
+            reason: "OK".into(),
+            headers: vec![
+                ("Server".into(), "Server".into()),
+                ("x-amzn-RequestId".into(), ddb_request_id()),
+                ("Content-Type".into(), "application/x-amz-json-1.0".into()),
+            ],
+            body: body.to_string(),
+        })
+    };
+    vec![
+        rule(
+            "HEAD",
+            None,
+            s3(200, &[("x-amz-bucket-region", region)], String::new()),
+        ),
+        rule(
+            "GET",
+            Some("/?location"),
+            s3(200, &[xml_type], location.clone()),
+        ),
+        FrontRule {
+            host: Some(format!("s3.{region}.amazonaws.com")),
+            method: Some("GET".into()),
+            path_prefix: Some(format!("/{bucket_prefix}*?location")),
+            ..FrontRule::any(s3(200, &[xml_type], location.clone()))
+        },
+        // The SDK for Rust's path-style form.
+        FrontRule {
+            host: Some(format!("s3.{region}.amazonaws.com")),
+            method: Some("GET".into()),
+            path_prefix: Some(format!("/{bucket_prefix}*/?location")),
+            ..FrontRule::any(s3(200, &[xml_type], location))
+        },
+        rule("GET", Some("/?list-type=2"), s3(200, &[xml_type], list)),
+        rule(
+            "GET",
+            Some(&format!("/{CANNED_OBJECT_KEY}")),
+            s3(
+                206,
+                &[("Content-Type", "text/plain"), ("Content-Range", &range)],
+                first.to_string(),
+            ),
+        ),
+        ddb(
+            "DescribeTable",
+            r#"{"Table":{"AttributeDefinitions":[{"AttributeName":"pk","AttributeType":"S"}],"KeySchema":[{"AttributeName":"pk","KeyType":"HASH"}],"TableStatus":"ACTIVE","ItemCount":1,"BillingModeSummary":{"BillingMode":"PAY_PER_REQUEST"}}}"#,
+        ),
+        ddb(
+            "GetItem",
+            r#"{"Item":{"pk":{"S":"id-1"},"note":{"S":"answered by the lab's front"}}}"#,
+        ),
+    ]
+}
+
+/// How much of `text` a rule's pattern matches from its start: the pattern's characters
+/// themselves, and a `*` a run of at least one character that is not `.`, `/` or `?` (a DNS
+/// label's or a path segment's worth: `lab-canned-bucket-*.s3.eu-west-1.amazonaws.com`,
+/// `/lab-canned-bucket-*?location`). None when it does not match.
+fn pattern_prefix(pattern: &str, text: &str) -> Option<usize> {
+    let Some((before, after)) = pattern.split_once('*') else {
+        return text.starts_with(pattern).then_some(pattern.len());
+    };
+    let rest = text.strip_prefix(before)?;
+    let run = rest.find(['.', '/', '?']).unwrap_or(rest.len());
+    if run == 0 {
+        return None;
+    }
+    let matched = before.len() + run;
+    let after_len = pattern_prefix(after, &text[matched..])?;
+    Some(matched + after_len)
+}
+
+/// A rule's host pattern against a request's Host (both without port, case-insensitive).
+fn host_matches(pattern: &str, host: &str) -> bool {
+    let (pattern, host) = (pattern.to_ascii_lowercase(), host.to_ascii_lowercase());
+    pattern_prefix(&pattern, &host) == Some(host.len())
 }
 
 #[derive(Clone, Debug, Default)]
@@ -548,7 +695,7 @@ async fn conn(
             .options
             .rules
             .iter()
-            .find(|r| r.matches(&head, &host))
+            .find(|r| r.matches(&head, &host, &body_text))
             .cloned();
         let skewed = skewed_answer(&head, &shared.options).map(FrontRule::any);
         let (rule, canned_label) = match (skewed.or(header_rule), body_match) {

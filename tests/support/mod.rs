@@ -28,7 +28,10 @@ mod tls;
 pub use ca::{Leaf, TestCa};
 pub use collector::{Collector, CollectorMode, Received, start_collector};
 pub use dns::{DnsMode, DnsRecords, DnsServer, start_dns};
-pub use front::{CannedResponse, FrontOptions, FrontRule, FrontServer, start_front};
+pub use front::{
+    CANNED_OBJECT_KEY, CannedResponse, FrontOptions, FrontRule, FrontServer, healthy_target_rules,
+    start_front,
+};
 pub use imds::{
     FAKE_ACCESS_KEY_ID, FAKE_SECRET_ACCESS_KEY, FAKE_SESSION_TOKEN, ImdsFacts, ImdsMode,
     ImdsServer, start_imds,
