@@ -1,9 +1,10 @@
 //! What a run found: the checks' typed results, the input of diagnosis. Between the
 //! scheduler (run/), which fills it, and diagnosis, which reads it, so neither imports the other.
 //!
-//! The checks that came before slices have a field each; a slice's results go to
-//! `measured`, a collection keyed by their type, so a new check adds no field here and no
-//! line to the report's assembly.
+//! The checks that came before slices have a field each; a slice's results (the NACL sweep's,
+//! and any new check's) go to `measured`, a collection keyed by their type and read by it
+//! (`measured.of::<NaclSweep>()`), so a new check adds no field here and no line to the
+//! report's assembly.
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
@@ -42,7 +43,6 @@ pub struct ProbeResults {
     pub app_dns: Vec<AppResolution>,
     pub tcp: Vec<TcpAttempt>,
     pub tls: Vec<TlsHandshake>,
-    pub nacl: Vec<NaclSweep>,
     pub proxy_env: Option<ProxyEnvEvidence>,
     pub proxy_probes: Vec<ProxyProbe>,
     pub canary: Option<CanaryResult>,

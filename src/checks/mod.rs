@@ -17,7 +17,6 @@ pub mod host;
 pub mod identity;
 pub mod imds;
 pub mod libc_search;
-pub mod nacl;
 pub mod proxy;
 #[cfg(feature = "control-plane")]
 pub mod reachability;
@@ -42,7 +41,8 @@ macro_rules! slices {
 
 // The registry of slices: a new check is its module and one line here.
 slices! {
-    // module => its `impl Slice`, e.g. `mtu => Mtu,`
+    // module => its `impl Slice`
+    nacl => NaclSweepSlice,
 }
 
 /// The common face of every check's result.

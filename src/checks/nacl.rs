@@ -1,6 +1,9 @@
 //! Network ACL ephemeral ports: NACLs are stateless, so the return traffic to the instance's
 //! source port must be allowed inbound. Connect from chosen source ports across 1024-65535
 //! and report which ranges fail while others work.
+//!
+//! A slice (checks/slice.rs): once per regional name, towards its first IPv4 address the
+//! applications use (one sweep per service), with its finding rule, NACL_EPHEMERAL_BLOCKED.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -8,11 +11,98 @@ use std::time::Duration;
 use futures_util::future::join_all;
 
 use super::Check;
+use super::slice::{NameMeasuring, NameStage, Slice};
+use crate::catalogue::FindingCode;
+use crate::findings::{Expectations, Findings, TargetRule};
 use crate::net::limits::Limits;
 use crate::net::{millis, tcp};
 use crate::report::{
-    CheckKind, CheckStatus, Evidence, NaclSweep, PortRange, PortRangeResult, Service, TcpOutcome,
+    AddressOrigin, CheckKind, CheckStatus, Evidence, NaclSweep, PortRange, PortRangeResult,
+    Service, Severity, TcpOutcome,
 };
+use crate::results::{Measurements, ProbeResults, TargetSpec};
+
+/// The NACL source-port sweep as a slice: its moment is per name, its rule per target.
+pub struct NaclSweepSlice;
+
+impl Slice for NaclSweepSlice {
+    fn kind(&self) -> CheckKind {
+        CheckKind::Nacl
+    }
+
+    fn per_name<'a>(&'a self, stage: NameStage<'a>) -> Option<NameMeasuring<'a>> {
+        let ip = sweep_address(&stage)?;
+        let (service, port) = (stage.service, stage.port);
+        let kernel = stage.host.ephemeral_ports;
+        let (timeout, limits) = (stage.budget.op(), stage.limits);
+        Some(NameMeasuring {
+            id: format!("nacl/{}/{ip}", service.as_str()),
+            subject: format!("{ip}:{port}"),
+            measuring: Box::pin(async move {
+                let mut measured = Measurements::default();
+                measured.push(sweep(service, ip, port, timeout, kernel, limits).await);
+                measured
+            }),
+        })
+    }
+
+    fn target_rules(&self) -> &'static [TargetRule] {
+        &[sweep_findings]
+    }
+}
+
+/// Where a name's sweep goes: its first IPv4 address the applications use, on a regional name
+/// only (every target of a service shares it, so each service is swept once).
+fn sweep_address(stage: &NameStage<'_>) -> Option<IpAddr> {
+    if !stage.regional {
+        return None;
+    }
+    stage
+        .addresses
+        .iter()
+        .find(|(ip, _, origin)| ip.is_ipv4() && *origin == AddressOrigin::Application)
+        .map(|(ip, _, _)| *ip)
+}
+
+/// NACL_EPHEMERAL_BLOCKED: some source-port ranges of the target's service fail while others
+/// connect.
+fn sweep_findings(r: &ProbeResults, _: &Expectations, t: &TargetSpec, f: &mut Findings) {
+    for sweep in r
+        .measured
+        .of::<NaclSweep>()
+        .iter()
+        .filter(|s| s.service == t.service && !s.failing.is_empty())
+    {
+        let failing = sweep
+            .failing
+            .iter()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let kernel = sweep
+            .kernel_ephemeral
+            .map(|k| format!("The kernel picks source ports from {k}, "))
+            .unwrap_or_default();
+        let hits = sweep.hits_kernel_range();
+        f.add(
+            FindingCode::NACL_EPHEMERAL_BLOCKED,
+            if hits { Severity::Error } else { Severity::Warning },
+            &t.id,
+            format!("return traffic to source ports {failing} is dropped"),
+            format!(
+                "Connections to {}:443 from source ports {failing} time out while other ranges connect. {kernel}{}",
+                sweep.address,
+                if hits { "so ordinary connections fail." } else { "so ordinary connections still work." }
+            ),
+            format!(
+                "In the network ACL of {}, allow inbound TCP 1024-65535 from the {} prefix list CIDRs (aws ec2 create-network-acl-entry --ingress --protocol tcp --port-range From=1024,To=65535 ...).",
+                r.instance.as_ref().and_then(|i| i.subnet_id.as_deref()).unwrap_or("the subnet"),
+                t.service.ranges_name()
+            ),
+            vec![sweep.id()],
+        );
+    }
+}
 
 /// Boundaries chosen where real NACLs and OSes draw lines: 1024-32767 vs 32768+ (Linux's
 /// 32768-60999), 49152+ (IANA/Windows), 61000+ (above Linux's default).
@@ -177,6 +267,53 @@ impl Check for NaclSweep {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::net::Budget;
+    use crate::report::{AddressClass, HostFacts};
+
+    #[test]
+    fn one_sweep_per_regional_name_to_its_first_ipv4_application_address() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let addresses = [
+            (ip("10.9.0.5"), AddressClass::Private, AddressOrigin::VpcResolver),
+            (ip("2001:db8::1"), AddressClass::ServiceRegion, AddressOrigin::Application),
+            (ip("192.0.2.7"), AddressClass::ServiceRegion, AddressOrigin::Application),
+            (ip("192.0.2.8"), AddressClass::ServiceRegion, AddressOrigin::Application),
+        ];
+        let host = HostFacts {
+            ephemeral_ports: Some(PortRange {
+                first: 32768,
+                last: 60999,
+            }),
+            ..HostFacts::default()
+        };
+        let limits = Limits::unbounded();
+        let stage = NameStage {
+            name: "s3.eu-west-1.amazonaws.com",
+            service: Service::S3,
+            port: 443,
+            addresses: &addresses,
+            regional: true,
+            host: &host,
+            budget: Budget::new(Duration::from_secs(1), Duration::from_secs(1)),
+            limits: &limits,
+        };
+        assert_eq!(sweep_address(&stage), Some(ip("192.0.2.7")));
+        let started = NaclSweepSlice.per_name(stage).unwrap();
+        // The deadline's record of an unfinished sweep: the id its finished record has.
+        assert_eq!(started.id, "nacl/s3/192.0.2.7");
+        assert_eq!(started.subject, "192.0.2.7:443");
+
+        let not_regional = NameStage {
+            regional: false,
+            ..stage
+        };
+        assert!(NaclSweepSlice.per_name(not_regional).is_none());
+        let only_vpc_resolver = NameStage {
+            addresses: &addresses[..2],
+            ..stage
+        };
+        assert_eq!(sweep_address(&only_vpc_resolver), None);
+    }
 
     #[test]
     fn plan_covers_1024_to_65535_without_gaps() {

@@ -12,7 +12,7 @@ use std::pin::Pin;
 use crate::findings::{HostRule, NameRule, TargetRule};
 use crate::net::Budget;
 use crate::net::limits::Limits;
-use crate::report::{AddressClass, AddressOrigin, CheckKind, Service};
+use crate::report::{AddressClass, AddressOrigin, CheckKind, HostFacts, Service};
 use crate::results::Measurements;
 
 /// One address a name's applications connect to, as DNS (or the hosts file) gave it: what a
@@ -31,8 +31,35 @@ pub struct AddressStage<'a> {
     pub limits: &'a Limits,
 }
 
+/// One name the applications resolve, once DNS gave its addresses: what a slice's per-name
+/// measurement starts from. It runs beside the name's per-address checks.
+#[derive(Clone, Copy)]
+pub struct NameStage<'a> {
+    pub name: &'a str,
+    pub service: Service,
+    /// The port the clients connect to (443 unless an endpoint URL names another).
+    pub port: u16,
+    /// The addresses the name's checks connect to: the applications' own first, then the VPC
+    /// resolver's when they differ.
+    pub addresses: &'a [(IpAddr, AddressClass, AddressOrigin)],
+    /// The name is a target's regional name (S3's path-style name, DynamoDB's regional one),
+    /// not a bucket's own name nor the account-based DynamoDB name.
+    pub regional: bool,
+    pub host: &'a HostFacts,
+    pub budget: Budget,
+    pub limits: &'a Limits,
+}
+
 /// A slice's measurement under way: what it measured, kept when it finishes.
 pub type Measuring<'a> = Pin<Box<dyn Future<Output = Measurements> + Send + 'a>>;
+
+/// A per-name measurement under way, with the id and subject of the record the deadline makes
+/// of it if it does not finish (a per-name check has no address to name it by for it).
+pub struct NameMeasuring<'a> {
+    pub id: String,
+    pub subject: String,
+    pub measuring: Measuring<'a>,
+}
 
 /// What a slice declares; everything has a default, so a slice says only what it does.
 pub trait Slice: Sync {
@@ -40,6 +67,11 @@ pub trait Slice: Sync {
     fn kind(&self) -> CheckKind;
     /// Its measurement of one address, or None when the address is not its business.
     fn per_address<'a>(&'a self, _stage: AddressStage<'a>) -> Option<Measuring<'a>> {
+        None
+    }
+    /// Its measurement of one name, once its addresses are known, or None when the name is
+    /// not its business.
+    fn per_name<'a>(&'a self, _stage: NameStage<'a>) -> Option<NameMeasuring<'a>> {
         None
     }
     /// Its rules about the host, run after diagnosis's own host rules.

@@ -2,8 +2,8 @@
 //! table-driven tests.
 //!
 //! `diagnose` runs the host-level findings, then each target's (per name: `dns`, `network`,
-//! `proxy`; per target: `auth`, `control_plane`, the NACL sweep), then the path expectations;
-//! `path` gives each target's path verdict.
+//! `proxy`; per target: `auth`, `control_plane`, `hops`, then the slices' rules, such as the
+//! NACL sweep's), then the path expectations; `path` gives each target's path verdict.
 
 mod auth;
 mod control_plane;
@@ -97,7 +97,6 @@ const TARGET_RULES: &[TargetRule] = &[
     |r, _, t, f| auth::call_findings(r, t, f),
     control_plane::control_plane_findings,
     |r, _, t, f| control_plane::reachability_findings(r, t, f),
-    |r, _, t, f| network::nacl_sweep_findings(r, t, f),
     hops::hop_findings,
 ];
 

@@ -1,11 +1,11 @@
-//! The network findings of a target: TCP to each address of a name, the TLS handshakes, and
-//! the network ACL sweep of ephemeral ports.
+//! The network findings of a target: TCP to each address of a name and the TLS handshakes.
+//! (The network ACL sweep of ephemeral ports holds its own rule: checks/nacl.rs.)
 
 use std::collections::BTreeSet;
 
 use super::{Expectations, Findings, ids, tcp_attempts};
 use crate::catalogue::FindingCode;
-use crate::checks::{Check, tls as tls_check};
+use crate::checks::tls as tls_check;
 use crate::report::*;
 use crate::results::{ProbeResults, TargetSpec};
 
@@ -154,44 +154,6 @@ pub(super) fn tls_findings(
                 .unwrap_or_else(|| format!("{:?}", h.outcome)),
             FindingCode::TLS_FAILED.general_fix().into(),
             ids(&tls_failed),
-        );
-    }
-}
-
-/// Network ACL ephemeral ports (one sweep per service).
-pub(super) fn nacl_sweep_findings(r: &ProbeResults, t: &TargetSpec, f: &mut Findings) {
-    for sweep in r
-        .nacl
-        .iter()
-        .filter(|s| s.service == t.service && !s.failing.is_empty())
-    {
-        let failing = sweep
-            .failing
-            .iter()
-            .map(|p| p.to_string())
-            .collect::<Vec<_>>()
-            .join(", ");
-        let kernel = sweep
-            .kernel_ephemeral
-            .map(|k| format!("The kernel picks source ports from {k}, "))
-            .unwrap_or_default();
-        let hits = sweep.hits_kernel_range();
-        f.add(
-            FindingCode::NACL_EPHEMERAL_BLOCKED,
-            if hits { Severity::Error } else { Severity::Warning },
-            &t.id,
-            format!("return traffic to source ports {failing} is dropped"),
-            format!(
-                "Connections to {}:443 from source ports {failing} time out while other ranges connect. {kernel}{}",
-                sweep.address,
-                if hits { "so ordinary connections fail." } else { "so ordinary connections still work." }
-            ),
-            format!(
-                "In the network ACL of {}, allow inbound TCP 1024-65535 from the {} prefix list CIDRs (aws ec2 create-network-acl-entry --ingress --protocol tcp --port-range From=1024,To=65535 ...).",
-                r.instance.as_ref().and_then(|i| i.subnet_id.as_deref()).unwrap_or("the subnet"),
-                t.service.ranges_name()
-            ),
-            vec![sweep.id()],
         );
     }
 }

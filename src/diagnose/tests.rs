@@ -257,7 +257,7 @@ fn diagnosis_table() {
             "narrow ephemeral range explains the timeout",
             |r, _| {
                 r.tcp = vec![tcp("52.218.1.1", TcpOutcome::Timeout)];
-                r.nacl.push(narrow_ephemeral_sweep());
+                r.measured.push(narrow_ephemeral_sweep());
             },
             1,
             &["NACL_EPHEMERAL_BLOCKED", "TCP_TIMEOUT"],
@@ -472,7 +472,7 @@ fn diagnosis_table() {
 fn consequences_are_not_root_causes() {
     let (mut r, e) = healthy();
     r.tcp = vec![tcp("52.218.1.1", TcpOutcome::Timeout)];
-    r.nacl.push(narrow_ephemeral_sweep());
+    r.measured.push(narrow_ephemeral_sweep());
     let d = diagnose(&r, &e);
     let roots: Vec<FindingCode> = d.verdict.root_causes.iter().map(|c| c.code).collect();
     assert_eq!(roots, vec![FindingCode::NACL_EPHEMERAL_BLOCKED]);

@@ -326,8 +326,8 @@ async fn probe_names(s: &Setup<'_>, probe_region: &str, settings: &SdkSettings) 
         ready: &ready,
     };
     let pipelines = join_all(names.iter().map(|(name, service, socket)| {
-        let nacl = is_regional_name(name, &static_targets);
-        ctx.name_pipeline(name, *service, *socket, nacl, Vec::new(), true)
+        let regional = is_regional_name(name, &static_targets);
+        ctx.name_pipeline(name, *service, *socket, regional, Vec::new(), true)
     }));
     let account_pipeline = account_pipeline(&ctx, s.imds);
     // The signed calls start as soon as the credentials are loaded: STS and the control
@@ -498,7 +498,9 @@ fn assemble(
         (a.service.is_none(), &a.name, &a.address).cmp(&(b.service.is_none(), &b.name, &b.address))
     });
     checks.extend(traces.iter().map(Check::record));
-    checks.extend(results.nacl.iter().map(Check::record));
+    // The slices' checks, whichever they are (checks/slice.rs), by kind then id, after the hop
+    // checks: where the NACL sweep's records have always been in the report.
+    checks.extend(results.measured.records());
     checks.extend(results.proxy_probes.iter().map(Check::record));
     if let Some(c) = &results.credentials {
         checks.push(c.record());
@@ -511,8 +513,6 @@ fn assemble(
     if let Some(c) = &results.canary {
         checks.push(c.record());
     }
-    // The slices' checks, whichever they are (checks/slice.rs).
-    checks.extend(results.measured.records());
     let finished = started_wall + elapsed;
     Report {
         schema_version: SCHEMA_VERSION.into(),

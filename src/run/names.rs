@@ -1,6 +1,6 @@
 //! One service name's pipeline: DNS (the host's resolver, the VPC resolver, the applications'
-//! own resolution) → TCP → TLS per address, beside the hop check, the NACL sweep and the proxy
-//! CONNECT probe.
+//! own resolution) → TCP → TLS per address, beside the hop check, the slices' per-name and
+//! per-address measurements (the NACL sweep is one) and the proxy CONNECT probe.
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -12,8 +12,8 @@ use ipnet::IpNet;
 use super::targets::vpc_cidrs;
 use super::{NameCtx, ProbeResults};
 use crate::checks::dns::{Classifier, Resolvers};
-use crate::checks::slice::AddressStage;
-use crate::checks::{SLICES, dns, hops, nacl, proxy, tcp, tls};
+use crate::checks::slice::{AddressStage, NameStage};
+use crate::checks::{SLICES, dns, hops, proxy, tcp, tls};
 use crate::checks::{app_resolve, libc_search};
 use crate::endpoints::NameSocket;
 use crate::proxy_rules::HttpClientKind;
@@ -23,7 +23,8 @@ use crate::report::*;
 const MAX_ADDRESSES_PER_NAME: usize = 8;
 
 impl NameCtx<'_> {
-    /// DNS → (TCP → TLS per address) ∥ NACL sweep ∥ proxy CONNECT, for one service name.
+    /// DNS → (TCP → TLS per address) ∥ slices (the NACL sweep) ∥ proxy CONNECT, for one
+    /// service name. `regional`: a target's regional name (checks/slice.rs `NameStage`).
     /// `counts_in_lookups`: a name known at the start, counted in `ALL_LOOKUPS` (the
     /// account-based name, found later from IMDS, is not: its tables wait for it by name).
     pub(super) async fn name_pipeline(
@@ -31,7 +32,7 @@ impl NameCtx<'_> {
         name: &str,
         service: Service,
         socket: NameSocket,
-        sweep_nacl: bool,
+        regional: bool,
         vpc_cidrs: Vec<IpNet>,
         counts_in_lookups: bool,
     ) {
@@ -60,10 +61,6 @@ impl NameCtx<'_> {
             if counts_in_lookups {
                 self.ready.lookups_done();
             }
-            let sweep_target = addresses
-                .iter()
-                .find(|(ip, _, origin)| ip.is_ipv4() && *origin == AddressOrigin::Application)
-                .map(|(ip, _, _)| *ip);
             let connects = async {
                 join_all(addresses.iter().map(|(ip, class, origin)| {
                     self.connect_and_handshake(name, service, socket, *ip, *class, *origin)
@@ -74,30 +71,13 @@ impl NameCtx<'_> {
             let hop_checks = join_all(addresses.iter().map(|(ip, class, origin)| {
                 self.hop_check(name, service, socket, *ip, *class, *origin)
             }));
-            let sweep = async {
-                if let (true, Some(ip)) = (sweep_nacl, sweep_target) {
-                    let _scheduled = self.collector.schedule(
-                        CheckKind::Nacl,
-                        format!("nacl/{}/{ip}", service.as_str()),
-                        format!("{ip}:{}", socket.port),
-                    );
-                    let kernel = self.collector.with(|c| c.host.ephemeral_ports);
-                    let result = nacl::sweep(
-                        service,
-                        ip,
-                        socket.port,
-                        self.budget.op(),
-                        kernel,
-                        self.limits,
-                    )
-                    .await;
-                    self.collector.with(|c| c.nacl.push(result));
-                }
-            };
+            let named = self.slices_at_name(name, service, socket.port, &addresses, regional);
             let sliced = join_all(addresses.iter().map(|(ip, class, origin)| {
                 self.slices_at_address(name, service, socket, *ip, *class, *origin)
             }));
-            tokio::join!(connects, sweep, hop_checks, sliced);
+            // Polled in this order, they are scheduled in it: a run the deadline ends lists its
+            // unfinished TCP, then per-name (NACL), then per-address records.
+            tokio::join!(connects, named, hop_checks, sliced);
         };
         tokio::join!(dns_then_connect, proxy_probe);
     }
@@ -173,6 +153,40 @@ impl NameCtx<'_> {
             c.app_dns.push(app);
         });
         addresses
+    }
+
+    /// Every registered slice's measurement of one name (checks/slice.rs), each kept when it
+    /// finishes and named by the deadline if it does not.
+    async fn slices_at_name(
+        &self,
+        name: &str,
+        service: Service,
+        port: u16,
+        addresses: &[(IpAddr, AddressClass, AddressOrigin)],
+        regional: bool,
+    ) {
+        // The host facts were collected before any name's pipeline started.
+        let host = self.collector.with(|c| c.host.clone());
+        let stage = NameStage {
+            name,
+            service,
+            port,
+            addresses,
+            regional,
+            host: &host,
+            budget: self.budget,
+            limits: self.limits,
+        };
+        join_all(SLICES.iter().filter_map(|slice| {
+            let started = slice.per_name(stage)?;
+            let kind = slice.kind();
+            Some(async move {
+                let _scheduled = self.collector.schedule(kind, started.id, started.subject);
+                let measured = started.measuring.await;
+                self.collector.with(|c| c.measured.extend(measured));
+            })
+        }))
+        .await;
     }
 
     /// Every registered slice's measurement of one address (checks/slice.rs), each kept when
