@@ -93,10 +93,24 @@ pub fn system_conf(resolv_conf: &Path) -> Result<SystemConf, String> {
     })
 }
 
-/// glibc's atoi of an option's value: leading digits, 0 when there are none.
+/// glibc's atoi of an option's value: leading digits, 0 when there are none (a number too
+/// large for u32 is above every cap it is compared with).
 fn leading_number(value: &str) -> u32 {
     let digits: String = value.chars().take_while(|c| c.is_ascii_digit()).collect();
-    digits.parse().unwrap_or(0)
+    match digits.parse() {
+        Ok(n) => n,
+        Err(_) if digits.is_empty() => 0,
+        Err(_) => u32::MAX,
+    }
+}
+
+/// A search domain a DNS query can carry: letters, digits, '-', '_' and dots. Anything else
+/// (control characters from a damaged file) would only fail the query, and must not reach the
+/// report's text.
+fn is_plain_domain(domain: &str) -> bool {
+    domain
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 /// `options timeout:N ndots:N` and the `search`/`domain` line as glibc reads them (res_init.c):
@@ -128,7 +142,7 @@ fn libc_options(data: &[u8]) -> LibcOptions {
                 let domains = words
                     .take_while(|w| !w.starts_with('#') && !w.starts_with(';'))
                     .map(|d| d.trim_end_matches('.').to_ascii_lowercase())
-                    .filter(|d| !d.is_empty());
+                    .filter(|d| !d.is_empty() && is_plain_domain(d));
                 options.search = if keyword == "domain" {
                     domains.take(1).collect()
                 } else {
@@ -356,6 +370,13 @@ mod tests {
         );
         assert_eq!(o("options ndots:40\n").ndots, 15);
         assert_eq!(o("options ndots:x\n").ndots, 0);
+        assert_eq!(o("options ndots:99999999999\n").ndots, 15);
+        assert_eq!(o("options timeout:99999999999\n").timeout_secs, 30);
+        // A domain no query could carry is left out, never shown.
+        assert_eq!(
+            o("search ok.example bad\x1b[31m.example\n").search,
+            ["ok.example"]
+        );
     }
 
     /// A server that never answers, before one that does: the answer is the second server's
