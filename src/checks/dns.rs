@@ -145,11 +145,7 @@ impl Check for DnsLookup {
             DnsOutcome::Timeout => "timed out".into(),
             DnsOutcome::Error => self.error.clone().unwrap_or_else(|| "error".into()),
         };
-        let after_silence = if self.silent_servers.is_empty() {
-            String::new()
-        } else {
-            format!(", after {} gave no answer", self.silent_servers.join(", "))
-        };
+        let after_silence = crate::report::after_silent_servers(&self.silent_servers);
         format!(
             "{} {} via {} resolver {server}: {what} ({} ms{after_silence})",
             self.name,

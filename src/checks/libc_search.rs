@@ -10,7 +10,8 @@
 use crate::net::dns::LibcOptions;
 use crate::report::{DnsLookup, DnsOutcome};
 
-fn dots(name: &str) -> u32 {
+/// The dots libc counts in a name against `ndots` (a trailing dot not included).
+pub fn dots(name: &str) -> u32 {
     name.trim_end_matches('.').matches('.').count() as u32
 }
 

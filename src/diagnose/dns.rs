@@ -287,7 +287,7 @@ fn search_domain_finding(
         ),
         format!(
             "Make libc ask {name} itself first: `options ndots:` at most {} in resolv.conf (or in what writes it, such as a pod's dnsConfig), or remove the record that answers {full} (a wildcard in the search domain).",
-            name.matches('.').count()
+            crate::checks::libc_search::dots(name)
         ),
         vec![app.id()],
     );

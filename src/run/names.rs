@@ -12,7 +12,7 @@ use ipnet::IpNet;
 use super::targets::vpc_cidrs;
 use super::{NameCtx, ProbeResults};
 use crate::checks::dns::{Classifier, Resolvers};
-use crate::checks::slice::{AddressStage, NameStage};
+use crate::checks::slice::{AddressStage, Measuring, NameStage};
 use crate::checks::{SLICES, dns, hops, proxy, tcp, tls};
 use crate::checks::{app_resolve, libc_search};
 use crate::endpoints::NameSocket;
@@ -179,12 +179,7 @@ impl NameCtx<'_> {
         };
         join_all(SLICES.iter().filter_map(|slice| {
             let started = slice.per_name(stage)?;
-            let kind = slice.kind();
-            Some(async move {
-                let _scheduled = self.collector.schedule(kind, started.id, started.subject);
-                let measured = started.measuring.await;
-                self.collector.with(|c| c.measured.extend(measured));
-            })
+            Some(self.keep_measured(slice.kind(), started.id, started.subject, started.measuring))
         }))
         .await;
     }
@@ -213,17 +208,27 @@ impl NameCtx<'_> {
         join_all(SLICES.iter().filter_map(|slice| {
             let measuring = slice.per_address(stage)?;
             let kind = slice.kind();
-            Some(async move {
-                let _scheduled = self.collector.schedule(
-                    kind,
-                    format!("{}/{name}/{ip}", kind.as_str()),
-                    format!("{ip}:{}", socket.port),
-                );
-                let measured = measuring.await;
-                self.collector.with(|c| c.measured.extend(measured));
-            })
+            Some(self.keep_measured(
+                kind,
+                format!("{}/{name}/{ip}", kind.as_str()),
+                format!("{ip}:{}", socket.port),
+                measuring,
+            ))
         }))
         .await;
+    }
+
+    /// One slice's measurement: named by the deadline while it runs, kept when it finishes.
+    async fn keep_measured(
+        &self,
+        kind: CheckKind,
+        id: String,
+        subject: String,
+        measuring: Measuring<'_>,
+    ) {
+        let _scheduled = self.collector.schedule(kind, id, subject);
+        let measured = measuring.await;
+        self.collector.with(|c| c.measured.extend(measured));
     }
 
     async fn connect_and_handshake(

@@ -234,11 +234,7 @@ fn dns_line(name: &str, group: &[&CheckRecord]) -> String {
         } else {
             answers.join(", ")
         };
-        let after_silence = if silent.is_empty() {
-            String::new()
-        } else {
-            format!(", after {} gave no answer", silent.join(", "))
-        };
+        let after_silence = crate::report::after_silent_servers(&silent);
         parts.push(format!(
             "{} {}: {answers} {ms} ms{after_silence}",
             kind.as_str(),

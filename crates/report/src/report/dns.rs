@@ -169,6 +169,15 @@ pub struct DnsLookup {
     pub libc_wait_secs: Option<u32>,
 }
 
+/// How a lookup's silent servers read after its answer in the text report ("" when none).
+pub fn after_silent_servers(servers: &[String]) -> String {
+    if servers.is_empty() {
+        String::new()
+    } else {
+        format!(", after {} gave no answer", servers.join(", "))
+    }
+}
+
 /// How an address class reads in the text report.
 pub fn class_label(class: AddressClass) -> &'static str {
     match class {
