@@ -669,3 +669,79 @@ fn a_refused_create_session_is_classified_like_an_s3_denial() {
         "{f}"
     );
 }
+
+/// Each canned bucket's calls, as (bucket, the front's connection numbers they came on).
+fn connections_per_bucket(out: &Outcome, front: &FrontServer) -> Vec<(String, Vec<usize>)> {
+    let mut by_bucket: std::collections::BTreeMap<String, std::collections::BTreeSet<usize>> =
+        Default::default();
+    for (connection, line) in front.requests_by_connection() {
+        let host = line.split(' ').nth(1).unwrap_or_default();
+        if let Some(bucket) = host.strip_suffix(&format!(".s3.{REGION}.amazonaws.com"))
+            && bucket.starts_with("inturn-bucket-")
+        {
+            by_bucket
+                .entry(bucket.to_string())
+                .or_default()
+                .insert(connection);
+        }
+    }
+    assert_eq!(by_bucket.len(), 3, "{:?}\n{}", front.requests(), out.stdout);
+    by_bucket
+        .into_iter()
+        .map(|(b, c)| (b, c.into_iter().collect()))
+        .collect()
+}
+
+#[test]
+fn more_bucket_calls_than_an_address_takes_at_once_go_in_turn_on_one_connection() {
+    // Three buckets answered by the front itself: 12 calls for one address, over the default
+    // bound of 8 in flight, so each bucket's calls go in turn over one connection; with the
+    // bound raised above them, at once (one connection per call).
+    let run = |bound: &str| {
+        let id = 96;
+        let mut lab = Lab::bare(id, ImdsFacts::example());
+        lab.timeout = "5".into();
+        lab.bucket = "inturn-bucket-1".into();
+        lab.table = "inturn-table-1".into();
+        let mut records = lab.records();
+        for b in ["inturn-bucket-2", "inturn-bucket-3"] {
+            records = records.add(&format!("{b}.s3.{REGION}.amazonaws.com"), lab.s3_ip());
+        }
+        lab.start_dns(records.clone(), records);
+        let canned = || FrontOptions {
+            rules: healthy_target_rules("inturn-bucket-", "inturn-table-", REGION),
+            ..FrontOptions::default()
+        };
+        lab.start_aws_front(lab.s3_ip(), canned());
+        lab.start_aws_front(lab.ddb_ip(), canned());
+        let out = lab.probe(&[
+            "--bucket",
+            "inturn-bucket-2",
+            "--bucket",
+            "inturn-bucket-3",
+            "--key",
+            CANNED_OBJECT_KEY,
+            "--max-calls-per-address",
+            bound,
+        ]);
+        out.expect(0, &[], &["ACCESS_DENIED_UNATTRIBUTED"]);
+        for c in out.report()["checks"].as_array().unwrap() {
+            if c["check"] == "s3" {
+                assert_eq!(c["status"], "ok", "{c}");
+            }
+        }
+        connections_per_bucket(&out, &lab.fronts[0])
+    };
+    for (bucket, connections) in run("8") {
+        assert_eq!(
+            connections.len(),
+            1,
+            "{bucket}: calls on connections {connections:?}"
+        );
+    }
+    let at_once = run("64");
+    assert!(
+        at_once.iter().any(|(_, c)| c.len() > 1),
+        "with the bound above the calls, a bucket's calls go at once: {at_once:?}"
+    );
+}

@@ -100,6 +100,7 @@ impl NameCtx<'_> {
                 .as_ref()
                 .map(|s| s.value.clone()),
             timeout,
+            buckets_in_turn: self.buckets_queue_at_once(),
         };
 
         let per_target = self.per_target_calls(&env);
@@ -145,6 +146,19 @@ impl NameCtx<'_> {
         };
         let ((), evidence, ()) = tokio::join!(per_target, sts, control_plane);
         self.collector.with(|c| c.credentials = Some(evidence));
+    }
+
+    /// Whether the buckets' calls, all at once, would be more than one address lets through
+    /// (`--max-calls-per-address`): then they queue anyway, and each bucket's calls go in turn.
+    fn buckets_queue_at_once(&self) -> bool {
+        let buckets = self.collector.with(|c| {
+            c.targets
+                .iter()
+                .filter(|t| matches!(t.service, Service::S3 | Service::S3express))
+                .count()
+        });
+        let per_bucket = if self.cfg.write_test { 6 } else { 4 };
+        buckets * per_bucket > self.limits.bounds().calls_per_address
     }
 
     /// Every target's calls, each once the TCP checks of the names it calls are done (a
@@ -263,6 +277,7 @@ impl NameCtx<'_> {
                     write_test: cfg.write_test,
                     site,
                     timeout: env.timeout,
+                    in_turn: env.buckets_in_turn,
                 }
                 .run()
                 .await
@@ -460,6 +475,8 @@ struct CallEnv<'a> {
     s3_override: Option<String>,
     ddb_override: Option<String>,
     timeout: Duration,
+    /// Each bucket's calls in turn (see `s3::BucketCalls::in_turn`).
+    buckets_in_turn: bool,
 }
 
 /// The VPC's configuration, then (when asked) Reachability Analyzer to each gateway endpoint.

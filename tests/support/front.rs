@@ -397,6 +397,7 @@ pub struct FrontOptions {
 pub struct FrontServer {
     pub addr: SocketAddr,
     requests: Arc<Mutex<Vec<String>>>,
+    served_on: Arc<Mutex<Vec<usize>>>,
     connections: Arc<AtomicUsize>,
     _bg: Background,
 }
@@ -413,6 +414,13 @@ impl FrontServer {
             .clone()
     }
 
+    /// `requests()`, each with the number of the client connection it came on (0 for the
+    /// first whose TLS handshake completed): which calls shared a connection.
+    pub fn requests_by_connection(&self) -> Vec<(usize, String)> {
+        let served_on = self.served_on.lock().unwrap_or_else(|e| e.into_inner());
+        served_on.iter().copied().zip(self.requests()).collect()
+    }
+
     /// Client connections whose TLS handshake completed (shows keep-alive at work).
     pub fn connections(&self) -> usize {
         self.connections.load(Ordering::SeqCst)
@@ -424,14 +432,18 @@ struct Shared {
     upstream: SocketAddr,
     options: FrontOptions,
     requests: Arc<Mutex<Vec<String>>>,
+    served_on: Arc<Mutex<Vec<usize>>>,
 }
 
 impl Shared {
-    fn record(&self, line: String) {
-        self.requests
+    fn record(&self, connection: usize, line: String) {
+        // Both under the requests' lock, so the two lists stay in step.
+        let mut requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+        requests.push(line);
+        self.served_on
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(line);
+            .push(connection);
     }
 }
 
@@ -453,12 +465,14 @@ pub fn start_front(
     let std_listener = bind_tcp("front", bind);
     let addr = std_listener.local_addr().expect("local addr");
     let requests = Arc::new(Mutex::new(Vec::new()));
+    let served_on = Arc::new(Mutex::new(Vec::new()));
     let connections = Arc::new(AtomicUsize::new(0));
     let shared = Arc::new(Shared {
         addr,
         upstream,
         options,
         requests: requests.clone(),
+        served_on: served_on.clone(),
     });
     let conns = connections.clone();
     let bg = Background::spawn(format!("fake-front-{addr}"), move || async move {
@@ -486,6 +500,7 @@ pub fn start_front(
     FrontServer {
         addr,
         requests,
+        served_on,
         connections,
         _bg: bg,
     }
@@ -621,7 +636,7 @@ async fn conn(
             return;
         }
     };
-    connections.fetch_add(1, Ordering::SeqCst);
+    let connection = connections.fetch_add(1, Ordering::SeqCst);
     let mut buf = Vec::new();
     let mut upstream: Option<Upstream> = None;
     loop {
@@ -709,10 +724,13 @@ async fn conn(
         // Each request is recorded before its answer is written, so a client that has its
         // answer always finds it in `requests()`.
         let record = |status: u16, source: &str| {
-            shared.record(format!(
-                "{} {} {} -> {} ({})",
-                head.method, host, head.target, status, source
-            ));
+            shared.record(
+                connection,
+                format!(
+                    "{} {} {} -> {} ({})",
+                    head.method, host, head.target, status, source
+                ),
+            );
         };
         let (source, result) = if let Some(rule) = rule {
             record(rule.response.status, &canned_label);
