@@ -43,16 +43,7 @@ pub struct SystemConf {
     pub libc: LibcOptions,
 }
 
-/// What glibc's resolver reads from resolv.conf besides the servers (res_init.c).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LibcOptions {
-    /// Its wait for a server's answer before it asks the next (`options timeout:`).
-    pub timeout_secs: u32,
-    /// Names with fewer dots are tried with the search domains first (`options ndots:`).
-    pub ndots: u32,
-    /// The `search` (or `domain`) line's domains, in order.
-    pub search: Vec<String>,
-}
+pub use vpce_probe_diagnosis::reading::libc_search::LibcOptions;
 
 /// glibc's RES_TIMEOUT and RES_MAXRETRANS (resolv/resolv.h): the default `timeout:` and its cap.
 const LIBC_DEFAULT_TIMEOUT_SECS: u32 = 5;

@@ -10,7 +10,7 @@ use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-use crate::checks::Check;
+use crate::reading::Check;
 use crate::report::*;
 
 /// A target as the run sees it: which names the SDKs would use for it.
