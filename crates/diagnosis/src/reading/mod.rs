@@ -14,10 +14,12 @@ pub mod libc_search;
 pub mod nacl;
 pub mod proxy;
 pub mod region;
+pub mod slice;
 pub mod tcp;
 pub mod tls;
 
-use crate::findings::{HostRule, NameRule, TargetRule};
+pub use slice::SliceRules;
+
 use crate::report::{CheckKind, CheckRecord, CheckStatus, Evidence};
 
 /// The common face of every check's result.
@@ -43,23 +45,5 @@ pub trait Check {
             duration_ms: self.duration_ms(),
             evidence: self.evidence(),
         }
-    }
-}
-
-/// A slice's finding rules (the probe's `Slice` adds its measurement and moment on top);
-/// everything has a default, so a slice says only what it judges. Diagnosis runs them after
-/// its own rules, in the order the slices are given to `diagnose`.
-pub trait SliceRules: Sync {
-    /// Its rules about the host, run after diagnosis's own host rules.
-    fn host_rules(&self) -> &'static [HostRule] {
-        &[]
-    }
-    /// Its rules about each name of a target, run after diagnosis's own name rules.
-    fn name_rules(&self) -> &'static [NameRule] {
-        &[]
-    }
-    /// Its rules about a target, run after diagnosis's own target rules.
-    fn target_rules(&self) -> &'static [TargetRule] {
-        &[]
     }
 }
