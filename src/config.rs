@@ -56,7 +56,7 @@ impl Environment {
             ssl_cert_file: var("SSL_CERT_FILE").map(PathBuf::from),
             // https://no-color.org: any non-empty value.
             no_color: var("NO_COLOR").is_some(),
-            proxy: ProxyEnv::from_process(),
+            proxy: crate::proxy_env::from_process(),
         }
     }
 

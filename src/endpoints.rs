@@ -10,6 +10,8 @@ use aws_runtime::env_config::file::EnvConfigFiles;
 use aws_sdk_dynamodb::config::endpoint::ResolveEndpoint as _;
 use aws_sdk_s3::config::endpoint::ResolveEndpoint as _;
 use aws_types::os_shim_internal::{Env, Fs};
+// Where a name's calls connect: made here, read by the diagnosis crate too.
+pub use vpce_probe_diagnosis::endpoints::NameSocket;
 
 /// One setting's value and where it came from ("AWS_USE_FIPS_ENDPOINT", "profile prod").
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -276,8 +278,6 @@ pub struct NamedEndpoint {
     pub socket: NameSocket,
     pub settings: Vec<String>,
 }
-
-pub use vpce_probe_diagnosis::endpoints::NameSocket;
 
 /// A resolved endpoint URL: its host and where the calls connect.
 struct Located {

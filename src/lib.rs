@@ -11,6 +11,7 @@ pub mod durations;
 pub mod endpoints;
 pub mod fsread;
 pub mod net;
+pub mod proxy_env;
 pub mod ranges;
 pub mod run;
 pub mod settings;

@@ -7,6 +7,8 @@ use ipnet::IpNet;
 use serde::Deserialize;
 
 use crate::report::{AddressClass, ClassifiedAddress, Service};
+// Diagnosis classifies hop addresses with it too: it lives in the diagnosis crate.
+pub use vpce_probe_diagnosis::ranges::is_private;
 
 /// The snapshot shipped in the binary; its date is reported with every run.
 const EMBEDDED: &str = include_str!("../data/ip-ranges-s3-dynamodb.json");
@@ -179,8 +181,6 @@ impl IpRanges {
         }
     }
 }
-
-pub use vpce_probe_diagnosis::ranges::is_private;
 
 #[cfg(test)]
 mod tests {

@@ -328,6 +328,7 @@ fn no_edge_against_the_flow() {
             || from == "classify"
             || from == "vpc_rules"
             || from == "proxy_rules"
+            || from == "proxy_env"
             || from == "ranges"
             || from == "endpoints";
         (lower_than_scheduler && (to == "run" || to.starts_with("agent")))

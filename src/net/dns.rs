@@ -18,6 +18,8 @@ use futures_util::StreamExt;
 use futures_util::stream::FuturesOrdered;
 
 use crate::report::DnsOutcome;
+// What libc reads besides the servers: parsed here, walked by the diagnosis crate's libc_search.
+pub use vpce_probe_diagnosis::reading::libc_search::LibcOptions;
 
 #[derive(Clone)]
 pub struct ServerResolver {
@@ -42,8 +44,6 @@ pub struct SystemConf {
     pub servers: Vec<SocketAddr>,
     pub libc: LibcOptions,
 }
-
-pub use vpce_probe_diagnosis::reading::libc_search::LibcOptions;
 
 /// glibc's RES_TIMEOUT and RES_MAXRETRANS (resolv/resolv.h): the default `timeout:` and its cap.
 const LIBC_DEFAULT_TIMEOUT_SECS: u32 = 5;

@@ -1,8 +1,8 @@
-//! The vocabulary of finding rules, below both the checks and diagnosis: the findings a
-//! diagnosis collects, the expectations it judges against, and the signatures of a rule. A
-//! check's own rules (a slice's, checks/slice.rs) and diagnosis's rules that span checks
-//! (path verdicts, root causes) speak it, so a slice can hold its rules without importing
-//! diagnosis. Pure: no I/O.
+//! The vocabulary of finding rules, below both the checks' readings and diagnosis: the findings
+//! a diagnosis collects, the expectations it judges against (with the plain values it reads of
+//! the probe's configuration), and the signatures of a rule. A check's own rules (a slice's,
+//! reading/slice.rs) and diagnosis's rules that span checks (path verdicts, root causes) speak
+//! it, so a slice can hold its rules without importing diagnosis. Pure: no I/O.
 
 use crate::catalogue::FindingCode;
 use crate::proxy_rules;

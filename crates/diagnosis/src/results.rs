@@ -62,7 +62,8 @@ pub struct ProbeResults {
     /// verdict, a run with one is never healthy.
     pub setup_errors: Vec<String>,
     pub deadline_hit: bool,
-    /// The results of the checks that are slices (checks/slice.rs), each kept by its type.
+    /// The results of the checks that are slices (the probe's checks/slice.rs), each kept by
+    /// its type.
     pub measured: Measurements,
 }
 

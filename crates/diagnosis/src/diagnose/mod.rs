@@ -55,8 +55,8 @@ pub fn diagnose(r: &ProbeResults, exp: &Expectations, slices: &[&dyn SliceRules]
     }
 }
 
-// The finding rules of the checks that came before slices: a slice's rules are in its slice
-// (checks/slice.rs) and run after these. Order matters: the first finding of a code and
+// The finding rules of the checks that came before slices: a slice's rules are its own
+// (`SliceRules`, reading/slice.rs) and run after these. Order matters: the first finding of a code and
 // target is kept, and host findings come before any target's.
 const HOST_RULES: &[HostRule] = &[
     |r, _, f| imds_finding(r, f),

@@ -1,5 +1,5 @@
 //! The network findings of a target: TCP to each address of a name and the TLS handshakes.
-//! (The network ACL sweep of ephemeral ports holds its own rule: checks/nacl.rs.)
+//! (The network ACL sweep of ephemeral ports holds its own rule: reading/nacl.rs.)
 
 use std::collections::BTreeSet;
 

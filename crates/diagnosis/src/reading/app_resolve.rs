@@ -1,4 +1,5 @@
-//! How an application-resolution result reads as a report record (the resolution itself is the probe's checks/app_resolve.rs).
+//! How an application-resolution result reads as a report record (the resolution itself is the
+//! probe's checks/app_resolve.rs).
 
 use super::Check;
 use crate::report::*;

@@ -1,4 +1,5 @@
-//! How the internet canary's result reads as a report record (the probe is the probe's checks/canary.rs).
+//! How the internet canary's result reads as a report record (the canary itself is the probe's
+//! checks/canary.rs).
 
 use super::Check;
 use crate::report::*;

@@ -1,4 +1,5 @@
-//! How the credentials evidence reads as a report record (loading them is the probe's checks/identity.rs).
+//! How the credentials evidence reads as a report record (loading them is the probe's
+//! checks/identity.rs).
 
 use super::Check;
 use crate::report::*;
