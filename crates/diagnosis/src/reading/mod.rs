@@ -10,6 +10,7 @@ pub mod control_plane;
 pub mod dns;
 pub mod hops;
 pub mod identity;
+pub mod imds;
 pub mod libc_search;
 pub mod nacl;
 pub mod proxy;
