@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 // The probe's settings are defined once, for the flags and the agent's file (settings.rs).
-use crate::settings::ProbeSettings;
+use crate::settings::{ProbeSettings, plain_enum_parser};
 
 /// The top-level help's (and the man page's) closing block.
 const EXAMPLES: &str = "\
@@ -93,13 +93,15 @@ pub enum Format {
     Json,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum FailOn {
-    /// Exit 1 only for findings of severity error.
-    Error,
-    /// Exit 1 for warnings too.
-    Warning,
-}
+/// `--fail-on`'s values: the plain enum is the diagnosis crate's (its verdict reads it), clap's
+/// reading of it is here.
+pub use vpce_probe_diagnosis::findings::FailOn;
+
+/// Each `--fail-on` value with its help, in the order `--help` lists them.
+const FAIL_ON_VALUES: &[(FailOn, &str)] = &[
+    (FailOn::Error, "Exit 1 only for findings of severity error"),
+    (FailOn::Warning, "Exit 1 for warnings too"),
+];
 
 /// `vpce-probe probe`'s flags: the probe's settings (shared with the agent's `[probe]` section)
 /// and where the report goes.
@@ -136,7 +138,7 @@ pub struct OutputArgs {
     pub ship_ca_file: Option<PathBuf>,
 
     /// Which findings make the exit code 1.
-    #[arg(long, value_enum, default_value_t = FailOn::Error)]
+    #[arg(long, value_parser = plain_enum_parser(FAIL_ON_VALUES, FailOn::as_str), default_value_t = FailOn::Error)]
     pub fail_on: FailOn,
 
     /// Never show the progress spinner (it only appears when stderr is a terminal).

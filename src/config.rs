@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::cli::{FailOn, Format, ProbeArgs};
 use crate::durations;
 use crate::escape::{shown, shown_path};
+use crate::findings::Expectations;
 use crate::fsread;
 use crate::net::limits::Bounds;
 use crate::proxy_rules::{ProxyEnv, redact_proxy_url};
@@ -55,7 +56,7 @@ impl Environment {
             ssl_cert_file: var("SSL_CERT_FILE").map(PathBuf::from),
             // https://no-color.org: any non-empty value.
             no_color: var("NO_COLOR").is_some(),
-            proxy: ProxyEnv::from_process(),
+            proxy: crate::proxy_env::from_process(),
         }
     }
 
@@ -104,6 +105,17 @@ pub struct Config {
 }
 
 impl Config {
+    /// What diagnosis judges the run's results against: the plain values it reads of the
+    /// configuration.
+    pub fn expectations(&self) -> Expectations {
+        Expectations {
+            expect_path: self.expect_path,
+            expect_issuers: self.expect_issuers.clone(),
+            fail_on: self.fail_on,
+            proxy_env: self.env.proxy.clone(),
+        }
+    }
+
     /// Validate the flags of `vpce-probe probe` (or the agent's `[probe]` section with the
     /// agent's output) into a run's configuration; the error is the exit-2 line.
     pub fn from_args(args: ProbeArgs, env: Environment) -> Result<Config, ConfigError> {

@@ -10,6 +10,8 @@ use aws_runtime::env_config::file::EnvConfigFiles;
 use aws_sdk_dynamodb::config::endpoint::ResolveEndpoint as _;
 use aws_sdk_s3::config::endpoint::ResolveEndpoint as _;
 use aws_types::os_shim_internal::{Env, Fs};
+// Where a name's calls connect: made here, read by the diagnosis crate too.
+pub use vpce_probe_diagnosis::endpoints::NameSocket;
 
 /// One setting's value and where it came from ("AWS_USE_FIPS_ENDPOINT", "profile prod").
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -275,31 +277,6 @@ pub struct NamedEndpoint {
     pub host: String,
     pub socket: NameSocket,
     pub settings: Vec<String>,
-}
-
-/// Where a name's calls connect: the endpoint URL's port (443 unless an `endpoint_url` says
-/// otherwise) and whether they speak TLS (`https://`), as the SDKs connect.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct NameSocket {
-    pub port: u16,
-    pub tls: bool,
-}
-
-impl Default for NameSocket {
-    fn default() -> Self {
-        NameSocket {
-            port: 443,
-            tls: true,
-        }
-    }
-}
-
-impl NameSocket {
-    /// The URL the clients send to for `host` (the proxy rules decide on it, ports included).
-    pub fn url(&self, host: &str) -> Option<url::Url> {
-        let scheme = if self.tls { "https" } else { "http" };
-        url::Url::parse(&format!("{scheme}://{host}:{}/", self.port)).ok()
-    }
 }
 
 /// A resolved endpoint URL: its host and where the calls connect.

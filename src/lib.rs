@@ -5,22 +5,19 @@
 
 pub mod agent;
 pub mod checks;
-pub mod classify;
 pub mod cli;
 pub mod config;
-pub mod diagnose;
 pub mod durations;
 pub mod endpoints;
-pub mod findings;
 pub mod fsread;
 pub mod net;
-pub mod proxy_rules;
+pub mod proxy_env;
 pub mod ranges;
-pub mod results;
 pub mod run;
 pub mod settings;
-pub mod vpc_rules;
 
 pub use run::run_once;
-// The report contract, under the paths the rest of the code (and its users) always had.
+// The pure parts (results, the rules, the diagnosis: crates/diagnosis) and the report contract,
+// under the paths the rest of the code (and its users) always had.
+pub use vpce_probe_diagnosis::{classify, diagnose, findings, proxy_rules, results, vpc_rules};
 pub use vpce_probe_report::{catalogue, escape, render, report};

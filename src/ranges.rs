@@ -7,6 +7,8 @@ use ipnet::IpNet;
 use serde::Deserialize;
 
 use crate::report::{AddressClass, ClassifiedAddress, Service};
+// Diagnosis classifies hop addresses with it too: it lives in the diagnosis crate.
+pub use vpce_probe_diagnosis::ranges::is_private;
 
 /// The snapshot shipped in the binary; its date is reported with every run.
 const EMBEDDED: &str = include_str!("../data/ip-ranges-s3-dynamodb.json");
@@ -177,17 +179,6 @@ impl IpRanges {
             prefix,
             prefix_region,
         }
-    }
-}
-
-/// RFC 1918, carrier-grade NAT, and IPv6 unique-local addresses: where interface endpoints live.
-pub fn is_private(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let o = v4.octets();
-            v4.is_private() || (o[0] == 100 && (64..128).contains(&o[1]))
-        }
-        IpAddr::V6(v6) => (v6.segments()[0] & 0xfe00) == 0xfc00,
     }
 }
 

@@ -8,7 +8,8 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, ValueEnum};
+use clap::Args;
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use serde::{Deserialize, Deserializer};
 
 use crate::durations::Seconds;
@@ -64,33 +65,60 @@ pub mod defaults {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ExpectPath {
-    /// Traffic must go through the VPC's gateway endpoint.
-    Gateway,
-    /// Traffic must go through an interface endpoint (private addresses).
-    Interface,
-    /// Any working path is fine.
-    Any,
+/// `--expect-path`'s values: the plain enum is the diagnosis crate's (its rules read it), clap's
+/// and serde's reading of it are here.
+pub use vpce_probe_diagnosis::findings::ExpectPath;
+
+/// Each `--expect-path` value with its help, in the order `--help` lists them.
+const EXPECT_PATH_VALUES: &[(ExpectPath, &str)] = &[
+    (
+        ExpectPath::Gateway,
+        "Traffic must go through the VPC's gateway endpoint",
+    ),
+    (
+        ExpectPath::Interface,
+        "Traffic must go through an interface endpoint (private addresses)",
+    ),
+    (ExpectPath::Any, "Any working path is fine"),
+];
+
+/// A flag whose values are a plain enum of the diagnosis crate (no clap there): its names
+/// (`as_str`) with their help, parsed as clap's `ValueEnum` derive would.
+pub(crate) fn plain_enum_parser<T>(
+    values: &'static [(T, &'static str)],
+    name: fn(T) -> &'static str,
+) -> impl TypedValueParser<Value = T>
+where
+    T: Copy + Send + Sync + 'static,
+{
+    PossibleValuesParser::new(
+        values
+            .iter()
+            .map(|(value, help)| PossibleValue::new(name(*value)).help(*help)),
+    )
+    .try_map(move |given: String| {
+        values
+            .iter()
+            .map(|(value, _)| *value)
+            .find(|value| name(*value) == given)
+            .ok_or("not one of the possible values")
+    })
 }
 
 /// The file's `expect_path = "gateway"`: the names of the flag's values, with the flag's message.
-impl<'de> Deserialize<'de> for ExpectPath {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let raw = String::deserialize(deserializer)?;
-        <ExpectPath as ValueEnum>::from_str(&raw, false).map_err(|_| {
-            let names: Vec<String> = ExpectPath::value_variants()
-                .iter()
-                .filter_map(|v| v.to_possible_value())
-                .map(|v| v.get_name().to_string())
-                .collect();
+fn expect_path_by_name<'de, D: Deserializer<'de>>(deserializer: D) -> Result<ExpectPath, D::Error> {
+    let raw = String::deserialize(deserializer)?;
+    ExpectPath::ALL
+        .into_iter()
+        .find(|path| path.as_str() == raw)
+        .ok_or_else(|| {
+            let names: Vec<&str> = EXPECT_PATH_VALUES.iter().map(|(p, _)| p.as_str()).collect();
             serde::de::Error::custom(format!(
                 "probe.expect_path = \"{}\": expected one of {}",
                 shown(&raw),
                 names.join(", ")
             ))
         })
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Args, Deserialize)]
@@ -160,7 +188,8 @@ pub struct ProbeSettings {
     pub internet_canary: String,
 
     /// The path the traffic is expected to take.
-    #[arg(long, value_enum, default_value_t = defaults::EXPECT_PATH)]
+    #[arg(long, value_parser = plain_enum_parser(EXPECT_PATH_VALUES, ExpectPath::as_str), default_value_t = defaults::EXPECT_PATH)]
+    #[serde(deserialize_with = "expect_path_by_name")]
     pub expect_path: ExpectPath,
 
     /// Address of the Amazon-provided VPC resolver to compare the host's answers with.

@@ -1,8 +1,10 @@
 //! The structure docs/architecture.md promises, checked on the sources: no import
-//! cycle between the library's modules, and no edge against the flow (configuration → checks →
-//! results → diagnosis → report → renderers and sinks). The report contract is its own crate
-//! whose only dependencies are serde, serde_json, schemars and tempfile. No production file of
-//! the workspace is over 800 lines, and no function over 120.
+//! cycle between the modules of the probe's library nor of the diagnosis crate's, and no edge
+//! against the flow (configuration → checks → results → diagnosis → report → renderers and
+//! sinks). The report contract is its own crate whose only dependencies are serde, serde_json,
+//! schemars and tempfile; the diagnosis crate (results, rules, diagnosis) depends on the report
+//! crate and light crates only, and never on the probe. No production file of the workspace is
+//! over 800 lines, and no function over 120.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step stops the test
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -10,8 +12,35 @@ use std::path::{Path, PathBuf};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
-/// Every module of the probe library as `a::b` with its source, tests stripped.
+/// The diagnosis crate's modules, which the probe re-exports under its own paths
+/// (`pub use vpce_probe_diagnosis::{...}` in src/lib.rs): a probe module naming one of them
+/// through `crate::` is an edge to it, held to the same flow.
+const REEXPORTED_FROM_DIAGNOSIS: &[&str] = &[
+    "classify",
+    "diagnose",
+    "findings",
+    "proxy_rules",
+    "results",
+    "vpc_rules",
+];
+
+/// Every module of the probe library as `a::b` with its source, tests stripped, and the
+/// modules it re-exports from the diagnosis crate (no source here: they reach nothing of it).
 fn modules() -> BTreeMap<String, String> {
+    let mut out = modules_of(&Path::new(ROOT).join("src"));
+    for module in REEXPORTED_FROM_DIAGNOSIS {
+        out.insert(module.to_string(), String::new());
+    }
+    out
+}
+
+/// Every module of the diagnosis crate as `a::b` with its source, tests stripped.
+fn diagnosis_modules() -> BTreeMap<String, String> {
+    modules_of(&Path::new(ROOT).join("crates/diagnosis/src"))
+}
+
+/// Every module of the library under `src` as `a::b` with its source, tests stripped.
+fn modules_of(src: &Path) -> BTreeMap<String, String> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
@@ -22,12 +51,11 @@ fn modules() -> BTreeMap<String, String> {
             }
         }
     }
-    let src = Path::new(ROOT).join("src");
     let mut files = Vec::new();
-    walk(&src, &mut files);
+    walk(src, &mut files);
     let mut out = BTreeMap::new();
     for file in files {
-        let rel = file.strip_prefix(&src).unwrap().with_extension("");
+        let rel = file.strip_prefix(src).unwrap().with_extension("");
         let mut parts: Vec<String> = rel
             .components()
             .map(|c| c.as_os_str().to_string_lossy().into_owned())
@@ -50,12 +78,12 @@ fn modules() -> BTreeMap<String, String> {
     out
 }
 
-/// The unit a module belongs to: `checks::dns`, `net::aws`, `agent::spool` stay two-level,
-/// everything else is its top-level module.
+/// The unit a module belongs to: `checks::dns`, `net::aws`, `agent::spool` and the diagnosis
+/// crate's `reading::dns` stay two-level, everything else is its top-level module.
 fn unit(module: &str) -> String {
     let parts: Vec<&str> = module.split("::").collect();
     match parts.as_slice() {
-        [first, second, ..] if ["checks", "net", "agent"].contains(first) => {
+        [first, second, ..] if ["checks", "net", "agent", "reading"].contains(first) => {
             format!("{first}::{second}")
         }
         [first, ..] => first.to_string(),
@@ -86,10 +114,13 @@ fn references(text: &str, known: &BTreeMap<String, String>) -> BTreeSet<String> 
 }
 
 fn edges() -> BTreeSet<(String, String)> {
-    let mods = modules();
+    edges_of(&modules())
+}
+
+fn edges_of(mods: &BTreeMap<String, String>) -> BTreeSet<(String, String)> {
     let mut edges = BTreeSet::new();
-    for (module, text) in &mods {
-        for target in references(text, &mods) {
+    for (module, text) in mods {
+        for target in references(text, mods) {
             let (from, to) = (unit(module), unit(&target));
             if from != to {
                 edges.insert((from, to));
@@ -192,6 +223,96 @@ fn the_cycle_finder_finds_cycles() {
 fn no_import_cycles_between_modules() {
     let found = cycles(&edges());
     assert!(found.is_empty(), "import cycles: {found:?}");
+    let found = cycles(&edges_of(&diagnosis_modules()));
+    assert!(
+        found.is_empty(),
+        "import cycles in the diagnosis crate: {found:?}"
+    );
+}
+
+#[test]
+fn the_diagnosis_crate_has_its_modules_and_their_edges() {
+    // The measures below must see the crate's sources, or they pass on nothing.
+    let mods = diagnosis_modules();
+    for module in [
+        "diagnose",
+        "findings",
+        "results",
+        "reading",
+        "reading::nacl",
+        "classify",
+    ] {
+        assert!(
+            mods.contains_key(module),
+            "{module} missing from {:?}",
+            mods.keys()
+        );
+    }
+    let edges = edges_of(&mods);
+    for edge in [
+        ("diagnose", "reading::region"),
+        ("reading::nacl", "findings"),
+    ] {
+        let edge = (edge.0.to_string(), edge.1.to_string());
+        assert!(edges.contains(&edge), "{edge:?} not among {edges:?}");
+    }
+}
+
+#[test]
+fn no_edge_against_the_flow_in_the_diagnosis_crate() {
+    let edges = edges_of(&diagnosis_modules());
+    // Diagnosis spans the checks' results: nothing below it reaches it. A check's pure half
+    // (reading/, with a slice's rules) is written in the rules' vocabulary (findings.rs), which
+    // sits below both and reaches neither; the results and the plain rules reach no rule set
+    // above them.
+    let forbidden = |from: &str, to: &str| -> bool {
+        (from != "diagnose" && to == "diagnose")
+            || (from == "findings" && to.starts_with("reading"))
+            || ((from == "classify"
+                || from == "vpc_rules"
+                || from == "ranges"
+                || from == "endpoints")
+                && (to.starts_with("reading") || to == "findings" || to == "results"))
+    };
+    let bad: Vec<&(String, String)> = edges.iter().filter(|(a, b)| forbidden(a, b)).collect();
+    assert!(bad.is_empty(), "edges against the flow: {bad:?}");
+}
+
+#[test]
+fn the_diagnosis_crate_needs_neither_the_probe_nor_its_heavy_crates() {
+    let manifest =
+        std::fs::read_to_string(Path::new(ROOT).join("crates/diagnosis/Cargo.toml")).unwrap();
+    // Every dependency section, dev-dependencies too: `cargo test -p vpce-probe-diagnosis`
+    // builds them all, and it must stay a build of seconds.
+    let names: BTreeSet<&str> = manifest
+        .split("\n[")
+        .filter(|section| section.contains("dependencies]"))
+        .flat_map(|section| section.lines().skip(1))
+        .filter_map(|l| l.split('=').next())
+        .map(str::trim)
+        .filter(|n| !n.is_empty() && !n.starts_with('#'))
+        .collect();
+    let allowed: BTreeSet<&str> = [
+        "vpce-probe-report",
+        "httpdate",
+        "ipnet",
+        "schemars",
+        "serde",
+        "serde_json",
+        "url",
+    ]
+    .into();
+    assert!(
+        names.contains("vpce-probe-report") && names.is_subset(&allowed),
+        "the diagnosis crate depends on {names:?}; only {allowed:?} are allowed"
+    );
+    // Its sources never name the probe (it could not build on its own).
+    for (module, text) in diagnosis_modules() {
+        assert!(
+            !text.contains("vpce_probe::"),
+            "diagnosis module {module} names the probe"
+        );
+    }
 }
 
 #[test]
@@ -207,12 +328,13 @@ fn no_edge_against_the_flow() {
             || from == "classify"
             || from == "vpc_rules"
             || from == "proxy_rules"
+            || from == "proxy_env"
             || from == "ranges"
             || from == "endpoints";
         (lower_than_scheduler && (to == "run" || to.starts_with("agent")))
-            // Checks never reach diagnosis nor schedule. A slice holds its own finding rules
-            // (checks/slice.rs), written in the rules' vocabulary (findings.rs), which sits
-            // below both and reaches neither.
+            // Checks never reach diagnosis nor schedule. A slice's finding rules are its pure
+            // half (the diagnosis crate's reading/, `SliceRules`), written in the rules'
+            // vocabulary (findings), which sits below both and reaches neither.
             || (from.starts_with("checks") && to == "diagnose")
             || (from == "findings" && (to.starts_with("checks") || to == "diagnose"))
             || (from.starts_with("net") && (to.starts_with("checks") || to == "diagnose"))

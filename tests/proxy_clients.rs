@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use url::Url;
-use vpce_probe::proxy_rules::{self, CurlVersion, HttpClientKind, ProxyEnv};
+use vpce_probe::proxy_rules::{self, HttpClientKind, ProxyEnv};
 
 /// A loopback listener that counts connections and closes each at once.
 struct Counter {
@@ -96,7 +96,7 @@ fn pairs(vars: &[(&str, String)]) -> Vec<(String, String)> {
 
 #[test]
 fn the_installed_curl_agrees_with_the_model() {
-    let curl = CurlVersion::detect();
+    let curl = vpce_probe::proxy_env::installed_curl();
     assert!(
         curl.version().is_some(),
         "no curl --version answered: install curl (scripts/install-deps.sh)"

@@ -10,12 +10,8 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use super::Check;
-use crate::checks::dns::{Classifier, class_label};
-use crate::report::{
-    AppResolution, AppSource, CheckKind, CheckStatus, ClassifiedAddress, DnsLookup, DnsOutcome,
-    Evidence, HostsFileEntry, ResolverKind, Service,
-};
+use crate::checks::dns::Classifier;
+use crate::report::{AppResolution, AppSource, DnsLookup, DnsOutcome, HostsFileEntry, Service};
 
 /// glibc's `hosts` database when nsswitch.conf has no `hosts:` line (nss/nss_database.c).
 const GLIBC_DEFAULT_HOSTS: &str = "dns [!UNAVAIL=return] files";
@@ -466,67 +462,12 @@ pub fn resolve(
     }
 }
 
-impl Check for AppResolution {
-    const KIND: CheckKind = CheckKind::Dns;
-    fn id(&self) -> String {
-        format!("dns/{}/{}", ResolverKind::Application.as_str(), self.name)
-    }
-    fn subject(&self) -> String {
-        self.name.clone()
-    }
-    fn status(&self) -> CheckStatus {
-        match self.answered_by {
-            None => CheckStatus::Fail,
-            // A pinned address goes stale silently: always worth a look.
-            Some(AppSource::HostsFile) => CheckStatus::Warn,
-            Some(_) if self.addresses.iter().all(|a| a.class.fits_service()) => CheckStatus::Ok,
-            Some(_) => CheckStatus::Warn,
-        }
-    }
-    fn summary(&self) -> String {
-        let what = match (&self.answered_by, self.hosts_file.first()) {
-            (None, _) => format!("no source answered ({})", self.steps.join("; ")),
-            (Some(AppSource::HostsFile), Some(h)) => format!(
-                "{} from {} line {}",
-                addresses_text(&self.addresses),
-                h.path,
-                h.line
-            ),
-            (Some(source), _) => {
-                format!(
-                    "{} from {}",
-                    addresses_text(&self.addresses),
-                    source.as_str()
-                )
-            }
-        };
-        format!(
-            "{} as applications resolve it (hosts: {}): {what}",
-            self.name,
-            self.nss_sources.join(" ")
-        )
-    }
-    fn duration_ms(&self) -> u64 {
-        self.latency_ms
-    }
-    fn evidence(&self) -> Evidence {
-        Evidence::AppResolution(self.clone())
-    }
-}
-
-fn addresses_text(addresses: &[ClassifiedAddress]) -> String {
-    addresses
-        .iter()
-        .map(|a| format!("{} ({})", a.ip, class_label(a.class)))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checks::Check;
     use crate::ranges::IpRanges;
-    use crate::report::AddressClass;
+    use crate::report::{AddressClass, CheckStatus, ClassifiedAddress, ResolverKind};
 
     fn lookup(rt: &str, outcome: DnsOutcome, ips: &[&str]) -> DnsLookup {
         DnsLookup {

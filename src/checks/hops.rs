@@ -12,14 +12,11 @@ use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use hickory_resolver::proto::rr::RecordType;
 
-use super::Check;
 use super::dns::Resolvers;
 use crate::net::dns::query_in_order;
 use crate::net::hops::{self, Answer};
 use crate::net::millis;
-use crate::report::{
-    AddressClass, CheckKind, CheckStatus, Evidence, Hop, HopReply, HopTrace, Service, TcpOutcome,
-};
+use crate::report::{AddressClass, Hop, HopReply, HopTrace, Service, TcpOutcome};
 
 /// TTLs probed: a gateway endpoint answers at 1, a NAT at 2; the internet is further, and its
 /// first hops already say it is the internet.
@@ -162,48 +159,10 @@ fn summarize(answers: &BTreeMap<u8, Answer>, max_hops: u8) -> HopTrace {
     }
 }
 
-impl Check for HopTrace {
-    const KIND: CheckKind = CheckKind::Hops;
-    fn id(&self) -> String {
-        match self.service {
-            Some(_) => format!("hops/{}/{}", self.name, self.address),
-            None => format!("hops/canary/{}", self.address),
-        }
-    }
-    fn subject(&self) -> String {
-        format!("{}:{}", self.address, self.port)
-    }
-    fn status(&self) -> CheckStatus {
-        // Evidence for the path verdict, never a failure by itself: TCP says whether it works.
-        match self.outcome {
-            TcpOutcome::Error => CheckStatus::Skip,
-            _ => CheckStatus::Ok,
-        }
-    }
-    fn summary(&self) -> String {
-        let who = match self.service {
-            Some(_) => format!("{} ({})", self.address, self.name),
-            None => format!("{} (internet canary)", self.address),
-        };
-        match (self.answered_at, self.outcome) {
-            (_, TcpOutcome::Error) => format!(
-                "{who}: not measured ({})",
-                self.error.as_deref().unwrap_or("no probe sent")
-            ),
-            _ => format!("{who}: {}", self.compact()),
-        }
-    }
-    fn duration_ms(&self) -> u64 {
-        self.duration_ms
-    }
-    fn evidence(&self) -> Evidence {
-        Evidence::Hops(self.clone())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checks::Check;
 
     fn te(ip: &str) -> Answer {
         Answer::TimeExceeded {

@@ -7,16 +7,10 @@ use aws_config::imds::Client;
 use aws_config::imds::client::error::ImdsError;
 use tokio::sync::OnceCell;
 
-use super::Check;
 use crate::config::Environment;
-use crate::net::millis;
-use crate::report::{CheckKind, CheckStatus, Evidence, ImdsEvidence, InstanceFacts};
-
-pub struct ImdsResult {
-    pub evidence: ImdsEvidence,
-    pub facts: Option<InstanceFacts>,
-    pub duration: Duration,
-}
+use crate::report::{ImdsEvidence, InstanceFacts};
+// The walk's result and how it reads as a record are its pure half, the diagnosis crate's.
+pub use vpce_probe_diagnosis::reading::imds::ImdsResult;
 
 /// One IMDSv2 session for a whole run: one client, whose session token is fetched once and
 /// shared by the instance facts and the SDK's credential chain (its IMDS provider walks the
@@ -256,47 +250,5 @@ async fn fetch(client: &Client, path: &str) -> Fetched {
             }
         )),
         Err(e) => Err(e.to_string()),
-    }
-}
-
-impl Check for ImdsResult {
-    const KIND: CheckKind = CheckKind::Imds;
-    fn id(&self) -> String {
-        "imds".into()
-    }
-    fn subject(&self) -> String {
-        self.evidence.endpoint.clone()
-    }
-    fn status(&self) -> CheckStatus {
-        match (&self.facts, self.evidence.missing.is_empty()) {
-            (None, _) => CheckStatus::Fail,
-            (Some(_), true) => CheckStatus::Ok,
-            (Some(_), false) => CheckStatus::Warn,
-        }
-    }
-    fn summary(&self) -> String {
-        match &self.facts {
-            None => format!(
-                "IMDSv2 unavailable at {}: {}",
-                self.evidence.endpoint,
-                self.evidence.error.as_deref().unwrap_or("unknown error")
-            ),
-            Some(f) => format!(
-                "{} in {} ({}, {})",
-                f.instance_id.as_deref().unwrap_or("instance"),
-                f.availability_zone
-                    .as_deref()
-                    .or(f.region.as_deref())
-                    .unwrap_or("?"),
-                f.vpc_id.as_deref().unwrap_or("vpc ?"),
-                f.subnet_id.as_deref().unwrap_or("subnet ?"),
-            ),
-        }
-    }
-    fn duration_ms(&self) -> u64 {
-        millis(self.duration)
-    }
-    fn evidence(&self) -> Evidence {
-        Evidence::Imds(self.evidence.clone())
     }
 }

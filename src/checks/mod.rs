@@ -1,13 +1,13 @@
-//! One file per check. Each check returns typed evidence (report.rs types) and implements
-//! `Check`, which turns that evidence into a report record; checks never print. A check that
-//! is a slice (slice.rs) also declares when it runs and its finding rules, and is registered
-//! by one line in `slices!` below: the scheduler, the report's assembly and diagnosis find
-//! it there.
+//! One file per check: its measurement. Each check returns typed evidence (report crate types)
+//! whose `Check` impl, which turns it into a report record, is the check's pure half in the
+//! diagnosis crate's file of the same name (`vpce_probe_diagnosis::reading`); checks never
+//! print. A check that is a slice (slice.rs) also declares when it runs here and its finding
+//! rules there, and is registered by one line in `slices!` below: the scheduler, the report's
+//! assembly and diagnosis find it there.
 
 pub mod app_resolve;
 pub mod calls;
 pub mod canary;
-pub mod control_plane;
 pub mod dns;
 pub mod dynamodb;
 #[cfg(feature = "control-plane")]
@@ -16,7 +16,6 @@ pub mod hops;
 pub mod host;
 pub mod identity;
 pub mod imds;
-pub mod libc_search;
 pub mod proxy;
 #[cfg(feature = "control-plane")]
 pub mod reachability;
@@ -26,47 +25,26 @@ pub mod slice;
 pub mod tcp;
 pub mod tls;
 
-use crate::report::{CheckKind, CheckRecord, CheckStatus, Evidence};
+// Pure halves with no measurement of their own here: the control plane's reading (its reads are
+// ec2.rs) and glibc's search walk.
+pub use vpce_probe_diagnosis::reading::{Check, control_plane, libc_search};
 
-/// Declares each slice's module and lists it in `SLICES`: one line per slice, `name => VALUE`,
-/// VALUE being the slice's `impl Slice` (a unit struct) in its module.
+/// Declares each slice's module and lists it in `SLICES` (its measurement, for the scheduler)
+/// and in `SLICE_RULES` (its rules, for diagnosis): one line per slice, `name => VALUE`, VALUE
+/// being the slice's unit struct, which implements the diagnosis crate's `SliceRules` there and
+/// `Slice` in its module here.
 macro_rules! slices {
     ($($module:ident => $slice:ident,)*) => {
         $(pub mod $module;)*
-        /// Every registered slice, in registration order: the order their stages start and
-        /// their rules run.
+        /// Every registered slice, in registration order: the order their stages start.
         pub const SLICES: &[&dyn slice::Slice] = &[$(&$module::$slice,)*];
+        /// The same slices' finding rules, in the same order: the order they run in diagnosis.
+        pub const SLICE_RULES: &[&dyn slice::SliceRules] = &[$(&$module::$slice,)*];
     };
 }
 
 // The registry of slices: a new check is its module and one line here.
 slices! {
-    // module => its `impl Slice`
+    // module => its `impl Slice` (and, in the diagnosis crate, `impl SliceRules`)
     nacl => NaclSweepSlice,
-}
-
-/// The common face of every check's result.
-pub trait Check {
-    const KIND: CheckKind;
-    /// Stable id within a report, unique per check instance.
-    fn id(&self) -> String;
-    /// What the check was about: a name, an address, a URL.
-    fn subject(&self) -> String;
-    fn status(&self) -> CheckStatus;
-    /// One line for the text report.
-    fn summary(&self) -> String;
-    fn duration_ms(&self) -> u64;
-    fn evidence(&self) -> Evidence;
-
-    fn record(&self) -> CheckRecord {
-        CheckRecord {
-            id: self.id(),
-            check: Self::KIND,
-            subject: self.subject(),
-            status: self.status(),
-            summary: self.summary(),
-            duration_ms: self.duration_ms(),
-            evidence: self.evidence(),
-        }
-    }
 }

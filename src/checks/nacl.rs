@@ -3,27 +3,23 @@
 //! and report which ranges fail while others work.
 //!
 //! A slice (checks/slice.rs): once per regional name, towards its first IPv4 address the
-//! applications use (one sweep per service), with its finding rule, NACL_EPHEMERAL_BLOCKED.
+//! applications use (one sweep per service). Its finding rule, NACL_EPHEMERAL_BLOCKED, and its
+//! `Check` impl are its pure half, the diagnosis crate's reading/nacl.rs.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use futures_util::future::join_all;
 
-use super::Check;
 use super::slice::{NameMeasuring, NameStage, Slice};
-use crate::catalogue::FindingCode;
-use crate::findings::{Expectations, Findings, TargetRule};
 use crate::net::limits::Limits;
 use crate::net::{millis, tcp};
 use crate::report::{
-    AddressOrigin, CheckKind, CheckStatus, Evidence, NaclSweep, PortRange, PortRangeResult,
-    Service, Severity, TcpOutcome,
+    AddressOrigin, CheckKind, NaclSweep, PortRange, PortRangeResult, Service, TcpOutcome,
 };
-use crate::results::{Measurements, ProbeResults, TargetSpec};
-
-/// The NACL source-port sweep as a slice: its moment is per name, its rule per target.
-pub struct NaclSweepSlice;
+use crate::results::Measurements;
+/// The sweep's slice: its rules are the diagnosis crate's (`SliceRules`), its moment is here.
+pub use vpce_probe_diagnosis::reading::nacl::NaclSweepSlice;
 
 impl Slice for NaclSweepSlice {
     fn kind(&self) -> CheckKind {
@@ -45,10 +41,6 @@ impl Slice for NaclSweepSlice {
             }),
         })
     }
-
-    fn target_rules(&self) -> &'static [TargetRule] {
-        &[sweep_findings]
-    }
 }
 
 /// Where a name's sweep goes: its first IPv4 address the applications use, on a regional name
@@ -62,46 +54,6 @@ fn sweep_address(stage: &NameStage<'_>) -> Option<IpAddr> {
         .iter()
         .find(|(ip, _, origin)| ip.is_ipv4() && *origin == AddressOrigin::Application)
         .map(|(ip, _, _)| *ip)
-}
-
-/// NACL_EPHEMERAL_BLOCKED: some source-port ranges of the target's service fail while others
-/// connect.
-fn sweep_findings(r: &ProbeResults, _: &Expectations, t: &TargetSpec, f: &mut Findings) {
-    for sweep in r
-        .measured
-        .of::<NaclSweep>()
-        .iter()
-        .filter(|s| s.service == t.service && !s.failing.is_empty())
-    {
-        let failing = sweep
-            .failing
-            .iter()
-            .map(|p| p.to_string())
-            .collect::<Vec<_>>()
-            .join(", ");
-        let kernel = sweep
-            .kernel_ephemeral
-            .map(|k| format!("The kernel picks source ports from {k}, "))
-            .unwrap_or_default();
-        let hits = sweep.hits_kernel_range();
-        f.add(
-            FindingCode::NACL_EPHEMERAL_BLOCKED,
-            if hits { Severity::Error } else { Severity::Warning },
-            &t.id,
-            format!("return traffic to source ports {failing} is dropped"),
-            format!(
-                "Connections to {}:443 from source ports {failing} time out while other ranges connect. {kernel}{}",
-                sweep.address,
-                if hits { "so ordinary connections fail." } else { "so ordinary connections still work." }
-            ),
-            format!(
-                "In the network ACL of {}, allow inbound TCP 1024-65535 from the {} prefix list CIDRs (aws ec2 create-network-acl-entry --ingress --protocol tcp --port-range From=1024,To=65535 ...).",
-                r.instance.as_ref().and_then(|i| i.subnet_id.as_deref()).unwrap_or("the subnet"),
-                t.service.ranges_name()
-            ),
-            vec![sweep.id()],
-        );
-    }
 }
 
 /// Boundaries chosen where real NACLs and OSes draw lines: 1024-32767 vs 32768+ (Linux's
@@ -204,64 +156,6 @@ pub fn failing_spans(results: &[PortRangeResult]) -> Vec<PortRange> {
         }
     }
     spans
-}
-
-impl Check for NaclSweep {
-    const KIND: CheckKind = CheckKind::Nacl;
-    fn id(&self) -> String {
-        format!("nacl/{}/{}", self.service.as_str(), self.address)
-    }
-    fn subject(&self) -> String {
-        format!("{}:{}", self.address, self.port)
-    }
-    fn status(&self) -> CheckStatus {
-        let connected = self
-            .ranges
-            .iter()
-            .filter(|r| r.outcome == TcpOutcome::Connected)
-            .count();
-        if connected == 0 {
-            CheckStatus::Skip
-        } else if self.failing.is_empty() {
-            CheckStatus::Ok
-        } else {
-            CheckStatus::Fail
-        }
-    }
-    fn summary(&self) -> String {
-        let ok = self
-            .ranges
-            .iter()
-            .filter(|r| r.outcome == TcpOutcome::Connected)
-            .count();
-        let head = format!(
-            "{} source-port ranges to {}:{}: {ok}/{} connected",
-            self.service.as_str(),
-            self.address,
-            self.port,
-            self.ranges.len()
-        );
-        if ok == 0 {
-            format!("{head}; no range connects, so no ephemeral-range verdict")
-        } else if self.failing.is_empty() {
-            format!("{head}; all ranges 1024-65535 work")
-        } else {
-            format!(
-                "{head}; failing source ports {}",
-                self.failing
-                    .iter()
-                    .map(|r| r.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        }
-    }
-    fn duration_ms(&self) -> u64 {
-        self.ranges.iter().map(|r| r.connect_ms).max().unwrap_or(0)
-    }
-    fn evidence(&self) -> Evidence {
-        Evidence::Nacl(self.clone())
-    }
 }
 
 #[cfg(test)]

@@ -10,46 +10,16 @@ use hickory_resolver::proto::rr::RecordType;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use url::Url;
 
-use super::Check;
 use super::dns::Resolvers;
 use crate::net::dns::query_in_order;
 use crate::net::limits::Limits;
 use crate::net::{millis, tcp};
-use crate::proxy_rules::{self, HttpClientKind, ProxyChoice, ProxyDecision, ProxyEnv};
-use crate::report::{
-    CheckKind, CheckStatus, EnvVar, Evidence, ProxyEnvEvidence, ProxyOutcome, ProxyProbe, Service,
-    TcpOutcome,
+use crate::proxy_rules::{HttpClientKind, ProxyChoice, ProxyEnv};
+use crate::report::{ProxyOutcome, ProxyProbe, Service, TcpOutcome};
+// The proxy check's pure half (the decisions, its records) is the diagnosis crate's.
+pub use vpce_probe_diagnosis::reading::proxy::{
+    IMDS_TOKEN_PATH, ProxyEnvCheck, analyze, decision_for, is_probed,
 };
-
-/// Decide, for every URL and client, whether a proxy applies. The URLs are
-/// those of the same clients, so botocore's endpoint for a virtual-hosted name
-/// is found among them (it checks NO_PROXY for its endpoint URL only); `configured` are the
-/// endpoint URLs as the settings wrote them.
-pub fn analyze(env: &ProxyEnv, urls: &[Url], configured: &[String]) -> ProxyEnvEvidence {
-    let decisions = urls
-        .iter()
-        .flat_map(|u| {
-            HttpClientKind::ALL
-                .iter()
-                .map(move |c| proxy_rules::decide_among(*c, env, u, urls, configured))
-        })
-        .collect();
-    ProxyEnvEvidence {
-        variables: env
-            .vars()
-            .iter()
-            .map(|(name, value)| EnvVar {
-                name: name.clone(),
-                value: proxy_rules::redact_proxy_url(value),
-            })
-            .collect(),
-        conflicts: proxy_rules::case_conflicts(env),
-        decisions,
-    }
-}
-
-/// The path of the IMDSv2 token request: the first request every IMDS client makes.
-pub const IMDS_TOKEN_PATH: &str = "/latest/api/token";
 
 /// The URL whose proxy decision says whether IMDS requests go through a proxy.
 pub fn imds_token_url(env: &crate::config::Environment) -> Option<Url> {
@@ -58,24 +28,6 @@ pub fn imds_token_url(env: &crate::config::Environment) -> Option<Url> {
         env.imds_endpoint_or_default()
     ))
     .ok()
-}
-
-/// The decision of `client` for `url`, if it was analysed.
-pub fn decision_for<'a>(
-    evidence: &'a ProxyEnvEvidence,
-    client: HttpClientKind,
-    url: &str,
-) -> Option<&'a ProxyDecision> {
-    evidence
-        .decisions
-        .iter()
-        .find(|d| d.client == client && d.url == url)
-}
-
-/// Whether [`connect_probe`] talks to this proxy: only HTTP(S) proxies are tried, so a
-/// SOCKS proxy's probe says nothing about whether it can be reached.
-pub fn is_probed(proxy: &ProxyChoice) -> bool {
-    proxy.scheme == "http" || proxy.scheme == "https"
 }
 
 /// CONNECT through `proxy` to `name:443`, the way the SDK would open its tunnel. The
@@ -216,98 +168,4 @@ fn basic_auth(env: &ProxyEnv, variable: &str) -> Option<String> {
         decode(url.password().unwrap_or(""))
     );
     Some(base64::engine::general_purpose::STANDARD.encode(pair))
-}
-
-pub struct ProxyEnvCheck(pub ProxyEnvEvidence);
-
-impl Check for ProxyEnvCheck {
-    const KIND: CheckKind = CheckKind::Proxy;
-    fn id(&self) -> String {
-        "proxy/env".into()
-    }
-    fn subject(&self) -> String {
-        "proxy environment".into()
-    }
-    fn status(&self) -> CheckStatus {
-        let sdk_proxies = self
-            .0
-            .decisions
-            .iter()
-            .any(|d| d.client == HttpClientKind::AwsSdkRust && d.proxy.is_some());
-        if !self.0.conflicts.is_empty() || sdk_proxies {
-            CheckStatus::Warn
-        } else {
-            CheckStatus::Ok
-        }
-    }
-    fn summary(&self) -> String {
-        if self.0.variables.is_empty() {
-            return "no proxy variables set: every client connects directly".into();
-        }
-        let proxied: Vec<String> = self
-            .0
-            .decisions
-            .iter()
-            .filter(|d| d.client == HttpClientKind::AwsSdkRust && d.proxy.is_some())
-            .map(|d| d.url.clone())
-            .collect();
-        let vars = self
-            .0
-            .variables
-            .iter()
-            .map(|v| v.name.as_str())
-            .collect::<Vec<_>>()
-            .join(", ");
-        if proxied.is_empty() {
-            format!("{vars} set; the SDK connects directly to every probed URL")
-        } else {
-            format!("{vars} set; the SDK would proxy {}", proxied.join(", "))
-        }
-    }
-    fn duration_ms(&self) -> u64 {
-        0
-    }
-    fn evidence(&self) -> Evidence {
-        Evidence::ProxyEnv(self.0.clone())
-    }
-}
-
-impl Check for ProxyProbe {
-    const KIND: CheckKind = CheckKind::Proxy;
-    fn id(&self) -> String {
-        format!("proxy/{}/{}", self.proxy.host, self.name)
-    }
-    fn subject(&self) -> String {
-        format!("{}:{}", self.proxy.host, self.proxy.port)
-    }
-    fn status(&self) -> CheckStatus {
-        if !is_probed(&self.proxy) {
-            return CheckStatus::Skip;
-        }
-        match self.outcome {
-            // Working, but the traffic leaves through the proxy: a warning at most.
-            ProxyOutcome::Tunnelled => CheckStatus::Warn,
-            _ => CheckStatus::Fail,
-        }
-    }
-    fn summary(&self) -> String {
-        let via = format!(
-            "CONNECT {}:443 via {} ({})",
-            self.name, self.proxy.url_redacted, self.proxy.variable
-        );
-        match self.outcome {
-            ProxyOutcome::Tunnelled => format!("{via}: tunnel opened ({} ms)", self.connect_ms),
-            ProxyOutcome::Refused => format!(
-                "{via}: refused: {}",
-                self.status_line.as_deref().unwrap_or("")
-            ),
-            _ => format!("{via}: {}", self.error.as_deref().unwrap_or("failed")),
-        }
-    }
-    fn duration_ms(&self) -> u64 {
-        self.connect_ms
-    }
-    fn evidence(&self) -> Evidence {
-        Evidence::Proxy(self.clone())
-    }
 }

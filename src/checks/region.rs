@@ -4,9 +4,10 @@
 use aws_config::meta::region::ProvideRegion;
 use aws_config::profile::ProfileFileRegionProvider;
 
-use super::Check;
 use crate::config::Environment;
-use crate::report::{CheckKind, CheckStatus, Evidence, RegionFacts};
+use crate::report::RegionFacts;
+// The region's pure half (its record, the partition's suffix) is the diagnosis crate's.
+pub use vpce_probe_diagnosis::reading::region::{RegionCheck, dns_suffix, is_global_s3_host};
 
 /// The region the SDKs would take from the environment, then the shared config profile.
 pub async fn sdk_region(env: &Environment, profile: Option<&str>) -> Option<(String, String)> {
@@ -22,17 +23,6 @@ pub async fn sdk_region(env: &Environment, profile: Option<&str>) -> Option<(Str
         region.to_string(),
         format!("profile {}", profile.unwrap_or("(AWS_PROFILE or default)")),
     ))
-}
-
-/// DNS suffix of a region's partition.
-pub fn dns_suffix(region: &str) -> &'static str {
-    if region.starts_with("cn-") {
-        "amazonaws.com.cn"
-    } else if region.starts_with("eusc-") {
-        "amazonaws.eu"
-    } else {
-        "amazonaws.com"
-    }
 }
 
 /// The S3 host the SDKs would call for `region`, given endpoint overrides.
@@ -55,13 +45,6 @@ pub fn s3_endpoint_host(region: &str, env: &Environment) -> String {
 pub fn override_host(url: Option<&String>) -> Option<String> {
     url.and_then(|u| url::Url::parse(u).ok())
         .and_then(|u| u.host_str().map(str::to_string))
-}
-
-pub fn is_global_s3_host(host: &str) -> bool {
-    matches!(
-        host,
-        "s3.amazonaws.com" | "s3-external-1.amazonaws.com" | "s3-global.amazonaws.com"
-    )
 }
 
 /// Combine the sources: --region wins, then the SDK's own configuration, then IMDS.
@@ -90,88 +73,6 @@ pub fn evaluate(
         instance: instance.map(str::to_string),
         sdk_source: sdk.as_ref().map(|(_, s)| s.clone()),
         sdk: sdk.map(|(r, _)| r),
-    }
-}
-
-pub struct RegionCheck {
-    pub facts: RegionFacts,
-}
-
-impl RegionCheck {
-    /// Regions that disagree with the instance's: (source, region).
-    pub fn mismatches(&self) -> Vec<(String, String)> {
-        let Some(instance) = &self.facts.instance else {
-            return Vec::new();
-        };
-        let mut out = Vec::new();
-        if let Some(sdk) = &self.facts.sdk
-            && sdk != instance
-        {
-            let source = self.facts.sdk_source.clone().unwrap_or_default();
-            out.push((source, sdk.clone()));
-        }
-        if self.facts.effective_source.as_deref() == Some("--region")
-            && let Some(eff) = &self.facts.effective
-            && eff != instance
-        {
-            out.push(("--region".into(), eff.clone()));
-        }
-        out
-    }
-
-    pub fn global_endpoint(&self) -> bool {
-        let outside_us_east_1 = self
-            .facts
-            .instance
-            .as_deref()
-            .or(self.facts.effective.as_deref())
-            .is_some_and(|r| r != "us-east-1");
-        outside_us_east_1
-            && self
-                .facts
-                .s3_endpoint_host
-                .as_deref()
-                .is_some_and(is_global_s3_host)
-    }
-}
-
-impl Check for RegionCheck {
-    const KIND: CheckKind = CheckKind::Region;
-    fn id(&self) -> String {
-        "region".into()
-    }
-    fn subject(&self) -> String {
-        self.facts.effective.clone().unwrap_or_else(|| "?".into())
-    }
-    fn status(&self) -> CheckStatus {
-        if self.facts.effective.is_none() || !self.mismatches().is_empty() || self.global_endpoint()
-        {
-            CheckStatus::Fail
-        } else {
-            CheckStatus::Ok
-        }
-    }
-    fn summary(&self) -> String {
-        let f = &self.facts;
-        match &f.effective {
-            None => "no region: IMDS unavailable and none configured (pass --region)".into(),
-            Some(eff) => format!(
-                "probing {eff} (from {}); instance {}; SDK {}; S3 endpoint {}",
-                f.effective_source.as_deref().unwrap_or("?"),
-                f.instance.as_deref().unwrap_or("unknown"),
-                match (&f.sdk, &f.sdk_source) {
-                    (Some(r), Some(s)) => format!("{r} ({s})"),
-                    _ => "not set (uses IMDS)".into(),
-                },
-                f.s3_endpoint_host.as_deref().unwrap_or("?"),
-            ),
-        }
-    }
-    fn duration_ms(&self) -> u64 {
-        0
-    }
-    fn evidence(&self) -> Evidence {
-        Evidence::Region(self.facts.clone())
     }
 }
 

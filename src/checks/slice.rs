@@ -1,7 +1,8 @@
-//! A check as one vertical slice: its measurement, the moment of the run it belongs to and its
-//! finding rules, declared together in its own module and registered by one line in
-//! `checks::slices!` (checks/mod.rs). The scheduler runs every registered slice at the stages
-//! it asks for, keeps what it measured in `ProbeResults::measured` (which the report's
+//! A check as one vertical slice: its measurement and the moment of the run it belongs to (its
+//! module here, `Slice`), and its finding rules and reading (the diagnosis crate's file of the
+//! same name, `SliceRules` and `Check`), both halves on one unit struct registered by one line
+//! in `checks::slices!` (checks/mod.rs). The scheduler runs every registered slice at the
+//! stages it asks for, keeps what it measured in `ProbeResults::measured` (which the report's
 //! assembly turns into check records), and diagnosis runs its rules after the rules that span
 //! checks. Its evidence type and finding codes are the report crate's (the contract).
 
@@ -9,11 +10,11 @@ use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
 
-use crate::findings::{HostRule, NameRule, TargetRule};
 use crate::net::Budget;
 use crate::net::limits::Limits;
 use crate::report::{AddressClass, AddressOrigin, CheckKind, HostFacts, Service};
 use crate::results::Measurements;
+pub use vpce_probe_diagnosis::reading::SliceRules;
 
 /// One address a name's applications connect to, as DNS (or the hosts file) gave it: what a
 /// slice's per-address measurement starts from. It runs beside the address's TCP, TLS and hop
@@ -61,8 +62,9 @@ pub struct NameMeasuring<'a> {
     pub measuring: Measuring<'a>,
 }
 
-/// What a slice declares; everything has a default, so a slice says only what it does.
-pub trait Slice: Sync {
+/// What a slice declares about its measurement; everything has a default, so a slice says only
+/// what it does. Its rules are its `SliceRules` (the diagnosis crate), on the same type.
+pub trait Slice: SliceRules {
     /// Its check kind: the deadline's record of an unfinished measurement says it.
     fn kind(&self) -> CheckKind;
     /// Its measurement of one address, or None when the address is not its business.
@@ -73,17 +75,5 @@ pub trait Slice: Sync {
     /// not its business.
     fn per_name<'a>(&'a self, _stage: NameStage<'a>) -> Option<NameMeasuring<'a>> {
         None
-    }
-    /// Its rules about the host, run after diagnosis's own host rules.
-    fn host_rules(&self) -> &'static [HostRule] {
-        &[]
-    }
-    /// Its rules about each name of a target, run after diagnosis's own name rules.
-    fn name_rules(&self) -> &'static [NameRule] {
-        &[]
-    }
-    /// Its rules about a target, run after diagnosis's own target rules.
-    fn target_rules(&self) -> &'static [TargetRule] {
-        &[]
     }
 }

@@ -18,6 +18,8 @@ use futures_util::StreamExt;
 use futures_util::stream::FuturesOrdered;
 
 use crate::report::DnsOutcome;
+// What libc reads besides the servers: parsed here, walked by the diagnosis crate's libc_search.
+pub use vpce_probe_diagnosis::reading::libc_search::LibcOptions;
 
 #[derive(Clone)]
 pub struct ServerResolver {
@@ -41,17 +43,6 @@ pub struct Answer {
 pub struct SystemConf {
     pub servers: Vec<SocketAddr>,
     pub libc: LibcOptions,
-}
-
-/// What glibc's resolver reads from resolv.conf besides the servers (res_init.c).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LibcOptions {
-    /// Its wait for a server's answer before it asks the next (`options timeout:`).
-    pub timeout_secs: u32,
-    /// Names with fewer dots are tried with the search domains first (`options ndots:`).
-    pub ndots: u32,
-    /// The `search` (or `domain`) line's domains, in order.
-    pub search: Vec<String>,
 }
 
 /// glibc's RES_TIMEOUT and RES_MAXRETRANS (resolv/resolv.h): the default `timeout:` and its cap.

@@ -14,6 +14,7 @@ use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use tokio::net::TcpStream;
 
 use crate::report::{CertificateInfo, TlsOutcome};
+use vpce_probe_diagnosis::reading::tls::issuer_expected;
 
 /// System roots plus the extra PEM files; what of the system's could not be loaded, and the
 /// first extra file that is not a usable PEM bundle.
@@ -237,16 +238,6 @@ fn classify_error(e: &std::io::Error) -> TlsOutcome {
         },
         _ => TlsOutcome::HandshakeFailed,
     }
-}
-
-/// Whether any certificate of the presented chain was issued by one of the expected issuers.
-pub fn issuer_expected(chain: &[CertificateInfo], expect: &[String]) -> bool {
-    chain.iter().any(|c| {
-        let issuer = c.issuer.to_ascii_lowercase();
-        expect
-            .iter()
-            .any(|e| !e.is_empty() && issuer.contains(&e.to_ascii_lowercase()))
-    })
 }
 
 pub fn describe_certificate(der: &CertificateDer<'_>) -> CertificateInfo {

@@ -112,7 +112,7 @@ async fn run(cfg: &Config, sdk_settings: Option<&SdkSettings>) -> Report {
     };
     results.deadline_hit = hit;
     mark_vpc_addresses_private(&mut results);
-    let diagnosis = diagnose::diagnose(&results, &diagnose::Expectations::from_config(cfg));
+    let diagnosis = diagnose::diagnose(&results, &cfg.expectations(), crate::checks::SLICE_RULES);
     let mut report = assemble(cfg, results, diagnosis, started_wall, started.elapsed());
     report.checks.extend(unfinished);
     report

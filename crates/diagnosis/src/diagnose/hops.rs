@@ -7,10 +7,10 @@ use std::net::IpAddr;
 use super::path::{proxy_verdict, verdict, vpc_cidrs};
 use super::{Expectations, Findings};
 use crate::catalogue::FindingCode;
-use crate::checks::Check;
+use crate::findings::ExpectPath;
+use crate::reading::Check;
 use crate::report::*;
 use crate::results::{ProbeResults, TargetSpec};
-use crate::settings::ExpectPath;
 
 /// What the hop check says of the path to a target's connected addresses.
 #[derive(Clone, Debug, PartialEq)]

@@ -10,7 +10,7 @@ use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-use crate::checks::Check;
+use crate::reading::Check;
 use crate::report::*;
 
 /// A target as the run sees it: which names the SDKs would use for it.
@@ -62,7 +62,8 @@ pub struct ProbeResults {
     /// verdict, a run with one is never healthy.
     pub setup_errors: Vec<String>,
     pub deadline_hit: bool,
-    /// The results of the checks that are slices (checks/slice.rs), each kept by its type.
+    /// The results of the checks that are slices (the probe's checks/slice.rs), each kept by
+    /// its type.
     pub measured: Measurements,
 }
 

@@ -46,13 +46,11 @@ impl CurlVersion {
         }
     }
 
-    /// Runs `curl --version` once (2 s at most; no network) and reads
-    /// libcurl's version from its first line. No curl, a timeout or an
-    /// unreadable answer give [`CurlVersion::default`].
-    pub fn detect() -> Self {
+    /// The libcurl of a `curl --version` first line (the probe runs it: its proxy_env.rs); a
+    /// line it cannot read gives the rules of [`CurlVersion::default`].
+    pub fn from_version_line(line: &str) -> Self {
         CurlVersion {
-            installed: curl_version_line(std::time::Duration::from_secs(2))
-                .and_then(|line| parse_curl_version(&line)),
+            installed: parse_curl_version(line),
             not_read: false,
         }
     }
@@ -75,41 +73,6 @@ impl CurlVersion {
             None => "curl (rules of ≥ 8.9 assumed: no curl --version answered)".to_owned(),
         }
     }
-}
-
-/// The first line of `curl --version`, or `None` if curl is missing, fails
-/// or takes longer than `timeout` (then it is killed).
-fn curl_version_line(timeout: std::time::Duration) -> Option<String> {
-    use std::io::Read;
-    use std::process::{Command, Stdio};
-    let mut child = Command::new("curl")
-        .arg("--version")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    let deadline = std::time::Instant::now() + timeout;
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) if status.success() => break,
-            Ok(None) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(std::time::Duration::from_millis(5));
-            }
-            Ok(Some(_)) => return None,
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return None;
-            }
-        }
-    }
-    let mut out = Vec::new();
-    child.stdout.take()?.take(4096).read_to_end(&mut out).ok()?;
-    String::from_utf8_lossy(&out)
-        .lines()
-        .next()
-        .map(str::to_owned)
 }
 
 /// `curl 7.88.1 (x86_64-pc-linux-gnu) libcurl/7.88.1 ...`: libcurl's version

@@ -1,8 +1,8 @@
 //! The control-plane check's face in the report, and the helpers diagnosis uses; compiled
-//! with or without the `control-plane` feature (the reads themselves are in ec2.rs).
+//! whatever the probe's features (the reads themselves are the probe's checks/ec2.rs).
 
 use super::Check;
-use crate::checks::region::dns_suffix;
+use super::region::dns_suffix;
 use crate::report::{CheckKind, CheckStatus, ControlPlane, Evidence, ReadOutcome, Service};
 
 /// The endpoint service name, e.g. com.amazonaws.eu-west-1.s3.

@@ -6,8 +6,8 @@ use std::net::IpAddr;
 
 use super::Expectations;
 use super::hops::{HopReading, hop_reading, hop_verdict, named_hop_lines};
-use crate::checks::tls as tls_check;
 use crate::proxy_rules::HttpClientKind;
+use crate::reading::tls as tls_check;
 use crate::report::*;
 use crate::results::{ProbeResults, TargetSpec};
 
@@ -156,7 +156,7 @@ pub(super) fn proxy_verdict(r: &ProbeResults, t: &TargetSpec) -> Option<PathVerd
     let for_names = |n: &String| names.contains(n);
     let proxied = r.proxy_env.as_ref().and_then(|env| {
         names.iter().find_map(|n| {
-            crate::checks::proxy::decision_for(
+            crate::reading::proxy::decision_for(
                 env,
                 HttpClientKind::AwsSdkRust,
                 &format!("https://{n}/"),

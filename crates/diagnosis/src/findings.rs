@@ -1,15 +1,70 @@
-//! The vocabulary of finding rules, below both the checks and diagnosis: the findings a
-//! diagnosis collects, the expectations it judges against, and the signatures of a rule. A
-//! check's own rules (a slice's, checks/slice.rs) and diagnosis's rules that span checks
-//! (path verdicts, root causes) speak it, so a slice can hold its rules without importing
-//! diagnosis. Pure: no I/O.
+//! The vocabulary of finding rules, below both the checks' readings and diagnosis: the findings
+//! a diagnosis collects, the expectations it judges against (with the plain values it reads of
+//! the probe's configuration), and the signatures of a rule. A check's own rules (a slice's,
+//! reading/slice.rs) and diagnosis's rules that span checks (path verdicts, root causes) speak
+//! it, so a slice can hold its rules without importing diagnosis. Pure: no I/O.
 
 use crate::catalogue::FindingCode;
-use crate::cli::FailOn;
 use crate::proxy_rules;
 use crate::report::{Finding, Severity};
 use crate::results::{ProbeResults, TargetSpec};
-use crate::settings::ExpectPath;
+
+/// The path the traffic is expected to take (the probe's `--expect-path`, read by clap there).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpectPath {
+    /// Traffic must go through the VPC's gateway endpoint.
+    Gateway,
+    /// Traffic must go through an interface endpoint (private addresses).
+    Interface,
+    /// Any working path is fine.
+    Any,
+}
+
+/// Which findings make the exit code 1 (the probe's `--fail-on`, read by clap there).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailOn {
+    /// Exit 1 only for findings of severity error.
+    Error,
+    /// Exit 1 for warnings too.
+    Warning,
+}
+
+impl ExpectPath {
+    pub const ALL: [ExpectPath; 3] = [ExpectPath::Gateway, ExpectPath::Interface, ExpectPath::Any];
+
+    /// Its name on the command line and in the agent's file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExpectPath::Gateway => "gateway",
+            ExpectPath::Interface => "interface",
+            ExpectPath::Any => "any",
+        }
+    }
+}
+
+impl FailOn {
+    pub const ALL: [FailOn; 2] = [FailOn::Error, FailOn::Warning];
+
+    /// Its name on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailOn::Error => "error",
+            FailOn::Warning => "warning",
+        }
+    }
+}
+
+impl std::fmt::Display for ExpectPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Display for FailOn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// What the run was asked to expect: the path, the certificate issuers, the failure threshold,
 /// and the proxy environment the proxy rules judge.

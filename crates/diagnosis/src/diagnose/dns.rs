@@ -5,10 +5,10 @@ use std::collections::BTreeSet;
 
 use super::{Expectations, Findings, app_resolution, ids, tcp_attempts};
 use crate::catalogue::FindingCode;
-use crate::checks::Check;
+use crate::findings::ExpectPath;
+use crate::reading::Check;
 use crate::report::*;
 use crate::results::{ProbeResults, TargetSpec};
-use crate::settings::ExpectPath;
 
 /// Every finding about the resolution of `name`, in report order.
 pub(super) fn name_findings(
@@ -287,7 +287,7 @@ fn search_domain_finding(
         ),
         format!(
             "Make libc ask {name} itself first: `options ndots:` at most {} in resolv.conf (or in what writes it, such as a pod's dnsConfig), or remove the record that answers {full} (a wildcard in the search domain).",
-            crate::checks::libc_search::dots(name)
+            crate::reading::libc_search::dots(name)
         ),
         vec![app.id()],
     );

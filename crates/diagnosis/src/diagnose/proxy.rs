@@ -5,11 +5,11 @@ use std::net::IpAddr;
 
 use super::{Expectations, Findings};
 use crate::catalogue::FindingCode;
-use crate::checks::Check;
+use crate::findings::ExpectPath;
 use crate::proxy_rules::{self, HttpClientKind};
+use crate::reading::Check;
 use crate::report::*;
 use crate::results::{ProbeResults, TargetSpec};
-use crate::settings::ExpectPath;
 
 /// Proxy variables that contradict each other, and IMDS requests that would take the proxy.
 pub(super) fn proxy_env_findings(r: &ProbeResults, exp: &Expectations, f: &mut Findings) {
@@ -28,7 +28,7 @@ pub(super) fn proxy_env_findings(r: &ProbeResults, exp: &Expectations, f: &mut F
         let imds_proxied: Vec<&proxy_rules::ProxyDecision> = env
             .decisions
             .iter()
-            .filter(|d| d.url.contains(crate::checks::proxy::IMDS_TOKEN_PATH) && d.proxy.is_some())
+            .filter(|d| d.url.contains(crate::reading::proxy::IMDS_TOKEN_PATH) && d.proxy.is_some())
             .collect();
         if !imds_proxied.is_empty() {
             let clients: Vec<&str> = imds_proxied.iter().map(|d| d.client.label()).collect();
@@ -73,7 +73,7 @@ fn recommended_no_proxy_export(r: &ProbeResults, exp: &Expectations) -> String {
     let imds = r.proxy_env.as_ref().and_then(|env| {
         env.decisions
             .iter()
-            .find(|d| d.url.contains(crate::checks::proxy::IMDS_TOKEN_PATH))
+            .find(|d| d.url.contains(crate::reading::proxy::IMDS_TOKEN_PATH))
             .and_then(|d| url::Url::parse(&d.url).ok())
             .and_then(|u| u.host_str().map(str::to_string))
     });
@@ -99,7 +99,7 @@ fn clients_using(
     HttpClientKind::ALL
         .into_iter()
         .filter(|c| {
-            crate::checks::proxy::decision_for(env, *c, url)
+            crate::reading::proxy::decision_for(env, *c, url)
                 .and_then(|d| d.proxy.as_ref())
                 .is_some_and(|p| p.host == proxy.host && p.port == proxy.port)
         })
@@ -136,7 +136,7 @@ fn unusable_proxy_finding(
 ) {
     let failing: Vec<&proxy_rules::ProxyDecision> = HttpClientKind::ALL
         .into_iter()
-        .filter_map(|c| crate::checks::proxy::decision_for(env, c, url))
+        .filter_map(|c| crate::reading::proxy::decision_for(env, c, url))
         .filter(|d| d.fails)
         .collect();
     if let Some(first) = failing.first().and_then(|d| d.proxy.as_ref()) {
@@ -180,7 +180,7 @@ fn proxy_in_path_findings(
     url: &str,
     f: &mut Findings,
 ) {
-    let sdk = crate::checks::proxy::decision_for(env, HttpClientKind::AwsSdkRust, url);
+    let sdk = crate::reading::proxy::decision_for(env, HttpClientKind::AwsSdkRust, url);
     if let Some(d) = sdk
         && let Some(p) = &d.proxy
     {
@@ -202,7 +202,7 @@ fn proxy_in_path_findings(
         for probe in r
             .proxy_probes
             .iter()
-            .filter(|p| p.name == name && crate::checks::proxy::is_probed(&p.proxy))
+            .filter(|p| p.name == name && crate::reading::proxy::is_probed(&p.proxy))
         {
             let clients = clients_using(env, url, &probe.proxy).join(", ");
             let (code, title) = match probe.outcome {

@@ -1,5 +1,14 @@
 use super::*;
 use crate::proxy_rules::ProxyEnv;
+use crate::reading::nacl::NaclSweepSlice;
+
+/// The slices the probe registers (its `checks::SLICE_RULES`): their rules are part of the
+/// diagnosis these tests judge.
+const REGISTERED_SLICES: &[&dyn SliceRules] = &[&NaclSweepSlice];
+
+fn diagnose(r: &ProbeResults, exp: &Expectations) -> Diagnosis {
+    super::diagnose(r, exp, REGISTERED_SLICES)
+}
 
 const NAME: &str = "s3.eu-west-1.amazonaws.com";
 
@@ -95,7 +104,7 @@ fn healthy() -> (ProbeResults, Expectations) {
             connect_ms: 1,
             connect_timeout_ms: Some(200),
         }),
-        proxy_env: Some(crate::checks::proxy::analyze(
+        proxy_env: Some(crate::reading::proxy::analyze(
             &ProxyEnv::default(),
             &[],
             &[],
@@ -311,7 +320,7 @@ fn diagnosis_table() {
             |r, e| {
                 e.proxy_env = ProxyEnv::from_pairs([("HTTP_PROXY", "http://proxy.corp:3128")]);
                 let imds = url::Url::parse("http://169.254.169.254/latest/api/token").unwrap();
-                r.proxy_env = Some(crate::checks::proxy::analyze(&e.proxy_env, &[imds], &[]));
+                r.proxy_env = Some(crate::reading::proxy::analyze(&e.proxy_env, &[imds], &[]));
             },
             0,
             &["IMDS_VIA_PROXY"],
@@ -1452,7 +1461,7 @@ fn every_proxy_finding_recommends_one_no_proxy_value_for_all_targets() {
         .map(|n| url::Url::parse(&format!("https://{n}/")).unwrap())
         .chain([url::Url::parse("http://169.254.169.254/latest/api/token").unwrap()])
         .collect();
-    r.proxy_env = Some(crate::checks::proxy::analyze(&e.proxy_env, &urls, &[]));
+    r.proxy_env = Some(crate::reading::proxy::analyze(&e.proxy_env, &urls, &[]));
     let d = diagnose(&r, &e);
     let fixes: Vec<&str> = d
         .findings
@@ -1554,10 +1563,7 @@ impl Check for SliceProbe {
 /// A slice whose rules judge only its own measurements, one rule of each kind.
 struct ProbeSlice;
 
-impl Slice for ProbeSlice {
-    fn kind(&self) -> CheckKind {
-        CheckKind::Tcp
-    }
+impl SliceRules for ProbeSlice {
     fn host_rules(&self) -> &'static [HostRule] {
         &[|r, _, f| {
             if !r.measured.of::<SliceProbe>().is_empty() {
@@ -1627,11 +1633,11 @@ fn a_slices_rules_run_after_diagnosis_own_and_judge_its_measurements() {
     };
 
     // Without the slice registered, nothing judges its measurement.
-    let without = diagnose_with(&r, &exp, &[]);
+    let without = super::diagnose(&r, &exp, &[]);
     assert_eq!(without.verdict.exit_code, 0, "{:?}", codes(&without));
     assert!(without.findings.is_empty(), "{:?}", codes(&without));
 
-    let with = diagnose_with(&r, &exp, &[&ProbeSlice]);
+    let with = super::diagnose(&r, &exp, &[&ProbeSlice]);
     assert_eq!(with.verdict.exit_code, 1);
     let target = r.targets[0].id.clone();
     assert_eq!(
@@ -1655,7 +1661,7 @@ fn a_slices_rules_run_after_diagnosis_own_and_judge_its_measurements() {
         name: NAME.into(),
         ok: true,
     });
-    let good = diagnose_with(&r, &exp, &[&ProbeSlice]);
+    let good = super::diagnose(&r, &exp, &[&ProbeSlice]);
     assert_eq!(good.verdict.exit_code, 0, "{:?}", codes(&good));
     assert!(!codes(&good).iter().any(|(c, _)| c == "TCP_TIMEOUT"));
 }

@@ -1,6 +1,7 @@
 //! How three HTTP clients choose a proxy for a URL from the proxy environment
-//! variables, modelled as pure functions (the only I/O is
-//! [`ProxyEnv::from_process`], which reads the environment).
+//! variables, modelled as pure functions: the probe reads the environment and
+//! the installed curl's version, [`ProxyEnv::from_environment`] keeps what
+//! the rules need.
 //!
 //! Each rule below was read from the client's source; the function that holds
 //! it is named next to the code that models it.
@@ -77,7 +78,7 @@
 //!   ends the list. curl 7.86 to 8.8 also split on blanks, and 7.88 added a
 //!   "space-separated NOPROXY patterns are deprecated" verbose warning
 //!   (PR #10215). The installed curl's rules are applied
-//!   ([`CurlVersion::detect`], `curl --version`; ≥ 8.9 when there is no curl),
+//!   (`curl --version`, read by the probe; ≥ 8.9 when there is no curl),
 //!   and each decision names the version. Checked against curl 7.88.1 by
 //!   tests/proxy_clients.rs. For a name host, one trailing dot is dropped from host and token and one leading dot
 //!   from the token, and the host matches if it equals the token or ends
@@ -183,16 +184,20 @@ pub struct ProxyEnv {
 }
 
 impl ProxyEnv {
-    /// Reads the current process environment in its own order
-    /// (`std::env::vars_os` walks `environ`), and the installed curl's
-    /// version ([`CurlVersion::detect`]). Values that are not UTF-8 are
+    /// The proxy variables of a process environment given in its own order
+    /// (the probe passes `std::env::vars_os`, which walks `environ`), with the
+    /// installed curl's version from `installed_curl`, asked only when a proxy
+    /// variable is set (the probe runs `curl --version`). Values that are not UTF-8 are
     /// skipped, as hyper-util's `std::env::var` does. For REQUEST_METHOD only
     /// its presence matters, so it is kept (lossily converted). A name that
     /// appears twice keeps its first value, as `getenv` and CPython's
     /// `os.environ` do.
-    pub fn from_process() -> Self {
+    pub fn from_environment<I>(environment: I, installed_curl: impl FnOnce() -> CurlVersion) -> Self
+    where
+        I: IntoIterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
+    {
         let mut vars: Vec<(String, String)> = Vec::new();
-        for (name, value) in std::env::vars_os() {
+        for (name, value) in environment {
             let Some(name) = name.to_str() else {
                 continue;
             };
@@ -210,7 +215,7 @@ impl ProxyEnv {
         }
         // Only a proxy variable makes curl's (version-dependent) rules matter.
         let curl = if vars.iter().any(|(name, _)| name != REQUEST_METHOD) {
-            CurlVersion::detect()
+            installed_curl()
         } else {
             CurlVersion::not_needed()
         };

@@ -616,7 +616,7 @@ fn env_accessors() {
     assert_eq!(e.vars().len(), 2);
     assert!(!env(&[("no_proxy", "x")]).is_empty());
     assert!(ProxyEnv::default().is_empty());
-    let _ = ProxyEnv::from_process();
+    let _ = ProxyEnv::from_environment(std::env::vars_os(), CurlVersion::default);
 }
 
 #[test]
@@ -1058,7 +1058,14 @@ fn curl_version_line() {
     assert_eq!(parse_curl_version("wget 1.21"), None);
     assert_eq!(parse_curl_version(""), None);
     assert_eq!(parse_curl_version("curl x.y"), None);
-    let _ = CurlVersion::detect();
+    assert_eq!(
+        CurlVersion::from_version_line("curl 7.88.1 (x86_64-pc-linux-gnu) libcurl/7.88.1"),
+        CurlVersion::installed(7, 88, 1)
+    );
+    assert_eq!(
+        CurlVersion::from_version_line("wget 1.21"),
+        CurlVersion::default()
+    );
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 use super::Findings;
 use crate::catalogue::FindingCode;
-use crate::checks::Check;
+use crate::reading::Check;
 use crate::report::*;
 use crate::results::{ProbeResults, TargetSpec};
 

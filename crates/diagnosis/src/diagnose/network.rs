@@ -1,11 +1,11 @@
 //! The network findings of a target: TCP to each address of a name and the TLS handshakes.
-//! (The network ACL sweep of ephemeral ports holds its own rule: checks/nacl.rs.)
+//! (The network ACL sweep of ephemeral ports holds its own rule: reading/nacl.rs.)
 
 use std::collections::BTreeSet;
 
 use super::{Expectations, Findings, ids, tcp_attempts};
 use crate::catalogue::FindingCode;
-use crate::checks::tls as tls_check;
+use crate::reading::tls as tls_check;
 use crate::report::*;
 use crate::results::{ProbeResults, TargetSpec};
 
@@ -81,7 +81,7 @@ pub(super) fn tcp_findings(r: &ProbeResults, t: &TargetSpec, name: &str, f: &mut
                 } else {
                     "No address of the name connects."
                 },
-                crate::checks::tcp::suspects(outcome)
+                crate::reading::tcp::suspects(outcome)
             ),
             tcp_remediation(outcome, r, t.service),
             ids(&these),

@@ -17,29 +17,14 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use crate::catalogue::{FindingCode, checklist_rank};
-use crate::checks::Check;
-use crate::checks::SLICES;
-use crate::checks::region::RegionCheck;
-use crate::checks::slice::Slice;
-use crate::cli::FailOn;
-use crate::config::Config;
+use crate::findings::{ExpectPath, FailOn};
+use crate::reading::region::RegionCheck;
+use crate::reading::{Check, SliceRules};
 use crate::report::*;
 use crate::results::{ProbeResults, TargetSpec};
-use crate::settings::ExpectPath;
 
 pub use crate::findings::Expectations;
 pub(crate) use crate::findings::{Findings, HostRule, NameRule, TargetRule};
-
-impl Expectations {
-    pub fn from_config(cfg: &Config) -> Self {
-        Expectations {
-            expect_path: cfg.expect_path,
-            expect_issuers: cfg.expect_issuers.clone(),
-            fail_on: cfg.fail_on,
-            proxy_env: cfg.env.proxy.clone(),
-        }
-    }
-}
 
 pub struct Diagnosis {
     pub findings: Vec<Finding>,
@@ -47,12 +32,9 @@ pub struct Diagnosis {
     pub verdict: Verdict,
 }
 
-pub fn diagnose(r: &ProbeResults, exp: &Expectations) -> Diagnosis {
-    diagnose_with(r, exp, SLICES)
-}
-
-/// `diagnose` with the given slices' rules after diagnosis's own.
-fn diagnose_with(r: &ProbeResults, exp: &Expectations, slices: &[&dyn Slice]) -> Diagnosis {
+/// The diagnosis of a run's results: diagnosis's own rules, then the given slices' rules (the
+/// probe passes its registered slices, `checks::SLICE_RULES`), in their order.
+pub fn diagnose(r: &ProbeResults, exp: &Expectations, slices: &[&dyn SliceRules]) -> Diagnosis {
     let mut f = Findings::default();
     host_findings(r, exp, slices, &mut f);
     let targets = target_reports(r, exp, slices, &mut f);
@@ -73,8 +55,8 @@ fn diagnose_with(r: &ProbeResults, exp: &Expectations, slices: &[&dyn Slice]) ->
     }
 }
 
-// The finding rules of the checks that came before slices: a slice's rules are in its slice
-// (checks/slice.rs) and run after these. Order matters: the first finding of a code and
+// The finding rules of the checks that came before slices: a slice's rules are its own
+// (`SliceRules`, reading/slice.rs) and run after these. Order matters: the first finding of a code and
 // target is kept, and host findings come before any target's.
 const HOST_RULES: &[HostRule] = &[
     |r, _, f| imds_finding(r, f),
@@ -101,7 +83,12 @@ const TARGET_RULES: &[TargetRule] = &[
 ];
 
 /// The findings about the host as a whole, before any target's.
-fn host_findings(r: &ProbeResults, exp: &Expectations, slices: &[&dyn Slice], f: &mut Findings) {
+fn host_findings(
+    r: &ProbeResults,
+    exp: &Expectations,
+    slices: &[&dyn SliceRules],
+    f: &mut Findings,
+) {
     let sliced = slices.iter().flat_map(|s| s.host_rules());
     for rule in HOST_RULES.iter().chain(sliced) {
         rule(r, exp, f);
@@ -235,7 +222,7 @@ fn resolver_finding(r: &ProbeResults, f: &mut Findings) {
 fn target_reports(
     r: &ProbeResults,
     exp: &Expectations,
-    slices: &[&dyn Slice],
+    slices: &[&dyn SliceRules],
     f: &mut Findings,
 ) -> Vec<TargetReport> {
     let canary = r.canary.as_ref().map(|c| c.outcome);
@@ -328,7 +315,7 @@ fn ids<T: Check>(items: &[&T]) -> Vec<String> {
 fn diagnose_target(
     r: &ProbeResults,
     exp: &Expectations,
-    slices: &[&dyn Slice],
+    slices: &[&dyn SliceRules],
     t: &TargetSpec,
     f: &mut Findings,
 ) {

@@ -7,9 +7,9 @@ use std::net::IpAddr;
 
 use super::{Expectations, Findings};
 use crate::catalogue::FindingCode;
+use crate::findings::ExpectPath;
 use crate::report::*;
 use crate::results::{ProbeResults, TargetSpec};
-use crate::settings::ExpectPath;
 
 /// The reads the role was refused. Premise: EC2 answered a denial to that read (a note only).
 pub(super) fn denied_reads_finding(r: &ProbeResults, f: &mut Findings) {
@@ -242,7 +242,7 @@ pub(super) fn control_plane_findings(
 fn no_gateway_endpoint_finding(c: &Vpc, f: &mut Findings) {
     let (t, cp, vpc, endpoint, ids) = (c.t, c.cp, c.vpc, c.endpoint, &c.ids);
     let region = c.r.region.effective.as_deref().unwrap_or("<region>");
-    let service_name = crate::checks::control_plane::service_name(region, t.service);
+    let service_name = crate::reading::control_plane::service_name(region, t.service);
 
     // Without the subnet's route table the VPC is not visible to this role (another account's
     // shared VPC, a wrong id): an empty endpoint list then proves nothing.

@@ -7,8 +7,18 @@
 //!
 //! Written by hand: no crate models glibc's walk, and the walk is a few lines.
 
-use crate::net::dns::LibcOptions;
 use crate::report::{DnsLookup, DnsOutcome};
+
+/// What glibc's resolver reads from resolv.conf besides the servers (res_init.c).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LibcOptions {
+    /// Its wait for a server's answer before it asks the next (`options timeout:`).
+    pub timeout_secs: u32,
+    /// Names with fewer dots are tried with the search domains first (`options ndots:`).
+    pub ndots: u32,
+    /// The `search` (or `domain`) line's domains, in order.
+    pub search: Vec<String>,
+}
 
 /// The dots libc counts in a name against `ndots` (a trailing dot not included).
 pub fn dots(name: &str) -> u32 {
