@@ -78,6 +78,32 @@ impl PinnedResolver {
     }
 }
 
+impl PinnedResolver {
+    /// `name`'s addresses from whichever server answers first with some (pinned names and
+    /// literals as `resolve_dns`): see `dns::query_first_with_addresses`.
+    pub async fn resolve_from_any_server(&self, name: &str) -> Result<Vec<IpAddr>, String> {
+        if let Some(ip) = self.pinned(name) {
+            return Ok(vec![ip]);
+        }
+        if let Ok(ip) = name.parse::<IpAddr>() {
+            return Ok(vec![ip]);
+        }
+        let servers: Vec<ServerResolver> = self.system.iter().map(|h| h.0.clone()).collect();
+        let answer =
+            crate::net::dns::query_first_with_addresses(&servers, name, RecordType::A).await;
+        if answer.addresses.is_empty() {
+            Err(format!(
+                "{name} did not resolve: {}",
+                answer
+                    .error
+                    .unwrap_or_else(|| format!("{:?}", answer.outcome))
+            ))
+        } else {
+            Ok(answer.addresses)
+        }
+    }
+}
+
 impl ResolveDns for PinnedResolver {
     fn resolve_dns<'a>(&'a self, name: &'a str) -> DnsFuture<'a> {
         if let Some(ip) = self.pinned(name) {
@@ -104,8 +130,8 @@ impl ResolveDns for PinnedResolver {
     }
 }
 
-/// Whether `host:port` accepts a TCP connection within `bound`, the name resolved as the signed
-/// calls resolve it (up to four addresses at once). The proof of silence of the calls whose
+/// Whether `host:port` accepts a TCP connection within `bound` (up to four addresses at once),
+/// the name resolved by the first of the system's name servers to answer with addresses. The proof of silence of the calls whose
 /// healthy answer in a private subnet is silence: made on TCP alone, so a slow TLS handshake is
 /// never taken for silence. Err holds the first answer that was not silence (a refusal, an
 /// unreachable route, the resolution's error), None when nothing answered within `bound`.
@@ -115,10 +141,9 @@ pub async fn accepts_connection(
     port: u16,
     bound: Duration,
 ) -> Result<(), Option<String>> {
-    let addresses = resolver
-        .resolve_dns(host)
-        .await
-        .map_err(|e| Some(e.to_string()))?;
+    // The first server's answer with addresses, not libc's pick: a silent first name server
+    // would otherwise add libc's timeout to a proof bounded by --silence-timeout.
+    let addresses = resolver.resolve_from_any_server(host).await.map_err(Some)?;
     // A handful of connections to one name: outside the run's connection bounds.
     let limits = crate::net::limits::Limits::unbounded();
     let attempts = addresses.iter().take(4).map(|ip| {

@@ -15,7 +15,7 @@ use hickory_resolver::proto::rr::{RData, RecordType};
 use hickory_resolver::{Resolver, TokioResolver};
 
 use futures_util::StreamExt;
-use futures_util::stream::FuturesOrdered;
+use futures_util::stream::{FuturesOrdered, FuturesUnordered};
 
 use crate::report::DnsOutcome;
 // What libc reads besides the servers: parsed here, walked by the diagnosis crate's libc_search.
@@ -299,6 +299,44 @@ pub async fn query_in_order(
     }
 }
 
+/// Ask every server at once and take the first answer with addresses, whichever server sends
+/// it: what a proof of silence asks (does anything accept a connection there?), not which
+/// answer libc would pick, so a silent first server does not delay it by libc's timeout. With no
+/// addresses from any server, the last answer (its error).
+pub async fn query_first_with_addresses(
+    servers: &[ServerResolver],
+    name: &str,
+    record_type: RecordType,
+) -> Answer {
+    let started = Instant::now();
+    let mut answers: FuturesUnordered<_> = servers
+        .iter()
+        .map(|server| server.query(name, record_type))
+        .collect();
+    let mut last = None;
+    while let Some(answer) = answers.next().await {
+        if !answer.addresses.is_empty() {
+            return Answer {
+                elapsed: started.elapsed(),
+                ..answer
+            };
+        }
+        last = Some(answer);
+    }
+    let elapsed = started.elapsed();
+    match last {
+        Some(a) => Answer { elapsed, ..a },
+        None => Answer {
+            server: None,
+            silent_before: Vec::new(),
+            outcome: DnsOutcome::Error,
+            addresses: Vec::new(),
+            error: Some("no name server configured".into()),
+            elapsed,
+        },
+    }
+}
+
 fn classify(e: &NetError) -> DnsOutcome {
     match e {
         NetError::Timeout => DnsOutcome::Timeout,
@@ -391,5 +429,58 @@ mod tests {
         assert_ne!(answer.outcome, DnsOutcome::Answered);
         assert_eq!(answer.silent_before, vec![silent_addr]);
         assert!(answer.elapsed >= timeout, "{:?}", answer.elapsed);
+    }
+
+    /// Answers every A query on a loopback UDP socket with 192.0.2.7, for as long as the test
+    /// runs.
+    async fn answering_server() -> SocketAddr {
+        use hickory_resolver::proto::op::Message;
+        use hickory_resolver::proto::rr::rdata::A;
+        use hickory_resolver::proto::rr::{RData, Record};
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = socket.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 1500];
+            while let Ok((n, peer)) = socket.recv_from(&mut buf).await {
+                let Ok(req) = Message::from_vec(&buf[..n]) else {
+                    continue;
+                };
+                let mut resp = Message::response(req.metadata.id, req.metadata.op_code);
+                resp.metadata.recursion_desired = req.metadata.recursion_desired;
+                resp.metadata.recursion_available = true;
+                resp.add_queries(req.queries.iter().cloned());
+                if let Some(q) = req.queries.first() {
+                    let a = RData::A(A(std::net::Ipv4Addr::new(192, 0, 2, 7)));
+                    resp.add_answer(Record::from_rdata(q.name().clone(), 60, a));
+                }
+                if let Ok(bytes) = resp.to_vec() {
+                    let _ = socket.send_to(&bytes, peer).await;
+                }
+            }
+        });
+        addr
+    }
+
+    /// A silent server listed first: libc's answer (in order) waits out its timeout, the first
+    /// answer with addresses (what a proof of silence needs) does not.
+    #[tokio::test]
+    async fn the_first_answer_with_addresses_does_not_wait_for_a_silent_first_server() {
+        let silent = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let silent_addr = silent.local_addr().unwrap();
+        let answering = answering_server().await;
+        let timeout = Duration::from_secs(2);
+        let servers = vec![
+            ServerResolver::new(silent_addr, timeout).unwrap(),
+            ServerResolver::new(answering, timeout).unwrap(),
+        ];
+        let name = "sts.eu-west-1.amazonaws.com";
+        let first = query_first_with_addresses(&servers, name, RecordType::A).await;
+        assert_eq!(first.addresses, ["192.0.2.7".parse::<IpAddr>().unwrap()]);
+        assert_eq!(first.server, Some(answering));
+        assert!(first.elapsed < timeout, "{:?}", first.elapsed);
+        let in_order = query_in_order(&servers, name, RecordType::A).await;
+        assert_eq!(in_order.addresses, first.addresses);
+        assert_eq!(in_order.silent_before, vec![silent_addr]);
+        assert!(in_order.elapsed >= timeout, "{:?}", in_order.elapsed);
     }
 }
