@@ -693,6 +693,77 @@ fn connections_per_bucket(out: &Outcome, front: &FrontServer) -> Vec<(String, Ve
 }
 
 #[test]
+fn in_turn_a_bucket_whose_head_gets_no_answer_skips_its_other_calls() {
+    // Three buckets (calls in turn) at a front that completes handshakes and answers nothing:
+    // each bucket's HeadBucket times out and its other calls are not made, each saying why,
+    // instead of waiting a timeout each one after another.
+    let id = 97;
+    let mut lab = Lab::bare(id, ImdsFacts::example());
+    lab.bucket = "inturn-bucket-1".into();
+    lab.table = "inturn-table-1".into();
+    let mut records = lab.records();
+    for b in ["inturn-bucket-2", "inturn-bucket-3"] {
+        records = records.add(&format!("{b}.s3.{REGION}.amazonaws.com"), lab.s3_ip());
+    }
+    lab.start_dns(records.clone(), records);
+    let rules = || healthy_target_rules("inturn-bucket-", "inturn-table-", REGION);
+    lab.start_aws_front(
+        lab.s3_ip(),
+        FrontOptions {
+            rules: rules(),
+            silent_after_handshake: true,
+            ..FrontOptions::default()
+        },
+    );
+    lab.start_aws_front(
+        lab.ddb_ip(),
+        FrontOptions {
+            rules: rules(),
+            ..FrontOptions::default()
+        },
+    );
+    let out = lab.probe(&[
+        "--bucket",
+        "inturn-bucket-2",
+        "--bucket",
+        "inturn-bucket-3",
+        "--key",
+        CANNED_OBJECT_KEY,
+    ]);
+    let calls: Vec<&serde_json::Value> = out.report()["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["check"] == "s3")
+        .map(|c| &c["evidence"])
+        .collect();
+    for bucket in ["inturn-bucket-1", "inturn-bucket-2", "inturn-bucket-3"] {
+        let of = |op: &str| {
+            calls
+                .iter()
+                .find(|c| c["target"] == format!("s3:{bucket}") && c["operation"] == op)
+                .unwrap_or_else(|| panic!("{bucket} {op}\n{}", out.stdout))
+        };
+        assert_eq!(
+            of("HeadBucket")["outcome"],
+            "timeout",
+            "{}",
+            of("HeadBucket")
+        );
+        for op in ["GetBucketLocation", "ListObjectsV2", "GetObject"] {
+            let c = of(op);
+            assert_eq!(c["outcome"], "skipped", "{c}");
+            assert!(
+                c["error_message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("HeadBucket had no answer")),
+                "{c}"
+            );
+        }
+    }
+}
+
+#[test]
 fn more_bucket_calls_than_an_address_takes_at_once_go_in_turn_on_one_connection() {
     // Three buckets answered by the front itself: 12 calls for one address, over the default
     // bound of 8 in flight, so each bucket's calls go in turn over one connection; with the

@@ -60,6 +60,11 @@ impl BucketCalls<'_> {
         };
         let (head, location, list, get, write) = if self.in_turn {
             let head = self.head_bucket(&client).await;
+            // A wait that would follow another is not made: with no answer to HeadBucket, each
+            // later call in turn would cost its own timeout.
+            if head.outcome == CallOutcome::Timeout {
+                return self.unanswered_after(head);
+            }
             let location = location.await;
             let list = self.list_objects(&client).await;
             let get = get.await;
@@ -78,6 +83,33 @@ impl BucketCalls<'_> {
         results.push(list);
         results.extend(get);
         results.extend(write);
+        results
+    }
+
+    /// HeadBucket had no answer, in turn: the bucket's other calls as skipped, saying why.
+    fn unanswered_after(&self, head: CallResult) -> Vec<CallResult> {
+        let why = "not made: HeadBucket had no answer within the timeout, and this bucket's calls \
+                   go in turn (--max-calls-per-address)";
+        // A directory bucket's zonal calls are all authorized by s3express:CreateSession.
+        let skip = |operation: &str, action: &str| {
+            let action = if self.directory {
+                "s3express:CreateSession"
+            } else {
+                action
+            };
+            self.site.skipped(operation, action, why.to_string())
+        };
+        let mut results = vec![head];
+        if !self.directory {
+            results.push(skip("GetBucketLocation", "s3:GetBucketLocation"));
+        }
+        results.push(skip("ListObjectsV2", "s3:ListBucket"));
+        if self.key.is_some() {
+            results.push(skip("GetObject", "s3:GetObject"));
+        }
+        if self.write_test {
+            results.push(skip("PutObject", "s3:PutObject"));
+        }
         results
     }
 

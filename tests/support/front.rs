@@ -392,6 +392,9 @@ pub struct FrontOptions {
     /// HEAD answers carry no body), DynamoDB (requests with X-Amz-Target) 400
     /// InvalidSignatureException "Signature expired" / "Signature not yet current".
     pub max_request_skew_secs: Option<i64>,
+    /// Complete every TLS handshake, then read and answer nothing: a service whose connections
+    /// open and whose calls get no answer.
+    pub silent_after_handshake: bool,
 }
 
 pub struct FrontServer {
@@ -637,6 +640,19 @@ async fn conn(
         }
     };
     let connection = connections.fetch_add(1, Ordering::SeqCst);
+    if shared.options.silent_after_handshake {
+        // Held open, unanswered, until the client gives up (or the idle limit).
+        let mut byte = [0u8; 1];
+        let _ = timeout(READ_TIMEOUT, async {
+            while let Ok(n) = tokio::io::AsyncReadExt::read(&mut tls, &mut byte).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        })
+        .await;
+        return;
+    }
     let mut buf = Vec::new();
     let mut upstream: Option<Upstream> = None;
     loop {
