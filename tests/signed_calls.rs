@@ -692,12 +692,9 @@ fn connections_per_bucket(out: &Outcome, front: &FrontServer) -> Vec<(String, Ve
         .collect()
 }
 
-#[test]
-fn in_turn_a_bucket_whose_head_gets_no_answer_skips_its_other_calls() {
-    // Three buckets (calls in turn) at a front that completes handshakes and answers nothing:
-    // each bucket's HeadBucket times out and its other calls are not made, each saying why,
-    // instead of waiting a timeout each one after another.
-    let id = 97;
+/// A lab whose fronts answer three buckets (`inturn-bucket-1..3`) and a table themselves; the
+/// S3 front completes handshakes and answers nothing when `s3_silent`.
+fn three_canned_buckets(id: u8, s3_silent: bool) -> Lab {
     let mut lab = Lab::bare(id, ImdsFacts::example());
     lab.bucket = "inturn-bucket-1".into();
     lab.table = "inturn-table-1".into();
@@ -706,22 +703,22 @@ fn in_turn_a_bucket_whose_head_gets_no_answer_skips_its_other_calls() {
         records = records.add(&format!("{b}.s3.{REGION}.amazonaws.com"), lab.s3_ip());
     }
     lab.start_dns(records.clone(), records);
-    let rules = || healthy_target_rules("inturn-bucket-", "inturn-table-", REGION);
-    lab.start_aws_front(
-        lab.s3_ip(),
-        FrontOptions {
-            rules: rules(),
-            silent_after_handshake: true,
-            ..FrontOptions::default()
-        },
-    );
-    lab.start_aws_front(
-        lab.ddb_ip(),
-        FrontOptions {
-            rules: rules(),
-            ..FrontOptions::default()
-        },
-    );
+    let canned = |silent_after_handshake| FrontOptions {
+        rules: healthy_target_rules("inturn-bucket-", "inturn-table-", REGION),
+        silent_after_handshake,
+        ..FrontOptions::default()
+    };
+    lab.start_aws_front(lab.s3_ip(), canned(s3_silent));
+    lab.start_aws_front(lab.ddb_ip(), canned(false));
+    lab
+}
+
+#[test]
+fn in_turn_a_bucket_whose_head_gets_no_answer_skips_its_other_calls() {
+    // Three buckets (calls in turn) at a front that completes handshakes and answers nothing:
+    // each bucket's HeadBucket times out and its other calls are not made, each saying why,
+    // instead of waiting a timeout each one after another.
+    let lab = three_canned_buckets(97, true);
     let out = lab.probe(&[
         "--bucket",
         "inturn-bucket-2",
@@ -769,22 +766,8 @@ fn more_bucket_calls_than_an_address_takes_at_once_go_in_turn_on_one_connection(
     // bound of 8 in flight, so each bucket's calls go in turn over one connection; with the
     // bound raised above them, at once (one connection per call).
     let run = |bound: &str| {
-        let id = 96;
-        let mut lab = Lab::bare(id, ImdsFacts::example());
+        let mut lab = three_canned_buckets(96, false);
         lab.timeout = "5".into();
-        lab.bucket = "inturn-bucket-1".into();
-        lab.table = "inturn-table-1".into();
-        let mut records = lab.records();
-        for b in ["inturn-bucket-2", "inturn-bucket-3"] {
-            records = records.add(&format!("{b}.s3.{REGION}.amazonaws.com"), lab.s3_ip());
-        }
-        lab.start_dns(records.clone(), records);
-        let canned = || FrontOptions {
-            rules: healthy_target_rules("inturn-bucket-", "inturn-table-", REGION),
-            ..FrontOptions::default()
-        };
-        lab.start_aws_front(lab.s3_ip(), canned());
-        lab.start_aws_front(lab.ddb_ip(), canned());
         let out = lab.probe(&[
             "--bucket",
             "inturn-bucket-2",

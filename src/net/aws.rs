@@ -82,50 +82,49 @@ impl PinnedResolver {
     /// `name`'s addresses from whichever server answers first with some (pinned names and
     /// literals as `resolve_dns`): see `dns::query_first_with_addresses`.
     pub async fn resolve_from_any_server(&self, name: &str) -> Result<Vec<IpAddr>, String> {
-        if let Some(ip) = self.pinned(name) {
+        if let Some(ip) = self.known(name) {
             return Ok(vec![ip]);
         }
-        if let Ok(ip) = name.parse::<IpAddr>() {
-            return Ok(vec![ip]);
-        }
-        let servers: Vec<ServerResolver> = self.system.iter().map(|h| h.0.clone()).collect();
-        let answer =
-            crate::net::dns::query_first_with_addresses(&servers, name, RecordType::A).await;
-        if answer.addresses.is_empty() {
-            Err(format!(
-                "{name} did not resolve: {}",
-                answer
-                    .error
-                    .unwrap_or_else(|| format!("{:?}", answer.outcome))
-            ))
-        } else {
-            Ok(answer.addresses)
-        }
+        let servers = self.servers();
+        addresses_of(
+            name,
+            crate::net::dns::query_first_with_addresses(&servers, name, RecordType::A).await,
+        )
+    }
+
+    /// A pinned name's address, or the name itself when it is an address.
+    fn known(&self, name: &str) -> Option<IpAddr> {
+        self.pinned(name).or_else(|| name.parse::<IpAddr>().ok())
+    }
+
+    fn servers(&self) -> Vec<ServerResolver> {
+        self.system.iter().map(|h| h.0.clone()).collect()
+    }
+}
+
+/// An answer's addresses, or why it has none.
+fn addresses_of(name: &str, answer: crate::net::dns::Answer) -> Result<Vec<IpAddr>, String> {
+    if answer.addresses.is_empty() {
+        Err(format!(
+            "{name} did not resolve: {}",
+            answer
+                .error
+                .unwrap_or_else(|| format!("{:?}", answer.outcome))
+        ))
+    } else {
+        Ok(answer.addresses)
     }
 }
 
 impl ResolveDns for PinnedResolver {
     fn resolve_dns<'a>(&'a self, name: &'a str) -> DnsFuture<'a> {
-        if let Some(ip) = self.pinned(name) {
+        if let Some(ip) = self.known(name) {
             return DnsFuture::ready(Ok(vec![ip]));
         }
-        if let Ok(ip) = name.parse::<IpAddr>() {
-            return DnsFuture::ready(Ok(vec![ip]));
-        }
-        let system = self.system.clone();
+        let servers = self.servers();
         DnsFuture::new(async move {
-            let servers: Vec<ServerResolver> = system.iter().map(|h| h.0.clone()).collect();
-            let answer = query_in_order(&servers, name, RecordType::A).await;
-            if answer.addresses.is_empty() {
-                Err(ResolveDnsError::new(format!(
-                    "{name} did not resolve: {}",
-                    answer
-                        .error
-                        .unwrap_or_else(|| format!("{:?}", answer.outcome))
-                )))
-            } else {
-                Ok(answer.addresses)
-            }
+            addresses_of(name, query_in_order(&servers, name, RecordType::A).await)
+                .map_err(ResolveDnsError::new)
         })
     }
 }

@@ -288,14 +288,18 @@ pub async fn query_in_order(
                 .collect(),
             ..a
         },
-        None => Answer {
-            server: None,
-            silent_before: Vec::new(),
-            outcome: DnsOutcome::Error,
-            addresses: Vec::new(),
-            error: Some("no name server configured".into()),
-            elapsed: started.elapsed(),
-        },
+        None => no_server_configured(started.elapsed()),
+    }
+}
+
+fn no_server_configured(elapsed: Duration) -> Answer {
+    Answer {
+        server: None,
+        silent_before: Vec::new(),
+        outcome: DnsOutcome::Error,
+        addresses: Vec::new(),
+        error: Some("no name server configured".into()),
+        elapsed,
     }
 }
 
@@ -326,14 +330,7 @@ pub async fn query_first_with_addresses(
     let elapsed = started.elapsed();
     match last {
         Some(a) => Answer { elapsed, ..a },
-        None => Answer {
-            server: None,
-            silent_before: Vec::new(),
-            outcome: DnsOutcome::Error,
-            addresses: Vec::new(),
-            error: Some("no name server configured".into()),
-            elapsed,
-        },
+        None => no_server_configured(elapsed),
     }
 }
 
