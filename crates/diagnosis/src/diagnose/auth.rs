@@ -1,79 +1,14 @@
-//! The findings about credentials, the clock, and the answers to the signed calls (denials
-//! with the policy that denies, wrong-region redirects, failures).
+//! The findings about the answers to the signed calls (denials with the policy that denies and
+//! the endpoint the call went through, a bare 403 the measured clock skew explains, wrong-region
+//! redirects, failures). They read the connections (which address a call reached) and the
+//! credentials check (STS's answer) too, so they span checks; the credentials check's own rule
+//! is reading/identity.rs, the Date-header clock skew the calls' own (reading/calls.rs).
 
 use super::Findings;
 use crate::catalogue::FindingCode;
 use crate::reading::Check;
 use crate::report::*;
 use crate::results::{ProbeResults, TargetSpec};
-
-/// Premises: NO_CREDENTIALS, the default chain itself found none (not a service answer);
-/// CREDENTIALS_EXPIRED, the expiry the chain gave is past; CLOCK_SKEW, a Date header of a
-/// service answer beyond the limit.
-pub(super) fn credential_findings(r: &ProbeResults, f: &mut Findings) {
-    if let Some(c) = &r.credentials {
-        if !c.found {
-            let remediation = match r.instance.as_ref().and_then(|i| i.iam_role.as_ref()) {
-                Some(role) => format!(
-                    "The instance profile names role {role}, but its credentials could not be read: check IMDS (hop limit, IMDS_VIA_PROXY) and the role's trust policy."
-                ),
-                None => FindingCode::NO_CREDENTIALS.general_fix().into(),
-            };
-            f.add(
-                FindingCode::NO_CREDENTIALS,
-                Severity::Error,
-                "host",
-                "no AWS credentials in the default chain".into(),
-                c.error.clone().unwrap_or_default(),
-                remediation,
-                vec!["credentials".into()],
-            );
-        } else if c.expired {
-            f.add(
-                FindingCode::CREDENTIALS_EXPIRED,
-                Severity::Error,
-                "host",
-                format!(
-                    "the credentials from {} expired",
-                    c.source.as_deref().unwrap_or("the chain")
-                ),
-                format!(
-                    "They expired at {}.",
-                    c.expires_at.as_deref().unwrap_or("?")
-                ),
-                FindingCode::CREDENTIALS_EXPIRED.general_fix().into(),
-                vec!["credentials".into()],
-            );
-        }
-    }
-    let skew = r
-        .calls
-        .iter()
-        .filter_map(|c| c.clock_offset_secs.map(|o| (o, c)))
-        .max_by_key(|(o, _)| o.abs());
-    if let Some((offset, call)) = skew
-        && offset.abs() > crate::classify::CLOCK_SKEW_LIMIT_SECS
-    {
-        f.add(
-            FindingCode::CLOCK_SKEW,
-            Severity::Error,
-            "host",
-            format!(
-                "the local clock is {} s {} AWS's",
-                offset.abs(),
-                if offset > 0 { "behind" } else { "ahead of" }
-            ),
-            format!(
-                "The Date header of {} {} differs from the local clock by {offset} s; signatures are rejected beyond {} s.",
-                call.operation,
-                call.target,
-                crate::classify::CLOCK_SKEW_LIMIT_SECS
-            ),
-            FindingCode::CLOCK_SKEW.general_fix().into(),
-            vec![call.id()],
-        );
-    }
-}
 
 /// The clock skew this run measured, in words: an answer that says the request time is off
 /// (S3's RequestTimeTooSkewed, DynamoDB's and STS's "Signature expired"), or a Date header

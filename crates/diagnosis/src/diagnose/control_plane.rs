@@ -1,6 +1,9 @@
 //! The VPC's configuration (when the role may read it) turns symptoms into causes: the
 //! gateway endpoint, its route, security groups, network ACLs, DNS support, the endpoint
-//! policy, and Reachability Analyzer's explanations.
+//! policy. These rules judge the configuration against the addresses the target's
+//! connections and signed calls used, so they span checks; the control-plane check's own rule
+//! (the reads it was refused) is reading/control_plane.rs, Reachability Analyzer's
+//! reading/reachability.rs.
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -10,24 +13,6 @@ use crate::catalogue::FindingCode;
 use crate::findings::ExpectPath;
 use crate::report::*;
 use crate::results::{ProbeResults, TargetSpec};
-
-/// The reads the role was refused. Premise: EC2 answered a denial to that read (a note only).
-pub(super) fn denied_reads_finding(r: &ProbeResults, f: &mut Findings) {
-    if let Some(cp) = &r.control_plane {
-        let denied = cp.denied_actions();
-        if !denied.is_empty() {
-            f.add(
-            FindingCode::CONTROL_PLANE_DENIED,
-            Severity::Note,
-            "host",
-            format!("the role may not read the VPC configuration ({})", denied.join(", ")),
-            "The checks that need these reads are skipped; the path verdict rests on data-plane evidence.".into(),
-            format!("To get confirmed verdicts, allow the role: {}", denied.join(", ")),
-            vec!["ec2".into()],
-        );
-        }
-    }
-}
 
 /// The applications connect over a family the endpoint does not serve (IPv6 to an IPv4-only
 /// gateway endpoint, or the reverse): that traffic cannot take the endpoint. Premise: the
@@ -631,52 +616,6 @@ fn endpoint_policy_finding(c: &Vpc, f: &mut Findings) {
                 ids.clone(),
             );
             break;
-        }
-    }
-}
-
-/// Reachability Analyzer's verdict, in the finding of the checklist item it names. Premise:
-/// the analysis ran from this instance's ENI to this service's gateway endpoint, so what it
-/// explains is the endpoint path itself; only "no path found" analyses count.
-pub(super) fn reachability_findings(r: &ProbeResults, t: &TargetSpec, f: &mut Findings) {
-    for a in r.reachability.iter().filter(|a| a.service == t.service) {
-        if a.network_path_found != Some(false) {
-            continue;
-        }
-        for x in &a.explanations {
-            let code = match x.code.as_str() {
-                c if c.contains("SG") || c.contains("SECURITY_GROUP") => {
-                    FindingCode::SG_EGRESS_BLOCKS
-                }
-                c if c.contains("ACL") => FindingCode::NACL_OUTBOUND_BLOCKS,
-                "MORE_SPECIFIC_ROUTE" => FindingCode::ROUTE_OVERRIDES_ENDPOINT,
-                c if c.contains("ROUTE") => FindingCode::ROUTE_TABLE_NOT_ASSOCIATED,
-                _ => continue,
-            };
-            f.add(
-                code,
-                Severity::Error,
-                &t.id,
-                format!(
-                    "Reachability Analyzer finds no path from {} to {}: {}",
-                    a.source, a.destination, x.meaning
-                ),
-                format!(
-                    "Analysis {} explanation {}{}{}.",
-                    a.analysis_id.as_deref().unwrap_or("?"),
-                    x.code,
-                    x.component
-                        .as_deref()
-                        .map(|c| format!(" on {c}"))
-                        .unwrap_or_default(),
-                    x.direction
-                        .as_deref()
-                        .map(|d| format!(" ({d})"))
-                        .unwrap_or_default()
-                ),
-                code.general_fix().into(),
-                vec![format!("analyzer/{}", t.service.as_str())],
-            );
         }
     }
 }

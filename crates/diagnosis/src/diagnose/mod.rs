@@ -1,25 +1,24 @@
 //! Results → findings, path verdicts and root causes. No I/O: a pure function with
 //! table-driven tests.
 //!
-//! `diagnose` runs the host-level findings, then each target's (per name: `dns`, `network`,
-//! `proxy`; per target: `auth`, `control_plane`, `hops`, then the slices' rules, such as the
-//! NACL sweep's), then the path expectations; `path` gives each target's path verdict.
+//! `diagnose` runs the host-level findings, then each target's (per name, then per target),
+//! then the path expectations; `path` gives each target's path verdict. Each stage runs its
+//! steps in order (`HOST_STEPS`, `NAME_STEPS`, `TARGET_STEPS`): the older checks' own rules
+//! (their slices, reading/) and, between them, the rules here, which span checks (`dns`: what
+//! the applications' answer connects to; `tls`; `proxy`; `auth`: the signed calls' answers;
+//! `control_plane`; `hops`); then the registered slices' rules, such as the NACL sweep's.
 
 mod auth;
 mod control_plane;
 mod dns;
 mod hops;
-mod network;
 mod path;
 mod proxy;
-
-use std::collections::BTreeSet;
-use std::net::IpAddr;
+mod tls;
 
 use crate::catalogue::{FindingCode, checklist_rank};
 use crate::findings::{ExpectPath, FailOn};
-use crate::reading::region::RegionCheck;
-use crate::reading::{Check, SliceRules};
+use crate::reading::SliceRules;
 use crate::report::*;
 use crate::results::{ProbeResults, TargetSpec};
 
@@ -55,31 +54,53 @@ pub fn diagnose(r: &ProbeResults, exp: &Expectations, slices: &[&dyn SliceRules]
     }
 }
 
-// The finding rules of the checks that came before slices: a slice's rules are its own
-// (`SliceRules`, reading/slice.rs) and run after these. Order matters: the first finding of a code and
-// target is kept, and host findings come before any target's.
-const HOST_RULES: &[HostRule] = &[
-    |r, _, f| imds_finding(r, f),
-    |r, _, f| region_findings(r, f),
-    |r, _, f| resolver_finding(r, f),
-    |r, _, f| dns::silent_server_finding(r, f),
-    proxy::proxy_env_findings,
-    |r, _, f| auth::credential_findings(r, f),
-    |r, _, f| control_plane::denied_reads_finding(r, f),
-    |r, _, f| deadline_finding(r, f),
+/// One step of a stage of the diagnosis: an older check's own rules for that stage (its
+/// slice, the `SliceRules` of its reading/ file), or one rule that spans checks (diagnose's).
+enum Step<Rule: 'static> {
+    Check(&'static dyn SliceRules),
+    Spanning(Rule),
+}
+
+impl<Rule> Step<Rule> {
+    /// The rules this step runs, given which of a slice's rule sets the stage takes.
+    fn rules(&self, of_slice: fn(&dyn SliceRules) -> &'static [Rule]) -> &[Rule] {
+        match self {
+            Step::Check(slice) => of_slice(*slice),
+            Step::Spanning(rule) => std::slice::from_ref(rule),
+        }
+    }
+}
+
+// The stages of the checks that came before the registered slices, each in the order its rules
+// always ran: a check's own rules are its slice's (reading/<check>.rs), the rules that span
+// checks are diagnose's, placed between them. Order matters: the first finding of a code and
+// target is kept, and host findings come before any target's. The registered slices' rules
+// (the probe's `SLICE_RULES`, such as the NACL sweep's) run after each stage's steps.
+const HOST_STEPS: &[Step<HostRule>] = &[
+    Step::Check(&crate::reading::imds::ImdsSlice),
+    Step::Check(&crate::reading::region::RegionSlice),
+    Step::Check(&crate::reading::dns::DnsSlice),
+    Step::Check(&crate::reading::proxy::ProxySlice),
+    Step::Spanning(proxy::imds_via_proxy_finding),
+    Step::Check(&crate::reading::identity::CredentialsSlice),
+    Step::Check(&crate::reading::calls::CallsSlice),
+    Step::Check(&crate::reading::control_plane::ControlPlaneSlice),
+    Step::Spanning(|r, _, f| deadline_finding(r, f)),
 ];
-const NAME_RULES: &[NameRule] = &[
-    dns::name_findings,
-    |r, _, t, name, f| network::tcp_findings(r, t, name, f),
-    network::tls_findings,
-    proxy::proxy_findings,
+const NAME_STEPS: &[Step<NameRule>] = &[
+    Step::Check(&crate::reading::dns::DnsSlice),
+    Step::Spanning(dns::application_answer_findings),
+    Step::Check(&crate::reading::tcp::TcpSlice),
+    Step::Spanning(tls::tls_findings),
+    Step::Check(&crate::reading::proxy::ProxySlice),
+    Step::Spanning(proxy::no_proxy_ineffective_finding),
 ];
-const TARGET_RULES: &[TargetRule] = &[
-    |_, _, t, f| endpoint_rules_finding(t, f),
-    |r, _, t, f| auth::call_findings(r, t, f),
-    control_plane::control_plane_findings,
-    |r, _, t, f| control_plane::reachability_findings(r, t, f),
-    hops::hop_findings,
+const TARGET_STEPS: &[Step<TargetRule>] = &[
+    Step::Spanning(|_, _, t, f| endpoint_rules_finding(t, f)),
+    Step::Spanning(|r, _, t, f| auth::call_findings(r, t, f)),
+    Step::Spanning(control_plane::control_plane_findings),
+    Step::Check(&crate::reading::reachability::ReachabilitySlice),
+    Step::Spanning(hops::hop_findings),
 ];
 
 /// The findings about the host as a whole, before any target's.
@@ -89,39 +110,10 @@ fn host_findings(
     slices: &[&dyn SliceRules],
     f: &mut Findings,
 ) {
+    let own = HOST_STEPS.iter().flat_map(|s| s.rules(|s| s.host_rules()));
     let sliced = slices.iter().flat_map(|s| s.host_rules());
-    for rule in HOST_RULES.iter().chain(sliced) {
+    for rule in own.chain(sliced) {
         rule(r, exp, f);
-    }
-}
-
-/// Instance metadata unavailable.
-fn imds_finding(r: &ProbeResults, f: &mut Findings) {
-    // Instance metadata.
-    if let Some(imds) = &r.imds
-        && !imds.reachable
-    {
-        let no_region = r.region.effective.is_none();
-        f.add(
-            FindingCode::IMDS_UNAVAILABLE,
-            if no_region { Severity::Error } else { Severity::Warning },
-            "host",
-            format!("instance metadata (IMDSv2) unavailable at {}", imds.endpoint),
-            format!(
-                "{}. {}",
-                imds.error.as_deref().unwrap_or("no answer"),
-                if no_region {
-                    "No region is configured either, so no service name could be probed."
-                } else {
-                    "The probe ran with the configured region; instance facts (VPC, subnet, security groups, account) are missing, and SDKs relying on the instance role will find no credentials."
-                }
-            ),
-            format!(
-                "{} If this is not an EC2 instance, pass --region.",
-                FindingCode::IMDS_UNAVAILABLE.general_fix()
-            ),
-            vec!["imds".into()],
-        );
     }
 }
 
@@ -140,82 +132,6 @@ fn deadline_finding(r: &ProbeResults, f: &mut Findings) {
         FindingCode::DEADLINE_EXCEEDED.general_fix().into(),
         Vec::new(),
     );
-}
-
-/// The region the SDKs would use vs the instance's.
-fn region_findings(r: &ProbeResults, f: &mut Findings) {
-    let region_check = RegionCheck {
-        facts: r.region.clone(),
-    };
-    // Region.
-    for (source, region) in region_check.mismatches() {
-        let instance_region = r.region.instance.clone().unwrap_or_default();
-        f.add(
-            FindingCode::REGION_MISMATCH_SDK,
-            Severity::Error,
-            "host",
-            format!("{source} says {region}, but the instance is in {instance_region}"),
-            format!(
-                "Calls would go to the {region} endpoints; the gateway endpoint of this VPC only serves {instance_region}."
-            ),
-            if source == "--region" {
-                format!("Probe the instance's region (--region {instance_region}) unless you mean to test cross-region access.")
-            } else {
-                format!("export AWS_REGION={instance_region} (or set region = {instance_region} in the profile)")
-            },
-            vec!["region".into()],
-        );
-    }
-    if region_check.global_endpoint() && r.targets.iter().any(|t| t.service == Service::S3) {
-        let host = r.region.s3_endpoint_host.clone().unwrap_or_default();
-        f.add(
-            FindingCode::S3_GLOBAL_ENDPOINT,
-            Severity::Error,
-            "host",
-            format!("S3 calls would use the global endpoint {host}"),
-            format!(
-                "{host} is served from us-east-1; the instance is in {}.",
-                r.region.instance.as_deref().unwrap_or("another region")
-            ),
-            FindingCode::S3_GLOBAL_ENDPOINT.general_fix().into(),
-            vec!["region".into()],
-        );
-    }
-}
-
-/// The host resolver vs the VPC resolver.
-fn resolver_finding(r: &ProbeResults, f: &mut Findings) {
-    // Host resolver vs the VPC resolver.
-    let vpc_resolvers = vpc_resolver_ips(r);
-    let custom: Vec<String> = r
-        .system_resolvers
-        .iter()
-        .map(|s| s.ip())
-        .filter(|ip| !ip.is_loopback() && !vpc_resolvers.contains(ip))
-        .map(|ip| ip.to_string())
-        .collect();
-    if !custom.is_empty() && custom.len() == r.system_resolvers.len() {
-        f.add(
-            FindingCode::DNS_CUSTOM_RESOLVER,
-            Severity::Note,
-            "host",
-            format!(
-                "the host resolves through {}, not the VPC resolver",
-                custom.join(", ")
-            ),
-            format!(
-                "resolv.conf lists {}; the Amazon-provided resolver is {}.",
-                custom.join(", "),
-                vpc_resolvers
-                    .iter()
-                    .map(|i| i.to_string())
-                    .collect::<Vec<_>>()
-                    .join(" or ")
-            ),
-            FindingCode::DNS_CUSTOM_RESOLVER.general_fix().into(),
-            vec![],
-        );
-    }
 }
 
 /// Per target: its findings, then its names and path verdict.
@@ -288,28 +204,6 @@ fn describe_kind(kind: PathKind) -> &'static str {
     }
 }
 
-/// The Amazon-provided resolver addresses: --vpc-resolver, 169.254.169.253, and VPC base + 2.
-fn vpc_resolver_ips(r: &ProbeResults) -> BTreeSet<IpAddr> {
-    let mut ips: BTreeSet<IpAddr> = BTreeSet::new();
-    ips.insert(IpAddr::from([169, 254, 169, 253]));
-    if let Some(v) = r.vpc_resolver {
-        ips.insert(v.ip());
-    }
-    if let Some(i) = &r.instance {
-        for cidr in &i.vpc_cidrs {
-            if let Ok(ipnet::IpNet::V4(net)) = cidr.parse::<ipnet::IpNet>() {
-                let base = u32::from(net.network());
-                ips.insert(IpAddr::from(std::net::Ipv4Addr::from(base.wrapping_add(2))));
-            }
-        }
-    }
-    ips
-}
-
-fn ids<T: Check>(items: &[&T]) -> Vec<String> {
-    items.iter().map(|i| i.id()).collect()
-}
-
 /// A target's findings: those of each of its names first (every name rule per name), then
 /// those of the target as a whole.
 fn diagnose_target(
@@ -320,13 +214,17 @@ fn diagnose_target(
     f: &mut Findings,
 ) {
     for name in &t.endpoint_names {
+        let own = NAME_STEPS.iter().flat_map(|s| s.rules(|s| s.name_rules()));
         let sliced = slices.iter().flat_map(|s| s.name_rules());
-        for rule in NAME_RULES.iter().chain(sliced) {
+        for rule in own.chain(sliced) {
             rule(r, exp, t, name, f);
         }
     }
+    let own = TARGET_STEPS
+        .iter()
+        .flat_map(|s| s.rules(|s| s.target_rules()));
     let sliced = slices.iter().flat_map(|s| s.target_rules());
-    for rule in TARGET_RULES.iter().chain(sliced) {
+    for rule in own.chain(sliced) {
         rule(r, exp, t, f);
     }
 }
@@ -345,16 +243,6 @@ fn endpoint_rules_finding(t: &TargetSpec, f: &mut Findings) {
             Vec::new(),
         );
     }
-}
-
-/// What the applications' own resolution (nsswitch: hosts file, DNS, stub) found for `name`.
-fn app_resolution<'a>(r: &'a ProbeResults, name: &str) -> Option<&'a AppResolution> {
-    r.app_dns.iter().find(|d| d.name == name)
-}
-
-/// Every TCP attempt to an address of `name`, whoever answered it.
-fn tcp_attempts<'a>(r: &'a ProbeResults, name: &str) -> Vec<&'a TcpAttempt> {
-    r.tcp.iter().filter(|a| a.name == name).collect()
 }
 
 /// Codes that are consequences of another code for the same target.

@@ -1,6 +1,7 @@
 use super::*;
 use crate::proxy_rules::ProxyEnv;
 use crate::reading::nacl::NaclSweepSlice;
+use crate::reading::{Check, ids};
 
 /// The slices the probe registers (its `checks::SLICE_RULES`): their rules are part of the
 /// diagnosis these tests judge.

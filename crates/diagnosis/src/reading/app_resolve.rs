@@ -3,6 +3,12 @@
 
 use super::Check;
 use crate::report::*;
+use crate::results::ProbeResults;
+
+/// What the applications' own resolution (nsswitch: hosts file, DNS, stub) found for `name`.
+pub fn app_resolution<'a>(r: &'a ProbeResults, name: &str) -> Option<&'a AppResolution> {
+    r.app_dns.iter().find(|d| d.name == name)
+}
 
 impl Check for AppResolution {
     const KIND: CheckKind = CheckKind::Dns;

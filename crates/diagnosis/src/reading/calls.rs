@@ -1,7 +1,53 @@
-//! How a signed call's result reads as a report record (the calls are the probe's checks/calls.rs).
+//! The signed calls' pure half: their own finding rule (CLOCK_SKEW from an answer's Date
+//! header) and how a call's result reads as a report record (the calls are the probe's
+//! checks/calls.rs). What a call's answer means for its target (denials, redirects, failures)
+//! also reads the connections and the credentials: diagnose.
 
-use super::Check;
+use super::{Check, SliceRules};
+use crate::catalogue::FindingCode;
+use crate::findings::{Expectations, Findings, HostRule};
 use crate::report::*;
+use crate::results::ProbeResults;
+
+/// The signed calls' rules: one about the host.
+pub struct CallsSlice;
+
+impl SliceRules for CallsSlice {
+    fn host_rules(&self) -> &'static [HostRule] {
+        &[date_header_skew_finding]
+    }
+}
+
+/// Premise of CLOCK_SKEW: a Date header of a service answer beyond the limit.
+fn date_header_skew_finding(r: &ProbeResults, _: &Expectations, f: &mut Findings) {
+    let skew = r
+        .calls
+        .iter()
+        .filter_map(|c| c.clock_offset_secs.map(|o| (o, c)))
+        .max_by_key(|(o, _)| o.abs());
+    if let Some((offset, call)) = skew
+        && offset.abs() > crate::classify::CLOCK_SKEW_LIMIT_SECS
+    {
+        f.add(
+            FindingCode::CLOCK_SKEW,
+            Severity::Error,
+            "host",
+            format!(
+                "the local clock is {} s {} AWS's",
+                offset.abs(),
+                if offset > 0 { "behind" } else { "ahead of" }
+            ),
+            format!(
+                "The Date header of {} {} differs from the local clock by {offset} s; signatures are rejected beyond {} s.",
+                call.operation,
+                call.target,
+                crate::classify::CLOCK_SKEW_LIMIT_SECS
+            ),
+            FindingCode::CLOCK_SKEW.general_fix().into(),
+            vec![call.id()],
+        );
+    }
+}
 
 impl Check for CallResult {
     const KIND: CheckKind = CheckKind::S3;

@@ -1,9 +1,43 @@
-//! The control-plane check's face in the report, and the helpers diagnosis uses; compiled
-//! whatever the probe's features (the reads themselves are the probe's checks/ec2.rs).
+//! The control-plane check's pure half: its own finding rule (the reads the role was refused),
+//! its face in the report, and the helpers diagnosis uses; compiled whatever the probe's
+//! features (the reads themselves are the probe's checks/ec2.rs). The rules that judge the
+//! configuration against the connections and calls span checks: diagnose/control_plane.rs.
 
-use super::Check;
 use super::region::dns_suffix;
-use crate::report::{CheckKind, CheckStatus, ControlPlane, Evidence, ReadOutcome, Service};
+use super::{Check, SliceRules};
+use crate::catalogue::FindingCode;
+use crate::findings::{Expectations, Findings, HostRule};
+use crate::report::{
+    CheckKind, CheckStatus, ControlPlane, Evidence, ReadOutcome, Service, Severity,
+};
+use crate::results::ProbeResults;
+
+/// The control-plane check's rules: one about the host.
+pub struct ControlPlaneSlice;
+
+impl SliceRules for ControlPlaneSlice {
+    fn host_rules(&self) -> &'static [HostRule] {
+        &[denied_reads_finding]
+    }
+}
+
+/// The reads the role was refused. Premise: EC2 answered a denial to that read (a note only).
+fn denied_reads_finding(r: &ProbeResults, _: &Expectations, f: &mut Findings) {
+    if let Some(cp) = &r.control_plane {
+        let denied = cp.denied_actions();
+        if !denied.is_empty() {
+            f.add(
+            FindingCode::CONTROL_PLANE_DENIED,
+            Severity::Note,
+            "host",
+            format!("the role may not read the VPC configuration ({})", denied.join(", ")),
+            "The checks that need these reads are skipped; the path verdict rests on data-plane evidence.".into(),
+            format!("To get confirmed verdicts, allow the role: {}", denied.join(", ")),
+            vec!["ec2".into()],
+        );
+        }
+    }
+}
 
 /// The endpoint service name, e.g. com.amazonaws.eu-west-1.s3.
 pub fn service_name(region: &str, service: Service) -> String {
@@ -82,57 +116,5 @@ impl Check for ControlPlane {
     }
     fn evidence(&self) -> Evidence {
         Evidence::ControlPlane(Box::new(self.clone()))
-    }
-}
-
-impl Check for crate::report::ReachabilityEvidence {
-    const KIND: CheckKind = CheckKind::Reachability;
-    fn id(&self) -> String {
-        format!("analyzer/{}", self.service.as_str())
-    }
-    fn subject(&self) -> String {
-        format!("{} -> {}", self.source, self.destination)
-    }
-    fn status(&self) -> CheckStatus {
-        match (self.network_path_found, self.cleaned_up) {
-            (Some(true), true) => CheckStatus::Ok,
-            (Some(true), false) => CheckStatus::Warn,
-            (Some(false), _) => CheckStatus::Fail,
-            (None, _) => CheckStatus::Warn,
-        }
-    }
-    fn summary(&self) -> String {
-        let found = match self.network_path_found {
-            Some(true) => "NetworkPathFound: true".to_string(),
-            Some(false) => format!(
-                "NetworkPathFound: false ({})",
-                self.explanations
-                    .iter()
-                    .map(|e| format!("{}: {}", e.code, e.meaning))
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            ),
-            None => format!(
-                "no result ({}: {})",
-                self.status,
-                self.error.as_deref().unwrap_or("unknown")
-            ),
-        };
-        format!(
-            "Reachability Analyzer {} -> {} tcp/443: {found}; {}",
-            self.source,
-            self.destination,
-            if self.cleaned_up {
-                "path and analysis deleted"
-            } else {
-                "COULD NOT DELETE the path/analysis it created (see the ids in the JSON report)"
-            }
-        )
-    }
-    fn duration_ms(&self) -> u64 {
-        self.duration_ms
-    }
-    fn evidence(&self) -> Evidence {
-        Evidence::Reachability(self.clone())
     }
 }

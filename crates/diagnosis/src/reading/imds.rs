@@ -1,10 +1,53 @@
-//! How the instance metadata walk reads as a report record (the walk is the probe's
-//! checks/imds.rs).
+//! The instance metadata walk's pure half: its finding rule (IMDS_UNAVAILABLE) and how the walk
+//! reads as a report record (the walk is the probe's checks/imds.rs).
 
 use std::time::Duration;
 
-use super::Check;
+use super::{Check, SliceRules};
+use crate::catalogue::FindingCode;
+use crate::findings::{Expectations, Findings, HostRule};
 use crate::report::*;
+use crate::results::ProbeResults;
+
+/// The instance metadata walk's rules: one about the host.
+pub struct ImdsSlice;
+
+impl SliceRules for ImdsSlice {
+    fn host_rules(&self) -> &'static [HostRule] {
+        &[imds_finding]
+    }
+}
+
+/// Instance metadata unavailable: an error when no region is configured either (the region
+/// the run probes is its input, not the region check's verdict).
+fn imds_finding(r: &ProbeResults, _: &Expectations, f: &mut Findings) {
+    // Instance metadata.
+    if let Some(imds) = &r.imds
+        && !imds.reachable
+    {
+        let no_region = r.region.effective.is_none();
+        f.add(
+            FindingCode::IMDS_UNAVAILABLE,
+            if no_region { Severity::Error } else { Severity::Warning },
+            "host",
+            format!("instance metadata (IMDSv2) unavailable at {}", imds.endpoint),
+            format!(
+                "{}. {}",
+                imds.error.as_deref().unwrap_or("no answer"),
+                if no_region {
+                    "No region is configured either, so no service name could be probed."
+                } else {
+                    "The probe ran with the configured region; instance facts (VPC, subnet, security groups, account) are missing, and SDKs relying on the instance role will find no credentials."
+                }
+            ),
+            format!(
+                "{} If this is not an EC2 instance, pass --region.",
+                FindingCode::IMDS_UNAVAILABLE.general_fix()
+            ),
+            vec!["imds".into()],
+        );
+    }
+}
 
 /// The instance metadata walk's result: its evidence, the instance facts when IMDS answered,
 /// and how long it took.

@@ -1,7 +1,8 @@
 //! Each check's pure half, one file per check named like the probe's check file: how its
-//! result reads as a report record (`Check`: id, subject, status, summary, evidence) and the
-//! helpers diagnosis reads it with. A check that is a slice also has its finding rules here
-//! (`SliceRules`); its measurement and its moment stay in the probe.
+//! result reads as a report record (`Check`: id, subject, status, summary, evidence), the
+//! helpers diagnosis reads it with, and the check's own finding rules (`SliceRules` on a unit
+//! struct of its file: `DnsSlice`, `TcpSlice`, ...; those that judge one check's results). Its
+//! measurement and its moment stay in the probe.
 
 pub mod app_resolve;
 pub mod calls;
@@ -14,6 +15,7 @@ pub mod imds;
 pub mod libc_search;
 pub mod nacl;
 pub mod proxy;
+pub mod reachability;
 pub mod region;
 pub mod slice;
 pub mod tcp;
@@ -47,4 +49,9 @@ pub trait Check {
             evidence: self.evidence(),
         }
     }
+}
+
+/// The ids of the records a finding rests on.
+pub fn ids<T: Check>(items: &[&T]) -> Vec<String> {
+    items.iter().map(|i| i.id()).collect()
 }

@@ -1,12 +1,231 @@
 //! The proxy check's pure half: which client sends which URL through a proxy (the rules are
-//! proxy_rules), and how the proxy evidence and a CONNECT probe read as report records. The
-//! CONNECT probe itself is the probe's checks/proxy.rs.
+//! proxy_rules), its finding rules (variables that contradict each other, a proxy value a
+//! client cannot use, the SDK's proxy and its CONNECT probe, and the NO_PROXY value every proxy
+//! finding recommends), and how the proxy evidence and a CONNECT probe read as report records.
+//! The CONNECT probe itself is the probe's checks/proxy.rs.
 
 use url::Url;
 
-use super::Check;
+use super::{Check, SliceRules};
+use crate::catalogue::FindingCode;
+use crate::findings::{ExpectPath, Expectations, Findings, HostRule, NameRule};
 use crate::proxy_rules::{self, HttpClientKind, ProxyChoice, ProxyDecision, ProxyEnv};
 use crate::report::*;
+use crate::results::{ProbeResults, TargetSpec};
+
+/// The proxy check's rules (the environment's decisions and the CONNECT probes, both of kind
+/// `proxy`): one about the host, one about each name of a target.
+pub struct ProxySlice;
+
+impl SliceRules for ProxySlice {
+    fn host_rules(&self) -> &'static [HostRule] {
+        &[proxy_env_conflict_findings]
+    }
+    fn name_rules(&self) -> &'static [NameRule] {
+        &[proxy_findings]
+    }
+}
+
+/// Proxy variables that contradict each other (upper and lower case set differently).
+fn proxy_env_conflict_findings(r: &ProbeResults, _: &Expectations, f: &mut Findings) {
+    if let Some(env) = &r.proxy_env {
+        for (upper, lower) in &env.conflicts {
+            f.add(
+                FindingCode::PROXY_ENV_CONFLICT,
+                Severity::Warning,
+                "host",
+                format!("{upper} and {lower} are set to different values"),
+                "curl reads the lower-case variable first, botocore lets lower case win, and other tools differ; the same host then takes different paths depending on the client.".into(),
+                format!("Set {upper} and {lower} to the same value, or unset one of them."),
+                vec!["proxy/env".into()],
+            );
+        }
+    }
+}
+
+/// The one NO_PROXY value every proxy finding recommends: it makes all three clients
+/// bypass the proxy for every target's names, botocore's endpoints and IMDS at once.
+pub fn no_proxy_fix(r: &ProbeResults, exp: &Expectations, f: &Findings) -> String {
+    f.no_proxy_fix
+        .get_or_init(|| recommended_no_proxy_export(r, exp))
+        .clone()
+}
+
+fn recommended_no_proxy_export(r: &ProbeResults, exp: &Expectations) -> String {
+    let imds = r.proxy_env.as_ref().and_then(|env| {
+        env.decisions
+            .iter()
+            .find(|d| d.url.contains(IMDS_TOKEN_PATH))
+            .and_then(|d| url::Url::parse(&d.url).ok())
+            .and_then(|u| u.host_str().map(str::to_string))
+    });
+    let imds = imds.unwrap_or_else(|| "169.254.169.254".into());
+    let hosts: Vec<&str> = r
+        .targets
+        .iter()
+        .flat_map(|t| t.endpoint_names.iter().map(String::as_str))
+        .chain(std::iter::once(imds.as_str()))
+        .collect();
+    format!(
+        "export NO_PROXY={} (and no_proxy the same)",
+        proxy_rules::recommended_no_proxy(&exp.proxy_env, &hosts)
+    )
+}
+
+/// The clients whose decision for `url` sends it to this proxy host and port.
+fn clients_using(
+    env: &ProxyEnvEvidence,
+    url: &str,
+    proxy: &proxy_rules::ProxyChoice,
+) -> Vec<&'static str> {
+    HttpClientKind::ALL
+        .into_iter()
+        .filter(|c| {
+            decision_for(env, *c, url)
+                .and_then(|d| d.proxy.as_ref())
+                .is_some_and(|p| p.host == proxy.host && p.port == proxy.port)
+        })
+        .map(HttpClientKind::label)
+        .collect()
+}
+
+/// Per name: a proxy value some client cannot use, and the SDK's proxy (and whether it
+/// tunnels). (NO_PROXY entries that do not bypass it need the DNS answers too: diagnose.)
+fn proxy_findings(
+    r: &ProbeResults,
+    exp: &Expectations,
+    t: &TargetSpec,
+    name: &str,
+    f: &mut Findings,
+) {
+    let Some(env) = &r.proxy_env else { return };
+    let url = format!("https://{name}/");
+    unusable_proxy_finding(r, exp, env, t, name, &url, f);
+    proxy_in_path_findings(r, exp, env, t, name, &url, f);
+}
+
+// A value some client cannot use at all (SOCKS for the SDK and botocore, `HTTP://` or
+// `ftp://` for botocore, a blank): one finding per value, naming every client it breaks.
+fn unusable_proxy_finding(
+    r: &ProbeResults,
+    exp: &Expectations,
+    env: &ProxyEnvEvidence,
+    t: &TargetSpec,
+    name: &str,
+    url: &str,
+    f: &mut Findings,
+) {
+    let failing: Vec<&proxy_rules::ProxyDecision> = HttpClientKind::ALL
+        .into_iter()
+        .filter_map(|c| decision_for(env, c, url))
+        .filter(|d| d.fails)
+        .collect();
+    if let Some(first) = failing.first().and_then(|d| d.proxy.as_ref()) {
+        let clients: Vec<&str> = failing.iter().map(|d| d.client.label()).collect();
+        let fix = no_proxy_fix(r, exp, f);
+        f.add(
+            FindingCode::PROXY_UNUSABLE,
+            if failing.iter().any(|d| d.client == HttpClientKind::AwsSdkRust) {
+                Severity::Error
+            } else {
+                Severity::Warning
+            },
+            &t.id,
+            format!(
+                "{}='{}' breaks {} for {name}",
+                first.variable,
+                first.url_redacted,
+                clients.join(", ")
+            ),
+            failing
+                .iter()
+                .map(|d| d.explanation.clone())
+                .collect::<Vec<_>>()
+                .join(" "),
+            format!(
+                "Write the proxy as http://HOST:PORT (lower-case scheme, no blanks) in every proxy variable, or bypass it: {fix}"
+            ),
+            vec!["proxy/env".into()],
+        );
+    }
+}
+
+/// The SDK sends `name` through a proxy: where the path goes, and whether the proxy tunnels.
+#[allow(clippy::too_many_arguments)]
+fn proxy_in_path_findings(
+    r: &ProbeResults,
+    exp: &Expectations,
+    env: &ProxyEnvEvidence,
+    t: &TargetSpec,
+    name: &str,
+    url: &str,
+    f: &mut Findings,
+) {
+    let sdk = decision_for(env, HttpClientKind::AwsSdkRust, url);
+    if let Some(d) = sdk
+        && let Some(p) = &d.proxy
+    {
+        let fix = no_proxy_fix(r, exp, f);
+        f.add(
+            FindingCode::PROXY_IN_PATH,
+            if exp.expect_path == ExpectPath::Any {
+                Severity::Note
+            } else {
+                Severity::Error
+            },
+            &t.id,
+            format!("the SDK sends {name} through the proxy {}", p.url_redacted),
+            d.explanation.clone(),
+            fix.clone(),
+            vec!["proxy/env".into()],
+        );
+        // A proxy that was not tried (SOCKS) is neither reachable nor unreachable.
+        for probe in r
+            .proxy_probes
+            .iter()
+            .filter(|p| p.name == name && is_probed(&p.proxy))
+        {
+            let clients = clients_using(env, url, &probe.proxy).join(", ");
+            let (code, title) = match probe.outcome {
+                ProxyOutcome::Tunnelled => continue,
+                ProxyOutcome::Refused => (
+                    FindingCode::PROXY_REFUSED_CONNECT,
+                    format!(
+                        "the proxy {} refuses CONNECT to {name} (used by {clients})",
+                        probe.proxy.url_redacted
+                    ),
+                ),
+                ProxyOutcome::Unreachable | ProxyOutcome::Timeout | ProxyOutcome::Error => (
+                    FindingCode::PROXY_UNREACHABLE,
+                    format!(
+                        "the proxy {} cannot be reached, which breaks {clients} for {name}",
+                        probe.proxy.url_redacted
+                    ),
+                ),
+            };
+            f.add(
+                code,
+                Severity::Error,
+                &t.id,
+                title,
+                probe.summary(),
+                if probe
+                    .status_line
+                    .as_deref()
+                    .is_some_and(|l| l.contains(" 407"))
+                {
+                    format!(
+                        "The proxy wants credentials: put them in the proxy URL ({}=http://USER:PASSWORD@{}:{}), or bypass it: {fix}",
+                        probe.proxy.variable, probe.proxy.host, probe.proxy.port
+                    )
+                } else {
+                    format!("{} Or: {fix}", code.general_fix())
+                },
+                vec![probe.id()],
+            );
+        }
+    }
+}
 
 /// Decide, for every URL and client, whether a proxy applies. The URLs are
 /// those of the same clients, so botocore's endpoint for a virtual-hosted name

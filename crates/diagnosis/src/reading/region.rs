@@ -1,8 +1,62 @@
-//! The region's pure half: the partition's DNS suffix, the global S3 names, and how the
-//! region facts read as a report record. Reading the SDK's region is the probe's checks/region.rs.
+//! The region's pure half: the partition's DNS suffix, the global S3 names, its finding rules
+//! (REGION_MISMATCH_SDK, S3_GLOBAL_ENDPOINT) and how the region facts read as a report record.
+//! Reading the SDK's region is the probe's checks/region.rs.
 
-use super::Check;
+use super::{Check, SliceRules};
+use crate::catalogue::FindingCode;
+use crate::findings::{Expectations, Findings, HostRule};
 use crate::report::*;
+use crate::results::ProbeResults;
+
+/// The region check's rules: one about the host.
+pub struct RegionSlice;
+
+impl SliceRules for RegionSlice {
+    fn host_rules(&self) -> &'static [HostRule] {
+        &[region_findings]
+    }
+}
+
+/// The region the SDKs would use vs the instance's.
+fn region_findings(r: &ProbeResults, _: &Expectations, f: &mut Findings) {
+    let region_check = RegionCheck {
+        facts: r.region.clone(),
+    };
+    // Region.
+    for (source, region) in region_check.mismatches() {
+        let instance_region = r.region.instance.clone().unwrap_or_default();
+        f.add(
+            FindingCode::REGION_MISMATCH_SDK,
+            Severity::Error,
+            "host",
+            format!("{source} says {region}, but the instance is in {instance_region}"),
+            format!(
+                "Calls would go to the {region} endpoints; the gateway endpoint of this VPC only serves {instance_region}."
+            ),
+            if source == "--region" {
+                format!("Probe the instance's region (--region {instance_region}) unless you mean to test cross-region access.")
+            } else {
+                format!("export AWS_REGION={instance_region} (or set region = {instance_region} in the profile)")
+            },
+            vec!["region".into()],
+        );
+    }
+    if region_check.global_endpoint() && r.targets.iter().any(|t| t.service == Service::S3) {
+        let host = r.region.s3_endpoint_host.clone().unwrap_or_default();
+        f.add(
+            FindingCode::S3_GLOBAL_ENDPOINT,
+            Severity::Error,
+            "host",
+            format!("S3 calls would use the global endpoint {host}"),
+            format!(
+                "{host} is served from us-east-1; the instance is in {}.",
+                r.region.instance.as_deref().unwrap_or("another region")
+            ),
+            FindingCode::S3_GLOBAL_ENDPOINT.general_fix().into(),
+            vec!["region".into()],
+        );
+    }
+}
 
 /// DNS suffix of a region's partition.
 pub fn dns_suffix(region: &str) -> &'static str {
