@@ -240,6 +240,8 @@ fn the_diagnosis_crate_has_its_modules_and_their_edges() {
         "results",
         "reading",
         "reading::nacl",
+        "reading::dns",
+        "reading::reachability",
         "classify",
     ] {
         assert!(
@@ -251,7 +253,9 @@ fn the_diagnosis_crate_has_its_modules_and_their_edges() {
     let edges = edges_of(&mods);
     for edge in [
         ("diagnose", "reading::region"),
+        ("diagnose", "reading::tcp"),
         ("reading::nacl", "findings"),
+        ("reading::dns", "findings"),
     ] {
         let edge = (edge.0.to_string(), edge.1.to_string());
         assert!(edges.contains(&edge), "{edge:?} not among {edges:?}");

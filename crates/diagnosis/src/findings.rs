@@ -75,6 +75,20 @@ pub struct Expectations {
     pub proxy_env: proxy_rules::ProxyEnv,
 }
 
+#[cfg(test)]
+impl Expectations {
+    /// What a default run expects: the gateway path, Amazon's certificates, exit 1 on errors,
+    /// no proxy variables (for the rules' own tests).
+    pub(crate) fn default_run() -> Self {
+        Expectations {
+            expect_path: ExpectPath::Gateway,
+            expect_issuers: vec!["Amazon".into()],
+            fail_on: FailOn::Error,
+            proxy_env: proxy_rules::ProxyEnv::default(),
+        }
+    }
+}
+
 /// The findings of one diagnosis, in the order the rules made them.
 #[derive(Default)]
 pub struct Findings {

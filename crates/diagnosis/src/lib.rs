@@ -1,6 +1,7 @@
 //! The pure parts of vpce-probe: the checks' results (`results`), how each reads as a report
-//! record (`reading`), the rules that judge them (`classify`, `vpc_rules`, `proxy_rules`,
-//! `findings`) and the diagnosis (`diagnose`: results → findings, path verdicts, root causes).
+//! record and each check's own finding rules (`reading`), the rules they are written with
+//! (`classify`, `vpc_rules`, `proxy_rules`, `findings`) and the diagnosis (`diagnose`: the rules
+//! that span checks, results → findings, path verdicts, root causes).
 //! No I/O and no async runtime, no network or AWS crate: it builds and tests on its own in
 //! seconds. The probe measures, fills `ProbeResults` and calls `diagnose` with its registered
 //! slices' rules.

@@ -1708,3 +1708,47 @@ fn a_silent_name_server_warns_only_where_the_applications_ask_dns() {
     let d = diagnose(&r, &e);
     assert!(!codes(&d).contains(&"DNS_SERVER_SILENT"), "{:?}", codes(&d));
 }
+
+/// The older checks' slices, each once: the stages' steps must run every rule of theirs.
+const OLDER_CHECKS: &[&dyn SliceRules] = &[
+    &crate::reading::imds::ImdsSlice,
+    &crate::reading::region::RegionSlice,
+    &crate::reading::dns::DnsSlice,
+    &crate::reading::tcp::TcpSlice,
+    &crate::reading::proxy::ProxySlice,
+    &crate::reading::identity::CredentialsSlice,
+    &crate::reading::calls::CallsSlice,
+    &crate::reading::control_plane::ControlPlaneSlice,
+    &crate::reading::reachability::ReachabilitySlice,
+];
+
+/// How many rules of a stage the slices have, and how many the stage's steps run of theirs.
+fn stage_counts<R>(steps: &[Step<R>], of: fn(&dyn SliceRules) -> &'static [R]) -> (usize, usize) {
+    let listed: usize = OLDER_CHECKS.iter().map(|s| of(*s).len()).sum();
+    let run: usize = steps
+        .iter()
+        .filter(|s| matches!(s, Step::Check(_)))
+        .map(|s| s.rules(of).len())
+        .sum();
+    (listed, run)
+}
+
+/// A slice with rules of a stage is among that stage's steps, once: a rule added to a slice
+/// runs without a line in diagnose, and none runs twice.
+#[test]
+fn every_older_checks_rules_run_once_in_their_stage() {
+    let host = stage_counts(HOST_STEPS, |s| s.host_rules());
+    let name = stage_counts(NAME_STEPS, |s| s.name_rules());
+    let target = stage_counts(TARGET_STEPS, |s| s.target_rules());
+    assert_eq!(host.0, host.1, "host rules: slices' vs run");
+    assert_eq!(name.0, name.1, "name rules: slices' vs run");
+    assert_eq!(target.0, target.1, "target rules: slices' vs run");
+    // Every slice of an older check has rules of its own, or it would not be listed.
+    for slice in OLDER_CHECKS {
+        let rules =
+            slice.host_rules().len() + slice.name_rules().len() + slice.target_rules().len();
+        assert!(rules > 0);
+    }
+    // The counts compare something: 8 host, 5 name and 1 target rules are the checks' own.
+    assert_eq!((host.0, name.0, target.0), (8, 5, 1));
+}

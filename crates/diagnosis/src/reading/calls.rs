@@ -131,3 +131,55 @@ impl Check for CallResult {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reading::slice::findings_of;
+
+    fn call_with_offset(operation: &str, offset: i64) -> CallResult {
+        CallResult {
+            service: Service::S3,
+            target: "s3:b".into(),
+            operation: operation.into(),
+            action: "s3:ListBucket".into(),
+            endpoint_host: Some("b.s3.eu-west-1.amazonaws.com".into()),
+            peer: Some("52.218.1.1".into()),
+            proxy: None,
+            status: Some(200),
+            outcome: CallOutcome::Ok,
+            error_code: None,
+            error_message: None,
+            headers: Default::default(),
+            finding: None,
+            denial: None,
+            bucket_region: None,
+            clock_offset_secs: Some(offset),
+            detail: None,
+            duration_ms: 1,
+        }
+    }
+
+    /// The largest Date-header offset decides, and only beyond the limit S3 and DynamoDB
+    /// reject signatures at.
+    #[test]
+    fn the_largest_date_header_offset_beyond_the_limit_is_clock_skew() {
+        let exp = Expectations::default_run();
+        let mut r = ProbeResults {
+            calls: vec![
+                call_with_offset("HeadBucket", -20),
+                call_with_offset("ListObjectsV2", 1200),
+            ],
+            ..ProbeResults::default()
+        };
+        let found = findings_of(&CallsSlice, &r, &exp);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].code, FindingCode::CLOCK_SKEW);
+        assert_eq!(found[0].target, "host");
+        assert_eq!(found[0].title, "the local clock is 1200 s behind AWS's");
+        assert_eq!(found[0].check_ids, vec![r.calls[1].id()]);
+
+        r.calls[1].clock_offset_secs = Some(crate::classify::CLOCK_SKEW_LIMIT_SECS);
+        assert!(findings_of(&CallsSlice, &r, &exp).is_empty());
+    }
+}

@@ -118,3 +118,49 @@ impl Check for ControlPlane {
         Evidence::ControlPlane(Box::new(self.clone()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reading::slice::findings_of;
+    use crate::report::ControlPlaneRead;
+
+    fn read(action: &str, outcome: ReadOutcome) -> ControlPlaneRead {
+        ControlPlaneRead {
+            action: action.into(),
+            outcome,
+            error: None,
+        }
+    }
+
+    /// The reads EC2 refused are a note naming them, each once.
+    #[test]
+    fn refused_reads_are_a_note_that_names_them() {
+        let exp = Expectations::default_run();
+        let mut r = ProbeResults {
+            control_plane: Some(ControlPlane {
+                reads: vec![
+                    read("ec2:DescribeRouteTables", ReadOutcome::Ok),
+                    read("ec2:DescribeVpcEndpoints", ReadOutcome::Denied),
+                    read("ec2:DescribeNetworkAcls", ReadOutcome::Denied),
+                ],
+                ..ControlPlane::default()
+            }),
+            ..ProbeResults::default()
+        };
+        let found = findings_of(&ControlPlaneSlice, &r, &exp);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].code, FindingCode::CONTROL_PLANE_DENIED);
+        assert_eq!(found[0].severity, Severity::Note);
+        assert_eq!(
+            found[0].remediation,
+            "To get confirmed verdicts, allow the role: ec2:DescribeNetworkAcls, ec2:DescribeVpcEndpoints"
+        );
+
+        r.control_plane = Some(ControlPlane {
+            reads: vec![read("ec2:DescribeRouteTables", ReadOutcome::Failed)],
+            ..ControlPlane::default()
+        });
+        assert!(findings_of(&ControlPlaneSlice, &r, &exp).is_empty());
+    }
+}

@@ -381,3 +381,125 @@ impl Check for DnsLookup {
 }
 
 pub use crate::report::class_label;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reading::slice::{findings_of, s3_target};
+
+    const NAME: &str = "s3.eu-west-1.amazonaws.com";
+
+    fn lookup(
+        resolver: ResolverKind,
+        outcome: DnsOutcome,
+        ip: Option<(&str, AddressClass)>,
+    ) -> DnsLookup {
+        DnsLookup {
+            name: NAME.into(),
+            service: Service::S3,
+            record_type: "A".into(),
+            resolver,
+            server: Some("10.0.0.2:53".into()),
+            outcome,
+            addresses: ip
+                .into_iter()
+                .map(|(ip, class)| ClassifiedAddress {
+                    ip: ip.into(),
+                    class,
+                    prefix: None,
+                    prefix_region: None,
+                })
+                .collect(),
+            error: None,
+            latency_ms: 1,
+            silent_servers: Vec::new(),
+            libc_wait_secs: None,
+        }
+    }
+
+    fn codes(found: &[Finding]) -> Vec<FindingCode> {
+        found.iter().map(|f| f.code).collect()
+    }
+
+    /// The host's resolver answers a private address where the VPC resolver answers the
+    /// service's: an interface endpoint's answer (an error when the gateway is expected), and
+    /// resolvers that disagree (a warning).
+    #[test]
+    fn a_private_answer_the_vpc_resolver_does_not_give() {
+        let mut exp = Expectations::default_run();
+        let r = ProbeResults {
+            targets: vec![s3_target(NAME)],
+            dns: vec![
+                lookup(
+                    ResolverKind::System,
+                    DnsOutcome::Answered,
+                    Some(("10.0.5.5", AddressClass::Private)),
+                ),
+                lookup(
+                    ResolverKind::Vpc,
+                    DnsOutcome::Answered,
+                    Some(("52.218.1.1", AddressClass::ServiceRegion)),
+                ),
+            ],
+            ..ProbeResults::default()
+        };
+        let found = findings_of(&DnsSlice, &r, &exp);
+        assert_eq!(
+            codes(&found),
+            vec![
+                FindingCode::DNS_INTERFACE_ENDPOINT,
+                FindingCode::DNS_RESOLVERS_DISAGREE
+            ]
+        );
+        assert_eq!(found[0].severity, Severity::Error);
+        assert_eq!(found[1].severity, Severity::Warning);
+        assert_eq!(
+            found[1].check_ids,
+            vec![format!("dns/system/{NAME}/A"), format!("dns/vpc/{NAME}/A")]
+        );
+
+        exp.expect_path = ExpectPath::Any;
+        assert_eq!(findings_of(&DnsSlice, &r, &exp)[0].severity, Severity::Note);
+    }
+
+    /// A name the host's resolver cannot resolve (and the applications found no other way).
+    #[test]
+    fn nxdomain_is_a_failed_resolution() {
+        let r = ProbeResults {
+            targets: vec![s3_target(NAME)],
+            dns: vec![lookup(ResolverKind::System, DnsOutcome::NxDomain, None)],
+            ..ProbeResults::default()
+        };
+        let found = findings_of(&DnsSlice, &r, &Expectations::default_run());
+        assert_eq!(codes(&found), vec![FindingCode::DNS_RESOLUTION_FAILED]);
+        assert_eq!(
+            found[0].detail,
+            "The host's resolver answered NXDOMAIN (the name does not exist for this resolver)."
+        );
+    }
+
+    /// resolv.conf naming only servers that are not the VPC's resolver (VPC base + 2, or
+    /// 169.254.169.253) is a note.
+    #[test]
+    fn a_resolver_outside_the_vpc_is_a_note() {
+        let exp = Expectations::default_run();
+        let mut r = ProbeResults {
+            instance: Some(InstanceFacts {
+                vpc_cidrs: vec!["10.0.0.0/16".into()],
+                ..InstanceFacts::default()
+            }),
+            system_resolvers: vec!["10.0.0.2:53".parse().unwrap()],
+            ..ProbeResults::default()
+        };
+        assert!(findings_of(&DnsSlice, &r, &exp).is_empty());
+
+        r.system_resolvers = vec!["192.0.2.53:53".parse().unwrap()];
+        let found = findings_of(&DnsSlice, &r, &exp);
+        assert_eq!(codes(&found), vec![FindingCode::DNS_CUSTOM_RESOLVER]);
+        assert_eq!(found[0].severity, Severity::Note);
+        assert_eq!(
+            found[0].detail,
+            "resolv.conf lists 192.0.2.53; the Amazon-provided resolver is 10.0.0.2 or 169.254.169.253."
+        );
+    }
+}

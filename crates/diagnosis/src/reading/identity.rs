@@ -109,3 +109,58 @@ impl Check for CredentialsEvidence {
         Evidence::Credentials(self.clone())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reading::slice::findings_of;
+
+    /// No credentials (the fix names the instance profile's role when there is one), expired
+    /// ones, and found ones that say nothing.
+    #[test]
+    fn missing_and_expired_credentials() {
+        let exp = Expectations::default_run();
+        let mut r = ProbeResults {
+            credentials: Some(CredentialsEvidence {
+                found: false,
+                error: Some("no providers in chain provided credentials".into()),
+                ..CredentialsEvidence::default()
+            }),
+            instance: Some(InstanceFacts {
+                iam_role: Some("app-role".into()),
+                ..InstanceFacts::default()
+            }),
+            ..ProbeResults::default()
+        };
+        let found = findings_of(&CredentialsSlice, &r, &exp);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].code, FindingCode::NO_CREDENTIALS);
+        assert!(
+            found[0]
+                .remediation
+                .starts_with("The instance profile names role app-role"),
+            "{}",
+            found[0].remediation
+        );
+
+        r.credentials = Some(CredentialsEvidence {
+            found: true,
+            expired: true,
+            source: Some("profile default".into()),
+            expires_at: Some("2026-01-01T00:00:00Z".into()),
+            ..CredentialsEvidence::default()
+        });
+        let found = findings_of(&CredentialsSlice, &r, &exp);
+        assert_eq!(found[0].code, FindingCode::CREDENTIALS_EXPIRED);
+        assert_eq!(
+            found[0].title,
+            "the credentials from profile default expired"
+        );
+        assert_eq!(found[0].detail, "They expired at 2026-01-01T00:00:00Z.");
+
+        if let Some(c) = r.credentials.as_mut() {
+            c.expired = false;
+        }
+        assert!(findings_of(&CredentialsSlice, &r, &exp).is_empty());
+    }
+}

@@ -98,3 +98,44 @@ impl Check for ImdsResult {
         Evidence::Imds(self.evidence.clone())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reading::slice::findings_of;
+
+    /// IMDS unavailable: an error when no region is configured either (nothing could be
+    /// probed), a warning when the run had one; nothing when IMDS answered.
+    #[test]
+    fn imds_unavailable_is_an_error_only_without_a_region() {
+        let exp = Expectations::default_run();
+        let mut r = ProbeResults {
+            imds: Some(ImdsEvidence {
+                endpoint: "http://169.254.169.254".into(),
+                reachable: false,
+                error: Some("connect timed out".into()),
+                missing: vec![],
+            }),
+            ..ProbeResults::default()
+        };
+        let found = findings_of(&ImdsSlice, &r, &exp);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].code, FindingCode::IMDS_UNAVAILABLE);
+        assert_eq!(found[0].severity, Severity::Error);
+        assert_eq!(found[0].target, "host");
+        assert!(
+            found[0].detail.starts_with("connect timed out. No region"),
+            "{}",
+            found[0].detail
+        );
+
+        r.region.effective = Some("eu-west-1".into());
+        let found = findings_of(&ImdsSlice, &r, &exp);
+        assert_eq!(found[0].severity, Severity::Warning);
+
+        if let Some(imds) = r.imds.as_mut() {
+            imds.reachable = true;
+        }
+        assert!(findings_of(&ImdsSlice, &r, &exp).is_empty());
+    }
+}

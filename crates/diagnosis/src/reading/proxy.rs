@@ -368,3 +368,49 @@ impl Check for ProxyProbe {
         Evidence::Proxy(self.clone())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reading::slice::{findings_of, s3_target};
+
+    const NAME: &str = "s3.eu-west-1.amazonaws.com";
+
+    /// Upper and lower case set differently: a host warning. A proxy the SDK uses for a name:
+    /// PROXY_IN_PATH (an error when a path is expected), with the one NO_PROXY value as the fix.
+    #[test]
+    fn conflicting_variables_and_the_sdks_proxy() {
+        let mut exp = Expectations::default_run();
+        exp.proxy_env = ProxyEnv::from_pairs([
+            ("HTTPS_PROXY", "http://proxy.corp:3128"),
+            ("https_proxy", "http://other.corp:3128"),
+        ]);
+        let urls = [Url::parse(&format!("https://{NAME}/")).unwrap()];
+        let r = ProbeResults {
+            targets: vec![s3_target(NAME)],
+            proxy_env: Some(analyze(&exp.proxy_env, &urls, &[])),
+            ..ProbeResults::default()
+        };
+        let found = findings_of(&ProxySlice, &r, &exp);
+        let codes: Vec<FindingCode> = found.iter().map(|f| f.code).collect();
+        assert_eq!(
+            codes,
+            vec![FindingCode::PROXY_ENV_CONFLICT, FindingCode::PROXY_IN_PATH]
+        );
+        assert_eq!(
+            found[0].title,
+            "HTTPS_PROXY and https_proxy are set to different values"
+        );
+        assert_eq!(found[1].severity, Severity::Error);
+        assert!(
+            found[1].remediation.starts_with("export NO_PROXY=")
+                && found[1].remediation.contains(NAME),
+            "{}",
+            found[1].remediation
+        );
+
+        exp.expect_path = ExpectPath::Any;
+        let found = findings_of(&ProxySlice, &r, &exp);
+        assert_eq!(found[1].severity, Severity::Note);
+    }
+}

@@ -114,3 +114,59 @@ impl Check for ReachabilityEvidence {
         Evidence::Reachability(self.clone())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reading::slice::{findings_of, s3_target};
+
+    fn explanation(code: &str) -> ReachabilityExplanation {
+        ReachabilityExplanation {
+            code: code.into(),
+            meaning: format!("{code} blocks it"),
+            component: Some("sg-1".into()),
+            direction: Some("egress".into()),
+        }
+    }
+
+    /// A "no path found" analysis of the target's service: each explanation in the finding of
+    /// the checklist item it names (unknown ones left out); a found path says nothing.
+    #[test]
+    fn each_explanation_in_the_finding_of_its_item() {
+        let exp = Expectations::default_run();
+        let mut r = ProbeResults {
+            targets: vec![s3_target("s3.eu-west-1.amazonaws.com")],
+            reachability: vec![ReachabilityEvidence {
+                service: Service::S3,
+                source: "eni-1".into(),
+                destination: "vpce-1".into(),
+                analysis_id: Some("nia-1".into()),
+                network_path_found: Some(false),
+                explanations: vec![
+                    explanation("ENI_SG_RULES_MISMATCH"),
+                    explanation("SOMETHING_ELSE"),
+                    explanation("MORE_SPECIFIC_ROUTE"),
+                ],
+                ..ReachabilityEvidence::default()
+            }],
+            ..ProbeResults::default()
+        };
+        let found = findings_of(&ReachabilitySlice, &r, &exp);
+        let codes: Vec<FindingCode> = found.iter().map(|f| f.code).collect();
+        assert_eq!(
+            codes,
+            vec![
+                FindingCode::SG_EGRESS_BLOCKS,
+                FindingCode::ROUTE_OVERRIDES_ENDPOINT
+            ]
+        );
+        assert_eq!(
+            found[0].detail,
+            "Analysis nia-1 explanation ENI_SG_RULES_MISMATCH on sg-1 (egress)."
+        );
+        assert_eq!(found[0].check_ids, vec!["analyzer/s3".to_string()]);
+
+        r.reachability[0].network_path_found = Some(true);
+        assert!(findings_of(&ReachabilitySlice, &r, &exp).is_empty());
+    }
+}

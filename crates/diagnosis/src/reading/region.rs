@@ -157,3 +157,61 @@ impl Check for RegionCheck {
         Evidence::Region(self.facts.clone())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reading::slice::{findings_of, s3_target};
+
+    fn in_eu_west_1() -> ProbeResults {
+        ProbeResults {
+            region: RegionFacts {
+                effective: Some("eu-west-1".into()),
+                effective_source: Some("imds".into()),
+                instance: Some("eu-west-1".into()),
+                s3_endpoint_host: Some("s3.eu-west-1.amazonaws.com".into()),
+                ..RegionFacts::default()
+            },
+            targets: vec![s3_target("s3.eu-west-1.amazonaws.com")],
+            ..ProbeResults::default()
+        }
+    }
+
+    /// The SDK's region against the instance's, and S3's global endpoint outside us-east-1
+    /// (only when an S3 target would use it).
+    #[test]
+    fn the_sdks_region_and_the_global_endpoint_against_the_instances_region() {
+        let exp = Expectations::default_run();
+        let mut r = in_eu_west_1();
+        assert!(findings_of(&RegionSlice, &r, &exp).is_empty());
+
+        r.region.sdk = Some("us-east-1".into());
+        r.region.sdk_source = Some("AWS_REGION".into());
+        r.region.s3_endpoint_host = Some("s3.amazonaws.com".into());
+        let found = findings_of(&RegionSlice, &r, &exp);
+        let codes: Vec<FindingCode> = found.iter().map(|f| f.code).collect();
+        assert_eq!(
+            codes,
+            vec![
+                FindingCode::REGION_MISMATCH_SDK,
+                FindingCode::S3_GLOBAL_ENDPOINT
+            ]
+        );
+        assert_eq!(
+            found[0].title,
+            "AWS_REGION says us-east-1, but the instance is in eu-west-1"
+        );
+        assert_eq!(
+            found[0].remediation,
+            "export AWS_REGION=eu-west-1 (or set region = eu-west-1 in the profile)"
+        );
+
+        r.targets[0].service = Service::Dynamodb;
+        let found = findings_of(&RegionSlice, &r, &exp);
+        assert!(
+            found
+                .iter()
+                .all(|f| f.code != FindingCode::S3_GLOBAL_ENDPOINT)
+        );
+    }
+}

@@ -3,6 +3,11 @@
 //! from mod.rs's `Check` so that the reading of a result needs nothing of the rules.
 
 use crate::findings::{HostRule, NameRule, TargetRule};
+#[cfg(test)]
+use crate::{
+    findings::Expectations, findings::Findings, report::Finding, report::Service,
+    results::ProbeResults, results::TargetSpec,
+};
 
 /// A slice's finding rules (the probe's `Slice` adds its measurement and moment on top);
 /// everything has a default, so a slice says only what it judges. Diagnosis runs them after
@@ -19,5 +24,46 @@ pub trait SliceRules: Sync {
     /// Its rules about a target, run after diagnosis's own target rules.
     fn target_rules(&self) -> &'static [TargetRule] {
         &[]
+    }
+}
+
+/// The findings one slice's rules make of `r`, in the order diagnosis runs them: its host
+/// rules, then per target its name rules (per name) and its target rules. For the slices' own
+/// tests: the rules judged without the rest of the diagnosis.
+#[cfg(test)]
+pub(crate) fn findings_of(
+    slice: &dyn SliceRules,
+    r: &ProbeResults,
+    exp: &Expectations,
+) -> Vec<Finding> {
+    let mut f = Findings::default();
+    for rule in slice.host_rules() {
+        rule(r, exp, &mut f);
+    }
+    for t in &r.targets {
+        for name in &t.endpoint_names {
+            for rule in slice.name_rules() {
+                rule(r, exp, t, name, &mut f);
+            }
+        }
+        for rule in slice.target_rules() {
+            rule(r, exp, t, &mut f);
+        }
+    }
+    f.list
+}
+
+/// Bucket `b` reached through `name` only (for the slices' own tests).
+#[cfg(test)]
+pub(crate) fn s3_target(name: &str) -> TargetSpec {
+    TargetSpec {
+        id: "s3:b".into(),
+        service: Service::S3,
+        name: "b".into(),
+        endpoint_names: vec![name.into()],
+        name_settings: Default::default(),
+        name_sockets: Default::default(),
+        endpoint_override: None,
+        endpoint_error: None,
     }
 }

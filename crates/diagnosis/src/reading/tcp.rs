@@ -179,3 +179,72 @@ impl Check for TcpAttempt {
         Evidence::Tcp(self.clone())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reading::slice::{findings_of, s3_target};
+
+    const NAME: &str = "s3.eu-west-1.amazonaws.com";
+
+    fn attempt(address: &str, outcome: TcpOutcome) -> TcpAttempt {
+        TcpAttempt {
+            name: NAME.into(),
+            service: Service::S3,
+            address: address.into(),
+            port: 443,
+            address_class: AddressClass::ServiceRegion,
+            origin: AddressOrigin::Application,
+            local_address: None,
+            outcome,
+            error: None,
+            connect_ms: 1,
+        }
+    }
+
+    fn found(tcp: Vec<TcpAttempt>) -> Vec<(FindingCode, Severity)> {
+        let r = ProbeResults {
+            targets: vec![s3_target(NAME)],
+            tcp,
+            ..ProbeResults::default()
+        };
+        findings_of(&TcpSlice, &r, &Expectations::default_run())
+            .iter()
+            .map(|f| (f.code, f.severity))
+            .collect()
+    }
+
+    /// With IPv4 connecting: an IPv6 address without a route is normal, one that times out
+    /// stalls the clients that try IPv6 first (an error), a second IPv4 address that times out
+    /// is partial (a warning); with nothing connecting, an error. Only the applications'
+    /// addresses count.
+    #[test]
+    fn what_a_failed_connect_weighs_beside_the_others() {
+        let v4 = attempt("52.218.1.1", TcpOutcome::Connected);
+        assert_eq!(
+            found(vec![
+                v4.clone(),
+                attempt("2600:1f18::1", TcpOutcome::Unreachable)
+            ]),
+            vec![]
+        );
+        assert_eq!(
+            found(vec![
+                v4.clone(),
+                attempt("2600:1f18::1", TcpOutcome::Timeout)
+            ]),
+            vec![(FindingCode::TCP_TIMEOUT, Severity::Error)]
+        );
+        assert_eq!(
+            found(vec![v4.clone(), attempt("52.218.1.2", TcpOutcome::Timeout)]),
+            vec![(FindingCode::TCP_TIMEOUT, Severity::Warning)]
+        );
+        assert_eq!(
+            found(vec![attempt("52.218.1.1", TcpOutcome::Refused)]),
+            vec![(FindingCode::TCP_REFUSED, Severity::Error)]
+        );
+        let mut other = attempt("52.218.9.9", TcpOutcome::Timeout);
+        other.origin = AddressOrigin::VpcResolver;
+        assert_eq!(found(vec![v4, other]), vec![]);
+    }
+}
