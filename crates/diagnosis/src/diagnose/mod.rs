@@ -31,8 +31,9 @@ pub struct Diagnosis {
     pub verdict: Verdict,
 }
 
-/// The diagnosis of a run's results: diagnosis's own rules, then the given slices' rules (the
-/// probe passes its registered slices, `checks::SLICE_RULES`), in their order.
+/// The diagnosis of a run's results: each stage's steps (the older checks' slices and the rules
+/// that span checks), then the given slices' rules (the probe passes its registered slices,
+/// `checks::SLICE_RULES`), in their order.
 pub fn diagnose(r: &ProbeResults, exp: &Expectations, slices: &[&dyn SliceRules]) -> Diagnosis {
     let mut f = Findings::default();
     host_findings(r, exp, slices, &mut f);

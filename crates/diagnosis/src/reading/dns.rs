@@ -39,7 +39,8 @@ pub fn lookups<'a>(r: &'a ProbeResults, name: &str, resolver: ResolverKind) -> V
         .collect()
 }
 
-/// Resolution.
+/// DNS_RESOLUTION_FAILED: the name servers answer but the applications' own resolution finds
+/// no address, or the host's resolver answers none (and the applications found none elsewhere).
 fn resolution_failed_findings(
     r: &ProbeResults,
     _: &Expectations,

@@ -1,6 +1,8 @@
-//! A slice's pure half: its finding rules, run by diagnosis after its own (the probe's
-//! checks/slice.rs is the other half, the measurement and its moment, on the same type). Apart
-//! from mod.rs's `Check` so that the reading of a result needs nothing of the rules.
+//! A slice's pure half: its finding rules (the probe's checks/slice.rs is the other half, the
+//! measurement and its moment, on the same type). A registered slice's rules run after
+//! diagnosis's stages; an older check's (whose measurement run/ still schedules) are steps of
+//! those stages, in diagnose/mod.rs. Apart from mod.rs's `Check` so that the reading of a result
+//! needs nothing of the rules.
 
 use crate::findings::{HostRule, NameRule, TargetRule};
 #[cfg(test)]
@@ -10,18 +12,18 @@ use crate::{
 };
 
 /// A slice's finding rules (the probe's `Slice` adds its measurement and moment on top);
-/// everything has a default, so a slice says only what it judges. Diagnosis runs them after
-/// its own rules, in the order the slices are given to `diagnose`.
+/// everything has a default, so a slice says only what it judges. Diagnosis runs a registered
+/// slice's after its stages' steps, in the order the slices are given to `diagnose`.
 pub trait SliceRules: Sync {
-    /// Its rules about the host, run after diagnosis's own host rules.
+    /// Its rules about the host.
     fn host_rules(&self) -> &'static [HostRule] {
         &[]
     }
-    /// Its rules about each name of a target, run after diagnosis's own name rules.
+    /// Its rules about each name of a target.
     fn name_rules(&self) -> &'static [NameRule] {
         &[]
     }
-    /// Its rules about a target, run after diagnosis's own target rules.
+    /// Its rules about a target.
     fn target_rules(&self) -> &'static [TargetRule] {
         &[]
     }
