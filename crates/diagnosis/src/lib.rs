@@ -10,6 +10,8 @@ pub mod classify;
 pub mod diagnose;
 pub mod endpoints;
 pub mod findings;
+#[cfg(test)]
+mod fixtures;
 pub mod proxy_rules;
 pub mod ranges;
 pub mod reading;

@@ -19,42 +19,11 @@ fn lookup(
     outcome: DnsOutcome,
     ips: &[(&str, AddressClass)],
 ) -> DnsLookup {
-    DnsLookup {
-        name: NAME.into(),
-        service: Service::S3,
-        record_type: rt.into(),
-        resolver,
-        server: Some("10.0.0.2:53".into()),
-        outcome,
-        addresses: ips
-            .iter()
-            .map(|(ip, class)| ClassifiedAddress {
-                ip: ip.to_string(),
-                class: *class,
-                prefix: None,
-                prefix_region: None,
-            })
-            .collect(),
-        error: None,
-        latency_ms: 1,
-        silent_servers: Vec::new(),
-        libc_wait_secs: None,
-    }
+    crate::fixtures::dns_lookup(NAME, resolver, rt, outcome, ips)
 }
 
 fn tcp(address: &str, outcome: TcpOutcome) -> TcpAttempt {
-    TcpAttempt {
-        name: NAME.into(),
-        service: Service::S3,
-        address: address.into(),
-        port: 443,
-        address_class: AddressClass::ServiceRegion,
-        origin: AddressOrigin::Application,
-        local_address: None,
-        outcome,
-        error: None,
-        connect_ms: 1,
-    }
+    crate::fixtures::tcp_attempt(NAME, address, outcome)
 }
 
 /// A healthy instance in eu-west-1 probing one bucket through the regional name only.

@@ -395,27 +395,7 @@ mod tests {
         outcome: DnsOutcome,
         ip: Option<(&str, AddressClass)>,
     ) -> DnsLookup {
-        DnsLookup {
-            name: NAME.into(),
-            service: Service::S3,
-            record_type: "A".into(),
-            resolver,
-            server: Some("10.0.0.2:53".into()),
-            outcome,
-            addresses: ip
-                .into_iter()
-                .map(|(ip, class)| ClassifiedAddress {
-                    ip: ip.into(),
-                    class,
-                    prefix: None,
-                    prefix_region: None,
-                })
-                .collect(),
-            error: None,
-            latency_ms: 1,
-            silent_servers: Vec::new(),
-            libc_wait_secs: None,
-        }
+        crate::fixtures::dns_lookup(NAME, resolver, "A", outcome, ip.as_slice())
     }
 
     fn codes(found: &[Finding]) -> Vec<FindingCode> {

@@ -99,30 +99,14 @@ pub fn walk<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{ClassifiedAddress, ResolverKind, Service};
+    use crate::report::{AddressClass, ResolverKind};
 
     fn lookup(name: &str, outcome: DnsOutcome, ip: Option<&str>) -> DnsLookup {
-        DnsLookup {
-            name: name.into(),
-            service: Service::S3,
-            record_type: "A".into(),
-            resolver: ResolverKind::System,
-            server: Some("10.0.0.2:53".into()),
-            outcome,
-            addresses: ip
-                .iter()
-                .map(|ip| ClassifiedAddress {
-                    ip: ip.to_string(),
-                    class: crate::report::AddressClass::Outside,
-                    prefix: None,
-                    prefix_region: None,
-                })
-                .collect(),
-            error: None,
-            latency_ms: 1,
-            silent_servers: Vec::new(),
-            libc_wait_secs: None,
-        }
+        let ips: Vec<_> = ip
+            .into_iter()
+            .map(|ip| (ip, AddressClass::Outside))
+            .collect();
+        crate::fixtures::dns_lookup(name, ResolverKind::System, "A", outcome, &ips)
     }
 
     fn libc(ndots: u32, search: &[&str]) -> LibcOptions {

@@ -6,10 +6,7 @@
 
 use crate::findings::{HostRule, NameRule, TargetRule};
 #[cfg(test)]
-use crate::{
-    findings::Expectations, findings::Findings, report::Finding, report::Service,
-    results::ProbeResults, results::TargetSpec,
-};
+use crate::{findings::Expectations, findings::Findings, report::Finding, results::ProbeResults};
 
 /// A slice's finding rules (the probe's `Slice` adds its measurement and moment on top);
 /// everything has a default, so a slice says only what it judges. Diagnosis runs a registered
@@ -57,15 +54,4 @@ pub(crate) fn findings_of(
 
 /// Bucket `b` reached through `name` only (for the slices' own tests).
 #[cfg(test)]
-pub(crate) fn s3_target(name: &str) -> TargetSpec {
-    TargetSpec {
-        id: "s3:b".into(),
-        service: Service::S3,
-        name: "b".into(),
-        endpoint_names: vec![name.into()],
-        name_settings: Default::default(),
-        name_sockets: Default::default(),
-        endpoint_override: None,
-        endpoint_error: None,
-    }
-}
+pub(crate) use crate::fixtures::s3_target;

@@ -188,18 +188,7 @@ mod tests {
     const NAME: &str = "s3.eu-west-1.amazonaws.com";
 
     fn attempt(address: &str, outcome: TcpOutcome) -> TcpAttempt {
-        TcpAttempt {
-            name: NAME.into(),
-            service: Service::S3,
-            address: address.into(),
-            port: 443,
-            address_class: AddressClass::ServiceRegion,
-            origin: AddressOrigin::Application,
-            local_address: None,
-            outcome,
-            error: None,
-            connect_ms: 1,
-        }
+        crate::fixtures::tcp_attempt(NAME, address, outcome)
     }
 
     fn found(tcp: Vec<TcpAttempt>) -> Vec<(FindingCode, Severity)> {
