@@ -12,7 +12,6 @@ pub mod dns;
 pub mod dynamodb;
 #[cfg(feature = "control-plane")]
 pub mod ec2;
-pub mod hops;
 pub mod host;
 pub mod identity;
 pub mod imds;
@@ -45,6 +44,8 @@ macro_rules! slices {
 
 // The registry of slices: a new check is its module and one line here.
 slices! {
-    // module => its `impl Slice` (and, in the diagnosis crate, `impl SliceRules`)
+    // module => its `impl Slice` (and, in the diagnosis crate, `impl SliceRules`). The order
+    // is the order of their records in the report (after the TLS checks).
+    hops => HopsSlice,
     nacl => NaclSweepSlice,
 }

@@ -6,9 +6,11 @@
 //! assembly turns into check records), and diagnosis runs its rules after the rules that span
 //! checks. Its evidence type and finding codes are the report crate's (the contract).
 
+use std::collections::BTreeSet;
 use std::future::Future;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
+use std::sync::Mutex;
 
 use crate::net::Budget;
 use crate::net::limits::Limits;
@@ -30,6 +32,24 @@ pub struct AddressStage<'a> {
     pub origin: AddressOrigin,
     pub budget: Budget,
     pub limits: &'a Limits,
+    /// The run's claims: what a slice measures once per run, whichever name comes to it first.
+    pub claims: &'a RunClaims,
+}
+
+/// What the slices have claimed in this run, each by its kind and socket address: a slice that
+/// measures an address once per run (the hop check) claims it when a name's stage reaches it,
+/// and lets the names that reach it later pass.
+#[derive(Default)]
+pub struct RunClaims(Mutex<BTreeSet<(&'static str, SocketAddr)>>);
+
+impl RunClaims {
+    /// True the first time `kind` claims `addr` in this run, false after.
+    pub fn claim(&self, kind: CheckKind, addr: SocketAddr) -> bool {
+        match self.0.lock() {
+            Ok(mut claimed) => claimed.insert((kind.as_str(), addr)),
+            Err(poisoned) => poisoned.into_inner().insert((kind.as_str(), addr)),
+        }
+    }
 }
 
 /// One name the applications resolve, once DNS gave its addresses: what a slice's per-name
@@ -67,6 +87,12 @@ pub struct NameMeasuring<'a> {
 pub trait Slice: SliceRules {
     /// Its check kind: the deadline's record of an unfinished measurement says it.
     fn kind(&self) -> CheckKind;
+    /// Whether a deadline that cuts its measurement short lists it as unfinished (the hop
+    /// check, evidence for the path verdict only, never was: its unfinished traces are left
+    /// out).
+    fn named_by_deadline(&self) -> bool {
+        true
+    }
     /// Its measurement of one address, or None when the address is not its business.
     fn per_address<'a>(&'a self, _stage: AddressStage<'a>) -> Option<Measuring<'a>> {
         None

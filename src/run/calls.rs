@@ -511,7 +511,8 @@ impl NameCtx<'_> {
         let addresses: Vec<String> = self.collector.with(|c| {
             let cp = c.control_plane.as_ref();
             let mut found: Vec<String> = c
-                .hops
+                .measured
+                .of::<HopTrace>()
                 .iter()
                 .filter(|h| h.service.is_some())
                 .filter_map(|h| h.first_responder().map(|(_, a)| a.to_string()))

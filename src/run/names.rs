@@ -1,6 +1,6 @@
 //! One service name's pipeline: DNS (the host's resolver, the VPC resolver, the applications'
-//! own resolution) → TCP → TLS per address, beside the hop check, the slices' per-name and
-//! per-address measurements (the NACL sweep is one) and the proxy CONNECT probe.
+//! own resolution) → TCP → TLS per address, beside the slices' per-name and per-address
+//! measurements (the NACL sweep, the hop check) and the proxy CONNECT probe.
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -13,7 +13,7 @@ use super::targets::vpc_cidrs;
 use super::{NameCtx, ProbeResults};
 use crate::checks::dns::{Classifier, Resolvers};
 use crate::checks::slice::{AddressStage, Measuring, NameStage};
-use crate::checks::{SLICES, dns, hops, proxy, tcp, tls};
+use crate::checks::{SLICES, dns, proxy, tcp, tls};
 use crate::checks::{app_resolve, libc_search};
 use crate::endpoints::NameSocket;
 use crate::proxy_rules::HttpClientKind;
@@ -68,16 +68,14 @@ impl NameCtx<'_> {
                 .await;
                 part_done();
             };
-            let hop_checks = join_all(addresses.iter().map(|(ip, class, origin)| {
-                self.hop_check(name, service, socket, *ip, *class, *origin)
-            }));
             let named = self.slices_at_name(name, service, socket.port, &addresses, regional);
             let sliced = join_all(addresses.iter().map(|(ip, class, origin)| {
                 self.slices_at_address(name, service, socket, *ip, *class, *origin)
             }));
             // Polled in this order, they are scheduled in it: a run the deadline ends lists its
-            // unfinished TCP, then per-name (NACL), then per-address records.
-            tokio::join!(connects, named, hop_checks, sliced);
+            // unfinished TCP, then per-name (NACL), then per-address records (the hop check's
+            // are not listed: `Slice::named_by_deadline`).
+            tokio::join!(connects, named, sliced);
         };
         tokio::join!(dns_then_connect, proxy_probe);
     }
@@ -179,7 +177,8 @@ impl NameCtx<'_> {
         };
         join_all(SLICES.iter().filter_map(|slice| {
             let started = slice.per_name(stage)?;
-            Some(self.keep_measured(slice.kind(), started.id, started.subject, started.measuring))
+            let kind = slice.named_by_deadline().then_some(slice.kind());
+            Some(self.keep_measured(kind, started.id, started.subject, started.measuring))
         }))
         .await;
     }
@@ -204,12 +203,13 @@ impl NameCtx<'_> {
             origin,
             budget: self.budget,
             limits: self.limits,
+            claims: &self.collector.claims,
         };
         join_all(SLICES.iter().filter_map(|slice| {
             let measuring = slice.per_address(stage)?;
             let kind = slice.kind();
             Some(self.keep_measured(
-                kind,
+                slice.named_by_deadline().then_some(kind),
                 format!("{}/{name}/{ip}", kind.as_str()),
                 format!("{ip}:{}", socket.port),
                 measuring,
@@ -218,15 +218,16 @@ impl NameCtx<'_> {
         .await;
     }
 
-    /// One slice's measurement: named by the deadline while it runs, kept when it finishes.
+    /// One slice's measurement: named by the deadline while it runs (as a check of `kind`;
+    /// None: not named), kept when it finishes.
     async fn keep_measured(
         &self,
-        kind: CheckKind,
+        kind: Option<CheckKind>,
         id: String,
         subject: String,
         measuring: Measuring<'_>,
     ) {
-        let _scheduled = self.collector.schedule(kind, id, subject);
+        let _scheduled = kind.map(|kind| self.collector.schedule(kind, id, subject));
         let measured = measuring.await;
         self.collector.with(|c| c.measured.extend(measured));
     }
@@ -292,34 +293,6 @@ impl NameCtx<'_> {
             },
         };
         self.collector.with(|c| c.tls.push(handshake));
-    }
-
-    /// The hop check of an address the applications connect to, once per address and port.
-    async fn hop_check(
-        &self,
-        name: &str,
-        service: Service,
-        socket: NameSocket,
-        ip: IpAddr,
-        class: AddressClass,
-        origin: AddressOrigin,
-    ) {
-        let addr = std::net::SocketAddr::new(ip, socket.port);
-        if origin != AddressOrigin::Application
-            || !self.collector.with(|c| c.hops_claimed.insert(addr))
-        {
-            return;
-        }
-        let trace = hops::trace(
-            name,
-            Some(service),
-            ip,
-            socket.port,
-            class,
-            self.budget.op(),
-        )
-        .await;
-        self.collector.with(|c| c.hops.push(trace));
     }
 
     /// A and AAAA of `name` in each resolv.conf search domain, through the host's servers, when
@@ -524,7 +497,8 @@ pub(super) fn mark_vpc_addresses_private(results: &mut ProbeResults) {
             attempt.address_class = AddressClass::Private;
         }
     }
-    for trace in results.hops.iter_mut().filter(|t| t.service.is_some()) {
+    let traces = results.measured.of_mut::<HopTrace>();
+    for trace in traces.iter_mut().filter(|t| t.service.is_some()) {
         if matches!(
             trace.address_class,
             AddressClass::Outside | AddressClass::Unpublished
