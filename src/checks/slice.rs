@@ -12,9 +12,12 @@ use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Mutex;
 
+use super::dns::Resolvers;
+use crate::endpoints::NameSocket;
 use crate::net::Budget;
 use crate::net::limits::Limits;
-use crate::report::{AddressClass, AddressOrigin, CheckKind, HostFacts, Service};
+use crate::proxy_rules::ProxyEnv;
+use crate::report::{AddressClass, AddressOrigin, CheckKind, HostFacts, ProxyEnvEvidence, Service};
 use crate::results::Measurements;
 pub use vpce_probe_diagnosis::reading::SliceRules;
 
@@ -50,6 +53,25 @@ impl RunClaims {
             Err(poisoned) => poisoned.into_inner().insert((kind.as_str(), addr)),
         }
     }
+}
+
+/// One name the applications use, as soon as the run knows it: what a slice's measurement
+/// that needs no address starts from. It runs beside the name's DNS lookups (the proxy's
+/// CONNECT probe: the proxy resolves the name itself).
+#[derive(Clone, Copy)]
+pub struct NameStartStage<'a> {
+    pub name: &'a str,
+    pub service: Service,
+    /// Where the clients connect for the name: its port, and whether they speak TLS there.
+    pub socket: NameSocket,
+    /// The process's proxy variables as the run read them.
+    pub proxy_vars: &'a ProxyEnv,
+    /// What each client does with the proxy variables for the run's URLs (decided before any
+    /// name's pipeline starts).
+    pub proxy_env: &'a ProxyEnvEvidence,
+    pub resolvers: &'a Resolvers,
+    pub budget: Budget,
+    pub limits: &'a Limits,
 }
 
 /// One name the applications resolve, once DNS gave its addresses: what a slice's per-name
@@ -95,6 +117,11 @@ pub trait Slice: SliceRules {
     }
     /// Its measurement of one address, or None when the address is not its business.
     fn per_address<'a>(&'a self, _stage: AddressStage<'a>) -> Option<Measuring<'a>> {
+        None
+    }
+    /// Its measurement of one name as soon as the name is known (beside its DNS lookups), or
+    /// None when the name is not its business.
+    fn per_name_start<'a>(&'a self, _stage: NameStartStage<'a>) -> Option<NameMeasuring<'a>> {
         None
     }
     /// Its measurement of one name, once its addresses are known, or None when the name is

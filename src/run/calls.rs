@@ -243,7 +243,7 @@ impl NameCtx<'_> {
         // timeout, after the probe's own: the probe's answer is the measurement.
         let proxy_silent = site.proxy.is_some()
             && self.collector.with(|c| {
-                c.proxy_probes.iter().any(|p| {
+                c.measured.of::<ProxyProbe>().iter().any(|p| {
                     p.name == *host
                         && matches!(p.outcome, ProxyOutcome::Unreachable | ProxyOutcome::Timeout)
                 })

@@ -2,8 +2,8 @@
 //! soon as what it needs is known (a name's TCP and TLS start when its DNS answers arrive),
 //! so a healthy run costs about its slowest chain, and a black-holed address one timeout.
 //!
-//! `names` holds one name's pipeline (DNS → TCP → TLS, the slices: hop check, NACL sweep;
-//! proxy CONNECT), `calls` the
+//! `names` holds one name's pipeline (DNS → TCP → TLS, the slices: proxy CONNECT, NACL sweep,
+//! hop check), `calls` the
 //! signed calls and the control-plane reads, `targets` what the configuration asks to probe.
 
 mod calls;
@@ -501,11 +501,10 @@ fn assemble(
     tls.sort_by(|a, b| (&a.name, &a.address).cmp(&(&b.name, &b.address)));
     checks.extend(tls.iter().map(Check::record));
     // The slices' checks, whichever they are (checks/slice.rs), in their registration order
-    // (the hop checks, then the NACL sweeps), each in its record order: where their records
-    // have always been in the report.
+    // (the hop checks, the NACL sweeps, the proxy CONNECT probes), each in its record order:
+    // where their records have always been in the report.
     let slice_kinds: Vec<CheckKind> = crate::checks::SLICES.iter().map(|s| s.kind()).collect();
     checks.extend(results.measured.records(&slice_kinds));
-    checks.extend(results.proxy_probes.iter().map(Check::record));
     if let Some(c) = &results.credentials {
         checks.push(c.record());
     }

@@ -2,7 +2,7 @@
 //! scheduler (run/), which fills it, and diagnosis, which reads it, so neither imports the other.
 //!
 //! The checks that came before slices have a field each; a slice's results (the hop check's,
-//! the NACL sweep's, and any new check's) go to `measured`, a collection keyed by their type and read by it
+//! the NACL sweep's, the proxy CONNECT probe's, and any new check's) go to `measured`, a collection keyed by their type and read by it
 //! (`measured.of::<NaclSweep>()`), so a new check adds no field here and no line to the
 //! report's assembly.
 
@@ -44,7 +44,6 @@ pub struct ProbeResults {
     pub tcp: Vec<TcpAttempt>,
     pub tls: Vec<TlsHandshake>,
     pub proxy_env: Option<ProxyEnvEvidence>,
-    pub proxy_probes: Vec<ProxyProbe>,
     pub canary: Option<CanaryResult>,
     pub credentials: Option<CredentialsEvidence>,
     pub calls: Vec<CallResult>,
@@ -59,7 +58,8 @@ pub struct ProbeResults {
     pub deadline_hit: bool,
     /// The results of the checks that are slices (the probe's checks/slice.rs), each kept by
     /// its type: the hop check's traces (`HopTrace`, each service address once, whichever name
-    /// resolved it first, and the internet canary's), the NACL sweeps (`NaclSweep`).
+    /// resolved it first, and the internet canary's), the NACL sweeps (`NaclSweep`), the proxy
+    /// CONNECT probes (`ProxyProbe`).
     pub measured: Measurements,
 }
 
