@@ -23,9 +23,10 @@ const MAX_ADDRESSES_PER_NAME: usize = 8;
 
 impl NameCtx<'_> {
     /// DNS → (TCP → TLS per address ∥ slices per name and address: NACL sweep, hop check) ∥
-    /// slices at the name's start (proxy CONNECT), for one service name. `regional`: a target's regional name (checks/slice.rs `NameStage`).
-    /// `counts_in_lookups`: a name known at the start, counted in `ALL_LOOKUPS` (the
-    /// account-based name, found later from IMDS, is not: its tables wait for it by name).
+    /// slices at the name's start (proxy CONNECT), for one service name. `regional`: a
+    /// target's regional name (checks/slice.rs `NameStage`). `counts_in_lookups`: a name known
+    /// at the start, counted in `ALL_LOOKUPS` (the account-based name, found later from IMDS,
+    /// is not: its tables wait for it by name).
     pub(super) async fn name_pipeline(
         &self,
         name: &str,

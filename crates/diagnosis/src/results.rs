@@ -2,9 +2,9 @@
 //! scheduler (run/), which fills it, and diagnosis, which reads it, so neither imports the other.
 //!
 //! The checks that came before slices have a field each; a slice's results (the hop check's,
-//! the NACL sweep's, the proxy CONNECT probe's, and any new check's) go to `measured`, a collection keyed by their type and read by it
-//! (`measured.of::<NaclSweep>()`), so a new check adds no field here and no line to the
-//! report's assembly.
+//! the NACL sweep's, the proxy CONNECT probe's, and any new check's) go to `measured`, a
+//! collection keyed by their type and read by it (`measured.of::<NaclSweep>()`), so a new check
+//! adds no field here and no line to the report's assembly.
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
