@@ -3,6 +3,11 @@
 //! its hop count; who answered the lower TTLs (ICMP time exceeded, or `*`) is what lies in
 //! between. The VPC router does not count as a hop, so a gateway endpoint answers at TTL 1,
 //! while a NAT gateway, NAT instance, firewall appliance or internet path answers first.
+//!
+//! A slice (checks/slice.rs): per address the applications connect to, each address and port
+//! traced once per run, for whichever name resolved it first; the internet canary's trace is
+//! made beside the canary (run/mod.rs) and kept with these. Its record is its pure half, the
+//! diagnosis crate's reading/hops.rs; its reading and finding span checks (diagnose/hops.rs).
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -13,10 +18,48 @@ use futures_util::stream::FuturesUnordered;
 use hickory_resolver::proto::rr::RecordType;
 
 use super::dns::Resolvers;
+use super::slice::{AddressStage, Measuring, Slice};
 use crate::net::dns::query_in_order;
 use crate::net::hops::{self, Answer};
 use crate::net::millis;
-use crate::report::{AddressClass, Hop, HopReply, HopTrace, Service, TcpOutcome};
+use crate::report::{
+    AddressClass, AddressOrigin, CheckKind, Hop, HopReply, HopTrace, Service, TcpOutcome,
+};
+use crate::results::Measurements;
+/// The hop check's slice: its record is the diagnosis crate's, its moment is here.
+pub use vpce_probe_diagnosis::reading::hops::HopsSlice;
+
+impl Slice for HopsSlice {
+    fn kind(&self) -> CheckKind {
+        CheckKind::Hops
+    }
+
+    fn named_by_deadline(&self) -> bool {
+        false
+    }
+
+    /// An address the applications connect to, the first time a name reaches it in the run.
+    fn per_address<'a>(&'a self, stage: AddressStage<'a>) -> Option<Measuring<'a>> {
+        let addr = SocketAddr::new(stage.ip, stage.port);
+        if stage.origin != AddressOrigin::Application || !stage.claims.claim(self.kind(), addr) {
+            return None;
+        }
+        Some(Box::pin(async move {
+            let traced = trace(
+                stage.name,
+                Some(stage.service),
+                stage.ip,
+                stage.port,
+                stage.class,
+                stage.budget.op(),
+            )
+            .await;
+            let mut measured = Measurements::default();
+            measured.push(traced);
+            measured
+        }))
+    }
+}
 
 /// TTLs probed: a gateway endpoint answers at 1, a NAT at 2; the internet is further, and its
 /// first hops already say it is the internet.
@@ -222,6 +265,42 @@ mod tests {
             assert_eq!(t.outcome, outcome, "{compact}");
             assert_eq!(t.compact(), compact);
         }
+    }
+
+    #[test]
+    fn each_application_address_is_traced_once_per_run() {
+        let limits = crate::net::limits::Limits::unbounded();
+        let claims = crate::checks::slice::RunClaims::default();
+        let stage = AddressStage {
+            name: "s3.eu-west-1.amazonaws.com",
+            service: Service::S3,
+            ip: "192.0.2.7".parse().unwrap(),
+            port: 443,
+            class: AddressClass::ServiceRegion,
+            origin: AddressOrigin::Application,
+            budget: crate::net::Budget::new(Duration::from_secs(1), Duration::from_secs(1)),
+            limits: &limits,
+            claims: &claims,
+        };
+        // The VPC resolver's second opinion is not traced, and claims nothing.
+        let vpc = AddressStage {
+            origin: AddressOrigin::VpcResolver,
+            ..stage
+        };
+        assert!(HopsSlice.per_address(vpc).is_none());
+        assert!(HopsSlice.per_address(stage).is_some());
+        // Another name resolving to the same address and port: already traced.
+        let bucket = AddressStage {
+            name: "b.s3.eu-west-1.amazonaws.com",
+            ..stage
+        };
+        assert!(HopsSlice.per_address(bucket).is_none());
+        let other_port = AddressStage {
+            port: 8443,
+            ..bucket
+        };
+        assert!(HopsSlice.per_address(other_port).is_some());
+        assert!(!HopsSlice.named_by_deadline());
     }
 
     #[tokio::test]

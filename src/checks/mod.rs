@@ -12,11 +12,9 @@ pub mod dns;
 pub mod dynamodb;
 #[cfg(feature = "control-plane")]
 pub mod ec2;
-pub mod hops;
 pub mod host;
 pub mod identity;
 pub mod imds;
-pub mod proxy;
 #[cfg(feature = "control-plane")]
 pub mod reachability;
 pub mod region;
@@ -32,19 +30,34 @@ pub use vpce_probe_diagnosis::reading::{Check, control_plane, libc_search};
 /// Declares each slice's module and lists it in `SLICES` (its measurement, for the scheduler)
 /// and in `SLICE_RULES` (its rules, for diagnosis): one line per slice, `name => VALUE`, VALUE
 /// being the slice's unit struct, which implements the diagnosis crate's `SliceRules` there and
-/// `Slice` in its module here.
+/// `Slice` in its module here. The slices after the `;` are the checks whose rules were steps
+/// of diagnosis's stages before they were slices, and stay there (where they run decides the
+/// findings' order): they are in `SLICES` only, so that no rule runs twice.
 macro_rules! slices {
-    ($($module:ident => $slice:ident,)*) => {
+    (
+        $($module:ident => $slice:ident,)*
+        ;
+        $($staged_module:ident => $staged_slice:ident,)*
+    ) => {
         $(pub mod $module;)*
-        /// Every registered slice, in registration order: the order their stages start.
-        pub const SLICES: &[&dyn slice::Slice] = &[$(&$module::$slice,)*];
-        /// The same slices' finding rules, in the same order: the order they run in diagnosis.
+        $(pub mod $staged_module;)*
+        /// Every registered slice, in registration order: the order their stages start and
+        /// their records come in the report.
+        pub const SLICES: &[&dyn slice::Slice] =
+            &[$(&$module::$slice,)* $(&$staged_module::$staged_slice,)*];
+        /// The finding rules of the slices before the `;`, in the same order: the order they
+        /// run in diagnosis, after its stages' steps.
         pub const SLICE_RULES: &[&dyn slice::SliceRules] = &[$(&$module::$slice,)*];
     };
 }
 
 // The registry of slices: a new check is its module and one line here.
 slices! {
-    // module => its `impl Slice` (and, in the diagnosis crate, `impl SliceRules`)
+    // module => its `impl Slice` (and, in the diagnosis crate, `impl SliceRules`). The order
+    // is the order of their records in the report (after the TLS checks).
+    hops => HopsSlice,
     nacl => NaclSweepSlice,
+    ;
+    // Rules in diagnosis's stages (diagnose/mod.rs `HOST_STEPS`, `NAME_STEPS`).
+    proxy => ProxySlice,
 }

@@ -1,6 +1,11 @@
 //! Proxy: which service URLs each client would send through a proxy (rules in proxy_rules.rs),
 //! and, for those the SDK would proxy, whether the proxy can be reached and opens a CONNECT
 //! tunnel to the service.
+//!
+//! The CONNECT probe is a slice (checks/slice.rs): once per name the SDK would send through a
+//! proxy, as soon as the name is known (`Slice::per_name_start`), beside its DNS lookups. Its
+//! rules and records are its pure half, the diagnosis crate's reading/proxy.rs; they stay steps
+//! of diagnosis's stages (checks/mod.rs registers it so).
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -11,15 +16,50 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use url::Url;
 
 use super::dns::Resolvers;
+use super::slice::{NameMeasuring, NameStartStage, Slice};
 use crate::net::dns::query_in_order;
 use crate::net::limits::Limits;
 use crate::net::{millis, tcp};
 use crate::proxy_rules::{HttpClientKind, ProxyChoice, ProxyEnv};
-use crate::report::{ProxyOutcome, ProxyProbe, Service, TcpOutcome};
-// The proxy check's pure half (the decisions, its records) is the diagnosis crate's.
+use crate::report::{CheckKind, ProxyOutcome, ProxyProbe, Service, TcpOutcome};
+use crate::results::Measurements;
+// The proxy check's pure half (the decisions, its records, its rules) is the diagnosis crate's.
 pub use vpce_probe_diagnosis::reading::proxy::{
-    IMDS_TOKEN_PATH, ProxyEnvCheck, analyze, decision_for, is_probed,
+    IMDS_TOKEN_PATH, ProxyEnvCheck, ProxySlice, analyze, decision_for, is_probed,
 };
+
+impl Slice for ProxySlice {
+    fn kind(&self) -> CheckKind {
+        CheckKind::Proxy
+    }
+
+    /// A name whose URL the SDK sends through a proxy: CONNECT through it to the name.
+    fn per_name_start<'a>(&'a self, stage: NameStartStage<'a>) -> Option<NameMeasuring<'a>> {
+        let url = stage.socket.url(stage.name)?;
+        let choice = decision_for(stage.proxy_env, HttpClientKind::AwsSdkRust, url.as_str())
+            .and_then(|d| d.proxy.clone())?;
+        let (name, port, service) = (stage.name, stage.socket.port, stage.service);
+        Some(NameMeasuring {
+            id: format!("proxy/{}/{name}", choice.host),
+            subject: format!("{}:{}", choice.host, choice.port),
+            measuring: Box::pin(async move {
+                let probe = connect_probe(
+                    stage.proxy_vars,
+                    stage.resolvers,
+                    &choice,
+                    HttpClientKind::AwsSdkRust,
+                    (name, port, service),
+                    stage.budget.op(),
+                    stage.limits,
+                )
+                .await;
+                let mut measured = Measurements::default();
+                measured.push(probe);
+                measured
+            }),
+        })
+    }
+}
 
 /// The URL whose proxy decision says whether IMDS requests go through a proxy.
 pub fn imds_token_url(env: &crate::config::Environment) -> Option<Url> {
@@ -168,4 +208,51 @@ fn basic_auth(env: &ProxyEnv, variable: &str) -> Option<String> {
         decode(url.password().unwrap_or(""))
     );
     Some(base64::engine::general_purpose::STANDARD.encode(pair))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::endpoints::NameSocket;
+    use crate::net::Budget;
+
+    const NAME: &str = "s3.eu-west-1.amazonaws.com";
+
+    /// A probe per name the SDK sends through a proxy, named for the deadline as its finished
+    /// record is; none for a name NO_PROXY exempts.
+    #[test]
+    fn one_probe_per_name_the_sdk_proxies() {
+        let url = |name: &str| Url::parse(&format!("https://{name}/")).unwrap();
+        let vars = ProxyEnv::from_pairs([
+            ("HTTPS_PROXY", "http://10.0.2.10:3128"),
+            ("NO_PROXY", "dynamodb.eu-west-1.amazonaws.com"),
+        ]);
+        let exempt = "dynamodb.eu-west-1.amazonaws.com";
+        let proxy_env = analyze(&vars, &[url(NAME), url(exempt)], &[]);
+        let resolvers = Resolvers {
+            system: Err("not asked".into()),
+            vpc: Err("not asked".into()),
+            libc: None,
+        };
+        let limits = Limits::unbounded();
+        let stage = NameStartStage {
+            name: NAME,
+            service: Service::S3,
+            socket: NameSocket::default(),
+            proxy_vars: &vars,
+            proxy_env: &proxy_env,
+            resolvers: &resolvers,
+            budget: Budget::new(Duration::from_secs(1), Duration::from_secs(1)),
+            limits: &limits,
+        };
+        let started = ProxySlice.per_name_start(stage).unwrap();
+        assert_eq!(started.id, format!("proxy/10.0.2.10/{NAME}"));
+        assert_eq!(started.subject, "10.0.2.10:3128");
+        let not_proxied = NameStartStage {
+            name: exempt,
+            service: Service::Dynamodb,
+            ..stage
+        };
+        assert!(ProxySlice.per_name_start(not_proxied).is_none());
+    }
 }

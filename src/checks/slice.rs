@@ -6,13 +6,18 @@
 //! assembly turns into check records), and diagnosis runs its rules after the rules that span
 //! checks. Its evidence type and finding codes are the report crate's (the contract).
 
+use std::collections::BTreeSet;
 use std::future::Future;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
+use std::sync::Mutex;
 
+use super::dns::Resolvers;
+use crate::endpoints::NameSocket;
 use crate::net::Budget;
 use crate::net::limits::Limits;
-use crate::report::{AddressClass, AddressOrigin, CheckKind, HostFacts, Service};
+use crate::proxy_rules::ProxyEnv;
+use crate::report::{AddressClass, AddressOrigin, CheckKind, HostFacts, ProxyEnvEvidence, Service};
 use crate::results::Measurements;
 pub use vpce_probe_diagnosis::reading::SliceRules;
 
@@ -28,6 +33,43 @@ pub struct AddressStage<'a> {
     pub port: u16,
     pub class: AddressClass,
     pub origin: AddressOrigin,
+    pub budget: Budget,
+    pub limits: &'a Limits,
+    /// The run's claims: what a slice measures once per run, whichever name comes to it first.
+    pub claims: &'a RunClaims,
+}
+
+/// What the slices have claimed in this run, each by its kind and socket address: a slice that
+/// measures an address once per run (the hop check) claims it when a name's stage reaches it,
+/// and lets the names that reach it later pass.
+#[derive(Default)]
+pub struct RunClaims(Mutex<BTreeSet<(&'static str, SocketAddr)>>);
+
+impl RunClaims {
+    /// True the first time `kind` claims `addr` in this run, false after.
+    pub fn claim(&self, kind: CheckKind, addr: SocketAddr) -> bool {
+        match self.0.lock() {
+            Ok(mut claimed) => claimed.insert((kind.as_str(), addr)),
+            Err(poisoned) => poisoned.into_inner().insert((kind.as_str(), addr)),
+        }
+    }
+}
+
+/// One name the applications use, as soon as the run knows it: what a slice's measurement
+/// that needs no address starts from. It runs beside the name's DNS lookups (the proxy's
+/// CONNECT probe: the proxy resolves the name itself).
+#[derive(Clone, Copy)]
+pub struct NameStartStage<'a> {
+    pub name: &'a str,
+    pub service: Service,
+    /// Where the clients connect for the name: its port, and whether they speak TLS there.
+    pub socket: NameSocket,
+    /// The process's proxy variables as the run read them.
+    pub proxy_vars: &'a ProxyEnv,
+    /// What each client does with the proxy variables for the run's URLs (decided before any
+    /// name's pipeline starts).
+    pub proxy_env: &'a ProxyEnvEvidence,
+    pub resolvers: &'a Resolvers,
     pub budget: Budget,
     pub limits: &'a Limits,
 }
@@ -67,8 +109,19 @@ pub struct NameMeasuring<'a> {
 pub trait Slice: SliceRules {
     /// Its check kind: the deadline's record of an unfinished measurement says it.
     fn kind(&self) -> CheckKind;
+    /// Whether a deadline that cuts its measurement short lists it as unfinished (the hop
+    /// check, evidence for the path verdict only, never was: its unfinished traces are left
+    /// out).
+    fn named_by_deadline(&self) -> bool {
+        true
+    }
     /// Its measurement of one address, or None when the address is not its business.
     fn per_address<'a>(&'a self, _stage: AddressStage<'a>) -> Option<Measuring<'a>> {
+        None
+    }
+    /// Its measurement of one name as soon as the name is known (beside its DNS lookups), or
+    /// None when the name is not its business.
+    fn per_name_start<'a>(&'a self, _stage: NameStartStage<'a>) -> Option<NameMeasuring<'a>> {
         None
     }
     /// Its measurement of one name, once its addresses are known, or None when the name is

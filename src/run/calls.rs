@@ -243,7 +243,7 @@ impl NameCtx<'_> {
         // timeout, after the probe's own: the probe's answer is the measurement.
         let proxy_silent = site.proxy.is_some()
             && self.collector.with(|c| {
-                c.proxy_probes.iter().any(|p| {
+                c.measured.of::<ProxyProbe>().iter().any(|p| {
                     p.name == *host
                         && matches!(p.outcome, ProxyOutcome::Unreachable | ProxyOutcome::Timeout)
                 })
@@ -511,7 +511,8 @@ impl NameCtx<'_> {
         let addresses: Vec<String> = self.collector.with(|c| {
             let cp = c.control_plane.as_ref();
             let mut found: Vec<String> = c
-                .hops
+                .measured
+                .of::<HopTrace>()
                 .iter()
                 .filter(|h| h.service.is_some())
                 .filter_map(|h| h.first_responder().map(|(_, a)| a.to_string()))

@@ -2,7 +2,8 @@
 //! soon as what it needs is known (a name's TCP and TLS start when its DNS answers arrive),
 //! so a healthy run costs about its slowest chain, and a black-holed address one timeout.
 //!
-//! `names` holds one name's pipeline (DNS → TCP → TLS, NACL sweep, proxy CONNECT), `calls` the
+//! `names` holds one name's pipeline (DNS → TCP → TLS, the slices: proxy CONNECT, NACL sweep,
+//! hop check), `calls` the
 //! signed calls and the control-plane reads, `targets` what the configuration asks to probe.
 
 mod calls;
@@ -21,6 +22,7 @@ use crate::checks::app_resolve::{self, HostFiles};
 use crate::checks::dns::Resolvers;
 use crate::checks::imds::ImdsResult;
 use crate::checks::region::RegionCheck;
+use crate::checks::slice::RunClaims;
 use crate::checks::{Check, canary, hops, host, identity, imds, proxy, region};
 use crate::config::Config;
 use crate::diagnose::{self, Diagnosis};
@@ -43,6 +45,8 @@ use targets::{account_ddb_endpoint, build_resolvers, is_regional_name, unique_na
 struct Collector {
     results: Mutex<ProbeResults>,
     pending: pending::Pending,
+    /// What the slices measure once per run (checks/slice.rs `RunClaims`).
+    claims: RunClaims,
 }
 
 impl Collector {
@@ -208,7 +212,10 @@ async fn probe_all(
             );
             collector.with(|c| {
                 c.canary = Some(result);
-                c.hops.extend(trace);
+                // Kept with the service addresses' traces: the hop check's slice.
+                if let Some(trace) = trace {
+                    c.measured.push(trace);
+                }
             });
         }
     };
@@ -493,15 +500,11 @@ fn assemble(
     let mut tls = results.tls.clone();
     tls.sort_by(|a, b| (&a.name, &a.address).cmp(&(&b.name, &b.address)));
     checks.extend(tls.iter().map(Check::record));
-    let mut traces = results.hops.clone();
-    traces.sort_by(|a, b| {
-        (a.service.is_none(), &a.name, &a.address).cmp(&(b.service.is_none(), &b.name, &b.address))
-    });
-    checks.extend(traces.iter().map(Check::record));
-    // The slices' checks, whichever they are (checks/slice.rs), by kind then id, after the hop
-    // checks: where the NACL sweep's records have always been in the report.
-    checks.extend(results.measured.records());
-    checks.extend(results.proxy_probes.iter().map(Check::record));
+    // The slices' checks, whichever they are (checks/slice.rs), in their registration order
+    // (the hop checks, the NACL sweeps, the proxy CONNECT probes), each in its record order:
+    // where their records have always been in the report.
+    let slice_kinds: Vec<CheckKind> = crate::checks::SLICES.iter().map(|s| s.kind()).collect();
+    checks.extend(results.measured.records(&slice_kinds));
     if let Some(c) = &results.credentials {
         checks.push(c.record());
     }

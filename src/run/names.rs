@@ -1,6 +1,6 @@
 //! One service name's pipeline: DNS (the host's resolver, the VPC resolver, the applications'
-//! own resolution) → TCP → TLS per address, beside the hop check, the slices' per-name and
-//! per-address measurements (the NACL sweep is one) and the proxy CONNECT probe.
+//! own resolution) → TCP → TLS per address, beside the slices' measurements: at the name's
+//! start (the proxy CONNECT probe), per name (the NACL sweep) and per address (the hop check).
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -12,21 +12,21 @@ use ipnet::IpNet;
 use super::targets::vpc_cidrs;
 use super::{NameCtx, ProbeResults};
 use crate::checks::dns::{Classifier, Resolvers};
-use crate::checks::slice::{AddressStage, Measuring, NameStage};
-use crate::checks::{SLICES, dns, hops, proxy, tcp, tls};
+use crate::checks::slice::{AddressStage, Measuring, NameStage, NameStartStage};
+use crate::checks::{SLICES, dns, tcp, tls};
 use crate::checks::{app_resolve, libc_search};
 use crate::endpoints::NameSocket;
-use crate::proxy_rules::HttpClientKind;
 use crate::report::*;
 
 /// How many addresses of one name are connected to (S3 answers up to 8 per query).
 const MAX_ADDRESSES_PER_NAME: usize = 8;
 
 impl NameCtx<'_> {
-    /// DNS → (TCP → TLS per address) ∥ slices (the NACL sweep) ∥ proxy CONNECT, for one
-    /// service name. `regional`: a target's regional name (checks/slice.rs `NameStage`).
-    /// `counts_in_lookups`: a name known at the start, counted in `ALL_LOOKUPS` (the
-    /// account-based name, found later from IMDS, is not: its tables wait for it by name).
+    /// DNS → (TCP → TLS per address ∥ slices per name and address: NACL sweep, hop check) ∥
+    /// slices at the name's start (proxy CONNECT), for one service name. `regional`: a
+    /// target's regional name (checks/slice.rs `NameStage`). `counts_in_lookups`: a name known
+    /// at the start, counted in `ALL_LOOKUPS` (the account-based name, found later from IMDS,
+    /// is not: its tables wait for it by name).
     pub(super) async fn name_pipeline(
         &self,
         name: &str,
@@ -41,15 +41,16 @@ impl NameCtx<'_> {
             region: self.region,
             vpc_cidrs: &vpc_cidrs,
         };
-        // The name is ready for its calls when its connections and its proxy probe are done.
+        // The name is ready for its calls when its connections and the measurements that
+        // start with it (the proxy CONNECT probe) are done.
         let parts_left = std::sync::atomic::AtomicU8::new(2);
         let part_done = || {
             if parts_left.fetch_sub(1, std::sync::atomic::Ordering::AcqRel) == 1 {
                 self.ready.done(name);
             }
         };
-        let proxy_probe = async {
-            self.proxy_probe(name, service, socket).await;
+        let at_start = async {
+            self.slices_at_name_start(name, service, socket).await;
             part_done();
         };
         let dns_then_connect = async {
@@ -68,18 +69,16 @@ impl NameCtx<'_> {
                 .await;
                 part_done();
             };
-            let hop_checks = join_all(addresses.iter().map(|(ip, class, origin)| {
-                self.hop_check(name, service, socket, *ip, *class, *origin)
-            }));
             let named = self.slices_at_name(name, service, socket.port, &addresses, regional);
             let sliced = join_all(addresses.iter().map(|(ip, class, origin)| {
                 self.slices_at_address(name, service, socket, *ip, *class, *origin)
             }));
             // Polled in this order, they are scheduled in it: a run the deadline ends lists its
-            // unfinished TCP, then per-name (NACL), then per-address records.
-            tokio::join!(connects, named, hop_checks, sliced);
+            // unfinished TCP, then per-name (NACL), then per-address records (the hop check's
+            // are not listed: `Slice::named_by_deadline`).
+            tokio::join!(connects, named, sliced);
         };
-        tokio::join!(dns_then_connect, proxy_probe);
+        tokio::join!(dns_then_connect, at_start);
     }
 
     /// The name's lookups (the host's servers, the VPC resolver, systemd-resolved's stub and
@@ -179,7 +178,8 @@ impl NameCtx<'_> {
         };
         join_all(SLICES.iter().filter_map(|slice| {
             let started = slice.per_name(stage)?;
-            Some(self.keep_measured(slice.kind(), started.id, started.subject, started.measuring))
+            let kind = slice.named_by_deadline().then_some(slice.kind());
+            Some(self.keep_measured(kind, started.id, started.subject, started.measuring))
         }))
         .await;
     }
@@ -204,12 +204,13 @@ impl NameCtx<'_> {
             origin,
             budget: self.budget,
             limits: self.limits,
+            claims: &self.collector.claims,
         };
         join_all(SLICES.iter().filter_map(|slice| {
             let measuring = slice.per_address(stage)?;
             let kind = slice.kind();
             Some(self.keep_measured(
-                kind,
+                slice.named_by_deadline().then_some(kind),
                 format!("{}/{name}/{ip}", kind.as_str()),
                 format!("{ip}:{}", socket.port),
                 measuring,
@@ -218,15 +219,16 @@ impl NameCtx<'_> {
         .await;
     }
 
-    /// One slice's measurement: named by the deadline while it runs, kept when it finishes.
+    /// One slice's measurement: named by the deadline while it runs (as a check of `kind`;
+    /// None: not named), kept when it finishes.
     async fn keep_measured(
         &self,
-        kind: CheckKind,
+        kind: Option<CheckKind>,
         id: String,
         subject: String,
         measuring: Measuring<'_>,
     ) {
-        let _scheduled = self.collector.schedule(kind, id, subject);
+        let _scheduled = kind.map(|kind| self.collector.schedule(kind, id, subject));
         let measured = measuring.await;
         self.collector.with(|c| c.measured.extend(measured));
     }
@@ -292,34 +294,6 @@ impl NameCtx<'_> {
             },
         };
         self.collector.with(|c| c.tls.push(handshake));
-    }
-
-    /// The hop check of an address the applications connect to, once per address and port.
-    async fn hop_check(
-        &self,
-        name: &str,
-        service: Service,
-        socket: NameSocket,
-        ip: IpAddr,
-        class: AddressClass,
-        origin: AddressOrigin,
-    ) {
-        let addr = std::net::SocketAddr::new(ip, socket.port);
-        if origin != AddressOrigin::Application
-            || !self.collector.with(|c| c.hops_claimed.insert(addr))
-        {
-            return;
-        }
-        let trace = hops::trace(
-            name,
-            Some(service),
-            ip,
-            socket.port,
-            class,
-            self.budget.op(),
-        )
-        .await;
-        self.collector.with(|c| c.hops.push(trace));
     }
 
     /// A and AAAA of `name` in each resolv.conf search domain, through the host's servers, when
@@ -390,32 +364,25 @@ impl NameCtx<'_> {
         vec![a, aaaa]
     }
 
-    async fn proxy_probe(&self, name: &str, service: Service, socket: NameSocket) {
-        let Some(url) = socket.url(name) else {
-            return;
+    /// Every registered slice's measurement of one name as soon as it is known
+    /// (checks/slice.rs), beside its DNS lookups: the proxy CONNECT probe.
+    async fn slices_at_name_start(&self, name: &str, service: Service, socket: NameSocket) {
+        let stage = NameStartStage {
+            name,
+            service,
+            socket,
+            proxy_vars: &self.cfg.env.proxy,
+            proxy_env: self.proxy_env,
+            resolvers: self.resolvers,
+            budget: self.budget,
+            limits: self.limits,
         };
-        let Some(choice) =
-            proxy::decision_for(self.proxy_env, HttpClientKind::AwsSdkRust, url.as_str())
-                .and_then(|d| d.proxy.clone())
-        else {
-            return;
-        };
-        let _scheduled = self.collector.schedule(
-            CheckKind::Proxy,
-            format!("proxy/{}/{name}", choice.host),
-            format!("{}:{}", choice.host, choice.port),
-        );
-        let probe = proxy::connect_probe(
-            &self.cfg.env.proxy,
-            self.resolvers,
-            &choice,
-            HttpClientKind::AwsSdkRust,
-            (name, socket.port, service),
-            self.budget.op(),
-            self.limits,
-        )
+        join_all(SLICES.iter().filter_map(|slice| {
+            let started = slice.per_name_start(stage)?;
+            let kind = slice.named_by_deadline().then_some(slice.kind());
+            Some(self.keep_measured(kind, started.id, started.subject, started.measuring))
+        }))
         .await;
-        self.collector.with(|c| c.proxy_probes.push(probe));
     }
 }
 
@@ -524,7 +491,8 @@ pub(super) fn mark_vpc_addresses_private(results: &mut ProbeResults) {
             attempt.address_class = AddressClass::Private;
         }
     }
-    for trace in results.hops.iter_mut().filter(|t| t.service.is_some()) {
+    let traces = results.measured.of_mut::<HopTrace>();
+    for trace in traces.iter_mut().filter(|t| t.service.is_some()) {
         if matches!(
             trace.address_class,
             AddressClass::Outside | AddressClass::Unpublished

@@ -1,10 +1,10 @@
 //! What a run found: the checks' typed results, the input of diagnosis. Between the
 //! scheduler (run/), which fills it, and diagnosis, which reads it, so neither imports the other.
 //!
-//! The checks that came before slices have a field each; a slice's results (the NACL sweep's,
-//! and any new check's) go to `measured`, a collection keyed by their type and read by it
-//! (`measured.of::<NaclSweep>()`), so a new check adds no field here and no line to the
-//! report's assembly.
+//! The checks that came before slices have a field each; a slice's results (the hop check's,
+//! the NACL sweep's, the proxy CONNECT probe's, and any new check's) go to `measured`, a
+//! collection keyed by their type and read by it (`measured.of::<NaclSweep>()`), so a new check
+//! adds no field here and no line to the report's assembly.
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
@@ -44,13 +44,7 @@ pub struct ProbeResults {
     pub tcp: Vec<TcpAttempt>,
     pub tls: Vec<TlsHandshake>,
     pub proxy_env: Option<ProxyEnvEvidence>,
-    pub proxy_probes: Vec<ProxyProbe>,
     pub canary: Option<CanaryResult>,
-    /// The hop check of each service address (once per address and port, whichever name
-    /// resolved it first) and of the internet canary.
-    pub hops: Vec<HopTrace>,
-    /// The addresses whose hop check has started: each is traced once.
-    pub hops_claimed: std::collections::BTreeSet<SocketAddr>,
     pub credentials: Option<CredentialsEvidence>,
     pub calls: Vec<CallResult>,
     pub control_plane: Option<ControlPlane>,
@@ -63,7 +57,9 @@ pub struct ProbeResults {
     pub setup_errors: Vec<String>,
     pub deadline_hit: bool,
     /// The results of the checks that are slices (the probe's checks/slice.rs), each kept by
-    /// its type.
+    /// its type: the hop check's traces (`HopTrace`, each service address once, whichever name
+    /// resolved it first, and the internet canary's), the NACL sweeps (`NaclSweep`), the proxy
+    /// CONNECT probes (`ProxyProbe`).
     pub measured: Measurements,
 }
 
@@ -82,6 +78,7 @@ pub struct Measurements {
 trait Kept: Send {
     fn kind(&self) -> CheckKind;
     fn type_name(&self) -> &'static str;
+    /// Its records, in its check's record order (`Check::record_order`).
     fn records(&self) -> Vec<CheckRecord>;
     fn as_any(&self) -> &dyn Any;
     fn as_any_mut(&mut self) -> &mut dyn Any;
@@ -97,7 +94,10 @@ impl<T: Measured> Kept for Vec<T> {
         std::any::type_name::<T>()
     }
     fn records(&self) -> Vec<CheckRecord> {
-        self.iter().map(Check::record).collect()
+        let mut ordered: Vec<(Vec<String>, &T)> =
+            self.iter().map(|r| (r.record_order(), r)).collect();
+        ordered.sort_by(|a, b| a.0.cmp(&b.0));
+        ordered.into_iter().map(|(_, r)| r.record()).collect()
     }
     fn as_any(&self) -> &dyn Any {
         self
@@ -131,6 +131,20 @@ impl Measurements {
             .map_or(&[], Vec::as_slice)
     }
 
+    /// Every result of type `T`, to correct in place (the run reclassifies addresses once the
+    /// VPC's CIDRs are known).
+    pub fn of_mut<T: Measured>(&mut self) -> &mut [T] {
+        self.by_type
+            .get_mut(&TypeId::of::<T>())
+            .and_then(|kept| kept.as_any_mut().downcast_mut::<Vec<T>>())
+            .map_or(&mut [], Vec::as_mut_slice)
+    }
+
+    /// Replaces the results of type `T` by `results`.
+    pub fn set<T: Measured>(&mut self, results: Vec<T>) {
+        self.by_type.insert(TypeId::of::<T>(), Box::new(results));
+    }
+
     /// Moves every result of `other` here.
     pub fn extend(&mut self, other: Measurements) {
         for (id, list) in other.by_type {
@@ -144,19 +158,21 @@ impl Measurements {
     }
 
     /// Every result as a check record, in an order that does not depend on which finished
-    /// first: by check kind (the registry's order), then type, then record id.
-    pub fn records(&self) -> Vec<CheckRecord> {
-        let rank = |kind: CheckKind| CheckKind::ALL.iter().position(|k| *k == kind);
+    /// first: by check kind, the kinds in `order` first (the probe passes its slices'
+    /// registration order) and any other by the kinds' registry, then by type, then in each
+    /// check's record order (`Check::record_order`: its id unless the check says otherwise).
+    pub fn records(&self, order: &[CheckKind]) -> Vec<CheckRecord> {
+        let rank = |kind: CheckKind| {
+            let given = order.iter().position(|k| *k == kind);
+            (
+                given.is_none(),
+                given,
+                CheckKind::ALL.iter().position(|k| *k == kind),
+            )
+        };
         let mut lists: Vec<&dyn Kept> = self.by_type.values().map(|k| k.as_ref()).collect();
         lists.sort_by_key(|k| (rank(k.kind()), k.type_name()));
-        lists
-            .into_iter()
-            .flat_map(|list| {
-                let mut records = list.records();
-                records.sort_by(|a, b| a.id.cmp(&b.id));
-                records
-            })
-            .collect()
+        lists.into_iter().flat_map(|list| list.records()).collect()
     }
 }
 
@@ -232,8 +248,11 @@ mod tests {
         m.push(CanaryProbe::new("canary/1"));
         m.push(DnsProbe::new("dns/z"));
         m.push(DnsProbe::new("dns/a"));
-        let records: Vec<(CheckKind, String)> =
-            m.records().into_iter().map(|r| (r.check, r.id)).collect();
+        let records: Vec<(CheckKind, String)> = m
+            .records(&[])
+            .into_iter()
+            .map(|r| (r.check, r.id))
+            .collect();
         // Dns comes before Canary in the kinds' registry.
         assert_eq!(
             records,
@@ -242,6 +261,27 @@ mod tests {
                 (CheckKind::Dns, "dns/z".to_string()),
                 (CheckKind::Canary, "canary/1".to_string()),
             ]
+        );
+        // The order the probe gives (its slices' registration) comes before the registry's.
+        let kinds: Vec<CheckKind> = m
+            .records(&[CheckKind::Canary])
+            .into_iter()
+            .map(|r| r.check)
+            .collect();
+        assert_eq!(kinds, [CheckKind::Canary, CheckKind::Dns, CheckKind::Dns]);
+    }
+
+    #[test]
+    fn of_mut_corrects_in_place_and_set_replaces() {
+        let mut m = Measurements::default();
+        assert!(m.of_mut::<DnsProbe>().is_empty());
+        m.push(DnsProbe::new("a"));
+        m.of_mut::<DnsProbe>()[0] = DnsProbe::new("b");
+        assert_eq!(m.of::<DnsProbe>(), &[DnsProbe::new("b")]);
+        m.set(vec![DnsProbe::new("c"), DnsProbe::new("d")]);
+        assert_eq!(
+            m.of::<DnsProbe>(),
+            &[DnsProbe::new("c"), DnsProbe::new("d")]
         );
     }
 

@@ -172,7 +172,8 @@ pub(super) fn named_hop_lines(reading: &HopReading) -> Vec<String> {
 /// nothing answered at any TTL).
 pub(super) fn hop_reading(r: &ProbeResults, connected: &[&TcpAttempt]) -> Option<HopReading> {
     let traces: Vec<&HopTrace> = r
-        .hops
+        .measured
+        .of::<HopTrace>()
         .iter()
         .filter(|h| h.service.is_some())
         .filter(|h| {
@@ -203,7 +204,8 @@ pub(super) fn hop_reading(r: &ProbeResults, connected: &[&TcpAttempt]) -> Option
         .and_then(|(_, a)| a.parse::<IpAddr>().ok())
         .is_some_and(|ip| crate::ranges::is_private(ip) || vpc.iter().any(|n| n.contains(&ip)));
     let canary_first = r
-        .hops
+        .measured
+        .of::<HopTrace>()
         .iter()
         .find(|c| c.service.is_none())
         .and_then(|c| c.first_responder().map(|(_, a)| a.to_string()));
@@ -390,7 +392,8 @@ pub(super) fn hop_findings(r: &ProbeResults, exp: &Expectations, t: &TargetSpec,
         return;
     };
     let ids: Vec<String> = r
-        .hops
+        .measured
+        .of::<HopTrace>()
         .iter()
         .filter(|h| h.address == address && h.service.is_some())
         .map(Check::id)

@@ -170,7 +170,8 @@ pub(super) fn proxy_verdict(r: &ProbeResults, t: &TargetSpec) -> Option<PathVerd
         proxy.url_redacted, decision.explanation
     ));
     let tunnelled = r
-        .proxy_probes
+        .measured
+        .of::<ProxyProbe>()
         .iter()
         .any(|p| for_names(&p.name) && p.outcome == ProxyOutcome::Tunnelled);
     evidence.push(if tunnelled {

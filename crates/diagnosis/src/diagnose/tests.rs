@@ -1006,7 +1006,7 @@ fn hop_evidence_table() {
         ),
         (
             "hop 1: confirmed by the hop count",
-            |r| r.hops = vec![trace("52.218.1.1", Some(1), &[])],
+            |r| r.measured.set(vec![trace("52.218.1.1", Some(1), &[])]),
             PathKind::GatewayEndpoint,
             Confidence::Confirmed,
             Some(PathEvidence::HopCount),
@@ -1016,10 +1016,10 @@ fn hop_evidence_table() {
             "hop 1 with a NAT for the internet: still the endpoint",
             |r| {
                 r.canary.as_mut().unwrap().outcome = CanaryOutcome::Reachable;
-                r.hops = vec![
+                r.measured.set(vec![
                     trace("52.218.1.1", Some(1), &[]),
                     canary_trace(Some(2), &[Some("10.0.0.77")]),
-                ];
+                ]);
             },
             PathKind::GatewayEndpoint,
             Confidence::Confirmed,
@@ -1030,10 +1030,10 @@ fn hop_evidence_table() {
             "first hop the NAT that the canary takes too: internet",
             |r| {
                 r.canary.as_mut().unwrap().outcome = CanaryOutcome::Reachable;
-                r.hops = vec![
+                r.measured.set(vec![
                     trace("52.218.1.1", Some(2), &[Some("10.0.0.77")]),
                     canary_trace(Some(5), &[Some("10.0.0.77"), None, Some("52.93.1.1")]),
-                ];
+                ]);
             },
             PathKind::Internet,
             Confidence::Confirmed,
@@ -1042,7 +1042,10 @@ fn hop_evidence_table() {
         ),
         (
             "first hop a private appliance, no internet path: not direct, device named",
-            |r| r.hops = vec![trace("52.218.1.1", Some(2), &[Some("10.0.3.10")])],
+            |r| {
+                r.measured
+                    .set(vec![trace("52.218.1.1", Some(2), &[Some("10.0.3.10")])])
+            },
             PathKind::Unknown,
             Confidence::Unknown,
             None,
@@ -1051,11 +1054,11 @@ fn hop_evidence_table() {
         (
             "public hops: internet",
             |r| {
-                r.hops = vec![trace(
+                r.measured.set(vec![trace(
                     "52.218.1.1",
                     None,
                     &[Some("52.93.9.9"), Some("52.93.9.10")],
-                )]
+                )])
             },
             PathKind::Internet,
             Confidence::Confirmed,
@@ -1064,7 +1067,10 @@ fn hop_evidence_table() {
         ),
         (
             "ICMP filtered: answered at 3 after silence, never called direct",
-            |r| r.hops = vec![trace("52.218.1.1", Some(3), &[None, None])],
+            |r| {
+                r.measured
+                    .set(vec![trace("52.218.1.1", Some(3), &[None, None])])
+            },
             PathKind::Unknown,
             Confidence::Unknown,
             None,
@@ -1072,7 +1078,10 @@ fn hop_evidence_table() {
         ),
         (
             "nothing answered at any TTL: no hop evidence",
-            |r| r.hops = vec![trace("52.218.1.1", None, &[None, None, None])],
+            |r| {
+                r.measured
+                    .set(vec![trace("52.218.1.1", None, &[None, None, None])])
+            },
             PathKind::GatewayEndpoint,
             Confidence::Inferred,
             None,
@@ -1080,7 +1089,10 @@ fn hop_evidence_table() {
         ),
         (
             "a trace of another address says nothing of this one",
-            |r| r.hops = vec![trace("52.218.9.9", Some(2), &[Some("10.0.3.10")])],
+            |r| {
+                r.measured
+                    .set(vec![trace("52.218.9.9", Some(2), &[Some("10.0.3.10")])])
+            },
             PathKind::GatewayEndpoint,
             Confidence::Inferred,
             None,
@@ -1119,7 +1131,7 @@ fn hop_count_confirms_an_interface_endpoint() {
     r.tcp = vec![attempt];
     let mut t = trace("10.0.1.50", Some(1), &[]);
     t.address_class = AddressClass::Private;
-    r.hops = vec![t];
+    r.measured.set(vec![t]);
     let d = diagnose(&r, &e);
     let path = &d.targets[0].path;
     assert_eq!(path.kind, PathKind::InterfaceEndpoint);
@@ -1194,7 +1206,7 @@ fn a_directory_bucket_is_judged_by_its_hops_not_by_ranges_it_has_none_of() {
         "{:?}",
         d.targets[0].path.evidence
     );
-    r.hops = vec![express_trace(Some(1), &[])];
+    r.measured.set(vec![express_trace(Some(1), &[])]);
     let d = diagnose(&r, &e);
     assert_eq!(d.verdict.exit_code, 0, "{:?}", d.findings);
     assert_eq!(d.targets[0].path.kind, PathKind::GatewayEndpoint);
@@ -1202,10 +1214,10 @@ fn a_directory_bucket_is_judged_by_its_hops_not_by_ranges_it_has_none_of() {
     assert_eq!(d.targets[0].path.decided_by, Some(PathEvidence::HopCount));
     // A NAT gateway (the canary's first hop too) before the service: the internet.
     r.canary.as_mut().unwrap().outcome = CanaryOutcome::Reachable;
-    r.hops = vec![
+    r.measured.set(vec![
         express_trace(Some(2), &[Some("10.0.0.77")]),
         canary_trace(Some(5), &[Some("10.0.0.77"), None, Some("52.93.1.1")]),
-    ];
+    ]);
     let d = diagnose(&r, &e);
     assert_eq!(d.targets[0].path.kind, PathKind::Internet);
     assert!(
@@ -1253,10 +1265,10 @@ fn nat_gateway() -> NatGatewayFacts {
 /// The service's and the canary's traces both pass the private 10.0.0.137 first.
 fn through_private_nat(r: &mut ProbeResults) {
     r.canary.as_mut().unwrap().outcome = CanaryOutcome::Reachable;
-    r.hops = vec![
+    r.measured.set(vec![
         trace("52.218.1.1", Some(2), &[Some("10.0.0.137")]),
         canary_trace(Some(4), &[Some("10.0.0.137"), None, Some("52.93.1.1")]),
-    ];
+    ]);
 }
 
 fn path_finding(d: &Diagnosis) -> &Finding {
@@ -1325,7 +1337,8 @@ fn a_named_nat_gateway_without_the_route_table() {
     let (mut r, e) = healthy();
     through_private_nat(&mut r);
     r.canary.as_mut().unwrap().outcome = CanaryOutcome::Unreachable;
-    r.hops.truncate(1);
+    let first_trace = r.measured.of::<HopTrace>()[..1].to_vec();
+    r.measured.set(first_trace);
     r.control_plane = Some(ControlPlane {
         reads: vec![ok_read("ec2:DescribeNatGateways")],
         nat_gateways: vec![nat_gateway()],
@@ -1452,7 +1465,8 @@ fn every_proxy_finding_recommends_one_no_proxy_value_for_all_targets() {
 #[test]
 fn a_private_first_hop_no_nat_gateway_owns_is_named_by_its_network_interface() {
     let (mut r, e) = healthy();
-    r.hops = vec![trace("52.218.1.1", Some(2), &[Some("10.0.3.10")])];
+    r.measured
+        .set(vec![trace("52.218.1.1", Some(2), &[Some("10.0.3.10")])]);
     let mut cp = vpc_with_nat(&[], vec![]);
     if let Some(table) = cp.route_table.as_mut() {
         table.routes.retain(|r| r.destination_prefix_list.is_none());

@@ -37,6 +37,12 @@ pub trait Check {
     fn summary(&self) -> String;
     fn duration_ms(&self) -> u64;
     fn evidence(&self) -> Evidence;
+    /// Where its record comes among its check's records when a slice keeps them
+    /// (`Measurements::records`): compared element by element, its id unless the check keeps
+    /// another order.
+    fn record_order(&self) -> Vec<String> {
+        vec![self.id()]
+    }
 
     fn record(&self) -> CheckRecord {
         CheckRecord {

@@ -2,7 +2,8 @@
 //! proxy_rules), its finding rules (variables that contradict each other, a proxy value a
 //! client cannot use, the SDK's proxy and its CONNECT probe, and the NO_PROXY value every proxy
 //! finding recommends), and how the proxy evidence and a CONNECT probe read as report records.
-//! The CONNECT probe itself is the probe's checks/proxy.rs.
+//! The CONNECT probe and its moment are the probe's checks/proxy.rs, which implements the
+//! probe's `Slice` for the same `ProxySlice`.
 
 use url::Url;
 
@@ -14,7 +15,10 @@ use crate::report::*;
 use crate::results::{ProbeResults, TargetSpec};
 
 /// The proxy check's rules (the environment's decisions and the CONNECT probes, both of kind
-/// `proxy`): one about the host, one about each name of a target.
+/// `proxy`): one about the host, one about each name of a target. They are steps of
+/// diagnosis's stages, where they always ran (registered as a slice they would run after the
+/// rules that follow them there, and change the findings' order); the CONNECT probe's moment is
+/// the probe's half.
 pub struct ProxySlice;
 
 impl SliceRules for ProxySlice {
@@ -181,7 +185,8 @@ fn proxy_in_path_findings(
         );
         // A proxy that was not tried (SOCKS) is neither reachable nor unreachable.
         for probe in r
-            .proxy_probes
+            .measured
+            .of::<ProxyProbe>()
             .iter()
             .filter(|p| p.name == name && is_probed(&p.proxy))
         {
