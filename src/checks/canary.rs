@@ -5,6 +5,12 @@
 //! In a private subnet its healthy answer is silence, so it is not given the full `--timeout`:
 //! `connect_timeout` is the run's `--silence-timeout`, and a canary that connects later (an
 //! internet path with a longer round trip) is reported unreachable. The evidence keeps the bound.
+//!
+//! A slice (checks/slice.rs): once per run, as the run starts, beside everything else, with its
+//! own hop trace (kept with the hop check's: what the service addresses' first hops are
+//! compared with). Its record comes last in the report. It has no finding rule of its own: the
+//! path verdicts and the hop rule read it (the diagnosis crate's diagnose/); its `Check` impl is
+//! its pure half, the diagnosis crate's reading/canary.rs.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -13,10 +19,52 @@ use futures_util::future::join_all;
 use hickory_resolver::proto::rr::RecordType;
 
 use super::dns::Resolvers;
+use super::hops;
+use super::slice::{NamedMeasuring, RecordsAt, RunStage, Slice};
 use crate::net::dns::query_in_order;
 use crate::net::limits::Limits;
 use crate::net::{millis, tcp};
-use crate::report::{CanaryOutcome, CanaryResult, TcpOutcome};
+use crate::report::{
+    AddressClass, CanaryOutcome, CanaryResult, CheckKind, HopTrace, TcpOutcome,
+};
+use crate::results::Measurements;
+/// The canary's slice: its record is the diagnosis crate's, its moment is here.
+pub use vpce_probe_diagnosis::reading::canary::CanarySlice;
+
+impl Slice for CanarySlice {
+    fn kind(&self) -> CheckKind {
+        CheckKind::Canary
+    }
+
+    /// After Reachability Analyzer's, where the report always had it.
+    fn records_at(&self) -> RecordsAt {
+        RecordsAt::Last
+    }
+
+    /// The canary and its hop trace, unless `--internet-canary` is off.
+    fn per_run<'a>(&'a self, stage: RunStage<'a>) -> Option<NamedMeasuring<'a>> {
+        let (host, port) = stage.internet_canary?;
+        // Its healthy answer is silence: the short bound, not the whole timeout, for its hop
+        // trace too (in a private subnet nothing on the way answers either).
+        let bound = stage.silence_timeout.min(stage.budget.op());
+        Some(NamedMeasuring {
+            id: "canary".into(),
+            subject: format!("{host}:{port}"),
+            measuring: Box::pin(async move {
+                let (result, trace) = tokio::join!(
+                    probe(stage.resolvers, host, port, bound, stage.limits),
+                    hop_trace(stage.resolvers, host, port, bound)
+                );
+                let mut measured = Measurements::default();
+                measured.push(result);
+                if let Some(trace) = trace {
+                    measured.push(trace);
+                }
+                measured
+            }),
+        })
+    }
+}
 
 pub async fn probe(
     resolvers: &Resolvers,
@@ -68,4 +116,26 @@ pub async fn probe(
         connect_ms: millis(started.elapsed()),
         connect_timeout_ms: Some(millis(connect_timeout)),
     }
+}
+
+/// The canary's first address (`host` an IP, or resolved through the host's resolver), traced
+/// like a service address. None when it does not resolve.
+pub async fn hop_trace(
+    resolvers: &Resolvers,
+    host: &str,
+    port: u16,
+    budget: Duration,
+) -> Option<HopTrace> {
+    let ip = match host.parse::<IpAddr>() {
+        Ok(ip) => ip,
+        Err(_) => match &resolvers.system {
+            Ok(servers) => *query_in_order(servers, host, RecordType::A)
+                .await
+                .addresses
+                .first()?,
+            Err(_) => return None,
+        },
+    };
+    let target = format!("{host}:{port}");
+    Some(hops::trace(&target, None, ip, port, AddressClass::Outside, budget).await)
 }

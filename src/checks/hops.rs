@@ -6,8 +6,9 @@
 //!
 //! A slice (checks/slice.rs): per address the applications connect to, each address and port
 //! traced once per run, for whichever name resolved it first; the internet canary's trace is
-//! made beside the canary (run/mod.rs) and kept with these. Its record is its pure half, the
-//! diagnosis crate's reading/hops.rs; its reading and finding span checks (diagnose/hops.rs).
+//! made by the canary's slice (checks/canary.rs) and kept with these. Its record is its pure
+//! half, the diagnosis crate's reading/hops.rs; its reading and finding span checks
+//! (diagnose/hops.rs).
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -15,11 +16,8 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
-use hickory_resolver::proto::rr::RecordType;
 
-use super::dns::Resolvers;
 use super::slice::{AddressStage, Measuring, Slice};
-use crate::net::dns::query_in_order;
 use crate::net::hops::{self, Answer};
 use crate::net::millis;
 use crate::report::{
@@ -90,28 +88,6 @@ pub async fn trace(
     trace.address_class = class;
     trace.duration_ms = millis(started.elapsed());
     trace
-}
-
-/// The internet canary's first address (`host` an IP, or resolved through the host's
-/// resolver), traced like a service address. None when it does not resolve.
-pub async fn canary(
-    resolvers: &Resolvers,
-    host: &str,
-    port: u16,
-    budget: Duration,
-) -> Option<HopTrace> {
-    let ip = match host.parse::<IpAddr>() {
-        Ok(ip) => ip,
-        Err(_) => match &resolvers.system {
-            Ok(servers) => *query_in_order(servers, host, RecordType::A)
-                .await
-                .addresses
-                .first()?,
-            Err(_) => return None,
-        },
-    };
-    let target = format!("{host}:{port}");
-    Some(trace(&target, None, ip, port, AddressClass::Outside, budget).await)
 }
 
 /// Every TTL at once; returns when the lowest TTL that reached the address is known and every

@@ -7,7 +7,6 @@
 
 pub mod app_resolve;
 pub mod calls;
-pub mod canary;
 pub mod dns;
 pub mod dynamodb;
 #[cfg(feature = "control-plane")]
@@ -54,9 +53,11 @@ macro_rules! slices {
 // The registry of slices: a new check is its module and one line here.
 slices! {
     // module => its `impl Slice` (and, in the diagnosis crate, `impl SliceRules`). The order
-    // is the order of their records in the report (after the TLS checks).
+    // is the order of their records in the report, in the place each declares
+    // (`Slice::records_at`: after the TLS checks, or last).
     hops => HopsSlice,
     nacl => NaclSweepSlice,
+    canary => CanarySlice,
     ;
     // Rules in diagnosis's stages (diagnose/mod.rs `HOST_STEPS`, `NAME_STEPS`).
     proxy => ProxySlice,

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 
-use super::slice::{NameMeasuring, NameStage, Slice};
+use super::slice::{NamedMeasuring, NameStage, Slice};
 use crate::net::limits::Limits;
 use crate::net::{millis, tcp};
 use crate::report::{
@@ -26,12 +26,12 @@ impl Slice for NaclSweepSlice {
         CheckKind::Nacl
     }
 
-    fn per_name<'a>(&'a self, stage: NameStage<'a>) -> Option<NameMeasuring<'a>> {
+    fn per_name<'a>(&'a self, stage: NameStage<'a>) -> Option<NamedMeasuring<'a>> {
         let ip = sweep_address(&stage)?;
         let (service, port) = (stage.service, stage.port);
         let kernel = stage.host.ephemeral_ports;
         let (timeout, limits) = (stage.budget.op(), stage.limits);
-        Some(NameMeasuring {
+        Some(NamedMeasuring {
             id: format!("nacl/{}/{ip}", service.as_str()),
             subject: format!("{ip}:{port}"),
             measuring: Box::pin(async move {

@@ -16,7 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use url::Url;
 
 use super::dns::Resolvers;
-use super::slice::{NameMeasuring, NameStartStage, Slice};
+use super::slice::{NamedMeasuring, NameStartStage, Slice};
 use crate::net::dns::query_in_order;
 use crate::net::limits::Limits;
 use crate::net::{millis, tcp};
@@ -34,12 +34,12 @@ impl Slice for ProxySlice {
     }
 
     /// A name whose URL the SDK sends through a proxy: CONNECT through it to the name.
-    fn per_name_start<'a>(&'a self, stage: NameStartStage<'a>) -> Option<NameMeasuring<'a>> {
+    fn per_name_start<'a>(&'a self, stage: NameStartStage<'a>) -> Option<NamedMeasuring<'a>> {
         let url = stage.socket.url(stage.name)?;
         let choice = decision_for(stage.proxy_env, HttpClientKind::AwsSdkRust, url.as_str())
             .and_then(|d| d.proxy.clone())?;
         let (name, port, service) = (stage.name, stage.socket.port, stage.service);
-        Some(NameMeasuring {
+        Some(NamedMeasuring {
             id: format!("proxy/{}/{name}", choice.host),
             subject: format!("{}:{}", choice.host, choice.port),
             measuring: Box::pin(async move {

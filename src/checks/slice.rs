@@ -3,14 +3,16 @@
 //! same name, `SliceRules` and `Check`), both halves on one unit struct registered by one line
 //! in `checks::slices!` (checks/mod.rs). The scheduler runs every registered slice at the
 //! stages it asks for, keeps what it measured in `ProbeResults::measured` (which the report's
-//! assembly turns into check records), and diagnosis runs its rules after the rules that span
-//! checks. Its evidence type and finding codes are the report crate's (the contract).
+//! assembly turns into check records, where the slice places them: `Slice::records_at`), and
+//! diagnosis runs its rules after the rules that span checks. Its evidence type and finding
+//! codes are the report crate's (the contract).
 
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use super::dns::Resolvers;
 use crate::endpoints::NameSocket;
@@ -20,6 +22,19 @@ use crate::proxy_rules::ProxyEnv;
 use crate::report::{AddressClass, AddressOrigin, CheckKind, HostFacts, ProxyEnvEvidence, Service};
 use crate::results::Measurements;
 pub use vpce_probe_diagnosis::reading::SliceRules;
+
+/// The run, as it starts: what a slice's once-per-run measurement starts from. It runs beside
+/// everything else (IMDS, the names' pipelines, the signed calls), and nothing waits for it.
+#[derive(Clone, Copy)]
+pub struct RunStage<'a> {
+    /// `--internet-canary`'s host and port (None: turned off).
+    pub internet_canary: Option<(&'a str, u16)>,
+    /// The connect wait of the checks whose healthy answer is silence (`--silence-timeout`).
+    pub silence_timeout: Duration,
+    pub resolvers: &'a Resolvers,
+    pub budget: Budget,
+    pub limits: &'a Limits,
+}
 
 /// One address a name's applications connect to, as DNS (or the hosts file) gave it: what a
 /// slice's per-address measurement starts from. It runs beside the address's TCP, TLS and hop
@@ -96,12 +111,25 @@ pub struct NameStage<'a> {
 /// A slice's measurement under way: what it measured, kept when it finishes.
 pub type Measuring<'a> = Pin<Box<dyn Future<Output = Measurements> + Send + 'a>>;
 
-/// A per-name measurement under way, with the id and subject of the record the deadline makes
-/// of it if it does not finish (a per-name check has no address to name it by for it).
-pub struct NameMeasuring<'a> {
+/// A per-run or per-name measurement under way, with the id and subject of the record the
+/// deadline makes of it if it does not finish (it has no address to name it by for it).
+pub struct NamedMeasuring<'a> {
     pub id: String,
     pub subject: String,
     pub measuring: Measuring<'a>,
+}
+
+/// Where a slice's records come in the report, among those of the run's spine (the records'
+/// order is part of the report's contract). Within a place, the slices' registration order,
+/// then each check's record order (`Check::record_order`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordsAt {
+    /// After the TLS checks, with the names' own records: the per-name and per-address
+    /// slices' place.
+    AfterConnections,
+    /// Last, after the control plane's and Reachability Analyzer's records (before those the
+    /// deadline cut short): the once-per-run internet canary's place.
+    Last,
 }
 
 /// What a slice declares about its measurement; everything has a default, so a slice says only
@@ -115,18 +143,26 @@ pub trait Slice: SliceRules {
     fn named_by_deadline(&self) -> bool {
         true
     }
+    /// Where its records come in the report (a kind's place is that of its first slice).
+    fn records_at(&self) -> RecordsAt {
+        RecordsAt::AfterConnections
+    }
+    /// Its measurement once per run, as the run starts, or None when it is not to run.
+    fn per_run<'a>(&'a self, _stage: RunStage<'a>) -> Option<NamedMeasuring<'a>> {
+        None
+    }
     /// Its measurement of one address, or None when the address is not its business.
     fn per_address<'a>(&'a self, _stage: AddressStage<'a>) -> Option<Measuring<'a>> {
         None
     }
     /// Its measurement of one name as soon as the name is known (beside its DNS lookups), or
     /// None when the name is not its business.
-    fn per_name_start<'a>(&'a self, _stage: NameStartStage<'a>) -> Option<NameMeasuring<'a>> {
+    fn per_name_start<'a>(&'a self, _stage: NameStartStage<'a>) -> Option<NamedMeasuring<'a>> {
         None
     }
     /// Its measurement of one name, once its addresses are known, or None when the name is
     /// not its business.
-    fn per_name<'a>(&'a self, _stage: NameStage<'a>) -> Option<NameMeasuring<'a>> {
+    fn per_name<'a>(&'a self, _stage: NameStage<'a>) -> Option<NamedMeasuring<'a>> {
         None
     }
 }

@@ -22,8 +22,8 @@ use crate::checks::app_resolve::{self, HostFiles};
 use crate::checks::dns::Resolvers;
 use crate::checks::imds::ImdsResult;
 use crate::checks::region::RegionCheck;
-use crate::checks::slice::RunClaims;
-use crate::checks::{Check, canary, hops, host, identity, imds, proxy, region};
+use crate::checks::slice::{Measuring, RecordsAt, RunClaims, RunStage};
+use crate::checks::{Check, SLICES, host, identity, imds, proxy, region};
 use crate::config::Config;
 use crate::diagnose::{self, Diagnosis};
 use crate::endpoints::SdkSettings;
@@ -65,6 +65,31 @@ impl Collector {
         subject: impl Into<String>,
     ) -> pending::Scheduled<'_> {
         self.pending.schedule(kind, id, subject)
+    }
+
+    /// One slice's measurement: named by the deadline while it runs (as a check of `kind`;
+    /// None: not named), kept when it finishes.
+    async fn keep_measured(
+        &self,
+        kind: Option<CheckKind>,
+        id: String,
+        subject: String,
+        measuring: Measuring<'_>,
+    ) {
+        let _scheduled = kind.map(|kind| self.schedule(kind, id, subject));
+        let measured = measuring.await;
+        self.with(|c| c.measured.extend(measured));
+    }
+
+    /// Every registered slice's measurement once per run (checks/slice.rs `Slice::per_run`),
+    /// each kept when it finishes and named by the deadline if it does not.
+    async fn slices_per_run(&self, stage: RunStage<'_>) {
+        join_all(SLICES.iter().filter_map(|slice| {
+            let started = slice.per_run(stage)?;
+            let kind = slice.named_by_deadline().then_some(slice.kind());
+            Some(self.keep_measured(kind, started.id, started.subject, started.measuring))
+        }))
+        .await;
     }
 }
 
@@ -199,26 +224,14 @@ async fn probe_all(
         });
     };
 
-    let canary_task = async {
-        if let Some((host, port)) = &cfg.internet_canary {
-            let _scheduled =
-                collector.schedule(CheckKind::Canary, "canary", format!("{host}:{port}"));
-            // Its healthy answer is silence: the short bound, not the whole timeout, for its
-            // hop trace too (in a private subnet nothing on the way answers either).
-            let bound = cfg.silence_timeout.min(budget.op());
-            let (result, trace) = tokio::join!(
-                canary::probe(&resolvers, host, *port, bound, limits),
-                hops::canary(&resolvers, host, *port, bound)
-            );
-            collector.with(|c| {
-                c.canary = Some(result);
-                // Kept with the service addresses' traces: the hop check's slice.
-                if let Some(trace) = trace {
-                    c.measured.push(trace);
-                }
-            });
-        }
-    };
+    // The slices measured once per run (the internet canary), beside everything else.
+    let per_run = collector.slices_per_run(RunStage {
+        internet_canary: cfg.internet_canary.as_ref().map(|(h, p)| (h.as_str(), *p)),
+        silence_timeout: cfg.silence_timeout,
+        resolvers: &resolvers,
+        budget,
+        limits,
+    });
     let setup = Setup {
         cfg,
         budget,
@@ -231,7 +244,7 @@ async fn probe_all(
         imds: &imds_once,
         sdk_settings,
     };
-    tokio::join!(imds_task, canary_task, probe_services(&setup));
+    tokio::join!(imds_task, per_run, probe_services(&setup));
 }
 
 /// The SDK's region and settings, then (with a region) every name's pipeline and the signed
@@ -500,11 +513,9 @@ fn assemble(
     let mut tls = results.tls.clone();
     tls.sort_by(|a, b| (&a.name, &a.address).cmp(&(&b.name, &b.address)));
     checks.extend(tls.iter().map(Check::record));
-    // The slices' checks, whichever they are (checks/slice.rs), in their registration order
-    // (the hop checks, the NACL sweeps, the proxy CONNECT probes), each in its record order:
-    // where their records have always been in the report.
-    let slice_kinds: Vec<CheckKind> = crate::checks::SLICES.iter().map(|s| s.kind()).collect();
-    checks.extend(results.measured.records(&slice_kinds));
+    // The slices' checks placed with the connections (the hop checks, the NACL sweeps, the
+    // proxy CONNECT probes): where their records have always been in the report.
+    checks.extend(slice_records(&results, RecordsAt::AfterConnections));
     if let Some(c) = &results.credentials {
         checks.push(c.record());
     }
@@ -513,9 +524,8 @@ fn assemble(
         checks.push(cp.record());
     }
     checks.extend(results.reachability.iter().map(Check::record));
-    if let Some(c) = &results.canary {
-        checks.push(c.record());
-    }
+    // The slices' checks placed last (the internet canary).
+    checks.extend(slice_records(&results, RecordsAt::Last));
     let finished = started_wall + elapsed;
     Report {
         schema_version: SCHEMA_VERSION.into(),
@@ -541,4 +551,20 @@ fn assemble(
         findings: diagnosis.findings,
         verdict: diagnosis.verdict,
     }
+}
+
+/// The records of the slices' checks placed `at` (checks/slice.rs `Slice::records_at`), in the
+/// slices' registration order, each check's in its record order. A kind no slice declares
+/// (none today) comes with the connections, the default place.
+fn slice_records(results: &ProbeResults, at: RecordsAt) -> Vec<CheckRecord> {
+    let order: Vec<CheckKind> = SLICES.iter().map(|s| s.kind()).collect();
+    let place = |kind: CheckKind| {
+        SLICES
+            .iter()
+            .find(|s| s.kind() == kind)
+            .map_or(RecordsAt::AfterConnections, |s| s.records_at())
+    };
+    results
+        .measured
+        .records_where(&order, |kind| place(kind) == at)
 }

@@ -12,7 +12,7 @@ use ipnet::IpNet;
 use super::targets::vpc_cidrs;
 use super::{NameCtx, ProbeResults};
 use crate::checks::dns::{Classifier, Resolvers};
-use crate::checks::slice::{AddressStage, Measuring, NameStage, NameStartStage};
+use crate::checks::slice::{AddressStage, NameStage, NameStartStage};
 use crate::checks::{SLICES, dns, tcp, tls};
 use crate::checks::{app_resolve, libc_search};
 use crate::endpoints::NameSocket;
@@ -179,7 +179,10 @@ impl NameCtx<'_> {
         join_all(SLICES.iter().filter_map(|slice| {
             let started = slice.per_name(stage)?;
             let kind = slice.named_by_deadline().then_some(slice.kind());
-            Some(self.keep_measured(kind, started.id, started.subject, started.measuring))
+            Some(
+                self.collector
+                    .keep_measured(kind, started.id, started.subject, started.measuring),
+            )
         }))
         .await;
     }
@@ -209,7 +212,7 @@ impl NameCtx<'_> {
         join_all(SLICES.iter().filter_map(|slice| {
             let measuring = slice.per_address(stage)?;
             let kind = slice.kind();
-            Some(self.keep_measured(
+            Some(self.collector.keep_measured(
                 slice.named_by_deadline().then_some(kind),
                 format!("{}/{name}/{ip}", kind.as_str()),
                 format!("{ip}:{}", socket.port),
@@ -217,20 +220,6 @@ impl NameCtx<'_> {
             ))
         }))
         .await;
-    }
-
-    /// One slice's measurement: named by the deadline while it runs (as a check of `kind`;
-    /// None: not named), kept when it finishes.
-    async fn keep_measured(
-        &self,
-        kind: Option<CheckKind>,
-        id: String,
-        subject: String,
-        measuring: Measuring<'_>,
-    ) {
-        let _scheduled = kind.map(|kind| self.collector.schedule(kind, id, subject));
-        let measured = measuring.await;
-        self.collector.with(|c| c.measured.extend(measured));
     }
 
     async fn connect_and_handshake(
@@ -380,7 +369,10 @@ impl NameCtx<'_> {
         join_all(SLICES.iter().filter_map(|slice| {
             let started = slice.per_name_start(stage)?;
             let kind = slice.named_by_deadline().then_some(slice.kind());
-            Some(self.keep_measured(kind, started.id, started.subject, started.measuring))
+            Some(
+                self.collector
+                    .keep_measured(kind, started.id, started.subject, started.measuring),
+            )
         }))
         .await;
     }

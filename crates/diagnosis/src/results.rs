@@ -1,10 +1,10 @@
 //! What a run found: the checks' typed results, the input of diagnosis. Between the
 //! scheduler (run/), which fills it, and diagnosis, which reads it, so neither imports the other.
 //!
-//! The checks that came before slices have a field each; a slice's results (the hop check's,
-//! the NACL sweep's, the proxy CONNECT probe's, and any new check's) go to `measured`, a
-//! collection keyed by their type and read by it (`measured.of::<NaclSweep>()`), so a new check
-//! adds no field here and no line to the report's assembly.
+//! The checks of the run's spine have a field each; a slice's results (the hop check's, the
+//! NACL sweep's, the proxy CONNECT probe's, the internet canary's, and any new check's) go to
+//! `measured`, a collection keyed by their type and read by it (`measured.of::<NaclSweep>()`),
+//! so a new check adds no field here and no line to the report's assembly.
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
@@ -44,7 +44,6 @@ pub struct ProbeResults {
     pub tcp: Vec<TcpAttempt>,
     pub tls: Vec<TlsHandshake>,
     pub proxy_env: Option<ProxyEnvEvidence>,
-    pub canary: Option<CanaryResult>,
     pub credentials: Option<CredentialsEvidence>,
     pub calls: Vec<CallResult>,
     pub control_plane: Option<ControlPlane>,
@@ -59,7 +58,7 @@ pub struct ProbeResults {
     /// The results of the checks that are slices (the probe's checks/slice.rs), each kept by
     /// its type: the hop check's traces (`HopTrace`, each service address once, whichever name
     /// resolved it first, and the internet canary's), the NACL sweeps (`NaclSweep`), the proxy
-    /// CONNECT probes (`ProxyProbe`).
+    /// CONNECT probes (`ProxyProbe`), the internet canary (`CanaryResult`, once per run).
     pub measured: Measurements,
 }
 
@@ -162,6 +161,17 @@ impl Measurements {
     /// registration order) and any other by the kinds' registry, then by type, then in each
     /// check's record order (`Check::record_order`: its id unless the check says otherwise).
     pub fn records(&self, order: &[CheckKind]) -> Vec<CheckRecord> {
+        self.records_where(order, |_| true)
+    }
+
+    /// The records of the kinds `placed_here` accepts, in the order of `records`: the report's
+    /// assembly places each slice's records where the slice says (checks/slice.rs
+    /// `Slice::records_at`), one call per place.
+    pub fn records_where(
+        &self,
+        order: &[CheckKind],
+        placed_here: impl Fn(CheckKind) -> bool,
+    ) -> Vec<CheckRecord> {
         let rank = |kind: CheckKind| {
             let given = order.iter().position(|k| *k == kind);
             (
@@ -170,7 +180,12 @@ impl Measurements {
                 CheckKind::ALL.iter().position(|k| *k == kind),
             )
         };
-        let mut lists: Vec<&dyn Kept> = self.by_type.values().map(|k| k.as_ref()).collect();
+        let mut lists: Vec<&dyn Kept> = self
+            .by_type
+            .values()
+            .map(|k| k.as_ref())
+            .filter(|k| placed_here(k.kind()))
+            .collect();
         lists.sort_by_key(|k| (rank(k.kind()), k.type_name()));
         lists.into_iter().flat_map(|list| list.records()).collect()
     }
@@ -269,6 +284,23 @@ mod tests {
             .map(|r| r.check)
             .collect();
         assert_eq!(kinds, [CheckKind::Canary, CheckKind::Dns, CheckKind::Dns]);
+    }
+
+    #[test]
+    fn records_where_keeps_the_kinds_placed_there_in_the_same_order() {
+        let mut m = Measurements::default();
+        m.push(CanaryProbe::new("canary/1"));
+        m.push(DnsProbe::new("dns/z"));
+        m.push(DnsProbe::new("dns/a"));
+        let ids = |placed: fn(CheckKind) -> bool| -> Vec<String> {
+            m.records_where(&[CheckKind::Canary], placed)
+                .into_iter()
+                .map(|r| r.id)
+                .collect()
+        };
+        assert_eq!(ids(|k| k != CheckKind::Canary), ["dns/a", "dns/z"]);
+        assert_eq!(ids(|k| k == CheckKind::Canary), ["canary/1"]);
+        assert_eq!(ids(|_| true), ["canary/1", "dns/a", "dns/z"]);
     }
 
     #[test]

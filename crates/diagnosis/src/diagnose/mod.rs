@@ -142,7 +142,7 @@ fn target_reports(
     slices: &[&dyn SliceRules],
     f: &mut Findings,
 ) -> Vec<TargetReport> {
-    let canary = r.canary.as_ref().map(|c| c.outcome);
+    let canary = crate::reading::canary::canary_outcome(r);
     let mut targets = Vec::new();
     for t in &r.targets {
         diagnose_target(r, exp, slices, t, f);

@@ -29,7 +29,7 @@ fn tcp(address: &str, outcome: TcpOutcome) -> TcpAttempt {
 /// A healthy instance in eu-west-1 probing one bucket through the regional name only.
 fn healthy() -> (ProbeResults, Expectations) {
     let in_range = [("52.218.1.1", AddressClass::ServiceRegion)];
-    let results = ProbeResults {
+    let mut results = ProbeResults {
         instance: Some(InstanceFacts {
             region: Some("eu-west-1".into()),
             vpc_cidrs: vec!["10.0.0.0/16".into()],
@@ -66,14 +66,6 @@ fn healthy() -> (ProbeResults, Expectations) {
             lookup(ResolverKind::Vpc, "AAAA", DnsOutcome::NoData, &[]),
         ],
         tcp: vec![tcp("52.218.1.1", TcpOutcome::Connected)],
-        canary: Some(CanaryResult {
-            target: "checkip.amazonaws.com:443".into(),
-            addresses: vec![],
-            outcome: CanaryOutcome::Unreachable,
-            error: None,
-            connect_ms: 1,
-            connect_timeout_ms: Some(200),
-        }),
         proxy_env: Some(crate::reading::proxy::analyze(
             &ProxyEnv::default(),
             &[],
@@ -90,6 +82,14 @@ fn healthy() -> (ProbeResults, Expectations) {
         },
         ..ProbeResults::default()
     };
+    results.measured.push(CanaryResult {
+        target: "checkip.amazonaws.com:443".into(),
+        addresses: vec![],
+        outcome: CanaryOutcome::Unreachable,
+        error: None,
+        connect_ms: 1,
+        connect_timeout_ms: Some(200),
+    });
     let exp = Expectations {
         expect_path: ExpectPath::Gateway,
         expect_issuers: vec!["Amazon".into()],
@@ -142,7 +142,7 @@ fn diagnosis_table() {
         (
             "canary reachable: cannot tell",
             |r, _| {
-                r.canary.as_mut().unwrap().outcome = CanaryOutcome::Reachable;
+                r.measured.of_mut::<CanaryResult>()[0].outcome = CanaryOutcome::Reachable;
             },
             0,
             &[],
@@ -1015,7 +1015,7 @@ fn hop_evidence_table() {
         (
             "hop 1 with a NAT for the internet: still the endpoint",
             |r| {
-                r.canary.as_mut().unwrap().outcome = CanaryOutcome::Reachable;
+                r.measured.of_mut::<CanaryResult>()[0].outcome = CanaryOutcome::Reachable;
                 r.measured.set(vec![
                     trace("52.218.1.1", Some(1), &[]),
                     canary_trace(Some(2), &[Some("10.0.0.77")]),
@@ -1029,7 +1029,7 @@ fn hop_evidence_table() {
         (
             "first hop the NAT that the canary takes too: internet",
             |r| {
-                r.canary.as_mut().unwrap().outcome = CanaryOutcome::Reachable;
+                r.measured.of_mut::<CanaryResult>()[0].outcome = CanaryOutcome::Reachable;
                 r.measured.set(vec![
                     trace("52.218.1.1", Some(2), &[Some("10.0.0.77")]),
                     canary_trace(Some(5), &[Some("10.0.0.77"), None, Some("52.93.1.1")]),
@@ -1213,7 +1213,7 @@ fn a_directory_bucket_is_judged_by_its_hops_not_by_ranges_it_has_none_of() {
     assert_eq!(d.targets[0].path.confidence, Confidence::Confirmed);
     assert_eq!(d.targets[0].path.decided_by, Some(PathEvidence::HopCount));
     // A NAT gateway (the canary's first hop too) before the service: the internet.
-    r.canary.as_mut().unwrap().outcome = CanaryOutcome::Reachable;
+    r.measured.of_mut::<CanaryResult>()[0].outcome = CanaryOutcome::Reachable;
     r.measured.set(vec![
         express_trace(Some(2), &[Some("10.0.0.77")]),
         canary_trace(Some(5), &[Some("10.0.0.77"), None, Some("52.93.1.1")]),
@@ -1264,7 +1264,7 @@ fn nat_gateway() -> NatGatewayFacts {
 
 /// The service's and the canary's traces both pass the private 10.0.0.137 first.
 fn through_private_nat(r: &mut ProbeResults) {
-    r.canary.as_mut().unwrap().outcome = CanaryOutcome::Reachable;
+    r.measured.of_mut::<CanaryResult>()[0].outcome = CanaryOutcome::Reachable;
     r.measured.set(vec![
         trace("52.218.1.1", Some(2), &[Some("10.0.0.137")]),
         canary_trace(Some(4), &[Some("10.0.0.137"), None, Some("52.93.1.1")]),
@@ -1336,7 +1336,7 @@ fn a_private_first_hop_is_named_by_the_nat_gateway_it_belongs_to() {
 fn a_named_nat_gateway_without_the_route_table() {
     let (mut r, e) = healthy();
     through_private_nat(&mut r);
-    r.canary.as_mut().unwrap().outcome = CanaryOutcome::Unreachable;
+    r.measured.of_mut::<CanaryResult>()[0].outcome = CanaryOutcome::Unreachable;
     let first_trace = r.measured.of::<HopTrace>()[..1].to_vec();
     r.measured.set(first_trace);
     r.control_plane = Some(ControlPlane {

@@ -1,8 +1,23 @@
-//! How the internet canary's result reads as a report record (the canary itself is the probe's
-//! checks/canary.rs).
+//! The internet canary's pure half: how its result reads as a report record, and how diagnosis
+//! reads it. The canary and its moment (once per run, with its own hop trace) are the probe's
+//! checks/canary.rs, which implements the probe's `Slice` for the same `CanarySlice`. Its
+//! reading spans checks: the path verdicts (diagnose/path.rs) and the hop rule
+//! (diagnose/hops.rs, through its trace) read it; it has no finding rule of its own.
 
-use super::Check;
+use super::{Check, SliceRules};
 use crate::report::*;
+use crate::results::ProbeResults;
+
+/// The internet canary as a slice: its moment is once per run (the probe's half); it has no
+/// rule of its own.
+pub struct CanarySlice;
+
+impl SliceRules for CanarySlice {}
+
+/// What the canary found, if the run had one (none when it is turned off or the deadline cut it).
+pub fn canary_outcome(r: &ProbeResults) -> Option<CanaryOutcome> {
+    r.measured.of::<CanaryResult>().first().map(|c| c.outcome)
+}
 
 impl Check for CanaryResult {
     const KIND: CheckKind = CheckKind::Canary;
