@@ -3,8 +3,9 @@
 //! so a healthy run costs about its slowest chain, and a black-holed address one timeout.
 //!
 //! `names` holds one name's pipeline (DNS → TCP → TLS, the slices: proxy CONNECT, NACL sweep,
-//! hop check), `calls` the
-//! signed calls and the control-plane reads, `targets` what the configuration asks to probe.
+//! hop check), `calls` the signed calls and the control-plane reads (with Reachability
+//! Analyzer), `targets` what the configuration asks to probe. The slices measured once per run
+//! (the internet canary) start here, with the run, beside IMDS and the names' pipelines.
 
 mod calls;
 mod names;
