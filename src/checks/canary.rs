@@ -139,3 +139,49 @@ pub async fn hop_trace(
     let target = format!("{host}:{port}");
     Some(hops::trace(&target, None, ip, port, AddressClass::Outside, budget).await)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::Budget;
+
+    /// Once per run when a canary is set, none when it is off; its result and its own hop trace
+    /// are kept together, its record named for the deadline as its finished one is, and placed
+    /// last in the report.
+    #[tokio::test]
+    async fn the_canary_and_its_trace_once_per_run() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let resolvers = Resolvers {
+            system: Err("not asked".into()),
+            vpc: Err("not asked".into()),
+            libc: None,
+        };
+        let limits = Limits::unbounded();
+        let stage = RunStage {
+            internet_canary: None,
+            silence_timeout: Duration::from_secs(2),
+            resolvers: &resolvers,
+            budget: Budget::new(Duration::from_secs(2), Duration::from_secs(5)),
+            limits: &limits,
+        };
+        assert!(CanarySlice.per_run(stage).is_none());
+        assert_eq!(CanarySlice.records_at(), RecordsAt::Last);
+        let stage = RunStage {
+            internet_canary: Some(("127.0.0.1", port)),
+            ..stage
+        };
+        let started = CanarySlice.per_run(stage).unwrap();
+        assert_eq!(started.id, "canary");
+        assert_eq!(started.subject, format!("127.0.0.1:{port}"));
+        let measured = started.measuring.await;
+        let canary = measured.of::<CanaryResult>();
+        assert_eq!(canary.len(), 1);
+        assert_eq!(canary[0].outcome, CanaryOutcome::Reachable);
+        assert_eq!(canary[0].connect_timeout_ms, Some(2000));
+        let traces = measured.of::<HopTrace>();
+        assert_eq!(traces.len(), 1);
+        assert_eq!(traces[0].service, None);
+        assert_eq!(traces[0].answered_at, Some(1));
+    }
+}

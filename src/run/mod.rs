@@ -569,3 +569,44 @@ fn slice_records(results: &ProbeResults, at: RecordsAt) -> Vec<CheckRecord> {
         .measured
         .records_where(&order, |kind| place(kind) == at)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The canary's record comes last, not with the slices placed after the TLS checks; its
+    /// hop trace comes with the hop check's.
+    #[test]
+    fn slices_records_come_in_their_places() {
+        let mut results = ProbeResults::default();
+        results.measured.push(CanaryResult {
+            target: "example.com:443".into(),
+            addresses: Vec::new(),
+            outcome: CanaryOutcome::Unreachable,
+            error: None,
+            connect_ms: 1,
+            connect_timeout_ms: None,
+        });
+        results.measured.push(HopTrace {
+            name: "example.com:443".into(),
+            service: None,
+            address: "192.0.2.1".into(),
+            port: 443,
+            address_class: AddressClass::Outside,
+            answered_at: None,
+            outcome: TcpOutcome::Timeout,
+            hops: Vec::new(),
+            max_hops: 8,
+            error: None,
+            duration_ms: 1,
+        });
+        let ids = |at| -> Vec<String> {
+            slice_records(&results, at)
+                .into_iter()
+                .map(|r| r.id)
+                .collect()
+        };
+        assert_eq!(ids(RecordsAt::AfterConnections), ["hops/canary/192.0.2.1"]);
+        assert_eq!(ids(RecordsAt::Last), ["canary"]);
+    }
+}
