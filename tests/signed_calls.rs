@@ -692,6 +692,17 @@ fn connections_per_bucket(out: &Outcome, front: &FrontServer) -> Vec<(String, Ve
         .collect()
 }
 
+/// The probe's arguments for the other two buckets of `three_canned_buckets` (the lab's own
+/// target is the first) and the key they hold.
+const OTHER_TWO_BUCKETS: &[&str] = &[
+    "--bucket",
+    "inturn-bucket-2",
+    "--bucket",
+    "inturn-bucket-3",
+    "--key",
+    CANNED_OBJECT_KEY,
+];
+
 /// A lab whose fronts answer three buckets (`inturn-bucket-1..3`) and a table themselves; the
 /// S3 front completes handshakes and answers nothing when `s3_silent`.
 fn three_canned_buckets(id: u8, s3_silent: bool) -> Lab {
@@ -719,14 +730,7 @@ fn in_turn_a_bucket_whose_head_gets_no_answer_skips_its_other_calls() {
     // each bucket's HeadBucket times out and its other calls are not made, each saying why,
     // instead of waiting a timeout each one after another.
     let lab = three_canned_buckets(97, true);
-    let out = lab.probe(&[
-        "--bucket",
-        "inturn-bucket-2",
-        "--bucket",
-        "inturn-bucket-3",
-        "--key",
-        CANNED_OBJECT_KEY,
-    ]);
+    let out = lab.probe(OTHER_TWO_BUCKETS);
     let calls: Vec<&serde_json::Value> = out.report()["checks"]
         .as_array()
         .unwrap()
@@ -768,16 +772,7 @@ fn more_bucket_calls_than_an_address_takes_at_once_go_in_turn_on_one_connection(
     let run = |bound: &str| {
         let mut lab = three_canned_buckets(96, false);
         lab.timeout = "5".into();
-        let out = lab.probe(&[
-            "--bucket",
-            "inturn-bucket-2",
-            "--bucket",
-            "inturn-bucket-3",
-            "--key",
-            CANNED_OBJECT_KEY,
-            "--max-calls-per-address",
-            bound,
-        ]);
+        let out = lab.probe(&[OTHER_TWO_BUCKETS, &["--max-calls-per-address", bound]].concat());
         out.expect(0, &[], &["ACCESS_DENIED_UNATTRIBUTED"]);
         for c in out.report()["checks"].as_array().unwrap() {
             if c["check"] == "s3" {

@@ -23,7 +23,7 @@ use crate::checks::app_resolve::{self, HostFiles};
 use crate::checks::dns::Resolvers;
 use crate::checks::imds::ImdsResult;
 use crate::checks::region::RegionCheck;
-use crate::checks::slice::{Measuring, RecordsAt, RunClaims, RunStage};
+use crate::checks::slice::{Measuring, NamedMeasuring, RecordsAt, RunClaims, RunStage, Slice};
 use crate::checks::{Check, SLICES, host, identity, imds, proxy, region};
 use crate::config::Config;
 use crate::diagnose::{self, Diagnosis};
@@ -82,11 +82,15 @@ impl Collector {
         self.with(|c| c.measured.extend(measured));
     }
 
-    /// Every registered slice's measurement once per run (checks/slice.rs `Slice::per_run`),
-    /// each kept when it finishes and named by the deadline if it does not.
-    async fn slices_per_run(&self, stage: RunStage<'_>) {
+    /// Every registered slice's measurement at one stage of the run (`start` starts a slice's,
+    /// or None when the stage is not its business), each kept when it finishes and named by
+    /// the deadline if it does not (`Slice::named_by_deadline`).
+    async fn keep_slices<'a>(
+        &self,
+        start: impl Fn(&'static dyn Slice) -> Option<NamedMeasuring<'a>>,
+    ) {
         join_all(SLICES.iter().filter_map(|slice| {
-            let started = slice.per_run(stage)?;
+            let started = start(*slice)?;
             let kind = slice.named_by_deadline().then_some(slice.kind());
             Some(self.keep_measured(kind, started.id, started.subject, started.measuring))
         }))
@@ -226,13 +230,14 @@ async fn probe_all(
     };
 
     // The slices measured once per run (the internet canary), beside everything else.
-    let per_run = collector.slices_per_run(RunStage {
+    let stage = RunStage {
         internet_canary: cfg.internet_canary.as_ref().map(|(h, p)| (h.as_str(), *p)),
         silence_timeout: cfg.silence_timeout,
         resolvers: &resolvers,
         budget,
         limits,
-    });
+    };
+    let per_run = collector.keep_slices(|slice| slice.per_run(stage));
     let setup = Setup {
         cfg,
         budget,

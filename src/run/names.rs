@@ -12,9 +12,9 @@ use ipnet::IpNet;
 use super::targets::vpc_cidrs;
 use super::{NameCtx, ProbeResults};
 use crate::checks::dns::{Classifier, Resolvers};
-use crate::checks::slice::{AddressStage, NameStage, NameStartStage};
-use crate::checks::{SLICES, dns, tcp, tls};
+use crate::checks::slice::{AddressStage, NameStage, NameStartStage, NamedMeasuring};
 use crate::checks::{app_resolve, libc_search};
+use crate::checks::{dns, tcp, tls};
 use crate::endpoints::NameSocket;
 use crate::report::*;
 
@@ -176,15 +176,9 @@ impl NameCtx<'_> {
             budget: self.budget,
             limits: self.limits,
         };
-        join_all(SLICES.iter().filter_map(|slice| {
-            let started = slice.per_name(stage)?;
-            let kind = slice.named_by_deadline().then_some(slice.kind());
-            Some(
-                self.collector
-                    .keep_measured(kind, started.id, started.subject, started.measuring),
-            )
-        }))
-        .await;
+        self.collector
+            .keep_slices(|slice| slice.per_name(stage))
+            .await;
     }
 
     /// Every registered slice's measurement of one address (checks/slice.rs), each kept when
@@ -209,17 +203,17 @@ impl NameCtx<'_> {
             limits: self.limits,
             claims: &self.collector.claims,
         };
-        join_all(SLICES.iter().filter_map(|slice| {
-            let measuring = slice.per_address(stage)?;
-            let kind = slice.kind();
-            Some(self.collector.keep_measured(
-                slice.named_by_deadline().then_some(kind),
-                format!("{}/{name}/{ip}", kind.as_str()),
-                format!("{ip}:{}", socket.port),
-                measuring,
-            ))
-        }))
-        .await;
+        // A per-address measurement is named by its kind and address.
+        self.collector
+            .keep_slices(|slice| {
+                let measuring = slice.per_address(stage)?;
+                Some(NamedMeasuring {
+                    id: format!("{}/{name}/{ip}", slice.kind().as_str()),
+                    subject: format!("{ip}:{}", socket.port),
+                    measuring,
+                })
+            })
+            .await;
     }
 
     async fn connect_and_handshake(
@@ -366,15 +360,9 @@ impl NameCtx<'_> {
             budget: self.budget,
             limits: self.limits,
         };
-        join_all(SLICES.iter().filter_map(|slice| {
-            let started = slice.per_name_start(stage)?;
-            let kind = slice.named_by_deadline().then_some(slice.kind());
-            Some(
-                self.collector
-                    .keep_measured(kind, started.id, started.subject, started.measuring),
-            )
-        }))
-        .await;
+        self.collector
+            .keep_slices(|slice| slice.per_name_start(stage))
+            .await;
     }
 }
 
