@@ -245,9 +245,14 @@ fn listing(text: String, code: ExitCode) -> ExitCode {
     }
 }
 
+/// One thread runs the probe's futures (blocking work still goes to tokio's blocking pool).
+/// A run's futures are joined, not spawned, so they were polled on the thread that awaits them
+/// whatever the flavour; two workers only drove hyper's connections and hickory's exchanges,
+/// and handing every I/O event across threads cost CPU. Measured (benches/findings.md): the
+/// agent's CPU per cycle 15-30% lower, a 50-target run 15% less CPU for the same wall time;
+/// spreading the run over worker threads made it slower.
 fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| {

@@ -4,7 +4,7 @@
 //! sink acknowledged it, or when a bound (age, then size; oldest first) drops it. Every drop is
 //! counted in [`SpoolStats`] and logged at warn. The spool is plain blocking `std::fs` with
 //! fsyncs: the daemon calls it from `spawn_blocking` (or a thread of its own), never directly on
-//! the runtime's worker threads.
+//! the runtime's thread.
 //!
 //! # On-disk layout (one flat directory, e.g. systemd's StateDirectory)
 //!
