@@ -152,11 +152,7 @@ mod tests {
     async fn the_canary_and_its_trace_once_per_run() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        let resolvers = Resolvers {
-            system: Err("not asked".into()),
-            vpc: Err("not asked".into()),
-            libc: None,
-        };
+        let resolvers = Resolvers::none_asked();
         let limits = Limits::unbounded();
         let stage = RunStage {
             internet_canary: None,

@@ -22,6 +22,16 @@ pub struct Resolvers {
 }
 
 impl Resolvers {
+    /// No resolver at all: what a test of a check that asks none is given.
+    #[cfg(test)]
+    pub fn none_asked() -> Self {
+        Resolvers {
+            system: Err("not asked".into()),
+            vpc: Err("not asked".into()),
+            libc: None,
+        }
+    }
+
     pub fn system_servers(&self) -> Vec<SocketAddr> {
         match &self.system {
             Ok(v) => v.iter().map(|r| r.server).collect(),

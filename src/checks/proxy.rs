@@ -229,11 +229,7 @@ mod tests {
         ]);
         let exempt = "dynamodb.eu-west-1.amazonaws.com";
         let proxy_env = analyze(&vars, &[url(NAME), url(exempt)], &[]);
-        let resolvers = Resolvers {
-            system: Err("not asked".into()),
-            vpc: Err("not asked".into()),
-            libc: None,
-        };
+        let resolvers = Resolvers::none_asked();
         let limits = Limits::unbounded();
         let stage = NameStartStage {
             name: NAME,

@@ -257,12 +257,18 @@ mod tests {
         assert_eq!(m.of::<CanaryProbe>(), &[CanaryProbe::new("x")]);
     }
 
-    #[test]
-    fn records_come_by_kind_then_id_whatever_finished_first() {
+    /// A canary record and two DNS records, pushed in neither kind nor id order.
+    fn canary_and_two_lookups() -> Measurements {
         let mut m = Measurements::default();
         m.push(CanaryProbe::new("canary/1"));
         m.push(DnsProbe::new("dns/z"));
         m.push(DnsProbe::new("dns/a"));
+        m
+    }
+
+    #[test]
+    fn records_come_by_kind_then_id_whatever_finished_first() {
+        let m = canary_and_two_lookups();
         let records: Vec<(CheckKind, String)> = m
             .records(&[])
             .into_iter()
@@ -288,10 +294,7 @@ mod tests {
 
     #[test]
     fn records_where_keeps_the_kinds_placed_there_in_the_same_order() {
-        let mut m = Measurements::default();
-        m.push(CanaryProbe::new("canary/1"));
-        m.push(DnsProbe::new("dns/z"));
-        m.push(DnsProbe::new("dns/a"));
+        let m = canary_and_two_lookups();
         let ids = |placed: fn(CheckKind) -> bool| -> Vec<String> {
             m.records_where(&[CheckKind::Canary], placed)
                 .into_iter()
