@@ -18,7 +18,7 @@ use super::http::{
     Head, ReadError, ResponseHead, is_chunked, read_chunked_raw, read_exact_limited, read_head,
     read_response_head, read_to_close, write_all,
 };
-use super::runtime::{Background, READ_TIMEOUT, bind_tcp, log, tokio_listener};
+use super::runtime::{Background, READ_TIMEOUT, accept, bind_tcp, log, tokio_listener};
 
 /// Largest request or response body the front relays.
 const MAX_BODY: usize = 64 * 1024 * 1024;
@@ -483,7 +483,7 @@ pub fn start_front(
             return;
         };
         loop {
-            match listener.accept().await {
+            match accept(&listener).await {
                 Ok((stream, peer)) => {
                     tokio::spawn(conn(
                         shared.clone(),

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::net::TcpStream;
 
 use super::http::{Head, ReadError, read_body, read_head, write_response};
-use super::runtime::{Background, bind_tcp, hold, log, tokio_listener};
+use super::runtime::{Background, accept, bind_tcp, hold, log, tokio_listener};
 use super::timefmt::rfc3339;
 
 /// The AccessKeyId served for the instance role.
@@ -157,7 +157,7 @@ pub fn start_imds(bind: SocketAddr, facts: ImdsFacts, mode: ImdsMode) -> ImdsSer
             return;
         };
         loop {
-            match listener.accept().await {
+            match accept(&listener).await {
                 Ok((stream, peer)) => {
                     tokio::spawn(conn(state.clone(), stream, peer));
                 }

@@ -9,7 +9,7 @@ use tokio::net::TcpStream;
 use tokio::time::timeout;
 
 use super::http::{Head, base64, read_head, write_all, write_response};
-use super::runtime::{Background, READ_TIMEOUT, bind_tcp, log, tokio_listener};
+use super::runtime::{Background, READ_TIMEOUT, accept, bind_tcp, log, tokio_listener};
 
 pub enum ProxyMode {
     /// CONNECT → `200 Connection established`, then bytes spliced both ways to the target
@@ -82,7 +82,7 @@ pub fn start_connect_proxy(
             return;
         };
         loop {
-            match listener.accept().await {
+            match accept(&listener).await {
                 Ok((stream, peer)) => {
                     tokio::spawn(conn(state.clone(), stream, peer));
                 }

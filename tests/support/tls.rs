@@ -11,7 +11,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::ca::Leaf;
 use super::http::{ReadError, read_body, read_head, write_response};
-use super::runtime::{Background, READ_TIMEOUT, bind_tcp, log, tokio_listener};
+use super::runtime::{Background, READ_TIMEOUT, accept, bind_tcp, log, tokio_listener};
 
 pub struct TlsServer {
     pub addr: SocketAddr,
@@ -59,7 +59,7 @@ pub fn start_tls(bind: SocketAddr, leaf: &Leaf) -> TlsServer {
             return;
         };
         loop {
-            match listener.accept().await {
+            match accept(&listener).await {
                 Ok((stream, peer)) => {
                     tokio::spawn(conn(
                         addr,
