@@ -794,3 +794,44 @@ fn more_bucket_calls_than_an_address_takes_at_once_go_in_turn_on_one_connection(
         "with the bound above the calls, a bucket's calls go at once: {at_once:?}"
     );
 }
+
+#[test]
+fn the_calls_go_over_the_connections_the_tls_checks_verified() {
+    // Three buckets in turn at one front: each bucket name's TLS check verified a connection,
+    // and its calls use it instead of opening and handshaking another: the front sees no
+    // connection beyond the checks' and those of the calls to names no check precedes.
+    let mut lab = three_canned_buckets(95, false);
+    lab.timeout = "5".into();
+    let out = lab.probe(OTHER_TWO_BUCKETS);
+    out.expect(0, &[], &["ACCESS_DENIED_UNATTRIBUTED"]);
+    let front = &lab.fronts[0];
+    let checks = out.report()["checks"].as_array().unwrap().clone();
+    let verified_here = checks
+        .iter()
+        .filter(|c| {
+            c["check"] == "tls"
+                && c["status"] == "ok"
+                && c["evidence"]["address"] == lab.s3_ip().to_string()
+        })
+        .count();
+    assert!(verified_here >= 3, "{}", out.stdout);
+    for (bucket, connections) in connections_per_bucket(&out, front) {
+        assert_eq!(connections.len(), 1, "{bucket}: {connections:?}");
+    }
+    for c in checks.iter().filter(|c| c["check"] == "s3") {
+        assert_eq!(c["status"], "ok", "{c}");
+    }
+    // The front also answers the control plane and STS, which no TLS check precedes.
+    let others: std::collections::BTreeSet<usize> = front
+        .requests_by_connection()
+        .into_iter()
+        .filter(|(_, line)| !line.contains("inturn-bucket-"))
+        .map(|(connection, _)| connection)
+        .collect();
+    assert_eq!(
+        front.connections(),
+        verified_here + others.len(),
+        "the bucket calls opened connections of their own: {:?}",
+        front.requests_by_connection()
+    );
+}

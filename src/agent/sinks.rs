@@ -562,7 +562,7 @@ async fn s3_client(
         .flatten()
         .filter_map(|p| crate::fsread::read(p, crate::fsread::MAX_CA_BUNDLE).ok())
         .collect();
-    let http = crate::net::aws::http_client(extra_pem, PinnedResolver::new(servers))?;
+    let http = crate::net::aws::http_client(extra_pem, PinnedResolver::new(servers), None)?;
     let mut chain = aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
         .region(aws_types::region::Region::new(region.clone()));
     if let Some(p) = &probe.profile {

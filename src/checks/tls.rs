@@ -3,11 +3,13 @@
 use std::time::Duration;
 
 use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
 
 use crate::net::millis;
 use crate::net::tls::TlsContext;
 use crate::report::{Service, TlsHandshake};
 
+/// The check, and its connection when the certificate verified (for the calls).
 pub async fn handshake(
     ctx: &TlsContext,
     stream: TcpStream,
@@ -16,9 +18,9 @@ pub async fn handshake(
     address: &str,
     timeout: Duration,
     expect_issuers: &[String],
-) -> TlsHandshake {
+) -> (TlsHandshake, Option<TlsStream<TcpStream>>) {
     let r = ctx.handshake(stream, name, timeout, expect_issuers).await;
-    TlsHandshake {
+    let check = TlsHandshake {
         name: name.to_string(),
         service,
         address: address.to_string(),
@@ -28,5 +30,6 @@ pub async fn handshake(
         cipher_suite: r.cipher_suite,
         chain: r.chain,
         handshake_ms: millis(r.elapsed),
-    }
+    };
+    (check, r.stream)
 }

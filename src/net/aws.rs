@@ -38,6 +38,7 @@ use aws_types::region::Region;
 use hickory_resolver::proto::rr::RecordType;
 
 use crate::net::dns::{ServerResolver, query_in_order};
+use crate::net::handoff::{Handoff, HandoffConnector};
 
 /// Names pinned to the address the data-plane checks proved; anything else (STS, a proxy's
 /// name) goes to the host's resolvers as the SDK's own resolver would.
@@ -166,17 +167,20 @@ pub async fn accepts_connection(
 }
 
 /// The HTTP client of every signed call.
+/// `handoff`: the run's TLS-check connections its calls may use (see handoff.rs).
 pub fn http_client(
     extra_pem: Vec<Vec<u8>>,
     resolver: PinnedResolver,
+    handoff: Option<Arc<Handoff>>,
 ) -> Result<SharedHttpClient, String> {
-    client_with_connectors(extra_pem, resolver, || {})
+    client_with_connectors(extra_pem, resolver, handoff, || {})
 }
 
 /// `http_client`, calling `on_connector` whenever it builds a connector (what a test counts).
 fn client_with_connectors(
     extra_pem: Vec<Vec<u8>>,
     resolver: PinnedResolver,
+    handoff: Option<Arc<Handoff>>,
     on_connector: impl Fn() + Send + Sync + 'static,
 ) -> Result<SharedHttpClient, String> {
     let mut trust = TrustStore::default();
@@ -195,6 +199,7 @@ fn client_with_connectors(
         .with_trust_store(trust)
         .build()
         .map_err(|e| format!("TLS context: {e}"))?;
+    let pinned = resolver.clone();
     let client = Builder::new().build_with_connector_fn(move |settings, components| {
         on_connector();
         let mut builder = Connector::builder();
@@ -213,6 +218,7 @@ fn client_with_connectors(
     Ok(SharedHttpClient::new(ValidatedOnce {
         inner: client,
         validated: AtomicBool::new(false),
+        handoff: handoff.map(|h| (h, pinned)),
     }))
 }
 
@@ -226,6 +232,8 @@ fn client_with_connectors(
 struct ValidatedOnce {
     inner: SharedHttpClient,
     validated: AtomicBool,
+    /// The run's handed-over connections, offered each request first.
+    handoff: Option<(Arc<Handoff>, PinnedResolver)>,
 }
 
 impl HttpClient for ValidatedOnce {
@@ -234,7 +242,16 @@ impl HttpClient for ValidatedOnce {
         settings: &HttpConnectorSettings,
         components: &RuntimeComponents,
     ) -> SharedHttpConnector {
-        self.inner.http_connector(settings, components)
+        let sdk = self.inner.http_connector(settings, components);
+        match &self.handoff {
+            Some((handoff, pinned)) => SharedHttpConnector::new(HandoffConnector {
+                handoff: handoff.clone(),
+                pinned: pinned.clone(),
+                sdk,
+                read_timeout: settings.read_timeout(),
+            }),
+            None => sdk,
+        }
     }
 
     fn validate_base_client_config(
@@ -418,9 +435,14 @@ mod tests {
     fn clients_made_from_one_config_build_no_connector_each() {
         let built = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let counter = built.clone();
-        let http = client_with_connectors(Vec::new(), PinnedResolver::new(Vec::new()), move || {
-            counter.fetch_add(1, Ordering::SeqCst);
-        })
+        let http = client_with_connectors(
+            Vec::new(),
+            PinnedResolver::new(Vec::new()),
+            None,
+            move || {
+                counter.fetch_add(1, Ordering::SeqCst);
+            },
+        )
         .unwrap();
         let sdk = sdk_config(
             "eu-west-1",

@@ -4,6 +4,7 @@
 pub mod aws;
 pub mod aws_error;
 pub mod dns;
+pub mod handoff;
 pub mod hops;
 pub mod limits;
 pub mod tcp;

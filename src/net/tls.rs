@@ -107,7 +107,9 @@ impl TlsContext {
     /// System roots plus the extra PEM files (AWS_CA_BUNDLE, SSL_CERT_FILE). A broken extra
     /// file is an error: the applications that read it fail too (the AWS SDK for Rust panics).
     pub fn new(extra_pem_files: &[std::path::PathBuf]) -> Result<Self, String> {
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let provider = Arc::new(sdk_cipher_suites(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ));
         let (roots, load_errors, extra_error) = root_store(extra_pem_files);
         if let Some(e) = extra_error {
             return Err(e);
@@ -177,6 +179,7 @@ impl TlsContext {
             cipher_suite: None,
             chain,
             elapsed: started.elapsed(),
+            stream: None,
         };
         match result {
             Err(_) => {
@@ -193,7 +196,9 @@ impl TlsContext {
                 out.cipher_suite = conn
                     .negotiated_cipher_suite()
                     .map(|s| format!("{:?}", s.suite()));
-                if !issuer_expected(&out.chain, expect_issuers) {
+                if issuer_expected(&out.chain, expect_issuers) {
+                    out.stream = Some(tls);
+                } else {
                     out.outcome = TlsOutcome::UnexpectedIssuer;
                 }
             }
@@ -209,6 +214,8 @@ pub struct HandshakeResult {
     pub cipher_suite: Option<String>,
     pub chain: Vec<CertificateInfo>,
     pub elapsed: Duration,
+    /// The verified connection, for the calls (net/handoff.rs); None unless `Verified`.
+    pub stream: Option<tokio_rustls::client::TlsStream<TcpStream>>,
 }
 
 impl HandshakeResult {
@@ -220,7 +227,37 @@ impl HandshakeResult {
             cipher_suite: None,
             chain: Vec::new(),
             elapsed: started.elapsed(),
+            stream: None,
         }
+    }
+}
+
+/// The cipher suites the AWS SDK's HTTP client offers (aws-smithy-http-client restricts
+/// rustls's defaults to these): a verified connection is handed to the signed calls, so it
+/// must be one the SDK's client could have made itself.
+fn sdk_cipher_suites(base: CryptoProvider) -> CryptoProvider {
+    use rustls::CipherSuite as S;
+    const SDK_SUITES: &[S] = &[
+        S::TLS13_AES_256_GCM_SHA384,
+        S::TLS13_AES_128_GCM_SHA256,
+        S::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+        S::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+        S::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+        S::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+        S::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+    ];
+    let cipher_suites = SDK_SUITES
+        .iter()
+        .filter_map(|wanted| {
+            base.cipher_suites
+                .iter()
+                .find(|s| s.suite() == *wanted)
+                .copied()
+        })
+        .collect();
+    CryptoProvider {
+        cipher_suites,
+        ..base
     }
 }
 

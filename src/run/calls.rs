@@ -25,6 +25,15 @@ impl NameCtx<'_> {
             .map(|p| p.url_redacted)
     }
 
+    /// Whether the SDK's client connects to `name` itself (no proxy in its way).
+    pub(super) fn sdk_connects_directly(&self, name: &str, socket: NameSocket) -> bool {
+        socket.url(name).is_some_and(|url| {
+            crate::proxy_rules::decide(HttpClientKind::AwsSdkRust, &self.cfg.env.proxy, &url)
+                .proxy
+                .is_none()
+        })
+    }
+
     fn call_site(
         &self,
         resolver: &PinnedResolver,
@@ -60,13 +69,14 @@ impl NameCtx<'_> {
             .flatten()
             .filter_map(|p| std::fs::read(p).ok())
             .collect();
-        let http = match net_aws::http_client(extra_pem, resolver.clone()) {
-            Ok(h) => h,
-            Err(e) => {
-                self.collector.with(|c| c.setup_errors.push(e));
-                return;
-            }
-        };
+        let http =
+            match net_aws::http_client(extra_pem, resolver.clone(), Some(self.handoff.clone())) {
+                Ok(h) => h,
+                Err(e) => {
+                    self.collector.with(|c| c.setup_errors.push(e));
+                    return;
+                }
+            };
         let timeout = self.budget.op();
         let sdk = net_aws::sdk_config(
             self.region,

@@ -29,6 +29,7 @@ use crate::config::Config;
 use crate::diagnose::{self, Diagnosis};
 use crate::endpoints::SdkSettings;
 use crate::net::dns::ServerResolver;
+use crate::net::handoff::Handoff;
 use crate::net::limits::Limits;
 use crate::net::tls::TlsContext;
 use crate::net::{Budget, millis, rfc3339};
@@ -350,6 +351,7 @@ async fn probe_names(s: &Setup<'_>, probe_region: &str, settings: &SdkSettings) 
         resolved_stub: s.resolved_stub,
         settings,
         ready: &ready,
+        handoff: Arc::default(),
     };
     let pipelines = join_all(names.iter().map(|(name, service, socket)| {
         let regional = is_regional_name(name, &static_targets);
@@ -448,6 +450,8 @@ struct NameCtx<'a> {
     resolved_stub: Option<&'a Result<ServerResolver, String>>,
     settings: &'a SdkSettings,
     ready: &'a ready::NameReady,
+    /// The TLS checks' connections the signed calls use (net/handoff.rs).
+    handoff: Arc<Handoff>,
 }
 
 /// The trust store, loaded once in the background and shared by every handshake.

@@ -251,7 +251,7 @@ impl NameCtx<'_> {
         let _scheduled = self
             .collector
             .schedule(CheckKind::Tls, format!("tls/{name}/{ip}"), name);
-        let handshake = match self.tls.get().await {
+        let (handshake, verified) = match self.tls.get().await {
             Ok(ctx) => {
                 tls::handshake(
                     ctx,
@@ -264,18 +264,29 @@ impl NameCtx<'_> {
                 )
                 .await
             }
-            Err(e) => TlsHandshake {
-                name: name.into(),
-                service,
-                address: ip.to_string(),
-                outcome: TlsOutcome::HandshakeFailed,
-                error: Some(format!("no trust roots: {e}")),
-                protocol: None,
-                cipher_suite: None,
-                chain: Vec::new(),
-                handshake_ms: 0,
-            },
+            Err(e) => (
+                TlsHandshake {
+                    name: name.into(),
+                    service,
+                    address: ip.to_string(),
+                    outcome: TlsOutcome::HandshakeFailed,
+                    error: Some(format!("no trust roots: {e}")),
+                    protocol: None,
+                    cipher_suite: None,
+                    chain: Vec::new(),
+                    handshake_ms: 0,
+                },
+                None,
+            ),
         };
+        // The calls go to the applications' addresses, straight unless the SDK's client
+        // takes a proxy for this name: only such a connection is one the calls would open.
+        if let Some(stream) = verified
+            && origin == AddressOrigin::Application
+            && self.sdk_connects_directly(name, socket)
+        {
+            self.handoff.park(name, ip, socket.port, stream);
+        }
         self.collector.with(|c| c.tls.push(handshake));
     }
 
