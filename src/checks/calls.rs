@@ -75,7 +75,7 @@ impl CallSite {
         // The SDK's send future is tens of KB; boxed here, it takes memory only while the call
         // is in flight (after its permit), not in every waiting target's future: unboxed, 50
         // targets held ~95 KB each from the start, and copying and first touching them was
-        // ~15% of the run's CPU (benches/findings.md).
+        // ~10% of the run's CPU (benches/findings.md).
         let result = Box::pin(call(capture.clone())).await;
         let elapsed = started.elapsed();
         let captured = capture.take();
