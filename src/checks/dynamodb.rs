@@ -4,14 +4,13 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use super::calls::{CallSite, bounded};
+use super::calls::{CallSite, SdkClients, bounded};
 use crate::report::CallResult;
 
 pub struct TableCalls<'a> {
-    pub sdk: &'a SdkConfig,
+    pub clients: &'a SdkClients,
     pub table: &'a str,
     pub item_key: Option<&'a HashMap<String, ItemKeyValue>>,
     /// (endpoint URL, call site) of the regional endpoint (URL None: the SDK's own).
@@ -43,11 +42,7 @@ impl ItemKeyValue {
 
 impl TableCalls<'_> {
     fn client(&self, endpoint_url: Option<&str>) -> aws_sdk_dynamodb::Client {
-        let mut conf = aws_sdk_dynamodb::config::Builder::from(self.sdk);
-        if let Some(url) = endpoint_url {
-            conf = conf.endpoint_url(url);
-        }
-        aws_sdk_dynamodb::Client::from_conf(conf.build())
+        self.clients.dynamodb(endpoint_url)
     }
 
     async fn describe(

@@ -8,21 +8,20 @@
 
 use std::time::Duration;
 
-use aws_config::SdkConfig;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
-use super::calls::{CallSite, bounded};
+use super::calls::{CallSite, SdkClients, bounded};
 use crate::net::aws::CaptureResponse;
 use crate::report::{CallOutcome, CallResult};
 
 pub const WRITE_TEST_PREFIX: &str = "vpce-probe-write-test/";
 
 pub struct BucketCalls<'a> {
-    pub sdk: &'a SdkConfig,
+    pub clients: &'a SdkClients,
     pub endpoint_url: Option<&'a str>,
     /// An S3 Express One Zone directory bucket.
     pub directory: bool,
@@ -41,11 +40,7 @@ impl BucketCalls<'_> {
     /// The read calls at once (GetObject only with a key), and the write test beside them;
     /// or all in turn (`in_turn`).
     pub async fn run(&self) -> Vec<CallResult> {
-        let mut conf = aws_sdk_s3::config::Builder::from(self.sdk);
-        if let Some(url) = self.endpoint_url {
-            conf = conf.endpoint_url(url);
-        }
-        let client = aws_sdk_s3::Client::from_conf(conf.build());
+        let client = self.clients.s3(self.endpoint_url);
         let get = async {
             match self.key {
                 Some(key) => Some(self.get_object(&client, key).await),

@@ -8,7 +8,7 @@ use futures_util::future::join_all;
 
 use super::NameCtx;
 use super::targets::account_ddb_endpoint;
-use crate::checks::calls::CallSite;
+use crate::checks::calls::{CallSite, SdkClients};
 use crate::checks::{dynamodb, identity, s3};
 use crate::endpoints::NameSocket;
 use crate::net::aws::{self as net_aws, PinnedResolver};
@@ -92,7 +92,7 @@ impl NameCtx<'_> {
         let SilenceProofs { sts, ec2 } = silence;
         let have_credentials = credentials.is_some() && !evidence.expired;
         let env = CallEnv {
-            sdk: &sdk,
+            clients: SdkClients::new(sdk.clone()),
             resolver: &resolver,
             have_credentials,
             account: evidence
@@ -279,7 +279,7 @@ impl NameCtx<'_> {
                     return vec![site.skipped("HeadBucket", action, why)];
                 }
                 s3::BucketCalls {
-                    sdk: env.sdk,
+                    clients: &env.clients,
                     endpoint_url: env.s3_override.as_deref(),
                     directory: t.service == Service::S3express,
                     bucket: &t.name,
@@ -335,7 +335,7 @@ impl NameCtx<'_> {
             _ => None,
         };
         dynamodb::TableCalls {
-            sdk: env.sdk,
+            clients: &env.clients,
             table: &t.name,
             item_key: self.cfg.item_key.as_ref(),
             // The SDKs refuse an explicit URL with FIPS or dual-stack on: they
@@ -478,7 +478,7 @@ impl Proof {
 
 /// What every target's calls share.
 struct CallEnv<'a> {
-    sdk: &'a aws_config::SdkConfig,
+    clients: SdkClients,
     resolver: &'a PinnedResolver,
     have_credentials: bool,
     account: Option<String>,
