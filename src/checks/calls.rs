@@ -6,7 +6,6 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
 use aws_config::SdkConfig;
-
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
@@ -19,9 +18,10 @@ use crate::net::millis;
 use crate::report::{CallOutcome, CallResult, Service};
 
 /// The run's S3 and DynamoDB clients, one per service and endpoint URL, made on first use.
-/// Building a client per bucket and per table call (200 for 50 of each) was ~3% of a
-/// 50-target run's CPU (the SDK's config layers and runtime plugins, built per client); the
-/// clients of one run share the run's settings, so one per endpoint URL is the same calls.
+/// A client per bucket and per table call (200 for 50 of each) built the SDK's config layers
+/// and runtime plugins 200 times: one per endpoint URL took a 50-target run's user CPU from
+/// 74-77 to 62-66 ms (benches/findings.md). The clients of one run share the run's settings,
+/// so one per endpoint URL makes the same calls.
 pub struct SdkClients {
     sdk: SdkConfig,
     s3: Mutex<HashMap<Option<String>, aws_sdk_s3::Client>>,
