@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use tokio::sync::oneshot;
 
 use super::{
@@ -274,7 +274,11 @@ fn write_loop(conn: &mut Connection, jobs: &mpsc::Receiver<Job>) {
 fn run_batch(conn: &mut Connection, batch: &[Job]) -> Vec<Result<Done, StoreError>> {
     let mut outcomes: Vec<Result<Done, StoreError>> = Vec::with_capacity(batch.len());
     let committed = (|| -> rusqlite::Result<()> {
-        let mut tx = conn.transaction()?;
+        // IMMEDIATE takes the write lock up front, waiting (busy timeout) for the S3 pull's
+        // connection to finish. A deferred transaction reads first, and when it then upgrades
+        // to write after the other connection committed, SQLite answers "database is locked"
+        // at once, without waiting: a report refused under an ordinary concurrent pull.
+        let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         for job in batch {
             let sp = tx.savepoint()?;
             let done = match job {
@@ -651,4 +655,64 @@ fn counts(conn: &Connection, now_ms: i64) -> rusqlite::Result<FleetCounts> {
         by_code,
         silent,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(id: &str) -> NewReport {
+        NewReport {
+            report_id: id.into(),
+            started_at_ms: 1_000,
+            instance_key: "i-0123456789abcdef0".into(),
+            instance_id: Some("i-0123456789abcdef0".into()),
+            hostname: None,
+            account: None,
+            region: None,
+            vpc_id: None,
+            subnet_id: None,
+            az: None,
+            status: "healthy".into(),
+            exit_code: 0,
+            summary: "ok".into(),
+            root_causes: Vec::new(),
+            path_kinds: Vec::new(),
+            token_label: "test".into(),
+            tool_version: "0".into(),
+            findings: Vec::new(),
+            body: "{}".into(),
+        }
+    }
+
+    /// The S3 pull writes on a connection of its own. A report that arrives while that
+    /// connection holds the write lock, which it then commits, waits and is stored; a deferred
+    /// transaction read first and was refused with "database is locked".
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_insert_waits_for_another_connections_write() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(&dir.path().join("c.db")).expect("open");
+        let other = store.connect().expect("connect");
+        other
+            .execute_batch("CREATE TABLE other_writer (n INTEGER)")
+            .expect("table");
+        other
+            .execute_batch("BEGIN IMMEDIATE; INSERT INTO other_writer VALUES (1)")
+            .expect("write lock");
+        let inserting = {
+            let store = store.clone();
+            tokio::spawn(async move { store.insert(report("r-1"), 2_000).await })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        other.execute_batch("COMMIT").expect("commit");
+        let stored = inserting.await.expect("join");
+        assert!(
+            matches!(stored, Ok(Stored::New)),
+            "the insert must wait for the other writer: {stored:?}"
+        );
+        let counted: i64 = other
+            .query_row("SELECT count(*) FROM reports", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(counted, 1);
+    }
 }
