@@ -2,12 +2,15 @@
 //! that keeps the presented chain even when verification fails, so the report can say who
 //! issued the certificate a middlebox presented.
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{WebPkiServerVerifier, verify_server_name};
 use rustls::crypto::CryptoProvider;
+use rustls::server::ParsedCertificate;
 use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
@@ -99,6 +102,7 @@ pub fn client_config(
 pub struct TlsContext {
     provider: Arc<CryptoProvider>,
     verifier: Arc<WebPkiServerVerifier>,
+    verified_chains: Arc<VerifiedChains>,
     pub roots: usize,
     pub load_errors: Vec<String>,
 }
@@ -122,6 +126,7 @@ impl TlsContext {
         Ok(TlsContext {
             provider,
             verifier,
+            verified_chains: Arc::default(),
             roots: count,
             load_errors,
         })
@@ -138,6 +143,7 @@ impl TlsContext {
         let started = Instant::now();
         let capture = Arc::new(CapturingVerifier {
             inner: self.verifier.clone(),
+            verified_chains: self.verified_chains.clone(),
             chain: Mutex::new(Vec::new()),
         });
         let config = match rustls::ClientConfig::builder_with_provider(self.provider.clone())
@@ -311,9 +317,45 @@ pub fn describe_certificate(der: &CertificateDer<'_>) -> CertificateInfo {
     }
 }
 
+/// How long a verified chain is taken as verified: longer than a run (its deadline), so a
+/// chain is verified once per run, short enough that a certificate expiring or revoked in
+/// between (or an agent's context kept by mistake) is seen on the next full verification.
+const VERIFIED_CHAIN_TTL_SECS: u64 = 60;
+
+/// Chains (the end entity, then the intermediates, as presented) that verified up to a trust
+/// anchor of this context, and when. S3 presents one wildcard certificate for every bucket
+/// name, so a probe of 50 buckets built the same path and checked the same signatures 50
+/// times (~5% of its CPU); the name is still checked on every handshake, and a chain that
+/// failed is never remembered.
+#[derive(Debug, Default)]
+struct VerifiedChains {
+    at: Mutex<HashMap<Vec<CertificateDer<'static>>, UnixTime>>,
+    /// Full verifications (path to a trust anchor and its signatures) made: what a test counts.
+    full: AtomicUsize,
+}
+
+impl VerifiedChains {
+    fn fresh(&self, chain: &[CertificateDer<'static>], now: UnixTime) -> bool {
+        let Ok(at) = self.at.lock() else {
+            return false;
+        };
+        at.get(chain).is_some_and(|then| {
+            now.as_secs() >= then.as_secs()
+                && now.as_secs() - then.as_secs() <= VERIFIED_CHAIN_TTL_SECS
+        })
+    }
+
+    fn remember(&self, chain: Vec<CertificateDer<'static>>, now: UnixTime) {
+        if let Ok(mut at) = self.at.lock() {
+            at.insert(chain, now);
+        }
+    }
+}
+
 #[derive(Debug)]
 struct CapturingVerifier {
     inner: Arc<WebPkiServerVerifier>,
+    verified_chains: Arc<VerifiedChains>,
     chain: Mutex<Vec<CertificateDer<'static>>>,
 }
 
@@ -326,13 +368,29 @@ impl ServerCertVerifier for CapturingVerifier {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
+        let presented: Vec<CertificateDer<'static>> = std::iter::once(end_entity)
+            .chain(intermediates)
+            .map(|c| c.clone().into_owned())
+            .collect();
         if let Ok(mut chain) = self.chain.lock() {
-            chain.clear();
-            chain.push(end_entity.clone().into_owned());
-            chain.extend(intermediates.iter().map(|c| c.clone().into_owned()));
+            chain.clone_from(&presented);
         }
-        self.inner
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        if self.verified_chains.fresh(&presented, now) {
+            // What rustls's own verifier does after the path: the name, on every handshake.
+            let cert = ParsedCertificate::try_from(end_entity)?;
+            verify_server_name(&cert, server_name)?;
+            return Ok(ServerCertVerified::assertion());
+        }
+        self.verified_chains.full.fetch_add(1, Ordering::Relaxed);
+        let verified = self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        )?;
+        self.verified_chains.remember(presented, now);
+        Ok(verified)
     }
 
     fn verify_tls12_signature(
@@ -355,5 +413,116 @@ impl ServerCertVerifier for CapturingVerifier {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.inner.supported_verify_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+
+    /// A CA and a leaf it issued for `names`: (CA DER, leaf DER).
+    fn ca_and_leaf(names: &[&str]) -> (CertificateDer<'static>, CertificateDer<'static>) {
+        let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca_key = KeyPair::generate().expect("CA key");
+        let ca_cert = ca.self_signed(&ca_key).expect("CA");
+        let issuer = Issuer::new(ca, ca_key);
+        let leaf_key = KeyPair::generate().expect("leaf key");
+        let leaf = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+            .expect("leaf params")
+            .signed_by(&leaf_key, &issuer)
+            .expect("leaf");
+        (ca_cert.der().clone(), leaf.der().clone())
+    }
+
+    fn verifier(root: &CertificateDer<'static>) -> CapturingVerifier {
+        let mut roots = RootCertStore::empty();
+        roots.add(root.clone()).expect("root");
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        CapturingVerifier {
+            inner: WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .expect("verifier"),
+            verified_chains: Arc::default(),
+            chain: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn verify(v: &CapturingVerifier, leaf: &CertificateDer<'_>, name: &str, now: UnixTime) -> bool {
+        let name = ServerName::try_from(name.to_string()).expect("name");
+        v.verify_server_cert(leaf, &[], &name, &[], now).is_ok()
+    }
+
+    #[test]
+    fn a_verified_chain_is_verified_once_and_the_name_every_time() {
+        let (root, leaf) = ca_and_leaf(&["*.s3.eu-west-1.amazonaws.com"]);
+        let v = verifier(&root);
+        let now = UnixTime::now();
+        assert!(verify(
+            &v,
+            &leaf,
+            "bucket-a.s3.eu-west-1.amazonaws.com",
+            now
+        ));
+        assert!(verify(
+            &v,
+            &leaf,
+            "bucket-b.s3.eu-west-1.amazonaws.com",
+            now
+        ));
+        assert_eq!(v.verified_chains.full.load(Ordering::Relaxed), 1);
+        // The remembered chain does not stand for a name the certificate does not cover.
+        assert!(!verify(&v, &leaf, "dynamodb.eu-west-1.amazonaws.com", now));
+        assert!(!verify(
+            &v,
+            &leaf,
+            "s3.eu-west-1.amazonaws.com.evil.example",
+            now
+        ));
+        assert_eq!(v.chain.lock().expect("chain").first(), Some(&leaf));
+    }
+
+    #[test]
+    fn a_chain_that_failed_is_never_remembered() {
+        let (_, untrusted_leaf) = ca_and_leaf(&["*.s3.eu-west-1.amazonaws.com"]);
+        let (root, _) = ca_and_leaf(&["unused.example"]);
+        let v = verifier(&root);
+        let now = UnixTime::now();
+        for _ in 0..2 {
+            assert!(!verify(
+                &v,
+                &untrusted_leaf,
+                "bucket.s3.eu-west-1.amazonaws.com",
+                now
+            ));
+        }
+        assert_eq!(v.verified_chains.full.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn a_remembered_chain_is_verified_again_after_its_time() {
+        let (root, leaf) = ca_and_leaf(&["*.s3.eu-west-1.amazonaws.com"]);
+        let v = verifier(&root);
+        let now = UnixTime::now();
+        assert!(verify(&v, &leaf, "bucket.s3.eu-west-1.amazonaws.com", now));
+        let later = UnixTime::since_unix_epoch(Duration::from_secs(
+            now.as_secs() + VERIFIED_CHAIN_TTL_SECS + 1,
+        ));
+        assert!(verify(
+            &v,
+            &leaf,
+            "bucket.s3.eu-west-1.amazonaws.com",
+            later
+        ));
+        assert_eq!(v.verified_chains.full.load(Ordering::Relaxed), 2);
+        // rcgen's default validity ends in 4096: after it, the full verification says expired.
+        let expired = UnixTime::since_unix_epoch(Duration::from_secs(420_000_000_000));
+        assert!(!verify(
+            &v,
+            &leaf,
+            "bucket.s3.eu-west-1.amazonaws.com",
+            expired
+        ));
     }
 }
