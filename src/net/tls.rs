@@ -318,8 +318,8 @@ pub fn describe_certificate(der: &CertificateDer<'_>) -> CertificateInfo {
 }
 
 /// How long a verified chain is taken as verified: longer than a run (its deadline), so a
-/// chain is verified once per run, short enough that a certificate expiring or revoked in
-/// between (or an agent's context kept by mistake) is seen on the next full verification.
+/// chain is verified once per run, short enough that a certificate expiring in between (or
+/// an agent's context kept by mistake) is seen on the next full verification.
 const VERIFIED_CHAIN_TTL_SECS: u64 = 60;
 
 /// Chains (the end entity, then the intermediates, as presented) that verified up to a trust
