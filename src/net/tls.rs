@@ -421,6 +421,10 @@ mod tests {
     use super::*;
     use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 
+    const S3_WILDCARD: &str = "*.s3.eu-west-1.amazonaws.com";
+    const BUCKET: &str = "bucket.s3.eu-west-1.amazonaws.com";
+    const OTHER_BUCKET: &str = "other-bucket.s3.eu-west-1.amazonaws.com";
+
     /// A CA and a leaf it issued for `names`: (CA DER, leaf DER).
     fn ca_and_leaf(names: &[&str]) -> (CertificateDer<'static>, CertificateDer<'static>) {
         let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
@@ -456,21 +460,11 @@ mod tests {
 
     #[test]
     fn a_verified_chain_is_verified_once_and_the_name_every_time() {
-        let (root, leaf) = ca_and_leaf(&["*.s3.eu-west-1.amazonaws.com"]);
+        let (root, leaf) = ca_and_leaf(&[S3_WILDCARD]);
         let v = verifier(&root);
         let now = UnixTime::now();
-        assert!(verify(
-            &v,
-            &leaf,
-            "bucket-a.s3.eu-west-1.amazonaws.com",
-            now
-        ));
-        assert!(verify(
-            &v,
-            &leaf,
-            "bucket-b.s3.eu-west-1.amazonaws.com",
-            now
-        ));
+        assert!(verify(&v, &leaf, BUCKET, now));
+        assert!(verify(&v, &leaf, OTHER_BUCKET, now));
         assert_eq!(v.verified_chains.full.load(Ordering::Relaxed), 1);
         // The remembered chain does not stand for a name the certificate does not cover.
         assert!(!verify(&v, &leaf, "dynamodb.eu-west-1.amazonaws.com", now));
@@ -485,44 +479,29 @@ mod tests {
 
     #[test]
     fn a_chain_that_failed_is_never_remembered() {
-        let (_, untrusted_leaf) = ca_and_leaf(&["*.s3.eu-west-1.amazonaws.com"]);
+        let (_, untrusted_leaf) = ca_and_leaf(&[S3_WILDCARD]);
         let (root, _) = ca_and_leaf(&["unused.example"]);
         let v = verifier(&root);
         let now = UnixTime::now();
         for _ in 0..2 {
-            assert!(!verify(
-                &v,
-                &untrusted_leaf,
-                "bucket.s3.eu-west-1.amazonaws.com",
-                now
-            ));
+            assert!(!verify(&v, &untrusted_leaf, BUCKET, now));
         }
         assert_eq!(v.verified_chains.full.load(Ordering::Relaxed), 2);
     }
 
     #[test]
     fn a_remembered_chain_is_verified_again_after_its_time() {
-        let (root, leaf) = ca_and_leaf(&["*.s3.eu-west-1.amazonaws.com"]);
+        let (root, leaf) = ca_and_leaf(&[S3_WILDCARD]);
         let v = verifier(&root);
         let now = UnixTime::now();
-        assert!(verify(&v, &leaf, "bucket.s3.eu-west-1.amazonaws.com", now));
+        assert!(verify(&v, &leaf, BUCKET, now));
         let later = UnixTime::since_unix_epoch(Duration::from_secs(
             now.as_secs() + VERIFIED_CHAIN_TTL_SECS + 1,
         ));
-        assert!(verify(
-            &v,
-            &leaf,
-            "bucket.s3.eu-west-1.amazonaws.com",
-            later
-        ));
+        assert!(verify(&v, &leaf, BUCKET, later));
         assert_eq!(v.verified_chains.full.load(Ordering::Relaxed), 2);
         // rcgen's default validity ends in 4096: after it, the full verification says expired.
         let expired = UnixTime::since_unix_epoch(Duration::from_secs(420_000_000_000));
-        assert!(!verify(
-            &v,
-            &leaf,
-            "bucket.s3.eu-west-1.amazonaws.com",
-            expired
-        ));
+        assert!(!verify(&v, &leaf, BUCKET, expired));
     }
 }
