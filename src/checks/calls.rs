@@ -11,7 +11,7 @@ use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use crate::classify::{self, Classified, ErrorInfo};
-use crate::net::aws::{CaptureResponse, Captured};
+use crate::net::aws::{CaptureInTask, CaptureResponse, Captured};
 use crate::net::aws_error;
 use crate::net::limits::Limits;
 use crate::net::millis;
@@ -40,7 +40,7 @@ impl SdkClients {
     /// The S3 client for `endpoint_url` (None: the SDK's own endpoint rules).
     pub fn s3(&self, endpoint_url: Option<&str>) -> aws_sdk_s3::Client {
         cached(&self.s3, endpoint_url, || {
-            let mut conf = aws_sdk_s3::config::Builder::from(&self.sdk);
+            let mut conf = aws_sdk_s3::config::Builder::from(&self.sdk).interceptor(CaptureInTask);
             if let Some(url) = endpoint_url {
                 conf = conf.endpoint_url(url);
             }
@@ -51,7 +51,8 @@ impl SdkClients {
     /// The DynamoDB client for `endpoint_url` (None: the SDK's own endpoint rules).
     pub fn dynamodb(&self, endpoint_url: Option<&str>) -> aws_sdk_dynamodb::Client {
         cached(&self.dynamodb, endpoint_url, || {
-            let mut conf = aws_sdk_dynamodb::config::Builder::from(&self.sdk);
+            let mut conf =
+                aws_sdk_dynamodb::config::Builder::from(&self.sdk).interceptor(CaptureInTask);
             if let Some(url) = endpoint_url {
                 conf = conf.endpoint_url(url);
             }
@@ -128,7 +129,7 @@ impl CallSite {
         detail: impl FnOnce(&T) -> Option<String>,
     ) -> CallResult
     where
-        F: FnOnce(CaptureResponse) -> Fut,
+        F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
@@ -138,7 +139,7 @@ impl CallSite {
         // is in flight (after its permit), not in every waiting target's future: unboxed, 50
         // targets held ~95 KB each from the start, and copying and first touching them was
         // ~10% of the run's CPU (benches/findings.md).
-        let result = Box::pin(call(capture.clone())).await;
+        let result = capture.around(Box::pin(call())).await;
         let elapsed = started.elapsed();
         let captured = capture.take();
         let mut r = self.blank(operation, action);

@@ -57,14 +57,7 @@ impl TableCalls<'_> {
             site.run(
                 operation,
                 "dynamodb:DescribeTable",
-                |cap| {
-                    client
-                        .describe_table()
-                        .table_name(self.table)
-                        .customize()
-                        .interceptor(cap)
-                        .send()
-                },
+                || client.describe_table().table_name(self.table).send(),
                 |out| {
                     out.table()
                         .and_then(|t| t.table_status())
@@ -103,13 +96,11 @@ impl TableCalls<'_> {
                     regional_site.run(
                         "GetItem",
                         "dynamodb:GetItem",
-                        |cap| {
+                        || {
                             client
                                 .get_item()
                                 .table_name(self.table)
                                 .set_key(Some(key))
-                                .customize()
-                                .interceptor(cap)
                                 .send()
                         },
                         |out| {

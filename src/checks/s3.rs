@@ -15,7 +15,6 @@ use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use super::calls::{CallSite, SdkClients, bounded};
-use crate::net::aws::CaptureResponse;
 use crate::report::{CallOutcome, CallResult};
 
 pub const WRITE_TEST_PREFIX: &str = "vpce-probe-write-test/";
@@ -118,7 +117,7 @@ impl BucketCalls<'_> {
         detail: impl FnOnce(&T) -> Option<String>,
     ) -> CallResult
     where
-        F: FnOnce(CaptureResponse) -> Fut,
+        F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
@@ -137,9 +136,9 @@ impl BucketCalls<'_> {
         self.call(
             "HeadBucket",
             "s3:ListBucket",
-            |cap| {
+            || {
                 let request = client.head_bucket().bucket(self.bucket);
-                request.customize().interceptor(cap).send()
+                request.send()
             },
             |out| out.bucket_region().map(|r| format!("bucket in {r}")),
         )
@@ -150,9 +149,9 @@ impl BucketCalls<'_> {
         self.call(
             "GetBucketLocation",
             "s3:GetBucketLocation",
-            |cap| {
+            || {
                 let request = client.get_bucket_location().bucket(self.bucket);
-                request.customize().interceptor(cap).send()
+                request.send()
             },
             |out| {
                 // An empty constraint is us-east-1; "EU" is the legacy name of eu-west-1.
@@ -171,9 +170,9 @@ impl BucketCalls<'_> {
         self.call(
             "ListObjectsV2",
             "s3:ListBucket",
-            |cap| {
+            || {
                 let request = client.list_objects_v2().bucket(self.bucket).max_keys(1);
-                request.customize().interceptor(cap).send()
+                request.send()
             },
             |out| Some(format!("{} key(s) listed", out.key_count().unwrap_or(0))),
         )
@@ -185,13 +184,13 @@ impl BucketCalls<'_> {
         self.call(
             "GetObject",
             "s3:GetObject",
-            |cap| {
+            || {
                 let request = client
                     .get_object()
                     .bucket(self.bucket)
                     .key(key)
                     .range("bytes=0-15");
-                request.customize().interceptor(cap).send()
+                request.send()
             },
             |out| {
                 Some(format!(
@@ -214,13 +213,13 @@ impl BucketCalls<'_> {
             .call(
                 "PutObject",
                 "s3:PutObject",
-                |cap| {
+                || {
                     let request = client
                         .put_object()
                         .bucket(self.bucket)
                         .key(&key)
                         .body(ByteStream::from_static(b"vpce-probe write test\n"));
-                    request.customize().interceptor(cap).send()
+                    request.send()
                 },
                 |_| Some(format!("wrote {key}")),
             )
@@ -232,9 +231,9 @@ impl BucketCalls<'_> {
             .call(
                 "DeleteObject",
                 "s3:DeleteObject",
-                |cap| {
+                || {
                     let request = client.delete_object().bucket(self.bucket).key(&key);
-                    request.customize().interceptor(cap).send()
+                    request.send()
                 },
                 |_| Some(format!("deleted {key}")),
             )

@@ -372,6 +372,18 @@ impl CaptureResponse {
     pub fn take(&self) -> Option<Captured> {
         self.0.lock().ok().and_then(|mut g| g.take())
     }
+
+    fn keep(&self, response: &HttpResponse) {
+        if let Ok(mut slot) = self.0.lock() {
+            *slot = Some(Captured::of(response));
+        }
+    }
+
+    /// Runs `call` (an S3 or DynamoDB call of the run's clients) with this capture as its
+    /// task's slot, which the clients' [`CaptureInTask`] fills.
+    pub async fn around<F: std::future::Future>(&self, call: F) -> F::Output {
+        CAPTURE_SLOT.scope(self.clone(), call).await
+    }
 }
 
 impl Intercept for CaptureResponse {
@@ -385,9 +397,36 @@ impl Intercept for CaptureResponse {
         _components: &RuntimeComponents,
         _cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        if let Ok(mut slot) = self.0.lock() {
-            *slot = Some(Captured::of(context.response()));
-        }
+        self.keep(context.response());
+        Ok(())
+    }
+}
+
+tokio::task_local! {
+    /// The capture of the call running in this task (set by [`CaptureResponse::around`]).
+    static CAPTURE_SLOT: CaptureResponse;
+}
+
+/// The response capture, registered once on a client: it keeps each response in the capture
+/// of the call that runs in the task ([`CaptureResponse::around`]). A capture added per call
+/// (`customize().interceptor(..)`) made the SDK build a config override layer and runtime
+/// plugins for each of a 50-target run's 350 calls.
+#[derive(Debug)]
+pub struct CaptureInTask;
+
+impl Intercept for CaptureInTask {
+    fn name(&self) -> &'static str {
+        "vpce-probe-capture-in-task"
+    }
+
+    fn read_before_deserialization(
+        &self,
+        context: &BeforeDeserializationInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        // Outside a capture's call (none today) there is nothing to keep.
+        let _ = CAPTURE_SLOT.try_with(|capture| capture.keep(context.response()));
         Ok(())
     }
 }
@@ -457,6 +496,77 @@ mod tests {
             let _ = aws_sdk_dynamodb::Client::new(&sdk);
         }
         assert_eq!(built.load(Ordering::SeqCst), 1, "connectors built");
+    }
+
+    use aws_smithy_runtime_api::client::http::{HttpConnector, HttpConnectorFuture};
+    use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
+
+    /// Answers every request itself, naming the host it was sent to in `x-amz-id-2`.
+    #[derive(Debug)]
+    struct EchoHost;
+
+    impl HttpConnector for EchoHost {
+        fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+            let host = request
+                .uri()
+                .parse::<http::Uri>()
+                .ok()
+                .and_then(|u| u.host().map(str::to_string))
+                .unwrap_or_default();
+            HttpConnectorFuture::ready(Ok(HttpResponse::new(
+                200.try_into().unwrap(),
+                aws_smithy_types::body::SdkBody::empty(),
+            )
+            .tap_header("x-amz-id-2", &host)))
+        }
+    }
+
+    trait TapHeader {
+        fn tap_header(self, name: &'static str, value: &str) -> Self;
+    }
+
+    impl TapHeader for HttpResponse {
+        fn tap_header(mut self, name: &'static str, value: &str) -> Self {
+            self.headers_mut().insert(name, value.to_string());
+            self
+        }
+    }
+
+    #[tokio::test]
+    async fn each_call_keeps_its_own_response_in_one_task() {
+        let http = aws_smithy_runtime_api::client::http::http_client_fn(|_, _| {
+            SharedHttpConnector::new(EchoHost)
+        });
+        let credentials = Credentials::new("AKIDEXAMPLE", "secret", None, None, "test");
+        let sdk = sdk_config(
+            "eu-west-1",
+            http,
+            Some(credentials),
+            Duration::from_secs(1),
+            EndpointFlags::default(),
+        );
+        let conf = aws_sdk_s3::config::Builder::from(&sdk).interceptor(CaptureInTask);
+        let client = aws_sdk_s3::Client::from_conf(conf.build());
+        let (first, second) = (CaptureResponse::default(), CaptureResponse::default());
+        // Two calls polled by one task, as a target's calls are (tokio::join!).
+        let (a, b) = tokio::join!(
+            first.around(client.head_bucket().bucket("bucket-a").send()),
+            second.around(client.head_bucket().bucket("bucket-b").send()),
+        );
+        assert!(a.is_ok() && b.is_ok(), "{a:?} {b:?}");
+        let host =
+            |c: &CaptureResponse| c.take().and_then(|c| c.headers.get("x-amz-id-2").cloned());
+        assert_eq!(
+            host(&first).as_deref(),
+            Some("bucket-a.s3.eu-west-1.amazonaws.com")
+        );
+        assert_eq!(
+            host(&second).as_deref(),
+            Some("bucket-b.s3.eu-west-1.amazonaws.com")
+        );
+        // A call outside any capture's scope is answered as usual and kept nowhere.
+        assert!(client.head_bucket().bucket("bucket-c").send().await.is_ok());
+        assert!(first.take().is_none() && second.take().is_none());
     }
 
     #[tokio::test]
