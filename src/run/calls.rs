@@ -2,6 +2,7 @@
 //! DynamoDB, pinned to the addresses the TCP checks proved), and the control-plane reads.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
@@ -92,7 +93,7 @@ impl NameCtx<'_> {
         let SilenceProofs { sts, ec2 } = silence;
         let have_credentials = credentials.is_some() && !evidence.expired;
         let env = CallEnv {
-            clients: SdkClients::new(sdk.clone()),
+            clients: Arc::new(SdkClients::new(sdk.clone())),
             resolver: &resolver,
             have_credentials,
             account: evidence
@@ -222,21 +223,24 @@ impl NameCtx<'_> {
     /// when one connected, as getaddrinfo orders them (RFC 6724) for a host that can reach it,
     /// so dual-stack names are called over IPv6 like the clients do.
     fn pin_connected(&self, resolver: &PinnedResolver, names: &[String]) {
-        let tcp = self.collector.with(|c| c.tcp.clone());
-        let mut usable: Vec<&TcpAttempt> = tcp
-            .iter()
-            .filter(|a| {
-                a.outcome == TcpOutcome::Connected
-                    && a.origin == AddressOrigin::Application
-                    && names.contains(&a.name)
-            })
-            .collect();
-        usable.sort_by_key(|a| !a.address.contains(':'));
-        for attempt in usable {
-            if resolver.pinned(&attempt.name).is_none()
-                && let Ok(ip) = attempt.address.parse()
+        // Only this target's names' attempts are copied out (each target runs this).
+        let mut usable: Vec<(String, String)> = self.collector.with(|c| {
+            c.tcp
+                .iter()
+                .filter(|a| {
+                    a.outcome == TcpOutcome::Connected
+                        && a.origin == AddressOrigin::Application
+                        && names.contains(&a.name)
+                })
+                .map(|a| (a.name.clone(), a.address.clone()))
+                .collect()
+        });
+        usable.sort_by_key(|(_, address)| !address.contains(':'));
+        for (name, address) in usable {
+            if resolver.pinned(&name).is_none()
+                && let Ok(ip) = address.parse()
             {
-                resolver.pin(&attempt.name, ip);
+                resolver.pin(&name, ip);
             }
         }
     }
@@ -334,22 +338,30 @@ impl NameCtx<'_> {
             }
             _ => None,
         };
-        dynamodb::TableCalls {
-            clients: &env.clients,
-            table: &t.name,
-            item_key: self.cfg.item_key.as_ref(),
-            // The SDKs refuse an explicit URL with FIPS or dual-stack on: they
-            // derive the (same) name themselves then.
-            regional: (
-                (ddb_override.is_some() || !(self.settings.fips() || self.settings.dualstack()))
-                    .then_some(regional_url),
-                site,
-            ),
-            account: account_site,
-            timeout: env.timeout,
-        }
-        .run()
+        // The SDKs refuse an explicit URL with FIPS or dual-stack on: they derive the (same)
+        // name themselves then.
+        let regional = (
+            (ddb_override.is_some() || !(self.settings.fips() || self.settings.dualstack()))
+                .then_some(regional_url),
+            site,
+        );
+        // On the side thread (side.rs): the tables' connections are made and used there.
+        let clients = env.clients.clone();
+        let (table, item_key, timeout) = (t.name.clone(), self.cfg.item_key.clone(), env.timeout);
+        super::side::run(async move {
+            dynamodb::TableCalls {
+                clients: &clients,
+                table: &table,
+                item_key: item_key.as_ref(),
+                regional,
+                account: account_site,
+                timeout,
+            }
+            .run()
+            .await
+        })
         .await
+        .unwrap_or_default()
     }
 
     /// STS and the EC2 API have no path from a private subnet with only gateway endpoints:
@@ -430,15 +442,22 @@ impl NameCtx<'_> {
             .collector
             .with(|c| c.targets.iter().map(|t| t.service).collect());
         let services: Vec<Service> = services.into_iter().collect();
-        read_control_plane(
-            sdk,
-            instance,
-            self.region,
-            &services,
-            timeout,
-            cfg.reachability_analyzer.then_some(self.budget.deadline),
-        )
+        let (sdk, instance, region) = (sdk.clone(), instance.clone(), self.region.to_string());
+        let analyzer_deadline = cfg.reachability_analyzer.then_some(self.budget.deadline);
+        // Its own thread (side.rs): the reads need nothing from the data plane.
+        super::side::run(async move {
+            read_control_plane(
+                &sdk,
+                &instance,
+                &region,
+                &services,
+                timeout,
+                analyzer_deadline,
+            )
+            .await
+        })
         .await
+        .flatten()
     }
 }
 
@@ -478,7 +497,8 @@ impl Proof {
 
 /// What every target's calls share.
 struct CallEnv<'a> {
-    clients: SdkClients,
+    /// Shared with the side thread, which makes the tables' calls (side.rs).
+    clients: Arc<SdkClients>,
     resolver: &'a PinnedResolver,
     have_credentials: bool,
     account: Option<String>,

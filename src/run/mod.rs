@@ -11,6 +11,7 @@ mod calls;
 mod names;
 mod pending;
 mod ready;
+mod side;
 mod targets;
 
 use std::sync::{Arc, Mutex};

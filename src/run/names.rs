@@ -281,8 +281,10 @@ impl NameCtx<'_> {
         };
         // The calls go to the applications' addresses, straight unless the SDK's client
         // takes a proxy for this name: only such a connection is one the calls would open.
+        // The tables' calls run on the side thread over connections of their own (calls.rs).
         if let Some(stream) = verified
             && origin == AddressOrigin::Application
+            && service != Service::Dynamodb
             && self.sdk_connects_directly(name, socket)
         {
             self.handoff.park(name, ip, socket.port, stream);
