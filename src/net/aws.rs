@@ -462,6 +462,8 @@ pub fn provider_name(credentials: &Credentials) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aws_smithy_runtime_api::client::http::{HttpConnector, HttpConnectorFuture};
+    use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
 
     #[test]
     fn provider_name_is_read_and_secrets_are_not() {
@@ -497,9 +499,6 @@ mod tests {
         }
         assert_eq!(built.load(Ordering::SeqCst), 1, "connectors built");
     }
-
-    use aws_smithy_runtime_api::client::http::{HttpConnector, HttpConnectorFuture};
-    use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
 
     /// Answers every request itself, naming the host it was sent to in `x-amz-id-2`.
     #[derive(Debug)]
