@@ -10,7 +10,7 @@ use aws_credential_types::Credentials;
 use aws_credential_types::provider::ProvideCredentials;
 use aws_types::region::Region;
 
-use crate::net::aws::{CaptureResponse, provider_name};
+use crate::net::aws::provider_name;
 use crate::net::aws_error::{self, FailureKind};
 use crate::net::millis;
 use crate::report::CredentialsEvidence;
@@ -71,12 +71,7 @@ pub async fn caller_identity(
     timeout: Duration,
 ) {
     let client = aws_sdk_sts::Client::new(sdk);
-    let capture = CaptureResponse::default();
-    let call = client
-        .get_caller_identity()
-        .customize()
-        .interceptor(capture.clone())
-        .send();
+    let call = client.get_caller_identity().send();
     match tokio::time::timeout(timeout * 2, call).await {
         Err(_) => {
             evidence.identity_error = Some(format!(

@@ -386,22 +386,6 @@ impl CaptureResponse {
     }
 }
 
-impl Intercept for CaptureResponse {
-    fn name(&self) -> &'static str {
-        "vpce-probe-capture-response"
-    }
-
-    fn read_before_deserialization(
-        &self,
-        context: &BeforeDeserializationInterceptorContextRef<'_>,
-        _components: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        self.keep(context.response());
-        Ok(())
-    }
-}
-
 tokio::task_local! {
     /// The capture of the call running in this task (set by [`CaptureResponse::around`]).
     static CAPTURE_SLOT: CaptureResponse;
